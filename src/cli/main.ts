@@ -1,0 +1,31 @@
+// Entry point of the `vio4wd` command: each role registers its own subcommands.
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../util/version.js';
+import { errorMessage, VioError } from '../util/errors.js';
+
+export type Register = (program: Command) => void;
+
+const roles: Register[] = [];
+
+export function buildProgram(): Command {
+  const program = new Command('vio4wd')
+    .description('Kubernetes-native virtio-forwarder: DPDK relays between SR-IOV VFs and vhost-user sockets')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const register of roles) register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    const code = err instanceof VioError ? ` [${err.code}]` : '';
+    process.stderr.write(`vio4wd: ${errorMessage(err)}${code}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,141 @@
+// Types of the engine facade: the one API the control plane uses to drive the native DPDK relay
+// engine (native/). Everything here is plain data; the Engine class lives in ./engine.ts.
+
+/** How the DPDK EAL starts. One engine per process: DPDK cannot be started twice. */
+export interface EngineOptions {
+  /** CPUs that run poll-mode workers, one worker each. At least one. */
+  workerCpus: number[];
+  /** CPU of the EAL main lcore (the engine's control thread, which sleeps). Default: workerCpus[0]'s
+   *  neighbour not in workerCpus, or the same CPU as the first worker when there is none. */
+  mainCpu?: number;
+  /** hugetlbfs mount to use (EAL --huge-dir). */
+  hugeDir?: string;
+  /** EAL --file-prefix; distinct per process that shares a hugetlbfs mount. */
+  filePrefix?: string;
+  /** EAL --in-memory: no hugepage files on disk, nothing to clean up after a crash. */
+  inMemory?: boolean;
+  /** EAL --socket-mem, MiB per NUMA node. */
+  socketMemMb?: number[];
+  /** EAL --no-pci (tests and machines without VFs). */
+  noPci?: boolean;
+  /** Extra EAL arguments, appended last. */
+  extraEalArgs?: string[];
+  /** DPDK log level 1..8 (EAL --log-level). */
+  logLevel?: number;
+  /** Defaults for every relay's vhost-user features (a relay may override). */
+  mergeableRxBuffers?: boolean;
+  tso?: boolean;
+  /** Frames up to 9216 bytes (mbufs sized for jumbo frames). */
+  jumbo?: boolean;
+}
+
+export type VhostMode = 'server' | 'client';
+
+/** Where a relay's VF comes from: exactly one of pciAddresses or devargs. */
+export interface VfSource {
+  /** One PCI address (DDDD:BB:DD.F) = one VF; two or more = a bond of them. */
+  pciAddresses?: string[];
+  /** Any DPDK devargs string, e.g. "net_tap0,iface=vf0" (virtual devices as VF stand-ins). */
+  devargs?: string;
+  /** Bond mode 0..6 when pciAddresses has two or more entries (default 1, active-backup). */
+  bondMode?: number;
+  /** Bond device name (default net_bonding_vio<relay id>). */
+  bondName?: string;
+}
+
+export interface RelayConfig {
+  /** Engine-wide relay number, 0 <= id < MAX_RELAYS (1024). */
+  id: number;
+  vf: VfSource;
+  /** Absolute path of the vhost-user socket; its directory must exist. */
+  socketPath: string;
+  /** server: the relay creates the socket; client: the relay connects (and reconnects) to it. */
+  mode: VhostMode;
+  /** Socket ownership and permissions (server mode), applied after the socket is created. */
+  socketOwner?: number;
+  socketGroup?: number;
+  socketPerm?: number;
+  /** Queue pairs, 1..32. */
+  queues: number;
+  mtu?: number;
+  mergeableRxBuffers?: boolean;
+  tso?: boolean;
+  /** NUMA node for the relay's memory; default: the VF's node, else 0. */
+  numaNode?: number;
+  /** Worker CPUs for each direction; default: the least loaded NUMA-local worker. */
+  cpus?: { vfToVm?: number; vmToVf?: number };
+}
+
+/** Counters of one direction, with virtio-forwarder's RelayState meanings. */
+export interface DirectionCounters {
+  /** Received from the source side (VF for vfToVm, VM for vmToVf). */
+  rxPackets: number;
+  rxBytes: number;
+  /** Sent to the far side. */
+  txPackets: number;
+  txBytes: number;
+  /** Dropped because the far side's queue was full. */
+  droppedQueueFullPackets: number;
+  droppedQueueFullBytes: number;
+  /** Dropped because the far side was not connected (no guest, or VF link down). */
+  droppedNotConnectedPackets: number;
+  droppedNotConnectedBytes: number;
+}
+
+export interface RelayStats {
+  id: number;
+  vfToVm: DirectionCounters;
+  vmToVf: DirectionCounters;
+  /** The same counters per queue pair. */
+  queues: { queue: number; vfToVm: DirectionCounters; vmToVf: DirectionCounters }[];
+}
+
+export interface RelayInfo {
+  id: number;
+  socketPath: string;
+  mode: VhostMode;
+  queues: number;
+  numaNode: number;
+  /** DPDK port id of the VF (or bond) and its name. */
+  portId: number;
+  portName: string;
+  /** VF MAC address, aa:bb:cc:dd:ee:ff. */
+  mac: string;
+  linkUp: boolean;
+  guestConnected: boolean;
+  /** Vrings the guest has enabled. */
+  enabledQueues: number;
+  cpus: { vfToVm: number; vmToVf: number };
+}
+
+export interface WorkerInfo {
+  cpu: number;
+  lcore: number;
+  numaNode: number;
+  /** Relay directions this worker polls. */
+  directions: number;
+}
+
+export interface MemoryInfo {
+  mempools: { numaNode: number; name: string; size: number; inUse: number; bytes: number }[];
+  /** Hugepage memory the EAL has mapped, bytes. */
+  hugepageBytes: number;
+}
+
+export type EngineEvent =
+  | { type: 'guest-connected'; relayId: number }
+  | { type: 'guest-disconnected'; relayId: number }
+  | { type: 'vring-state'; relayId: number; queue: number; enabled: boolean }
+  | { type: 'link'; relayId: number; up: boolean }
+  | { type: 'vf-removed'; relayId: number };
+
+/** Stable error codes the engine's Errors carry in `code`. */
+export type EngineErrorCode =
+  | 'EALREADY' // engine already started
+  | 'ENOTSTARTED' // call before start
+  | 'EINVAL' // bad argument (message names it)
+  | 'EEXIST' // relay id or socket path already in use
+  | 'ENOENT' // no such relay, or socket directory missing
+  | 'ENODEV' // VF not found / probe failed
+  | 'ENOMEM' // out of hugepage memory or mbufs
+  | 'EIO'; // DPDK call failed (message names the call and rte_strerror)

@@ -1,0 +1,105 @@
+// The node's desired and observed relay state, as RelayManager keeps it. Other roles (ZeroMQ
+// control, device plugin, Kubernetes reconciler, metrics) see relays only through these types.
+
+export type RelayOrigin = 'config' | 'zmq' | 'kubernetes';
+
+/** Picks a VF on this node (the operator schedules with the same selector). */
+export interface VfSelector {
+  pfName?: string;
+  vendor?: string; // hex, e.g. "8086"
+  device?: string; // hex, e.g. "154c"
+  /** Inclusive VF index range on the PF, "0-7" or "3". */
+  vfIndexRange?: string;
+}
+
+export interface RelayVf {
+  /** One VF by PCI address; or several (a bond). */
+  pciAddresses?: string[];
+  selector?: VfSelector;
+  /** DPDK devargs of a virtual device (VF stand-in). */
+  devargs?: string;
+  bondMode?: number;
+  bondName?: string;
+}
+
+export interface RelayVhostUser {
+  mode: 'client' | 'server';
+  /** Directory for the socket; the file name comes from the relay. */
+  socketDir?: string;
+  /** Full socket path; wins over socketDir. */
+  socketPath?: string;
+  owner?: string | number;
+  group?: string | number;
+  /** Octal permission string, e.g. "0660". */
+  perm?: string;
+}
+
+/** One relay as the user (config file, ZeroMQ client, VirtioRelay CR) asked for it. */
+export interface RelaySpec {
+  /** Unique on the node and stable: the device plugin's device ID. [a-z0-9]([-a-z0-9.]*[a-z0-9])? */
+  name: string;
+  /** virtio-forwarder relay number; chosen by the manager when absent. */
+  id?: number;
+  origin: RelayOrigin;
+  vf: RelayVf;
+  vhostUser: RelayVhostUser;
+  queues?: number;
+  /** The MAC the VM uses; set on the VF through its PF when the VF is a real one. */
+  mac?: string;
+  mtu?: number;
+  /** Device-plugin pool, "vio4wd.io/<pool>" (default vio4wd.io/vhostuser). */
+  resourceName?: string;
+  numaNode?: number;
+  /** Worker CPUs: [both] or [vfToVm, vmToVf]. */
+  cpus?: number[];
+  /** External label (e.g. a Neutron port id or namespace/name of a CR). */
+  ident?: string;
+  /** Generation of the object this came from (CRs), echoed in status. */
+  generation?: number;
+}
+
+export type RelayPhase = 'Pending' | 'Configuring' | 'Ready' | 'Failed' | 'Terminating';
+
+export type ConditionType = 'VFAttached' | 'SocketReady' | 'GuestConnected' | 'Ready';
+
+export interface Condition {
+  type: ConditionType;
+  status: 'True' | 'False' | 'Unknown';
+  /** CamelCase word a user can search for, e.g. VFNotFound, SocketDirMissing. */
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+export interface RelayStatus {
+  name: string;
+  id: number;
+  origin: RelayOrigin;
+  phase: RelayPhase;
+  conditions: Condition[];
+  /** Resolved VF PCI address(es) or devargs. */
+  pciAddress?: string;
+  socketPath: string;
+  mode: 'client' | 'server';
+  queues: number;
+  mac?: string;
+  mtu?: number;
+  numaNode: number;
+  resourceName: string;
+  /** Healthy for the device plugin: VF attached, link up, socket ready, engine healthy. */
+  healthy: boolean;
+  observedGeneration?: number;
+  /** Worker CPUs serving each direction. */
+  cpus?: { vfToVm: number; vmToVf: number };
+  ident?: string;
+}
+
+/** What other roles need from RelayManager; the manager emits 'change' on every status change. */
+export interface RelayView {
+  list(): RelayStatus[];
+  get(name: string): RelayStatus | undefined;
+  on(event: 'change', listener: (status: RelayStatus) => void): unknown;
+  on(event: 'removed', listener: (name: string) => void): unknown;
+  off(event: 'change', listener: (status: RelayStatus) => void): unknown;
+  off(event: 'removed', listener: (name: string) => void): unknown;
+}
