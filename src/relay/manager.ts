@@ -1,0 +1,586 @@
+// RelayManager: the node's one source of desired relay state. Relays arrive from static config,
+// ZeroMQ port control or Kubernetes; each is reconciled into the engine on its own serial
+// chain, with retries and backoff, so one failing relay never disturbs the others.
+import { EventEmitter } from 'node:events';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
+import type { Logger } from '../util/log.js';
+import { ValidationError, VioError, errorMessage } from '../util/errors.js';
+import type { EngineEvent, RelayConfig, RelayInfo, VfSource } from '../engine/types.js';
+import type { RelaySpec, RelayStatus, RelayVf, RelayView } from './types.js';
+import { deriveReady, initialConditions, phaseFor, setCondition } from './conditions.js';
+
+/** The part of the engine facade RelayManager drives (src/engine/Engine implements it). */
+export interface RelayEngine {
+  addRelay(cfg: RelayConfig): Promise<RelayInfo>;
+  removeRelay(id: number): Promise<void>;
+  setRelayCpus(id: number, cpus: { vfToVm: number; vmToVf: number }): Promise<void>;
+  relay(id: number): RelayInfo | undefined;
+  on(event: 'event', listener: (e: EngineEvent) => void): unknown;
+  off(event: 'event', listener: (e: EngineEvent) => void): unknown;
+}
+
+export interface ResolvedVf {
+  vf: VfSource;
+  /** PCI address(es) or devargs, as status shows them. */
+  display: string;
+  numaNode?: number;
+}
+
+/** Turns a relay's VF (address, selector or devargs) into what the engine attaches, and prepares
+ *  real VFs (driver binding, MAC). src/sriov provides the host implementation. */
+export interface VfResolver {
+  resolve(relayName: string, vf: RelayVf, opts: { mac?: string }): Promise<ResolvedVf>;
+  release(relayName: string): void;
+}
+
+export interface RelayDefaults {
+  /** Directory for sockets of relays that give no socketPath. */
+  socketDir: string;
+  /** File name with exactly one %u for the relay id (virtio-forwarder's pattern). */
+  socketNamePattern: string;
+  mode: 'client' | 'server';
+  queues: number;
+  resourceName: string;
+  owner?: number;
+  group?: number;
+  perm?: number;
+  mergeableRxBuffers?: boolean;
+  tso?: boolean;
+}
+
+export interface RelayManagerOptions {
+  engine: RelayEngine;
+  logger: Logger;
+  defaults?: Partial<RelayDefaults>;
+  resolver?: VfResolver;
+  /** Backoff for retries after a failed attach. */
+  retry?: { initialMs: number; maxMs: number };
+  /** Largest relay id + 1. */
+  maxRelays?: number;
+}
+
+export const DEFAULT_RELAY_DEFAULTS: RelayDefaults = {
+  socketDir: '/tmp/virtio-forwarder',
+  socketNamePattern: 'virtio-forwarder%u.sock',
+  mode: 'server',
+  queues: 1,
+  resourceName: 'vio4wd.io/vhostuser',
+};
+
+const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const PCI_RE = /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/;
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+/** Errors the engine reports that will not go away by retrying the same spec. */
+const PERMANENT = new Set(['EINVAL']);
+
+const REASONS: Record<string, string> = {
+  ENODEV: 'VFNotFound',
+  ENOENT: 'SocketDirMissing',
+  EEXIST: 'AlreadyInUse',
+  ENOMEM: 'OutOfHugepages',
+  EINVAL: 'InvalidSpec',
+  EIO: 'EngineError',
+  ENOTSTARTED: 'EngineNotStarted',
+  EBUSY: 'VFInUse',
+};
+
+interface Entry {
+  spec: RelaySpec;
+  id: number;
+  socketPath: string;
+  status: RelayStatus;
+  /** The engine holds this relay, with the config whose key is appliedKey. */
+  attached: boolean;
+  appliedKey: string;
+  appliedCpus?: string;
+  attempt: number;
+  retryTimer?: NodeJS.Timeout;
+  chain: Promise<void>;
+  removed: boolean;
+  failed: boolean;
+}
+
+export class RelayManager extends EventEmitter implements RelayView {
+  private readonly engine: RelayEngine;
+  private readonly log: Logger;
+  private readonly defaults: RelayDefaults;
+  private readonly resolver: VfResolver | undefined;
+  private readonly retry: { initialMs: number; maxMs: number };
+  private readonly maxRelays: number;
+  private readonly entries = new Map<string, Entry>();
+  private readonly byId = new Map<number, Entry>();
+  private closed = false;
+  private readonly onEngineEvent = (e: EngineEvent): void => this.handleEngineEvent(e);
+
+  constructor(opts: RelayManagerOptions) {
+    super();
+    this.engine = opts.engine;
+    this.log = opts.logger.child({ component: 'relay' });
+    this.defaults = { ...DEFAULT_RELAY_DEFAULTS, ...stripUndefined(opts.defaults ?? {}) };
+    this.resolver = opts.resolver;
+    this.retry = opts.retry ?? { initialMs: 1000, maxMs: 60_000 };
+    this.maxRelays = opts.maxRelays ?? 1024;
+    this.engine.on('event', this.onEngineEvent);
+  }
+
+  list(): RelayStatus[] {
+    return [...this.entries.values()].map((e) => cloneStatus(e.status));
+  }
+
+  get(name: string): RelayStatus | undefined {
+    const e = this.entries.get(name);
+    return e ? cloneStatus(e.status) : undefined;
+  }
+
+  getById(id: number): RelayStatus | undefined {
+    const e = this.byId.get(id);
+    return e ? cloneStatus(e.status) : undefined;
+  }
+
+  spec(name: string): RelaySpec | undefined {
+    const e = this.entries.get(name);
+    return e ? structuredClone(e.spec) : undefined;
+  }
+
+  /**
+   * Adds or updates a relay's desired state and starts reconciling it. Throws ValidationError
+   * for a spec that cannot be tracked at all (bad field, id or socket taken by another relay);
+   * everything that can only be found out by trying (VF missing, out of memory) shows up as
+   * phase Failed with a reason, retried with backoff.
+   */
+  apply(input: RelaySpec): RelayStatus {
+    if (this.closed) throw new VioError('ESHUTDOWN', 'relay manager is shutting down');
+    const spec = normalizeSpec(input, this.defaults);
+    const existing = this.entries.get(spec.name);
+    const id = spec.id ?? existing?.id ?? this.freeId();
+    if (id < 0 || id >= this.maxRelays) {
+      throw new ValidationError('id', `relay id ${id} is out of range: use 0..${this.maxRelays - 1}`);
+    }
+    const other = this.byId.get(id);
+    if (other && other.spec.name !== spec.name) {
+      throw new ValidationError('id', `relay id ${id} is already used by relay "${other.spec.name}": pick another id or remove that relay`);
+    }
+    const socketPath = this.socketPathFor(spec, id);
+    for (const e of this.entries.values()) {
+      if (e.spec.name !== spec.name && e.socketPath === socketPath) {
+        throw new ValidationError('vhostUser.socketPath', `socket ${socketPath} is already used by relay "${e.spec.name}": give this relay its own socket path`);
+      }
+    }
+    if (existing && !existing.removed) {
+      if (existing.id !== id) this.byId.delete(existing.id);
+      existing.spec = spec;
+      existing.id = id;
+      existing.socketPath = socketPath;
+      existing.status.id = id;
+      existing.status.socketPath = socketPath;
+      this.refreshStaticStatus(existing);
+      this.byId.set(id, existing);
+      existing.attempt = 0;
+      this.schedule(existing);
+      return cloneStatus(existing.status);
+    }
+    const now = new Date().toISOString();
+    const entry: Entry = {
+      spec,
+      id,
+      socketPath,
+      attached: false,
+      appliedKey: '',
+      attempt: 0,
+      chain: existing?.chain ?? Promise.resolve(),
+      removed: false,
+      failed: false,
+      status: {
+        name: spec.name,
+        id,
+        origin: spec.origin,
+        phase: 'Pending',
+        conditions: initialConditions(now),
+        socketPath,
+        mode: spec.vhostUser.mode,
+        queues: spec.queues ?? this.defaults.queues,
+        numaNode: spec.numaNode ?? 0,
+        resourceName: spec.resourceName ?? this.defaults.resourceName,
+        healthy: false,
+      },
+    };
+    this.refreshStaticStatus(entry);
+    this.entries.set(spec.name, entry);
+    this.byId.set(id, entry);
+    this.log.info({ relay: spec.name, id, origin: spec.origin, socket: socketPath }, 'relay added');
+    this.emitChange(entry);
+    this.schedule(entry);
+    return cloneStatus(entry.status);
+  }
+
+  /** Removes a relay: detaches it from the engine, then forgets it. Resolves when it is gone. */
+  async remove(name: string): Promise<boolean> {
+    const entry = this.entries.get(name);
+    if (!entry || entry.removed) return false;
+    entry.removed = true;
+    clearTimeout(entry.retryTimer);
+    entry.status.phase = 'Terminating';
+    this.emitChange(entry);
+    entry.chain = entry.chain.then(() => this.detach(entry)).catch((err: unknown) => {
+      this.log.error({ relay: name, err: errorMessage(err) }, 'relay removal failed in the engine');
+    });
+    await entry.chain;
+    if (this.entries.get(name) === entry) {
+      this.entries.delete(name);
+      if (this.byId.get(entry.id) === entry) this.byId.delete(entry.id);
+      this.resolver?.release(name);
+      this.log.info({ relay: name, id: entry.id }, 'relay removed');
+      this.emit('removed', name);
+    }
+    return true;
+  }
+
+  /** Moves a relay's directions to other worker CPUs (core scheduling). */
+  setCpus(name: string, cpus: number[]): RelayStatus {
+    const entry = this.entries.get(name);
+    if (!entry || entry.removed) throw new VioError('ENOENT', `no relay named "${name}"`);
+    entry.spec.cpus = [...cpus];
+    this.schedule(entry);
+    return cloneStatus(entry.status);
+  }
+
+  /** Resolves once every queued reconcile step has run (tests and orderly shutdown). */
+  async settled(): Promise<void> {
+    let chains: Promise<void>[];
+    do {
+      chains = [...this.entries.values()].map((e) => e.chain);
+      await Promise.all(chains);
+    } while ([...this.entries.values()].some((e, i) => e.chain !== chains[i]));
+  }
+
+  /** Detaches every relay (clean shutdown); the manager accepts nothing afterwards. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.entries.keys()].map((n) => this.remove(n)));
+    this.engine.off('event', this.onEngineEvent);
+  }
+
+  private freeId(): number {
+    // virtio-forwarder numbers relays from 1
+    for (let id = 1; id < this.maxRelays; id++) if (!this.byId.has(id)) return id;
+    throw new VioError('ENOSPC', `all ${this.maxRelays - 1} relay ids are in use`);
+  }
+
+  private socketPathFor(spec: RelaySpec, id: number): string {
+    const v = spec.vhostUser;
+    if (v.socketPath) return v.socketPath;
+    return join(v.socketDir ?? this.defaults.socketDir, this.defaults.socketNamePattern.replace('%u', String(id)));
+  }
+
+  private refreshStaticStatus(entry: Entry): void {
+    const s = entry.status;
+    const spec = entry.spec;
+    s.mode = spec.vhostUser.mode;
+    s.queues = spec.queues ?? this.defaults.queues;
+    s.resourceName = spec.resourceName ?? this.defaults.resourceName;
+    s.mac = spec.mac?.toLowerCase() ?? s.mac;
+    s.mtu = spec.mtu;
+    s.ident = spec.ident;
+    if (spec.numaNode !== undefined) s.numaNode = spec.numaNode;
+    if (spec.generation !== undefined) s.observedGeneration = spec.generation;
+  }
+
+  private schedule(entry: Entry): void {
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = undefined;
+    entry.chain = entry.chain
+      .then(() => this.reconcile(entry))
+      .catch((err: unknown) => this.log.error({ relay: entry.spec.name, err: errorMessage(err) }, 'reconcile crashed'));
+  }
+
+  private async reconcile(entry: Entry): Promise<void> {
+    if (entry.removed || this.closed) return;
+    const key = configKey(entry);
+    if (entry.attached && entry.appliedKey === key) {
+      await this.applyCpus(entry);
+      this.observe(entry);
+      return;
+    }
+    if (entry.attached) await this.detach(entry);
+    await this.attach(entry, key);
+  }
+
+  private async attach(entry: Entry, key: string): Promise<void> {
+    const { spec } = entry;
+    const now = () => new Date().toISOString();
+    entry.failed = false;
+    entry.status.phase = 'Configuring';
+    this.emitChange(entry);
+    try {
+      const resolved = await this.resolveVf(spec);
+      entry.status.pciAddress = resolved.display;
+      if (resolved.numaNode !== undefined && spec.numaNode === undefined) entry.status.numaNode = resolved.numaNode;
+      await this.ensureSocketDir(entry);
+      const cfg = this.engineConfig(entry, resolved);
+      const info = await this.engine.addRelay(cfg);
+      entry.attached = true;
+      entry.appliedKey = key;
+      entry.appliedCpus = cpusKey(cfg.cpus);
+      entry.attempt = 0;
+      entry.status.numaNode = info.numaNode;
+      entry.status.mac = spec.mac?.toLowerCase() ?? info.mac;
+      entry.status.cpus = { ...info.cpus };
+      this.log.info({ relay: spec.name, id: entry.id, port: info.portName, socket: info.socketPath }, 'relay attached');
+      this.observe(entry);
+    } catch (err) {
+      const code = err instanceof VioError || (err instanceof Error && 'code' in err) ? String((err as { code: unknown }).code) : 'EIO';
+      const reason = REASONS[code] ?? 'EngineError';
+      const message = errorMessage(err);
+      entry.failed = true;
+      const t = now();
+      const c = entry.status.conditions;
+      if (reason === 'SocketDirMissing' || reason === 'AlreadyInUse') {
+        setCondition(c, 'SocketReady', 'False', reason, message, t);
+      } else {
+        setCondition(c, 'VFAttached', 'False', reason, message, t);
+      }
+      setCondition(c, 'GuestConnected', 'False', 'NotAttached', 'relay is not attached', t);
+      this.updateDerived(entry);
+      const permanent = PERMANENT.has(code);
+      this.log.warn({ relay: spec.name, id: entry.id, code, reason, err: message, retry: !permanent }, 'relay attach failed');
+      if (!permanent) this.retryLater(entry);
+    }
+  }
+
+  private retryLater(entry: Entry): void {
+    const delay = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** entry.attempt);
+    entry.attempt++;
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = setTimeout(() => this.schedule(entry), delay);
+  }
+
+  private async detach(entry: Entry): Promise<void> {
+    if (!entry.attached) return;
+    try {
+      await this.engine.removeRelay(entry.id);
+    } catch (err) {
+      // ENOENT: the engine no longer has it (e.g. VF removed); nothing left to release
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+    entry.attached = false;
+    entry.appliedKey = '';
+    const t = new Date().toISOString();
+    setCondition(entry.status.conditions, 'VFAttached', 'False', 'Detached', 'relay detached from the engine', t);
+    setCondition(entry.status.conditions, 'SocketReady', 'False', 'Detached', 'socket closed', t);
+    setCondition(entry.status.conditions, 'GuestConnected', 'False', 'Detached', 'relay detached', t);
+    this.updateDerived(entry);
+  }
+
+  private async applyCpus(entry: Entry): Promise<void> {
+    const want = this.wantedCpus(entry.spec);
+    if (!want || cpusKey(want) === entry.appliedCpus) return;
+    const cur = this.engine.relay(entry.id)?.cpus;
+    const next = { vfToVm: want.vfToVm ?? cur?.vfToVm ?? 0, vmToVf: want.vmToVf ?? cur?.vmToVf ?? 0 };
+    await this.engine.setRelayCpus(entry.id, next);
+    entry.appliedCpus = cpusKey(want);
+    entry.status.cpus = next;
+    this.log.info({ relay: entry.spec.name, cpus: next }, 'relay moved to other workers');
+  }
+
+  /** Reads the engine's view of an attached relay into conditions. */
+  private observe(entry: Entry): void {
+    const info = this.engine.relay(entry.id);
+    const t = new Date().toISOString();
+    const c = entry.status.conditions;
+    if (!info) {
+      setCondition(c, 'VFAttached', 'False', 'NotAttached', 'the engine does not hold this relay', t);
+      this.updateDerived(entry);
+      return;
+    }
+    entry.status.cpus = { ...info.cpus };
+    if (info.linkUp) {
+      setCondition(c, 'VFAttached', 'True', 'Attached', `VF ${entry.status.pciAddress ?? info.portName} attached as DPDK port ${info.portId}`, t);
+    } else {
+      setCondition(c, 'VFAttached', 'False', 'LinkDown', `VF ${entry.status.pciAddress ?? info.portName} is attached but its link is down`, t);
+    }
+    if (info.mode === 'server') {
+      setCondition(c, 'SocketReady', 'True', 'Listening', `listening on ${info.socketPath}`, t);
+    } else {
+      setCondition(c, 'SocketReady', 'True', 'Connecting', `connecting to ${info.socketPath} (the VM side creates it); reconnects when it goes away`, t);
+    }
+    if (info.guestConnected) {
+      setCondition(c, 'GuestConnected', 'True', 'GuestConnected', `guest connected, ${info.enabledQueues} vring(s) enabled`, t);
+    } else {
+      setCondition(c, 'GuestConnected', 'False', 'WaitingForGuest', 'no guest on the socket yet', t);
+    }
+    this.updateDerived(entry);
+  }
+
+  private updateDerived(entry: Entry): void {
+    const t = new Date().toISOString();
+    const ready = deriveReady(entry.status.conditions, t);
+    entry.status.healthy = ready && entry.attached;
+    const configuring = !entry.failed && !entry.attached;
+    entry.status.phase = phaseFor(ready, entry.failed, entry.removed, configuring);
+    this.emitChange(entry);
+  }
+
+  private handleEngineEvent(e: EngineEvent): void {
+    const entry = this.byId.get(e.relayId);
+    if (!entry || entry.removed || !entry.attached) return;
+    if (e.type === 'vf-removed') {
+      const t = new Date().toISOString();
+      entry.failed = true;
+      setCondition(entry.status.conditions, 'VFAttached', 'False', 'VFRemoved', 'the VF was removed from the host; reattaching when it comes back', t);
+      this.updateDerived(entry);
+      this.log.warn({ relay: entry.spec.name, id: entry.id }, 'VF removed');
+      // detach now, then try to attach again with backoff until the VF is back
+      entry.chain = entry.chain
+        .then(() => this.detach(entry))
+        .then(() => {
+          entry.failed = true;
+          setCondition(entry.status.conditions, 'VFAttached', 'False', 'VFRemoved', 'the VF was removed from the host; reattaching when it comes back', new Date().toISOString());
+          this.updateDerived(entry);
+          this.retryLater(entry);
+        })
+        .catch((err: unknown) => this.log.error({ relay: entry.spec.name, err: errorMessage(err) }, 'detach after VF removal failed'));
+      return;
+    }
+    this.observe(entry);
+  }
+
+  private async resolveVf(spec: RelaySpec): Promise<ResolvedVf> {
+    const vf = spec.vf;
+    if (this.resolver) return this.resolver.resolve(spec.name, vf, { mac: spec.mac });
+    if (vf.devargs) return { vf: { devargs: vf.devargs }, display: vf.devargs };
+    if (vf.pciAddresses?.length) {
+      return {
+        vf: { pciAddresses: vf.pciAddresses, bondMode: vf.bondMode, bondName: vf.bondName },
+        display: vf.pciAddresses.join(','),
+      };
+    }
+    throw new VioError('EINVAL', 'vf.selector needs VF discovery, which this agent was started without');
+  }
+
+  private async ensureSocketDir(entry: Entry): Promise<void> {
+    const dir = dirname(entry.socketPath);
+    const managed = !entry.spec.vhostUser.socketPath;
+    if (managed) {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      return;
+    }
+    try {
+      const st = await stat(dir);
+      if (!st.isDirectory()) throw new VioError('ENOENT', `socket directory ${dir} is not a directory`);
+    } catch (err) {
+      if (err instanceof VioError) throw err;
+      throw new VioError('ENOENT', `socket directory ${dir} does not exist: create it or fix vhostUser.socketPath`);
+    }
+  }
+
+  private wantedCpus(spec: RelaySpec): { vfToVm?: number; vmToVf?: number } | undefined {
+    const cpus = spec.cpus;
+    if (!cpus || cpus.length === 0) return undefined;
+    return { vfToVm: cpus[0], vmToVf: cpus[1] ?? cpus[0] };
+  }
+
+  private engineConfig(entry: Entry, resolved: ResolvedVf): RelayConfig {
+    const { spec } = entry;
+    const v = spec.vhostUser;
+    const cfg: RelayConfig = {
+      id: entry.id,
+      vf: resolved.vf,
+      socketPath: entry.socketPath,
+      mode: v.mode,
+      queues: spec.queues ?? this.defaults.queues,
+    };
+    const owner = typeof v.owner === 'number' ? v.owner : this.defaults.owner;
+    const group = typeof v.group === 'number' ? v.group : this.defaults.group;
+    const perm = v.perm !== undefined ? parseInt(v.perm, 8) : this.defaults.perm;
+    if (owner !== undefined) cfg.socketOwner = owner;
+    if (group !== undefined) cfg.socketGroup = group;
+    if (perm !== undefined) cfg.socketPerm = perm;
+    if (spec.mtu !== undefined) cfg.mtu = spec.mtu;
+    if (this.defaults.mergeableRxBuffers !== undefined) cfg.mergeableRxBuffers = this.defaults.mergeableRxBuffers;
+    if (this.defaults.tso !== undefined) cfg.tso = this.defaults.tso;
+    const numa = spec.numaNode ?? resolved.numaNode;
+    if (numa !== undefined) cfg.numaNode = numa;
+    const cpus = this.wantedCpus(spec);
+    if (cpus) cfg.cpus = cpus;
+    return cfg;
+  }
+
+  private emitChange(entry: Entry): void {
+    if (this.entries.get(entry.spec.name) !== entry) return;
+    this.emit('change', cloneStatus(entry.status));
+  }
+}
+
+/** Checks and fills a spec; every error names the field and the fix. */
+export function normalizeSpec(input: RelaySpec, defaults: RelayDefaults = DEFAULT_RELAY_DEFAULTS): RelaySpec {
+  const spec = structuredClone(input);
+  if (!NAME_RE.test(spec.name ?? '')) {
+    throw new ValidationError('name', `"${spec.name}" is not a valid relay name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit`);
+  }
+  if (spec.id !== undefined && (!Number.isInteger(spec.id) || spec.id < 0)) {
+    throw new ValidationError('id', `${spec.id} is not a relay id: use a whole number >= 0`);
+  }
+  const vf = spec.vf ?? {};
+  const sources = [vf.pciAddresses?.length ? 1 : 0, vf.selector ? 1 : 0, vf.devargs ? 1 : 0].reduce((a, b) => a + b, 0);
+  if (sources !== 1) {
+    throw new ValidationError('vf', 'give exactly one of vf.pciAddress(es), vf.selector or vf.devargs');
+  }
+  for (const [i, a] of (vf.pciAddresses ?? []).entries()) {
+    if (!PCI_RE.test(a)) throw new ValidationError(`vf.pciAddresses[${i}]`, `"${a}" is not a PCI address: use the form 0000:03:00.1`);
+  }
+  if (vf.bondMode !== undefined && (!Number.isInteger(vf.bondMode) || vf.bondMode < 0 || vf.bondMode > 6)) {
+    throw new ValidationError('vf.bondMode', `${vf.bondMode} is not a bond mode: use 0..6`);
+  }
+  spec.vhostUser = { ...spec.vhostUser, mode: spec.vhostUser?.mode ?? defaults.mode };
+  const v = spec.vhostUser;
+  if (v.mode !== 'client' && v.mode !== 'server') {
+    throw new ValidationError('vhostUser.mode', `"${String(v.mode)}" is not a mode: use client or server`);
+  }
+  if (v.socketPath !== undefined && !isAbsolute(v.socketPath)) {
+    throw new ValidationError('vhostUser.socketPath', `"${v.socketPath}" must be an absolute path`);
+  }
+  if (v.socketDir !== undefined && !isAbsolute(v.socketDir)) {
+    throw new ValidationError('vhostUser.socketDir', `"${v.socketDir}" must be an absolute path`);
+  }
+  if (v.perm !== undefined && !/^0?[0-7]{3}$/.test(v.perm)) {
+    throw new ValidationError('vhostUser.perm', `"${v.perm}" is not a permission: use octal digits like 0660`);
+  }
+  if (spec.queues !== undefined && (!Number.isInteger(spec.queues) || spec.queues < 1 || spec.queues > 32)) {
+    throw new ValidationError('queues', `${spec.queues} queue pairs is out of range: use 1..32`);
+  }
+  if (spec.mac !== undefined && !MAC_RE.test(spec.mac)) {
+    throw new ValidationError('mac', `"${spec.mac}" is not a MAC address: use the form 52:54:00:12:34:56`);
+  }
+  if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < 68 || spec.mtu > 9702)) {
+    throw new ValidationError('mtu', `${spec.mtu} is out of range: use 68..9702`);
+  }
+  if (spec.resourceName !== undefined && !/^[a-z0-9.-]+\/[a-zA-Z0-9._-]+$/.test(spec.resourceName)) {
+    throw new ValidationError('resourceName', `"${spec.resourceName}" is not a resource name: use vio4wd.io/<pool>`);
+  }
+  for (const [i, c] of (spec.cpus ?? []).entries()) {
+    if (!Number.isInteger(c) || c < 0) throw new ValidationError(`cpus[${i}]`, `${c} is not a CPU number`);
+  }
+  if ((spec.cpus?.length ?? 0) > 2) throw new ValidationError('cpus', 'give one CPU (both directions) or two (VF->VM, VM->VF)');
+  return spec;
+}
+
+function configKey(entry: Entry): string {
+  const s = entry.spec;
+  // CPUs are applied live, everything else needs a re-attach
+  return JSON.stringify([s.vf, s.vhostUser, entry.socketPath, s.queues, s.mtu, s.mac, s.numaNode]);
+}
+
+function cpusKey(c: { vfToVm?: number; vmToVf?: number } | undefined): string {
+  return c ? `${c.vfToVm ?? '-'}/${c.vmToVf ?? '-'}` : '';
+}
+
+function cloneStatus(s: RelayStatus): RelayStatus {
+  return structuredClone(s);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+

@@ -1,0 +1,208 @@
+// RelayManager's pure logic against a small in-memory engine: phases, conditions, retries,
+// conflicts and isolation between relays. The real engine is exercised in test/integration.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RelayManager, type RelayEngine } from '../../src/relay/index.js';
+import type { RelaySpec, RelayStatus } from '../../src/relay/index.js';
+import type { EngineEvent, RelayConfig, RelayInfo } from '../../src/engine/types.js';
+import { VioError } from '../../src/util/errors.js';
+import { silentLogger } from '../../src/util/log.js';
+
+class MemEngine extends EventEmitter implements RelayEngine {
+  relays = new Map<number, RelayInfo>();
+  configs = new Map<number, RelayConfig>();
+  failDevargs = new Map<string, string>(); // devargs -> error code
+  calls: string[] = [];
+  async addRelay(cfg: RelayConfig): Promise<RelayInfo> {
+    this.calls.push(`add ${cfg.id}`);
+    const code = cfg.vf.devargs ? this.failDevargs.get(cfg.vf.devargs) : undefined;
+    if (code) throw new VioError(code, `relay ${cfg.id}: cannot attach ${cfg.vf.devargs}`);
+    if (this.relays.has(cfg.id)) throw new VioError('EEXIST', `relay ${cfg.id} exists`);
+    const info: RelayInfo = {
+      id: cfg.id, socketPath: cfg.socketPath, mode: cfg.mode, queues: cfg.queues, numaNode: cfg.numaNode ?? 0,
+      portId: cfg.id, portName: cfg.vf.devargs ?? 'pci', mac: '02:00:00:00:00:01', linkUp: true,
+      guestConnected: false, enabledQueues: 0, cpus: { vfToVm: cfg.cpus?.vfToVm ?? 1, vmToVf: cfg.cpus?.vmToVf ?? 1 },
+    };
+    this.relays.set(cfg.id, info);
+    this.configs.set(cfg.id, cfg);
+    return { ...info };
+  }
+  async removeRelay(id: number): Promise<void> {
+    this.calls.push(`rm ${id}`);
+    if (!this.relays.delete(id)) throw new VioError('ENOENT', `no relay ${id}`);
+  }
+  async setRelayCpus(id: number, cpus: { vfToVm: number; vmToVf: number }): Promise<void> {
+    const r = this.relays.get(id);
+    if (!r) throw new VioError('ENOENT', `no relay ${id}`);
+    r.cpus = { ...cpus };
+  }
+  relay(id: number): RelayInfo | undefined {
+    const r = this.relays.get(id);
+    return r ? { ...r } : undefined;
+  }
+  fire(e: EngineEvent): void {
+    const r = this.relays.get(e.relayId);
+    if (r && e.type === 'guest-connected') { r.guestConnected = true; r.enabledQueues = 2; }
+    if (r && e.type === 'guest-disconnected') { r.guestConnected = false; r.enabledQueues = 0; }
+    if (r && e.type === 'link') r.linkUp = e.up;
+    this.emit('event', e);
+  }
+}
+
+function setup(retryMs = 20) {
+  const dir = mkdtempSync(join(tmpdir(), 'vio4wd-relay-'));
+  const engine = new MemEngine();
+  const mgr = new RelayManager({ engine, logger: silentLogger(), defaults: { socketDir: dir }, retry: { initialMs: retryMs, maxMs: 100 } });
+  return { dir, engine, mgr, done: async () => { await mgr.close(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+const tap = (name: string, devargs = `net_tap_${name},iface=${name}`): RelaySpec => ({
+  name, origin: 'config', vf: { devargs }, vhostUser: { mode: 'server' },
+});
+
+function cond(s: RelayStatus | undefined, type: string) {
+  return s?.conditions.find((c) => c.type === type);
+}
+
+test('a relay goes Pending -> Configuring -> Ready with a virtio-forwarder style socket path', async () => {
+  const { dir, mgr, done } = setup();
+  const phases: string[] = [];
+  mgr.on('change', (s: RelayStatus) => phases.push(s.phase));
+  const st = mgr.apply(tap('vm1'));
+  assert.equal(st.id, 1);
+  assert.equal(st.socketPath, join(dir, 'virtio-forwarder1.sock'));
+  await mgr.settled();
+  const s = mgr.get('vm1');
+  assert.equal(s?.phase, 'Ready');
+  assert.equal(s?.healthy, true);
+  assert.equal(cond(s, 'VFAttached')?.status, 'True');
+  assert.equal(cond(s, 'SocketReady')?.reason, 'Listening');
+  assert.equal(cond(s, 'GuestConnected')?.reason, 'WaitingForGuest');
+  assert.deepEqual([...new Set(phases)], ['Pending', 'Configuring', 'Ready']);
+  await done();
+});
+
+test('guest and link events from the engine update conditions and health', async () => {
+  const { engine, mgr, done } = setup();
+  mgr.apply(tap('vm1'));
+  await mgr.settled();
+  engine.fire({ type: 'guest-connected', relayId: 1 });
+  assert.equal(cond(mgr.get('vm1'), 'GuestConnected')?.status, 'True');
+  engine.fire({ type: 'link', relayId: 1, up: false });
+  const s = mgr.get('vm1');
+  assert.equal(cond(s, 'VFAttached')?.reason, 'LinkDown');
+  assert.equal(s?.healthy, false);
+  assert.notEqual(s?.phase, 'Ready');
+  engine.fire({ type: 'link', relayId: 1, up: true });
+  assert.equal(mgr.get('vm1')?.phase, 'Ready');
+  await done();
+});
+
+test('a failing relay is marked Failed with a reason, retried, and never disturbs another relay', async () => {
+  const { engine, mgr, done } = setup();
+  engine.failDevargs.set('net_tap_bad,iface=bad', 'ENODEV');
+  mgr.apply(tap('good'));
+  mgr.apply(tap('bad'));
+  await mgr.settled();
+  const bad = mgr.get('bad');
+  assert.equal(bad?.phase, 'Failed');
+  assert.equal(cond(bad, 'VFAttached')?.reason, 'VFNotFound');
+  assert.match(cond(bad, 'VFAttached')?.message ?? '', /cannot attach net_tap_bad/);
+  assert.equal(mgr.get('good')?.phase, 'Ready');
+  // the VF shows up: the retry attaches it without anyone asking again
+  engine.failDevargs.delete('net_tap_bad,iface=bad');
+  const ready = new Promise<void>((resolve) => {
+    const on = (s: RelayStatus) => { if (s.name === 'bad' && s.phase === 'Ready') { mgr.off('change', on); resolve(); } };
+    mgr.on('change', on);
+  });
+  await ready;
+  assert.equal(engine.relays.size, 2);
+  await done();
+});
+
+test('an invalid spec in the engine (EINVAL) is not retried', async () => {
+  const { engine, mgr, done } = setup();
+  engine.failDevargs.set('bogus', 'EINVAL');
+  mgr.apply(tap('x', 'bogus'));
+  await mgr.settled();
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(engine.calls.filter((c) => c === 'add 1').length, 1);
+  assert.equal(cond(mgr.get('x'), 'VFAttached')?.reason, 'InvalidSpec');
+  await done();
+});
+
+test('conflicting ids and socket paths are rejected naming the field; bad fields name the fix', async () => {
+  const { mgr, done } = setup();
+  mgr.apply({ ...tap('a'), id: 5 });
+  assert.throws(() => mgr.apply({ ...tap('b'), id: 5 }), /id: relay id 5 is already used by relay "a"/);
+  assert.throws(() => mgr.apply({ ...tap('c'), vhostUser: { mode: 'server', socketPath: mgr.get('a')!.socketPath } }), /vhostUser.socketPath: .* already used by relay "a"/);
+  assert.throws(() => mgr.apply({ ...tap('d'), queues: 33 }), /queues: 33 queue pairs is out of range: use 1..32/);
+  assert.throws(() => mgr.apply({ ...tap('e'), mac: 'zz' }), /mac: "zz" is not a MAC address/);
+  assert.throws(() => mgr.apply({ ...tap('Bad_Name') }), /name: "Bad_Name" is not a valid relay name/);
+  assert.throws(() => mgr.apply({ name: 'f', origin: 'config', vf: { devargs: 'x', pciAddresses: ['0000:01:00.1'] }, vhostUser: { mode: 'server' } }), /vf: give exactly one of/);
+  assert.throws(() => mgr.apply({ name: 'g', origin: 'config', vf: { pciAddresses: ['01:00.1'] }, vhostUser: { mode: 'server' } }), /vf.pciAddresses\[0\]: "01:00.1" is not a PCI address/);
+  await done();
+});
+
+test('a missing explicit socket directory fails with SocketDirMissing', async () => {
+  const { mgr, done } = setup();
+  mgr.apply({ ...tap('a'), vhostUser: { mode: 'server', socketPath: '/nonexistent-vio4wd/dir/x.sock' } });
+  await mgr.settled();
+  const s = mgr.get('a');
+  assert.equal(s?.phase, 'Failed');
+  assert.equal(cond(s, 'SocketReady')?.reason, 'SocketDirMissing');
+  assert.match(cond(s, 'SocketReady')?.message ?? '', /does not exist/);
+  await done();
+});
+
+test('changing a relay re-attaches it; changing only its CPUs moves it live', async () => {
+  const { engine, mgr, done } = setup();
+  mgr.apply(tap('a'));
+  await mgr.settled();
+  mgr.apply({ ...tap('a'), queues: 4 });
+  await mgr.settled();
+  assert.deepEqual(engine.calls, ['add 1', 'rm 1', 'add 1']);
+  assert.equal(engine.configs.get(1)?.queues, 4);
+  mgr.setCpus('a', [0, 1]);
+  await mgr.settled();
+  assert.deepEqual(engine.calls, ['add 1', 'rm 1', 'add 1']);
+  assert.deepEqual(mgr.get('a')?.cpus, { vfToVm: 0, vmToVf: 1 });
+  await done();
+});
+
+test('removing a relay detaches it and emits removed; the id is free again', async () => {
+  const { engine, mgr, done } = setup();
+  const removed: string[] = [];
+  mgr.on('removed', (n: string) => removed.push(n));
+  mgr.apply(tap('a'));
+  await mgr.settled();
+  assert.equal(await mgr.remove('a'), true);
+  assert.equal(await mgr.remove('a'), false);
+  assert.deepEqual(removed, ['a']);
+  assert.equal(engine.relays.size, 0);
+  assert.equal(mgr.apply(tap('b')).id, 1);
+  await done();
+});
+
+test('VF removal marks the relay Failed with VFRemoved and it recovers when the VF returns', async () => {
+  const { engine, mgr, done } = setup();
+  mgr.apply(tap('a'));
+  await mgr.settled();
+  engine.failDevargs.set('net_tap_a,iface=a', 'ENODEV');
+  engine.relays.delete(1); // the engine dropped the port
+  engine.emit('event', { type: 'vf-removed', relayId: 1 });
+  await mgr.settled();
+  assert.equal(mgr.get('a')?.phase, 'Failed');
+  assert.equal(mgr.get('a')?.healthy, false);
+  engine.failDevargs.delete('net_tap_a,iface=a');
+  await new Promise<void>((resolve) => {
+    const on = (s: RelayStatus) => { if (s.phase === 'Ready') { mgr.off('change', on); resolve(); } };
+    mgr.on('change', on);
+  });
+  assert.equal(mgr.get('a')?.healthy, true);
+  await done();
+});
