@@ -1,0 +1,103 @@
+// Device-info files (network plumbing WG device-info spec v1.1.0, section 4.1) for allocated
+// relays: written at Allocate, rewritten when the relay changes, removed when it goes away.
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RelayStatus } from '../relay/types.js';
+import { errorMessage } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { deviceInfo, deviceInfoFileName } from './allocate.js';
+import { DevicePluginError } from './errors.js';
+import { resourceNameOf } from './pool.js';
+
+export class DeviceInfoFiles {
+  /** Files this process wrote, by device ID: only so they can be removed again. */
+  private readonly written = new Map<string, { resourceName: string; path: string }>();
+  /** One file operation at a time, so a removal never races an Allocate's write. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly dir: string,
+    private readonly log: Logger,
+  ) {}
+
+  pathFor(resourceName: string, deviceId: string): string {
+    return join(this.dir, deviceInfoFileName(resourceName, deviceId));
+  }
+
+  /** Writes (atomically) the device-info file of an allocated relay. */
+  write(status: RelayStatus): Promise<string> {
+    return this.serial(() => this.doWrite(status));
+  }
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(op, op);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doWrite(status: RelayStatus): Promise<string> {
+    const resourceName = resourceNameOf(status);
+    const path = this.pathFor(resourceName, status.name);
+    const prev = this.written.get(status.name);
+    try {
+      await mkdir(this.dir, { recursive: true });
+      const tmp = `${path}.${process.pid}.tmp`;
+      await writeFile(tmp, `${JSON.stringify(deviceInfo(status), null, 2)}\n`, { mode: 0o644 });
+      await rename(tmp, path);
+    } catch (err) {
+      throw new DevicePluginError('EDEVINFO', `cannot write device-info file ${path}: ${errorMessage(err)}; check that the directory is writable (device-info dir option)`, { cause: err });
+    }
+    this.written.set(status.name, { resourceName, path });
+    if (prev && prev.path !== path) await this.unlink(prev.path);
+    return path;
+  }
+
+  /** After a relay changed: rewrite its file (if one was written) or drop it when it left its pool. */
+  refresh(status: RelayStatus): Promise<void> {
+    return this.serial(async () => {
+      const prev = this.written.get(status.name);
+      if (!prev) return;
+      if (prev.resourceName !== resourceNameOf(status)) {
+        await this.doRemove(status.name);
+        return;
+      }
+      try {
+        await this.doWrite(status);
+      } catch (err) {
+        this.log.warn({ device: status.name, err: errorMessage(err) }, 'device-info refresh failed');
+      }
+    });
+  }
+
+  remove(deviceId: string): Promise<void> {
+    return this.serial(() => this.doRemove(deviceId));
+  }
+
+  removePool(resourceName: string): Promise<void> {
+    return this.serial(async () => {
+      for (const [id, w] of [...this.written]) if (w.resourceName === resourceName) await this.doRemove(id);
+    });
+  }
+
+  removeAll(): Promise<void> {
+    return this.serial(async () => {
+      for (const id of [...this.written.keys()]) await this.doRemove(id);
+    });
+  }
+
+  private async doRemove(deviceId: string): Promise<void> {
+    const prev = this.written.get(deviceId);
+    if (!prev) return;
+    this.written.delete(deviceId);
+    await this.unlink(prev.path);
+  }
+
+  private async unlink(path: string): Promise<void> {
+    try {
+      await rm(path, { force: true });
+      this.log.debug({ path }, 'device-info file removed');
+    } catch (err) {
+      this.log.warn({ path, err: errorMessage(err) }, 'cannot remove device-info file');
+    }
+  }
+}
