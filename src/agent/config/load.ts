@@ -1,0 +1,220 @@
+// Loads the agent's configuration from YAML or from a virtio-forwarder settings file (told apart
+// by content), validates it, and fills in defaults.
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { LineCounter, parseDocument } from 'yaml';
+import { VioError } from '../../util/errors.js';
+import type { RelaySpec } from '../../relay/types.js';
+import type { EngineOptions } from '../../engine/types.js';
+import type { AgentConfig, RelayConfigEntry } from './schema.js';
+import { ConfigError, checkConfig } from './validate.js';
+import { envToConfig, looksLikeEnvFile, parseEnvFile } from './envfile.js';
+
+export interface LoadedConfig {
+  format: 'yaml' | 'virtioforwarder';
+  config: AgentConfig;
+  warnings: string[];
+}
+
+export interface ResolvedConfig {
+  nodeName: string;
+  logLevel: string;
+  pidFile?: string;
+  engine: EngineOptions;
+  vhostUser: {
+    mode: 'client' | 'server';
+    socketDir: string;
+    socketNamePattern: string;
+    owner?: string | number;
+    group?: string | number;
+    perm?: string;
+  };
+  control: {
+    enabled: boolean;
+    ipcDir: string;
+    group?: string | number;
+    portControl: string;
+    stats: string;
+    coreSched: string;
+    config?: string;
+    dynamicSockets: boolean;
+  };
+  metrics: { enabled: boolean; address: string };
+  sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean };
+  cpuPins: Record<number, number[]>;
+  kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string };
+  devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
+  relays: RelaySpec[];
+}
+
+export const DEFAULT_IPC_DIR = '/var/run/virtio-forwarder';
+
+export async function loadConfigFile(path: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new VioError('ENOENT', `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  return parseConfigText(text, path);
+}
+
+export function parseConfigText(text: string, source: string): LoadedConfig {
+  if (looksLikeEnvFile(text)) {
+    const { config, warnings } = envToConfig(parseEnvFile(text));
+    const problems = checkConfig(config);
+    if (problems.length) throw new ConfigError(source, problems);
+    return { format: 'virtioforwarder', config, warnings };
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    throw new ConfigError(source, [{ field: `line ${e.linePos?.[0]?.line ?? '?'}`, message: `${e.message.split('\n')[0]}: fix the YAML syntax` }]);
+  }
+  const value = (doc.toJS() ?? {}) as unknown;
+  const problems = checkConfig(value);
+  if (problems.length) {
+    // point at the line in the file as well as the field
+    const withLines = problems.map((p) => {
+      // the field itself, or (when it is missing) the nearest enclosing one
+      const path = pathOf(p.field);
+      let line: number | undefined;
+      for (let n = path.length; n > 0 && line === undefined; n--) {
+        const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+        if (node?.range) line = lc.linePos(node.range[0]).line;
+      }
+      return line ? { ...p, message: `${p.message} (line ${line})` } : p;
+    });
+    throw new ConfigError(source, withLines);
+  }
+  return { format: 'yaml', config: value as AgentConfig, warnings: [] };
+}
+
+function pathOf(field: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const m of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  return out;
+}
+
+/** Fills in defaults; the result is what the agent runs with. */
+export function resolveConfig(c: AgentConfig): ResolvedConfig {
+  const e = c.engine ?? {};
+  const v = c.vhostUser ?? {};
+  const ctl = c.control ?? {};
+  const ipcDir = ctl.ipcDir ?? DEFAULT_IPC_DIR;
+  const engine: EngineOptions = {
+    workerCpus: [...(e.workerCpus ?? [1])],
+  };
+  if (e.mainCpu !== undefined) engine.mainCpu = e.mainCpu;
+  if (e.hugeDir !== undefined) engine.hugeDir = e.hugeDir;
+  engine.filePrefix = e.filePrefix ?? 'vio4wd';
+  if (e.inMemory !== undefined) engine.inMemory = e.inMemory;
+  if (e.socketMemMb !== undefined) engine.socketMemMb = [...e.socketMemMb];
+  if (e.noPci !== undefined) engine.noPci = e.noPci;
+  if (e.extraEalArgs !== undefined) engine.extraEalArgs = [...e.extraEalArgs];
+  if (e.logLevel !== undefined) engine.logLevel = e.logLevel;
+  if (e.mergeableRxBuffers !== undefined) engine.mergeableRxBuffers = e.mergeableRxBuffers;
+  if (e.tso !== undefined) engine.tso = e.tso;
+  if (e.jumbo !== undefined) engine.jumbo = e.jumbo;
+
+  const cpuPins: Record<number, number[]> = {};
+  for (const [k, cpus] of Object.entries(c.cpuPins ?? {})) cpuPins[Number(k)] = [...(cpus as number[])];
+
+  const names = new Set<string>();
+  const relays = (c.relays ?? []).map((r, i) => {
+    const spec = relayFromConfig(r, cpuPins, v.mode ?? 'server');
+    if (names.has(spec.name)) {
+      throw new ConfigError('config', [{ field: `relays[${i}].name`, message: `"${spec.name}" is used by another relay: give each relay its own name (or id)` }]);
+    }
+    names.add(spec.name);
+    return spec;
+  });
+  const ids = new Map<number, number>();
+  relays.forEach((r, i) => {
+    if (r.id === undefined) return;
+    const prev = ids.get(r.id);
+    if (prev !== undefined) {
+      throw new ConfigError('config', [{ field: `relays[${i}].id`, message: `relay id ${r.id} is also used by relays[${prev}]: give each relay its own id` }]);
+    }
+    ids.set(r.id, i);
+  });
+
+  return {
+    nodeName: c.nodeName ?? process.env.NODE_NAME ?? hostname(),
+    logLevel: c.log?.level ?? 'info',
+    ...(c.pidFile ? { pidFile: c.pidFile } : {}),
+    engine,
+    vhostUser: {
+      mode: v.mode ?? 'server',
+      socketDir: v.socketDir ?? '/tmp/virtio-forwarder',
+      socketNamePattern: v.socketNamePattern ?? 'virtio-forwarder%u.sock',
+      ...(v.owner !== undefined ? { owner: v.owner } : {}),
+      ...(v.group !== undefined ? { group: v.group } : {}),
+      ...(v.perm !== undefined ? { perm: v.perm } : {}),
+    },
+    control: {
+      enabled: ctl.enabled ?? true,
+      ipcDir,
+      ...(ctl.group !== undefined ? { group: ctl.group } : {}),
+      portControl: ctl.portControl ?? `ipc://${ipcDir}/port_control`,
+      stats: ctl.stats ?? `ipc://${ipcDir}/stats`,
+      coreSched: ctl.coreSched ?? `ipc://${ipcDir}/core_sched`,
+      ...(ctl.config ? { config: ctl.config } : {}),
+      dynamicSockets: ctl.dynamicSockets ?? true,
+    },
+    metrics: { enabled: c.metrics?.enabled ?? true, address: c.metrics?.address ?? '127.0.0.1:9464' },
+    sriov: { sysRoot: c.sriov?.sysRoot ?? '/', bindVfio: [...(c.sriov?.bindVfio ?? [])], setMac: c.sriov?.setMac ?? true },
+    cpuPins,
+    kubernetes: {
+      enabled: c.kubernetes?.enabled ?? false,
+      ...(c.kubernetes?.kubeconfig ? { kubeconfig: c.kubernetes.kubeconfig } : {}),
+      socketDir: c.kubernetes?.socketDir ?? '/var/run/vio4wd/sockets',
+    },
+    devicePlugin: {
+      enabled: c.devicePlugin?.enabled ?? c.kubernetes?.enabled ?? false,
+      pluginDir: c.devicePlugin?.pluginDir ?? '/var/lib/kubelet/device-plugins',
+      devinfoDir: c.devicePlugin?.devinfoDir ?? '/var/run/k8s.cni.cncf.io/devinfo/dp',
+    },
+    relays,
+  };
+}
+
+function relayFromConfig(r: RelayConfigEntry, pins: Record<number, number[]>, mode: 'client' | 'server'): RelaySpec {
+  const vf = r.vf;
+  const spec: RelaySpec = {
+    name: r.name ?? (r.id !== undefined ? `relay-${r.id}` : ''),
+    origin: 'config',
+    vf: {
+      ...(vf.pciAddress ? { pciAddresses: [vf.pciAddress.toLowerCase()] } : {}),
+      ...(vf.pciAddresses ? { pciAddresses: vf.pciAddresses.map((a) => a.toLowerCase()) } : {}),
+      ...(vf.selector ? { selector: { ...vf.selector } } : {}),
+      ...(vf.devargs ? { devargs: vf.devargs } : {}),
+      ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}),
+      ...(vf.bondName ? { bondName: vf.bondName } : {}),
+    },
+    vhostUser: { mode: r.vhostUser?.mode ?? mode },
+  };
+  if (!spec.name) spec.name = `relay-${spec.vf.pciAddresses?.[0]?.replace(/[:]/g, '-') ?? 'x'}`;
+  const vu = r.vhostUser;
+  if (vu) {
+    spec.vhostUser = {
+      mode: vu.mode ?? mode,
+      ...(vu.socketPath ? { socketPath: vu.socketPath } : {}),
+      ...(vu.socketDir ? { socketDir: vu.socketDir } : {}),
+      ...(vu.owner !== undefined ? { owner: vu.owner } : {}),
+      ...(vu.group !== undefined ? { group: vu.group } : {}),
+      ...(vu.perm !== undefined ? { perm: vu.perm } : {}),
+    };
+  }
+  if (r.id !== undefined) spec.id = r.id;
+  if (r.queues !== undefined) spec.queues = r.queues;
+  if (r.mac !== undefined) spec.mac = r.mac;
+  if (r.mtu !== undefined) spec.mtu = r.mtu;
+  if (r.numaNode !== undefined) spec.numaNode = r.numaNode;
+  if (r.ident !== undefined) spec.ident = r.ident;
+  if (r.resourceName !== undefined) spec.resourceName = r.resourceName;
+  const cpus = r.cpus ?? (r.id !== undefined ? pins[r.id] : undefined);
+  if (cpus) spec.cpus = [...cpus];
+  return spec;
+}

@@ -1,0 +1,184 @@
+// The agent's configuration schema: the one source for validation (ajv), the TypeScript type
+// (json-schema-to-ts) and schemas/agent-config.schema.json (written by scripts/gen-schemas.mjs).
+import type { FromSchema } from 'json-schema-to-ts';
+
+const cpuList = {
+  type: 'array',
+  items: { type: 'integer', minimum: 0, maximum: 1023 },
+} as const;
+
+const owner = {
+  description: 'User or group, by name or numeric id.',
+  oneOf: [{ type: 'string', minLength: 1 }, { type: 'integer', minimum: 0 }],
+} as const;
+
+const pciAddress = {
+  type: 'string',
+  pattern: '^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$',
+  description: 'PCI address in the form 0000:03:00.1.',
+} as const;
+
+export const relaySchema = {
+  type: 'object',
+  description: 'One relay: a VF (or VF stand-in) and a vhost-user socket.',
+  additionalProperties: false,
+  properties: {
+    name: {
+      type: 'string',
+      pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',
+      maxLength: 253,
+      description: 'Unique relay name (default relay-<id>); the device ID in Kubernetes.',
+    },
+    id: { type: 'integer', minimum: 0, maximum: 1023, description: 'virtio-forwarder relay number (default: lowest free from 1).' },
+    vf: {
+      type: 'object',
+      description: 'Where the VF comes from: exactly one of pciAddress, pciAddresses, selector, devargs.',
+      additionalProperties: false,
+      properties: {
+        pciAddress: pciAddress,
+        pciAddresses: { type: 'array', minItems: 1, items: pciAddress, description: 'Several VFs: bonded.' },
+        bondMode: { type: 'integer', minimum: 0, maximum: 6, description: 'Bond mode 0..6 (default 1, active-backup).' },
+        bondName: { type: 'string', minLength: 1, description: 'Bond device name.' },
+        devargs: { type: 'string', minLength: 1, description: 'DPDK devargs of a virtual device, e.g. net_tap0,iface=vf0.' },
+        selector: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            pfName: { type: 'string', minLength: 1 },
+            vendor: { type: 'string', pattern: '^[0-9a-fA-F]{4}$' },
+            device: { type: 'string', pattern: '^[0-9a-fA-F]{4}$' },
+            vfIndexRange: { type: 'string', pattern: '^[0-9]+(-[0-9]+)?$' },
+          },
+        },
+      },
+    },
+    vhostUser: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        mode: { enum: ['client', 'server'], description: 'server: the relay creates the socket; client: QEMU does.' },
+        socketPath: { type: 'string', pattern: '^/', description: 'Absolute socket path (default socketDir + pattern).' },
+        socketDir: { type: 'string', pattern: '^/' },
+        owner,
+        group: owner,
+        perm: { type: 'string', pattern: '^0?[0-7]{3}$', description: 'Socket permissions, octal, e.g. "0660".' },
+      },
+    },
+    queues: { type: 'integer', minimum: 1, maximum: 32, description: 'Queue pairs, 1..32.' },
+    mac: { type: 'string', pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$', description: 'The VM MAC, set on the VF.' },
+    mtu: { type: 'integer', minimum: 68, maximum: 9702 },
+    numaNode: { type: 'integer', minimum: 0 },
+    cpus: { ...cpuList, minItems: 1, maxItems: 2, description: 'Worker CPU for both directions, or [VF->VM, VM->VF].' },
+    ident: { type: 'string', description: 'External label, e.g. a Neutron port id.' },
+    resourceName: { type: 'string', pattern: '^[a-z0-9.-]+/[a-zA-Z0-9._-]+$' },
+  },
+  required: ['vf'],
+} as const;
+
+export const agentConfigSchema = {
+  $id: 'https://vio4wd.io/schemas/agent-config.json',
+  title: 'vio4wd agent configuration',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    nodeName: { type: 'string', minLength: 1, description: 'Node name (default: the host name).' },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] } },
+    },
+    pidFile: { type: 'string', pattern: '^/', description: 'Write the agent PID here.' },
+    engine: {
+      type: 'object',
+      description: 'DPDK EAL and engine settings.',
+      additionalProperties: false,
+      properties: {
+        workerCpus: { ...cpuList, minItems: 1, description: 'CPUs that run poll-mode workers, one worker each.' },
+        mainCpu: { type: 'integer', minimum: 0, description: 'CPU of the EAL main (control) thread.' },
+        hugeDir: { type: 'string', pattern: '^/', description: 'hugetlbfs mount point.' },
+        filePrefix: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' },
+        inMemory: { type: 'boolean', description: 'No hugepage files on disk (EAL --in-memory).' },
+        socketMemMb: { type: 'array', items: { type: 'integer', minimum: 0 }, description: 'Hugepage MiB per NUMA node.' },
+        noPci: { type: 'boolean', description: 'Do not scan PCI (machines without VFs, tests).' },
+        extraEalArgs: { type: 'array', items: { type: 'string' } },
+        logLevel: { type: 'integer', minimum: 1, maximum: 8 },
+        mergeableRxBuffers: { type: 'boolean' },
+        tso: { type: 'boolean' },
+        jumbo: { type: 'boolean' },
+      },
+    },
+    vhostUser: {
+      type: 'object',
+      description: 'Defaults for every relay socket.',
+      additionalProperties: false,
+      properties: {
+        mode: { enum: ['client', 'server'] },
+        socketDir: { type: 'string', pattern: '^/' },
+        socketNamePattern: { type: 'string', pattern: '^[^/%]*%u[^/%]*$', description: 'File name with exactly one %u (relay id).' },
+        owner,
+        group: owner,
+        perm: { type: 'string', pattern: '^0?[0-7]{3}$' },
+      },
+    },
+    control: {
+      type: 'object',
+      description: 'virtio-forwarder compatible ZeroMQ endpoints.',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        ipcDir: { type: 'string', pattern: '^/', description: 'Directory of the ipc:// endpoints (mode 0750).' },
+        group: owner,
+        portControl: { type: 'string', pattern: '^(ipc|tcp)://' },
+        stats: { type: 'string', pattern: '^(ipc|tcp)://' },
+        coreSched: { type: 'string', pattern: '^(ipc|tcp)://' },
+        config: { type: 'string', pattern: '^(ipc|tcp)://' },
+        dynamicSockets: { type: 'boolean', description: 'Allow ADD_SOCK/REMOVE_SOCK.' },
+      },
+    },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        address: { type: 'string', pattern: '^[^:]*:[0-9]{1,5}$', description: 'host:port of /metrics, /healthz, /readyz.' },
+      },
+    },
+    sriov: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        sysRoot: { type: 'string', pattern: '^/', description: 'Root of /sys and /proc (tests).' },
+        bindVfio: { type: 'array', items: { type: 'string' }, description: 'PCI addresses, <netdev> (all its VFs) or <netdev>:<count>.' },
+        setMac: { type: 'boolean', description: 'Set each VF MAC to the relay MAC through its PF.' },
+      },
+    },
+    cpuPins: {
+      type: 'object',
+      description: 'Worker CPUs by relay id ("<id>": [cpu] or [vfToVm, vmToVf]).',
+      patternProperties: { '^[0-9]+$': { ...cpuList, minItems: 1, maxItems: 2 } },
+      additionalProperties: false,
+    },
+    kubernetes: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        kubeconfig: { type: 'string' },
+        socketDir: { type: 'string', pattern: '^/', description: 'Host directory for relay sockets (one subdirectory per relay).' },
+      },
+    },
+    devicePlugin: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        pluginDir: { type: 'string', pattern: '^/' },
+        devinfoDir: { type: 'string', pattern: '^/' },
+      },
+    },
+    relays: { type: 'array', items: relaySchema },
+  },
+} as const;
+
+export type AgentConfig = FromSchema<typeof agentConfigSchema>;
+export type RelayConfigEntry = FromSchema<typeof relaySchema>;

@@ -1,0 +1,173 @@
+// Agent configuration: YAML and virtio-forwarder settings files, errors that name the field.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parseConfigText, resolveConfig } from '../../src/agent/config/load.js';
+import { ConfigError } from '../../src/agent/config/validate.js';
+import { KNOWN_VARIABLES, parseCpuList, parseEnvFile } from '../../src/agent/config/envfile.js';
+import { agentConfigSchema } from '../../src/agent/config/schema.js';
+
+function problems(text: string): string[] {
+  try {
+    parseConfigText(text, 'test.yaml');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.problems.map((p) => `${p.field}: ${p.message}`);
+  }
+  assert.fail('expected the config to be rejected');
+}
+
+test('a YAML config resolves with defaults like virtio-forwarder', () => {
+  const { config, format } = parseConfigText(
+    `engine:\n  workerCpus: [1]\nrelays:\n  - id: 3\n    vf: { pciAddress: "0000:05:08.1" }\n  - name: tapvf\n    vf: { devargs: "net_tap0,iface=vf0" }\n    vhostUser: { mode: client, socketPath: /run/x.sock }\n    queues: 2\n`,
+    'x.yaml',
+  );
+  assert.equal(format, 'yaml');
+  const r = resolveConfig(config);
+  assert.equal(r.vhostUser.socketDir, '/tmp/virtio-forwarder');
+  assert.equal(r.control.portControl, 'ipc:///var/run/virtio-forwarder/port_control');
+  assert.equal(r.relays[0]!.name, 'relay-3');
+  assert.deepEqual(r.relays[0]!.vf.pciAddresses, ['0000:05:08.1']);
+  assert.equal(r.relays[1]!.vhostUser.mode, 'client');
+  assert.equal(r.relays[1]!.queues, 2);
+  assert.equal(r.metrics.address, '127.0.0.1:9464');
+});
+
+test('the example configs in examples/ are valid', () => {
+  for (const f of ['examples/standalone.yaml']) {
+    const text = readFileSync(f, 'utf8');
+    const { config } = parseConfigText(text, f);
+    assert.ok(resolveConfig(config).relays.length > 0, f);
+  }
+});
+
+test('unknown fields are named with the nearest known one and the line', () => {
+  const p = problems('engine:\n  workerCpu: [1]\n');
+  assert.deepEqual(p, ['engine.workerCpu: unknown field: did you mean "workerCpus"? (line 2)']);
+});
+
+test('bad values name the field, the value and the fix', () => {
+  const p = problems('relays:\n  - id: 1\n    vf: { pciAddress: "05:08.1" }\n    queues: 33\n    vhostUser: { mode: bridge }\n');
+  assert.ok(p.some((x) => /^relays\[0\]\.vf\.pciAddress: "05:08\.1" has the wrong form \(PCI address in the form 0000:03:00\.1\.\)/.test(x)), p.join('\n'));
+  assert.ok(p.some((x) => /^relays\[0\]\.queues: 33 must be <= 32 \(Queue pairs, 1\.\.32\.\)/.test(x)), p.join('\n'));
+  assert.ok(p.some((x) => /^relays\[0\]\.vhostUser\.mode: "bridge" is not allowed: use one of "client", "server"/.test(x)), p.join('\n'));
+});
+
+test('a relay without vf is reported as required', () => {
+  assert.deepEqual(problems('relays:\n  - id: 1\n'), ['relays[0].vf: is required: add it (line 2)']);
+});
+
+test('wrong types and YAML syntax errors are explained', () => {
+  assert.deepEqual(problems('engine:\n  workerCpus: one\n'), ['engine.workerCpus: "one" is not an array: write an array here (line 2)']);
+  const p = problems('engine:\n  workerCpus: [1\n');
+  assert.match(p[0]!, /^line \d+: .*fix the YAML syntax/);
+});
+
+test('duplicate relay ids and names are caught when resolving', () => {
+  const { config } = parseConfigText('relays:\n  - { id: 1, vf: { devargs: a } }\n  - { id: 1, name: other, vf: { devargs: b } }\n', 'x');
+  assert.throws(() => resolveConfig(config), /relays\[1\]\.id: relay id 1 is also used by relays\[0\]/);
+});
+
+test('a virtio-forwarder settings file is recognised and every variable is honoured or warned about', () => {
+  const text = `# /etc/default/virtioforwarder
+VIRTIOFWD_CPU_MASK=0x6
+VIRTIOFWD_LOG_LEVEL=6
+VIRTIOFWD_IPC_PORT_CONTROL=true
+VIRTIOFWD_OVSDB_SOCK_PATH=/usr/local/var/run/openvswitch/db.sock
+VIRTIOFWD_JUMBO=y
+VIRTIOFWD_MRGBUF=y
+VIRTIOFWD_TSO=
+VIRTIOFWD_SOCKET_OWNER=libvirt-qemu
+VIRTIOFWD_SOCKET_GROUP=kvm
+VIRTIOFWD_HUGETLBFS_MOUNT_POINT=/mnt/huge
+VIRTIOFWD_STATIC_VFS=(
+  0000:05:08.1=1   # first
+  "05:08.2=2"
+)
+VIRTIOFWD_DYNAMIC_SOCKETS=y
+VIRTIOFWD_CPU_NIC_SAME_NUMA=n
+VIRTIOFWD_VFIO_VF_TOKEN=14d63f20-8445-11ea-8900-1f9ce7d5650d
+VIRTIOFWD_CPU_PINS=(1:2,3 2:3)
+VIRTIOFWD_PID_DIR=/var/run/virtio-forwarder
+VIRTIOFWD_ZMQ_CONFIG_EP=ipc:///var/run/virtio-forwarder/config
+VIRTIOFWD_ZMQ_PORT_CONTROL_EP=ipc:///var/run/vf/port_control
+VIRTIOFWD_ZMQ_STATS_EP=ipc:///var/run/vf/stats
+VIRTIOFWD_ZMQ_CORE_SCHED_EP=ipc:///var/run/vf/core_sched
+VIRTIOFWD_SOCKET_DIR=/tmp/vf
+VIRTIOFWD_SOCKET_FNAME_PATTERN='vm%u.sock'
+VIRTIOFWD_MASTER_LCORE=0
+export VIRTIOFWD_VHOST_CLIENT="yes"
+VIRTIOFWD_ZERO_COPY=1
+VIRTIOFWD_BIND_VFIO_PCI=(enp3s0f0:4 0000:05:08.3)
+VIO4WD_CORE_SCHED_ENABLE=true
+VIO4WD_CORE_SCHED_SENSITIVITY=25
+VIO4WD_CORE_SCHED_LOG_LEVEL=6
+VIO4WD_CORE_SCHED_POLL_INTERVAL=5
+VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT=true
+`;
+  // the test covers the whole list that PROTOCOLS.md gives
+  for (const k of KNOWN_VARIABLES) assert.match(text, new RegExp(`\\b${k}=`), k);
+  const { format, config, warnings } = parseConfigText(text, '/etc/default/virtioforwarder');
+  assert.equal(format, 'virtioforwarder');
+  const r = resolveConfig(config);
+  assert.deepEqual(r.engine.workerCpus, [1, 2]);
+  assert.equal(r.engine.mainCpu, 0);
+  assert.equal(r.engine.jumbo, true);
+  assert.equal(r.engine.mergeableRxBuffers, true);
+  assert.equal(r.engine.tso, false);
+  assert.equal(r.engine.hugeDir, '/mnt/huge');
+  assert.deepEqual(r.engine.extraEalArgs, ['--vfio-vf-token=14d63f20-8445-11ea-8900-1f9ce7d5650d']);
+  assert.equal(r.logLevel, 'info');
+  assert.equal(r.vhostUser.owner, 'libvirt-qemu');
+  assert.equal(r.vhostUser.group, 'kvm');
+  assert.equal(r.vhostUser.socketDir, '/tmp/vf');
+  assert.equal(r.vhostUser.socketNamePattern, 'vm%u.sock');
+  assert.equal(r.vhostUser.mode, 'client');
+  assert.equal(r.control.portControl, 'ipc:///var/run/vf/port_control');
+  assert.equal(r.control.stats, 'ipc:///var/run/vf/stats');
+  assert.equal(r.control.coreSched, 'ipc:///var/run/vf/core_sched');
+  assert.equal(r.control.config, 'ipc:///var/run/virtio-forwarder/config');
+  assert.equal(r.control.dynamicSockets, true);
+  assert.equal(r.pidFile, '/var/run/virtio-forwarder/virtio-forwarder.pid');
+  assert.deepEqual(r.sriov.bindVfio, ['enp3s0f0:4', '0000:05:08.3']);
+  assert.deepEqual(r.relays.map((x) => [x.id, x.vf.pciAddresses?.[0], x.cpus, x.vhostUser.mode]), [
+    [1, '0000:05:08.1', [2, 3], 'client'],
+    [2, '0000:05:08.2', [3], 'client'],
+  ]);
+  const named = warnings.map((w) => w.split(':')[0]);
+  assert.deepEqual(named.sort(), [
+    'VIO4WD_CORE_SCHED_ENABLE', 'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT', 'VIO4WD_CORE_SCHED_LOG_LEVEL',
+    'VIO4WD_CORE_SCHED_POLL_INTERVAL', 'VIO4WD_CORE_SCHED_SENSITIVITY', 'VIRTIOFWD_CPU_NIC_SAME_NUMA',
+    'VIRTIOFWD_OVSDB_SOCK_PATH', 'VIRTIOFWD_ZERO_COPY',
+  ]);
+});
+
+test('settings-file mistakes name the variable and the fix', () => {
+  assert.throws(() => parseConfigText('VIRTIOFWD_STATIC_VFS=0000:05:08.1\n', 'f'), /VIRTIOFWD_STATIC_VFS: "0000:05:08.1" is not <PCI>=<relay id>/);
+  assert.throws(() => parseConfigText('VIRTIOFWD_CPU_MASK=1,x\n', 'f'), /VIRTIOFWD_CPU_MASK: "x" is not a CPU or range/);
+  assert.throws(() => parseConfigText('VIRTIOFWD_SOCKET_FNAME_PATTERN=vm.sock\n', 'f'), /exactly one %u/);
+  assert.throws(() => parseConfigText('VIRTIOFWD_STATIC_VFS=(0000:05:08.1=1\n', 'f'), /array VIRTIOFWD_STATIC_VFS is not closed/);
+  assert.throws(() => parseConfigText('VIRTIOFWD_LOG_LEVEL=9\n', 'f'), /VIRTIOFWD_LOG_LEVEL: "9" is not a syslog level/);
+  const { warnings } = parseConfigText('VIRTIOFWD_CPU_MASKK=1\nVIRTIOFWD_CPU_MASK=1\n', 'f');
+  assert.match(warnings[0]!, /^VIRTIOFWD_CPU_MASKK: not a virtio-forwarder setting/);
+});
+
+test('shell parsing: quotes, escapes, expansion, append and comments', () => {
+  const { vars } = parseEnvFile(`A=1 # c\nB="x \${A} \\"q\\""\nC='$A'\nD=(a 'b c' "$A")\nD+=(z)\nE=a\\ b\n`);
+  assert.equal(vars.get('A'), '1');
+  assert.equal(vars.get('B'), 'x 1 "q"');
+  assert.equal(vars.get('C'), '$A');
+  assert.deepEqual(vars.get('D'), ['a', 'b c', '1', 'z']);
+  assert.equal(vars.get('E'), 'a b');
+});
+
+test('CPU lists and masks', () => {
+  assert.deepEqual(parseCpuList('1,3-5', 'f'), [1, 3, 4, 5]);
+  assert.deepEqual(parseCpuList('0x6', 'f'), [1, 2]);
+  assert.throws(() => parseCpuList('0x0', 'f'), /selects no CPU/);
+});
+
+test('schemas/agent-config.schema.json is the schema the agent validates with', () => {
+  const file = JSON.parse(readFileSync('schemas/agent-config.schema.json', 'utf8')) as unknown;
+  assert.deepEqual(file, JSON.parse(JSON.stringify(agentConfigSchema)));
+});
