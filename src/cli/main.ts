@@ -2,10 +2,11 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../util/version.js';
 import { errorMessage, VioError } from '../util/errors.js';
+import { register as registerDoctor } from './commands/doctor.js';
 
 export type Register = (program: Command) => void;
 
-const roles: Register[] = [];
+const roles: Register[] = [registerDoctor];
 
 export function buildProgram(): Command {
   const program = new Command('vio4wd')

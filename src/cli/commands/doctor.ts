@@ -1,0 +1,33 @@
+// `vio4wd doctor`: the CLI face of src/doctor.
+import { Command, InvalidArgumentError } from 'commander';
+import { exitStatus, formatReport, runDoctor } from '../../doctor/index.js';
+
+export interface DoctorCliOptions {
+  json?: boolean;
+  root?: string;
+  relays?: number;
+}
+
+/** Runs the checks, writes the report, returns the exit status (1 on any FAIL). */
+export async function doctorCommand(opts: DoctorCliOptions, write: (s: string) => void): Promise<number> {
+  const report = await runDoctor({ root: opts.root ?? '/', relays: opts.relays ?? 1 });
+  write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
+  return exitStatus(report);
+}
+
+function relayCount(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) > 1024) throw new InvalidArgumentError('give a whole number from 0 to 1024');
+  return Number(v);
+}
+
+export function register(program: Command): void {
+  program
+    .command('doctor')
+    .description('check this host for what vio4wd needs (DPDK, hugepages, IOMMU, vfio-pci, SR-IOV, CPU isolation); exit 1 on any FAIL')
+    .option('--json', 'print the report as JSON')
+    .option('--root <dir>', 'read proc/, sys/ and the DPDK files under this directory instead of /', '/')
+    .option('--relays <n>', 'relays to size hugepages for', relayCount, 1)
+    .action(async (opts: DoctorCliOptions) => {
+      process.exitCode = await doctorCommand(opts, (s) => process.stdout.write(s));
+    });
+}
