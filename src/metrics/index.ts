@@ -1,0 +1,203 @@
+// Prometheus metrics and health endpoints of the agent. Values are read at scrape time from
+// RelayManager and the engine's counters: nothing here keeps a copy of relay state.
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DirectionCounters, RelayStats } from '../engine/types.js';
+import type { RelayPhase, RelayStatus } from '../relay/types.js';
+import type { Logger } from '../util/log.js';
+
+export interface MetricsSources {
+  relays(): RelayStatus[];
+  /** Engine counters of a relay by id, undefined when the engine does not hold it. */
+  stats(id: number): RelayStats | undefined;
+  /** Engine health: true while the engine runs. */
+  engineUp(): boolean;
+  /** Hugepage bytes mapped and mbufs in use, when known. */
+  memory?(): { hugepageBytes: number; mbufsInUse: number; mbufsTotal: number } | undefined;
+  /** Ready for /readyz: started and the configured relays reconciled once. */
+  ready(): boolean;
+}
+
+const PHASES: RelayPhase[] = ['Pending', 'Configuring', 'Ready', 'Failed', 'Terminating'];
+
+type Dir = 'vf_to_vm' | 'vm_to_vf';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly migrations: Counter<'relay' | 'direction'>;
+
+  constructor(private readonly src: MetricsSources) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'vio4wd_process_' });
+    const perDir = (name: string, help: string, pick: (c: DirectionCounters) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['relay', 'id', 'direction'] as const,
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const s of src.relays()) {
+            const st = src.stats(s.id);
+            if (!st) continue;
+            for (const [dir, c] of [['vf_to_vm', st.vfToVm], ['vm_to_vf', st.vmToVf]] as [Dir, DirectionCounters][]) {
+              this.inc({ relay: s.name, id: String(s.id), direction: dir }, pick(c));
+            }
+          }
+        },
+      });
+    perDir('vio4wd_relay_rx_packets_total', 'Packets received from the source side of the direction (VF for vf_to_vm, VM for vm_to_vf)', (c) => c.rxPackets);
+    perDir('vio4wd_relay_rx_bytes_total', 'Bytes received from the source side of the direction', (c) => c.rxBytes);
+    perDir('vio4wd_relay_tx_packets_total', 'Packets sent to the far side of the direction', (c) => c.txPackets);
+    perDir('vio4wd_relay_tx_bytes_total', 'Bytes sent to the far side of the direction', (c) => c.txBytes);
+    new Counter({
+      name: 'vio4wd_relay_dropped_packets_total',
+      help: 'Packets dropped: queue_full = the far queue was full, not_connected = the far side was not connected',
+      labelNames: ['relay', 'id', 'direction', 'reason'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const s of src.relays()) {
+          const st = src.stats(s.id);
+          if (!st) continue;
+          for (const [dir, c] of [['vf_to_vm', st.vfToVm], ['vm_to_vf', st.vmToVf]] as [Dir, DirectionCounters][]) {
+            const l = { relay: s.name, id: String(s.id), direction: dir };
+            this.inc({ ...l, reason: 'queue_full' }, c.droppedQueueFullPackets);
+            this.inc({ ...l, reason: 'not_connected' }, c.droppedNotConnectedPackets);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'vio4wd_relay_phase',
+      help: 'Relay phase (1 for the current phase)',
+      labelNames: ['relay', 'id', 'phase'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const s of src.relays()) for (const p of PHASES) this.set({ relay: s.name, id: String(s.id), phase: p }, s.phase === p ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'vio4wd_relay_guest_connected',
+      help: '1 when a guest is connected to the relay socket',
+      labelNames: ['relay', 'id'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const s of src.relays()) {
+          const c = s.conditions.find((x) => x.type === 'GuestConnected');
+          this.set({ relay: s.name, id: String(s.id) }, c?.status === 'True' ? 1 : 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'vio4wd_relays',
+      help: 'Relays on this node by phase',
+      labelNames: ['phase'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        const all = src.relays();
+        for (const p of PHASES) this.set({ phase: p }, all.filter((s) => s.phase === p).length);
+      },
+    });
+    new Gauge({
+      name: 'vio4wd_engine_up',
+      help: '1 while the DPDK engine runs',
+      registers: [r],
+      collect() {
+        this.set(src.engineUp() ? 1 : 0);
+      },
+    });
+    if (src.memory) {
+      const mem = src.memory.bind(src);
+      new Gauge({
+        name: 'vio4wd_engine_hugepage_bytes',
+        help: 'Hugepage memory mapped by the engine',
+        registers: [r],
+        collect() {
+          const m = mem();
+          if (m) this.set(m.hugepageBytes);
+        },
+      });
+      new Gauge({
+        name: 'vio4wd_engine_mbufs_in_use',
+        help: 'Packet buffers in use across the engine mempools',
+        registers: [r],
+        collect() {
+          const m = mem();
+          if (m) this.set(m.mbufsInUse);
+        },
+      });
+    }
+    this.migrations = new Counter({
+      name: 'vio4wd_relay_migrations_total',
+      help: 'Live migrations seen on a relay: out = the guest left with dirty logging on, in = a migrated guest arrived',
+      labelNames: ['relay', 'direction'] as const,
+      registers: [r],
+    });
+  }
+
+  countMigration(relay: string, direction: 'in' | 'out'): void {
+    this.migrations.inc({ relay, direction });
+  }
+}
+
+export interface HttpServerHandle {
+  server: Server;
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Serves /metrics, /healthz and /readyz on host:port (loopback by default). */
+export async function startMetricsServer(metrics: AgentMetrics, src: MetricsSources, address: string, log: Logger): Promise<HttpServerHandle> {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i) || '127.0.0.1';
+  const port = Number(address.slice(i + 1));
+  const server = createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (url === '/metrics') {
+      metrics.registry
+        .metrics()
+        .then((body) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(body);
+        })
+        .catch((err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`metrics failed: ${String(err)}\n`);
+        });
+      return;
+    }
+    if (url === '/healthz') {
+      const ok = src.engineUp();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(ok ? 'ok\n' : 'engine down\n');
+      return;
+    }
+    if (url === '/readyz') {
+      const ok = src.engineUp() && src.ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(ok ? 'ready\n' : 'not ready\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found: try /metrics, /healthz or /readyz\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address();
+  const bound = a && typeof a === 'object' ? `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}` : address;
+  log.child({ component: 'metrics' }).info({ address: bound }, 'serving /metrics, /healthz, /readyz');
+  return {
+    server,
+    address: bound,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
