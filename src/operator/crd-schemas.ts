@@ -1,0 +1,328 @@
+// The CRDs' OpenAPI schemas, written once: crds/*.yaml are generated from these
+// (npm run gen:crds), the TypeScript types come from them (json-schema-to-ts) and so do the
+// ajv validators the agent uses on objects it reads.
+import type { FromSchema } from 'json-schema-to-ts';
+
+export const GROUP = 'vio4wd.io';
+export const VERSION = 'v1alpha1';
+
+const pci = {
+  type: 'string',
+  description: 'PCI address of a VF, in the form 0000:03:00.1.',
+  pattern: '^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$',
+} as const;
+
+const condition = {
+  type: 'object',
+  description: 'A Kubernetes-style condition.',
+  required: ['type', 'status', 'reason', 'lastTransitionTime'],
+  properties: {
+    type: { type: 'string', description: 'VFAttached, SocketReady, GuestConnected or Ready.' },
+    status: { type: 'string', enum: ['True', 'False', 'Unknown'], description: 'True, False or Unknown.' },
+    reason: { type: 'string', description: 'CamelCase reason, e.g. VFNotFound.' },
+    message: { type: 'string', description: 'Human-readable detail.' },
+    lastTransitionTime: { type: 'string', format: 'date-time', description: 'When status last changed.' },
+    observedGeneration: { type: 'integer', description: 'Generation this condition was computed from.' },
+  },
+} as const;
+
+export const virtioRelaySpecSchema = {
+  type: 'object',
+  description: 'What the relay should be: one VF and one vhost-user socket on one node.',
+  required: ['vf'],
+  properties: {
+    nodeName: {
+      type: 'string',
+      description: 'Node that runs the relay. Leave it out and the vio4wd operator picks a node with a free matching VF.',
+      maxLength: 253,
+    },
+    vf: {
+      type: 'object',
+      description: 'The VF: exactly one of pciAddress, pciAddresses (a bond), selector or devargs.',
+      properties: {
+        pciAddress: pci,
+        pciAddresses: { type: 'array', description: 'Two or more VFs bonded together.', minItems: 2, maxItems: 8, items: pci },
+        bondMode: { type: 'integer', description: 'DPDK bond mode 0..6 for pciAddresses (default 1, active-backup).', minimum: 0, maximum: 6 },
+        selector: {
+          type: 'object',
+          description: 'Pick any free VF that matches all given fields.',
+          properties: {
+            pfName: { type: 'string', description: 'Name of the PF netdev, e.g. ens1f0.' },
+            vendor: { type: 'string', description: 'PCI vendor id of the VF (hex), e.g. 8086.', pattern: '^[0-9a-fA-F]{4}$' },
+            device: { type: 'string', description: 'PCI device id of the VF (hex), e.g. 154c.', pattern: '^[0-9a-fA-F]{4}$' },
+            vfIndexRange: { type: 'string', description: 'VF index range on the PF, e.g. 0-7 or 3.', pattern: '^[0-9]+(-[0-9]+)?$' },
+          },
+        },
+        devargs: { type: 'string', description: 'DPDK devargs of a virtual device used as the VF (testing), e.g. net_tap0,iface=vf0.', maxLength: 1024 },
+      },
+      'x-kubernetes-validations': [
+        {
+          rule: '[has(self.pciAddress), has(self.pciAddresses), has(self.selector), has(self.devargs)].filter(x, x).size() == 1',
+          message: 'set exactly one of vf.pciAddress, vf.pciAddresses, vf.selector or vf.devargs',
+        },
+        { rule: '!has(self.bondMode) || has(self.pciAddresses)', message: 'vf.bondMode needs vf.pciAddresses (two or more VFs)' },
+      ],
+    },
+    vhostUser: {
+      type: 'object',
+      description: 'The vhost-user socket the VM uses.',
+      properties: {
+        mode: {
+          type: 'string',
+          description: 'client (default): QEMU creates the socket and the relay connects, so either side can restart. server: the relay creates the socket.',
+          enum: ['client', 'server'],
+        },
+        socketDir: { type: 'string', description: 'Host directory for the socket (default: the agent\'s socket directory).', pattern: '^/' },
+        owner: { type: 'string', description: 'Owner of the socket (user name or uid).' },
+        group: { type: 'string', description: 'Group of the socket (group name or gid).' },
+        perm: { type: 'string', description: 'Socket permissions in octal, e.g. 0660.', pattern: '^0?[0-7]{3}$' },
+      },
+    },
+    queues: { type: 'integer', description: 'Queue pairs, 1..32 (default 1).' },
+    mac: { type: 'string', description: 'The VM\'s MAC address; set on the VF so frames pass it (the relay rewrites nothing).' },
+    mtu: { type: 'integer', description: 'MTU of the VF and the guest interface, 68..9702.', minimum: 68, maximum: 9702 },
+    resourceName: {
+      type: 'string',
+      description: 'Device-plugin resource the socket is offered as (default vio4wd.io/vhostuser).',
+      pattern: '^vio4wd\\.io/[a-zA-Z0-9._-]+$',
+    },
+    numaNode: { type: 'integer', description: 'NUMA node for the relay\'s memory and workers (default: the VF\'s).', minimum: 0 },
+    cpus: {
+      type: 'array',
+      description: 'Worker CPUs: one for both directions, or two (VF->VM, VM->VF).',
+      minItems: 1,
+      maxItems: 2,
+      items: { type: 'integer', minimum: 0 },
+    },
+    reschedule: {
+      type: 'string',
+      description: 'Never (default): the relay stays on its node. OnNodeLoss: the operator moves it when its node is deleted.',
+      enum: ['Never', 'OnNodeLoss'],
+    },
+  },
+  'x-kubernetes-validations': [
+    { rule: '!has(self.queues) || (self.queues >= 1 && self.queues <= 32)', message: 'queues must be between 1 and 32' },
+    {
+      rule: "!has(self.mac) || self.mac.matches('^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')",
+      message: 'mac must look like 52:54:00:12:34:56',
+    },
+    { rule: 'self.vf == oldSelf.vf', message: 'vf cannot be changed after creation: delete and recreate the VirtioRelay' },
+    {
+      rule: '(has(self.vhostUser) ? (has(self.vhostUser.mode) ? self.vhostUser.mode : "client") : "client") == (has(oldSelf.vhostUser) ? (has(oldSelf.vhostUser.mode) ? oldSelf.vhostUser.mode : "client") : "client")',
+      message: 'vhostUser.mode cannot be changed after creation: delete and recreate the VirtioRelay',
+    },
+    {
+      rule: '(has(self.resourceName) ? self.resourceName : "") == (has(oldSelf.resourceName) ? oldSelf.resourceName : "")',
+      message: 'resourceName cannot be changed after creation: delete and recreate the VirtioRelay',
+    },
+    {
+      rule: '!has(oldSelf.nodeName) || (has(self.nodeName) && self.nodeName == oldSelf.nodeName) || (has(self.reschedule) && self.reschedule == "OnNodeLoss")',
+      message: 'nodeName cannot be changed once set (set reschedule: OnNodeLoss to let the operator move the relay)',
+    },
+  ],
+} as const;
+
+export const virtioRelayStatusSchema = {
+  type: 'object',
+  description: 'What the node agent observed.',
+  properties: {
+    phase: { type: 'string', description: 'Pending, Scheduled, Configuring, Ready, Failed or Terminating.', enum: ['Pending', 'Scheduled', 'Configuring', 'Ready', 'Failed', 'Terminating'] },
+    message: { type: 'string', description: 'Why the relay is in this phase.' },
+    conditions: { type: 'array', description: 'VFAttached, SocketReady, GuestConnected and Ready.', items: condition, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
+    nodeName: { type: 'string', description: 'Node whose agent serves the relay.' },
+    pciAddress: { type: 'string', description: 'PCI address(es) of the VF in use (or the devargs).' },
+    socketPath: { type: 'string', description: 'Host path of the vhost-user socket.' },
+    socketMode: { type: 'string', description: 'client or server: the relay\'s side of the socket.' },
+    relayId: { type: 'integer', description: 'Relay number on the node (virtio-forwarder numbering).' },
+    deviceId: { type: 'string', description: 'Device ID the kubelet device plugin offers this relay as.' },
+    resourceName: { type: 'string', description: 'Resource name of the device (vio4wd.io/<pool>).' },
+    numaNode: { type: 'integer', description: 'NUMA node of the relay.' },
+    mac: { type: 'string', description: 'MAC address of the VF.' },
+    guestConnected: { type: 'boolean', description: 'A guest is connected to the socket.' },
+    observedGeneration: { type: 'integer', description: 'The spec generation this status describes.' },
+  },
+} as const;
+
+export const virtioForwarderNodeStatusSchema = {
+  type: 'object',
+  description: 'What the node agent found on its node.',
+  properties: {
+    vfs: {
+      type: 'array',
+      description: 'VFs on the node.',
+      items: {
+        type: 'object',
+        required: ['pciAddress'],
+        properties: {
+          pciAddress: pci,
+          pfName: { type: 'string', description: 'PF netdev name.' },
+          vfIndex: { type: 'integer', description: 'Index of the VF on its PF.' },
+          vendor: { type: 'string', description: 'PCI vendor id.' },
+          device: { type: 'string', description: 'PCI device id.' },
+          numaNode: { type: 'integer', description: 'NUMA node.' },
+          driver: { type: 'string', description: 'Kernel driver the VF is bound to.' },
+          mac: { type: 'string', description: 'MAC address, when known.' },
+          usedBy: { type: 'string', description: 'namespace/name of the VirtioRelay using it.' },
+        },
+      },
+    },
+    hugepages: {
+      type: 'array',
+      description: 'Hugepages per NUMA node.',
+      items: {
+        type: 'object',
+        properties: {
+          numaNode: { type: 'integer', description: 'NUMA node.' },
+          pageSizeKiB: { type: 'integer', description: 'Page size in KiB.' },
+          total: { type: 'integer', description: 'Pages reserved.' },
+          free: { type: 'integer', description: 'Pages free.' },
+        },
+      },
+    },
+    workerCpus: { type: 'array', description: 'CPUs running relay workers.', items: { type: 'integer' } },
+    relays: {
+      type: 'object',
+      description: 'Relay counts by phase.',
+      properties: {
+        total: { type: 'integer', description: 'All relays on the node.' },
+        ready: { type: 'integer', description: 'Relays Ready.' },
+        failed: { type: 'integer', description: 'Relays Failed.' },
+      },
+    },
+    engine: {
+      type: 'object',
+      description: 'Health of the DPDK engine.',
+      properties: {
+        up: { type: 'boolean', description: 'The engine runs.' },
+        dpdkVersion: { type: 'string', description: 'DPDK version.' },
+        agentVersion: { type: 'string', description: 'vio4wd version.' },
+        message: { type: 'string', description: 'Detail when not up.' },
+      },
+    },
+    heartbeatTime: { type: 'string', format: 'date-time', description: 'Last time the agent wrote this status.' },
+  },
+} as const;
+
+export type VirtioRelaySpec = FromSchema<typeof virtioRelaySpecSchema>;
+export type VirtioRelayStatus = FromSchema<typeof virtioRelayStatusSchema>;
+export type VirtioForwarderNodeStatus = FromSchema<typeof virtioForwarderNodeStatusSchema>;
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  finalizers?: string[];
+  deletionTimestamp?: string | Date;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string | Date;
+}
+
+export interface VirtioRelay {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec: VirtioRelaySpec;
+  status?: VirtioRelayStatus;
+}
+
+export interface VirtioForwarderNode {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: { nodeName?: string };
+  status?: VirtioForwarderNodeStatus;
+}
+
+/** Whole CustomResourceDefinition objects, as crds/*.yaml hold them. */
+export function crdObjects(): Record<string, unknown>[] {
+  return [
+    {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: `virtiorelays.${GROUP}` },
+      spec: {
+        group: GROUP,
+        scope: 'Namespaced',
+        names: { plural: 'virtiorelays', singular: 'virtiorelay', kind: 'VirtioRelay', listKind: 'VirtioRelayList', shortNames: ['vr', 'vrelay'], categories: ['vio4wd'] },
+        versions: [
+          {
+            name: VERSION,
+            served: true,
+            storage: true,
+            subresources: { status: {} },
+            selectableFields: [{ jsonPath: '.spec.nodeName' }],
+            additionalPrinterColumns: [
+              { name: 'Node', type: 'string', jsonPath: '.spec.nodeName', description: 'Node that runs the relay' },
+              { name: 'VF', type: 'string', jsonPath: '.status.pciAddress', description: 'VF in use' },
+              { name: 'Socket', type: 'string', jsonPath: '.status.socketPath', description: 'vhost-user socket on the node' },
+              { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Relay phase' },
+              { name: 'Guest', type: 'boolean', jsonPath: '.status.guestConnected', description: 'A guest is connected', priority: 1 },
+              { name: 'Reason', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].reason", description: 'Why it is (not) ready', priority: 1 },
+              { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+            ],
+            schema: {
+              openAPIV3Schema: {
+                type: 'object',
+                description: 'A VirtioRelay connects one SR-IOV VF to one vhost-user socket on a node, so that a VM gets a virtio NIC backed by the VF.',
+                required: ['spec'],
+                properties: {
+                  apiVersion: { type: 'string', description: 'APIVersion of this object.' },
+                  kind: { type: 'string', description: 'Kind of this object.' },
+                  metadata: { type: 'object' },
+                  spec: virtioRelaySpecSchema,
+                  status: virtioRelayStatusSchema,
+                },
+              },
+            },
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: `virtioforwardernodes.${GROUP}` },
+      spec: {
+        group: GROUP,
+        scope: 'Cluster',
+        names: { plural: 'virtioforwardernodes', singular: 'virtioforwardernode', kind: 'VirtioForwarderNode', listKind: 'VirtioForwarderNodeList', shortNames: ['vfn'], categories: ['vio4wd'] },
+        versions: [
+          {
+            name: VERSION,
+            served: true,
+            storage: true,
+            subresources: { status: {} },
+            additionalPrinterColumns: [
+              { name: 'Engine', type: 'boolean', jsonPath: '.status.engine.up', description: 'DPDK engine up' },
+              { name: 'Relays', type: 'integer', jsonPath: '.status.relays.total', description: 'Relays on the node' },
+              { name: 'Ready', type: 'integer', jsonPath: '.status.relays.ready', description: 'Relays Ready' },
+              { name: 'Failed', type: 'integer', jsonPath: '.status.relays.failed', description: 'Relays Failed' },
+              { name: 'Heartbeat', type: 'date', jsonPath: '.status.heartbeatTime', description: 'Last status update', priority: 1 },
+              { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+            ],
+            schema: {
+              openAPIV3Schema: {
+                type: 'object',
+                description: 'What the vio4wd node agent found on a node: VFs, hugepages, workers and relay counts. Written by the agent.',
+                properties: {
+                  apiVersion: { type: 'string', description: 'APIVersion of this object.' },
+                  kind: { type: 'string', description: 'Kind of this object.' },
+                  metadata: { type: 'object' },
+                  spec: {
+                    type: 'object',
+                    description: 'Nothing to set: the object is named after its node.',
+                    properties: { nodeName: { type: 'string', description: 'The node (same as metadata.name).' } },
+                  },
+                  status: virtioForwarderNodeStatusSchema,
+                },
+              },
+            },
+          },
+        ],
+      },
+    },
+  ];
+}
