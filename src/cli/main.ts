@@ -3,10 +3,11 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../util/version.js';
 import { errorMessage, VioError } from '../util/errors.js';
 import { register as registerDoctor } from './commands/doctor.js';
+import { register as registerKubevirtSidecar } from './commands/kubevirt-sidecar.js';
 
 export type Register = (program: Command) => void;
 
-const roles: Register[] = [registerDoctor];
+const roles: Register[] = [registerDoctor, registerKubevirtSidecar];
 
 export function buildProgram(): Command {
   const program = new Command('vio4wd')

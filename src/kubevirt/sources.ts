@@ -1,0 +1,411 @@
+// Where the binding finds each interface's relay socket, in this order:
+//  1. DRA: a network that names a ResourceClaim request -> the claim's KEP-5304 device metadata
+//     file (attributes vhost-user-path, mtu), as KubeVirt's vhostuser binding plugin reads it;
+//  2. device plugin + Multus: the kubevirt.io/network-info downward-API file that KubeVirt mounts
+//     into binding sidecars registered with `downwardAPI: device-info` (the device-info file
+//     vio4wd's Allocate writes, relayed by Multus's network-status);
+//  3. explicit configuration: the VMI annotation vio4wd.io/interfaces, then --interface flags
+//     and VIO4WD_INTERFACES.
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ValidationError, VioError } from '../util/errors.js';
+import { checkMac, networkOf, type Vmi } from './vmi.js';
+
+export type VhostMode = 'client' | 'server';
+
+/** One interface's backend: the socket as the virt-launcher pod sees it, and what we know of it. */
+export interface SocketInfo {
+  path: string;
+  /** QEMU's role on the socket (libvirt's <source mode>); device-info's "mode" means the same. */
+  mode: VhostMode;
+  mac?: string;
+  mtu?: number;
+  /** Queue pairs the relay serves; caps the NIC's queues. */
+  maxQueues?: number;
+  /** Where it came from, for logs and errors. */
+  origin: string;
+}
+
+/** Settings given by hand for one interface (flags, env, VMI annotation). */
+export interface ExplicitInterface {
+  path?: string;
+  mode?: VhostMode;
+  mac?: string;
+  mtu?: number;
+  queues?: number;
+}
+
+export const DEFAULT_NETWORK_INFO_PATH = '/etc/podinfo/network-info';
+export const DEFAULT_DRA_METADATA_DIR = '/var/run/kubernetes.io/dra-device-attributes';
+export const INTERFACES_ANNOTATION = 'vio4wd.io/interfaces';
+export const DRA_METADATA_API_VERSION = 'metadata.resource.k8s.io/v1alpha1';
+const MTU_MIN = 68;
+const MTU_MAX = 9702;
+
+export interface ResolveOptions {
+  networkInfoPath: string;
+  /** How long to wait for KubeVirt/kubelet to fill the network-info file. */
+  networkInfoTimeoutMs: number;
+  pollIntervalMs?: number;
+  draMetadataDir: string;
+  /** From flags and VIO4WD_INTERFACES, keyed by VMI interface name. */
+  explicit: ReadonlyMap<string, ExplicitInterface>;
+}
+
+/** No socket could be found for an interface; the message names it and what was searched. */
+export class SocketNotFoundError extends VioError {
+  readonly iface: string;
+  constructor(iface: string, tried: string[]) {
+    super(
+      'ENOSOCKET',
+      `no vhost-user socket found for interface "${iface}": ${tried.join('; ')}. ` +
+        `Fix: attach the interface to a NetworkAttachmentDefinition whose k8s.v1.cni.cncf.io/resourceName is a vio4wd pool ` +
+        `and register the binding with downwardAPI: device-info, or use a DRA claim, or set the socket path in the ` +
+        `${INTERFACES_ANNOTATION} annotation`,
+    );
+    this.name = 'SocketNotFoundError';
+    this.iface = iface;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// explicit settings
+
+function parseMode(field: string, v: string): VhostMode {
+  if (v !== 'client' && v !== 'server') throw new ValidationError(field, `"${v}" is not a vhost-user mode; use client or server (QEMU's role)`);
+  return v;
+}
+
+function parseIntIn(field: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new ValidationError(field, `"${String(v)}" must be an integer in ${min}..${max}`);
+  return n;
+}
+
+function checkPath(field: string, p: string): string {
+  if (!p.startsWith('/')) throw new ValidationError(field, `"${p}" must be an absolute path (as the virt-launcher pod sees it)`);
+  return p;
+}
+
+function explicitFromObject(field: string, o: Record<string, unknown>): ExplicitInterface {
+  const out: ExplicitInterface = {};
+  for (const [k, v] of Object.entries(o)) {
+    const f = `${field}.${k}`;
+    switch (k) {
+      case 'path':
+        if (typeof v !== 'string') throw new ValidationError(f, 'must be a string');
+        out.path = checkPath(f, v);
+        break;
+      case 'mode':
+        out.mode = parseMode(f, String(v));
+        break;
+      case 'mac':
+        if (typeof v !== 'string') throw new ValidationError(f, 'must be a string');
+        out.mac = checkMac(f, v);
+        break;
+      case 'mtu':
+        out.mtu = parseIntIn(f, v, MTU_MIN, MTU_MAX);
+        break;
+      case 'queues':
+        out.queues = parseIntIn(f, v, 1, 32);
+        break;
+      default:
+        throw new ValidationError(f, 'unknown key; known: path, mode, mac, mtu, queues');
+    }
+  }
+  return out;
+}
+
+/**
+ * Parses one --interface value: `NAME=PATH` or `NAME:key=value,...` with keys path, mode, mac,
+ * mtu, queues (e.g. `net1:path=/var/run/vio4wd/r1/vhost.sock,mode=server,mtu=9000`).
+ */
+export function parseInterfaceSpec(spec: string, field = '--interface'): [string, ExplicitInterface] {
+  const s = spec.trim();
+  const short = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)=(\/.*)$/.exec(s);
+  if (short) return [short[1]!, { path: short[3]! }];
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?):(.+)$/.exec(s);
+  if (!m) throw new ValidationError(field, `"${spec}" is not NAME=PATH or NAME:key=value,...`);
+  const o: Record<string, string> = {};
+  for (const kv of m[3]!.split(',')) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new ValidationError(field, `"${kv}" in "${spec}" is not key=value`);
+    o[kv.slice(0, eq).trim()] = kv.slice(eq + 1).trim();
+  }
+  return [m[1]!, explicitFromObject(`${field}[${m[1]}]`, o)];
+}
+
+/** VIO4WD_INTERFACES: --interface values separated by ';' or newlines. */
+export function parseInterfacesEnv(v: string | undefined): Map<string, ExplicitInterface> {
+  const out = new Map<string, ExplicitInterface>();
+  for (const part of (v ?? '').split(/[;\n]/)) {
+    if (part.trim() === '') continue;
+    const [name, e] = parseInterfaceSpec(part, 'VIO4WD_INTERFACES');
+    out.set(name, e);
+  }
+  return out;
+}
+
+/** The VMI annotation vio4wd.io/interfaces: JSON {"net1": {"path": ..., "mac": ..., ...}}. */
+export function explicitFromVmi(vmi: Vmi): Map<string, ExplicitInterface> {
+  const out = new Map<string, ExplicitInterface>();
+  const raw = vmi.metadata?.annotations?.[INTERFACES_ANNOTATION];
+  if (raw === undefined) return out;
+  const field = `annotation ${INTERFACES_ANNOTATION}`;
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (err) {
+    throw new ValidationError(field, `not valid JSON (${(err as Error).message}); write {"net1": {"path": "/var/run/vio4wd/...", "mac": "02:..."}}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ValidationError(field, 'must be a JSON object keyed by interface name');
+  for (const [name, o] of Object.entries(v)) {
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ValidationError(`${field}.${name}`, 'must be an object');
+    out.set(name, explicitFromObject(`${field}.${name}`, o as Record<string, unknown>));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// network-info downward API (KubeVirt pkg/network/downwardapi)
+
+interface NetworkInfoEntry {
+  network?: string;
+  deviceInfo?: { type?: string; version?: string; 'vhost-user'?: { mode?: string; path?: string } };
+  mac?: string;
+}
+
+type NetworkInfoRead = { state: 'absent' } | { state: 'empty' } | { state: 'ok'; entries: NetworkInfoEntry[] };
+
+async function readNetworkInfo(path: string): Promise<NetworkInfoRead> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent' };
+    throw err;
+  }
+  if (text.trim() === '') return { state: 'empty' };
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new ValidationError(path, `network-info is not valid JSON (${(err as Error).message})`);
+  }
+  const ifaces = (v as { interfaces?: unknown })?.interfaces;
+  return { state: 'ok', entries: Array.isArray(ifaces) ? (ifaces as NetworkInfoEntry[]) : [] };
+}
+
+function socketFromNetworkInfo(iface: string, e: NetworkInfoEntry, path: string): SocketInfo {
+  const di = e.deviceInfo!;
+  if (di.type !== 'vhost-user') {
+    throw new ValidationError(
+      `interface "${iface}"`,
+      `${path} describes a "${di.type}" device for network "${iface}", not vhost-user: point its NetworkAttachmentDefinition's resourceName at a vio4wd pool`,
+    );
+  }
+  const vu = di['vhost-user'];
+  if (!vu?.path) throw new ValidationError(`interface "${iface}"`, `${path} has a vhost-user device for network "${iface}" without a socket path`);
+  return {
+    path: checkPath(`${path} interfaces[${iface}].deviceInfo.vhost-user.path`, vu.path),
+    mode: parseMode(`${path} interfaces[${iface}].deviceInfo.vhost-user.mode`, vu.mode ?? ''),
+    origin: `network-info ${path}`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// DRA device metadata (KEP-5304, as KubeVirt pkg/dra reads it)
+
+interface DraAttribute {
+  string?: string;
+  int?: number;
+  bool?: boolean;
+  version?: string;
+}
+interface DraDevice {
+  driver?: string;
+  pool?: string;
+  device?: string;
+  attributes?: Record<string, DraAttribute>;
+}
+interface DraMetadata {
+  apiVersion?: string;
+  requests?: { name?: string; devices?: DraDevice[] }[];
+}
+
+/** Splits a stream of concatenated JSON values (what a KEP-5304 metadata file holds). */
+export function splitJsonStream(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  let escaped = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === '\\') escaped = true;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '{' || c === '[') {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (c === '}' || c === ']') {
+      depth--;
+      if (depth === 0 && start >= 0) {
+        out.push(text.slice(start, i + 1));
+        start = -1;
+      }
+    }
+  }
+  return out;
+}
+
+function attr(dev: DraDevice, key: string): DraAttribute | undefined {
+  const attrs = dev.attributes ?? {};
+  if (attrs[key]) return attrs[key];
+  // attributes may be qualified with the driver's domain: "<domain>/vhost-user-path"
+  const q = Object.keys(attrs).find((k) => k.endsWith(`/${key}`));
+  return q ? attrs[q] : undefined;
+}
+
+type DraRead = { found: SocketInfo } | { miss: string };
+
+async function readDra(vmi: Vmi, iface: string, baseDir: string): Promise<DraRead> {
+  const rc = networkOf(vmi, iface)?.resourceClaim;
+  if (!rc) return { miss: 'not a DRA network' };
+  const claimName = rc.claimName ?? '';
+  const requestName = rc.requestName ?? '';
+  const podClaim = (vmi.spec?.resourceClaims ?? []).find((c) => c.name === claimName);
+  const dir = podClaim?.resourceClaimName
+    ? join(baseDir, 'resourceclaims', podClaim.resourceClaimName, requestName)
+    : join(baseDir, 'resourceclaimtemplates', claimName, requestName);
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith('-metadata.json')).sort();
+  } catch {
+    files = [];
+  }
+  if (files.length === 0) return { miss: `DRA metadata: no *-metadata.json in ${dir} (claim "${claimName}", request "${requestName}")` };
+  for (const f of files) {
+    const path = join(dir, f);
+    const text = await readFile(path, 'utf8');
+    const md = splitJsonStream(text)
+      .map((s) => JSON.parse(s) as DraMetadata)
+      .find((o) => o.apiVersion === DRA_METADATA_API_VERSION);
+    if (!md) continue;
+    const req = (md.requests ?? []).find((r) => r.name === requestName);
+    for (const dev of req?.devices ?? []) {
+      const p = attr(dev, 'vhost-user-path');
+      if (!p) continue;
+      const field = `${path} request "${requestName}" device "${dev.device ?? '?'}"`;
+      if (typeof p.string !== 'string') throw new ValidationError(field, 'attribute vhost-user-path is not a string');
+      const info: SocketInfo = { path: checkPath(`${field} vhost-user-path`, p.string), mode: 'server', origin: `DRA metadata ${path}` };
+      const mtu = attr(dev, 'mtu');
+      if (mtu) {
+        if (typeof mtu.int !== 'number') throw new ValidationError(`${field} mtu`, 'attribute mtu is not an integer');
+        info.mtu = parseIntIn(`${field} mtu`, mtu.int, MTU_MIN, MTU_MAX);
+      }
+      // vio4wd extensions: a relay in server mode makes QEMU the client; the VF's MAC.
+      const mode = attr(dev, 'vhost-user-mode');
+      if (mode?.string) info.mode = parseMode(`${field} vhost-user-mode`, mode.string);
+      const mac = attr(dev, 'mac');
+      if (mac?.string) info.mac = checkMac(`${field} mac`, mac.string);
+      return { found: info };
+    }
+  }
+  return { miss: `DRA metadata in ${dir} has no device with attribute vhost-user-path for request "${requestName}"` };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function withExplicit(found: SocketInfo, e: ExplicitInterface | undefined): SocketInfo {
+  if (!e) return found;
+  return {
+    ...found,
+    mac: found.mac ?? e.mac,
+    mtu: found.mtu ?? e.mtu,
+    maxQueues: found.maxQueues ?? e.queues,
+  };
+}
+
+function fromExplicit(e: ExplicitInterface, origin: string): SocketInfo {
+  return { path: e.path!, mode: e.mode ?? 'server', mac: e.mac, mtu: e.mtu, maxQueues: e.queues, origin };
+}
+
+/**
+ * Finds the socket of each named interface. Throws SocketNotFoundError naming the first
+ * interface that has none. Waits (up to networkInfoTimeoutMs) for the network-info file to
+ * name interfaces that only it can answer.
+ */
+export async function resolveSockets(vmi: Vmi, ifaces: string[], opts: ResolveOptions): Promise<Map<string, SocketInfo>> {
+  const fromAnnotation = explicitFromVmi(vmi);
+  // per key, the VM's annotation wins over the sidecar's flags and environment
+  const explicitOf = (n: string): [ExplicitInterface | undefined, string] => {
+    const f = opts.explicit.get(n);
+    const a = fromAnnotation.get(n);
+    if (!f && !a) return [undefined, ''];
+    return [{ ...f, ...a }, a?.path ? `annotation ${INTERFACES_ANNOTATION}` : '--interface/VIO4WD_INTERFACES'];
+  };
+  const out = new Map<string, SocketInfo>();
+  const tried = new Map<string, string[]>();
+  const pending: string[] = [];
+
+  for (const name of ifaces) {
+    const dra = await readDra(vmi, name, opts.draMetadataDir);
+    if ('found' in dra) {
+      out.set(name, withExplicit(dra.found, explicitOf(name)[0]));
+      continue;
+    }
+    if (dra.miss === 'not a DRA network') {
+      tried.set(name, []);
+      pending.push(name);
+    } else {
+      tried.set(name, [dra.miss]); // a DRA network is not in network-info
+    }
+  }
+
+  // network-info: poll until every pending interface without an explicit path is named
+  const deadline = Date.now() + opts.networkInfoTimeoutMs;
+  const interval = opts.pollIntervalMs ?? 200;
+  let waiting = pending.slice();
+  let last: NetworkInfoRead = { state: 'absent' };
+  while (waiting.length > 0) {
+    last = await readNetworkInfo(opts.networkInfoPath);
+    if (last.state === 'absent') break; // not mounted: the binding was registered without downwardAPI
+    const entries = last.state === 'ok' ? last.entries : [];
+    waiting = waiting.filter((name) => {
+      const e = entries.find((x) => x.network === name && x.deviceInfo);
+      if (!e) return true;
+      out.set(name, withExplicit(socketFromNetworkInfo(name, e, opts.networkInfoPath), explicitOf(name)[0]));
+      return false;
+    });
+    // interfaces with an explicit path do not wait for network-info
+    const mustWait = waiting.filter((n) => !explicitOf(n)[0]?.path);
+    if (mustWait.length === 0 || Date.now() >= deadline) break;
+    await sleep(interval);
+  }
+  for (const name of waiting) {
+    const why =
+      last.state === 'absent'
+        ? `network-info ${opts.networkInfoPath} does not exist (binding registered without downwardAPI: device-info?)`
+        : last.state === 'empty'
+          ? `network-info ${opts.networkInfoPath} stayed empty for ${opts.networkInfoTimeoutMs} ms`
+          : `network-info ${opts.networkInfoPath} has no device-info for network "${name}"`;
+    tried.get(name)!.push(why);
+  }
+
+  for (const name of ifaces) {
+    if (out.has(name)) continue;
+    const [explicit, origin] = explicitOf(name);
+    if (explicit?.path) {
+      out.set(name, fromExplicit(explicit, origin));
+      continue;
+    }
+    throw new SocketNotFoundError(name, [...tried.get(name)!, `no explicit path (${INTERFACES_ANNOTATION} annotation, --interface, VIO4WD_INTERFACES)`]);
+  }
+  return out;
+}
