@@ -21,6 +21,8 @@ export interface DevicePluginManagerOptions {
   logger?: Logger;
   /** Fallback check of the sockets when no fs event arrives, in ms (default 500). */
   pollIntervalMs?: number;
+  /** Watch the device-plugin directory with fs.watch (default true); false: periodic checks only. */
+  watch?: boolean;
 }
 
 /** What one check of the sockets saw, for status and tests. */
@@ -39,6 +41,7 @@ export class DevicePluginManager {
   private readonly view: RelayView;
   private readonly log: Logger;
   private readonly pollIntervalMs: number;
+  private readonly useWatch: boolean;
   private readonly files: DeviceInfoFiles;
   private readonly plugins = new Map<string, PoolPlugin>();
   private running = false;
@@ -62,6 +65,7 @@ export class DevicePluginManager {
     this.kubeletSocket = join(this.pluginDir, KUBELET_SOCKET);
     this.log = (opts.logger ?? silentLogger()).child({ component: 'deviceplugin' });
     this.pollIntervalMs = opts.pollIntervalMs ?? 500;
+    this.useWatch = opts.watch ?? true;
     this.files = new DeviceInfoFiles(this.deviceInfoDir, this.log);
   }
 
@@ -238,7 +242,7 @@ export class DevicePluginManager {
 
   /** (Re)arms fs.watch on the plugin directory; recreated directories get a new watcher. */
   private armWatcher(): void {
-    if (!this.running) return;
+    if (!this.running || !this.useWatch) return;
     void fileIdentity(this.pluginDir, false).then((dirId) => {
       if (!this.running || (dirId === this.watchedDirId && this.watcher)) return;
       this.watcher?.close();

@@ -174,6 +174,7 @@ export class PoolPlugin {
 
   /** Tell kubelet the pool is empty before the server goes away (capacity drops at once). */
   sendEmpty(): void {
+    if (this.lastSent === '[]') return;
     for (const call of this.streams) call.write({ devices: [] });
     this.lastSent = '[]';
   }
