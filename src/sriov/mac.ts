@@ -31,8 +31,14 @@ interface IpLinkJson {
   vfinfo_list?: { vf?: number; address?: string; mac?: string }[];
 }
 
-/** The PF's VF table as iproute2 reports it: VF index -> MAC (all-zero MACs left out). */
+/** The PF's VF table as iproute2 reports it: VF index -> MAC (all-zero MACs, i.e. unset, left out). */
 export async function readPfVfMacs(pfName: string, opts: IpOptions = {}): Promise<Map<number, string>> {
+  const table = await readVfTable(pfName, opts);
+  for (const [vf, mac] of table) if (mac === '00:00:00:00:00:00') table.delete(vf);
+  return table;
+}
+
+async function readVfTable(pfName: string, opts: IpOptions): Promise<Map<number, string>> {
   const runner = opts.runner ?? execRunner;
   const ip = opts.ip ?? 'ip';
   const r = await runner(ip, ['-j', 'link', 'show', 'dev', pfName]);
@@ -48,7 +54,7 @@ export async function readPfVfMacs(pfName: string, opts: IpOptions = {}): Promis
   const macs = new Map<number, string>();
   for (const info of links[0]?.vfinfo_list ?? []) {
     const mac = (info.address ?? info.mac)?.toLowerCase();
-    if (typeof info.vf === 'number' && mac && mac !== '00:00:00:00:00:00') macs.set(info.vf, mac);
+    if (typeof info.vf === 'number' && mac) macs.set(info.vf, mac);
   }
   return macs;
 }
@@ -77,8 +83,7 @@ export async function setVfMac(pfName: string, vfIndex: number, mac: string, opt
     const why = r.stderr.trim() || r.stdout.trim() || `exit ${r.code}`;
     throw new VioError('EVFMAC', `${ip} ${args.join(' ')} failed: ${why}; ${hint(why, pfName, vfIndex)}`);
   }
-  const macs = await readPfVfMacs(pfName, { runner, ip });
-  const got = macs.get(vfIndex);
+  const got = (await readVfTable(pfName, { runner, ip })).get(vfIndex);
   if (got === undefined) return { mac: want, verified: false };
   if (got !== want) {
     throw new VioError('EVFMAC', `VF ${vfIndex} of ${pfName} still has MAC ${got} after setting ${want}; the PF driver refused it silently (check dmesg)`);
