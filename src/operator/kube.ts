@@ -1,0 +1,218 @@
+// Thin helpers over @kubernetes/client-node shared by the node reconciler and the operator:
+// client construction, merge patches, events, and informers that survive apiserver restarts.
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  ListWatch,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type KubernetesObject,
+  type KubernetesListObject,
+} from '@kubernetes/client-node';
+import type { Logger } from '../util/log.js';
+import { errorMessage } from '../util/errors.js';
+import { GROUP, VERSION } from './crd-schemas.js';
+
+export const RELAY_PLURAL = 'virtiorelays';
+export const NODE_PLURAL = 'virtioforwardernodes';
+export const FINALIZER = 'vio4wd.io/relay-cleanup';
+
+export interface KubeClients {
+  kc: KubeConfig;
+  custom: CustomObjectsApi;
+  core: CoreV1Api;
+  coordination: CoordinationV1Api;
+}
+
+/** From a kubeconfig file, else in-cluster (service account), else ~/.kube/config. */
+export function kubeClients(kubeconfig?: string): KubeClients {
+  const kc = new KubeConfig();
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return {
+    kc,
+    custom: kc.makeApiClient(CustomObjectsApi),
+    core: kc.makeApiClient(CoreV1Api),
+    coordination: kc.makeApiClient(CoordinationV1Api),
+  };
+}
+
+export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** HTTP status of a client-node error (ApiException has `code`), or undefined. */
+export function httpStatus(err: unknown): number | undefined {
+  const c = (err as { code?: unknown; statusCode?: unknown })?.code ?? (err as { statusCode?: unknown })?.statusCode;
+  return typeof c === 'number' ? c : undefined;
+}
+
+/** A short, readable message from a client-node error (the apiserver's Status message if any). */
+export function kubeErrorMessage(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  if (typeof body === 'string') {
+    try {
+      const s = JSON.parse(body) as { message?: string };
+      if (s.message) return s.message;
+    } catch {
+      /* not JSON */
+    }
+  } else if (body && typeof body === 'object' && 'message' in body) {
+    return String((body as { message: unknown }).message);
+  }
+  return errorMessage(err);
+}
+
+export interface InformerOptions<T extends KubernetesObject> {
+  path: string;
+  list: () => Promise<KubernetesListObject<T>>;
+  fieldSelector?: string;
+  labelSelector?: string;
+  logger: Logger;
+  onAdd?: (obj: T) => void;
+  onUpdate?: (obj: T) => void;
+  onDelete?: (obj: T) => void;
+}
+
+/**
+ * A list-watch cache that resumes from its last resourceVersion after a dropped watch, relists
+ * after 410 Gone, and restarts with backoff when the apiserver is unreachable (client-node's
+ * ListWatch stops on such errors).
+ */
+export class ResilientInformer<T extends KubernetesObject> {
+  private readonly lw: ListWatch<T>;
+  private stopped = false;
+  private backoffMs = 250;
+  private timer: NodeJS.Timeout | undefined;
+  private syncedOnce = false;
+  private readonly syncWaiters: (() => void)[] = [];
+
+  constructor(
+    kc: KubeConfig,
+    private readonly opts: InformerOptions<T>,
+  ) {
+    this.lw = new ListWatch<T>(opts.path, new Watch(kc), opts.list, false, opts.labelSelector, opts.fieldSelector);
+    if (opts.onAdd) this.lw.on('add', opts.onAdd);
+    if (opts.onUpdate) this.lw.on('update', opts.onUpdate);
+    if (opts.onDelete) this.lw.on('delete', opts.onDelete);
+    this.lw.on('error', (err?: unknown) => this.restartLater(err));
+    this.lw.on('connect', () => {
+      // a watch that was (re)established after a list: the cache is current
+      if (this.lw.latestResourceVersion()) this.markSynced();
+    });
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.lw.start();
+    if (this.lw.latestResourceVersion()) {
+      this.backoffMs = 250;
+      this.markSynced();
+    }
+  }
+
+  /** Resolves after the first successful list. */
+  synced(): Promise<void> {
+    if (this.syncedOnce) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get hasSynced(): boolean {
+    return this.syncedOnce;
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
+  }
+
+  list(namespace?: string): T[] {
+    return [...this.lw.list(namespace)];
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.lw.stop();
+  }
+
+  private markSynced(): void {
+    if (this.syncedOnce) return;
+    this.syncedOnce = true;
+    for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  private restartLater(err: unknown): void {
+    if (this.stopped) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, 10_000);
+    this.opts.logger.warn({ path: this.opts.path, err: kubeErrorMessage(err), retryInMs: delay }, 'watch failed; restarting');
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (this.stopped) return;
+      this.lw.start().then(
+        () => {
+          if (this.lw.latestResourceVersion()) this.backoffMs = 250;
+        },
+        (e: unknown) => this.restartLater(e),
+      );
+    }, delay);
+  }
+}
+
+export function relayListFn(custom: CustomObjectsApi, fieldSelector?: string) {
+  return async <T extends KubernetesObject>(): Promise<KubernetesListObject<T>> =>
+    (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RELAY_PLURAL, ...(fieldSelector ? { fieldSelector } : {}) })) as KubernetesListObject<T>;
+}
+
+export interface EventTarget {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+}
+
+/** Records a core/v1 Event on an object; failures are logged, never thrown. */
+export async function recordEvent(
+  core: CoreV1Api,
+  log: Logger,
+  component: string,
+  host: string,
+  target: EventTarget,
+  type: 'Normal' | 'Warning',
+  reason: string,
+  message: string,
+): Promise<void> {
+  const now = new Date();
+  const namespace = target.namespace ?? 'default';
+  try {
+    await core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${target.name}.`, namespace },
+        involvedObject: {
+          apiVersion: target.apiVersion,
+          kind: target.kind,
+          name: target.name,
+          namespace: target.namespace,
+          uid: target.uid,
+          resourceVersion: target.resourceVersion,
+        },
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        source: { component, host },
+        reportingComponent: `vio4wd.io/${component}`,
+        reportingInstance: host,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  } catch (err) {
+    log.debug({ reason, err: kubeErrorMessage(err) }, 'could not record event');
+  }
+}

@@ -1,0 +1,126 @@
+// A keyed work queue with per-key exponential backoff, as controllers use: a key is queued at
+// most once, is never processed by two workers at a time, and one failing key never blocks the
+// others.
+import type { Logger } from '../util/log.js';
+import { errorMessage } from '../util/errors.js';
+
+export interface WorkQueueOptions {
+  /** Keys processed at the same time. */
+  concurrency?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  logger?: Logger;
+}
+
+/** What a handler returns: nothing (done) or a delay after which to look again. */
+export type HandlerResult = void | { requeueAfterMs: number };
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly active = new Set<string>();
+  /** Keys added again while being processed: run once more afterwards. */
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private running = 0;
+  private stopped = false;
+  private idleWaiters: (() => void)[] = [];
+  private readonly concurrency: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+
+  constructor(
+    private readonly handler: (key: string) => Promise<HandlerResult>,
+    private readonly opts: WorkQueueOptions = {},
+  ) {
+    this.concurrency = opts.concurrency ?? 8;
+    this.baseDelayMs = opts.baseDelayMs ?? 50;
+    this.maxDelayMs = opts.maxDelayMs ?? 30_000;
+  }
+
+  add(key: string): void {
+    if (this.stopped) return;
+    const t = this.timers.get(key);
+    if (t) {
+      clearTimeout(t);
+      this.timers.delete(key);
+    }
+    if (this.active.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.pump();
+  }
+
+  addAfter(key: string, delayMs: number): void {
+    if (this.stopped) return;
+    if (this.queued.has(key) || this.timers.has(key)) return;
+    const t = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, delayMs);
+    this.timers.set(key, t);
+  }
+
+  /** Backoff for a key that failed n times in a row. */
+  delayFor(key: string): number {
+    const n = this.failures.get(key) ?? 0;
+    return Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** n);
+  }
+
+  get length(): number {
+    return this.queue.length + this.running;
+  }
+
+  /** Resolves when nothing is queued or running (timers may still be pending). */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.queue.length = 0;
+    this.queued.clear();
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.running < this.concurrency && this.queue.length > 0) {
+      const key = this.queue.shift()!;
+      this.queued.delete(key);
+      this.active.add(key);
+      this.running++;
+      void this.process(key);
+    }
+    if (this.queue.length === 0 && this.running === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    let retryAfter: number | undefined;
+    try {
+      const r = await this.handler(key);
+      this.failures.delete(key);
+      if (r && r.requeueAfterMs >= 0) retryAfter = r.requeueAfterMs;
+    } catch (err) {
+      retryAfter = this.delayFor(key);
+      this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+      this.opts.logger?.warn({ key, err: errorMessage(err), retryInMs: retryAfter }, 'reconcile failed; will retry');
+    } finally {
+      this.active.delete(key);
+      this.running--;
+    }
+    if (this.dirty.delete(key)) this.add(key);
+    else if (retryAfter !== undefined) this.addAfter(key, retryAfter);
+    this.pump();
+  }
+}
