@@ -1,0 +1,61 @@
+// `vio4wd doctor` as a user runs it: one line per check, a summary, --json for machines, exit
+// status 1 on any FAIL. Runs the CLI from source (tsx) against built host trees.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import type { DoctorReport } from '../../src/doctor/index.js';
+import { SysfsTree } from '../helpers/sysfs.js';
+
+const ENTRY = "import { main } from './src/cli/main.ts'; process.exitCode = await main(['node', 'vio4wd', ...process.argv.slice(1)]);";
+
+function vio4wd(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', ENTRY, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A small host that passes everything but the SR-IOV/CPU checks, which only WARN. */
+function devHost(t: { after: (fn: () => void) => void }): SysfsTree {
+  const tree = SysfsTree.create();
+  t.after(() => tree.cleanup());
+  tree.dpdk({ pcVersion: '22.11.11', ealAbi: 23 });
+  tree.numaNode(0, { cpus: '0-1', hugepages: { total: 512, free: 512 } });
+  tree.mounts('nodev /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0');
+  tree.maxMapCount(65530);
+  tree.cmdline('root=/dev/vda1 intel_iommu=on iommu=pt');
+  tree.iommuGroups(0, 1);
+  tree.pciDriver('vfio-pci');
+  tree.cpus({ online: '0-1' });
+  return tree;
+}
+
+test('human output: one PASS/WARN/FAIL line per check with its fix, then a summary; exit 0 without FAIL', (t) => {
+  const tree = devHost(t);
+  const r = vio4wd('doctor', '--root', tree.root);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.match(lines[0]!, /^PASS {2}dpdk +DPDK 22\.11\.11/);
+  assert.match(r.stdout, /^WARN {2}sriov +no SR-IOV PF found.* -- fix: /m);
+  assert.match(r.stdout, /^WARN {2}cpus +no isolated CPUs/m);
+  assert.equal(lines.at(-1), `7 passed, 2 warnings, 0 failed (root ${tree.root})`);
+  assert.equal(lines.length, 10);
+});
+
+test('--json: the report as JSON, exit 1 when a check FAILs', (t) => {
+  const tree = devHost(t);
+  rmSync(tree.abs('proc/mounts'));
+  const r = vio4wd('doctor', '--root', tree.root, '--json', '--relays', '30');
+  assert.equal(r.status, 1, r.stderr);
+  const report = JSON.parse(r.stdout) as DoctorReport;
+  assert.equal(report.relays, 30);
+  assert.equal(report.hugepagesNeededPerNode, 645);
+  assert.deepEqual(report.checks.filter((c) => c.status === 'FAIL').map((c) => c.id), ['hugepages.node0', 'hugetlbfs']);
+  assert.deepEqual(report.summary, { pass: 5, warn: 2, fail: 2 });
+});
+
+test('--relays must be a count', (t) => {
+  const tree = devHost(t);
+  const r = vio4wd('doctor', '--root', tree.root, '--relays', 'lots');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--relays <n>' argument 'lots' is invalid\. give a whole number from 0 to 1024/);
+});
