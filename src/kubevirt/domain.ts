@@ -4,7 +4,7 @@
 // other node (text, comments, namespaces, KubeVirt's placeholder interfaces) stays as parsed, and
 // new elements take the indentation of their neighbours. The result is the same when the input
 // already went through it (virt-launcher calls the hook twice per domain creation).
-import { DOMParser, XMLSerializer, onErrorStopParsing, type Document, type Element, type Node } from '@xmldom/xmldom';
+import { DOMParser, XMLSerializer, normalizeLineEndings, onErrorStopParsing, type Document, type Element, type Node } from '@xmldom/xmldom';
 import { ValidationError } from '../util/errors.js';
 import type { PciAddress } from './vmi.js';
 import type { VhostMode } from './sources.js';
@@ -242,11 +242,63 @@ export function parseDomain(xml: string): Document {
   return doc;
 }
 
+/** Where the start tag that begins at `off` ends, and whether it closes itself (`<x .../>`). */
+function startTagSelfCloses(src: string, off: number): boolean | undefined {
+  if (src[off] !== '<') return undefined;
+  let quote = '';
+  for (let i = off + 1; i < src.length; i++) {
+    const c = src[i];
+    if (quote) {
+      if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") {
+      quote = c;
+    } else if (c === '>') {
+      return src[i - 1] === '/';
+    }
+  }
+  return undefined;
+}
+
+/**
+ * XMLSerializer writes every childless element as <x/>. Go's encoding/xml (virt-launcher) writes
+ * <x></x>. To leave untouched elements as they were written, an element that had an end tag in
+ * the source gets an empty text child, which makes the serializer write the end tag again.
+ * Returns the style the source used for childless elements ('end-tag' when it never self-closes).
+ */
+function keepEndTags(doc: Document, src: string): 'end-tag' | 'self-closing' {
+  const lineStarts = [0];
+  for (let i = src.indexOf('\n'); i >= 0; i = src.indexOf('\n', i + 1)) lineStarts.push(i + 1);
+  let selfClosing = 0;
+  const walk = (el: Element): void => {
+    const kids = elementChildren(el);
+    if (!el.firstChild && el.lineNumber !== undefined && el.columnNumber !== undefined) {
+      const off = (lineStarts[el.lineNumber - 1] ?? 0) + el.columnNumber - 1;
+      const closes = startTagSelfCloses(src, off);
+      if (closes === false) el.appendChild(doc.createTextNode(''));
+      else if (closes === true) selfClosing++;
+    }
+    kids.forEach(walk);
+  };
+  walk(doc.documentElement!);
+  return selfClosing === 0 ? 'end-tag' : 'self-closing';
+}
+
+/** New childless elements follow the source's style. */
+function applyEndTagStyle(doc: Document, style: 'end-tag' | 'self-closing'): void {
+  if (style !== 'end-tag') return;
+  const walk = (el: Element): void => {
+    if (!el.firstChild) el.appendChild(doc.createTextNode(''));
+    elementChildren(el).forEach(walk);
+  };
+  walk(doc.documentElement!);
+}
+
 /** Applies the plan to the domain XML and returns the new text. */
 export function rewriteDomain(xml: string, plan: DomainPlan): string {
   if (plan.nics.length === 0) return xml;
   const doc = parseDomain(xml);
   const root = doc.documentElement!;
+  const style = keepEndTags(doc, normalizeLineEndings(xml));
   const ed = new Editor(doc, detectLayout(root));
   let devices = firstChild(root, 'devices');
   if (!devices) {
@@ -261,5 +313,6 @@ export function rewriteDomain(xml: string, plan: DomainPlan): string {
     else ed.insert(devices, iface, insertionPoint(devices, nic, plan.vmiInterfaceOrder));
   }
   ensureSharedMemory(ed, root);
+  applyEndTagStyle(doc, style);
   return new XMLSerializer().serializeToString(doc);
 }
