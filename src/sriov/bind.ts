@@ -82,14 +82,31 @@ export async function bindVfDriver(pciAddress: string, driver: string, opts: Bin
   } catch (err) {
     throw new VioError('EBIND', `cannot write driver_override of ${pci}: ${errorMessage(err)}; run as root on a kernel >= 3.16`, { cause: err });
   }
+  // On failure, leave the VF as it was: override cleared and, if it lost its driver, re-probed
+  // (it goes back to its own driver). Returns what to tell the user about that.
+  const restore = async (): Promise<string> => {
+    try {
+      await write(join(dev, 'driver_override'), '\n');
+      if ((await linkName(join(dev, 'driver'))) === null && previous !== null) {
+        await write(join(root, 'sys/bus/pci/drivers_probe'), pci).catch(() => undefined);
+      }
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'could not restore the VF after a failed bind');
+    }
+    const back = await linkName(join(dev, 'driver'));
+    if (previous === null) return '';
+    return back === previous ? ` It is back on ${previous}.` : ` It is now bound to ${back ?? 'no driver'} (it was on ${previous}).`;
+  };
   if (previous !== null) {
     try {
       await write(join(pciDriverDir(root, previous), 'unbind'), pci);
     } catch (err) {
-      throw new VioError('EUNBIND', `unbinding ${pci} from ${previous} failed: ${errorMessage(err)}; check dmesg, and that nothing uses the VF's netdev`, { cause: err });
+      const state = await restore();
+      throw new VioError('EUNBIND', `unbinding ${pci} from ${previous} failed: ${errorMessage(err)}; check dmesg, and that nothing uses the VF's netdev.${state}`, { cause: err });
     }
     const still = await linkName(join(dev, 'driver'));
     if (still !== null) {
+      await restore();
       throw new VioError('EUNBIND', `${pci} is still bound to ${still} after unbind; check dmesg for why ${previous} kept it`);
     }
     log.info({ previous }, 'unbound VF');
@@ -101,21 +118,18 @@ export async function bindVfDriver(pciAddress: string, driver: string, opts: Bin
     log.debug({ err: errorMessage(err) }, 'drivers_probe write failed');
   }
   let now = await linkName(join(dev, 'driver'));
-  if (now !== driver) {
-    // older kernels or a driver that ignores driver_override on probe: ask the driver directly
+  if (now === null) {
+    // a kernel or driver that ignores driver_override on probe: ask the driver directly
     try {
-      if (now === null) await write(join(drvDir, 'bind'), pci);
+      await write(join(drvDir, 'bind'), pci);
     } catch (err) {
       log.debug({ err: errorMessage(err) }, 'bind write failed');
     }
     now = await linkName(join(dev, 'driver'));
   }
   if (now !== driver) {
-    throw new VioError(
-      'EBIND',
-      `${pci} is bound to ${now ?? 'no driver'} instead of ${driver} after probing; check dmesg` +
-        (driver === VFIO_PCI ? ' (vfio-pci refuses devices whose IOMMU group holds a device bound to another driver)' : ''),
-    );
+    const state = await restore();
+    throw new VioError('EBIND', `${pci} is bound to ${now ?? 'no driver'} instead of ${driver} after probing; check dmesg for ${driver}'s reason.${state}`);
   }
   log.info({ previous }, 'bound VF');
   return { pciAddress: pci, driver, previousDriver: previous, changed: true };

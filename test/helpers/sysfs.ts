@@ -313,8 +313,10 @@ export interface FakeKernelOptions {
   /** How `echo <pci> > driver/unbind` goes wrong: 'error' = the write fails (EBUSY),
    *  'ignored' = the write succeeds but the device stays bound. */
   unbind?: 'ok' | 'error' | 'ignored';
-  /** 'ignored' = probes and bind writes take no effect (a driver that refuses the device). */
+  /** 'ignored' = probes and bind writes take no effect at all. */
   probe?: 'ok' | 'ignored';
+  /** A driver whose probe refuses the device (the device stays unbound when it is the only choice). */
+  refuse?: string;
 }
 
 /** Every write the fake kernel saw, in order: [path relative to the root, value]. */
@@ -342,7 +344,7 @@ export function fakeKernel(tree: SysfsTree, opts: FakeKernelOptions = {}): { wri
         return;
       }
       const override = overrideOf(tree, pci);
-      if (opts.probe === 'ignored' || (override && override !== driver) || tree.link(`${tree.devicePath(pci)}/driver`)) {
+      if (opts.probe === 'ignored' || opts.refuse === driver || (override && override !== driver) || tree.link(`${tree.devicePath(pci)}/driver`)) {
         throw Object.assign(new Error('ENODEV: no such device'), { code: 'ENODEV' });
       }
       tree.bindDriver(pci, driver);
@@ -351,7 +353,7 @@ export function fakeKernel(tree: SysfsTree, opts: FakeKernelOptions = {}): { wri
     if (rel === 'sys/bus/pci/drivers_probe') {
       if (opts.probe === 'ignored' || tree.link(`${tree.devicePath(pci)}/driver`)) return;
       const want = overrideOf(tree, pci) ?? tree.nativeDrivers.get(pci);
-      if (want && existsSync(tree.abs(`sys/bus/pci/drivers/${want}`))) tree.bindDriver(pci, want);
+      if (want && want !== opts.refuse && existsSync(tree.abs(`sys/bus/pci/drivers/${want}`))) tree.bindDriver(pci, want);
       return;
     }
     if (rel.endsWith('/driver_override')) {

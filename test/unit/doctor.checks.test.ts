@@ -128,7 +128,9 @@ test('hugetlbfs PASS: one mount of 2 MiB pages', async (t) => {
 test('hugetlbfs FAIL: two mounts at one path deadlock DPDK', async (t) => {
   const tree = preparedHost(t);
   tree.mounts('nodev /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0', 'hugetlbfs /dev/hugepages hugetlbfs rw,relatime 0 0');
-  expect(await one(tree, 'hugetlbfs'), 'FAIL', /2 hugetlbfs mounts at \/dev\/hugepages \(2 MiB, 2 MiB\): DPDK deadlocks/, /umount \/dev\/hugepages/);
+  expect(await one(tree, 'hugetlbfs'), 'FAIL', /2 hugetlbfs mounts at \/dev\/hugepages \(2 MiB, 2 MiB\): the lower mount is hidden, and DPDK deadlocks/, /umount \/dev\/hugepages/);
+  tree.mounts('nodev /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0', 'nodev /dev/hugepages hugetlbfs rw,relatime,pagesize=1G 0 0');
+  expect(await one(tree, 'hugetlbfs'), 'FAIL', /2 hugetlbfs mounts at \/dev\/hugepages \(2 MiB, 1 GiB\): DPDK deadlocks at start-up: EAL flock\(\)s/);
 });
 
 test('hugetlbfs FAIL: none mounted; WARN: only 1 GiB pages mounted', async (t) => {

@@ -101,24 +101,34 @@ test('VF without an IOMMU group binds when vfio runs in unsafe no-IOMMU mode', a
   assert.equal(r.driver, 'vfio-pci');
 });
 
-test('unbind write fails: EUNBIND with the driver\'s name, VF not probed', async (t) => {
+test('unbind write fails: EUNBIND with the driver\'s name, VF left on its driver with no override', async (t) => {
   const tree = host(t);
   const k = kernel(tree, { unbind: 'error' });
   await rejectsWith(bindVfToVfio(VF, { root: tree.root, write: k.write }), 'EUNBIND', /unbinding 0000:3c:02\.0 from iavf failed: EBUSY/);
   assert.ok(!k.log.some(([p]) => p.endsWith('drivers_probe')));
   assert.equal(tree.link(`${tree.devicePath(VF)}/driver`), 'iavf');
+  assert.equal(tree.read(`${tree.devicePath(VF)}/driver_override`), '(null)', 'driver_override cleared again');
 });
 
 test('unbind accepted but the driver kept the VF: EUNBIND', async (t) => {
   const tree = host(t);
   await rejectsWith(bindVfToVfio(VF, { root: tree.root, write: kernel(tree, { unbind: 'ignored' }).write }), 'EUNBIND', /still bound to iavf/);
+  assert.equal(tree.read(`${tree.devicePath(VF)}/driver_override`), '(null)');
 });
 
-test('bind did not take: EBIND says the VF is left without a driver', async (t) => {
+test('vfio-pci refuses the VF: EBIND, and the VF goes back to its old driver', async (t) => {
   const tree = host(t);
-  const k = kernel(tree, { probe: 'ignored' });
-  await rejectsWith(bindVfToVfio(VF, { root: tree.root, write: k.write }), 'EBIND', /bound to no driver instead of vfio-pci.*dmesg/);
+  const k = kernel(tree, { refuse: 'vfio-pci' });
+  await rejectsWith(bindVfToVfio(VF, { root: tree.root, write: k.write }), 'EBIND', /bound to no driver instead of vfio-pci after probing; check dmesg for vfio-pci's reason\. It is back on iavf\./);
   assert.ok(k.log.some(([p]) => p === 'sys/bus/pci/drivers/vfio-pci/bind'), 'the driver\'s bind file was tried after drivers_probe');
+  assert.equal(tree.link(`${tree.devicePath(VF)}/driver`), 'iavf');
+  assert.equal(tree.read(`${tree.devicePath(VF)}/driver_override`), '(null)');
+});
+
+test('bind did not take and nothing probes any more: EBIND says the VF is left without a driver', async (t) => {
+  const tree = host(t);
+  await rejectsWith(bindVfToVfio(VF, { root: tree.root, write: kernel(tree, { probe: 'ignored' }).write }), 'EBIND', /It is now bound to no driver \(it was on iavf\)/);
+  assert.equal(tree.link(`${tree.devicePath(VF)}/driver`), null);
 });
 
 test('unknown VF address and malformed address are refused before any write', async (t) => {

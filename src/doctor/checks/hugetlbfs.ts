@@ -29,8 +29,10 @@ export const checkHugetlbfs: Check = ({ host }) => {
         id: 'hugetlbfs',
         status: 'FAIL',
         message:
-          `${sizes.length} hugetlbfs mounts at ${path} (${sizes.map(human).join(', ')}): DPDK deadlocks at start-up when one path ` +
-          'holds stacked hugetlbfs mounts (it locks the same directory twice)',
+          `${sizes.length} hugetlbfs mounts at ${path} (${sizes.map(human).join(', ')}): ` +
+          (new Set(sizes).size > 1
+            ? 'DPDK deadlocks at start-up: EAL flock()s the hugepage directory once per page size and, with two sizes at one path, waits for itself'
+            : 'the lower mount is hidden, and DPDK deadlocks at start-up as soon as their page sizes differ (EAL flock()s the directory once per page size and waits for itself)'),
         fix: `umount ${path} until one hugetlbfs is left there, and make sure only one mount unit/fstab line mounts it`,
         details,
       },
