@@ -13,7 +13,7 @@ if [[ -x $KUBE_APISERVER_BIN && -f $KUBE_APISERVER_BIN.stamp && $(cat "$KUBE_API
 fi
 command -v go >/dev/null || tdie "no go toolchain on PATH (install Go >= 1.24)"
 mkdir -p "$KUBE_CACHE" "$GOMODCACHE" "$GOCACHE"
-tlog "building kube-apiserver $KUBE_VERSION from Go modules (first time, about 7 min on 2 cores)"
+tlog "building kube-apiserver $KUBE_VERSION from Go modules (about 7 min on 2 cores when nothing is cached)"
 major=${KUBE_VERSION#v}; major=${major%%.*}
 minor=${KUBE_VERSION#v*.}; minor=${minor%%.*}
 pkg=k8s.io/component-base/version

@@ -16,7 +16,7 @@ fi
 command -v go >/dev/null || tdie "no go toolchain on PATH (install Go >= 1.24)"
 out_dir=$(dirname "$KUBEVIRT_CRDS")
 mkdir -p "$out_dir" "$GOMODCACHE" "$GOCACHE"
-tlog "generating KubeVirt $KUBEVIRT_VERSION CRDs from its Go module (first time, about 4 min on 2 cores)"
+tlog "generating KubeVirt $KUBEVIRT_VERSION CRDs from its Go module (about 4 min on 2 cores when nothing is cached)"
 t0=$(date +%s)
 (cd "$mod" && go build -trimpath -ldflags "-s -w" -o "$out_dir/kubevirt-crds" .) \
   || tdie "go build of test/env/kubevirt-crds failed (see above)"

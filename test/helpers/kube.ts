@@ -5,7 +5,8 @@
 //   try { await kube.kubectl('get', 'ns'); } finally { await kube.stop(); }
 //
 // There is no controller-manager: namespaces never finish deleting, ownerReferences are not
-// garbage-collected and namespaces get no "default" ServiceAccount. Create the ServiceAccounts a
+// garbage-collected, namespaces get no "default" ServiceAccount and the aggregated ClusterRoles
+// (admin, edit, view) have no rules. Create the ServiceAccounts a
 // test needs; `serviceAccountToken` asks the TokenRequest API for a token.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, accessSync, constants, rmdirSync } from 'node:fs';
@@ -156,8 +157,11 @@ function must(env: Record<string, string>, key: string): string {
   return v;
 }
 
-/** A folder on tmpfs when there is one: etcd's fsyncs are then cheap. */
-function baseDir(): string {
+/**
+ * Where environments' folders go (vio4wd-kube-XXXXXX): $VIO4WD_KUBE_ENV_BASE, else /dev/shm
+ * (tmpfs: etcd's fsyncs are then cheap), else the system's temporary folder.
+ */
+export function kubeEnvBaseDir(): string {
   const fromEnv = process.env.VIO4WD_KUBE_ENV_BASE;
   if (fromEnv) return fromEnv;
   try {
@@ -171,7 +175,7 @@ function baseDir(): string {
 /** Starts etcd and kube-apiserver (about 5-10 s) and returns handles to them. */
 export async function startKube(options: StartKubeOptions = {}): Promise<KubeEnv> {
   installExitHooks();
-  const dir = mkdtempSync(join(baseDir(), 'vio4wd-kube-'));
+  const dir = mkdtempSync(join(kubeEnvBaseDir(), 'vio4wd-kube-'));
   const args = ['start', dir, '--owner-pid', String(process.pid)];
   for (const u of options.users ?? []) args.push('--user', u.groups?.length ? `${u.name}:${u.groups.join(',')}` : u.name);
   for (const a of options.apiserverArgs ?? []) args.push('--apiserver-arg', a);
@@ -272,6 +276,28 @@ export async function startKube(options: StartKubeOptions = {}): Promise<KubeEnv
       live.delete(dir);
     },
   };
+}
+
+/**
+ * Polls `check` until it returns true, or fails after `timeoutMs` naming `what`. For what the
+ * apiserver makes true a little later: RBAC bindings reach the authorizer's cache, a CRD becomes
+ * served, a controller writes status.
+ */
+export async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000, intervalMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }
 
 /** After a failed start: kube-env cleans up after itself; remove an empty leftover folder. */

@@ -3,9 +3,9 @@
 // KubeVirt tests use it.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKube, type KubeEnv } from '../helpers/kube.js';
+import { kubeEnvBaseDir, startKube, waitUntil, type KubeEnv } from '../helpers/kube.js';
 
 /** alive = has a /proc entry and is not a zombie waiting to be reaped */
 function alive(pid: number): boolean {
@@ -95,7 +95,14 @@ describe('test control plane: kube-apiserver and etcd on loopback', () => {
     const denied = await kube.kubectlRun(['get', 'configmaps', '-n', 'default'], { kubeconfig: viewer.kubeconfigPath, check: false });
     assert.notEqual(denied.code, 0);
     assert.match(denied.stderr, /forbidden: User "viewer" cannot list resource "configmaps"/);
-    await kube.kubectl('create', 'rolebinding', 'viewers-view', '-n', 'default', '--clusterrole=view', '--group=viewers');
+    // (not the built-in "view": aggregated ClusterRoles stay empty without a controller-manager)
+    await kube.kubectl('create', 'role', 'cm-reader', '-n', 'default', '--verb=get,list,watch', '--resource=configmaps');
+    await kube.kubectl('create', 'rolebinding', 'viewers-cm-reader', '-n', 'default', '--role=cm-reader', '--group=viewers');
+    // the authorizer sees a new binding once its informer has it
+    await waitUntil('the viewer may list configmaps', async () => {
+      const r = await kube.kubectlRun(['auth', 'can-i', 'list', 'configmaps', '-n', 'default'], { kubeconfig: viewer.kubeconfigPath, check: false });
+      return r.stdout.trim() === 'yes';
+    });
     await kube.kubectlRun(['get', 'configmaps', '-n', 'default'], { kubeconfig: viewer.kubeconfigPath });
     assert.equal(
       (await kube.kubectlRun(['auth', 'can-i', 'delete', 'configmaps', '-n', 'default'], { kubeconfig: viewer.kubeconfigPath, check: false })).stdout.trim(),
@@ -154,22 +161,23 @@ describe('test control plane: kube-apiserver and etcd on loopback', () => {
     assert.equal(crd.spec.names.kind, 'VirtualMachine');
     assert.ok(crd.spec.versions.some((v) => v.name === 'v1' && v.served));
     // the schema is KubeVirt's: a VirtualMachine passes server-side validation, a typo does not
-    const vm = (runStrategy: string): string => `
+    const vm = (cores: string): string => `
 apiVersion: kubevirt.io/v1
 kind: VirtualMachine
 metadata: { name: vm1, namespace: default }
 spec:
-  runStrategy: ${runStrategy}
+  runStrategy: Always
   template:
     spec:
       domain:
+        cpu: { cores: ${cores} }
         devices: {}
         resources: { requests: { memory: 128Mi } }
 `;
-    await kube.kubectlRun(['create', '--dry-run=server', '-f', '-'], { input: vm('Always') });
-    const bad = await kube.kubectlRun(['create', '--dry-run=server', '-f', '-'], { input: vm('Sometimes'), check: false });
+    await kube.kubectlRun(['create', '--dry-run=server', '-f', '-'], { input: vm('2') });
+    const bad = await kube.kubectlRun(['create', '--dry-run=server', '-f', '-'], { input: vm('"two"'), check: false });
     assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr, /runStrategy/);
+    assert.match(bad.stderr, /spec\.template\.spec\.domain\.cpu\.cores/);
   });
 
   test('stop ends etcd and the apiserver and removes the folder', async () => {
@@ -180,5 +188,18 @@ spec:
     await kube.stop();
     for (const pid of [etcd, apiserver, ...pids]) assert.equal(alive(pid), false, `pid ${pid} still runs`);
     assert.equal(existsSync(kube.dir), false);
+  });
+});
+
+describe('test control plane: a start that fails', () => {
+  test("reports the apiserver's own error and leaves no folder behind", async () => {
+    const before = new Set(readdirSync(kubeEnvBaseDir()));
+    await assert.rejects(startKube({ apiserverArgs: ['--authorization-mode=NoSuchMode'] }), (err: Error) => {
+      assert.match(err.message, /did not start/);
+      assert.match(err.message, /authorization-mode \\?"NoSuchMode\\?" is not a valid mode/);
+      return true;
+    });
+    const left = readdirSync(kubeEnvBaseDir()).filter((n) => n.startsWith('vio4wd-kube-') && !before.has(n));
+    assert.deepEqual(left, []);
   });
 });

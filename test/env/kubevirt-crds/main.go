@@ -6,6 +6,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 
@@ -33,11 +34,29 @@ func main() {
 			fmt.Fprintf(os.Stderr, "kubevirt-crds: %v\n", err)
 			os.Exit(1)
 		}
-		out, err := yaml.Marshal(crd)
+		out, err := marshal(crd)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "kubevirt-crds: marshal %s: %v\n", crd.Name, err)
 			os.Exit(1)
 		}
 		fmt.Printf("---\n%s", out)
 	}
+}
+
+// marshal renders a CRD as YAML without the empty status and creationTimestamp that the Go
+// structs always carry: what a user would write, accepted by create and server-side apply.
+func marshal(crd *extv1.CustomResourceDefinition) ([]byte, error) {
+	raw, err := json.Marshal(crd)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, err
+	}
+	delete(obj, "status")
+	if meta, ok := obj["metadata"].(map[string]any); ok {
+		delete(meta, "creationTimestamp")
+	}
+	return yaml.Marshal(obj)
 }
