@@ -4,10 +4,12 @@ import { VERSION } from '../util/version.js';
 import { errorMessage, VioError } from '../util/errors.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerKubevirtSidecar } from './commands/kubevirt-sidecar.js';
+import { register as registerRelay } from './commands/relay.js';
+import { register as registerStats } from './commands/stats.js';
 
 export type Register = (program: Command) => void;
 
-const roles: Register[] = [registerDoctor, registerKubevirtSidecar];
+const roles: Register[] = [registerDoctor, registerKubevirtSidecar, registerRelay, registerStats];
 
 export function buildProgram(): Command {
   const program = new Command('vio4wd')

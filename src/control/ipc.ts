@@ -97,8 +97,8 @@ export async function secureIpcSocket(p: PreparedIpc, gid: number | undefined): 
   await chmod(p.path, IPC_SOCKET_MODE);
 }
 
-/** After close: removes the socket file, and the directory when this process made it and it is empty. */
-export async function cleanupIpc(p: PreparedIpc): Promise<void> {
-  await unlink(p.path).catch(() => undefined);
-  if (p.createdDir) await rmdir(p.createdDir).catch(() => undefined);
+/** After close: removes the socket files, then the directories this process made if empty. */
+export async function cleanupIpc(prepared: PreparedIpc[]): Promise<void> {
+  for (const p of prepared) await unlink(p.path).catch(() => undefined);
+  for (const p of prepared) if (p.createdDir) await rmdir(p.createdDir).catch(() => undefined);
 }

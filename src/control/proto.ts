@@ -76,8 +76,10 @@ export function has<T extends object>(msg: T, field: keyof T & string): boolean 
   return Object.prototype.hasOwnProperty.call(msg, field);
 }
 
-/** A 64-bit counter from the wire as a number (exact below 2^53). */
-export function toNumber(v: number | { toNumber(): number } | undefined | null): number {
+/** A 64-bit value from the wire (number or protobufjs Long) as a number (exact below 2^53). */
+export function toNumber(v: number | protobuf.Long | undefined | null): number {
   if (v === undefined || v === null) return 0;
-  return typeof v === 'number' ? v : v.toNumber();
+  if (typeof v === 'number') return v;
+  const high = v.unsigned ? v.high >>> 0 : v.high | 0;
+  return high * 0x1_0000_0000 + (v.low >>> 0);
 }

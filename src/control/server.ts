@@ -159,7 +159,7 @@ export class ControlServer {
     for (const b of bound) b.sock.close();
     // A request in flight (a stats delay, a slow backend call) ends on its own; do not wait long.
     await Promise.race([Promise.allSettled(bound.map((b) => b.loop)), sleep(1000)]);
-    for (const b of bound) if (b.ipc) await cleanupIpc(b.ipc);
+    await cleanupIpc(bound.flatMap((b) => (b.ipc ? [b.ipc] : [])));
     if (bound.length) this.log.info('control endpoints closed');
   }
 }
