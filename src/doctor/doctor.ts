@@ -47,7 +47,14 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     }
   }
   const count = (s: string) => checks.filter((c) => c.status === s).length;
-  return { root, relays, hugepagesNeededPerNode: needed, checks, summary: { pass: count('PASS'), warn: count('WARN'), fail: count('FAIL') } };
+  return {
+    root,
+    relays,
+    relaysFrom: opts.relaysFrom ?? (opts.relays === undefined ? 'default' : 'option'),
+    hugepagesNeededPerNode: needed,
+    checks,
+    summary: { pass: count('PASS'), warn: count('WARN'), fail: count('FAIL') },
+  };
 }
 
 export function formatReport(report: DoctorReport): string {

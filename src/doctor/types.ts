@@ -21,6 +21,8 @@ export interface DoctorOptions {
   root?: string;
   /** Relays the host must have hugepages for (default 1). */
   relays?: number;
+  /** Where that number came from ("--relays", a config file, "default"), echoed in the report. */
+  relaysFrom?: string;
   /** 2 MiB hugepages one NUMA node needs for n relays (default: hugepagesForRelays). */
   hugepagesForRelays?: (relays: number) => number;
 }
@@ -39,6 +41,7 @@ export type Check = (ctx: DoctorContext) => CheckResult[];
 export interface DoctorReport {
   root: string;
   relays: number;
+  relaysFrom: string;
   hugepagesNeededPerNode: number;
   checks: CheckResult[];
   summary: { pass: number; warn: number; fail: number };

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import type { DoctorReport } from '../../src/doctor/index.js';
 import { SysfsTree } from '../helpers/sysfs.js';
 
@@ -58,4 +58,22 @@ test('--relays must be a count', (t) => {
   const r = vio4wd('doctor', '--root', tree.root, '--relays', 'lots');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /--relays <n>' argument 'lots' is invalid\. give a whole number from 0 to 1024/);
+});
+
+test('--config sizes hugepages for the relays in the agent config; --relays wins over it', (t) => {
+  const tree = devHost(t);
+  const config = tree.abs('agent.yaml');
+  const relay = (id: number) => `  - id: ${id}\n    vf: { devargs: "net_tap_vf${id},iface=vf${id}" }\n`;
+  writeFileSync(config, `engine:\n  workerCpus: [1]\nrelays:\n${relay(1)}${relay(2)}${relay(3)}`);
+  let report = JSON.parse(vio4wd('doctor', '--root', tree.root, '--json', '--config', config).stdout) as DoctorReport;
+  assert.equal(report.relays, 3);
+  assert.equal(report.relaysFrom, config);
+  assert.equal(report.hugepagesNeededPerNode, 65);
+  report = JSON.parse(vio4wd('doctor', '--root', tree.root, '--json', '--config', config, '--relays', '2').stdout) as DoctorReport;
+  assert.equal(report.relays, 2);
+
+  writeFileSync(config, 'relays:\n  - id: 1\n');
+  const bad = vio4wd('doctor', '--root', tree.root, '--config', config);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /relays\[0\]/, 'the config error names the field');
 });

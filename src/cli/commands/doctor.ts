@@ -1,16 +1,28 @@
 // `vio4wd doctor`: the CLI face of src/doctor.
 import { Command, InvalidArgumentError } from 'commander';
 import { exitStatus, formatReport, runDoctor } from '../../doctor/index.js';
+import { loadConfigFile, resolveConfig } from '../../agent/config/load.js';
 
 export interface DoctorCliOptions {
   json?: boolean;
   root?: string;
   relays?: number;
+  config?: string;
 }
 
 /** Runs the checks, writes the report, returns the exit status (1 on any FAIL). */
 export async function doctorCommand(opts: DoctorCliOptions, write: (s: string) => void): Promise<number> {
-  const report = await runDoctor({ root: opts.root ?? '/', relays: opts.relays ?? 1 });
+  let relays = opts.relays;
+  let relaysFrom = '--relays';
+  if (relays === undefined && opts.config) {
+    relays = resolveConfig((await loadConfigFile(opts.config)).config).relays.length;
+    relaysFrom = opts.config;
+  }
+  if (relays === undefined) {
+    relays = 1;
+    relaysFrom = 'default';
+  }
+  const report = await runDoctor({ root: opts.root ?? '/', relays, relaysFrom });
   write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
   return exitStatus(report);
 }
@@ -26,7 +38,8 @@ export function register(program: Command): void {
     .description('check this host for what vio4wd needs (DPDK, hugepages, IOMMU, vfio-pci, SR-IOV, CPU isolation); exit 1 on any FAIL')
     .option('--json', 'print the report as JSON')
     .option('--root <dir>', 'read proc/, sys/ and the DPDK files under this directory instead of /', '/')
-    .option('--relays <n>', 'relays to size hugepages for', relayCount, 1)
+    .option('--relays <n>', 'relays to size hugepages for (default: those in --config, else 1)', relayCount)
+    .option('--config <file>', 'agent config (YAML or /etc/default/virtioforwarder style) whose relays to size hugepages for')
     .action(async (opts: DoctorCliOptions) => {
       process.exitCode = await doctorCommand(opts, (s) => process.stdout.write(s));
     });
