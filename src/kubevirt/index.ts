@@ -16,3 +16,4 @@ export {
   type SocketInfo,
 } from './sources.js';
 export { loadHookServices, HOOK_VERSIONS, type HookServices } from './protos.js';
+export { HookClient, type HookInfo } from './client.js';
