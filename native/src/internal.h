@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Engine internals shared by the control plane (engine.c, relay.c, port.c, vhost.c, pool.c)
+ * and the data plane (worker.c). Fields read by workers are marked [dp].
+ */
+#ifndef VIO_INTERNAL_H
+#define VIO_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_common.h>
+#include <rte_ethdev.h>
+#include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
+
+#include "vio.h"
+
+#define VIO_BURST 32
+#define VIO_NUMA_MAX 8
+#define VIO_NO_VRING 0xff
+
+/* Counters of one direction of one queue pair. Exactly one worker writes a cell at a time
+ * (a direction moves between workers only across an RCU grace period), so plain stores
+ * suffice; one cell = one cache line, so workers never share a written line. */
+struct vio_ctr {
+	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes;
+	uint64_t drop_full_pkts, drop_full_bytes;
+	uint64_t drop_nc_pkts, drop_nc_bytes;
+} __rte_cache_aligned;
+
+struct vio_relay {
+	/* [dp] read by workers on every burst; written by the control plane and callbacks */
+	int vid;                              /* vhost device id, -1 = no guest */
+	uint8_t link_up;                      /* VF link */
+	uint8_t rx_vring[VIO_MAX_QUEUES];     /* VF queue q -> guest rx vring, VIO_NO_VRING */
+	uint16_t port_id;
+	uint16_t nb_queues;
+	struct rte_mempool *mp;
+	struct vio_ctr *ctr;                  /* [nb_queues * 2], index q * 2 + dir */
+
+	/* control plane only (under eng.lock where JS-thread queries read it) */
+	uint64_t vring_enabled;               /* bit per vring the guest enabled */
+	int id;
+	char path[VIO_PATH_MAX];
+	bool client;
+	int numa;
+	int worker[2];                        /* worker index per direction */
+	char port_name[RTE_ETH_NAME_MAX_LEN];
+	struct rte_ether_addr mac;
+	bool ready;                           /* fully added: visible to queries */
+	bool port_attached;
+	bool vhost_registered;
+	bool polled;                          /* has entries in worker lists */
+	bool vf_removed;
+	bool poll_link;                       /* no LSC interrupt: the control thread polls */
+	bool lsc_cb, rmv_cb;
+	/* VF: one device, or a bond of members */
+	bool bonded;
+	char bond_name[64];
+	int n_members;
+	uint16_t members[VIO_MAX_BOND_MEMBERS];
+	bool mrg_rxbuf, tso;
+	int mtu;
+};
+
+/* One polled (relay, queue, direction). Each worker owns its copy; `idle` is its scratch. */
+struct vio_entry {
+	struct vio_relay *r;
+	struct vio_ctr *ctr;
+	uint16_t port;
+	uint16_t q;
+	uint16_t txvring;                     /* VM->VF: guest tx vring 2q+1 */
+	uint8_t dir;
+	uint32_t idle;                        /* consecutive empty polls */
+	uint32_t slot;                        /* phase for the idle back-off */
+};
+
+struct vio_plist {
+	uint32_t n;
+	struct vio_entry e[];
+};
+
+struct vio_worker {
+	struct vio_plist *list;               /* [dp] published with release, read with acquire */
+	volatile int stop;                    /* [dp] */
+	unsigned lcore;
+	unsigned idx;                         /* RCU thread id */
+	int cpu;
+	int numa;
+	int directions;                       /* control plane bookkeeping */
+} __rte_cache_aligned;
+
+struct vio_engine {
+	/* command queue */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct vio_cmd *qhead, *qtail;
+	pthread_t ctl;
+	int state; /* enum below */
+
+	/* guards relays[] and what queries read, vs. the control thread and callbacks */
+	pthread_mutex_t lock;
+	struct vio_relay *relays[VIO_MAX_RELAYS];
+	int n_relays;
+
+	struct vio_worker workers[VIO_MAX_WORKERS];
+	unsigned n_workers;
+	struct rte_rcu_qsbr *qs;
+
+	struct rte_mempool *pools[VIO_NUMA_MAX];
+	uint32_t pool_qp_used[VIO_NUMA_MAX];
+
+	struct vio_start_opts opts;
+	char *argv_copy[VIO_MAX_EAL_ARGS];
+
+	/* events */
+	pthread_mutex_t evlock;
+	bool ev_enabled;
+};
+
+enum { ST_NONE, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_STOPPED, ST_FAILED };
+
+extern struct vio_engine eng;
+
+/* errors */
+int vio_fail(struct vio_error *e, enum vio_err code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+enum vio_err vio_err_of_errno(int err);
+
+/* events (engine.c) */
+void vio_emit(enum vio_event_type type, int relay_id, int queue, int flag);
+
+/* relay lookups under eng.lock (engine.c) */
+struct vio_relay *vio_relay_by_path_locked(const char *path);
+
+/* pool.c */
+struct rte_mempool *vio_pool_get(int numa, struct vio_error *e);
+int vio_pool_reserve(int numa, int queues, int relay_id, struct vio_error *e);
+void vio_pool_release(int numa, int queues);
+void vio_pool_free_all(void);
+uint32_t vio_pool_size(unsigned n_lcores);
+
+/* port.c */
+int vio_port_attach(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e);
+int vio_port_start(struct vio_relay *r, struct vio_error *e);
+void vio_port_detach(struct vio_relay *r);
+void vio_port_poll_links(void);
+
+/* vhost.c */
+int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e);
+void vio_vhost_unregister(struct vio_relay *r);
+
+/* worker.c */
+int vio_worker_main(void *arg);
+void vio_rcu_wait(void);
+
+/* relay.c */
+void vio_cmd_add(struct vio_cmd *cmd);
+void vio_cmd_remove(struct vio_cmd *cmd);
+void vio_cmd_set_cpus(struct vio_cmd *cmd);
+void vio_remove_all(void);
+void vio_fill_info_locked(const struct vio_relay *r, struct vio_relay_info *out);
+
+#endif

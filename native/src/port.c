@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * VF ports: attach (hot-plug probe of a PCI address or any devargs string, or a bond of PCI
+ * VFs), configure one rx/tx queue pair per relay queue, start, watch the link, detach.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
+#include <rte_errno.h>
+#include <rte_eth_bond.h>
+#include <rte_ethdev.h>
+
+#include "internal.h"
+
+static int find_port(const char *name, uint16_t *port)
+{
+	if (rte_eth_dev_get_port_by_name(name, port) == 0)
+		return 0;
+	/* drivers may name ports differently from their device (e.g. several ports per PCI
+	 * function): take the first port of the device */
+	uint16_t p;
+	RTE_ETH_FOREACH_DEV(p) {
+		struct rte_eth_dev_info di;
+		if (rte_eth_dev_info_get(p, &di) == 0 && di.device &&
+		    strcmp(rte_dev_name(di.device), name) == 0) {
+			*port = p;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Probe one device given by devargs ("0000:03:00.1" or "net_tap0,iface=x"); its port id. */
+static int probe(int relay, const char *devargs, uint16_t *port, struct vio_error *e)
+{
+	struct rte_devargs da;
+	char name[RTE_DEV_NAME_MAX_LEN];
+
+	memset(&da, 0, sizeof(da));
+	if (rte_devargs_parse(&da, devargs) != 0)
+		return vio_fail(e, VIO_EINVAL, "relay %d: vf: cannot parse devargs \"%s\" (expected a "
+				"PCI address or \"driver_name,key=value,...\")", relay, devargs);
+	snprintf(name, sizeof(name), "%s", da.name);
+	rte_devargs_reset(&da);
+	if (find_port(name, port) == 0)
+		return vio_fail(e, VIO_EEXIST, "relay %d: vf: device %s is already attached (port %u)",
+				relay, name, *port);
+	int ret = rte_dev_probe(devargs);
+	if (ret < 0) {
+		if (ret == -EEXIST)
+			return vio_fail(e, VIO_EEXIST, "relay %d: vf: rte_dev_probe(\"%s\"): device "
+					"already in use", relay, devargs);
+		return vio_fail(e, VIO_ENODEV, "relay %d: vf: rte_dev_probe(\"%s\") failed: %s (is the "
+				"address right, the device bound to vfio-pci, the driver name known?)",
+				relay, devargs, rte_strerror(-ret));
+	}
+	if (find_port(name, port) != 0)
+		return vio_fail(e, VIO_ENODEV, "relay %d: vf: device %s was probed but has no ethernet "
+				"port", relay, name);
+	return 0;
+}
+
+static void remove_device_of(uint16_t port)
+{
+	struct rte_eth_dev_info di;
+	struct rte_device *dev = NULL;
+
+	if (rte_eth_dev_info_get(port, &di) == 0)
+		dev = di.device;
+	rte_eth_dev_stop(port);
+	rte_eth_dev_close(port);
+	if (dev) {
+		/* remove the device only when none of its ports is left */
+		uint16_t p;
+		bool others = false;
+		RTE_ETH_FOREACH_DEV_OF(p, dev)
+			others = true;
+		if (!others)
+			rte_dev_remove(dev);
+	}
+}
+
+int vio_port_attach(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)
+{
+	uint16_t port;
+
+	if (c->n_pci <= 1) {
+		const char *what = c->n_pci == 1 ? c->pci[0] : c->devargs;
+		if (probe(r->id, what, &port, e) != 0)
+			return -1;
+	} else {
+		for (int i = 0; i < c->n_pci; i++) {
+			if (probe(r->id, c->pci[i], &r->members[i], e) != 0)
+				goto undo_members;
+			r->n_members = i + 1;
+		}
+		if (c->bond_name[0])
+			snprintf(r->bond_name, sizeof(r->bond_name), "%s", c->bond_name);
+		else
+			snprintf(r->bond_name, sizeof(r->bond_name), "net_bonding_vio%d", r->id);
+		int sock = rte_eth_dev_socket_id(r->members[0]);
+		int ret = rte_eth_bond_create(r->bond_name, (uint8_t)c->bond_mode,
+					      (uint8_t)(sock < 0 ? 0 : sock));
+		if (ret < 0) {
+			vio_fail(e, vio_err_of_errno(-ret) == VIO_EEXIST ? VIO_EEXIST : VIO_EIO,
+				 "relay %d: vf: rte_eth_bond_create(%s, mode %d) failed: %s", r->id,
+				 r->bond_name, c->bond_mode, rte_strerror(-ret));
+			goto undo_members;
+		}
+		port = (uint16_t)ret;
+		r->bonded = true;
+		for (int i = 0; i < r->n_members; i++) {
+			ret = rte_eth_bond_slave_add(port, r->members[i]);
+			if (ret != 0) {
+				vio_fail(e, VIO_EIO, "relay %d: vf: rte_eth_bond_slave_add(%s, %s) failed: %s",
+					 r->id, r->bond_name, c->pci[i], rte_strerror(-ret));
+				rte_eth_bond_free(r->bond_name);
+				r->bonded = false;
+				goto undo_members;
+			}
+		}
+	}
+	r->port_id = port;
+	rte_eth_dev_get_name_by_port(port, r->port_name);
+	rte_eth_macaddr_get(port, &r->mac);
+	return 0;
+
+undo_members:
+	for (int i = 0; i < r->n_members; i++)
+		remove_device_of(r->members[i]);
+	r->n_members = 0;
+	return -1;
+}
+
+static int lsc_event(uint16_t port, enum rte_eth_event_type type, void *arg, void *ret_param)
+{
+	int id = (int)(intptr_t)arg;
+	struct rte_eth_link link;
+	int up = -1;
+	(void)ret_param;
+
+	if (type == RTE_ETH_EVENT_INTR_LSC) {
+		memset(&link, 0, sizeof(link));
+		if (rte_eth_link_get_nowait(port, &link) == 0)
+			up = link.link_status == RTE_ETH_LINK_UP;
+	}
+	pthread_mutex_lock(&eng.lock);
+	struct vio_relay *r = eng.relays[id];
+	bool ours = r && r->port_attached && r->port_id == port;
+	bool changed = false;
+	if (ours && type == RTE_ETH_EVENT_INTR_LSC && up >= 0 && up != r->link_up) {
+		__atomic_store_n(&r->link_up, (uint8_t)up, __ATOMIC_RELAXED);
+		changed = true;
+	} else if (ours && type == RTE_ETH_EVENT_INTR_RMV) {
+		r->vf_removed = true;
+		__atomic_store_n(&r->link_up, 0, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&eng.lock);
+	if (changed)
+		vio_emit(VIO_EV_LINK, id, 0, up);
+	else if (ours && type == RTE_ETH_EVENT_INTR_RMV)
+		vio_emit(VIO_EV_VF_REMOVED, id, 0, 0);
+	return 0;
+}
+
+int vio_port_start(struct vio_relay *r, struct vio_error *e)
+{
+	struct rte_eth_dev_info di;
+	struct rte_eth_conf conf;
+	uint16_t port = r->port_id, q = r->nb_queues;
+	int ret;
+
+	ret = rte_eth_dev_info_get(port, &di);
+	if (ret != 0)
+		return vio_fail(e, VIO_EIO, "relay %d: rte_eth_dev_info_get(port %u %s) failed: %s",
+				r->id, port, r->port_name, rte_strerror(-ret));
+	if (di.max_rx_queues < q || di.max_tx_queues < q)
+		return vio_fail(e, VIO_EINVAL, "relay %d: queues: VF %s supports %u rx / %u tx queues, "
+				"the relay asks for %u", r->id, r->port_name, di.max_rx_queues,
+				di.max_tx_queues, q);
+	memset(&conf, 0, sizeof(conf));
+	if (q > 1 && di.flow_type_rss_offloads) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf =
+			(RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & di.flow_type_rss_offloads;
+	}
+	uint32_t room = rte_pktmbuf_data_room_size(r->mp) - RTE_PKTMBUF_HEADROOM;
+	if (r->mtu > 0) {
+		if ((uint32_t)r->mtu > di.max_mtu || (uint32_t)r->mtu < di.min_mtu)
+			return vio_fail(e, VIO_EINVAL, "relay %d: mtu %d: VF %s accepts %u..%u", r->id,
+					r->mtu, r->port_name, di.min_mtu, di.max_mtu);
+		conf.rxmode.mtu = (uint32_t)r->mtu;
+		if ((uint32_t)r->mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 8 > room &&
+		    (di.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER))
+			conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+	}
+	conf.txmode.offloads |= di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	if (r->tso)
+		conf.txmode.offloads |= di.tx_offload_capa &
+			(RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+			 RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
+	bool lsc = di.dev_flags && (*di.dev_flags & RTE_ETH_DEV_INTR_LSC);
+	bool rmv = di.dev_flags && (*di.dev_flags & RTE_ETH_DEV_INTR_RMV);
+	conf.intr_conf.lsc = lsc;
+	conf.intr_conf.rmv = rmv;
+
+	ret = rte_eth_dev_configure(port, q, q, &conf);
+	if (ret != 0)
+		return vio_fail(e, VIO_EIO, "relay %d: rte_eth_dev_configure(port %u %s, %u queues) "
+				"failed: %s", r->id, port, r->port_name, q, rte_strerror(-ret));
+	uint16_t nb_rxd = eng.opts.rx_desc, nb_txd = eng.opts.tx_desc;
+	ret = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd);
+	if (ret != 0)
+		return vio_fail(e, VIO_EIO, "relay %d: rte_eth_dev_adjust_nb_rx_tx_desc(port %u %s) "
+				"failed: %s", r->id, port, r->port_name, rte_strerror(-ret));
+	int sock = rte_eth_dev_socket_id(port);
+	unsigned socket = sock < 0 ? (unsigned)r->numa : (unsigned)sock;
+	for (uint16_t i = 0; i < q; i++) {
+		ret = rte_eth_rx_queue_setup(port, i, nb_rxd, socket, NULL, r->mp);
+		if (ret != 0)
+			return vio_fail(e, vio_err_of_errno(-ret) == VIO_ENOMEM ? VIO_ENOMEM : VIO_EIO,
+					"relay %d: rte_eth_rx_queue_setup(port %u %s, queue %u, %u "
+					"descriptors) failed: %s", r->id, port, r->port_name, i, nb_rxd,
+					rte_strerror(-ret));
+		ret = rte_eth_tx_queue_setup(port, i, nb_txd, socket, NULL);
+		if (ret != 0)
+			return vio_fail(e, vio_err_of_errno(-ret) == VIO_ENOMEM ? VIO_ENOMEM : VIO_EIO,
+					"relay %d: rte_eth_tx_queue_setup(port %u %s, queue %u, %u "
+					"descriptors) failed: %s", r->id, port, r->port_name, i, nb_txd,
+					rte_strerror(-ret));
+	}
+	if (lsc) {
+		ret = rte_eth_dev_callback_register(port, RTE_ETH_EVENT_INTR_LSC, lsc_event,
+						    (void *)(intptr_t)r->id);
+		r->lsc_cb = ret == 0;
+	}
+	if (rmv) {
+		ret = rte_eth_dev_callback_register(port, RTE_ETH_EVENT_INTR_RMV, lsc_event,
+						    (void *)(intptr_t)r->id);
+		r->rmv_cb = ret == 0;
+	}
+	r->poll_link = !r->lsc_cb;
+	ret = rte_eth_dev_start(port);
+	if (ret != 0)
+		return vio_fail(e, vio_err_of_errno(-ret) == VIO_ENOMEM ? VIO_ENOMEM : VIO_EIO,
+				"relay %d: rte_eth_dev_start(port %u %s) failed: %s", r->id, port,
+				r->port_name, rte_strerror(-ret));
+	/* the guest's multicast (IPv6 neighbour discovery) must reach it; not every VF allows it */
+	rte_eth_allmulticast_enable(port);
+	struct rte_eth_link link;
+	memset(&link, 0, sizeof(link));
+	if (rte_eth_link_get_nowait(port, &link) == 0)
+		__atomic_store_n(&r->link_up, link.link_status == RTE_ETH_LINK_UP, __ATOMIC_RELAXED);
+	return 0;
+}
+
+void vio_port_detach(struct vio_relay *r)
+{
+	uint16_t port = r->port_id;
+
+	/* -EAGAIN: the callback is running right now on the interrupt thread */
+	while (r->lsc_cb && rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_INTR_LSC, lsc_event,
+							    (void *)(intptr_t)r->id) == -EAGAIN)
+		usleep(100);
+	while (r->rmv_cb && rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_INTR_RMV, lsc_event,
+							    (void *)(intptr_t)r->id) == -EAGAIN)
+		usleep(100);
+	r->lsc_cb = r->rmv_cb = false;
+	if (r->bonded) {
+		rte_eth_dev_stop(port);
+		rte_eth_bond_free(r->bond_name);
+		r->bonded = false;
+		for (int i = 0; i < r->n_members; i++)
+			remove_device_of(r->members[i]);
+		r->n_members = 0;
+	} else {
+		remove_device_of(port);
+	}
+}
+
+/* Called by the control thread twice a second for VFs without a link-state interrupt. */
+void vio_port_poll_links(void)
+{
+	int changed_id[VIO_MAX_RELAYS];
+	int changed_up[VIO_MAX_RELAYS];
+	int n = 0;
+
+	pthread_mutex_lock(&eng.lock);
+	for (int i = 0; i < VIO_MAX_RELAYS; i++) {
+		struct vio_relay *r = eng.relays[i];
+		if (!r || !r->ready || !r->poll_link)
+			continue;
+		struct rte_eth_link link;
+		memset(&link, 0, sizeof(link));
+		if (rte_eth_link_get_nowait(r->port_id, &link) != 0)
+			continue;
+		uint8_t up = link.link_status == RTE_ETH_LINK_UP;
+		if (up != r->link_up) {
+			__atomic_store_n(&r->link_up, up, __ATOMIC_RELAXED);
+			changed_id[n] = i;
+			changed_up[n++] = up;
+		}
+	}
+	pthread_mutex_unlock(&eng.lock);
+	for (int i = 0; i < n; i++)
+		vio_emit(VIO_EV_LINK, changed_id[i], 0, changed_up[i]);
+}

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * vhost-user sockets through rte_vhost: one registration per relay socket, server or client
+ * mode (client mode reconnects: rte_vhost retries every second until the VM side is back).
+ * The callbacks run on rte_vhost's threads; they only update relay state and post events.
+ * destroy_device waits for one worker pass (microseconds) so that no worker still uses the
+ * device when rte_vhost frees it.
+ *
+ * Live migration: nothing here switches off VHOST_F_LOG_ALL or the protocol features it uses
+ * (LOG_SHMFD, REPLY_ACK); rte_vhost logs dirty pages on enqueue itself. Guest announce: the
+ * RARP protocol feature stays on, so after a migration rte_vhost injects the RARP that QEMU
+ * asks for (VHOST_USER_SEND_RARP) into the guest's tx stream, and it goes out of the VF.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/virtio_net.h>
+#include <rte_vhost.h>
+
+#include "internal.h"
+
+static struct vio_relay *relay_of_vid_locked(int vid)
+{
+	char path[VIO_PATH_MAX + 16];
+
+	if (rte_vhost_get_ifname(vid, path, sizeof(path)) != 0)
+		return NULL;
+	return vio_relay_by_path_locked(path);
+}
+
+/* VF queue q -> guest rx vring: its own when enabled, else spread over the enabled ones
+ * (a guest may enable fewer queue pairs than the VF spreads traffic over). */
+static void update_rx_map_locked(struct vio_relay *r)
+{
+	uint8_t enabled[VIO_MAX_QUEUES];
+	int n = 0;
+
+	for (int q = 0; q < VIO_MAX_QUEUES; q++)
+		if (r->vring_enabled & (1ULL << (2 * q)))
+			enabled[n++] = (uint8_t)(2 * q);
+	for (int q = 0; q < r->nb_queues; q++) {
+		uint8_t v;
+		if (r->vring_enabled & (1ULL << (2 * q)))
+			v = (uint8_t)(2 * q);
+		else if (n > 0)
+			v = enabled[q % n];
+		else
+			v = VIO_NO_VRING;
+		__atomic_store_n(&r->rx_vring[q], v, __ATOMIC_RELAXED);
+	}
+}
+
+static int new_device(int vid)
+{
+	pthread_mutex_lock(&eng.lock);
+	struct vio_relay *r = relay_of_vid_locked(vid);
+	int id = r ? r->id : -1;
+	pthread_mutex_unlock(&eng.lock);
+	if (id < 0)
+		return 0;
+	/* the workers poll: the guest need not kick us */
+	uint16_t nvr = rte_vhost_get_vring_num(vid);
+	for (uint16_t i = 0; i < nvr; i++)
+		rte_vhost_enable_guest_notification(vid, i, 0);
+	pthread_mutex_lock(&eng.lock);
+	r = relay_of_vid_locked(vid);
+	if (r)
+		__atomic_store_n(&r->vid, vid, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&eng.lock);
+	if (r)
+		vio_emit(VIO_EV_GUEST_CONNECTED, id, 0, 1);
+	return 0;
+}
+
+static void destroy_device(int vid)
+{
+	pthread_mutex_lock(&eng.lock);
+	struct vio_relay *r = relay_of_vid_locked(vid);
+	int id = -1;
+	if (r && r->vid == vid) {
+		id = r->id;
+		__atomic_store_n(&r->vid, -1, __ATOMIC_RELEASE);
+		r->vring_enabled = 0;
+		update_rx_map_locked(r);
+	}
+	pthread_mutex_unlock(&eng.lock);
+	if (id < 0)
+		return;
+	vio_rcu_wait();
+	vio_emit(VIO_EV_GUEST_DISCONNECTED, id, 0, 0);
+}
+
+static int vring_state_changed(int vid, uint16_t vring, int enable)
+{
+	pthread_mutex_lock(&eng.lock);
+	struct vio_relay *r = relay_of_vid_locked(vid);
+	int id = -1;
+	bool changed = false;
+	if (r && vring < 64) {
+		id = r->id;
+		uint64_t bit = 1ULL << vring;
+		uint64_t before = r->vring_enabled;
+		r->vring_enabled = enable ? before | bit : before & ~bit;
+		changed = before != r->vring_enabled;
+		update_rx_map_locked(r);
+	}
+	pthread_mutex_unlock(&eng.lock);
+	if (changed)
+		vio_emit(VIO_EV_VRING_STATE, id, vring, enable ? 1 : 0);
+	return 0;
+}
+
+static const struct rte_vhost_device_ops ops = {
+	.new_device = new_device,
+	.destroy_device = destroy_device,
+	.vring_state_changed = vring_state_changed,
+};
+
+int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)
+{
+	uint64_t flags = c->client ? RTE_VHOST_USER_CLIENT : 0;
+	int ret = rte_vhost_driver_register(r->path, flags);
+
+	if (ret != 0)
+		return vio_fail(e, VIO_EIO, "relay %d: rte_vhost_driver_register(%s, %s mode) failed "
+				"(DPDK's log names the cause)", r->id, r->path,
+				c->client ? "client" : "server");
+	r->vhost_registered = true;
+	uint64_t off = 0;
+	if (!r->mrg_rxbuf)
+		off |= 1ULL << VIRTIO_NET_F_MRG_RXBUF;
+	if (!r->tso)
+		/* no segmentation and no partial checksums from the guest: the VF is not asked to
+		 * offload anything */
+		off |= (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |
+		       (1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) |
+		       (1ULL << VIRTIO_NET_F_HOST_UFO) | (1ULL << VIRTIO_NET_F_GUEST_UFO) |
+		       (1ULL << VIRTIO_NET_F_HOST_ECN) | (1ULL << VIRTIO_NET_F_GUEST_ECN) |
+		       (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM);
+	if (off && (ret = rte_vhost_driver_disable_features(r->path, off)) != 0)
+		return vio_fail(e, VIO_EIO, "relay %d: rte_vhost_driver_disable_features(%s) failed",
+				r->id, r->path);
+	ret = rte_vhost_driver_callback_register(r->path, &ops);
+	if (ret != 0)
+		return vio_fail(e, VIO_EIO, "relay %d: rte_vhost_driver_callback_register(%s) failed",
+				r->id, r->path);
+	ret = rte_vhost_driver_start(r->path);
+	if (ret != 0)
+		return vio_fail(e, VIO_EIO, "relay %d: rte_vhost_driver_start(%s) failed (DPDK's log "
+				"names the cause)", r->id, r->path);
+	if (!c->client) {
+		if ((c->owner >= 0 || c->group >= 0) &&
+		    chown(r->path, c->owner >= 0 ? (uid_t)c->owner : (uid_t)-1,
+			  c->group >= 0 ? (gid_t)c->group : (gid_t)-1) != 0)
+			return vio_fail(e, VIO_EIO, "relay %d: chown(%s, %lld, %lld) failed: %s", r->id,
+					r->path, (long long)c->owner, (long long)c->group,
+					strerror(errno));
+		if (c->perm >= 0 && chmod(r->path, (mode_t)c->perm) != 0)
+			return vio_fail(e, VIO_EIO, "relay %d: chmod(%s, 0%llo) failed: %s", r->id,
+					r->path, (long long)c->perm, strerror(errno));
+	}
+	return 0;
+}
+
+void vio_vhost_unregister(struct vio_relay *r)
+{
+	if (!r->vhost_registered)
+		return;
+	/* fails while one of the socket's callbacks runs on the vhost thread: retry */
+	for (int i = 0; i < 5000 && rte_vhost_driver_unregister(r->path) != 0; i++)
+		usleep(1000);
+	r->vhost_registered = false;
+}

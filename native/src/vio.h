@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * vio4wd relay engine: the small C API the Node binding (binding.cc) drives.
+ *
+ * One engine per process (DPDK's EAL starts once). Every call that changes state is a command
+ * executed in order on the engine's own control thread (the EAL main lcore); its completion is
+ * reported through the command's `done` callback, called on that control thread. Queries
+ * (vio_relay_info, vio_relay_stats, ...) are synchronous and cheap: they copy under the
+ * control-plane lock, never stop the workers. Events (guest connected, vring state, link)
+ * are reported through the event function given to VIO_CMD_START.
+ */
+#ifndef VIO_H
+#define VIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VIO_MAX_RELAYS 1024
+#define VIO_MAX_QUEUES 32
+#define VIO_MAX_WORKERS 64
+#define VIO_MAX_BOND_MEMBERS 8
+#define VIO_MAX_EAL_ARGS 128
+#define VIO_PATH_MAX 108 /* sun_path, including the terminating NUL */
+#define VIO_MSG_MAX 512
+
+/* Stable error codes; the binding maps them to the `code` strings of EngineErrorCode. */
+enum vio_err {
+	VIO_OK = 0,
+	VIO_EALREADY,
+	VIO_ENOTSTARTED,
+	VIO_EINVAL,
+	VIO_EEXIST,
+	VIO_ENOENT,
+	VIO_ENODEV,
+	VIO_ENOMEM,
+	VIO_EIO,
+};
+
+struct vio_error {
+	enum vio_err code;
+	char msg[VIO_MSG_MAX];
+};
+
+const char *vio_err_name(enum vio_err code);
+
+enum vio_event_type {
+	VIO_EV_GUEST_CONNECTED,
+	VIO_EV_GUEST_DISCONNECTED,
+	VIO_EV_VRING_STATE, /* queue = vring index, flag = enabled */
+	VIO_EV_LINK,        /* flag = up */
+	VIO_EV_VF_REMOVED,
+};
+
+struct vio_event {
+	enum vio_event_type type;
+	int relay_id;
+	int queue;
+	int flag;
+};
+
+/* Called from DPDK's threads (vhost, interrupt, control); must not block. */
+typedef void (*vio_event_fn)(void *ctx, const struct vio_event *ev);
+
+struct vio_start_opts {
+	/* Full EAL argv (argv[0] included), built by the caller; the EAL main lcore is the
+	 * control thread, every EAL worker lcore runs one poll-mode worker. */
+	int argc;
+	char *argv[VIO_MAX_EAL_ARGS];
+	/* relay defaults */
+	bool mrg_rxbuf;
+	bool tso;
+	bool jumbo;
+	/* VF descriptor ring sizes per queue and the queue pairs each NUMA node's mbuf pool is
+	 * sized for (see pool.c for the formula). */
+	uint16_t rx_desc;
+	uint16_t tx_desc;
+	uint32_t pool_queue_pairs;
+	vio_event_fn on_event;
+	void *event_ctx;
+};
+
+/* -1 in an int field = not set (use the default). */
+struct vio_relay_cfg {
+	int id;
+	char devargs[512];
+	char pci[VIO_MAX_BOND_MEMBERS][32];
+	int n_pci;
+	int bond_mode;
+	char bond_name[64];
+	char socket_path[VIO_PATH_MAX];
+	bool client;
+	int64_t owner, group, perm;
+	int queues;
+	int mtu;
+	int mrg_rxbuf, tso; /* -1 = engine default, 0/1 */
+	int numa;
+	int cpu_vf_to_vm, cpu_vm_to_vf;
+};
+
+struct vio_relay_info {
+	int id;
+	char socket_path[VIO_PATH_MAX];
+	bool client;
+	int queues;
+	int numa;
+	int port_id;
+	char port_name[64];
+	char mac[18];
+	bool link_up;
+	bool guest_connected;
+	int enabled_queues;
+	int cpu_vf_to_vm, cpu_vm_to_vf;
+};
+
+struct vio_dir_counters {
+	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes;
+	uint64_t drop_full_pkts, drop_full_bytes;
+	uint64_t drop_nc_pkts, drop_nc_bytes;
+};
+
+struct vio_relay_stats {
+	int id;
+	int queues;
+	struct vio_dir_counters total[2];                     /* [VIO_DIR_*] */
+	struct vio_dir_counters queue[VIO_MAX_QUEUES][2];     /* [queue][VIO_DIR_*] */
+};
+
+enum { VIO_DIR_VF_TO_VM = 0, VIO_DIR_VM_TO_VF = 1 };
+
+struct vio_worker_info {
+	int cpu;
+	int lcore;
+	int numa;
+	int directions;
+};
+
+struct vio_pool_info {
+	int numa;
+	char name[32];
+	uint32_t size;
+	uint32_t in_use;
+	uint64_t bytes;
+};
+
+struct vio_memory_info {
+	int n_pools;
+	struct vio_pool_info pools[8];
+	uint64_t hugepage_bytes;
+};
+
+enum vio_cmd_type {
+	VIO_CMD_START,
+	VIO_CMD_ADD,
+	VIO_CMD_REMOVE,
+	VIO_CMD_SET_CPUS,
+	VIO_CMD_STOP,
+};
+
+struct vio_cmd;
+typedef void (*vio_done_fn)(struct vio_cmd *cmd);
+
+struct vio_cmd {
+	enum vio_cmd_type type;
+	union {
+		struct vio_start_opts start;
+		struct vio_relay_cfg add;
+		struct {
+			int id;
+			int cpu_vf_to_vm, cpu_vm_to_vf; /* -1 = keep */
+		} cpus;
+		int id;
+	} u;
+	/* results */
+	struct vio_error err;
+	struct vio_relay_info info;
+	/* completion, called on the control thread (or in vio_submit when rejected at once) */
+	vio_done_fn done;
+	void *ctx;
+	struct vio_cmd *next; /* queue link, engine-owned */
+};
+
+/* Queue a command. Always completes through cmd->done exactly once (immediately, on the
+ * calling thread, when it is rejected: EALREADY/ENOTSTARTED). */
+void vio_submit(struct vio_cmd *cmd);
+
+/* Stop synchronously (process exit path). Safe to call when not running. */
+void vio_stop_sync(void);
+
+bool vio_running(void);
+
+/* Synchronous queries. Return VIO_OK, VIO_ENOTSTARTED or VIO_ENOENT. */
+enum vio_err vio_query_relay(int id, struct vio_relay_info *out);
+/* Fills ids[] with the relay ids in use, returns how many (0 when not running). */
+int vio_query_ids(int *ids, int max);
+enum vio_err vio_query_stats(int id, struct vio_relay_stats *out);
+int vio_query_workers(struct vio_worker_info *out, int max);
+enum vio_err vio_query_memory(struct vio_memory_info *out);
+const char *vio_dpdk_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The data path: one poll-mode worker per EAL worker lcore. A worker walks its published list
+ * of (relay, queue, direction) entries and moves bursts of up to 32 packets:
+ *   VF -> VM: rte_eth_rx_burst on the VF queue, rte_vhost_enqueue_burst into the guest rx vring
+ *   VM -> VF: rte_vhost_dequeue_burst from the guest tx vring, rte_eth_tx_burst on the VF queue
+ * No locks, no allocation beyond the mbufs vhost needs, no syscalls, no logging. The list is
+ * replaced as a whole by the control thread (RCU: the worker reports a quiescent state after
+ * every pass), so adding, removing or moving one relay never pauses the others.
+ */
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_vhost.h>
+
+#include <sched.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* An entry that came up empty IDLE_AFTER times in a row is polled only every IDLE_EVERY-th
+ * pass until it delivers a packet again: 63 idle relays then cost the busy one a few
+ * percent instead of a third of its time. IDLE_AFTER passes take hundreds of microseconds,
+ * so a relay that carries any traffic (even one packet in flight) is never slowed down. */
+#define IDLE_AFTER 1024
+#define IDLE_EVERY 16
+
+static inline uint64_t sum_len(struct rte_mbuf **pkts, uint16_t from, uint16_t to)
+{
+	uint64_t b = 0;
+
+	for (uint16_t i = from; i < to; i++)
+		b += rte_pktmbuf_pkt_len(pkts[i]);
+	return b;
+}
+
+#define CTR_ADD(c, field, v) __atomic_store_n(&(c)->field, (c)->field + (v), __ATOMIC_RELAXED)
+
+static inline uint16_t vf_to_vm(const struct vio_entry *e)
+{
+	struct rte_mbuf *pkts[VIO_BURST];
+	uint16_t n = rte_eth_rx_burst(e->port, e->q, pkts, VIO_BURST);
+
+	if (n == 0)
+		return 0;
+	struct vio_relay *r = e->r;
+	struct vio_ctr *c = e->ctr;
+	int vid = __atomic_load_n(&r->vid, __ATOMIC_ACQUIRE);
+	uint8_t vring = __atomic_load_n(&r->rx_vring[e->q], __ATOMIC_RELAXED);
+	uint64_t bytes = sum_len(pkts, 0, n);
+	uint16_t sent = 0;
+
+	CTR_ADD(c, rx_pkts, n);
+	CTR_ADD(c, rx_bytes, bytes);
+	if (likely(vid >= 0 && vring != VIO_NO_VRING)) {
+		/* vhost copies into guest buffers: every mbuf goes back to the pool below */
+		sent = rte_vhost_enqueue_burst(vid, vring, pkts, n);
+		if (likely(sent == n)) {
+			CTR_ADD(c, tx_pkts, n);
+			CTR_ADD(c, tx_bytes, bytes);
+		} else {
+			uint64_t dropped = sum_len(pkts, sent, n);
+			CTR_ADD(c, tx_pkts, sent);
+			CTR_ADD(c, tx_bytes, bytes - dropped);
+			CTR_ADD(c, drop_full_pkts, n - sent);
+			CTR_ADD(c, drop_full_bytes, dropped);
+		}
+	} else {
+		CTR_ADD(c, drop_nc_pkts, n);
+		CTR_ADD(c, drop_nc_bytes, bytes);
+	}
+	rte_pktmbuf_free_bulk(pkts, n);
+	return n;
+}
+
+static inline uint16_t vm_to_vf(const struct vio_entry *e)
+{
+	struct vio_relay *r = e->r;
+	int vid = __atomic_load_n(&r->vid, __ATOMIC_ACQUIRE);
+
+	if (vid < 0)
+		return 0;
+	struct rte_mbuf *pkts[VIO_BURST];
+	uint16_t n = rte_vhost_dequeue_burst(vid, e->txvring, r->mp, pkts, VIO_BURST);
+
+	if (n == 0)
+		return 0;
+	struct vio_ctr *c = e->ctr;
+	/* count before tx: once sent, the mbufs belong to the VF driver */
+	uint64_t bytes = sum_len(pkts, 0, n);
+
+	CTR_ADD(c, rx_pkts, n);
+	CTR_ADD(c, rx_bytes, bytes);
+	if (unlikely(!__atomic_load_n(&r->link_up, __ATOMIC_RELAXED))) {
+		CTR_ADD(c, drop_nc_pkts, n);
+		CTR_ADD(c, drop_nc_bytes, bytes);
+		rte_pktmbuf_free_bulk(pkts, n);
+		return n;
+	}
+	uint16_t sent = rte_eth_tx_burst(e->port, e->q, pkts, n);
+	if (likely(sent == n)) {
+		CTR_ADD(c, tx_pkts, n);
+		CTR_ADD(c, tx_bytes, bytes);
+	} else {
+		uint64_t dropped = sum_len(pkts, sent, n);
+		CTR_ADD(c, tx_pkts, sent);
+		CTR_ADD(c, tx_bytes, bytes - dropped);
+		CTR_ADD(c, drop_full_pkts, n - sent);
+		CTR_ADD(c, drop_full_bytes, dropped);
+		rte_pktmbuf_free_bulk(&pkts[sent], n - sent);
+	}
+	return n;
+}
+
+int vio_worker_main(void *arg)
+{
+	struct vio_worker *w = arg;
+	struct rte_rcu_qsbr *qs = eng.qs;
+	uint32_t pass = 0;
+
+	rte_rcu_qsbr_thread_register(qs, w->idx);
+	rte_rcu_qsbr_thread_online(qs, w->idx);
+	while (likely(!w->stop)) {
+		struct vio_plist *l = __atomic_load_n(&w->list, __ATOMIC_ACQUIRE);
+		struct vio_entry *e = l->e;
+		struct vio_entry *end = e + l->n;
+
+		for (; e < end; e++) {
+			if (e->idle >= IDLE_AFTER && ((pass + e->slot) & (IDLE_EVERY - 1)) != 0)
+				continue;
+			uint16_t n = e->dir == VIO_DIR_VF_TO_VM ? vf_to_vm(e) : vm_to_vf(e);
+			if (n)
+				e->idle = 0;
+			else if (e->idle < IDLE_AFTER)
+				e->idle++;
+		}
+		pass++;
+		rte_rcu_qsbr_quiescent(qs, w->idx);
+	}
+	rte_rcu_qsbr_thread_offline(qs, w->idx);
+	rte_rcu_qsbr_thread_unregister(qs, w->idx);
+	return 0;
+}
+
+/* Wait until every worker has finished the pass it was in: afterwards no worker holds a
+ * pointer to a list, relay or vhost device that was unpublished before the call. Sleeps
+ * between checks, so it also works when a worker shares the caller's CPU. */
+void vio_rcu_wait(void)
+{
+	if (!eng.qs)
+		return;
+	uint64_t t = rte_rcu_qsbr_start(eng.qs);
+	while (!rte_rcu_qsbr_check(eng.qs, t, false))
+		usleep(20);
+}
