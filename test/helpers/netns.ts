@@ -1,0 +1,302 @@
+// Network namespaces for tests: unique names, veth pairs, bridges, addresses, processes run
+// inside, and cleanup that happens even when a test fails or the process is killed:
+// - destroy() (call it from after()/afterEach) kills the namespace's processes and deletes it;
+// - a process 'exit'/SIGINT/SIGTERM hook does the same for whatever is left;
+// - processes are started under `setpriv --pdeathsig SIGKILL`, so they die with this process
+//   even if it is SIGKILLed; a namespace left behind by a killed run is swept by the next
+//   create() (its name carries the PID of the process that made it).
+import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+const NS_PREFIX = 'vio4wd-t';
+const NS_NAME_RE = new RegExp(`^${NS_PREFIX}(\\d+)-`);
+
+// ---------------------------------------------------------------- process-exit cleanup
+type SyncCleanup = () => void;
+const exitCleanups = new Set<SyncCleanup>();
+let hooksInstalled = false;
+
+function runExitCleanups(): void {
+  for (const fn of [...exitCleanups].reverse()) {
+    try {
+      fn();
+    } catch {
+      // best effort: the process is going away
+    }
+  }
+  exitCleanups.clear();
+}
+
+/**
+ * Registers a synchronous cleanup that runs when the process exits (normally, by an uncaught
+ * error, or by SIGINT/SIGTERM/SIGHUP). Returns a function that unregisters it (call that once
+ * the resource was cleaned up the ordinary way).
+ */
+export function onProcessExit(fn: SyncCleanup): () => void {
+  if (!hooksInstalled) {
+    hooksInstalled = true;
+    process.on('exit', runExitCleanups);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(sig, () => {
+        runExitCleanups();
+        process.kill(process.pid, sig);
+      });
+    }
+  }
+  exitCleanups.add(fn);
+  return () => exitCleanups.delete(fn);
+}
+
+/** Kills a process we started (by PID) and ignores "no such process". */
+export function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (!pid) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+// ---------------------------------------------------------------- tracked processes
+/** A process started by a test helper; killed by PID at cleanup. */
+export interface TrackedProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** Resolves with the exit code (or signal name) when the process has exited. */
+  readonly exited: Promise<number | string>;
+  /** SIGTERM, then SIGKILL after graceMs; resolves when the process is gone. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Spawns `cmd args` (inside `netns` if given) with a parent-death signal, registered for
+ * cleanup at process exit. stdio defaults to ['pipe', 'pipe', 'pipe'].
+ */
+export function spawnTracked(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { netns?: string } = {},
+): TrackedProcess {
+  const argv = ['--pdeathsig', 'SIGKILL', '--'];
+  if (opts.netns) argv.push('ip', 'netns', 'exec', opts.netns);
+  argv.push(cmd, ...args);
+  const { netns: _netns, ...spawnOpts } = opts;
+  const child = spawn('setpriv', argv, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOpts });
+  if (child.pid === undefined) throw new Error(`could not start ${cmd}`);
+  const pid = child.pid;
+  let unregister: () => void = () => undefined;
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      unregister();
+      resolve(code ?? signal ?? -1);
+    });
+    child.once('error', () => {
+      unregister();
+      resolve(-1);
+    });
+  });
+  unregister = onProcessExit(() => killPid(pid));
+  return {
+    child,
+    pid,
+    exited,
+    async stop(graceMs = 3000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      killPid(pid, 'SIGTERM');
+      const timer = setTimeout(() => killPid(pid, 'SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+// ---------------------------------------------------------------- namespaces
+async function run(cmd: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileP(cmd, args, { encoding: 'utf8' });
+    return stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${(err.stderr ?? err.message).trim()}`, { cause: e });
+  }
+}
+
+function deleteNetnsSync(name: string): void {
+  // the namespace's processes first: a namespace with live processes outlives `ip netns del`
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    for (const p of pids.split(/\s+/).filter(Boolean)) killPid(Number(p));
+  } catch {
+    // namespace already gone
+  }
+  try {
+    execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  } catch {
+    // already gone
+  }
+}
+
+/** Deletes namespaces (and kills their processes) that test runs which no longer exist left behind. */
+export function sweepStaleNetns(): string[] {
+  let names: string[];
+  try {
+    names = readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+  const swept: string[] = [];
+  for (const name of names) {
+    const m = NS_NAME_RE.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || pidAlive(pid)) continue;
+    deleteNetnsSync(name);
+    swept.push(name);
+  }
+  return swept;
+}
+
+let nsCounter = 0;
+
+/** A network namespace owned by one test. Every method runs `ip` against this namespace. */
+export class Netns {
+  private destroyed = false;
+  private readonly procs = new Set<TrackedProcess>();
+  private readonly unregister: () => void;
+
+  private constructor(readonly name: string) {
+    this.unregister = onProcessExit(() => deleteNetnsSync(name));
+  }
+
+  /**
+   * Creates a namespace named `vio4wd-t<pid>-<n>-<label>` with `lo` up. Sweeps namespaces left
+   * by earlier runs that were killed.
+   */
+  static async create(label = 'ns'): Promise<Netns> {
+    if (!/^[a-z0-9-]{1,20}$/.test(label)) throw new Error(`netns label "${label}": use 1-20 of a-z, 0-9, -`);
+    sweepStaleNetns();
+    const name = `${NS_PREFIX}${process.pid}-${++nsCounter}-${label}`;
+    await run('ip', ['netns', 'add', name]);
+    const ns = new Netns(name);
+    try {
+      await ns.ip('link', 'set', 'lo', 'up');
+    } catch (e) {
+      await ns.destroy();
+      throw e;
+    }
+    return ns;
+  }
+
+  /** `ip -n <ns> ARGS...`; returns stdout. */
+  ip(...args: string[]): Promise<string> {
+    return run('ip', ['-n', this.name, ...args]);
+  }
+
+  /** Runs a command inside the namespace to completion; rejects on a non-zero exit. */
+  exec(cmd: string, args: string[] = []): Promise<string> {
+    return run('ip', ['netns', 'exec', this.name, cmd, ...args]);
+  }
+
+  /** Starts a long-running command inside the namespace; it is killed by destroy() at the latest. */
+  spawn(cmd: string, args: string[], opts: SpawnOptions = {}): TrackedProcess {
+    this.assertAlive();
+    const p = spawnTracked(cmd, args, { ...opts, netns: this.name });
+    this.procs.add(p);
+    void p.exited.then(() => this.procs.delete(p));
+    return p;
+  }
+
+  /** A veth pair: `a` here, `b` here too or in `peerNs`. Both ends are brought up. */
+  async addVeth(a: string, b: string, peerNs?: Netns): Promise<void> {
+    checkIfName(a);
+    checkIfName(b);
+    const peer = ['peer', 'name', b];
+    if (peerNs) peer.push('netns', peerNs.name);
+    await this.ip('link', 'add', a, 'type', 'veth', ...peer);
+    await this.linkUp(a);
+    await (peerNs ?? this).linkUp(b);
+  }
+
+  /** A Linux bridge, up, with forwarding delay 0 so enslaved ports forward at once. */
+  async addBridge(name: string): Promise<void> {
+    checkIfName(name);
+    await this.ip('link', 'add', name, 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0');
+    await this.linkUp(name);
+  }
+
+  /** Puts `ifname` into `bridge` and brings it up. */
+  async setMaster(ifname: string, bridge: string): Promise<void> {
+    await this.ip('link', 'set', ifname, 'master', bridge);
+    await this.linkUp(ifname);
+  }
+
+  async addAddress(ifname: string, cidr: string): Promise<void> {
+    await this.ip('addr', 'add', cidr, 'dev', ifname);
+  }
+
+  async linkUp(ifname: string): Promise<void> {
+    await this.ip('link', 'set', ifname, 'up');
+  }
+
+  async setMtu(ifname: string, mtu: number): Promise<void> {
+    await this.ip('link', 'set', ifname, 'mtu', String(mtu));
+  }
+
+  /** True when the interface exists in this namespace. */
+  async hasLink(ifname: string): Promise<boolean> {
+    try {
+      await this.ip('link', 'show', 'dev', ifname);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Waits until an interface (e.g. a tap that DPDK creates) exists here. */
+  async waitForLink(ifname: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await this.hasLink(ifname))) {
+      if (Date.now() > deadline) throw new Error(`interface ${ifname} did not appear in netns ${this.name} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** RX/TX packet counters of an interface (from `ip -s -j link`). */
+  async linkStats(ifname: string): Promise<{ rxPackets: number; txPackets: number; rxBytes: number; txBytes: number }> {
+    const out = JSON.parse(await this.ip('-s', '-j', 'link', 'show', 'dev', ifname)) as Array<{
+      stats64: { rx: { packets: number; bytes: number }; tx: { packets: number; bytes: number } };
+    }>;
+    const s = out[0]?.stats64;
+    if (!s) throw new Error(`no statistics for ${ifname} in netns ${this.name}`);
+    return { rxPackets: s.rx.packets, txPackets: s.tx.packets, rxBytes: s.rx.bytes, txBytes: s.tx.bytes };
+  }
+
+  /** Stops the processes started here (SIGTERM, then SIGKILL), kills any other process left inside, deletes the namespace. Idempotent. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await Promise.all([...this.procs].map((p) => p.stop(2000)));
+    deleteNetnsSync(this.name);
+    this.unregister();
+  }
+
+  private assertAlive(): void {
+    if (this.destroyed) throw new Error(`netns ${this.name} was already destroyed`);
+  }
+}
+
+function checkIfName(name: string): void {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new Error(`interface name "${name}": 1-15 characters of A-Z a-z 0-9 _ . -`);
+}

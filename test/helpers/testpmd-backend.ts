@@ -1,0 +1,106 @@
+// dpdk-testpmd as a stand-in relay for guest tests: a net_tap "VF" (its tap interface in the
+// test's netns) forwarded (io mode) to a net_vhost port on the guest's vhost-user socket.
+// It is the reference backend, not vio4wd's engine: tests of the guest helper and the
+// migration benchmark's baseline use it.
+import { createWriteStream, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Netns, TrackedProcess } from './netns.js';
+
+export interface TestpmdBackendOptions {
+  /** Namespace that testpmd (and so its tap interface) lives in. */
+  netns: Netns;
+  /** vhost-user socket path of the guest NIC. */
+  socketPath: string;
+  /** true: testpmd connects to a socket QEMU created (QEMU in server mode). Default false: testpmd creates it. */
+  vhostClient?: boolean;
+  /** Queue pairs on both ports (default 1). */
+  queues?: number;
+  /** Name of the tap interface created in the namespace (the VF stand-in), at most 15 characters. */
+  tapName: string;
+  /** EAL --lcores (default '0@1,1@1': main and forwarding lcore on CPU 1). */
+  lcores?: string;
+  /** Directory for the log file (testpmd-<tap>.log). */
+  workDir: string;
+}
+
+let counter = 0;
+
+export class TestpmdBackend {
+  private constructor(
+    readonly opts: TestpmdBackendOptions,
+    readonly proc: TrackedProcess,
+    readonly logPath: string,
+    private readonly log: () => string,
+  ) {}
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  /** Everything testpmd printed so far. */
+  output(): string {
+    return this.log();
+  }
+
+  /**
+   * Starts testpmd and waits until its tap interface exists and, when testpmd is the vhost-user
+   * server, its socket exists (the mbuf pool setup under --in-memory can take seconds).
+   */
+  static async start(opts: TestpmdBackendOptions, timeoutMs = 60_000): Promise<TestpmdBackend> {
+    const queues = opts.queues ?? 1;
+    const prefix = `vio4wd-tpmd-${process.pid}-${++counter}`;
+    const vhost = [`net_vhost${counter}`, `iface=${opts.socketPath}`, `queues=${queues}`];
+    if (opts.vhostClient) vhost.push('client=1');
+    const args = [
+      '--lcores', opts.lcores ?? '0@1,1@1',
+      '--in-memory', '--no-pci', '--file-prefix', prefix, '--log-level', 'lib.eal:notice',
+      '--vdev', `net_tap${counter},iface=${opts.tapName}`,
+      '--vdev', vhost.join(','),
+      '--',
+      '--forward-mode=io', '--auto-start', '--nb-cores=1', `--rxq=${queues}`, `--txq=${queues}`,
+    ];
+    const logPath = join(opts.workDir, `testpmd-${opts.tapName}.log`);
+    const file = createWriteStream(logPath);
+    let text = '';
+    // stdin stays an open pipe: testpmd without -i exits when its stdin reaches EOF.
+    // stdbuf: line-buffered stdout, so "Press enter to exit" (ports started) arrives at once.
+    const proc = opts.netns.spawn('stdbuf', ['-oL', 'dpdk-testpmd', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    for (const s of [proc.child.stdout, proc.child.stderr]) {
+      s?.on('data', (d: Buffer) => {
+        text += d.toString();
+        file.write(d);
+      });
+    }
+    void proc.exited.then(() => file.end());
+    const backend = new TestpmdBackend(opts, proc, logPath, () => text);
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void proc.exited.then(() => (exited = true));
+    for (;;) {
+      const ready = (await opts.netns.hasLink(opts.tapName)) && (opts.vhostClient || existsSync(opts.socketPath));
+      if (ready && text.includes('Press enter to exit')) return backend;
+      if (exited) throw new Error(`dpdk-testpmd exited during start-up:\n${tail(text)}`);
+      if (Date.now() > deadline) {
+        await backend.stop();
+        throw new Error(`dpdk-testpmd not ready within ${timeoutMs} ms (tap ${opts.tapName}, socket ${opts.socketPath}):\n${tail(text)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Asks testpmd to quit (Enter on stdin), kills it by PID if it does not, and removes its socket. */
+  async stop(): Promise<void> {
+    const c = this.proc.child;
+    if (c.exitCode === null && c.signalCode === null) {
+      c.stdin?.write('\n');
+      const timer = setTimeout(() => void this.proc.stop(1000), 5000);
+      await this.proc.exited;
+      clearTimeout(timer);
+    }
+    if (!this.opts.vhostClient) rmSync(this.opts.socketPath, { force: true });
+  }
+}
+
+function tail(s: string, lines = 30): string {
+  return s.split('\n').slice(-lines).join('\n');
+}
