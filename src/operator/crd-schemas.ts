@@ -214,10 +214,11 @@ export interface ObjectMeta {
   resourceVersion?: string;
   generation?: number;
   finalizers?: string[];
-  deletionTimestamp?: string | Date;
+  /** (a string on the wire; typed as client-node types it) */
+  deletionTimestamp?: Date;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
-  creationTimestamp?: string | Date;
+  creationTimestamp?: Date;
 }
 
 export interface VirtioRelay {

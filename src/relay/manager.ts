@@ -100,6 +100,8 @@ interface Entry {
   chain: Promise<void>;
   removed: boolean;
   failed: boolean;
+  /** JSON of the status last emitted. */
+  emitted?: string;
 }
 
 export class RelayManager extends EventEmitter implements RelayView {
@@ -169,6 +171,7 @@ export class RelayManager extends EventEmitter implements RelayView {
       }
     }
     if (existing && !existing.removed) {
+      if (JSON.stringify(existing.spec) === JSON.stringify(spec) && existing.id === id) return cloneStatus(existing.status);
       if (existing.id !== id) this.byId.delete(existing.id);
       existing.spec = spec;
       existing.id = id;
@@ -507,8 +510,12 @@ export class RelayManager extends EventEmitter implements RelayView {
     return cfg;
   }
 
+  /** Emits 'change' when the status differs from what was last emitted. */
   private emitChange(entry: Entry): void {
     if (this.entries.get(entry.spec.name) !== entry) return;
+    const snapshot = JSON.stringify(entry.status);
+    if (snapshot === entry.emitted) return;
+    entry.emitted = snapshot;
     this.emit('change', cloneStatus(entry.status));
   }
 }

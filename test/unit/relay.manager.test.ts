@@ -2,56 +2,13 @@
 // conflicts and isolation between relays. The real engine is exercised in test/integration.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RelayManager, type RelayEngine } from '../../src/relay/index.js';
+import { RelayManager } from '../../src/relay/index.js';
+import { MemEngine } from '../helpers/mem-engine.js';
 import type { RelaySpec, RelayStatus } from '../../src/relay/index.js';
-import type { EngineEvent, RelayConfig, RelayInfo } from '../../src/engine/types.js';
-import { VioError } from '../../src/util/errors.js';
 import { silentLogger } from '../../src/util/log.js';
-
-class MemEngine extends EventEmitter implements RelayEngine {
-  relays = new Map<number, RelayInfo>();
-  configs = new Map<number, RelayConfig>();
-  failDevargs = new Map<string, string>(); // devargs -> error code
-  calls: string[] = [];
-  async addRelay(cfg: RelayConfig): Promise<RelayInfo> {
-    this.calls.push(`add ${cfg.id}`);
-    const code = cfg.vf.devargs ? this.failDevargs.get(cfg.vf.devargs) : undefined;
-    if (code) throw new VioError(code, `relay ${cfg.id}: cannot attach ${cfg.vf.devargs}`);
-    if (this.relays.has(cfg.id)) throw new VioError('EEXIST', `relay ${cfg.id} exists`);
-    const info: RelayInfo = {
-      id: cfg.id, socketPath: cfg.socketPath, mode: cfg.mode, queues: cfg.queues, numaNode: cfg.numaNode ?? 0,
-      portId: cfg.id, portName: cfg.vf.devargs ?? 'pci', mac: '02:00:00:00:00:01', linkUp: true,
-      guestConnected: false, enabledQueues: 0, cpus: { vfToVm: cfg.cpus?.vfToVm ?? 1, vmToVf: cfg.cpus?.vmToVf ?? 1 },
-    };
-    this.relays.set(cfg.id, info);
-    this.configs.set(cfg.id, cfg);
-    return { ...info };
-  }
-  async removeRelay(id: number): Promise<void> {
-    this.calls.push(`rm ${id}`);
-    if (!this.relays.delete(id)) throw new VioError('ENOENT', `no relay ${id}`);
-  }
-  async setRelayCpus(id: number, cpus: { vfToVm: number; vmToVf: number }): Promise<void> {
-    const r = this.relays.get(id);
-    if (!r) throw new VioError('ENOENT', `no relay ${id}`);
-    r.cpus = { ...cpus };
-  }
-  relay(id: number): RelayInfo | undefined {
-    const r = this.relays.get(id);
-    return r ? { ...r } : undefined;
-  }
-  fire(e: EngineEvent): void {
-    const r = this.relays.get(e.relayId);
-    if (r && e.type === 'guest-connected') { r.guestConnected = true; r.enabledQueues = 2; }
-    if (r && e.type === 'guest-disconnected') { r.guestConnected = false; r.enabledQueues = 0; }
-    if (r && e.type === 'link') r.linkUp = e.up;
-    this.emit('event', e);
-  }
-}
 
 function setup(retryMs = 20) {
   const dir = mkdtempSync(join(tmpdir(), 'vio4wd-relay-'));

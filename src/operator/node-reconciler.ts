@@ -1,0 +1,376 @@
+// The node agent's Kubernetes loop: VirtioRelays scheduled to this node become relays in
+// RelayManager; their status, events and finalizers follow what the relay does. It also
+// publishes the node's VirtioForwarderNode.
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../util/log.js';
+import { errorMessage } from '../util/errors.js';
+import type { RelaySpec, RelayStatus } from '../relay/types.js';
+import { GROUP, VERSION, type VirtioForwarderNodeStatus, type VirtioRelay, type VirtioRelayStatus } from './crd-schemas.js';
+import {
+  FINALIZER,
+  NODE_PLURAL,
+  RELAY_PLURAL,
+  ResilientInformer,
+  httpStatus,
+  kubeErrorMessage,
+  mergePatch,
+  recordEvent,
+  relayListFn,
+  type KubeClients,
+} from './kube.js';
+import { WorkQueue } from './workqueue.js';
+
+/** What the reconciler needs from RelayManager. */
+export interface NodeRelays {
+  apply(spec: RelaySpec): RelayStatus;
+  remove(name: string): Promise<boolean>;
+  get(name: string): RelayStatus | undefined;
+  list(): RelayStatus[];
+  on(event: 'change', listener: (s: RelayStatus) => void): unknown;
+  off(event: 'change', listener: (s: RelayStatus) => void): unknown;
+}
+
+export interface NodeReconcilerOptions {
+  clients: KubeClients;
+  nodeName: string;
+  relays: NodeRelays;
+  logger: Logger;
+  /** Host directory under which each relay gets its own socket directory. */
+  socketDir: string;
+  /** The node's inventory for VirtioForwarderNode (VFs, hugepages, workers, engine). */
+  nodeStatus: () => Promise<Omit<VirtioForwarderNodeStatus, 'relays' | 'heartbeatTime'>>;
+  /** Seconds between VirtioForwarderNode heartbeats. */
+  heartbeatSeconds?: number;
+  concurrency?: number;
+}
+
+export const SOCKET_FILE = 'vhost-user.sock';
+
+/** The relay name (and device ID) of a VirtioRelay: namespace.name (namespaces have no dots). */
+export function relayName(namespace: string, name: string): string {
+  return `${namespace}.${name}`;
+}
+
+function keyOf(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+export class NodeReconciler {
+  private readonly log: Logger;
+  private readonly informer: ResilientInformer<VirtioRelay>;
+  private readonly queue: WorkQueue;
+  /** relay name -> key, for relays this reconciler created */
+  private readonly owned = new Map<string, string>();
+  private readonly lastPhase = new Map<string, string>();
+  private readonly lastGuest = new Map<string, boolean>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private nodePublishTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly onRelayChange = (s: RelayStatus): void => {
+    const key = this.owned.get(s.name);
+    if (key) this.queue.add(key);
+    this.scheduleNodePublish();
+  };
+
+  constructor(private readonly o: NodeReconcilerOptions) {
+    this.log = o.logger.child({ component: 'node-reconciler', node: o.nodeName });
+    this.queue = new WorkQueue((k) => this.reconcile(k), { concurrency: o.concurrency ?? 16, logger: this.log, maxDelayMs: 10_000 });
+    const enqueue = (obj: VirtioRelay) => this.queue.add(keyOf(obj.metadata.namespace ?? '', obj.metadata.name ?? ''));
+    this.informer = new ResilientInformer<VirtioRelay>(o.clients.kc, {
+      path: `/apis/${GROUP}/${VERSION}/${RELAY_PLURAL}`,
+      list: relayListFn(o.clients.custom, `spec.nodeName=${o.nodeName}`),
+      fieldSelector: `spec.nodeName=${o.nodeName}`,
+      logger: this.log,
+      onAdd: enqueue,
+      onUpdate: enqueue,
+      onDelete: enqueue,
+    });
+  }
+
+  async start(): Promise<void> {
+    this.o.relays.on('change', this.onRelayChange);
+    await this.informer.start();
+    await this.informer.synced();
+    // relays from an earlier life of this agent whose objects are gone
+    for (const s of this.o.relays.list()) {
+      if (s.origin !== 'kubernetes') continue;
+      const [ns, ...rest] = s.name.split('.');
+      const key = keyOf(ns ?? '', rest.join('.'));
+      this.owned.set(s.name, key);
+      this.queue.add(key);
+    }
+    await this.publishNode();
+    const every = (this.o.heartbeatSeconds ?? 30) * 1000;
+    this.heartbeat = setInterval(() => void this.publishNode(), every);
+    this.log.info({ relays: this.informer.list().length }, 'watching VirtioRelays for this node');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    clearTimeout(this.nodePublishTimer);
+    this.o.relays.off('change', this.onRelayChange);
+    this.queue.stop();
+    await this.informer.stop();
+  }
+
+  /** Resolves when the queue is empty (tests). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  private async reconcile(key: string): Promise<void | { requeueAfterMs: number }> {
+    if (this.stopped) return;
+    const [namespace, name] = key.split('/') as [string, string];
+    const rname = relayName(namespace, name);
+    const obj = this.informer.get(name, namespace);
+
+    if (!obj) {
+      // deleted, or moved to another node: nothing of it may stay here
+      if (this.owned.has(rname) || this.o.relays.get(rname)?.origin === 'kubernetes') {
+        await this.removeRelay(rname);
+        this.log.info({ relay: key }, 'VirtioRelay gone from this node; relay removed');
+      }
+      return;
+    }
+
+    if (obj.metadata.deletionTimestamp) {
+      if (!obj.metadata.finalizers?.includes(FINALIZER)) return;
+      await this.removeRelay(rname);
+      await this.event(obj, 'Normal', 'RelayRemoved', `relay ${rname} removed from node ${this.o.nodeName}; socket directory deleted`);
+      await this.patchMeta(obj, { finalizers: (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) });
+      return;
+    }
+
+    let current = obj;
+    if (!current.metadata.finalizers?.includes(FINALIZER)) {
+      // guard the relay and its socket before creating them
+      current = await this.patchMeta(current, { finalizers: [...(current.metadata.finalizers ?? []), FINALIZER] });
+    }
+
+    const spec = await this.toRelaySpec(current, rname);
+    let status: RelayStatus | undefined;
+    try {
+      status = this.o.relays.apply(spec);
+      this.owned.set(rname, key);
+    } catch (err) {
+      // the relay cannot even be tracked (e.g. its socket or id clashes): Failed, with why
+      const message = errorMessage(err);
+      await this.writeStatus(current, failedStatus(current, this.o.nodeName, 'InvalidSpec', message));
+      if (this.lastPhase.get(rname) !== 'Failed') {
+        this.lastPhase.set(rname, 'Failed');
+        await this.event(current, 'Warning', 'InvalidSpec', message);
+      }
+      return;
+    }
+    status = this.o.relays.get(rname) ?? status;
+    await this.writeStatus(current, toCrStatus(status, current, this.o.nodeName));
+    await this.emitTransitions(current, status);
+  }
+
+  private async toRelaySpec(obj: VirtioRelay, rname: string): Promise<RelaySpec> {
+    const s = obj.spec;
+    const dir = join(s.vhostUser?.socketDir ?? this.o.socketDir, rname);
+    // each relay has its own directory, so a pod that mounts it sees only its own socket; QEMU
+    // (another user inside virt-launcher) creates the socket there in client mode
+    await mkdir(dir, { recursive: true });
+    await chmod(dir, 0o777);
+    const vf = s.vf;
+    const spec: RelaySpec = {
+      name: rname,
+      origin: 'kubernetes',
+      ident: `${obj.metadata.namespace}/${obj.metadata.name}`,
+      vf: {
+        ...(vf.pciAddress ? { pciAddresses: [vf.pciAddress.toLowerCase()] } : {}),
+        ...(vf.pciAddresses ? { pciAddresses: vf.pciAddresses.map((a) => a.toLowerCase()) } : {}),
+        ...(vf.selector ? { selector: { ...vf.selector } } : {}),
+        ...(vf.devargs ? { devargs: vf.devargs } : {}),
+        ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}),
+      },
+      vhostUser: {
+        mode: s.vhostUser?.mode ?? 'client',
+        socketPath: join(dir, SOCKET_FILE),
+        ...(s.vhostUser?.owner !== undefined ? { owner: s.vhostUser.owner } : {}),
+        ...(s.vhostUser?.group !== undefined ? { group: s.vhostUser.group } : {}),
+        ...(s.vhostUser?.perm !== undefined ? { perm: s.vhostUser.perm } : {}),
+      },
+    };
+    if (s.queues !== undefined) spec.queues = s.queues;
+    if (s.mac !== undefined) spec.mac = s.mac;
+    if (s.mtu !== undefined) spec.mtu = s.mtu;
+    if (s.resourceName !== undefined) spec.resourceName = s.resourceName;
+    if (s.numaNode !== undefined) spec.numaNode = s.numaNode;
+    if (s.cpus !== undefined) spec.cpus = [...s.cpus];
+    if (obj.metadata.generation !== undefined) spec.generation = obj.metadata.generation;
+    return spec;
+  }
+
+  private async removeRelay(rname: string): Promise<void> {
+    const st = this.o.relays.get(rname);
+    await this.o.relays.remove(rname);
+    this.owned.delete(rname);
+    this.lastPhase.delete(rname);
+    this.lastGuest.delete(rname);
+    if (st?.socketPath) {
+      const dir = st.socketPath.slice(0, st.socketPath.lastIndexOf('/'));
+      if (dir.endsWith(`/${rname}`)) await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  private async patchMeta(obj: VirtioRelay, meta: { finalizers: string[] }): Promise<VirtioRelay> {
+    // resourceVersion makes this a compare-and-swap: a 409 requeues with fresh data
+    const body = { metadata: { finalizers: meta.finalizers, resourceVersion: obj.metadata.resourceVersion } };
+    return (await this.o.clients.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: obj.metadata.namespace!, plural: RELAY_PLURAL, name: obj.metadata.name!, body },
+      mergePatch,
+    )) as VirtioRelay;
+  }
+
+  private async writeStatus(obj: VirtioRelay, status: VirtioRelayStatus): Promise<void> {
+    if (sameStatus(obj.status, status)) return;
+    try {
+      await this.o.clients.custom.patchNamespacedCustomObjectStatus(
+        { group: GROUP, version: VERSION, namespace: obj.metadata.namespace!, plural: RELAY_PLURAL, name: obj.metadata.name!, body: { status } },
+        mergePatch,
+      );
+    } catch (err) {
+      if (httpStatus(err) === 404) return; // deleted meanwhile
+      throw new Error(`status update of ${obj.metadata.namespace}/${obj.metadata.name}: ${kubeErrorMessage(err)}`, { cause: err });
+    }
+  }
+
+  private async emitTransitions(obj: VirtioRelay, s: RelayStatus): Promise<void> {
+    const prev = this.lastPhase.get(s.name);
+    if (prev !== s.phase) {
+      this.lastPhase.set(s.name, s.phase);
+      const ready = s.conditions.find((c) => c.type === 'Ready');
+      if (s.phase === 'Ready') {
+        await this.event(obj, 'Normal', 'RelayReady', `VF ${s.pciAddress ?? '?'} relayed to ${s.socketPath} (${s.mode} mode, ${s.queues} queue pair(s))`);
+      } else if (s.phase === 'Failed') {
+        await this.event(obj, 'Warning', ready?.reason ?? 'RelayFailed', ready?.message ?? 'relay failed');
+      }
+    }
+    const guest = s.conditions.some((c) => c.type === 'GuestConnected' && c.status === 'True');
+    if ((this.lastGuest.get(s.name) ?? false) !== guest) {
+      this.lastGuest.set(s.name, guest);
+      await this.event(obj, 'Normal', guest ? 'GuestConnected' : 'GuestDisconnected', guest ? `a guest connected to ${s.socketPath}` : 'the guest disconnected');
+    }
+  }
+
+  private event(obj: VirtioRelay, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    return recordEvent(
+      this.o.clients.core,
+      this.log,
+      'vio4wd-agent',
+      this.o.nodeName,
+      {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'VirtioRelay',
+        name: obj.metadata.name!,
+        namespace: obj.metadata.namespace!,
+        ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
+      },
+      type,
+      reason,
+      message,
+    );
+  }
+
+  private scheduleNodePublish(): void {
+    if (this.nodePublishTimer || this.stopped) return;
+    this.nodePublishTimer = setTimeout(() => {
+      this.nodePublishTimer = undefined;
+      void this.publishNode();
+    }, 1000);
+  }
+
+  /** Creates or updates this node's VirtioForwarderNode; errors are logged and retried later. */
+  private async publishNode(): Promise<void> {
+    if (this.stopped) return;
+    const api = this.o.clients.custom;
+    const name = this.o.nodeName;
+    try {
+      const inv = await this.o.nodeStatus();
+      const relays = this.o.relays.list();
+      const status: VirtioForwarderNodeStatus = {
+        ...inv,
+        relays: {
+          total: relays.length,
+          ready: relays.filter((r) => r.phase === 'Ready').length,
+          failed: relays.filter((r) => r.phase === 'Failed').length,
+        },
+        heartbeatTime: new Date().toISOString(),
+      };
+      try {
+        await api.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: NODE_PLURAL, name, body: { status } }, mergePatch);
+      } catch (err) {
+        if (httpStatus(err) !== 404) throw err;
+        await api.createClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: NODE_PLURAL,
+          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'VirtioForwarderNode', metadata: { name }, spec: { nodeName: name } },
+        });
+        await api.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: NODE_PLURAL, name, body: { status } }, mergePatch);
+      }
+    } catch (err) {
+      this.log.warn({ err: kubeErrorMessage(err) }, 'could not publish VirtioForwarderNode; retrying');
+      this.scheduleNodePublish();
+    }
+  }
+}
+
+function toCrStatus(s: RelayStatus, obj: VirtioRelay, nodeName: string): VirtioRelayStatus {
+  const ready = s.conditions.find((c) => c.type === 'Ready');
+  const gen = obj.metadata.generation;
+  const out: VirtioRelayStatus = {
+    phase: s.phase,
+    message: s.phase === 'Ready' ? 'relay is forwarding' : ready?.message ?? '',
+    conditions: s.conditions.map((c) => ({ ...c, ...(gen !== undefined ? { observedGeneration: gen } : {}) })),
+    nodeName,
+    socketPath: s.socketPath,
+    socketMode: s.mode,
+    relayId: s.id,
+    deviceId: s.name,
+    resourceName: s.resourceName,
+    numaNode: s.numaNode,
+    guestConnected: s.conditions.some((c) => c.type === 'GuestConnected' && c.status === 'True'),
+  };
+  if (s.pciAddress) out.pciAddress = s.pciAddress;
+  if (s.mac) out.mac = s.mac;
+  if (gen !== undefined) out.observedGeneration = gen;
+  return out;
+}
+
+function failedStatus(obj: VirtioRelay, nodeName: string, reason: string, message: string): VirtioRelayStatus {
+  const now = new Date().toISOString();
+  const gen = obj.metadata.generation;
+  const prev = obj.status?.conditions?.find((c) => c.type === 'Ready');
+  return {
+    phase: 'Failed',
+    message,
+    nodeName,
+    conditions: [
+      {
+        type: 'Ready',
+        status: 'False',
+        reason,
+        message,
+        lastTransitionTime: prev?.status === 'False' ? prev.lastTransitionTime : now,
+        ...(gen !== undefined ? { observedGeneration: gen } : {}),
+      },
+    ],
+    ...(gen !== undefined ? { observedGeneration: gen } : {}),
+  };
+}
+
+function sameStatus(a: VirtioRelayStatus | undefined, b: VirtioRelayStatus): boolean {
+  return JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
+}
+
+function normalize(s: VirtioRelayStatus | undefined): unknown {
+  if (!s) return undefined;
+  const sorted = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).sort(([x], [y]) => x.localeCompare(y)));
+  return { ...sorted(s as Record<string, unknown>), conditions: (s.conditions ?? []).map((c) => sorted(c as Record<string, unknown>)) };
+}

@@ -1,0 +1,211 @@
+// The node reconciler against a real kube-apiserver: VirtioRelays for this node become relays,
+// status/finalizers/events follow, bad relays fail alone, and an apiserver restart loses
+// nothing. The engine here is the in-memory stand-in; the agent test drives the real one.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKube, type KubeEnv } from '../helpers/kube.js';
+import { MemEngine } from '../helpers/mem-engine.js';
+import { RelayManager } from '../../src/relay/index.js';
+import { NodeReconciler } from '../../src/operator/node-reconciler.js';
+import { kubeClients } from '../../src/operator/kube.js';
+import { createLogger, silentLogger } from '../../src/util/log.js';
+
+let kube: KubeEnv;
+let sockets: string;
+let engine: MemEngine;
+let mgr: RelayManager;
+let rec: NodeReconciler;
+
+interface Vr {
+  metadata: { finalizers?: string[]; generation: number };
+  status?: {
+    phase?: string;
+    message?: string;
+    socketPath?: string;
+    relayId?: number;
+    deviceId?: string;
+    pciAddress?: string;
+    observedGeneration?: number;
+    nodeName?: string;
+    conditions?: { type: string; status: string; reason: string }[];
+  };
+}
+
+async function getVr(name: string): Promise<Vr> {
+  return JSON.parse(await kube.kubectl('get', 'vr', '-n', 'app', name, '-o', 'json')) as Vr;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+function apply(name: string, spec: Record<string, unknown>): Promise<unknown> {
+  return kube.kubectlRun(['apply', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'vio4wd.io/v1alpha1', kind: 'VirtioRelay', metadata: { name, namespace: 'app' }, spec }),
+  });
+}
+
+before(async () => {
+  kube = await startKube();
+  await kube.kubectl('apply', '-f', 'crds/');
+  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io');
+  await kube.kubectl('create', 'namespace', 'app');
+  sockets = mkdtempSync(join(tmpdir(), 'vio4wd-nr-'));
+  engine = new MemEngine();
+  mgr = new RelayManager({ engine, logger: silentLogger(), retry: { initialMs: 50, maxMs: 500 } });
+  rec = new NodeReconciler({
+    clients: kubeClients(kube.kubeconfigPath),
+    nodeName: 'node-a',
+    relays: mgr,
+    logger: process.env.DEBUG_NR ? createLogger({ level: 'debug' }) : silentLogger(),
+    socketDir: sockets,
+    heartbeatSeconds: 2,
+    nodeStatus: async () => ({ engine: { up: true, dpdkVersion: '22.11' }, workerCpus: [1], vfs: [] }),
+  });
+  await rec.start();
+});
+
+after(async () => {
+  await rec?.stop();
+  await mgr?.close();
+  await kube?.stop();
+  if (sockets) rmSync(sockets, { recursive: true, force: true });
+});
+
+test('a VirtioRelay for this node becomes Ready with finalizer, status and events', async () => {
+  await apply('vm1', { nodeName: 'node-a', vf: { devargs: 'net_tap_vm1,iface=vm1' }, queues: 2 });
+  const vr = await until('vm1 Ready', async () => {
+    const v = await getVr('vm1');
+    return v.status?.phase === 'Ready' && v;
+  });
+  assert.deepEqual(vr.metadata.finalizers, ['vio4wd.io/relay-cleanup']);
+  assert.equal(vr.status?.deviceId, 'app.vm1');
+  assert.equal(vr.status?.socketPath, join(sockets, 'app.vm1', 'vhost-user.sock'));
+  assert.equal(vr.status?.nodeName, 'node-a');
+  assert.equal(vr.status?.observedGeneration, vr.metadata.generation);
+  assert.equal(vr.status?.pciAddress, 'net_tap_vm1,iface=vm1');
+  assert.deepEqual(vr.status?.conditions?.map((c) => `${c.type}=${c.status}`), ['VFAttached=True', 'SocketReady=True', 'GuestConnected=False', 'Ready=True']);
+  assert.ok(existsSync(join(sockets, 'app.vm1')), 'per-relay socket directory exists');
+  assert.equal(engine.configs.get(vr.status!.relayId!)?.mode, 'client', 'Kubernetes relays default to client mode');
+  const events = await until('RelayReady event', async () => {
+    const e = await kube.kubectl('get', 'events', '-n', 'app', '--field-selector', 'involvedObject.name=vm1', '-o', 'jsonpath={.items[*].reason}');
+    return e.includes('RelayReady') && e;
+  });
+  assert.match(events, /RelayReady/);
+  const table = await kube.kubectl('get', 'vr', '-n', 'app', 'vm1');
+  assert.match(table, /vm1\s+node-a\s+net_tap_vm1,iface=vm1\s+\S+vhost-user.sock\s+Ready/);
+});
+
+test('a guest connecting shows in the status and as an event', async () => {
+  const id = (await getVr('vm1')).status!.relayId!;
+  engine.fire({ type: 'guest-connected', relayId: id });
+  await until('GuestConnected', async () => (await getVr('vm1')).status?.conditions?.some((c) => c.type === 'GuestConnected' && c.status === 'True'));
+  const wide = await kube.kubectl('get', 'vr', '-n', 'app', 'vm1', '-o', 'wide');
+  assert.match(wide, /true/);
+});
+
+test('relays for other nodes are left alone', async () => {
+  await apply('elsewhere', { nodeName: 'node-b', vf: { devargs: 'net_tap_x,iface=x' } });
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(mgr.get('app.elsewhere'), undefined);
+  assert.equal((await getVr('elsewhere')).status, undefined);
+});
+
+test('a relay the engine cannot serve is Failed with a reason; the others keep running', async () => {
+  engine.failDevargs.set('net_tap_bad,iface=bad', 'ENODEV');
+  await apply('bad', { nodeName: 'node-a', vf: { devargs: 'net_tap_bad,iface=bad' } });
+  const vr = await until('bad Failed', async () => {
+    const v = await getVr('bad');
+    return v.status?.phase === 'Failed' && v;
+  });
+  assert.equal(vr.status?.conditions?.find((c) => c.type === 'VFAttached')?.reason, 'VFNotFound');
+  assert.match(vr.status?.message ?? '', /cannot attach net_tap_bad/);
+  assert.equal((await getVr('vm1')).status?.phase, 'Ready');
+  const ev = await until('warning event', async () => {
+    const e = await kube.kubectl('get', 'events', '-n', 'app', '--field-selector', 'involvedObject.name=bad,type=Warning', '-o', 'jsonpath={.items[*].reason}');
+    return e.length > 0 && e;
+  });
+  assert.match(ev, /VFNotFound/);
+  // the VF appears: the relay recovers on its own
+  engine.failDevargs.delete('net_tap_bad,iface=bad');
+  await until('bad Ready', async () => (await getVr('bad')).status?.phase === 'Ready');
+});
+
+test('a relay the node cannot track is Failed with InvalidSpec and an event naming the fix', async () => {
+  // namespace + "." + name longer than a relay name may be (253 characters)
+  const long = `x${'y'.repeat(250)}`;
+  await apply(long, { nodeName: 'node-a', vf: { devargs: 'net_tap_long,iface=long' } });
+  const vr = await until('long Failed', async () => {
+    const v = await getVr(long);
+    return v.status?.phase === 'Failed' && v;
+  });
+  assert.equal(vr.status?.conditions?.[0]?.reason, 'InvalidSpec');
+  assert.match(vr.status?.message ?? '', /^name: ".*" is not a valid relay name/);
+  assert.equal((await getVr('vm1')).status?.phase, 'Ready');
+  await kube.kubectl('delete', 'vr', '-n', 'app', long, '--wait=true', '--timeout=30s');
+});
+
+test('deleting a VirtioRelay removes the relay, its socket directory, then the finalizer', async () => {
+  const id = (await getVr('vm1')).status!.relayId!;
+  await kube.kubectl('delete', 'vr', '-n', 'app', 'vm1', '--wait=true', '--timeout=30s');
+  assert.equal(engine.relays.has(id), false);
+  assert.equal(mgr.get('app.vm1'), undefined);
+  assert.equal(existsSync(join(sockets, 'app.vm1')), false);
+});
+
+test('an updated spec is applied and observedGeneration follows', async () => {
+  await apply('bad', { nodeName: 'node-a', vf: { devargs: 'net_tap_bad,iface=bad' }, queues: 3 });
+  const vr = await until('generation 2 observed', async () => {
+    const v = await getVr('bad');
+    return v.metadata.generation === 2 && v.status?.observedGeneration === 2 && v.status.phase === 'Ready' && v;
+  });
+  assert.equal(engine.configs.get(vr.status!.relayId!)?.queues, 3);
+});
+
+test('the node publishes its VirtioForwarderNode with relay counts', async () => {
+  const out = await until('VirtioForwarderNode', async () => {
+    const o = JSON.parse(await kube.kubectl('get', 'vfn', 'node-a', '-o', 'json')) as { status?: { relays?: { total: number; ready: number }; engine?: { up: boolean } } };
+    return o.status?.relays?.ready === 1 && o;
+  });
+  assert.equal(out.status?.engine?.up, true);
+  const table = await kube.kubectl('get', 'vfn');
+  assert.match(table, /node-a\s+true\s+1\s+1\s+0/);
+});
+
+test('apiserver down: relays keep running; changes made meanwhile are caught up after', async () => {
+  await kube.stopApiserver();
+  // while the apiserver is away, the relay keeps its state
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(mgr.get('app.bad')?.phase, 'Ready');
+  await kube.startApiserver();
+  await apply('after', { nodeName: 'node-a', vf: { devargs: 'net_tap_after,iface=after' } });
+  await until('after Ready', async () => (await getVr('after')).status?.phase === 'Ready', 60_000);
+  await kube.kubectl('delete', 'vr', '-n', 'app', 'bad', '--wait=true', '--timeout=60s');
+  assert.equal(mgr.get('app.bad'), undefined);
+});
+
+test('64 relays applied at once all reach Ready', async () => {
+  const docs = Array.from({ length: 64 }, (_, i) =>
+    JSON.stringify({ apiVersion: 'vio4wd.io/v1alpha1', kind: 'VirtioRelay', metadata: { name: `bulk-${i}`, namespace: 'app' }, spec: { nodeName: 'node-a', vf: { devargs: `net_tap_b${i},iface=b${i}` } } }),
+  );
+  await kube.kubectlRun(['apply', '-f', '-'], { input: docs.join('\n') });
+  await until('64 Ready', async () => {
+    const list = JSON.parse(await kube.kubectl('get', 'vr', '-n', 'app', '-o', 'json')) as { items: Vr[] };
+    return list.items.filter((v) => v.status?.phase === 'Ready').length >= 65;
+  }, 60_000);
+  assert.equal(mgr.list().filter((s) => s.phase === 'Ready').length, 65);
+});
