@@ -1,0 +1,69 @@
+// examples/kubevirt against a real kube-apiserver that serves KubeVirt 1.7.0's own CRDs
+// (generated from its Go module by test/env) and the NetworkAttachmentDefinition CRD: the server
+// accepts every example with strict field validation, and keeps the fields the binding relies on.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { startKube, type KubeEnv } from '../helpers/kube.js';
+
+let kube: KubeEnv;
+
+before(async () => {
+  kube = await startKube();
+  // three KubeVirt CRDs are too big for client-side apply's annotation: create them
+  await kube.kubectl('create', '-f', kube.bin.kubevirtCrds);
+  await kube.kubectl('create', '-f', 'test/fixtures/kubevirt/nad-crd.yaml');
+  await kube.kubectl('wait', '--for=condition=Established', 'crd', '--all', '--timeout=120s');
+  await kube.kubectl('create', 'namespace', 'kubevirt');
+});
+
+after(async () => {
+  await kube?.stop();
+});
+
+test('the apiserver accepts every example (server-side dry run, strict fields)', async () => {
+  const out = await kube.kubectl('apply', '--dry-run=server', '--validate=strict', '-f', 'examples/kubevirt/');
+  for (const obj of [
+    'kubevirt.kubevirt.io/kubevirt',
+    'networkattachmentdefinition.k8s.cni.cncf.io/vio4wd-pool-a',
+    'networkattachmentdefinition.k8s.cni.cncf.io/vio4wd-pool-b',
+    'virtualmachine.kubevirt.io/vm-vio4wd-one',
+    'virtualmachine.kubevirt.io/vm-vio4wd-two',
+  ]) {
+    assert.match(out, new RegExp(`${obj.replaceAll('.', '\\.')} created \\(server dry run\\)`), out);
+  }
+});
+
+test('the KubeVirt CRD keeps the binding registration and the VM keeps its binding and multiqueue', async () => {
+  const kv = JSON.parse(await kube.kubectl('apply', '--dry-run=server', '-o', 'json', '-f', 'examples/kubevirt/00-kubevirt-binding.yaml')) as {
+    spec: { configuration: { network: { binding: Record<string, { sidecarImage?: string; downwardAPI?: string; domainAttachmentType?: string }> } } };
+  };
+  const b = kv.spec.configuration.network.binding.vio4wd!;
+  assert.equal(b.downwardAPI, 'device-info');
+  assert.match(b.sidecarImage ?? '', /vio4wd/);
+  assert.equal(b.domainAttachmentType, undefined);
+
+  const vm = JSON.parse(await kube.kubectl('apply', '--dry-run=server', '-o', 'json', '-f', 'examples/kubevirt/30-vm-two-nics.yaml')) as {
+    spec: {
+      template: {
+        metadata: { annotations: Record<string, string> };
+        spec: { domain: { devices: { networkInterfaceMultiqueue?: boolean; interfaces: { name: string; binding?: { name: string }; pciAddress?: string; acpiIndex?: number }[] }; memory: { hugepages?: { pageSize: string } } } };
+      };
+    };
+  };
+  const devices = vm.spec.template.spec.domain.devices;
+  assert.equal(devices.networkInterfaceMultiqueue, true);
+  assert.deepEqual(devices.interfaces.filter((i) => i.binding?.name === 'vio4wd').map((i) => i.name), ['net1', 'net2']);
+  assert.equal(devices.interfaces[1]!.pciAddress, '0000:08:00.0');
+  assert.equal(devices.interfaces[1]!.acpiIndex, 3);
+  assert.equal(vm.spec.template.spec.domain.memory.hugepages?.pageSize, '2Mi');
+  assert.deepEqual(Object.keys(JSON.parse(vm.spec.template.metadata.annotations['vio4wd.io/interfaces']!) as object), ['net1', 'net2']);
+});
+
+test('the same apiserver refuses a VM with a misspelt binding field (the check can fail)', async () => {
+  const bad = readFileSync('examples/kubevirt/20-vm-one-nic.yaml', 'utf8').replace('              binding:\n', '              bindng:\n');
+  assert.notEqual(bad, readFileSync('examples/kubevirt/20-vm-one-nic.yaml', 'utf8'));
+  const r = await kube.kubectlRun(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], { input: bad, check: false });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /unknown field.*bindng/);
+});
