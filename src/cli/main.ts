@@ -2,14 +2,16 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../util/version.js';
 import { errorMessage, VioError } from '../util/errors.js';
+import { register as registerAgent } from './commands/agent.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerKubevirtSidecar } from './commands/kubevirt-sidecar.js';
+import { register as registerOperator } from './commands/operator.js';
 import { register as registerRelay } from './commands/relay.js';
 import { register as registerStats } from './commands/stats.js';
 
 export type Register = (program: Command) => void;
 
-const roles: Register[] = [registerDoctor, registerKubevirtSidecar, registerRelay, registerStats];
+const roles: Register[] = [registerAgent, registerDoctor, registerKubevirtSidecar, registerOperator, registerRelay, registerStats];
 
 export function buildProgram(): Command {
   const program = new Command('vio4wd')

@@ -1,0 +1,69 @@
+// `vio4wd operator`: the cluster operator (a Deployment). Replicas elect a leader with a Lease;
+// the leader schedules VirtioRelays onto nodes and cleans up after deleted nodes.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { Command, Option } from 'commander';
+import { createLogger } from '../../util/log.js';
+import { kubeClients } from '../../operator/kube.js';
+import { Operator } from '../../operator/operator.js';
+
+export interface OperatorCliOptions {
+  kubeconfig?: string;
+  namespace: string;
+  leaseName: string;
+  identity: string;
+  metricsAddress?: string;
+  logLevel?: string;
+}
+
+const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** The pod's namespace when in a cluster, else "default". */
+function defaultNamespace(): string {
+  try {
+    return readFileSync(SA_NAMESPACE, 'utf8').trim() || 'default';
+  } catch {
+    return 'default';
+  }
+}
+
+/** Starts an operator replica; resolves once it campaigns for the Lease. */
+export async function startOperator(opts: OperatorCliOptions): Promise<Operator> {
+  const logger = createLogger({ level: opts.logLevel });
+  const op = new Operator({
+    clients: kubeClients(opts.kubeconfig),
+    logger,
+    namespace: opts.namespace,
+    leaseName: opts.leaseName,
+    identity: opts.identity,
+    ...(opts.metricsAddress ? { metricsAddress: opts.metricsAddress } : {}),
+  });
+  await op.start();
+  return op;
+}
+
+export function register(program: Command): void {
+  program
+    .command('operator')
+    .description('run the cluster operator: schedule VirtioRelays onto nodes with a free matching VF, move relays off deleted nodes (reschedule: OnNodeLoss), clean up after deleted nodes; replicas elect a leader with a Lease')
+    .option('--kubeconfig <file>', 'kubeconfig to use (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)')
+    .addOption(new Option('--namespace <ns>', 'namespace of the leader-election Lease').env('POD_NAMESPACE').default(defaultNamespace(), "the pod's namespace, else default"))
+    .option('--lease-name <name>', 'name of the leader-election Lease', 'vio4wd-operator')
+    .addOption(
+      new Option('--identity <id>', 'this replica\'s name in the Lease, unique among replicas').env('POD_NAME').default(`${hostname()}_${process.pid}`, 'hostname_pid'),
+    )
+    .option('--metrics-address <host:port>', 'serve /metrics, /healthz and /readyz here, e.g. :8080')
+    .addOption(new Option('--log-level <level>', 'pino log level').env('VIO4WD_LOG_LEVEL'))
+    .action(async (opts: OperatorCliOptions) => {
+      const op = await startOperator(opts);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          void op.stop().then(resolve);
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+    });
+}
