@@ -14,7 +14,7 @@ import { deriveReady, initialConditions, phaseFor, setCondition } from './condit
 export interface RelayEngine {
   addRelay(cfg: RelayConfig): Promise<RelayInfo>;
   removeRelay(id: number): Promise<void>;
-  setRelayCpus(id: number, cpus: { vfToVm: number; vmToVf: number }): Promise<void>;
+  setRelayCpus(id: number, cpus: { vfToVm: number; vmToVf: number }): Promise<unknown>;
   relay(id: number): RelayInfo | undefined;
   on(event: 'event', listener: (e: EngineEvent) => void): unknown;
   off(event: 'event', listener: (e: EngineEvent) => void): unknown;

@@ -1,0 +1,283 @@
+// The node agent's wiring: engine, relay manager, VF resolver, ZeroMQ control, metrics and,
+// in a cluster, the VirtioRelay reconciler and the kubelet device plugin. Roles meet only here.
+import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from '../util/log.js';
+import { VERSION } from '../util/version.js';
+import { errorMessage } from '../util/errors.js';
+import { Engine } from '../engine/index.js';
+import type { EngineEvent } from '../engine/types.js';
+import { RelayManager, type RelayStatus } from '../relay/index.js';
+import { ControlServer } from '../control/index.js';
+import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSources } from '../metrics/index.js';
+import { DevicePluginManager } from '../deviceplugin/index.js';
+import { NodeReconciler } from '../operator/node-reconciler.js';
+import { kubeClients } from '../operator/kube.js';
+import type { VirtioForwarderNodeStatus } from '../operator/crd-schemas.js';
+import { bindVfToVfio, discoverPfs, discoverVfs } from '../sriov/index.js';
+import type { ResolvedConfig } from './config/load.js';
+import { HostVfResolver } from './vf-resolver.js';
+import { AgentControlBackend } from './control-backend.js';
+import { resolveOwner } from './owners.js';
+
+export interface AgentOptions {
+  logger: Logger;
+}
+
+export class Agent {
+  readonly log: Logger;
+  engine: Engine | undefined;
+  relays: RelayManager | undefined;
+  private control: ControlServer | undefined;
+  private metricsServer: HttpServerHandle | undefined;
+  metrics: AgentMetrics | undefined;
+  private devicePlugins: DevicePluginManager | undefined;
+  private reconciler: NodeReconciler | undefined;
+  private resolver: HostVfResolver | undefined;
+  private ready = false;
+  private stopping: Promise<void> | undefined;
+  private readonly onEngineEvent = (e: EngineEvent): void => {
+    this.log.debug({ event: e }, 'engine event');
+  };
+
+  private constructor(
+    readonly config: ResolvedConfig,
+    opts: AgentOptions,
+  ) {
+    this.log = opts.logger.child({ component: 'agent', node: config.nodeName });
+  }
+
+  /** Starts everything the configuration asks for; on failure, stops what had started. */
+  static async start(config: ResolvedConfig, opts: AgentOptions): Promise<Agent> {
+    const agent = new Agent(config, opts);
+    try {
+      await agent.run();
+    } catch (err) {
+      await agent.stop().catch(() => undefined);
+      throw err;
+    }
+    return agent;
+  }
+
+  private async run(): Promise<void> {
+    const c = this.config;
+    const log = this.log;
+    log.info({ version: VERSION, config: { engine: c.engine, relays: c.relays.length, kubernetes: c.kubernetes.enabled } }, 'vio4wd agent starting');
+    if (c.pidFile) {
+      await mkdir(dirname(c.pidFile), { recursive: true });
+      await writeFile(c.pidFile, `${process.pid}\n`);
+    }
+    await this.bindConfiguredVfs();
+
+    this.engine = await Engine.start(c.engine, { logger: log });
+    this.engine.on('event', this.onEngineEvent);
+    const engine = this.engine;
+
+    const v = c.vhostUser;
+    this.resolver = new HostVfResolver({ sysRoot: c.sriov.sysRoot, setMac: c.sriov.setMac, logger: log });
+    this.relays = new RelayManager({
+      engine,
+      logger: log,
+      resolver: this.resolver,
+      defaults: {
+        socketDir: v.socketDir,
+        socketNamePattern: v.socketNamePattern,
+        mode: v.mode,
+        ...(v.owner !== undefined ? { owner: await resolveOwner(v.owner, 'user', 'vhostUser.owner') } : {}),
+        ...(v.group !== undefined ? { group: await resolveOwner(v.group, 'group', 'vhostUser.group') } : {}),
+        ...(v.perm !== undefined ? { perm: parseInt(v.perm, 8) } : {}),
+        ...(c.engine.mergeableRxBuffers !== undefined ? { mergeableRxBuffers: c.engine.mergeableRxBuffers } : {}),
+        ...(c.engine.tso !== undefined ? { tso: c.engine.tso } : {}),
+      },
+    });
+    const relays = this.relays;
+    this.trackMigrations(relays);
+
+    // static relays: a bad one is logged and marked Failed; the others start regardless
+    for (const spec of c.relays) {
+      try {
+        relays.apply(spec);
+      } catch (err) {
+        log.error({ relay: spec.name, err: errorMessage(err) }, 'relay in the config was rejected');
+      }
+    }
+
+    const sources: MetricsSources = {
+      relays: () => relays.list(),
+      stats: (id) => (engine.relay(id) ? engine.stats(id) : undefined),
+      engineUp: () => !this.stopping && this.engine !== undefined,
+      memory: () => {
+        const m = engine.memory();
+        return {
+          hugepageBytes: m.hugepageBytes,
+          mbufsInUse: m.mempools.reduce((a, p) => a + p.inUse, 0),
+          mbufsTotal: m.mempools.reduce((a, p) => a + p.size, 0),
+        };
+      },
+      ready: () => this.ready,
+    };
+    this.metrics = new AgentMetrics(sources);
+    if (c.metrics.enabled) this.metricsServer = await startMetricsServer(this.metrics, sources, c.metrics.address, log);
+
+    if (c.control.enabled) {
+      this.control = new ControlServer({
+        backend: new AgentControlBackend({
+          relays,
+          engine: { stats: (id) => (engine.relay(id) ? engine.stats(id) : undefined), workers: () => engine.workers() },
+          mode: v.mode,
+          dynamicSockets: c.control.dynamicSockets,
+          cpuPins: c.cpuPins,
+        }),
+        logger: log,
+        endpoints: {
+          portControl: c.control.portControl,
+          stats: c.control.stats,
+          coreSched: c.control.coreSched,
+          config: c.control.config ?? '',
+        },
+        ...(c.control.group !== undefined ? { ipcGroup: c.control.group } : {}),
+      });
+      await this.control.start();
+    }
+
+    if (c.kubernetes.enabled) {
+      const clients = kubeClients(c.kubernetes.kubeconfig);
+      this.reconciler = new NodeReconciler({
+        clients,
+        nodeName: c.nodeName,
+        relays,
+        logger: log,
+        socketDir: c.kubernetes.socketDir,
+        nodeStatus: () => this.nodeInventory(),
+      });
+      await this.reconciler.start();
+    }
+    if (c.devicePlugin.enabled) {
+      this.devicePlugins = new DevicePluginManager({
+        view: relays,
+        pluginDir: c.devicePlugin.pluginDir,
+        deviceInfoDir: c.devicePlugin.devinfoDir,
+        logger: log,
+      });
+      await this.devicePlugins.start();
+    }
+    await relays.settled();
+    this.ready = true;
+    const all = relays.list();
+    log.info(
+      { relays: all.length, ready: all.filter((r) => r.phase === 'Ready').length, failed: all.filter((r) => r.phase === 'Failed').length, metrics: this.metricsServer?.address },
+      'vio4wd agent running',
+    );
+  }
+
+  /** Counts live migrations: a guest leaving with dirty-page logging on, and arriving after. */
+  private trackMigrations(relays: RelayManager): void {
+    const guest = new Map<string, boolean>();
+    relays.on('change', (s: RelayStatus) => {
+      const c = s.conditions.find((x) => x.type === 'GuestConnected');
+      const now = c?.status === 'True';
+      const was = guest.get(s.name) ?? false;
+      guest.set(s.name, now);
+      if (was !== now && c?.reason === 'MigratedIn') this.metrics?.countMigration(s.name, 'in');
+      if (was !== now && c?.reason === 'MigratingOut') this.metrics?.countMigration(s.name, 'out');
+    });
+    relays.on('removed', (n: string) => guest.delete(n));
+  }
+
+  private async bindConfiguredVfs(): Promise<void> {
+    const want = this.config.sriov.bindVfio;
+    if (!want.length) return;
+    const root = this.config.sriov.sysRoot;
+    const pfs = await discoverPfs({ root });
+    const addrs: string[] = [];
+    for (const item of want) {
+      if (/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(item)) {
+        addrs.push(item.toLowerCase());
+        continue;
+      }
+      const [pfName, count] = item.split(':');
+      const pf = pfs.find((p) => p.name === pfName);
+      if (!pf) {
+        this.log.error({ item }, `sriov.bindVfio: no SR-IOV PF named ${pfName} on this node`);
+        continue;
+      }
+      const n = count !== undefined ? Number(count) : pf.vfs.length;
+      addrs.push(...pf.vfs.slice(0, n).map((v) => v.pciAddress));
+    }
+    for (const a of addrs) {
+      try {
+        const r = await bindVfToVfio(a, { root, logger: this.log });
+        this.log.info({ vf: a, driver: r.driver }, 'VF bound for DPDK');
+      } catch (err) {
+        this.log.error({ vf: a, err: errorMessage(err) }, 'could not bind VF to vfio-pci');
+      }
+    }
+  }
+
+  /** VirtioForwarderNode status: VFs, hugepages, workers and engine health. */
+  private async nodeInventory(): Promise<Omit<VirtioForwarderNodeStatus, 'relays' | 'heartbeatTime'>> {
+    const root = this.config.sriov.sysRoot;
+    const usage = this.resolver?.usage() ?? new Map<string, string>();
+    const relays = this.relays?.list() ?? [];
+    const byName = new Map(relays.map((r) => [r.name, r.ident ?? r.name]));
+    const vfs = (await discoverVfs({ root }).catch(() => [])).map((vf) => ({
+      pciAddress: vf.pciAddress,
+      pfName: vf.pfName,
+      vfIndex: vf.vfIndex,
+      vendor: vf.vendor,
+      device: vf.device,
+      ...(vf.numaNode !== null ? { numaNode: vf.numaNode } : {}),
+      ...(vf.driver ? { driver: vf.driver } : {}),
+      ...(vf.mac ? { mac: vf.mac } : {}),
+      ...(usage.has(vf.pciAddress) ? { usedBy: byName.get(usage.get(vf.pciAddress)!) ?? usage.get(vf.pciAddress)! } : {}),
+    }));
+    return {
+      vfs,
+      hugepages: await hugepages(root),
+      workerCpus: this.engine?.workers().map((w) => w.cpu) ?? [],
+      engine: { up: !!this.engine && !this.stopping, agentVersion: VERSION, ...(this.engine ? { dpdkVersion: this.engine.version().dpdk } : {}) },
+    };
+  }
+
+  /** Clean shutdown: relays removed (sockets unlinked), engine stopped, hugepages released. */
+  stop(): Promise<void> {
+    if (!this.stopping) this.stopping = this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    const log = this.log;
+    log.info('vio4wd agent stopping');
+    this.ready = false;
+    const step = async (what: string, f: () => Promise<unknown> | undefined) => {
+      try {
+        await f();
+      } catch (err) {
+        log.error({ err: errorMessage(err) }, `shutdown: ${what} failed`);
+      }
+    };
+    await step('reconciler', () => this.reconciler?.stop());
+    await step('device plugin', () => this.devicePlugins?.stop());
+    await step('control', () => this.control?.close());
+    await step('relays', () => this.relays?.close());
+    await step('engine', () => this.engine?.stop());
+    await step('metrics', () => this.metricsServer?.close());
+    if (this.config.pidFile) await step('pid file', () => rm(this.config.pidFile!, { force: true }));
+    log.info('vio4wd agent stopped');
+  }
+}
+
+async function hugepages(root: string): Promise<{ numaNode: number; pageSizeKiB: number; total: number; free: number }[]> {
+  const out: { numaNode: number; pageSizeKiB: number; total: number; free: number }[] = [];
+  const nodesDir = join(root, 'sys/devices/system/node');
+  const nodes = (await readdir(nodesDir).catch(() => [] as string[])).filter((n) => /^node\d+$/.test(n));
+  for (const n of nodes) {
+    const hpDir = join(nodesDir, n, 'hugepages');
+    for (const size of await readdir(hpDir).catch(() => [] as string[])) {
+      const kib = Number(/hugepages-(\d+)kB/.exec(size)?.[1]);
+      const read = async (f: string) => Number((await readFile(join(hpDir, size, f), 'utf8').catch(() => '0')).trim());
+      out.push({ numaNode: Number(n.slice(4)), pageSizeKiB: kib, total: await read('nr_hugepages'), free: await read('free_hugepages') });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,194 @@
+// The ZeroMQ control server's backend: virtio-forwarder's port control, stats and core
+// scheduling expressed as RelayManager operations and engine reads.
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { VioError } from '../util/errors.js';
+import type { RelayManager } from '../relay/index.js';
+import type { RelaySpec, RelayStatus } from '../relay/types.js';
+import type { DirectionCounters, RelayStats, WorkerInfo } from '../engine/types.js';
+import type {
+  AddSocketRequest,
+  AddVfRequest,
+  ControlBackend,
+  DirectionSnapshot,
+  PortChange,
+  RelayCpu,
+  RelaySnapshot,
+  RemoveSocketRequest,
+  RemoveVfRequest,
+} from '../control/index.js';
+
+export interface StatsSource {
+  stats(id: number): RelayStats | undefined;
+  workers(): WorkerInfo[];
+}
+
+export interface AgentControlOptions {
+  relays: RelayManager;
+  engine: StatsSource;
+  /** Default vhost-user mode of relays added over ZeroMQ. */
+  mode: 'client' | 'server';
+  /** Allow ADD_SOCK / REMOVE_SOCK (VIRTIOFWD_DYNAMIC_SOCKETS). */
+  dynamicSockets: boolean;
+  /** Worker CPUs by relay id (VIRTIOFWD_CPU_PINS). */
+  cpuPins: Record<number, number[]>;
+}
+
+function sameVfs(status: RelayStatus | undefined, spec: RelaySpec | undefined, pciAddrs: string[]): boolean {
+  const have = spec?.vf.pciAddresses ?? (status?.pciAddress ? status.pciAddress.split(',') : []);
+  return have.length === pciAddrs.length && have.every((a, i) => a.toLowerCase() === pciAddrs[i]!.toLowerCase());
+}
+
+export class AgentControlBackend implements ControlBackend {
+  constructor(private readonly o: AgentControlOptions) {}
+
+  async addVf(req: AddVfRequest): Promise<PortChange> {
+    const mgr = this.o.relays;
+    const existing = mgr.getById(req.virtioId);
+    if (existing) {
+      if (sameVfs(existing, mgr.spec(existing.name), req.pciAddrs)) return 'unchanged';
+      throw new VioError('EBUSY', `relay ${req.virtioId} already relays ${existing.pciAddress ?? 'another VF'}: REMOVE it first, or use another virtio_id`);
+    }
+    this.checkVfsFree(req.pciAddrs);
+    const pins = this.o.cpuPins[req.virtioId];
+    mgr.apply({
+      name: `relay-${req.virtioId}`,
+      id: req.virtioId,
+      origin: 'zmq',
+      vf: { pciAddresses: req.pciAddrs, ...(req.bondMode !== undefined ? { bondMode: req.bondMode } : {}), ...(req.bondName ? { bondName: req.bondName } : {}) },
+      vhostUser: { mode: this.o.mode },
+      ...(pins ? { cpus: pins } : {}),
+    });
+    await mgr.settled();
+    return 'changed';
+  }
+
+  async removeVf(req: RemoveVfRequest): Promise<PortChange> {
+    const mgr = this.o.relays;
+    const existing = mgr.getById(req.virtioId);
+    if (!existing) return 'unchanged';
+    const spec = mgr.spec(existing.name);
+    if (req.pciAddrs.length && !sameVfs(existing, spec, req.pciAddrs)) {
+      throw new VioError('ENODEV', `relay ${req.virtioId} relays ${existing.pciAddress ?? 'no VF'}, not ${req.pciAddrs.join(',')}`);
+    }
+    if (req.bondName && spec?.vf.bondName && spec.vf.bondName !== req.bondName) {
+      throw new VioError('ENODEV', `relay ${req.virtioId} has bond ${spec.vf.bondName}, not ${req.bondName}`);
+    }
+    await mgr.remove(existing.name);
+    return 'changed';
+  }
+
+  async addSocket(req: AddSocketRequest): Promise<PortChange> {
+    this.requireDynamic();
+    const mgr = this.o.relays;
+    const existing = mgr.list().find((s) => s.socketPath === req.vhostPath);
+    if (existing) {
+      if (sameVfs(existing, mgr.spec(existing.name), req.pciAddrs)) return 'unchanged';
+      throw new VioError('EBUSY', `socket ${req.vhostPath} is already paired with ${existing.pciAddress ?? 'another VF'}: REMOVE_SOCK it first`);
+    }
+    if (!req.pciAddrs.length) throw new VioError('EINVAL', 'pci_addrs: ADD_SOCK needs the VF(s) to pair with the socket');
+    this.checkVfsFree(req.pciAddrs);
+    mgr.apply({
+      name: socketRelayName(req.vhostPath),
+      origin: 'zmq',
+      vf: { pciAddresses: req.pciAddrs, ...(req.bondMode !== undefined ? { bondMode: req.bondMode } : {}), ...(req.bondName ? { bondName: req.bondName } : {}) },
+      vhostUser: { mode: this.o.mode, socketPath: req.vhostPath },
+    });
+    await mgr.settled();
+    return 'changed';
+  }
+
+  async removeSocket(req: RemoveSocketRequest): Promise<PortChange> {
+    this.requireDynamic();
+    const mgr = this.o.relays;
+    const existing = mgr.list().find((s) => s.socketPath === req.vhostPath);
+    if (!existing) return 'unchanged';
+    if (req.pciAddrs.length && !sameVfs(existing, mgr.spec(existing.name), req.pciAddrs)) {
+      throw new VioError('ENODEV', `socket ${req.vhostPath} is paired with ${existing.pciAddress ?? 'no VF'}, not ${req.pciAddrs.join(',')}`);
+    }
+    await mgr.remove(existing.name);
+    return 'changed';
+  }
+
+  queryPci(vhostPath: string): string | undefined {
+    return this.o.relays.list().find((s) => s.socketPath === vhostPath)?.pciAddress;
+  }
+
+  relayStates(ids?: readonly number[]): RelaySnapshot[] {
+    const all = this.o.relays.list();
+    const wanted = ids ? all.filter((s) => ids.includes(s.id)) : all;
+    return wanted.map((s) => this.snapshot(s));
+  }
+
+  relayCpuMap(): RelayCpu[] {
+    return this.o.relays
+      .list()
+      .filter((s) => s.cpus)
+      .map((s) => ({ relay: s.id, vfToVmCpu: s.cpus!.vfToVm, vmToVfCpu: s.cpus!.vmToVf }))
+      .sort((a, b) => a.relay - b.relay);
+  }
+
+  async updateCpuMap(map: RelayCpu[]): Promise<void> {
+    const workers = new Set(this.o.engine.workers().map((w) => w.cpu));
+    const mgr = this.o.relays;
+    // check everything first: an UPDATE is applied whole or not at all
+    const moves = map.map((m) => {
+      const s = mgr.getById(m.relay);
+      if (!s) throw new VioError('ENOENT', `relay ${m.relay} does not exist`);
+      for (const cpu of [m.vfToVmCpu, m.vmToVfCpu]) {
+        if (!workers.has(cpu)) throw new VioError('EINVAL', `CPU ${cpu} runs no worker: use one of ${[...workers].join(', ')}`);
+      }
+      return { name: s.name, cpus: [m.vfToVmCpu, m.vmToVfCpu] };
+    });
+    for (const m of moves) mgr.setCpus(m.name, m.cpus);
+    await mgr.settled();
+  }
+
+  ealCores(): number[] {
+    return this.o.engine.workers().map((w) => w.cpu);
+  }
+
+  private snapshot(s: RelayStatus): RelaySnapshot {
+    const st = this.o.engine.stats(s.id);
+    const vfAttached = s.conditions.some((c) => c.type === 'VFAttached' && c.status === 'True');
+    const guest = s.conditions.some((c) => c.type === 'GuestConnected' && c.status === 'True');
+    const vfState = s.phase === 'Failed' ? 'ERROR' : vfAttached ? 'READY' : s.phase === 'Ready' || s.phase === 'Configuring' ? 'LINK_DOWN' : 'UNINIT';
+    const dir = (active: boolean, state: string, c: DirectionCounters | undefined, cpu: number | undefined): DirectionSnapshot => ({
+      active,
+      state,
+      ...(c ? { counters: { ...c } } : {}),
+      ...(cpu !== undefined ? { cpu } : {}),
+    });
+    return {
+      id: s.id,
+      active: vfAttached && guest,
+      ...(s.ident ? { ident: s.ident } : {}),
+      socketPath: s.socketPath,
+      ...(s.pciAddress ? { pciAddress: s.pciAddress } : {}),
+      numaNode: s.numaNode,
+      vfToVm: dir(vfAttached, vfState, st?.vfToVm, s.cpus?.vfToVm),
+      vmToVf: dir(guest, guest ? 'READY' : 'WAITING', st?.vmToVf, s.cpus?.vmToVf),
+    };
+  }
+
+  private checkVfsFree(pciAddrs: string[]): void {
+    for (const s of this.o.relays.list()) {
+      const held = s.pciAddress?.split(',') ?? [];
+      const clash = pciAddrs.find((a) => held.includes(a));
+      if (clash) throw new VioError('EBUSY', `VF ${clash} is already used by relay ${s.id} (${s.name})`);
+    }
+  }
+
+  private requireDynamic(): void {
+    if (!this.o.dynamicSockets) {
+      throw new VioError('EPERM', 'dynamic sockets are off: set control.dynamicSockets: true (VIRTIOFWD_DYNAMIC_SOCKETS=y) to use ADD_SOCK/REMOVE_SOCK');
+    }
+  }
+}
+
+/** A stable relay name for a dynamic socket path. */
+export function socketRelayName(path: string): string {
+  const base = basename(path).replace(/\.sock$/, '').toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'socket';
+  const h = createHash('sha1').update(path).digest('hex').slice(0, 8);
+  return `sock-${base}-${h}`;
+}

@@ -1,0 +1,86 @@
+// Resolves a relay's VF on this host (src/sriov): a PCI address is checked in sysfs, a selector
+// picks a free matching VF, and a real VF gets the VM's MAC through its PF. DPDK virtual devices
+// (devargs) pass through untouched.
+import type { Logger } from '../util/log.js';
+import { VioError } from '../util/errors.js';
+import type { ResolvedVf, VfResolver } from '../relay/manager.js';
+import type { RelayVf } from '../relay/types.js';
+import { discoverVfs, findVf, pickFreeVf, setVfMac, type CommandRunner, type VirtualFunction } from '../sriov/index.js';
+
+/** Drivers DPDK can drive a VF through. */
+const DPDK_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
+
+export interface HostVfResolverOptions {
+  sysRoot: string;
+  setMac: boolean;
+  logger: Logger;
+  runner?: CommandRunner;
+}
+
+export class HostVfResolver implements VfResolver {
+  /** relay name -> PCI addresses it holds */
+  private readonly held = new Map<string, string[]>();
+  private readonly log: Logger;
+
+  constructor(private readonly o: HostVfResolverOptions) {
+    this.log = o.logger.child({ component: 'sriov' });
+  }
+
+  async resolve(relayName: string, vf: RelayVf, opts: { mac?: string }): Promise<ResolvedVf> {
+    if (vf.devargs) return { vf: { devargs: vf.devargs }, display: vf.devargs };
+    let vfs: VirtualFunction[];
+    if (vf.selector) {
+      const inUse = [...this.held.entries()].filter(([n]) => n !== relayName).flatMap(([, a]) => a);
+      const all = await discoverVfs({ root: this.o.sysRoot });
+      const pick = pickFreeVf(all, { selector: vf.selector, inUse });
+      if (!pick) {
+        const sel = Object.entries(vf.selector).map(([k, v]) => `${k}=${String(v)}`).join(',');
+        throw new VioError('ENODEV', `no free VF on this node matches selector ${sel} (${all.length} VF(s) found, ${inUse.length} in use)`);
+      }
+      vfs = [pick];
+    } else {
+      const addrs = vf.pciAddresses ?? [];
+      vfs = [];
+      for (const a of addrs) {
+        const found = await findVf(a, { root: this.o.sysRoot });
+        if (!found) throw new VioError('ENODEV', `VF ${a} is not on this node (no such PCI device, or not a VF): check the address with 'vio4wd doctor'`);
+        for (const [other, held] of this.held) {
+          if (other !== relayName && held.includes(found.pciAddress)) throw new VioError('EBUSY', `VF ${a} is already used by relay "${other}"`);
+        }
+        vfs.push(found);
+      }
+    }
+    for (const v of vfs) {
+      if (!v.driver || !DPDK_DRIVERS.has(v.driver)) {
+        throw new VioError(
+          'ENODEV',
+          `VF ${v.pciAddress} is bound to ${v.driver ?? 'no driver'}, which DPDK cannot use: bind it to vfio-pci (sriov.bindVfio in the agent config, or VIRTIOFWD_BIND_VFIO_PCI)`,
+        );
+      }
+    }
+    if (opts.mac && this.o.setMac && vfs.length === 1) {
+      const v = vfs[0]!;
+      const r = await setVfMac(v.pfName, v.vfIndex, opts.mac, this.o.runner ? { runner: this.o.runner } : {});
+      this.log.info({ vf: v.pciAddress, pf: v.pfName, index: v.vfIndex, mac: r.mac, verified: r.verified }, 'VF MAC set to the VM MAC');
+    }
+    const addrs = vfs.map((v) => v.pciAddress);
+    this.held.set(relayName, addrs);
+    const numa = vfs[0]?.numaNode;
+    return {
+      vf: { pciAddresses: addrs, ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}), ...(vf.bondName ? { bondName: vf.bondName } : {}) },
+      display: addrs.join(','),
+      ...(numa !== null && numa !== undefined ? { numaNode: numa } : {}),
+    };
+  }
+
+  release(relayName: string): void {
+    this.held.delete(relayName);
+  }
+
+  /** PCI address -> relay name, for VirtioForwarderNode's usedBy. */
+  usage(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [name, addrs] of this.held) for (const a of addrs) out.set(a, name);
+    return out;
+  }
+}

@@ -1,0 +1,95 @@
+// `vio4wd agent`: the node agent daemon, standalone (config file) or in a cluster (DaemonSet).
+import { Command } from 'commander';
+import { Agent } from '../../agent/agent.js';
+import { loadConfigFile, resolveConfig, type ResolvedConfig } from '../../agent/config/load.js';
+import type { AgentConfig } from '../../agent/config/schema.js';
+import { assertConfig } from '../../agent/config/validate.js';
+import { createLogger } from '../../util/log.js';
+import { errorMessage } from '../../util/errors.js';
+
+export interface AgentCliOptions {
+  config?: string;
+  logLevel?: string;
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  nodeName?: string;
+  socketDir?: string;
+  devicePluginDir?: string;
+  devinfoDir?: string;
+  metricsAddress?: string;
+  control?: boolean;
+  check?: boolean;
+}
+
+/** Reads the config file (YAML or a virtio-forwarder settings file) and applies the flags. */
+export async function agentConfig(opts: AgentCliOptions, warn: (msg: string) => void): Promise<ResolvedConfig> {
+  let config: AgentConfig = {};
+  if (opts.config) {
+    const loaded = await loadConfigFile(opts.config);
+    for (const w of loaded.warnings) warn(w);
+    config = loaded.config;
+  }
+  const merged = structuredClone(config) as AgentConfig & Record<string, Record<string, unknown>>;
+  if (opts.kubernetes || opts.kubeconfig) {
+    merged.kubernetes = { ...merged.kubernetes, enabled: true, ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}) };
+  }
+  if (opts.socketDir) merged.kubernetes = { ...merged.kubernetes, socketDir: opts.socketDir };
+  if (opts.devicePluginDir) merged.devicePlugin = { ...merged.devicePlugin, pluginDir: opts.devicePluginDir };
+  if (opts.devinfoDir) merged.devicePlugin = { ...merged.devicePlugin, devinfoDir: opts.devinfoDir };
+  if (opts.nodeName) merged.nodeName = opts.nodeName;
+  if (opts.metricsAddress) merged.metrics = { ...merged.metrics, address: opts.metricsAddress };
+  if (opts.control === false) merged.control = { ...merged.control, enabled: false };
+  if (opts.logLevel) merged.log = { level: opts.logLevel as 'info' };
+  assertConfig(merged, opts.config ?? 'flags');
+  return resolveConfig(merged);
+}
+
+export function register(program: Command): void {
+  program
+    .command('agent')
+    .description('run the node agent: DPDK relays between VFs and vhost-user sockets, ZeroMQ control, metrics; with --kubernetes also VirtioRelays and the device plugin')
+    .option('-c, --config <file>', 'YAML config (schemas/agent-config.schema.json) or a virtio-forwarder settings file (/etc/default/virtioforwarder)')
+    .option('--check', 'validate the configuration, print it resolved, and exit')
+    .option('--kubernetes', 'reconcile VirtioRelays for this node and serve the kubelet device plugin')
+    .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster service account, else ~/.kube/config)')
+    .option('--node-name <name>', 'this node (default: $NODE_NAME, else the host name)')
+    .option('--socket-dir <dir>', 'host directory for relay sockets in Kubernetes mode (default /var/run/vio4wd/sockets)')
+    .option('--device-plugin-dir <dir>', 'kubelet device-plugin directory (default /var/lib/kubelet/device-plugins)')
+    .option('--devinfo-dir <dir>', 'device-info directory (default /var/run/k8s.cni.cncf.io/devinfo/dp)')
+    .option('--metrics-address <host:port>', 'address of /metrics, /healthz and /readyz (default 127.0.0.1:9464)')
+    .option('--no-control', 'do not serve the ZeroMQ control endpoints')
+    .option('--log-level <level>', 'trace, debug, info, warn, error')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  vio4wd agent --config examples/standalone.yaml
+  vio4wd agent --config /etc/default/virtioforwarder
+  vio4wd agent --kubernetes --node-name "$NODE_NAME"`,
+    )
+    .action(async (opts: AgentCliOptions) => {
+      const warnings: string[] = [];
+      const cfg = await agentConfig(opts, (w) => warnings.push(w));
+      const log = createLogger({ level: cfg.logLevel });
+      for (const w of warnings) log.warn({ component: 'config' }, w);
+      if (opts.check) {
+        process.stdout.write(JSON.stringify(cfg, null, 2) + '\n');
+        return;
+      }
+      const agent = await Agent.start(cfg, { logger: log });
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (signal: string) => {
+          if (stopping) return;
+          stopping = true;
+          log.info({ signal }, 'signal received; shutting down');
+          agent
+            .stop()
+            .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'shutdown failed'))
+            .finally(resolve);
+        };
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}
