@@ -394,7 +394,9 @@ export async function resolveSockets(vmi: Vmi, ifaces: string[], opts: ResolveOp
         ? `network-info ${opts.networkInfoPath} does not exist (binding registered without downwardAPI: device-info?)`
         : last.state === 'empty'
           ? `network-info ${opts.networkInfoPath} stayed empty for ${opts.networkInfoTimeoutMs} ms`
-          : `network-info ${opts.networkInfoPath} has no device-info for network "${name}"`;
+          : last.entries.some((x) => x.network === name)
+            ? `network-info ${opts.networkInfoPath} lists network "${name}" without device-info (does its NetworkAttachmentDefinition carry k8s.v1.cni.cncf.io/resourceName: vio4wd.io/<pool>?)`
+            : `network-info ${opts.networkInfoPath} has no device-info for network "${name}"`;
     tried.get(name)!.push(why);
   }
 

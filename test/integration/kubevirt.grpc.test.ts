@@ -214,6 +214,11 @@ test('no socket for an interface: FAILED_PRECONDITION naming the interface and w
   client!.close();
   await start({ networkInfo: '{"interfaces":[{"network":"other","deviceInfo":{"type":"vhost-user","version":"1.1.0","vhost-user":{"mode":"server","path":"/x.sock"}}}]}', timeoutMs: 200 });
   await assert.rejects(client!.onDefineDomain(fixture('domain-one-first.xml'), fixture('vmi-one.json')), /has no device-info for network "net1"/);
+  // listed without device-info (newer KubeVirt lists every network with its MAC): point at the NAD
+  await sidecar!.stop();
+  client!.close();
+  await start({ networkInfo: '{"interfaces":[{"network":"net1","mac":"0a:58:0a:f4:00:2f"}]}', timeoutMs: 200 });
+  await assert.rejects(client!.onDefineDomain(fixture('domain-one-first.xml'), fixture('vmi-one.json')), /lists network "net1" without device-info .*resourceName/);
 });
 
 test('an explicit fallback (--interface) serves an interface the downward API does not name', async () => {
