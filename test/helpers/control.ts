@@ -491,6 +491,8 @@ export interface FuzzCase {
   endpoint: EndpointName;
   kind: FuzzKind;
   frames: Uint8Array[];
+  /** huge-repeated: how many entries the repeated field has. */
+  items?: number;
 }
 
 function validRequest(ep: EndpointName, rnd: () => number): Uint8Array {
@@ -518,8 +520,7 @@ function validRequest(ep: EndpointName, rnd: () => number): Uint8Array {
   }
 }
 
-function hugeRepeated(ep: EndpointName, rnd: () => number): Uint8Array {
-  const n = 500 + Math.floor(rnd() * 20000);
+function hugeRepeated(ep: EndpointName, n: number): Uint8Array {
   switch (ep) {
     case 'portControl':
       return codec('virtioforwarder.PortControlRequest').encode({ op: Op.ADD, virtio_id: 1, pci_addrs: Array.from({ length: n }, (_, i) => ({ domain: 0, bus: i & 0xff, slot: 0, function: 0 })) });
@@ -586,9 +587,12 @@ export function fuzzCases(endpoints: EndpointName[], count: number, seed: number
         frames = [validRequest(others[Math.floor(rnd() * others.length)] as EndpointName, rnd)];
         break;
       }
-      case 'huge-repeated':
-        frames = [hugeRepeated(endpoint, rnd)];
-        break;
+      case 'huge-repeated': {
+        const n = 500 + Math.floor(rnd() * 20000);
+        frames = [hugeRepeated(endpoint, n)];
+        out.push({ endpoint, kind, frames, items: n });
+        continue;
+      }
       case 'oversized': {
         const b = new Uint8Array(maxRequestBytes + 1 + Math.floor(rnd() * 200_000));
         b[0] = 0x08;
@@ -610,11 +614,27 @@ export function fuzzCases(endpoints: EndpointName[], count: number, seed: number
   return out;
 }
 
-/** True when the request is one a server must refuse: not one frame, or not decodable. */
-export function mustRefuse(c: FuzzCase, maxRequestBytes: Record<EndpointName, number>): boolean {
+export interface FuzzLimits {
+  /** The server's per-endpoint request size limits. */
+  maxRequestBytes: Record<EndpointName, number>;
+  /** The server's relay-number bound (stats and core scheduling lists above it are refused). */
+  maxRelays: number;
+  /** Bond members per port-control request. */
+  maxBondMembers: number;
+}
+
+/**
+ * True when the request is one a server must refuse: not one frame, too big, not decodable,
+ * or a repeated field longer than the server takes.
+ */
+export function mustRefuse(c: FuzzCase, limits: FuzzLimits): boolean {
   if (c.frames.length !== 1) return true;
   const f = c.frames[0] as Uint8Array;
-  if (f.length > maxRequestBytes[c.endpoint]) return true;
+  if (f.length > limits.maxRequestBytes[c.endpoint]) return true;
+  if (c.items !== undefined) {
+    if (c.endpoint === 'portControl' && c.items > limits.maxBondMembers) return true;
+    if ((c.endpoint === 'stats' || c.endpoint === 'coreSched') && c.items > limits.maxRelays) return true;
+  }
   try {
     codec(REQUEST_OF[c.endpoint]).decode(f);
     return false;
@@ -651,7 +671,7 @@ export interface FuzzReport {
 export async function runControlFuzz(
   endpoints: ControlEndpoints,
   cases: FuzzCase[],
-  opts: { maxRequestBytes: Record<EndpointName, number>; timeoutMs?: number },
+  opts: FuzzLimits & { timeoutMs?: number },
 ): Promise<FuzzReport> {
   const report: FuzzReport = { sent: 0, replies: 0, refused: 0, byKind: {} };
   const byEndpoint = new Map<EndpointName, FuzzCase[]>();
@@ -677,7 +697,7 @@ export async function runControlFuzz(
           assert.equal(frames.length, 1, `${ep} case ${i}: reply must be one frame`);
           const reply = decodeReply(RESPONSE_OF[ep], frames[0] as Buffer) as unknown as Record<string, unknown>;
           report.replies++;
-          if (mustRefuse(c, opts.maxRequestBytes)) {
+          if (mustRefuse(c, opts)) {
             assert.ok(isErrorReply(ep, reply), `${ep} case ${i} (${c.kind}) is not a valid request but the reply says OK`);
             report.refused++;
           }
