@@ -24,7 +24,7 @@ fi
 # a metapackage (linux-image-cloud-amd64) points at the versioned image package
 guest_kpkg=$(awk -v m="$guest_kmeta" '$1==m && $2=="Depends:" {for (i=3;i<=NF;i++) if ($i ~ /^linux-image-[0-9]/) {print $i; exit}}' <<<"$guest_vers")
 guest_kpkg=${guest_kpkg:-$guest_kmeta}
-guest_key=$( { echo "$guest_vers"; cat "$guest_src"/*; } | sha256sum | cut -c1-16)
+guest_key=$( { echo "$guest_vers"; find "$guest_src" -type f ! -name "*.md" | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)
 if [[ ! -f $guest_cache/$guest_key/manifest.json ]]; then
   say "guest: building kernel+initramfs ($guest_kpkg, key $guest_key)"
   mkdir -p "$guest_cache"

@@ -3,12 +3,12 @@
 // on QEMU's stdio (parsed: boot, NICs, pings, command results), QMP on a unix socket (live
 // migration). TCG only; guest memory is a shared memfd as vhost-user needs; `vectors=0` on the
 // NICs because QEMU 7.2 under TCG crashes with MSI-X on vhost-user virtio-net.
-import { existsSync, mkdtempSync, readFileSync, rmSync, createWriteStream, type WriteStream } from 'node:fs';
+import { existsSync, readFileSync, rmSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { onProcessExit, spawnTracked, type Netns, type TrackedProcess } from './netns.js';
+import { onProcessExit, spawnTracked, testTempDir, type Netns, type TrackedProcess } from './netns.js';
 
 // ---------------------------------------------------------------- the image
 export interface GuestImage {
@@ -341,7 +341,7 @@ export class Guest extends EventEmitter {
   static async start(opts: GuestOptions): Promise<Guest> {
     const o = resolve(opts);
     const ownWorkDir = !opts.workDir;
-    const workDir = opts.workDir ?? mkdtempSync(join(tmpdir(), `vio4wd-${o.name}-`));
+    const workDir = opts.workDir ?? testTempDir(o.name.toLowerCase().slice(0, 30)).path;
     const qmpPath = join(workDir, `${o.name}.qmp`);
     rmSync(qmpPath, { force: true });
     for (const n of o.nics) if (n.mode === 'server') rmSync(n.socketPath, { force: true });
@@ -478,34 +478,61 @@ export class Guest extends EventEmitter {
     return { nics: this.nics, uptimeS: Number(match[1]), readyAtMs: this.lineTimes[index]! };
   }
 
-  /** Ping replies seen on this QEMU's console (a migrated guest continues on the target's). */
-  get pings(): PingResult[] {
+  /** Ping replies seen on this QEMU's console from line `from` on (a migrated guest continues on the target's). */
+  pingsSince(from = 0): PingResult[] {
     const out: PingResult[] = [];
-    this.lines.forEach((l, i) => {
-      const m = /VIO4WD-PING seq=(\d+) rtt_ms=([\d.]+)/.exec(l);
+    for (let i = from; i < this.lines.length; i++) {
+      const m = /VIO4WD-PING seq=(\d+) rtt_ms=([\d.]+)/.exec(this.lines[i]!);
       if (m) out.push({ seq: Number(m[1]), rttMs: Number(m[2]), atMs: this.lineTimes[i]! });
-    });
+    }
     return out;
   }
 
-  /** Waits for the n-th ping reply on this console (1-based) and returns it. */
-  async waitForPings(n: number, timeoutMs = 120_000): Promise<PingResult> {
+  /** All ping replies seen on this QEMU's console. */
+  get pings(): PingResult[] {
+    return this.pingsSince(0);
+  }
+
+  /** Waits for the n-th ping reply on this console (1-based, counted from line `from`) and returns it. */
+  async waitForPings(n: number, timeoutMs = 120_000, from = 0): Promise<PingResult> {
     const deadline = Date.now() + timeoutMs;
-    let from = 0;
+    let next = from;
     for (;;) {
-      const got = this.pings;
+      const got = this.pingsSince(from);
       if (got.length >= n) return got[n - 1]!;
       const left = deadline - Date.now();
       if (left <= 0) throw this.failure(`only ${got.length} of ${n} ping replies within ${timeoutMs} ms`);
-      const { index } = await this.waitForLine(/VIO4WD-PING seq=/, left, from);
-      from = index + 1;
+      const { index } = await this.waitForLine(/VIO4WD-PING seq=/, left, next);
+      next = index + 1;
     }
   }
 
-  /** Waits for the ping job's summary line. */
-  async waitForPingSummary(timeoutMs = 120_000): Promise<PingSummary> {
-    const { match } = await this.waitForLine(/VIO4WD-PING-SUMMARY sent=(\d+) received=(\d+) lost=(-?\d+)/, timeoutMs);
+  /** Waits for a ping summary line (at line `from` or later). */
+  async waitForPingSummary(timeoutMs = 120_000, from = 0): Promise<PingSummary> {
+    const { match } = await this.waitForLine(/VIO4WD-PING-SUMMARY sent=(\d+) received=(\d+) lost=(-?\d+)/, timeoutMs, from);
     return { sent: Number(match[1]), received: Number(match[2]), lost: Number(match[3]) };
+  }
+
+  /**
+   * Shell mode: starts a background ping of `peer` (count 0: until stopPing) whose replies
+   * appear as pings on the console. Returns the console line index to pass to
+   * pingsSince/waitForPings/stopPing.
+   */
+  async startPing(p: { peer: string; count?: number; intervalS?: number; size?: number; dev?: string }): Promise<number> {
+    for (const [k, v] of Object.entries(p)) {
+      if (v !== undefined && !/^[A-Za-z0-9.:_-]+$/.test(String(v))) throw new Error(`startPing ${k}: unexpected characters in "${v}"`);
+    }
+    const from = this.lines.length;
+    const args = [p.peer, p.count ?? 0, p.intervalS ?? 1, p.size ?? '""', p.dev ?? '""'].join(' ');
+    const r = await this.exec(`vio4wd-ping ${args} </dev/null >/dev/console 2>&1 &`);
+    if (r.rc !== 0) throw this.failure(`could not start vio4wd-ping (rc ${r.rc})`);
+    return from;
+  }
+
+  /** Shell mode: stops the background ping (SIGINT) and returns its summary. */
+  async stopPing(from: number, timeoutMs = 30_000): Promise<PingSummary> {
+    await this.exec('killall -INT ping');
+    return this.waitForPingSummary(timeoutMs, from);
   }
 
   /** Waits for the end of a 'command' job; returns its exit code. */

@@ -6,7 +6,9 @@
 //   even if it is SIGKILLed; a namespace left behind by a killed run is swept by the next
 //   create() (its name carries the PID of the process that made it).
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -148,24 +150,54 @@ function deleteNetnsSync(name: string): void {
   }
 }
 
-/** Deletes namespaces (and kills their processes) that test runs which no longer exist left behind. */
-export function sweepStaleNetns(): string[] {
+function staleNames(dir: string): string[] {
   let names: string[];
   try {
-    names = readdirSync('/run/netns');
+    names = readdirSync(dir);
   } catch {
     return [];
   }
-  const swept: string[] = [];
-  for (const name of names) {
+  return names.filter((name) => {
     const m = NS_NAME_RE.exec(name);
-    if (!m) continue;
+    if (!m) return false;
     const pid = Number(m[1]);
-    if (pid === process.pid || pidAlive(pid)) continue;
+    return pid !== process.pid && !pidAlive(pid);
+  });
+}
+
+/**
+ * Deletes what test runs that no longer exist (killed with SIGKILL) left behind: their
+ * namespaces (killing the processes inside) and their temp dirs (testTempDir).
+ */
+export function sweepStaleNetns(): string[] {
+  const swept: string[] = [];
+  for (const name of staleNames('/run/netns')) {
     deleteNetnsSync(name);
     swept.push(name);
   }
+  for (const name of staleNames(tmpdir())) {
+    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    swept.push(join(tmpdir(), name));
+  }
   return swept;
+}
+
+/**
+ * A new temp dir `<tmp>/vio4wd-t<pid>-<label>-XXXXXX` for sockets and logs. Removed at process
+ * exit (or call the returned remove()), and swept by a later run if this process was killed.
+ */
+export function testTempDir(label: string): { path: string; remove: () => void } {
+  if (!/^[a-z0-9-]{1,30}$/.test(label)) throw new Error(`temp dir label "${label}": use 1-30 of a-z, 0-9, -`);
+  const path = mkdtempSync(join(tmpdir(), `${NS_PREFIX}${process.pid}-${label}-`));
+  const rm = () => rmSync(path, { recursive: true, force: true });
+  const unregister = onProcessExit(rm);
+  return {
+    path,
+    remove: () => {
+      rm();
+      unregister();
+    },
+  };
 }
 
 let nsCounter = 0;

@@ -5,10 +5,8 @@
 // both socket modes, multiqueue, two NICs, and live migration between two backends.
 import { afterEach, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Netns } from '../helpers/netns.js';
+import { Netns, testTempDir } from '../helpers/netns.js';
 import { Guest, guestCommandLine, guestImage } from '../helpers/guest.js';
 import { TestpmdBackend } from '../helpers/testpmd-backend.js';
 
@@ -29,9 +27,9 @@ afterEach(async () => {
 });
 
 function workDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'vio4wd-guesttest-'));
-  defer(() => rmSync(d, { recursive: true, force: true }));
-  return d;
+  const d = testTempDir('guesttest');
+  defer(() => d.remove());
+  return d.path;
 }
 
 async function netns(label: string): Promise<Netns> {
@@ -51,6 +49,19 @@ async function guest(opts: Parameters<typeof Guest.start>[0]): Promise<Guest> {
   defer(() => g.stop());
   return g;
 }
+
+// a TCP sink for the bulk transfer: prints "listening", then "received N" when the sender closes
+const SINK = `
+import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
+print('listening', flush=True)
+c, _ = s.accept(); n = 0
+while True:
+    d = c.recv(1 << 16)
+    if not d: break
+    n += len(d)
+print('received', n, flush=True)
+`;
 
 function report(t: TestContext, msg: string): void {
   t.diagnostic(msg);
@@ -128,8 +139,23 @@ describe('test guest (QEMU) on a dpdk-testpmd vhost-user backend', () => {
     const p0 = await g.exec('ping -c 3 -i 0.2 -W 2 10.0.0.1');
     assert.equal(p0.rc, 0, p0.output.join('\n'));
     assert.match(p0.output.join('\n'), /3 packets transmitted, 3 packets received/);
-    const p1 = await g.exec('ping -c 3 -i 0.2 -W 2 10.0.1.1');
-    assert.equal(p1.rc, 0, p1.output.join('\n'));
+    // a background ping on the second NIC, stopped by the test, counted like the ping job's
+    const from = await g.startPing({ peer: '10.0.1.1', intervalS: 0.2 });
+    await g.waitForPings(3, 60_000, from);
+    const summary = await g.stopPing(from);
+    assert.ok(summary.received >= 3 && summary.lost <= 1, `ping on eth1: ${JSON.stringify(summary)}`);
+    // a bulk TCP transfer from the guest to a listener on the peer side (10 MiB)
+    const sink = ns.spawn('python3', ['-c', SINK, '10.0.0.1', '5001']);
+    let sinkOut = '';
+    sink.child.stdout?.on('data', (d: Buffer) => (sinkOut += d.toString()));
+    for (let i = 0; !sinkOut.includes('listening'); i++) {
+      assert.ok(i < 200 && sink.child.exitCode === null, `the TCP sink did not start: ${sinkOut}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const bulk = await g.exec('dd if=/dev/zero bs=65536 count=160 2>/dev/null | nc 10.0.0.1 5001', 120_000);
+    assert.equal(bulk.rc, 0, bulk.output.join('\n'));
+    await sink.exited;
+    assert.match(sinkOut, /received 10485760\b/);
     // a failing command reports its exit code
     assert.equal((await g.exec('exit 3')).rc, 3);
     report(t, `two NICs ready ${ready.readyAtMs} ms after spawn`);

@@ -22,8 +22,12 @@ want_modules=(virtio_pci virtio_net)
 # Userland beyond busybox: ethtool (ethtool -L for multiqueue) and the libraries it links.
 extra_pkgs=(ethtool libmnl0 libc6)
 
-(cd "$work" && apt-get download -q "$kpkg" "$bbpkg" "${extra_pkgs[@]}" >/dev/null 2>"$work/apt.err") || {
-  cat "$work/apt.err" >&2; echo "build.sh: apt-get download failed" >&2; exit 1; }
+download() { (cd "$work" && apt-get download -q "$kpkg" "$bbpkg" "${extra_pkgs[@]}" >/dev/null 2>"$work/apt.err"); }
+if ! download; then
+  # stale package lists name versions the mirror no longer has
+  apt-get update -qq >/dev/null 2>&1 || true
+  download || { cat "$work/apt.err" >&2; echo "build.sh: apt-get download failed" >&2; exit 1; }
+fi
 for deb in "$work"/*.deb; do
   dpkg-deb -x "$deb" "$work/x"
 done
@@ -38,7 +42,8 @@ r="$work/root"
 mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,lib64,lib/x86_64-linux-gnu,lib/modules}
 cp "$work/x/bin/busybox" "$r/bin/busybox"
 cp "$here/init" "$r/init"
-chmod 755 "$r/init" "$r/bin/busybox"
+cp "$here/vio4wd-ping" "$r/bin/vio4wd-ping"
+chmod 755 "$r/init" "$r/bin/busybox" "$r/bin/vio4wd-ping"
 ln -s busybox "$r/bin/sh"
 
 # ethtool with exactly the libraries it needs (all from the Debian packages above)
