@@ -170,6 +170,35 @@ test('a stale socket file is replaced; a file that is not a socket is refused', 
   await assert.rejects(startControlServer({ backend, endpoints: { stats: `ipc://${tmp}/g`, portControl: '', coreSched: '' }, ipcGroup: 'no-such-group-vio4wd' }), /no group named "no-such-group-vio4wd"/);
 });
 
+test('virtio-forwarder\'s own client stack (protoc-generated Python, pyzmq) gets complete replies', async () => {
+  // Debian's protoc, python3-protobuf and python3-zmq (scripts/bootstrap.d/40-control.sh).
+  const pb2 = join(tmp, 'pb2');
+  execFileSync('mkdir', ['-p', pb2]);
+  const protoDir = join(import.meta.dirname, '..', '..', 'proto', 'virtioforwarder');
+  execFileSync('protoc', [`--proto_path=${protoDir}`, `--python_out=${pb2}`, 'virtioforwarder.proto']);
+  const script = join(import.meta.dirname, '..', 'fixtures', 'control', 'vf_client.py');
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('/usr/bin/python3', [script, pb2, ipcDir, '0000:05:00.2', '9'], { timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const r = JSON.parse(out) as Record<string, unknown> & { stats: Record<string, unknown>[] };
+  assert.deepEqual(r.add, { status: 'OK' });
+  assert.deepEqual(r.add_again_strict, { status: 'ERROR', error_code: 17, error_code_source: 'addVf: relay 9 already has 0000:05:00.2; send conditional=true to accept a request that changes nothing' });
+  assert.equal(r.stats_status, 'OK');
+  assert.equal(r.stats.length, 1);
+  const st = r.stats[0] as Record<string, unknown>;
+  assert.equal(st.id, 9);
+  assert.equal(st.pci, '0000:05:00.2');
+  assert.equal(st.socket, join(tmp, 'virtio-forwarder9.sock'));
+  assert.ok((st.up_rate as number) > 0 && (st.up_rx as number) > 0);
+  assert.equal(st.down_state, 'READY');
+  assert.deepEqual(r.query, { status: 'OK', query_string: '0000:05:00.2' });
+  assert.equal((r.no_virtio_id as { error_code: number }).error_code, 22);
+  assert.deepEqual(r.eal_cores, [1, 2]);
+  assert.deepEqual(r.cpu_map, [[9, 1, 1]]);
+  assert.deepEqual(r.remove, { status: 'OK' });
+  assert.equal(r.garbage, 'ERROR');
+});
+
 // --- the CLI (bin/vio4wd.js, built from src/) -------------------------------------------------
 
 const root = join(import.meta.dirname, '..', '..');
