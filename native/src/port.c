@@ -42,13 +42,19 @@ static int probe(int relay, const char *devargs, uint16_t *port, struct vio_erro
 
 	memset(&da, 0, sizeof(da));
 	if (rte_devargs_parse(&da, devargs) != 0)
-		return vio_fail(e, VIO_EINVAL, "relay %d: vf: cannot parse devargs \"%s\" (expected a "
-				"PCI address or \"driver_name,key=value,...\")", relay, devargs);
+		return vio_fail(e, VIO_EINVAL, "relay %d: vf: no DPDK bus or driver takes \"%s\" (expected a "
+				"PCI address, or \"driver_name,key=value,...\" with a known driver such as "
+				"net_tap, net_af_packet, net_vhost, net_memif)", relay, devargs);
 	snprintf(name, sizeof(name), "%s", da.name);
 	rte_devargs_reset(&da);
 	if (find_port(name, port) == 0)
 		return vio_fail(e, VIO_EEXIST, "relay %d: vf: device %s is already attached (port %u)",
 				relay, name, *port);
+	if (rte_eth_dev_count_total() >= RTE_MAX_ETHPORTS)
+		return vio_fail(e, VIO_ENOMEM, "relay %d: vf: cannot attach %s: all %d ethdev ports of "
+				"this DPDK build are in use (RTE_MAX_ETHPORTS; Debian's DPDK 22.11 has 32, "
+				"a DPDK built with -Dmax_ethports=1024 allows more relays)", relay, name,
+				RTE_MAX_ETHPORTS);
 	int ret = rte_dev_probe(devargs);
 	if (ret < 0) {
 		if (ret == -EEXIST)

@@ -27,6 +27,13 @@ export interface EngineOptions {
   tso?: boolean;
   /** Frames up to 9216 bytes (mbufs sized for jumbo frames). */
   jumbo?: boolean;
+  /** VF rx / tx descriptors per queue (default 256 each; multiples of 32, 64..4096). */
+  rxDescriptors?: number;
+  txDescriptors?: number;
+  /** Queue pairs, summed over the relays of one NUMA node, that the node's shared mbuf pool is
+   *  sized for (default 256). mbufs = poolQueuePairs x (rxDescriptors + txDescriptors + 64)
+   *  + lcores x 384; adding a relay beyond it fails with ENOMEM. */
+  poolQueuePairs?: number;
 }
 
 export type VhostMode = 'server' | 'client';
@@ -125,6 +132,7 @@ export interface MemoryInfo {
 export type EngineEvent =
   | { type: 'guest-connected'; relayId: number }
   | { type: 'guest-disconnected'; relayId: number }
+  /** queue = vring index: 2q is queue pair q's guest rx ring, 2q+1 its tx ring. */
   | { type: 'vring-state'; relayId: number; queue: number; enabled: boolean }
   | { type: 'link'; relayId: number; up: boolean }
   | { type: 'vf-removed'; relayId: number };

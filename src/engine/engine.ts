@@ -1,0 +1,192 @@
+// The Engine: the typed facade over the native DPDK relay engine. One per process (DPDK's EAL
+// starts once). Slow calls return Promises and run on the engine's control thread; stats(),
+// relay(), workers() and memory() are synchronous and cheap. Events arrive as 'event'
+// (EngineEvent) and, for convenience, under their type ('guest-connected', 'link', ...).
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../util/log.js';
+import { silentLogger } from '../util/log.js';
+import { allowedCpus, buildEalArgs } from './eal.js';
+import { EngineError, fromNative } from './errors.js';
+import { loadAddon, type NativeAddon, type NativeEvent } from './native.js';
+import type { EngineEvent, EngineOptions, MemoryInfo, RelayConfig, RelayInfo, RelayStats, WorkerInfo } from './types.js';
+import { validateEngineOptions, validateRelayConfig } from './validate.js';
+
+/** Defaults of the sizing options (see native/src/pool.c and bench/README.md). */
+export const ENGINE_DEFAULTS = { rxDescriptors: 256, txDescriptors: 256, poolQueuePairs: 256 } as const;
+
+export interface EngineDeps {
+  logger?: Logger;
+}
+
+function toEvent(e: NativeEvent): EngineEvent | undefined {
+  switch (e.type) {
+    case 'guest-connected':
+    case 'guest-disconnected':
+    case 'vf-removed':
+      return { type: e.type, relayId: e.relayId };
+    case 'vring-state':
+      return { type: 'vring-state', relayId: e.relayId, queue: e.queue ?? 0, enabled: e.enabled === true };
+    case 'link':
+      return { type: 'link', relayId: e.relayId, up: e.up === true };
+    default:
+      return undefined;
+  }
+}
+
+export class Engine extends EventEmitter {
+  private stopping: Promise<void> | undefined;
+  private stopped = false;
+
+  private constructor(
+    private readonly native: NativeAddon,
+    readonly options: Readonly<EngineOptions>,
+    /** The CPU of the EAL main lcore (the control thread). */
+    readonly mainCpu: number,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  /** Starts DPDK's EAL and the workers. Fails with EALREADY when an engine ran in this process. */
+  static async start(opts: EngineOptions, deps: EngineDeps = {}): Promise<Engine> {
+    validateEngineOptions(opts);
+    const plan = buildEalArgs(opts, allowedCpus());
+    const native = loadAddon();
+    const log = (deps.logger ?? silentLogger()).child({ component: 'engine' });
+    const engine = new Engine(native, { ...opts }, plan.mainCpu, log);
+    const t0 = Date.now();
+    try {
+      await native.start(
+        {
+          ealArgs: plan.args,
+          mergeableRxBuffers: opts.mergeableRxBuffers ?? true,
+          tso: opts.tso ?? false,
+          jumbo: opts.jumbo ?? false,
+          rxDescriptors: opts.rxDescriptors ?? ENGINE_DEFAULTS.rxDescriptors,
+          txDescriptors: opts.txDescriptors ?? ENGINE_DEFAULTS.txDescriptors,
+          poolQueuePairs: opts.poolQueuePairs ?? ENGINE_DEFAULTS.poolQueuePairs,
+        },
+        (e) => engine.dispatch(e),
+      );
+    } catch (err) {
+      throw fromNative(err);
+    }
+    log.info({ workerCpus: opts.workerCpus, mainCpu: plan.mainCpu, dpdk: engine.version().dpdk, ms: Date.now() - t0 }, 'engine started');
+    return engine;
+  }
+
+  private dispatch(e: NativeEvent): void {
+    const ev = toEvent(e);
+    if (!ev) return;
+    this.emit('event', ev);
+    this.emit(ev.type, ev);
+  }
+
+  private workerCpus(): number[] {
+    return this.options.workerCpus;
+  }
+
+  private guard(): void {
+    if (this.stopped || this.stopping) throw new EngineError('ENOTSTARTED', 'engine stopped');
+  }
+
+  /** Attaches the VF, opens the vhost-user socket and gives both directions to workers. */
+  async addRelay(cfg: RelayConfig): Promise<RelayInfo> {
+    this.guard();
+    validateRelayConfig(cfg, this.workerCpus());
+    try {
+      const info = await this.native.addRelay(cfg);
+      this.log.debug({ relay: cfg.id, port: info.portName, socket: info.socketPath, cpus: info.cpus }, 'relay added');
+      return info;
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** Stops polling the relay, closes its socket and detaches its VF. ENOENT when unknown. */
+  async removeRelay(id: number): Promise<void> {
+    this.guard();
+    if (!Number.isInteger(id)) throw new EngineError('EINVAL', `${JSON.stringify(id)} is not a relay id`, { field: 'id' });
+    try {
+      await this.native.removeRelay(id);
+      this.log.debug({ relay: id }, 'relay removed');
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** Moves a relay's directions to other worker CPUs (a direction left out stays). */
+  async setRelayCpus(id: number, cpus: { vfToVm?: number; vmToVf?: number }): Promise<RelayInfo> {
+    this.guard();
+    if (!Number.isInteger(id)) throw new EngineError('EINVAL', `${JSON.stringify(id)} is not a relay id`, { field: 'id' });
+    const workers = this.workerCpus();
+    for (const d of ['vfToVm', 'vmToVf'] as const) {
+      const c = cpus?.[d];
+      if (c !== undefined && (!Number.isInteger(c) || !workers.includes(c)))
+        throw new EngineError('EINVAL', `CPU ${String(c)} runs no worker (worker CPUs: ${workers.join(',')})`, { field: `cpus.${d}` });
+    }
+    try {
+      return await this.native.setRelayCpus(id, cpus?.vfToVm ?? -1, cpus?.vmToVf ?? -1);
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  relay(id: number): RelayInfo | undefined {
+    if (this.stopped) return undefined;
+    return this.native.relay(id);
+  }
+
+  relays(): RelayInfo[] {
+    if (this.stopped) return [];
+    const out: RelayInfo[] = [];
+    for (const id of this.native.relayIds()) {
+      const r = this.native.relay(id);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** Counters of a relay, summed over queues and per queue. ENOENT when unknown. */
+  stats(id: number): RelayStats {
+    if (this.stopped) throw new EngineError('ENOTSTARTED', 'engine stopped');
+    try {
+      return this.native.stats(id);
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  workers(): WorkerInfo[] {
+    return this.stopped ? [] : this.native.workers();
+  }
+
+  memory(): MemoryInfo {
+    if (this.stopped) throw new EngineError('ENOTSTARTED', 'engine stopped');
+    try {
+      return this.native.memory();
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  version(): { dpdk: string } {
+    return { dpdk: this.native.version().replace(/^DPDK\s+/, '') };
+  }
+
+  /** Removes every relay, stops the workers and releases DPDK's memory. Idempotent. */
+  stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = this.native.stop().then(
+        () => {
+          this.stopped = true;
+          this.log.info('engine stopped');
+        },
+        (err: unknown) => {
+          throw fromNative(err);
+        },
+      );
+    }
+    return this.stopping;
+  }
+}

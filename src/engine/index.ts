@@ -1,0 +1,6 @@
+// Public surface of the engine facade: the Engine class, its types and its errors.
+export { Engine, ENGINE_DEFAULTS, type EngineDeps } from './engine.js';
+export { EngineError } from './errors.js';
+export { buildEalArgs, parseCpuList, allowedCpus, type EalPlan } from './eal.js';
+export { validateRelayConfig, validateEngineOptions, MAX_RELAYS, MAX_QUEUES } from './validate.js';
+export type * from './types.js';

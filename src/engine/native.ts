@@ -1,0 +1,57 @@
+// Loads the native addon (native/build/vio4wd.node) on first use and types what it exports.
+// Importing the facade does not need the addon; starting an engine does.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EngineError } from './errors.js';
+import type { MemoryInfo, RelayConfig, RelayInfo, RelayStats, WorkerInfo } from './types.js';
+
+/** An event as the addon posts it (EngineEvent plus fields of other types left out). */
+export interface NativeEvent {
+  type: string;
+  relayId: number;
+  queue?: number;
+  enabled?: boolean;
+  up?: boolean;
+}
+
+export interface NativeStartOptions {
+  ealArgs: string[];
+  mergeableRxBuffers: boolean;
+  tso: boolean;
+  jumbo: boolean;
+  rxDescriptors: number;
+  txDescriptors: number;
+  poolQueuePairs: number;
+}
+
+export interface NativeAddon {
+  start(opts: NativeStartOptions, onEvent: (e: NativeEvent) => void): Promise<void>;
+  addRelay(cfg: RelayConfig): Promise<RelayInfo>;
+  removeRelay(id: number): Promise<void>;
+  /** -1 keeps a direction on its worker. */
+  setRelayCpus(id: number, vfToVm: number, vmToVf: number): Promise<RelayInfo>;
+  stop(): Promise<void>;
+  relay(id: number): RelayInfo | undefined;
+  relayIds(): number[];
+  stats(id: number): RelayStats;
+  workers(): WorkerInfo[];
+  memory(): MemoryInfo;
+  version(): string;
+  readonly maxRelays: number;
+  readonly maxQueues: number;
+}
+
+/** native/build/vio4wd.node, from src/engine/ and from dist/engine/ alike. */
+export const ADDON_PATH = fileURLToPath(new URL('../../native/build/vio4wd.node', import.meta.url));
+
+let addon: NativeAddon | undefined;
+
+export function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  if (!existsSync(ADDON_PATH))
+    throw new EngineError('EIO', `native engine not built (${ADDON_PATH} is missing): run scripts/bootstrap, or make -C native`);
+  const require = createRequire(import.meta.url);
+  addon = require(ADDON_PATH) as NativeAddon;
+  return addon;
+}

@@ -1,0 +1,331 @@
+// Real DPDK parts for engine tests: dpdk-testpmd peers (net_virtio_user on a relay's sockets,
+// driven through its interactive prompt), an engine in a child process (optionally inside a
+// network namespace), and namespaces with veth pairs. Everything started here is tracked and
+// cleaned up by PID (testpmd also dies with this process: setpriv --pdeathsig), even when a
+// test fails.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const tracked = new Set<ChildProcess>();
+const namespaces = new Set<string>();
+let hooked = false;
+let seq = 0;
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', () => {
+    for (const p of tracked) killProc(p);
+    for (const ns of namespaces) spawnSyncQuiet('ip', ['netns', 'del', ns]);
+  });
+}
+
+function killProc(p: ChildProcess, sig: NodeJS.Signals = 'SIGKILL'): void {
+  if (p.pid && p.exitCode === null && p.signalCode === null) {
+    try {
+      process.kill(p.pid, sig);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+function spawnSyncQuiet(cmd: string, args: string[]): void {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+  } catch {
+    // best effort
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A unique name for DPDK --file-prefix, sockets and interfaces of this test process. */
+export function uniqueName(tag: string): string {
+  return `${tag}${process.pid % 100000}x${++seq}`;
+}
+
+export function tempDir(tag: string): string {
+  return mkdtempSync(join(tmpdir(), `vio4wd-${tag}-`));
+}
+
+export function isSocket(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until `check()` is true; fails with `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000, stepMs = 20): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+}
+
+export const waitForSocket = (path: string, timeoutMs = 10_000): Promise<void> =>
+  waitFor(`socket ${path}`, () => isSocket(path), timeoutMs);
+
+// ------------------------------------------------------------------------------ testpmd
+
+export interface TestpmdOptions {
+  /** --vdev arguments, e.g. net_virtio_user0,path=/tmp/x.sock,queues=1 */
+  vdevs: string[];
+  /** CPU for both of testpmd's lcores (default 0: the engine's worker polls CPU 1). */
+  cpu?: number;
+  /** forwarding mode (default rxonly: count what arrives; tx_first sends). */
+  fwd?: 'rxonly' | 'io' | 'txonly';
+  burst?: number;
+  queues?: number;
+  /** extra testpmd application arguments (after --) */
+  args?: string[];
+  /** run in this network namespace */
+  netns?: string;
+  /** stop waiting for the prompt after this long (the in-memory mbuf pool can take seconds) */
+  startTimeoutMs?: number;
+}
+
+export interface PortStats {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+}
+
+/** dpdk-testpmd in interactive mode with its stdin kept open; one command at a time. */
+export class Testpmd {
+  private out = '';
+  private exited = false;
+  private constructor(
+    private readonly proc: ChildProcess,
+    readonly ports: number,
+  ) {
+    proc.stdout?.on('data', (d: Buffer) => (this.out += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (this.out += d.toString()));
+    proc.on('exit', () => {
+      this.exited = true;
+      tracked.delete(proc);
+    });
+  }
+
+  static async start(o: TestpmdOptions): Promise<Testpmd> {
+    hookExit();
+    const cpu = o.cpu ?? 0;
+    const q = o.queues ?? 1;
+    const argv = [
+      '--pdeathsig', 'SIGKILL', '--', 'taskset', '-c', String(cpu), 'stdbuf', '-oL', 'dpdk-testpmd',
+      '--lcores', `0@${cpu},1@${cpu}`, '--in-memory', '--no-pci', '--single-file-segments', '--log-level=5',
+      `--file-prefix=${uniqueName('tp')}`,
+      ...o.vdevs.flatMap((v) => ['--vdev', v]),
+      '--', '-i', '--nb-cores=1', `--forward-mode=${o.fwd ?? 'rxonly'}`, `--burst=${o.burst ?? 8}`,
+      `--rxq=${q}`, `--txq=${q}`, `--total-num-mbufs=${4096 * q}`,
+      ...(o.vdevs.length === 1 ? ['--port-topology=loop'] : []),
+      ...(o.args ?? []),
+    ];
+    const cmd = o.netns ? 'ip' : 'setpriv';
+    const args = o.netns ? ['netns', 'exec', o.netns, 'setpriv', ...argv] : argv;
+    const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    tracked.add(proc);
+    const t = new Testpmd(proc, o.vdevs.length);
+    try {
+      await waitFor('testpmd prompt', () => t.out.includes('testpmd> ') || t.exited, o.startTimeoutMs ?? 30_000);
+      if (t.exited || /No probed ethernet devices|Fail/i.test(t.out.slice(0, t.out.indexOf('testpmd> '))))
+        throw new Error(`dpdk-testpmd did not start its ports:\n${t.out.slice(-2000)}`);
+    } catch (err) {
+      t.kill();
+      throw err;
+    }
+    return t;
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  get log(): string {
+    return this.out;
+  }
+
+  /** Sends one command line and returns its output (up to the next prompt). */
+  async cmd(line: string, timeoutMs = 10_000): Promise<string> {
+    if (this.exited) throw new Error(`testpmd exited; cannot run "${line}"`);
+    const from = this.out.length;
+    this.proc.stdin?.write(`${line}\n`);
+    await waitFor(`testpmd to answer "${line}"`, () => this.out.indexOf('testpmd> ', from) >= 0 || this.exited, timeoutMs, 10);
+    const end = this.out.indexOf('testpmd> ', from);
+    return this.out.slice(from, end < 0 ? undefined : end);
+  }
+
+  async portStats(port: number): Promise<PortStats> {
+    const text = await this.cmd(`show port stats ${port}`);
+    const num = (re: RegExp): number => {
+      const m = re.exec(text);
+      if (!m?.[1]) throw new Error(`cannot parse port stats:\n${text}`);
+      return Number(m[1]);
+    };
+    return {
+      rxPackets: num(/RX-packets:\s+(\d+)/),
+      rxBytes: num(/RX-bytes:\s+(\d+)/),
+      txPackets: num(/TX-packets:\s+(\d+)/),
+      txBytes: num(/TX-bytes:\s+(\d+)/),
+    };
+  }
+
+  /** Waits until port `port` has received `packets` in total. */
+  async waitRx(port: number, packets: number, timeoutMs = 10_000): Promise<PortStats> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.portStats(port);
+      if (s.rxPackets >= packets) return s;
+      if (Date.now() > end) throw new Error(`port ${port} received ${s.rxPackets} of ${packets} packets`);
+      await sleep(50);
+    }
+  }
+
+  /** Link of a port as testpmd sees it. */
+  async linkUp(port: number): Promise<boolean> {
+    const text = await this.cmd(`show port info ${port}`);
+    return /Link status:\s+up/i.test(text);
+  }
+
+  async quit(): Promise<void> {
+    if (this.exited) return;
+    this.proc.stdin?.write('quit\n');
+    const end = Date.now() + 5000;
+    while (!this.exited && Date.now() < end) await sleep(20);
+    this.kill();
+  }
+
+  kill(): void {
+    killProc(this.proc);
+  }
+
+  async waitExit(timeoutMs = 5000): Promise<void> {
+    await waitFor('testpmd to exit', () => this.exited, timeoutMs);
+  }
+}
+
+// ------------------------------------------------------------------------ network namespaces
+
+/** A network namespace of this test; `ip netns del` on destroy (and at process exit). */
+export class Netns {
+  private constructor(readonly name: string) {}
+
+  static create(tag: string): Netns {
+    hookExit();
+    const name = `vio4wd-e${process.pid % 100000}-${tag}`.slice(0, 40);
+    spawnSyncQuiet('ip', ['netns', 'del', name]);
+    execFileSync('ip', ['netns', 'add', name]);
+    namespaces.add(name);
+    const ns = new Netns(name);
+    ns.exec('ip', 'link', 'set', 'lo', 'up');
+    // no IPv6 chatter (router solicitations, MLD) on interfaces created later: counters stay exact
+    ns.exec('sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1');
+    ns.exec('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
+    return ns;
+  }
+
+  exec(cmd: string, ...args: string[]): string {
+    return execFileSync('ip', ['netns', 'exec', this.name, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** Kernel counters of an interface in the namespace. */
+  ifStats(ifname: string): { rxPackets: number; txPackets: number } {
+    const j = JSON.parse(this.exec('ip', '-s', '-j', 'link', 'show', ifname)) as {
+      stats64: { rx: { packets: number }; tx: { packets: number } };
+    }[];
+    const s = j[0]?.stats64;
+    if (!s) throw new Error(`no statistics for ${ifname} in ${this.name}`);
+    return { rxPackets: s.rx.packets, txPackets: s.tx.packets };
+  }
+
+  destroy(): void {
+    spawnSyncQuiet('ip', ['netns', 'del', this.name]);
+    namespaces.delete(this.name);
+  }
+}
+
+// ------------------------------------------------------------------ engine in a child process
+
+const CHILD = fileURLToPath(new URL('./engine-child.ts', import.meta.url));
+
+interface Reply {
+  seq: number;
+  ok: boolean;
+  value?: unknown;
+  error?: { code: string; message: string };
+}
+
+/** An Engine in its own process (DPDK starts once per process), driven over JSON lines. */
+export class EngineChild {
+  private readonly waiting = new Map<number, (r: Reply) => void>();
+  private n = 0;
+  readonly events: { type: string; relayId: number; [k: string]: unknown }[] = [];
+  private exited = false;
+  stderr = '';
+
+  private constructor(private readonly proc: ChildProcess) {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let msg: Reply & { event?: { type: string; relayId: number } };
+      try {
+        msg = JSON.parse(line) as typeof msg;
+      } catch {
+        return;
+      }
+      if (msg.event) this.events.push(msg.event);
+      else this.waiting.get(msg.seq)?.(msg);
+    });
+    proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    proc.on('exit', () => {
+      this.exited = true;
+      tracked.delete(proc);
+      for (const [seq, fn] of this.waiting) fn({ seq, ok: false, error: { code: 'EXITED', message: `engine child exited:\n${this.stderr.slice(-2000)}` } });
+      this.waiting.clear();
+    });
+  }
+
+  /** Starts the child (inside `netns` when given); no engine runs until call('start'). */
+  static spawn(netns?: string): EngineChild {
+    hookExit();
+    const node = [process.execPath, '--import', 'tsx', CHILD];
+    const proc = netns
+      ? spawn('ip', ['netns', 'exec', netns, ...node], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(node[0]!, node.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    tracked.add(proc);
+    return new EngineChild(proc);
+  }
+
+  /** Calls an Engine method in the child; rejects with an Error carrying the engine's code. */
+  call<T = unknown>(method: string, ...args: unknown[]): Promise<T> {
+    if (this.exited) return Promise.reject(new Error('engine child exited'));
+    const seq = ++this.n;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(seq, (r) => {
+        this.waiting.delete(seq);
+        if (r.ok) resolve(r.value as T);
+        else reject(Object.assign(new Error(r.error?.message ?? 'failed'), { code: r.error?.code }));
+      });
+      this.proc.stdin!.write(`${JSON.stringify({ seq, method, args })}\n`);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    this.proc.stdin!.end();
+    const end = Date.now() + 15_000;
+    while (!this.exited && Date.now() < end) await sleep(20);
+    killProc(this.proc);
+  }
+}
+
+/** Removes a directory tree (sockets of a test), ignoring what is already gone. */
+export function removeDir(dir: string): void {
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,332 @@
+// The relay engine on real DPDK: the VF is a net_vhost device whose peer is a dpdk-testpmd
+// (net_virtio_user), the VM is another net_virtio_user port on the relay's socket. The engine
+// worker polls CPU 1, testpmd CPU 0. One engine serves the whole file (EAL starts once).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { Engine, EngineError, type DirectionCounters, type EngineEvent } from '../../src/engine/index.js';
+import { removeDir, sleep, tempDir, Testpmd, uniqueName, waitFor, waitForSocket } from '../helpers/dpdk.js';
+
+const POOL_QP = 96;
+const RXD = 128;
+const TXD = 128;
+
+const zero = { droppedQueueFullPackets: 0, droppedQueueFullBytes: 0, droppedNotConnectedPackets: 0, droppedNotConnectedBytes: 0 };
+
+function counters(rx: { packets: number; bytes: number }, tx: { packets: number; bytes: number }): DirectionCounters {
+  return { rxPackets: rx.packets, rxBytes: rx.bytes, txPackets: tx.packets, txBytes: tx.bytes, ...zero };
+}
+
+describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_000 }, () => {
+  const dir = tempDir('eng');
+  let engine: Engine;
+  const events: EngineEvent[] = [];
+  const peers: Testpmd[] = [];
+  let vdev = 0;
+  const vhostVf = (sock: string, queues = 1): string => `net_vhost${++vdev},iface=${sock},queues=${queues}`;
+  const peer = async (...socks: string[]): Promise<Testpmd> => {
+    const t = await Testpmd.start({ vdevs: socks.map((s, i) => `net_virtio_user${i},path=${s},queues=1`) });
+    peers.push(t);
+    return t;
+  };
+
+  before(async () => {
+    engine = await Engine.start({
+      workerCpus: [1],
+      mainCpu: 0,
+      inMemory: true,
+      noPci: true,
+      filePrefix: uniqueName('eng'),
+      poolQueuePairs: POOL_QP,
+      rxDescriptors: RXD,
+      txDescriptors: TXD,
+    });
+    engine.on('event', (e: EngineEvent) => events.push(e));
+  });
+
+  after(async () => {
+    for (const p of peers) p.kill();
+    await engine?.stop();
+    removeDir(dir);
+  });
+
+  test('traffic both ways: the counters match what the peers sent and received, exactly', async () => {
+    const vf = join(dir, 'vf1.sock');
+    const vm = join(dir, 'vm1.sock');
+    const info = await engine.addRelay({ id: 1, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1 });
+    assert.equal(info.id, 1);
+    assert.equal(info.mode, 'server');
+    assert.match(info.portName, /^net_vhost\d+$/);
+    assert.match(info.mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+    assert.equal(info.guestConnected, false);
+    assert.ok(statSync(vm).isSocket(), 'the relay created its vhost-user socket');
+
+    const tp = await peer(vf, vm); // port 0 = behind the VF, port 1 = the VM
+    await waitFor('guest connected and VF link up', () => {
+      const r = engine.relay(1);
+      return !!r && r.guestConnected && r.linkUp && r.enabledQueues === 2;
+    });
+    assert.ok(events.some((e) => e.type === 'guest-connected' && e.relayId === 1));
+    assert.ok(events.some((e) => e.type === 'link' && e.relayId === 1 && e.up));
+    assert.ok(events.some((e) => e.type === 'vring-state' && e.relayId === 1 && e.queue === 1 && e.enabled));
+
+    await tp.cmd('start tx_first 4'); // 4 bursts of 8 on each port
+    const atVm = await tp.waitRx(1, 32);
+    const atVf = await tp.waitRx(0, 32);
+    await tp.cmd('stop');
+    const fromVf = await tp.portStats(0);
+    const fromVm = await tp.portStats(1);
+    assert.equal(fromVf.txPackets, 32);
+    const s = engine.stats(1);
+    assert.deepEqual(s.vfToVm, counters({ packets: fromVf.txPackets, bytes: fromVf.txBytes }, { packets: atVm.rxPackets, bytes: atVm.rxBytes }));
+    assert.deepEqual(s.vmToVf, counters({ packets: fromVm.txPackets, bytes: fromVm.txBytes }, { packets: atVf.rxPackets, bytes: atVf.rxBytes }));
+    assert.equal(s.queues.length, 1);
+    assert.deepEqual(s.queues[0]?.vfToVm, s.vfToVm);
+
+    await tp.quit();
+    await waitFor('guest disconnected', () => engine.relay(1)?.guestConnected === false && engine.relay(1)?.linkUp === false);
+    assert.ok(events.some((e) => e.type === 'guest-disconnected' && e.relayId === 1));
+    await engine.removeRelay(1);
+    assert.equal(engine.relay(1), undefined);
+    assert.equal(existsSync(vm), false, 'removing the relay removes its socket');
+  });
+
+  test('drops are counted: far queue full, and far side not connected', async () => {
+    const vf = join(dir, 'vf2.sock');
+    const vm = join(dir, 'vm2.sock');
+    await engine.addRelay({ id: 2, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1 });
+    const behindVf = await peer(vf);
+    await waitFor('VF link up', () => engine.relay(2)?.linkUp === true);
+    // no guest yet: everything from the VF is dropped as not connected
+    await behindVf.cmd('start tx_first 2');
+    await waitFor('16 packets dropped as not connected', () => engine.stats(2).vfToVm.droppedNotConnectedPackets === 16);
+    await behindVf.cmd('stop');
+    const nc = engine.stats(2).vfToVm;
+    assert.equal(nc.rxPackets, 16);
+    assert.equal(nc.txPackets, 0);
+    assert.equal(nc.droppedNotConnectedBytes, nc.rxBytes);
+
+    // a guest that does not read its queue (testpmd not forwarding): its rx ring fills up
+    const guest = await peer(vm);
+    await waitFor('guest connected', () => engine.relay(2)?.guestConnected === true);
+    await sleep(200);
+    // two rounds of up to 256 packets (the VF peer's tx ring): more than the guest's rx ring holds
+    let sent = 0;
+    for (let round = 0; round < 2; round++) {
+      await behindVf.cmd('start tx_first 32');
+      await behindVf.cmd('stop');
+      sent = (await behindVf.portStats(0)).txPackets - 16;
+      await waitFor('the relay took every packet from the VF', () => engine.stats(2).vfToVm.rxPackets === 16 + sent);
+    }
+    assert.ok(sent > 256, `the VF peer sent ${sent} packets`);
+    const full = engine.stats(2).vfToVm;
+    assert.ok(full.droppedQueueFullPackets > 0, 'some packets found the guest ring full');
+    assert.equal(full.txPackets + full.droppedQueueFullPackets, sent);
+    assert.equal(full.txBytes + full.droppedQueueFullBytes + full.droppedNotConnectedBytes, full.rxBytes);
+    // the guest now reads what the relay delivered: exactly txPackets
+    await guest.cmd('start');
+    await guest.waitRx(0, full.txPackets);
+    await sleep(200);
+    assert.equal((await guest.portStats(0)).rxPackets, full.txPackets);
+    await guest.cmd('stop');
+    await guest.quit();
+    await behindVf.quit();
+    await engine.removeRelay(2);
+  });
+
+  test('multiqueue: 4 queue pairs, traffic and counters on every queue', async () => {
+    const vf = join(dir, 'vf4.sock');
+    const vm = join(dir, 'vm4.sock');
+    const info = await engine.addRelay({ id: 4, vf: { devargs: vhostVf(vf, 4) }, socketPath: vm, mode: 'server', queues: 4 });
+    assert.equal(info.queues, 4);
+    const tp = await Testpmd.start({
+      vdevs: [`net_virtio_user0,path=${vf},queues=4`, `net_virtio_user1,path=${vm},queues=4`],
+      queues: 4,
+    });
+    peers.push(tp);
+    await waitFor('8 vrings enabled', () => engine.relay(4)?.enabledQueues === 8 && engine.relay(4)?.linkUp === true);
+    await tp.cmd('start tx_first 2'); // 2 bursts of 8 on each of the 4 queues of each port
+    await tp.waitRx(1, 64);
+    await tp.waitRx(0, 64);
+    await tp.cmd('stop');
+    const s = engine.stats(4);
+    assert.equal(s.queues.length, 4);
+    for (const q of s.queues) {
+      assert.equal(q.vfToVm.rxPackets, 16, `queue ${q.queue} VF->VM`);
+      assert.equal(q.vfToVm.txPackets, 16, `queue ${q.queue} VF->VM`);
+      assert.equal(q.vmToVf.rxPackets, 16, `queue ${q.queue} VM->VF`);
+      assert.equal(q.vmToVf.txPackets, 16, `queue ${q.queue} VM->VF`);
+    }
+    assert.equal(s.vfToVm.txPackets, 64);
+    assert.equal(s.vmToVf.txPackets, 64);
+    assert.equal((await tp.portStats(1)).rxPackets, 64);
+    assert.equal((await tp.portStats(0)).rxPackets, 64);
+    await tp.quit();
+    await engine.removeRelay(4);
+  });
+
+  test('client mode: the VM side goes away and comes back, traffic resumes', async () => {
+    const vf = join(dir, 'vf3.sock');
+    const vm = join(dir, 'vm3.sock'); // created by the "VM" (virtio-user in server mode)
+    await engine.addRelay({ id: 3, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'client', queues: 1 });
+    assert.equal(engine.relay(3)?.mode, 'client');
+    const startVm = async (): Promise<Testpmd> => {
+      const t = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vm},queues=1,server=1`] });
+      peers.push(t);
+      return t;
+    };
+    let guest = await startVm(); // its start waits until the relay (re)connects
+    const behindVf = await peer(vf);
+    await waitFor('guest connected, link up', () => engine.relay(3)?.guestConnected === true && engine.relay(3)?.linkUp === true);
+
+    await behindVf.cmd('start tx_first 1');
+    await guest.cmd('start tx_first 1');
+    await guest.waitRx(0, 8);
+    await behindVf.waitRx(0, 8);
+    let s = engine.stats(3);
+    assert.equal(s.vfToVm.txPackets, 8);
+    assert.equal(s.vmToVf.txPackets, 8);
+
+    // the VM goes away: the relay notices, counts what it cannot deliver, and reconnects
+    await guest.quit();
+    await waitFor('guest disconnected', () => engine.relay(3)?.guestConnected === false);
+    await behindVf.cmd('stop');
+    await behindVf.cmd('start tx_first 1');
+    await waitFor('8 dropped as not connected', () => engine.stats(3).vfToVm.droppedNotConnectedPackets === 8);
+    await behindVf.cmd('stop');
+    removeDir(vm); // QEMU removes a stale socket before it listens again
+    guest = await startVm();
+    await waitFor('guest reconnected', () => engine.relay(3)?.guestConnected === true);
+    const connects = events.filter((e) => e.type === 'guest-connected' && e.relayId === 3).length;
+    assert.ok(connects >= 2, `guest-connected seen ${connects} times`);
+    await behindVf.cmd('start tx_first 1');
+    await guest.cmd('start tx_first 1');
+    await guest.waitRx(0, 8);
+    await behindVf.waitRx(0, 16);
+    s = engine.stats(3);
+    assert.equal(s.vfToVm.txPackets, 16);
+    assert.equal(s.vmToVf.txPackets, 16);
+    assert.equal(s.vfToVm.rxPackets, 24);
+    await guest.quit();
+    await behindVf.quit();
+    await engine.removeRelay(3);
+  });
+
+  test('50 relays come and go, the port table fills up, bad input is refused, while another relay forwards: no packet lost', async () => {
+    const vf = join(dir, 'vf10.sock');
+    const vm = join(dir, 'vm10.sock');
+    await engine.addRelay({ id: 10, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1 });
+    // generator: io forwarding keeps 2 x 4 x 8 packets looping through relay 10
+    const gen = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vf},queues=1`, `net_virtio_user1,path=${vm},queues=1`], fwd: 'io' });
+    peers.push(gen);
+    await waitFor('relay 10 connected', () => engine.relay(10)?.guestConnected === true && engine.relay(10)?.linkUp === true);
+    await gen.cmd('start tx_first 4');
+    await waitFor('traffic flows', () => engine.stats(10).vfToVm.txPackets > 10_000);
+
+    const add = (id: number): Promise<unknown> =>
+      engine.addRelay({ id, vf: { devargs: vhostVf(join(dir, `vf${id}.sock`)) }, socketPath: join(dir, `vm${id}.sock`), mode: 'server', queues: 1 });
+    // Debian's DPDK has room for 32 ethdev ports (RTE_MAX_ETHPORTS): 50 relays in two waves of 25
+    for (const wave of [100, 200]) {
+      const ids = Array.from({ length: 25 }, (_, i) => wave + i);
+      for (const id of ids) await add(id);
+      assert.equal(engine.relays().length, 26);
+      assert.equal(engine.workers()[0]?.directions, 52);
+      for (const id of ids) await engine.removeRelay(id);
+      assert.deepEqual(engine.relays().map((r) => r.id), [10]);
+    }
+    // fill the port table: the relay beyond it gets a clear error
+    let added = 0;
+    let full: unknown;
+    for (let id = 300; id < 340 && !full; id++) {
+      try {
+        await add(id);
+        added++;
+      } catch (err) {
+        full = err;
+      }
+    }
+    assert.ok(full instanceof EngineError, 'adding relays ends with an EngineError');
+    assert.equal(full.code, 'ENOMEM');
+    assert.match(full.message, /all 32 ethdev ports .* are in use \(RTE_MAX_ETHPORTS/);
+    assert.equal(added, 31, 'relay 10 holds one of the 32 ports');
+    for (let id = 300; id < 300 + added; id++) await engine.removeRelay(id);
+
+    const refuse = async (what: string, p: Promise<unknown>, code: string, re: RegExp): Promise<void> => {
+      await assert.rejects(p, (err: unknown) => {
+        assert.ok(err instanceof EngineError || err instanceof Error, what);
+        assert.equal((err as EngineError).code, code, `${what}: ${(err as Error).message}`);
+        assert.match((err as Error).message, re, what);
+        return true;
+      });
+    };
+    const ok = { socketPath: join(dir, 'bad.sock'), mode: 'server' as const, queues: 1 };
+    await refuse('unknown PCI address', engine.addRelay({ ...ok, id: 20, vf: { pciAddresses: ['0000:99:00.7'] } }), 'ENODEV', /0000:99:00\.7/);
+    await refuse('unknown driver', engine.addRelay({ ...ok, id: 20, vf: { devargs: 'net_nosuchdriver0' } }), 'EINVAL', /no DPDK bus or driver takes "net_nosuchdriver0"/);
+    await refuse('bad devargs', engine.addRelay({ ...ok, id: 20, vf: { devargs: 'net_vhost77,queues=banana' } }), 'ENODEV', /net_vhost77/);
+    await refuse('duplicate id', engine.addRelay({ ...ok, id: 10, vf: { devargs: vhostVf(join(dir, 'x.sock')) } }), 'EEXIST', /relay 10 already exists/);
+    await refuse('duplicate socket', engine.addRelay({ ...ok, id: 21, socketPath: vm, vf: { devargs: vhostVf(join(dir, 'y.sock')) } }), 'EEXIST', /already used by relay 10/);
+    await refuse('missing socket directory', engine.addRelay({ ...ok, id: 20, socketPath: join(dir, 'nope', 'vm.sock'), vf: { devargs: 'net_null9' } }), 'ENOENT', /socketPath: directory .*nope does not exist/);
+    await refuse('33 queues', engine.addRelay({ ...ok, id: 20, queues: 33, vf: { devargs: 'net_null9' } }), 'EINVAL', /queues: 33 is not an integer in 1\.\.32/);
+    await refuse('id out of range', engine.addRelay({ ...ok, id: 1024, vf: { devargs: 'net_null9' } }), 'EINVAL', /^id: 1024/);
+    await refuse('unknown relay', engine.removeRelay(999), 'ENOENT', /relay 999 does not exist/);
+    await refuse('unknown worker CPU', engine.setRelayCpus(10, { vfToVm: 7 }), 'EINVAL', /cpus\.vfToVm: CPU 7 runs no worker/);
+    // nothing half-made is left behind by the failures
+    assert.deepEqual(engine.relays().map((r) => r.id), [10]);
+    assert.equal(existsSync(join(dir, 'bad.sock')), false);
+
+    // stop the loop, drain every ring (rxonly), then every packet sent was received
+    const moving = engine.stats(10).vfToVm.txPackets;
+    await sleep(300);
+    assert.ok(engine.stats(10).vfToVm.txPackets > moving, 'relay 10 still forwards');
+    await gen.cmd('stop');
+    await gen.cmd('set fwd rxonly');
+    await gen.cmd('start');
+    await sleep(500);
+    await gen.cmd('stop');
+    const p0 = await gen.portStats(0);
+    const p1 = await gen.portStats(1);
+    assert.equal(p0.rxPackets + p1.rxPackets, p0.txPackets + p1.txPackets, 'every packet sent came back');
+    const s = engine.stats(10);
+    assert.deepEqual({ ...s.vfToVm, rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 }, counters({ packets: 0, bytes: 0 }, { packets: 0, bytes: 0 }));
+    assert.deepEqual({ ...s.vmToVf, rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 }, counters({ packets: 0, bytes: 0 }, { packets: 0, bytes: 0 }));
+    assert.equal(s.vfToVm.rxPackets, s.vfToVm.txPackets);
+    assert.equal(s.vmToVf.rxPackets, s.vmToVf.txPackets);
+    assert.equal(s.vfToVm.txPackets, p1.rxPackets, 'VF->VM: what the relay sent is what the VM received');
+    await gen.quit();
+    await engine.removeRelay(10);
+  });
+
+  test('1,000 add/remove cycles: mempool and hugepage use do not grow', async () => {
+    const vf = join(dir, 'vfc.sock');
+    const vm = join(dir, 'vmc.sock');
+    const cycle = async (): Promise<void> => {
+      await engine.addRelay({ id: 7, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1 });
+      await engine.removeRelay(7);
+    };
+    await cycle();
+    const before = engine.memory();
+    for (let i = 0; i < 1000; i++) await cycle();
+    const afterwards = engine.memory();
+    assert.equal(afterwards.hugepageBytes, before.hugepageBytes, 'hugepage memory mapped by the EAL');
+    assert.equal(afterwards.mempools.length, 1);
+    const [p0, p1] = [before.mempools[0]!, afterwards.mempools[0]!];
+    assert.deepEqual({ ...p1, inUse: 0 }, { ...p0, inUse: 0 }, 'the same pool, the same size');
+    assert.ok(p1.inUse <= p0.inUse, `mbufs in use: ${p0.inUse} before, ${p1.inUse} after`);
+    assert.equal(engine.relays().length, 0);
+  });
+
+  test('workers, memory and version describe the running engine', () => {
+    const w = engine.workers();
+    assert.deepEqual(w, [{ cpu: 1, lcore: 1, numaNode: 0, directions: 0 }]);
+    const m = engine.memory();
+    const pool = m.mempools[0];
+    assert.ok(pool, 'one pool on node 0');
+    // the documented formula: poolQueuePairs x (rxd + txd + 2 x 32) + lcores x 1.5 x 256
+    assert.equal(pool.size, POOL_QP * (RXD + TXD + 64) + 2 * 384);
+    assert.equal(pool.numaNode, 0);
+    assert.ok(pool.inUse < pool.size);
+    assert.ok(m.hugepageBytes >= pool.bytes, 'the pool lives in hugepages');
+    assert.match(engine.version().dpdk, /^\d+\.\d+/);
+  });
+});
