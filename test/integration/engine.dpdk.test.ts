@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import { Engine, EngineError, type DirectionCounters, type EngineEvent } from '../../src/engine/index.js';
-import { removeDir, sleep, tempDir, Testpmd, uniqueName, waitFor, waitForSocket } from '../helpers/dpdk.js';
+import { removeDir, sleep, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
 
 const POOL_QP = 96;
 const RXD = 128;
