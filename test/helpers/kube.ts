@@ -60,6 +60,18 @@ export class KubeCommandError extends Error {
   }
 }
 
+/** startKube failed; `dir` is the environment's folder (removed again by the failed start). */
+export class KubeStartError extends Error {
+  readonly code = 'EKUBESTART';
+  constructor(
+    readonly dir: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'KubeStartError';
+  }
+}
+
 export interface KubeEnv {
   /** the folder holding certificates, logs, etcd data and kubeconfigs (removed by stop) */
   dir: string;
@@ -189,7 +201,7 @@ export async function startKube(options: StartKubeOptions = {}): Promise<KubeEnv
   }
   if (started.code !== 0) {
     stopAllOf(dir);
-    throw new Error(`test control plane did not start (test/env/kube-env start): ${started.stderr.trim()}`);
+    throw new KubeStartError(dir, `test control plane did not start (test/env/kube-env start): ${started.stderr.trim()}`);
   }
   const e = parseEnvFile(join(dir, 'env'));
   const kubeconfigPath = must(e, 'KUBECONFIG');
