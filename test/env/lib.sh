@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared settings for the test control plane scripts in test/env/ (sourced, not run).
 # Versions are pinned here; every cached part lives under $VIO4WD_CACHE keyed by its version.
 
