@@ -1,0 +1,61 @@
+// The engine as relaybench's device under test: see ./dut-vio4wd.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { allowedCpus, Engine } from '../src/engine/index.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    relays: { type: 'string', default: '1' },
+    workdir: { type: 'string' },
+    'pool-queue-pairs': { type: 'string' },
+  },
+});
+const [vfSock, vmSock] = positionals;
+if (!vfSock || !vmSock) {
+  process.stderr.write('usage: dut-vio4wd VF_SOCK VM_SOCK [--relays N] [--workdir DIR] [--pool-queue-pairs Q]\n');
+  process.exit(2);
+}
+const relays = Number(values.relays);
+// relaybench pins the DUT with taskset: the worker takes the last allowed CPU, the main lcore
+// sleeps on the first (the same one when only one is allowed)
+const cpus = allowedCpus();
+const worker = cpus[cpus.length - 1] as number;
+const work = values.workdir ?? mkdtempSync(join(tmpdir(), 'vio4wd-dut-'));
+const t0 = Date.now();
+const engine = await Engine.start({
+  workerCpus: [worker],
+  mainCpu: cpus[0],
+  inMemory: true,
+  noPci: true,
+  filePrefix: `viodut${process.pid}`,
+  poolQueuePairs: Number(values['pool-queue-pairs'] ?? Math.max(relays, 1)),
+});
+await engine.addRelay({ id: 0, vf: { devargs: `net_vhost0,iface=${vfSock},queues=1` }, socketPath: vmSock, mode: 'server', queues: 1 });
+for (let id = 1; id < relays; id++)
+  await engine.addRelay({
+    id,
+    vf: { devargs: `net_vhost${id},iface=${join(work, `vf${id}.sock`)},queues=1` },
+    socketPath: join(work, `vm${id}.sock`),
+    mode: 'server',
+    queues: 1,
+  });
+const mem = engine.memory();
+process.stdout.write(
+  `dut-vio4wd: ready in ${Date.now() - t0} ms: ${relays} relay(s) on CPU ${worker} (main lcore CPU ${engine.mainCpu}), ` +
+    `hugepages ${(mem.hugepageBytes / 2 ** 20).toFixed(0)} MiB, pool ${mem.mempools.map((p) => `${p.name} ${p.size} mbufs ${(p.bytes / 2 ** 20).toFixed(0)} MiB`).join(', ')}\n`,
+);
+
+let stopping = false;
+const stop = async (): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  const s = engine.stats(0);
+  process.stdout.write(`dut-vio4wd: relay 0 vfToVm ${JSON.stringify(s.vfToVm)}\ndut-vio4wd: relay 0 vmToVf ${JSON.stringify(s.vmToVf)}\n`);
+  await engine.stop();
+  if (!values.workdir) rmSync(work, { recursive: true, force: true });
+  process.exit(0);
+};
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop());
