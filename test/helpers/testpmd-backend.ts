@@ -3,6 +3,7 @@
 // It is the reference backend, not vio4wd's engine: tests of the guest helper and the
 // migration benchmark's baseline use it.
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Netns, TrackedProcess } from './netns.js';
 
@@ -17,9 +18,14 @@ export interface TestpmdBackendOptions {
   queues?: number;
   /** Name of the tap interface created in the namespace (the VF stand-in), at most 15 characters. */
   tapName: string;
+  /**
+   * MAC of the tap interface. Default: derived from tapName, so a restarted backend keeps it
+   * (a new MAC would leave the guest's ARP entry pointing at the old one for up to a minute).
+   */
+  tapMac?: string;
   /** EAL --lcores (default '0@1,1@1': main and forwarding lcore on CPU 1). */
   lcores?: string;
-  /** Directory for the log file (testpmd-<tap>.log). */
+  /** Directory for the log file (testpmd-<tap>-<n>.log). */
   workDir: string;
 }
 
@@ -54,12 +60,14 @@ export class TestpmdBackend {
     const args = [
       '--lcores', opts.lcores ?? '0@1,1@1',
       '--in-memory', '--no-pci', '--file-prefix', prefix, '--log-level', 'lib.eal:notice',
-      '--vdev', `net_tap${counter},iface=${opts.tapName}`,
+      '--vdev', `net_tap${counter},iface=${opts.tapName},mac=${opts.tapMac ?? macFor(opts.tapName)}`,
       '--vdev', vhost.join(','),
       '--',
       '--forward-mode=io', '--auto-start', '--nb-cores=1', `--rxq=${queues}`, `--txq=${queues}`,
     ];
-    const logPath = join(opts.workDir, `testpmd-${opts.tapName}.log`);
+    // a socket left by a killed predecessor makes rte_vhost's bind fail
+    if (!opts.vhostClient) rmSync(opts.socketPath, { force: true });
+    const logPath = join(opts.workDir, `testpmd-${opts.tapName}-${counter}.log`);
     const file = createWriteStream(logPath);
     let text = '';
     // stdin stays an open pipe: testpmd without -i exits when its stdin reaches EOF.
@@ -88,6 +96,12 @@ export class TestpmdBackend {
     }
   }
 
+  /** Kills testpmd with SIGKILL, as a crash would (its socket file stays behind). */
+  async kill(): Promise<void> {
+    this.proc.child.kill('SIGKILL');
+    await this.proc.exited;
+  }
+
   /** Asks testpmd to quit (Enter on stdin), kills it by PID if it does not, and removes its socket. */
   async stop(): Promise<void> {
     const c = this.proc.child;
@@ -99,6 +113,11 @@ export class TestpmdBackend {
     }
     if (!this.opts.vhostClient) rmSync(this.opts.socketPath, { force: true });
   }
+}
+
+function macFor(name: string): string {
+  const h = createHash('sha256').update(name).digest();
+  return ['02', '76', '34', h[0], h[1], h[2]].map((b) => (typeof b === 'number' ? b.toString(16).padStart(2, '0') : b)).join(':');
 }
 
 function tail(s: string, lines = 30): string {
