@@ -143,9 +143,13 @@ void vio_submit(struct vio_cmd *cmd)
 	pthread_mutex_lock(&eng.qlock);
 	if (cmd->type == VIO_CMD_START) {
 		if (eng.state != ST_NONE) {
+			bool failed = eng.state == ST_FAILED;
 			pthread_mutex_unlock(&eng.qlock);
-			reject(cmd, VIO_EALREADY, "the engine was already started in this process (DPDK's "
-			       "EAL starts only once per process)");
+			reject(cmd, VIO_EALREADY, failed ?
+			       "an earlier Engine.start() in this process failed, and DPDK's EAL cannot be "
+			       "started again: restart the process" :
+			       "the engine was already started in this process (DPDK's EAL starts only once "
+			       "per process)");
 			return;
 		}
 		eng.state = ST_STARTING;

@@ -291,13 +291,14 @@ export class EngineChild {
     });
   }
 
-  /** Starts the child (inside `netns` when given); no engine runs until call('start'). */
-  static spawn(netns?: string): EngineChild {
+  /** Starts the child (inside `netns`, pinned to `cpus` when given); no engine runs until
+   *  call('start'). */
+  static spawn(opts: { netns?: string; cpus?: string } = {}): EngineChild {
     hookExit();
-    const node = [process.execPath, '--import', 'tsx', CHILD];
-    const proc = netns
-      ? spawn('ip', ['netns', 'exec', netns, ...node], { stdio: ['pipe', 'pipe', 'pipe'] })
-      : spawn(node[0]!, node.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    let argv = [process.execPath, '--import', 'tsx', CHILD];
+    if (opts.cpus !== undefined) argv = ['taskset', '-c', opts.cpus, ...argv];
+    if (opts.netns !== undefined) argv = ['ip', 'netns', 'exec', opts.netns, ...argv];
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     tracked.add(proc);
     return new EngineChild(proc);
   }
