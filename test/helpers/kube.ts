@@ -214,10 +214,11 @@ export async function startKube(options: StartKubeOptions = {}): Promise<KubeEnv
   };
   const server = must(e, 'KUBE_SERVER');
   const caFile = must(e, 'CA_FILE');
-  // helm keeps caches and config under these; keep them inside the environment's folder
+  // kubectl's discovery cache and helm's caches and config stay inside the environment's folder
   const cmdEnv = (kubeconfig: string): NodeJS.ProcessEnv => ({
     ...process.env,
     KUBECONFIG: kubeconfig,
+    KUBECACHEDIR: join(dir, 'kubectl-cache'),
     HELM_CACHE_HOME: join(dir, 'helm', 'cache'),
     HELM_CONFIG_HOME: join(dir, 'helm', 'config'),
     HELM_DATA_HOME: join(dir, 'helm', 'data'),
