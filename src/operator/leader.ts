@@ -38,6 +38,7 @@ export class LeaderElector extends EventEmitter {
   /** The Lease record as last seen, and when (local clock). */
   private observed: { record: string; at: number } | undefined;
   private holder: string | undefined;
+  private failing = false;
 
   constructor(private readonly o: LeaderElectorOptions) {
     super();
@@ -94,6 +95,8 @@ export class LeaderElector extends EventEmitter {
   private async step(): Promise<void> {
     try {
       const ok = await this.tryAcquireOrRenew();
+      if (this.failing) this.log.info('lease reachable again');
+      this.failing = false;
       if (ok) {
         this.lastRenew = Date.now();
         if (!this.leading && this.running) this.setLeading(true);
@@ -102,7 +105,10 @@ export class LeaderElector extends EventEmitter {
         this.setLeading(false);
       }
     } catch (err) {
-      this.log.warn({ err: kubeErrorMessage(err) }, this.leading ? 'could not renew the lease' : 'could not read or take the lease');
+      // warn once per outage, not every try
+      const level = this.failing ? 'debug' : 'warn';
+      this.failing = true;
+      this.log[level]({ err: kubeErrorMessage(err) }, this.leading ? 'could not renew the lease' : 'could not read or take the lease');
       if (this.leading && Date.now() - this.lastRenew > this.deadlineMs) {
         this.log.error({ renewDeadlineMs: this.deadlineMs }, 'renew deadline passed; stepping down');
         this.setLeading(false);
