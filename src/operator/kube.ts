@@ -153,7 +153,11 @@ export class ResilientInformer<T extends KubernetesObject> {
       if (this.stopped) return;
       this.lw.start().then(
         () => {
-          if (this.lw.latestResourceVersion()) this.backoffMs = 250;
+          if (this.lw.latestResourceVersion()) {
+            this.backoffMs = 250;
+            // the first list may only have succeeded in this restart ('connect' fires before it)
+            this.markSynced();
+          }
         },
         (e: unknown) => this.restartLater(e),
       );
