@@ -31,7 +31,8 @@ const engine = await Engine.start({
   inMemory: true,
   noPci: true,
   filePrefix: `viodut${process.pid}`,
-  poolQueuePairs: Number(values['pool-queue-pairs'] ?? Math.max(relays, 1)),
+  // default: the engine's default pool (256 queue pairs), as an agent would run
+  ...(values['pool-queue-pairs'] ? { poolQueuePairs: Number(values['pool-queue-pairs']) } : {}),
 });
 await engine.addRelay({ id: 0, vf: { devargs: `net_vhost0,iface=${vfSock},queues=1` }, socketPath: vmSock, mode: 'server', queues: 1 });
 for (let id = 1; id < relays; id++)
