@@ -20,7 +20,7 @@ export interface OperatorOptions {
   /** host:port for /metrics, /healthz and /readyz. */
   metricsAddress?: string;
   election?: Pick<LeaderElectorOptions, 'leaseDurationMs' | 'renewIntervalMs' | 'renewDeadlineMs' | 'retryIntervalMs'>;
-  scheduler?: Pick<SchedulerOptions, 'concurrency' | 'retryPendingMs' | 'orphanGraceMs'>;
+  scheduler?: Pick<SchedulerOptions, 'concurrency' | 'retryPendingMs' | 'orphanGraceMs' | 'staleAfterMs'>;
 }
 
 /** Events: 'leading' (Scheduler started), 'following' (Scheduler stopped). */

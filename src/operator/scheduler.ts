@@ -35,6 +35,10 @@ export interface SchedulerOptions {
    *  is deleted once it is this old (default 60 s): an agent may publish just before its Node
    *  reaches our cache. */
   orphanGraceMs?: number;
+  /** A node whose agent has not changed its VirtioForwarderNode's heartbeatTime for this long
+   *  (this process's clock, so skew does not matter) gets no new relays (default 150 s: five
+   *  missed 30 s heartbeats). */
+  staleAfterMs?: number;
 }
 
 export interface SchedulerCounters {
@@ -66,6 +70,11 @@ function relayKey(obj: { metadata?: { namespace?: string; name?: string } }): st
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
+/** spec.nodeName, with "" read as unset. */
+function nodeOf(r: VirtioRelay): string | undefined {
+  return r.spec?.nodeName || undefined;
+}
+
 function nodeReady(node: V1Node): boolean {
   const c = node.status?.conditions?.find((x) => x.type === 'Ready');
   return !c || c.status === 'True'; // no condition yet: a node without a kubelet report
@@ -84,6 +93,8 @@ export class Scheduler {
   private readonly nodeLostNoted = new Set<string>();
   /** Nodes this process saw deleted: their VirtioForwarderNodes go at once. */
   private readonly deletedNodes = new Set<string>();
+  /** node -> heartbeatTime last seen and when it changed (local clock) */
+  private readonly heartbeats = new Map<string, { time: string; seenAt: number }>();
   private ready = false;
   private stopped = false;
   readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0 };
@@ -109,9 +120,12 @@ export class Scheduler {
       path: `/apis/${GROUP}/${VERSION}/${NODE_PLURAL}`,
       list: async () => (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: NODE_PLURAL })) as never,
       logger: this.log,
-      onAdd: (n) => this.nodeChanged(n.metadata.name),
-      onUpdate: (n) => this.nodeChanged(n.metadata.name),
-      onDelete: () => this.enqueuePending(),
+      onAdd: (n) => this.agentChanged(n),
+      onUpdate: (n) => this.agentChanged(n),
+      onDelete: (n) => {
+        this.heartbeats.delete(n.metadata.name ?? '');
+        this.enqueuePending();
+      },
     });
     this.nodes = new ResilientInformer<V1Node>(kc, {
       path: '/api/v1/nodes',
@@ -151,7 +165,7 @@ export class Scheduler {
 
   /** Relays waiting for a node. */
   pendingCount(): number {
-    return this.relays.list().filter((r) => !r.spec?.nodeName && !r.metadata.deletionTimestamp && !this.reservations.has(relayKey(r))).length;
+    return this.relays.list().filter((r) => !nodeOf(r) && !r.metadata.deletionTimestamp && !this.reservations.has(relayKey(r))).length;
   }
 
   private enqueueRelay(r: VirtioRelay): void {
@@ -160,10 +174,14 @@ export class Scheduler {
 
   private enqueuePending(): void {
     if (!this.ready) return;
-    for (const r of this.relays.list()) if (!r.spec?.nodeName) this.queue.add(RELAY + relayKey(r));
+    for (const r of this.relays.list()) if (!nodeOf(r)) this.queue.add(RELAY + relayKey(r));
   }
 
-  private nodeChanged(name: string | undefined): void {
+  private agentChanged(vfn: VirtioForwarderNode): void {
+    const name = vfn.metadata.name;
+    if (!name) return;
+    const time = String(vfn.status?.heartbeatTime ?? '');
+    if (this.heartbeats.get(name)?.time !== time) this.heartbeats.set(name, { time, seenAt: Date.now() });
     if (!this.ready) return;
     if (name) this.queue.add(VFN + name);
     this.enqueuePending();
@@ -174,7 +192,7 @@ export class Scheduler {
     this.deletedNodes.add(name);
     if (!this.ready) return;
     this.log.info({ node: name }, 'node deleted');
-    for (const r of this.relays.list()) if (r.spec?.nodeName === name) this.queue.add(RELAY + relayKey(r));
+    for (const r of this.relays.list()) if (nodeOf(r) === name) this.queue.add(RELAY + relayKey(r));
     this.queue.add(VFN + name);
     this.enqueuePending();
   }
@@ -198,7 +216,7 @@ export class Scheduler {
       this.lastFailure.delete(key);
       return;
     }
-    const nodeName = obj.spec?.nodeName;
+    const nodeName = nodeOf(obj);
     const nodeGone = nodeName !== undefined && this.nodes.get(nodeName) === undefined;
 
     if (obj.metadata.deletionTimestamp) {
@@ -243,6 +261,11 @@ export class Scheduler {
       });
     } catch (err) {
       this.reservations.delete(key);
+      if (err instanceof Invalid) {
+        // e.g. nodeName "" set by the user, which CEL keeps from changing
+        await this.unschedulable(obj, key, `cannot assign node ${result.node}: ${err.message}`);
+        return { requeueAfterMs: this.o.retryPendingMs ?? 60_000 };
+      }
       throw err;
     }
     this.counters.scheduled++;
@@ -348,6 +371,7 @@ export class Scheduler {
       else if (node.spec?.unschedulable) unavailable = 'node cordoned';
       else if (!nodeReady(node)) unavailable = 'node not Ready';
       else if (st?.engine?.up !== true) unavailable = 'engine not up';
+      else if (this.stale(name)) unavailable = 'agent not reporting';
       out.push({
         name,
         ...(unavailable ? { unavailable } : {}),
@@ -356,6 +380,11 @@ export class Scheduler {
       });
     }
     return out;
+  }
+
+  private stale(node: string): boolean {
+    const hb = this.heartbeats.get(node);
+    return hb !== undefined && Date.now() - hb.seenAt > (this.o.staleAfterMs ?? 150_000);
   }
 
   /** Relays on nodes: from the cache, plus reservations the cache does not show yet. */
@@ -372,7 +401,7 @@ export class Scheduler {
     const out: AssignedRelay[] = [];
     for (const r of this.relays.list()) {
       const key = relayKey(r);
-      let node = r.spec?.nodeName;
+      let node = nodeOf(r);
       let reserved: string[] | undefined;
       const res = this.reservations.get(key);
       if (res) {
@@ -380,7 +409,7 @@ export class Scheduler {
           node = res.node;
           reserved = res.vfs;
           // the node reports the relay: its VF is known, the guess is not needed any more
-          if (r.spec?.nodeName === res.node && reported(res.node).has(key)) {
+          if (nodeOf(r) === res.node && reported(res.node).has(key)) {
             this.reservations.delete(key);
             reserved = undefined;
           }
@@ -412,6 +441,7 @@ export class Scheduler {
       const code = httpStatus(err);
       if (code === 409) throw new ConflictError(`${relayKey(obj)} changed meanwhile; retrying with the current version`);
       if (code === 404) throw new NotFound();
+      if (code === 422) throw new Invalid(kubeErrorMessage(err));
       throw new Error(`patching VirtioRelay ${relayKey(obj)}: ${kubeErrorMessage(err)}`, { cause: err });
     }
   }
@@ -462,6 +492,10 @@ export class Scheduler {
       message,
     );
   }
+}
+
+class Invalid extends Error {
+  readonly code = 'EINVAL';
 }
 
 class NotFound extends Error {

@@ -41,7 +41,7 @@ after(async () => {
   await kube?.stop();
 });
 
-function startOperator(identity: string): Operator {
+function startOperator(identity: string, scheduler: { staleAfterMs?: number } = {}): Operator {
   const o = new Operator({
     clients: kubeClients(kube.kubeconfigPath),
     logger: createLogger({ level: process.env.VIO4WD_TEST_LOG ?? 'silent' }),
@@ -53,6 +53,7 @@ function startOperator(identity: string): Operator {
     // that resume rather than a new term (defaults: 15 s lease, 2 s renew, 10 s deadline, 2 s
     // retry; with those a longer outage makes the leader step down and be elected again)
     election: { leaseDurationMs: 60_000, renewIntervalMs: 500, renewDeadlineMs: 45_000, retryIntervalMs: 500 },
+    scheduler,
   });
   running.add(o);
   return o;
@@ -278,6 +279,11 @@ test('an unschedulable relay gets FailedScheduling and a Pending status, and is 
   const out = await kube.kubectl('describe', 'vr', 'waiting', '-n', NS);
   assert.match(out, /Warning\s+FailedScheduling/);
   assert.match(out, /Normal\s+Scheduled/);
+
+  // a nodeName of "" cannot be changed (CEL): the apiserver's reason is passed on
+  await apply(relayObj('blank-node', { nodeName: '', vf: { devargs: 'net_null7' } }));
+  const blank = await eventWith('blank-node', 'FailedScheduling');
+  assert.match(blank.message!, /^cannot assign node \S+: .*nodeName cannot be changed once set/);
 });
 
 test('73 relays applied at once onto 72 free VFs: 72 placed without double-booking, 1 waits until a VF is freed', async () => {
@@ -473,4 +479,19 @@ test('vio4wd operator: a standby replica takes over, serves metrics, and release
   const logs = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { component?: string; msg?: string });
   assert.ok(logs.some((l) => l.component === 'operator' && l.msg === 'became the leader'), 'structured logs with component operator');
   assert.ok(logs.some((l) => l.msg === 'released the lease'));
+});
+
+test('a node whose agent stops reporting gets no new relays until it reports again', async () => {
+  const o = startOperator('stale-test', { staleAfterMs: 2000 });
+  await o.start();
+  await waitUntil('it leads', () => o.isLeader, 15_000);
+  await agentNode('quiet-1', up(vfList({ pf: 'ensq0', bus: '90', count: 2, numa: 0, device: 'b0b0' })));
+  await apply(relayObj('quiet-a', { vf: { selector: { device: 'b0b0' } } }));
+  assert.equal(await scheduledTo('quiet-a'), 'quiet-1');
+  await new Promise((r) => setTimeout(r, 2500)); // no heartbeat for longer than staleAfterMs
+  await apply(relayObj('quiet-b', { vf: { selector: { device: 'b0b0' } } }));
+  assert.match((await eventWith('quiet-b', 'FailedScheduling')).message!, /^no node has a free VF matching selector device=b0b0 \(0\/\d+ nodes available: .*\d+ agent not reporting/);
+  await reportStatus('quiet-1', {}); // a heartbeat
+  assert.equal(await scheduledTo('quiet-b'), 'quiet-1');
+  await stopOperator(o);
 });
