@@ -5,7 +5,7 @@
 #   docker.io/library/node:20-bookworm-slim  that, plus this machine's Node 20 (node and npm in
 #                                            /usr/local, user node 1000:1000, as the official one)
 # The rootfs tarball is cached under $VIO4WD_CACHE/images/, keyed by the Debian point release
-# and date of the machine's apt lists, debootstrap's version and this script; each image carries
+# and date of the machine's apt lists, debootstrap's version and the recipe version; each image carries
 # its key in the label io.vio4wd.base-key, so an up-to-date image is left alone (well under a
 # second). First run: about 2-4 minutes (debootstrap downloads about 40 MB).
 #   scripts/podman-base-images.sh [--force]
@@ -36,8 +36,10 @@ if [[ -n $release ]]; then
 else
   rel_info="no-apt-lists $(date -u +%Y-%m)" # rebuilt at most once a month
 fi
-script_sum=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
-deb_key=$( { echo "$SUITE $MIRROR $rel_info"; dpkg-query -W -f='${Version}' debootstrap; echo " $script_sum"; } | sha256sum | cut -c1-16)
+# bump when the rootfs recipe below changes (the key does not hash this script, so that editing a
+# comment does not rebuild every image layer on top)
+RECIPE=1
+deb_key=$( { echo "$SUITE $MIRROR $rel_info"; dpkg-query -W -f='${Version}' debootstrap; echo " recipe $RECIPE"; } | sha256sum | cut -c1-16)
 node_ver=$(node --version)
 node_major=${node_ver#v}; node_major=${node_major%%.*}
 [[ $node_major == 20 ]] || die "this machine's node is $node_ver; the image is node:20-bookworm-slim, so Node 20 is needed"
@@ -45,6 +47,7 @@ npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
 npm_ver=$(node -p "require('$npm_dir/package.json').version" 2>/dev/null || echo none)
 node_key=$( { echo "$deb_key $node_ver $npm_ver"; sha256sum "$(readlink -f "$(command -v node)")"; } | sha256sum | cut -c1-16)
 
+old_ids=""
 label_of() { podman image inspect --format '{{ index .Labels "io.vio4wd.base-key" }}' "$1" 2>/dev/null || true; }
 
 # --- debian:bookworm-slim -----------------------------------------------------------------------
@@ -108,6 +111,7 @@ EOF
     find "$CACHE" -maxdepth 1 -name "debian-$SUITE-slim-*.tar" ! -name "$(basename "$tarball")" -delete
   fi
   say "importing $tarball as $DEBIAN_IMAGE"
+  old_ids+=" $(podman image inspect --format '{{.Id}}' "$DEBIAN_IMAGE" 2>/dev/null || true)"
   podman import --change 'CMD ["bash"]' --change "LABEL io.vio4wd.base-key=$deb_key" \
     --message "debootstrap $SUITE minbase, slim (vio4wd)" "$tarball" "$DEBIAN_IMAGE" >/dev/null 2>&1 \
     || die "podman import of $tarball failed"
@@ -115,6 +119,7 @@ fi
 
 # --- node:20-bookworm-slim ----------------------------------------------------------------------
 if (( force )) || [[ $(label_of "$NODE_IMAGE") != "$node_key" ]]; then
+  old_ids+=" $(podman image inspect --format '{{.Id}}' "$NODE_IMAGE" 2>/dev/null || true)"
   say "building $NODE_IMAGE from $DEBIAN_IMAGE and this machine's node $node_ver, npm $npm_ver"
   ctx=$(mktemp -d "$CACHE/node-ctx.XXXXXX")
   trap 'rm -rf "$ctx"' EXIT
@@ -138,4 +143,8 @@ EOF
   rm -rf "$ctx"
   trap - EXIT
 fi
+# the images these replaced, now untagged (best effort: one still used by another image stays)
+for id in $old_ids; do
+  [[ -n $(podman image inspect --format '{{.RepoTags}}' "$id" 2>/dev/null | tr -d '[]') ]] || podman rmi "$id" >/dev/null 2>&1 || true
+done
 say "ok: $DEBIAN_IMAGE ($deb_key), $NODE_IMAGE ($node_key)"

@@ -1,0 +1,159 @@
+// The container image, built from the Dockerfile with podman (chroot isolation) on local base
+// images, then checked from its own filesystem in a chroot: the CLI runs as the image's non-root
+// user, the native engine loads with the image's DPDK, only the wanted DPDK drivers are there and
+// all their libraries resolve, and the agent itself runs a relay from the image.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import {
+  ROOT,
+  buildImage,
+  chrootRun,
+  chrootSpawn,
+  cpuLock,
+  ensureBaseImages,
+  mountImage,
+  podmanUnavailable,
+  type BuiltImage,
+  type ImageRoot,
+} from '../helpers/image.js';
+
+const TAG = 'localhost/vio4wd:test';
+const why = podmanUnavailable();
+const skip = why ? `podman cannot run here: ${why}` : false;
+const pkgVersion = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const NONROOT = '65532:65532';
+const PMDS = '/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0';
+
+let image: BuiltImage;
+let fs: ImageRoot | undefined;
+
+before(async () => {
+  if (skip) return;
+  const t0 = Date.now();
+  await ensureBaseImages();
+  image = await buildImage(TAG);
+  process.stderr.write(`[image] ${TAG}: ${(image.sizeBytes / 1e6).toFixed(1)} MB, built in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  fs = await mountImage(TAG);
+}, { timeout: 3_600_000 });
+
+after(async () => {
+  await fs?.remove();
+});
+
+test('the image is small, starts vio4wd, and runs as a non-root user by default', { skip }, () => {
+  assert.deepEqual(image.entrypoint, ['vio4wd']);
+  assert.equal(image.user, NONROOT);
+  // the runtime stage has no compiler, npm packages for development or DPDK headers
+  assert.ok(image.sizeBytes < 350e6, `image is ${(image.sizeBytes / 1e6).toFixed(1)} MB; it was about 291 MB: what grew?`);
+  for (const absent of ['usr/bin/gcc', 'usr/bin/make', 'usr/include/dpdk', 'opt/vio4wd/node_modules/typescript', 'opt/vio4wd/node_modules/tsx', 'opt/vio4wd/src']) {
+    assert.throws(() => readdirSync(join(fs!.root, absent)), /ENOENT|ENOTDIR/, `${absent} should not be in the runtime image`);
+  }
+});
+
+test('vio4wd --version in a chroot of the image, as the non-root user', { skip }, async () => {
+  const r = await chrootRun(fs!.root, ['vio4wd', '--version'], { user: NONROOT });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), pkgVersion);
+  const help = await chrootRun(fs!.root, ['vio4wd', '--help'], { user: NONROOT });
+  for (const cmd of ['agent', 'operator', 'kubevirt-sidecar', 'relay', 'stats', 'doctor']) assert.match(help.stdout, new RegExp(`\\b${cmd}\\b`));
+});
+
+test("the native engine loads with the image's DPDK and reports its version", { skip }, async () => {
+  const deb = await chrootRun(fs!.root, ['dpkg-query', '-W', '-f=${Version}', 'librte-eal23']);
+  assert.equal(deb.code, 0, deb.stderr);
+  const upstream = /^([0-9.]+)/.exec(deb.stdout)?.[1];
+  assert.ok(upstream, `librte-eal23 version "${deb.stdout}"`);
+  const script =
+    "const a = require('/opt/vio4wd/native/build/vio4wd.node');" +
+    "import('/opt/vio4wd/dist/engine/native.js').then((m) => console.log(JSON.stringify({ direct: a.version(), facade: m.loadAddon().version(), maxRelays: a.maxRelays })))";
+  const r = await chrootRun(fs!.root, ['node', '-e', script], { user: NONROOT });
+  assert.equal(r.code, 0, r.stderr);
+  const v = JSON.parse(r.stdout) as { direct: string; facade: string; maxRelays: number };
+  assert.equal(v.direct, `DPDK ${upstream}`);
+  assert.equal(v.facade, v.direct);
+  assert.equal(v.maxRelays, 1024);
+});
+
+test('only the DPDK drivers the engine uses are installed, and every library they need resolves', { skip }, async () => {
+  const drivers = readdirSync(join(fs!.root, PMDS))
+    .filter((f) => f.endsWith('.so.23'))
+    .map((f) => f.replace(/^librte_/, '').replace(/\.so\.23$/, ''))
+    .sort();
+  for (const want of ['bus_pci', 'bus_vdev', 'mempool_ring', 'net_vhost', 'net_tap', 'net_af_packet', 'net_bond', 'net_iavf', 'net_i40e', 'net_ice', 'net_ixgbe', 'net_mlx5']) {
+    assert.ok(drivers.includes(want), `${want} missing from ${PMDS}: ${drivers.join(' ')}`);
+  }
+  // EAL loads every driver in that directory: none of the hundreds Debian ships for other jobs
+  const unwanted = drivers.filter((d) => /^(baseband|crypto|compress|event|raw|regex|vdpa|dma)_/.test(d) || /^net_(pcap|ring|af_xdp|virtio|memif|softnic)$/.test(d));
+  assert.deepEqual(unwanted, [], `drivers the engine never loads: ${unwanted.join(' ')}`);
+  const files = [...drivers.map((d) => `${PMDS}/librte_${d}.so.23`), '/opt/vio4wd/native/build/vio4wd.node'];
+  const r = await chrootRun(fs!.root, ['sh', '-c', `for f in ${files.join(' ')}; do ldd "$f" | sed "s|^|$f: |"; done`]);
+  assert.equal(r.code, 0, r.stderr);
+  const missing = r.stdout.split('\n').filter((l) => l.includes('not found'));
+  assert.deepEqual(missing, [], 'libraries that do not resolve in the image');
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+test('the agent runs a relay from the image: EAL with its drivers, ZeroMQ control, metrics, clean stop', { skip, timeout: 900_000 }, async () => {
+  const port = await freePort();
+  const dir = join(fs!.root, 'tmp', 'vio4wd-test');
+  mkdirSync(join(dir, 'sockets'), { recursive: true });
+  writeFileSync(
+    join(dir, 'agent.yaml'),
+    [
+      'engine:',
+      '  workerCpus: [1]',
+      '  mainCpu: 0',
+      '  inMemory: true',
+      '  noPci: true',
+      `  filePrefix: vio4wd-image-${process.pid}`,
+      'vhostUser: { mode: server, socketDir: /tmp/vio4wd-test/sockets }',
+      'control: { ipcDir: /tmp/vio4wd-test/ipc }',
+      `metrics: { address: "127.0.0.1:${port}" }`,
+      'relays:',
+      '  - id: 1',
+      '    vf: { devargs: "net_null_image0" }',
+      '',
+    ].join('\n'),
+  );
+  const lock = await cpuLock();
+  const agent = chrootSpawn(fs!.root, ['vio4wd', 'agent', '--config', '/tmp/vio4wd-test/agent.yaml']);
+  let log = '';
+  agent.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
+  agent.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+  const exited = new Promise<number>((resolve) => agent.on('close', (code) => resolve(code ?? 1)));
+  try {
+    const deadline = Date.now() + 60_000;
+    let ready = '';
+    while (Date.now() < deadline && agent.exitCode === null) {
+      ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => (r.ok ? r.text() : ''), () => '');
+      if (ready) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(ready, `agent not ready; its log:\n${log}`);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /vio4wd_relay_rx_packets_total\{relay="relay-1",id="1",direction="vf_to_vm"\} \d+/);
+    const ls = await chrootRun(fs!.root, ['vio4wd', 'relay', 'ls', '--ipc-dir', '/tmp/vio4wd-test/ipc']);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /virtio-forwarder1\.sock/);
+    assert.ok(readdirSync(join(dir, 'sockets')).includes('virtio-forwarder1.sock'), 'server-mode socket created');
+  } finally {
+    if (agent.exitCode === null) process.kill(agent.pid!, 'SIGTERM');
+    const code = await exited;
+    await lock.release();
+    assert.equal(code, 0, `agent exit status; its log:\n${log}`);
+  }
+  assert.match(log, /vio4wd agent stopped/);
+});
