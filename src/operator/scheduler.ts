@@ -408,8 +408,8 @@ export class Scheduler {
         if (r.metadata.resourceVersion === res.preRv || node === res.node) {
           node = res.node;
           reserved = res.vfs;
-          // the node reports the relay: its VF is known, the guess is not needed any more
-          if (nodeOf(r) === res.node && reported(res.node).has(key)) {
+          // the node reports the relay (or it needs no VF): the guess is not needed any more
+          if (nodeOf(r) === res.node && (res.vfs.length === 0 || reported(res.node).has(key))) {
             this.reservations.delete(key);
             reserved = undefined;
           }
