@@ -59,8 +59,23 @@ export class AgentControlBackend implements ControlBackend {
       vhostUser: { mode: this.o.mode },
       ...(pins ? { cpus: pins } : {}),
     });
-    await mgr.settled();
+    await this.attachedOrUndo(`relay-${req.virtioId}`);
     return 'changed';
+  }
+
+  /**
+   * Port control answers with the attach result, as virtio-forwarder does: a VF that cannot be
+   * attached is an error reply, and nothing is left behind.
+   */
+  private async attachedOrUndo(name: string): Promise<void> {
+    const mgr = this.o.relays;
+    await mgr.settled();
+    const s = mgr.get(name);
+    if (s?.phase !== 'Failed') return;
+    const why = s.conditions.find((c) => c.status === 'False' && c.type !== 'GuestConnected' && c.type !== 'Ready');
+    await mgr.remove(name);
+    const code = why?.reason === 'VFNotFound' ? 'ENODEV' : why?.reason === 'OutOfHugepages' ? 'ENOMEM' : why?.reason === 'AlreadyInUse' ? 'EEXIST' : 'EIO';
+    throw new VioError(code, why?.message ?? 'the relay could not be attached');
   }
 
   async removeVf(req: RemoveVfRequest): Promise<PortChange> {
@@ -94,7 +109,7 @@ export class AgentControlBackend implements ControlBackend {
       vf: { pciAddresses: req.pciAddrs, ...(req.bondMode !== undefined ? { bondMode: req.bondMode } : {}), ...(req.bondName ? { bondName: req.bondName } : {}) },
       vhostUser: { mode: this.o.mode, socketPath: req.vhostPath },
     });
-    await mgr.settled();
+    await this.attachedOrUndo(socketRelayName(req.vhostPath));
     return 'changed';
   }
 
