@@ -449,6 +449,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("maxRelays", Napi::Number::New(env, VIO_MAX_RELAYS));
   exports.Set("maxQueues", Napi::Number::New(env, VIO_MAX_QUEUES));
+  exports.Set("maxPorts", Napi::Number::New(env, vio_max_ports()));
   return exports;
 }
 

@@ -526,3 +526,8 @@ const char *vio_dpdk_version(void)
 {
 	return rte_version();
 }
+
+int vio_max_ports(void)
+{
+	return RTE_MAX_ETHPORTS;
+}

@@ -199,6 +199,8 @@ enum vio_err vio_query_stats(int id, struct vio_relay_stats *out);
 int vio_query_workers(struct vio_worker_info *out, int max);
 enum vio_err vio_query_memory(struct vio_memory_info *out);
 const char *vio_dpdk_version(void);
+/* ethdev ports this DPDK build allows (RTE_MAX_ETHPORTS): one per relay VF */
+int vio_max_ports(void);
 
 #ifdef __cplusplus
 }

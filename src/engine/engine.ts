@@ -170,6 +170,12 @@ export class Engine extends EventEmitter {
     }
   }
 
+  /** Capacity: relay ids, queue pairs per relay, and ethdev ports of the DPDK build (each
+   *  relay's VF takes one; Debian's DPDK 22.11 has 32, see scripts/bootstrap.d/41-dpdk.sh). */
+  get limits(): { relays: number; queues: number; ports: number } {
+    return { relays: this.native.maxRelays, queues: this.native.maxQueues, ports: this.native.maxPorts };
+  }
+
   version(): { dpdk: string } {
     return { dpdk: this.native.version().replace(/^DPDK\s+/, '') };
   }

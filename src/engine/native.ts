@@ -40,6 +40,8 @@ export interface NativeAddon {
   version(): string;
   readonly maxRelays: number;
   readonly maxQueues: number;
+  /** ethdev ports of the DPDK build (RTE_MAX_ETHPORTS): each relay's VF takes one. */
+  readonly maxPorts: number;
 }
 
 /** native/build/vio4wd.node, from src/engine/ and from dist/engine/ alike. */
