@@ -1,0 +1,86 @@
+{{/* Names, labels and small pieces shared by the templates. */}}
+
+{{- define "vio4wd.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* release-chart, or the release name alone when it already contains the chart name */}}
+{{- define "vio4wd.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vio4wd.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "vio4wd.labels" -}}
+helm.sh/chart: {{ include "vio4wd.chart" . }}
+app.kubernetes.io/name: {{ include "vio4wd.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: vio4wd
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* selector labels of one component: include "vio4wd.selectorLabels" (list . "agent") */}}
+{{- define "vio4wd.selectorLabels" -}}
+{{- $ := index . 0 -}}
+app.kubernetes.io/name: {{ include "vio4wd.name" $ }}
+app.kubernetes.io/instance: {{ $.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "vio4wd.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "vio4wd.agent.serviceAccountName" -}}
+{{- if .Values.serviceAccount.agent.create -}}
+{{- default (printf "%s-agent" (include "vio4wd.fullname" .)) .Values.serviceAccount.agent.name -}}
+{{- else -}}
+{{- required "serviceAccount.agent.name: name an existing ServiceAccount when serviceAccount.agent.create is false" .Values.serviceAccount.agent.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vio4wd.operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.operator.create -}}
+{{- default (printf "%s-operator" (include "vio4wd.fullname" .)) .Values.serviceAccount.operator.name -}}
+{{- else -}}
+{{- required "serviceAccount.operator.name: name an existing ServiceAccount when serviceAccount.operator.create is false" .Values.serviceAccount.operator.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vio4wd.operator.leaseName" -}}
+{{- default (printf "%s-operator" (include "vio4wd.fullname" .)) .Values.operator.leaseName -}}
+{{- end -}}
+
+{{/* The agent's configuration file (schemas/agent-config.schema.json) from the values. */}}
+{{- define "vio4wd.agent.config" -}}
+{{- $a := .Values.agent -}}
+{{- $engine := dict "workerCpus" $a.engine.workerCpus "inMemory" $a.engine.inMemory "hugeDir" $a.hugepages.dir -}}
+{{- if not (kindIs "invalid" $a.engine.mainCpu) }}{{ $_ := set $engine "mainCpu" $a.engine.mainCpu }}{{ end -}}
+{{- with $a.engine.socketMemMb }}{{ $_ := set $engine "socketMemMb" . }}{{ end -}}
+{{- with $a.engine.extraEalArgs }}{{ $_ := set $engine "extraEalArgs" . }}{{ end -}}
+{{- $cfg := dict
+  "log" (dict "level" $a.logLevel)
+  "engine" $engine
+  "kubernetes" (dict "enabled" true "socketDir" $a.socketDir)
+  "devicePlugin" (dict "enabled" $a.devicePlugin.enabled "pluginDir" $a.devicePlugin.pluginDir "devinfoDir" $a.devicePlugin.devinfoDir)
+  "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
+  "metrics" (dict "enabled" true "address" (printf "0.0.0.0:%d" (int $a.metrics.port)))
+  "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac)
+-}}
+{{- toYaml (mergeOverwrite $cfg (deepCopy $a.extraConfig)) -}}
+{{- end -}}
