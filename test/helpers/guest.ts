@@ -89,6 +89,8 @@ export interface GuestOptions {
   workDir?: string;
   /** Extra kernel command line words. */
   append?: string[];
+  /** Extra QEMU arguments, appended as they are. */
+  extraArgs?: string[];
   image?: GuestImage;
 }
 
@@ -186,7 +188,13 @@ function qemuArgs(o: Resolved, qmpPath: string): string[] {
     a.push('-chardev', chr.join(','), '-netdev', `vhost-user,id=net${i},chardev=vhu${i},queues=${n.queues}`, '-device', dev.join(','));
   });
   if (o.incomingPort !== undefined) a.push('-incoming', `tcp:127.0.0.1:${o.incomingPort}`);
+  a.push(...(o.extraArgs ?? []));
   return a;
+}
+
+/** The guest kernel command line for these options (e.g. for a libvirt domain's <cmdline>). */
+export function guestKernelAppend(opts: GuestOptions): string {
+  return kernelCommandLine(resolve(opts));
 }
 
 /** The full QEMU command line the helper would run for these options (for logs and bug reports). */
@@ -546,7 +554,7 @@ export class Guest extends EventEmitter {
    * and returns its exit code and output lines.
    */
   async exec(command: string, timeoutMs = 60_000): Promise<{ rc: number; output: string[] }> {
-    const ready = await this.waitForLine(/^VIO4WD-SHELL$/, timeoutMs);
+    const ready = await this.waitForLine(/VIO4WD-SHELL\b/, timeoutMs);
     const id = ++this.execId;
     const from = Math.max(this.lines.length, ready.index + 1);
     this.proc.child.stdin?.write(`VIO4WD-EXEC ${id} ${Buffer.from(command).toString('base64')}\n`);
@@ -572,8 +580,9 @@ export class Guest extends EventEmitter {
 
   /**
    * Live-migrates this guest to `target` (started by Guest.startMigrationTarget) over
-   * tcp:127.0.0.1:<target's port> and waits for the end. Resolves with QEMU's figures when
-   * the migration completed; rejects when it failed or took longer than timeoutMs.
+   * tcp:127.0.0.1:<target's port> and waits for the end. Resolves with QEMU's figures once
+   * the migration completed and the target runs; rejects when it failed or took longer than
+   * timeoutMs. The source stays paused ('postmigrate') until stopped.
    */
   async migrateTo(target: Guest, timeoutMs = 120_000): Promise<MigrationResult> {
     const port = target.options.incomingPort;
@@ -593,6 +602,14 @@ export class Guest extends EventEmitter {
         ram?: { transferred?: number }; 'error-desc'?: string;
       };
       if (info.status === 'completed') {
+        // the source finishes first; the target still loads the last pages, then resumes
+        for (;;) {
+          const st = await target.runState();
+          if (st === 'running') break;
+          if (st !== 'inmigrate' && st !== 'postmigrate' && st !== 'prelaunch') throw target.failure(`target in state '${st}' after the migration`);
+          if (Date.now() > deadline) throw target.failure(`target still '${st}' ${timeoutMs} ms after the migration started`);
+          await sleep(20);
+        }
         return {
           status: info.status,
           totalTimeMs: info['total-time'] ?? NaN,
