@@ -15,7 +15,7 @@
  * The vhost side holds no mbufs: vhost copies into guest buffers on enqueue, and allocates
  * on dequeue only what the worker then hands to the VF. A relay with N queue pairs reserves
  * N of the Q pairs; adding one beyond Q fails with ENOMEM rather than starving the others.
- * With the defaults: 256 x 576 + 2 x 384 = 148,224 mbufs of 2,432 bytes = 344 MiB per node.
+ * With the defaults: 256 x 576 + 2 x 384 = 148,224 mbufs of 2,368 bytes = 335 MiB per node.
  */
 #include <stdio.h>
 
