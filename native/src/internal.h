@@ -34,6 +34,7 @@ struct vio_relay {
 	/* [dp] read by workers on every burst; written by the control plane and callbacks */
 	int vid;                              /* vhost device id, -1 = no guest */
 	uint8_t link_up;                      /* VF link */
+	uint64_t vring_enabled;               /* bit per vring the guest enabled */
 	uint8_t rx_vring[VIO_MAX_QUEUES];     /* VF queue q -> guest rx vring, VIO_NO_VRING */
 	uint16_t port_id;
 	uint16_t nb_queues;
@@ -41,7 +42,6 @@ struct vio_relay {
 	struct vio_ctr *ctr;                  /* [nb_queues * 2], index q * 2 + dir */
 
 	/* control plane only (under eng.lock where JS-thread queries read it) */
-	uint64_t vring_enabled;               /* bit per vring the guest enabled */
 	int id;
 	char path[VIO_PATH_MAX];
 	bool client;

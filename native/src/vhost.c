@@ -82,7 +82,7 @@ static void destroy_device(int vid)
 	if (r && r->vid == vid) {
 		id = r->id;
 		__atomic_store_n(&r->vid, -1, __ATOMIC_RELEASE);
-		r->vring_enabled = 0;
+		__atomic_store_n(&r->vring_enabled, 0, __ATOMIC_RELAXED);
 		update_rx_map_locked(r);
 	}
 	pthread_mutex_unlock(&eng.lock);
@@ -102,7 +102,7 @@ static int vring_state_changed(int vid, uint16_t vring, int enable)
 		id = r->id;
 		uint64_t bit = 1ULL << vring;
 		uint64_t before = r->vring_enabled;
-		r->vring_enabled = enable ? before | bit : before & ~bit;
+		__atomic_store_n(&r->vring_enabled, enable ? before | bit : before & ~bit, __ATOMIC_RELAXED);
 		changed = before != r->vring_enabled;
 		update_rx_map_locked(r);
 	}

@@ -78,7 +78,9 @@ static inline uint16_t vm_to_vf(const struct vio_entry *e)
 	struct vio_relay *r = e->r;
 	int vid = __atomic_load_n(&r->vid, __ATOMIC_ACQUIRE);
 
-	if (vid < 0)
+	/* a vring the guest has not enabled (fewer queue pairs in use than the relay has) is not
+	 * polled: rte_vhost would return nothing, or log an error for a vring it does not know */
+	if (vid < 0 || !(__atomic_load_n(&r->vring_enabled, __ATOMIC_RELAXED) & (1ULL << e->txvring)))
 		return 0;
 	struct rte_mbuf *pkts[VIO_BURST];
 	uint16_t n = rte_vhost_dequeue_burst(vid, e->txvring, r->mp, pkts, VIO_BURST);

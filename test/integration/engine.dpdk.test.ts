@@ -166,6 +166,28 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     await engine.removeRelay(4);
   });
 
+  test('multiqueue: a guest that enables 1 of 4 queue pairs gets what arrives on all 4 VF queues', async () => {
+    const vf = join(dir, 'vf5.sock');
+    const vm = join(dir, 'vm5.sock');
+    await engine.addRelay({ id: 5, vf: { devargs: vhostVf(vf, 4) }, socketPath: vm, mode: 'server', queues: 4 });
+    const behindVf = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vf},queues=4`], queues: 4 });
+    peers.push(behindVf);
+    const guest = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vm},queues=4`], queues: 1 });
+    peers.push(guest);
+    await waitFor('guest connected', () => engine.relay(5)?.guestConnected === true && engine.relay(5)?.linkUp === true);
+    await guest.cmd('start');
+    await waitFor('only the first queue pair enabled', () => engine.relay(5)?.enabledQueues === 2, 5000);
+    await behindVf.cmd('start tx_first 2'); // 16 packets on each of the VF's 4 queues
+    await guest.waitRx(0, 64);
+    await behindVf.cmd('stop');
+    const s = engine.stats(5);
+    for (const q of s.queues) assert.equal(q.vfToVm.txPackets, 16, `VF queue ${q.queue} delivered to the guest's only queue`);
+    assert.equal((await guest.portStats(0)).rxPackets, 64);
+    await guest.quit();
+    await behindVf.quit();
+    await engine.removeRelay(5);
+  });
+
   test('client mode: the VM side goes away and comes back, traffic resumes', async () => {
     const vf = join(dir, 'vf3.sock');
     const vm = join(dir, 'vm3.sock'); // created by the "VM" (virtio-user in server mode)
