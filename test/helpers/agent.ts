@@ -1,0 +1,123 @@
+// The real `vio4wd agent` as a child process (the same code the DaemonSet runs), optionally
+// inside a test network namespace, with its JSON logs collected and parsed.
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { spawnTracked, type Netns, type TrackedProcess } from './netns.js';
+
+const execFileP = promisify(execFile);
+
+export interface AgentProcessOptions {
+  /** Agent configuration (written as YAML), or the path of a config file. */
+  config: Record<string, unknown> | string;
+  /** Directory for the config file and logs. */
+  workDir: string;
+  netns?: Netns;
+  /** Extra `vio4wd agent` flags. */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Wait for "vio4wd agent running" (default true). */
+  waitReady?: boolean;
+  readyTimeoutMs?: number;
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  component?: string;
+  [k: string]: unknown;
+}
+
+export class AgentProcess {
+  private out = '';
+  private constructor(
+    readonly proc: TrackedProcess,
+    readonly configPath: string,
+    private readonly netns: Netns | undefined,
+  ) {
+    proc.child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.out += d));
+    proc.child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.out += d));
+  }
+
+  static async start(o: AgentProcessOptions): Promise<AgentProcess> {
+    const configPath = typeof o.config === 'string' ? o.config : join(o.workDir, 'agent.yaml');
+    if (typeof o.config !== 'string') writeFileSync(configPath, stringify(o.config));
+    const args = ['bin/vio4wd.js', 'agent', '--config', configPath, ...(o.args ?? [])];
+    const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], env: { ...process.env, ...o.env } };
+    const proc = o.netns ? o.netns.spawn(process.execPath, args, spawnOpts) : spawnTracked(process.execPath, args, spawnOpts);
+    const a = new AgentProcess(proc, configPath, o.netns);
+    if (o.waitReady ?? true) await a.waitForLog(/"msg":"vio4wd agent running"/, o.readyTimeoutMs ?? 60_000);
+    return a;
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  get output(): string {
+    return this.out;
+  }
+
+  get exitCode(): number | null {
+    return this.proc.child.exitCode;
+  }
+
+  /** Parsed JSON log lines (other output, e.g. DPDK's own, is skipped). */
+  logs(): LogLine[] {
+    const out: LogLine[] = [];
+    for (const line of this.out.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(line) as LogLine);
+      } catch {
+        /* partial line */
+      }
+    }
+    return out;
+  }
+
+  async waitForLog(re: RegExp, timeoutMs = 30_000, from = 0): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      const m = re.exec(this.out.slice(from));
+      if (m) return m[0];
+      if (this.proc.child.exitCode !== null || this.proc.child.signalCode !== null) {
+        throw new Error(`agent exited (${this.proc.child.exitCode ?? this.proc.child.signalCode}) before ${re}:\n${this.out.slice(-4000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${re} in the agent's log:\n${this.out.slice(-4000)}`);
+  }
+
+  /** Runs `vio4wd ARGS` (in the agent's namespace); resolves with stdout, rejects on failure. */
+  async cli(...args: string[]): Promise<string> {
+    const cmd = this.netns ? 'ip' : process.execPath;
+    const argv = this.netns ? ['netns', 'exec', this.netns.name, process.execPath, 'bin/vio4wd.js', ...args] : ['bin/vio4wd.js', ...args];
+    const { stdout } = await execFileP(cmd, argv, { encoding: 'utf8', timeout: 60_000 });
+    return stdout;
+  }
+
+  /** An HTTP GET inside the agent's namespace (metrics/health live on its loopback). */
+  async http(url: string): Promise<{ status: number; body: string }> {
+    const script = `fetch(${JSON.stringify(url)}).then(async r => { process.stdout.write(r.status + '\\n' + await r.text()); }, e => { process.stdout.write('0\\n' + e.message); })`;
+    const cmd = this.netns ? 'ip' : process.execPath;
+    const argv = this.netns ? ['netns', 'exec', this.netns.name, process.execPath, '-e', script] : ['-e', script];
+    const { stdout } = await execFileP(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
+    const nl = stdout.indexOf('\n');
+    return { status: Number(stdout.slice(0, nl)), body: stdout.slice(nl + 1) };
+  }
+
+  /** SIGTERM (clean shutdown); resolves with the exit code. */
+  async stop(graceMs = 15_000): Promise<number | string> {
+    await this.proc.stop(graceMs);
+    return this.proc.exited;
+  }
+
+  /** SIGKILL: the agent dies with no chance to clean up. */
+  async kill(): Promise<void> {
+    this.proc.child.kill('SIGKILL');
+    await this.proc.exited;
+  }
+}
