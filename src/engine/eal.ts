@@ -78,6 +78,9 @@ export function buildEalArgs(opts: EngineOptions, allowed: number[]): EalPlan {
     args.push('--file-prefix', opts.filePrefix);
   }
   if (opts.inMemory) args.push('--in-memory');
+  // no hugepage file outlives the process, even after SIGKILL: nothing else maps our memory
+  // (vhost-user shares the guest's memory with us, not ours with it)
+  else if (!(opts.extraEalArgs ?? []).some((a) => a.startsWith('--huge-unlink'))) args.push('--huge-unlink=always');
   if (opts.socketMemMb !== undefined) {
     const mem = opts.socketMemMb;
     if (!Array.isArray(mem) || mem.length === 0 || mem.some((m) => !Number.isInteger(m) || m < 0))
