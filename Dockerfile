@@ -3,7 +3,7 @@
 # stage is Debian bookworm slim with Node 20, the DPDK libraries with only the poll-mode drivers
 # the engine loads, and the app in /opt/vio4wd.
 #
-#   podman build -t vio4wd:0.1.0 .          (or docker build)
+#   podman build -t vio4wd:0.1.0 .          (or docker build; the default target is the last stage)
 #   podman build --build-arg DPDK_PMDS="librte-net-iavf23" -t vio4wd:intel-only .
 #
 # The image runs as an unprivileged user (65532) by default: enough for the operator and the
@@ -78,3 +78,13 @@ CMD ["--help"]
 LABEL org.opencontainers.image.title="vio4wd" \
       org.opencontainers.image.description="Kubernetes-native virtio-forwarder: a DPDK relay between SR-IOV VFs and vhost-user sockets" \
       org.opencontainers.image.licenses="Apache-2.0"
+
+# --- the KubeVirt network-binding sidecar: KubeVirt starts the binding's sidecarImage with no
+# arguments, so this variant's entrypoint is the sidecar command itself.
+#   podman build --target kubevirt-sidecar -t ghcr.io/vio4wd/vio4wd-kubevirt-sidecar:0.1.0 .
+FROM runtime AS kubevirt-sidecar
+ENTRYPOINT ["vio4wd", "kubevirt-sidecar"]
+CMD []
+
+# --- the default target (last stage): the vio4wd image
+FROM runtime AS vio4wd

@@ -106,12 +106,13 @@ export async function inspectImage(tag: string): Promise<BuiltImage> {
  * Builds the repository's Dockerfile into `tag` (layers cached by podman between runs). The image
  * the tag pointed at before is removed when nothing else uses it.
  */
-export async function buildImage(tag: string, buildArgs: Record<string, string> = {}): Promise<BuiltImage> {
+export async function buildImage(tag: string, opts: { target?: string; buildArgs?: Record<string, string> } = {}): Promise<BuiltImage> {
   const before = (await run('podman', ['image', 'inspect', '--format', '{{.Id}}', tag])).stdout.trim();
   const args = ['build', '--isolation', 'chroot', '--pull=never', '--layers', '-t', tag, '-f', 'Dockerfile'];
   const ca = caBundle();
   if (ca) args.push('--secret', `id=ca-certificates,src=${ca}`);
-  for (const [k, v] of Object.entries(buildArgs)) args.push('--build-arg', `${k}=${v}`);
+  for (const [k, v] of Object.entries(opts.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
+  if (opts.target) args.push('--target', opts.target);
   args.push('.');
   progress(`podman ${args.join(' ')}`);
   await must('podman', args, { show: /^\[\d+\/\d+\] STEP|^STEP|^Successfully|^Error|rror:/ });

@@ -4,7 +4,7 @@
 // all their libraries resolve, and the agent itself runs a relay from the image.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -21,6 +21,7 @@ import {
 } from '../helpers/image.js';
 
 const TAG = 'localhost/vio4wd:test';
+const SIDECAR_TAG = 'localhost/vio4wd-kubevirt-sidecar:test';
 const why = podmanUnavailable();
 const skip = why ? `podman cannot run here: ${why}` : false;
 const pkgVersion = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -28,6 +29,7 @@ const NONROOT = '65532:65532';
 const PMDS = '/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0';
 
 let image: BuiltImage;
+let sidecar: BuiltImage;
 let fs: ImageRoot | undefined;
 
 before(async () => {
@@ -36,6 +38,7 @@ before(async () => {
   await ensureBaseImages();
   image = await buildImage(TAG);
   process.stderr.write(`[image] ${TAG}: ${(image.sizeBytes / 1e6).toFixed(1)} MB, built in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  sidecar = await buildImage(SIDECAR_TAG, { target: 'kubevirt-sidecar' });
   fs = await mountImage(TAG);
 }, { timeout: 3_600_000 });
 
@@ -156,4 +159,35 @@ test('the agent runs a relay from the image: EAL with its drivers, ZeroMQ contro
     assert.equal(code, 0, `agent exit status; its log:\n${log}`);
   }
   assert.match(log, /vio4wd agent stopped/);
+});
+
+test('the kubevirt-sidecar target starts the binding sidecar as a non-root user and serves its hook socket', { skip, timeout: 120_000 }, async () => {
+  // KubeVirt starts the binding's sidecarImage without arguments
+  assert.deepEqual(sidecar.entrypoint, ['vio4wd', 'kubevirt-sidecar']);
+  assert.deepEqual(sidecar.cmd, []);
+  assert.equal(sidecar.user, NONROOT);
+  const side = await mountImage(SIDECAR_TAG);
+  try {
+    const hooks = join(side.root, 'tmp', 'hooks');
+    mkdirSync(hooks, { recursive: true });
+    chownSync(hooks, 107, 107);
+    // uid 107: the qemu user virt-launcher runs its sidecars as
+    const proc = chrootSpawn(side.root, [...sidecar.entrypoint, '--socket-dir', '/tmp/hooks'], { user: '107:107' });
+    let log = '';
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    const exited = new Promise<number>((resolve) => proc.on('close', (code) => resolve(code ?? 1)));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline && proc.exitCode === null && !readdirSync(hooks).some((f) => f.endsWith('.sock'))) await new Promise((r) => setTimeout(r, 100));
+      const socks = readdirSync(hooks).filter((f) => f.endsWith('.sock'));
+      assert.equal(socks.length, 1, `no hook socket in /tmp/hooks; sidecar log:\n${log}`);
+      assert.equal(statSync(join(hooks, socks[0]!)).uid, 107, 'the socket belongs to the sidecar user');
+    } finally {
+      if (proc.exitCode === null) process.kill(proc.pid!, 'SIGTERM');
+      await exited;
+    }
+  } finally {
+    await side.remove();
+  }
 });
