@@ -44,8 +44,9 @@ export interface NativeAddon {
   readonly maxPorts: number;
 }
 
-/** native/build/vio4wd.node, from src/engine/ and from dist/engine/ alike. */
-export const ADDON_PATH = fileURLToPath(new URL('../../native/build/vio4wd.node', import.meta.url));
+/** native/build/vio4wd.node, from src/engine/ and from dist/engine/ alike; VIO4WD_ADDON names
+ *  another build (e.g. one against a DPDK with more ethdev ports, see bench/README.md). */
+export const ADDON_PATH = process.env.VIO4WD_ADDON || fileURLToPath(new URL('../../native/build/vio4wd.node', import.meta.url));
 
 let addon: NativeAddon | undefined;
 
