@@ -93,24 +93,31 @@ export class ResilientInformer<T extends KubernetesObject> {
     kc: KubeConfig,
     private readonly opts: InformerOptions<T>,
   ) {
-    this.lw = new ListWatch<T>(opts.path, new Watch(kc), opts.list, false, opts.labelSelector, opts.fieldSelector);
+    // the cache is synced once a list has succeeded and its items are in: ListWatch adds them
+    // right after the list resolves, so mark it on the next turn of the event loop (the watch
+    // that follows may still be starting, or failing while the apiserver initializes)
+    const list = async (): Promise<KubernetesListObject<T>> => {
+      const l = await opts.list();
+      setImmediate(() => this.markSynced());
+      return l;
+    };
+    this.lw = new ListWatch<T>(opts.path, new Watch(kc), list, false, opts.labelSelector, opts.fieldSelector);
     if (opts.onAdd) this.lw.on('add', opts.onAdd);
     if (opts.onUpdate) this.lw.on('update', opts.onUpdate);
     if (opts.onDelete) this.lw.on('delete', opts.onDelete);
     this.lw.on('error', (err?: unknown) => this.restartLater(err));
-    this.lw.on('connect', () => {
-      // a watch that was (re)established after a list: the cache is current
-      if (this.lw.latestResourceVersion()) this.markSynced();
-    });
   }
 
+  /** Starts listing and watching; resolves once the first list is in the cache. */
   async start(): Promise<void> {
     this.stopped = false;
-    await this.lw.start();
-    if (this.lw.latestResourceVersion()) {
-      this.backoffMs = 250;
-      this.markSynced();
-    }
+    this.lw.start().then(
+      () => {
+        if (this.lw.latestResourceVersion()) this.backoffMs = 250;
+      },
+      (e: unknown) => this.restartLater(e),
+    );
+    await this.synced();
   }
 
   /** Resolves after the first successful list. */
@@ -153,11 +160,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       if (this.stopped) return;
       this.lw.start().then(
         () => {
-          if (this.lw.latestResourceVersion()) {
-            this.backoffMs = 250;
-            // the first list may only have succeeded in this restart ('connect' fires before it)
-            this.markSynced();
-          }
+          if (this.lw.latestResourceVersion()) this.backoffMs = 250;
         },
         (e: unknown) => this.restartLater(e),
       );
