@@ -11,11 +11,13 @@ const { values, positionals } = parseArgs({
     relays: { type: 'string', default: '1' },
     workdir: { type: 'string' },
     'pool-queue-pairs': { type: 'string' },
+    tso: { type: 'boolean', default: false },
+    'no-mrg': { type: 'boolean', default: false },
   },
 });
 const [vfSock, vmSock] = positionals;
 if (!vfSock || !vmSock) {
-  process.stderr.write('usage: dut-vio4wd VF_SOCK VM_SOCK [--relays N] [--workdir DIR] [--pool-queue-pairs Q]\n');
+  process.stderr.write('usage: dut-vio4wd VF_SOCK VM_SOCK [--relays N] [--workdir DIR] [--pool-queue-pairs Q] [--tso] [--no-mrg]\n');
   process.exit(2);
 }
 const relays = Number(values.relays);
@@ -31,6 +33,8 @@ const engine = await Engine.start({
   inMemory: true,
   noPci: true,
   filePrefix: `viodut${process.pid}`,
+  tso: values.tso,
+  mergeableRxBuffers: !values['no-mrg'],
   // default: the engine's default pool (256 queue pairs), as an agent would run
   ...(values['pool-queue-pairs'] ? { poolQueuePairs: Number(values['pool-queue-pairs']) } : {}),
 });
