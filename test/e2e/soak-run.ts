@@ -1,0 +1,174 @@
+// The soak loop shared by the short soak in test/e2e/stack.test.ts and `npm run soak`
+// (test/e2e/soak.ts): VirtioRelays are created, scheduled, attached, advertised, allocated and
+// deleted in a loop while the guest pings through an untouched relay. Afterwards: no ping lost,
+// the agent's memory flat, and nothing left behind (sockets, device-info files, interfaces,
+// file descriptors, devices in kubelet).
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import type { Guest } from '../helpers/guest.js';
+import { E2eEnv, GuestPing, NAMESPACE, metricValue, sleep, until, type Reply } from '../helpers/e2e.js';
+
+export interface SoakOptions {
+  durationMs: number;
+  /** the peer the guest pings through the untouched relay */
+  peer: string;
+  /** ping interval, seconds */
+  intervalS?: number;
+  report: (msg: string) => void;
+}
+
+export interface MemorySample {
+  atMs: number;
+  rssKb: number;
+  heapUsedBytes: number;
+  iterations: number;
+}
+
+export interface SoakResult {
+  iterations: number;
+  relaysCycled: number;
+  ping: { sent: number; received: number; lost: number; missing: number[] };
+  samples: MemorySample[];
+  /** median RSS of the samples after warm-up vs of the last samples, kB */
+  rssWarmKb: number;
+  rssEndKb: number;
+  heapWarmBytes: number;
+  heapEndBytes: number;
+  fds: { before: number; after: number };
+  cycleMs: { median: number; max: number };
+  leftovers: string[];
+  assertHealthy(): void;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
+}
+
+function missing(replies: Reply[]): number[] {
+  const seqs = new Set(replies.map((r) => r.seq));
+  if (seqs.size === 0) return [];
+  const out: number[] = [];
+  for (let s = Math.min(...seqs); s <= Math.max(...seqs); s++) if (!seqs.has(s)) out.push(s);
+  return out;
+}
+
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Growth allowed between the warmed-up agent and the end of the soak. */
+export const RSS_GROWTH_LIMIT_KB = 30 * 1024;
+export const HEAP_GROWTH_LIMIT_BYTES = 15 * 1024 * 1024;
+
+export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<SoakResult> {
+  const ping = new GuestPing(g, 'SOAK');
+  const baseline = {
+    sockets: e.socketTree(),
+    devinfo: readdirSync(e.dirs.devinfo).sort(),
+    links: (await e.ns.ip('-o', 'link', 'show')).split('\n').filter(Boolean).map((l) => l.split(':')[1]!.trim().split('@')[0]!).sort(),
+    devices: [...e.devices().keys()].sort(),
+    relays: (await e.listRelays()).map((r) => r.metadata.name!).sort(),
+  };
+  const samples: MemorySample[] = [];
+  const start = Date.now();
+  let iterations = 0;
+  let relaysCycled = 0;
+  const cycles: number[] = [];
+  const sample = async (): Promise<void> => {
+    const m = await e.metrics();
+    samples.push({
+      atMs: Date.now() - start,
+      rssKb: e.agentRssKb(),
+      heapUsedBytes: metricValue(m, 'vio4wd_process_nodejs_heap_size_used_bytes') ?? NaN,
+      iterations,
+    });
+  };
+  const fdsBefore = fdCount(e.agent.pid);
+  await ping.start(o.peer, o.intervalS ?? 0.2);
+  await ping.more(3);
+  await sample();
+  let lastSample = Date.now();
+  const sampleEvery = Math.max(2000, Math.min(10_000, o.durationMs / 30));
+
+  while (Date.now() - start < o.durationMs) {
+    const i = iterations;
+    const c0 = Date.now();
+    // two relays per round: a client-mode one (default) and a server-mode one, on tap VF stand-ins
+    const names = [`soak-${i}-a`, `soak-${i}-b`];
+    await e.createRelay(names[0]!, { vf: { devargs: `net_tap_sa${i},iface=sa${i}` } });
+    await e.createRelay(names[1]!, { vf: { devargs: `net_tap_sb${i},iface=sb${i}` }, vhostUser: { mode: 'server' } });
+    for (const n of names) await e.waitReady(n, 60_000);
+    const ids = names.map((n) => `${NAMESPACE}.${n}`);
+    await e.waitDevices(`${ids.join(', ')} Healthy`, (d) => ids.every((id) => d.get(id) === 'Healthy'), 30_000);
+    const pod = await e.allocate(ids);
+    assert.equal(pod.mounts.length, 2);
+    for (const n of names) await e.deleteRelay(n);
+    await e.waitDevices(`${ids.join(', ')} gone`, (d) => ids.every((id) => !d.has(id)), 30_000);
+    for (const id of ids) assert.equal(existsSync(e.deviceInfoPath(id)), false, `device-info of ${id} removed with its relay`);
+    iterations++;
+    relaysCycled += names.length;
+    cycles.push(Date.now() - c0);
+    if (Date.now() - lastSample >= sampleEvery) {
+      await sample();
+      lastSample = Date.now();
+    }
+  }
+  await sample();
+  await ping.more(3);
+  const s = await ping.stop();
+  const fdsAfter = fdCount(e.agent.pid);
+
+  // leftovers: compare with the baseline (the agent settles quickly; give it a moment)
+  await sleep(500);
+  const leftovers: string[] = [];
+  const diff = (what: string, a: string[], b: string[]): void => {
+    const extra = b.filter((x) => !a.includes(x));
+    const gone = a.filter((x) => !b.includes(x));
+    if (extra.length || gone.length) leftovers.push(`${what}: +[${extra.join(', ')}] -[${gone.join(', ')}]`);
+  };
+  await until('the soak relays are gone everywhere', async () => {
+    const l = (await e.ns.ip('-o', 'link', 'show')).split('\n').filter(Boolean).map((x) => x.split(':')[1]!.trim().split('@')[0]!).sort();
+    return l.length === baseline.links.length;
+  }, 15_000, 200).catch(() => undefined);
+  diff('socket dir', baseline.sockets, e.socketTree());
+  diff('device-info dir', baseline.devinfo, readdirSync(e.dirs.devinfo).sort());
+  diff('netns links', baseline.links, (await e.ns.ip('-o', 'link', 'show')).split('\n').filter(Boolean).map((l) => l.split(':')[1]!.trim().split('@')[0]!).sort());
+  diff('kubelet devices', baseline.devices, [...e.devices().keys()].sort());
+  diff('VirtioRelays', baseline.relays, (await e.listRelays()).map((r) => r.metadata.name!).sort());
+
+  const warm = samples.filter((x) => x.atMs >= o.durationMs * 0.2 && x.atMs <= o.durationMs * 0.4);
+  const warmSet = warm.length ? warm : samples.slice(1, 4);
+  const end = samples.slice(-3);
+  const result: SoakResult = {
+    iterations,
+    relaysCycled,
+    ping: { ...s, missing: missing(ping.replies()) },
+    samples,
+    rssWarmKb: median(warmSet.map((x) => x.rssKb)),
+    rssEndKb: median(end.map((x) => x.rssKb)),
+    heapWarmBytes: median(warmSet.map((x) => x.heapUsedBytes)),
+    heapEndBytes: median(end.map((x) => x.heapUsedBytes)),
+    fds: { before: fdsBefore, after: fdsAfter },
+    cycleMs: { median: median(cycles), max: Math.max(...cycles) },
+    leftovers,
+    assertHealthy() {
+      assert.ok(this.iterations > 0, 'the soak ran at least one round');
+      assert.deepEqual(this.ping.missing, [], 'no ping lost on the untouched relay');
+      // the ping in flight when it was stopped may count as lost
+      assert.ok(this.ping.lost <= 1, `ping: ${this.ping.received}/${this.ping.sent}`);
+      assert.deepEqual(this.leftovers, [], 'nothing left behind');
+      assert.ok(this.rssEndKb - this.rssWarmKb < RSS_GROWTH_LIMIT_KB, `agent RSS grew ${this.rssEndKb - this.rssWarmKb} kB (limit ${RSS_GROWTH_LIMIT_KB})`);
+      assert.ok(this.heapEndBytes - this.heapWarmBytes < HEAP_GROWTH_LIMIT_BYTES, `agent heap grew ${this.heapEndBytes - this.heapWarmBytes} bytes (limit ${HEAP_GROWTH_LIMIT_BYTES})`);
+      assert.ok(this.fds.after <= this.fds.before + 4, `agent file descriptors ${this.fds.before} -> ${this.fds.after}`);
+    },
+  };
+  o.report(
+    `soak ${Math.round((Date.now() - start) / 1000)} s: ${iterations} rounds, ${relaysCycled} relays created+deleted (round median ${result.cycleMs.median} ms, max ${result.cycleMs.max} ms); ` +
+      `ping ${s.received}/${s.sent} (missing ${result.ping.missing.length}); ` +
+      `agent RSS ${(result.rssWarmKb / 1024).toFixed(1)} MiB after warm-up -> ${(result.rssEndKb / 1024).toFixed(1)} MiB at the end, ` +
+      `heap ${(result.heapWarmBytes / 2 ** 20).toFixed(1)} -> ${(result.heapEndBytes / 2 ** 20).toFixed(1)} MiB; fds ${fdsBefore} -> ${fdsAfter}; leftovers: ${leftovers.length ? leftovers.join('; ') : 'none'}`,
+  );
+  o.report(`soak memory samples (s: RSS MiB / heap MiB / rounds): ${samples.map((x) => `${Math.round(x.atMs / 1000)}: ${(x.rssKb / 1024).toFixed(1)}/${(x.heapUsedBytes / 2 ** 20).toFixed(1)}/${x.iterations}`).join(', ')}`);
+  return result;
+}
