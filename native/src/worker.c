@@ -22,8 +22,12 @@
  * pass until it delivers a packet again: 63 idle relays then cost the busy one a few
  * percent instead of a third of its time. IDLE_AFTER passes take hundreds of microseconds,
  * so a relay that carries any traffic (even one packet in flight) is never slowed down. */
+#ifndef IDLE_AFTER
 #define IDLE_AFTER 1024
+#endif
+#ifndef IDLE_EVERY /* a power of two; 1 switches the back-off off (for measurements) */
 #define IDLE_EVERY 16
+#endif
 
 static inline uint64_t sum_len(struct rte_mbuf **pkts, uint16_t from, uint16_t to)
 {
