@@ -54,8 +54,10 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
   test('traffic both ways: the counters match what the peers sent and received, exactly', async () => {
     const vf = join(dir, 'vf1.sock');
     const vm = join(dir, 'vm1.sock');
-    const info = await engine.addRelay({ id: 1, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1 });
+    const info = await engine.addRelay({ id: 1, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1, socketGroup: 1, socketPerm: 0o660 });
     assert.equal(info.id, 1);
+    assert.equal(statSync(vm).mode & 0o777, 0o660, 'socket mode as configured');
+    assert.equal(statSync(vm).gid, 1, 'socket group as configured');
     assert.equal(info.mode, 'server');
     assert.match(info.portName, /^net_vhost\d+$/);
     assert.match(info.mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
