@@ -1,6 +1,5 @@
 // `vio4wd agent`: the node agent daemon, standalone (config file) or in a cluster (DaemonSet).
 import { Command } from 'commander';
-import { Agent } from '../../agent/agent.js';
 import { loadConfigFile, resolveConfig, type ResolvedConfig } from '../../agent/config/load.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
 import { assertConfig } from '../../agent/config/validate.js';
@@ -76,6 +75,8 @@ Examples:
         process.stdout.write(JSON.stringify(cfg, null, 2) + '\n');
         return;
       }
+      // imported here: the engine, Kubernetes and gRPC modules take a second to load
+      const { Agent } = await import('../../agent/agent.js');
       const agent = await Agent.start(cfg, { logger: log });
       await new Promise<void>((resolve) => {
         let stopping = false;

@@ -4,8 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { createLogger } from '../../util/log.js';
-import { kubeClients } from '../../operator/kube.js';
-import { Operator } from '../../operator/operator.js';
+import type { Operator } from '../../operator/operator.js';
 
 export interface OperatorCliOptions {
   kubeconfig?: string;
@@ -29,6 +28,9 @@ function defaultNamespace(): string {
 
 /** Starts an operator replica; resolves once it campaigns for the Lease. */
 export async function startOperator(opts: OperatorCliOptions): Promise<Operator> {
+  // loaded here, not at the top: the Kubernetes client takes most of a second to import, and
+  // every other vio4wd command would pay for it
+  const [{ kubeClients }, { Operator }] = await Promise.all([import('../../operator/kube.js'), import('../../operator/operator.js')]);
   const logger = createLogger({ level: opts.logLevel });
   const op = new Operator({
     clients: kubeClients(opts.kubeconfig),
