@@ -14,6 +14,9 @@ test('vio4wd --version prints the package version', () => {
 test('vio4wd --help lists the subcommands', () => {
   const out = execFileSync('bin/vio4wd.js', ['--help'], { encoding: 'utf8' });
   assert.match(out, /Usage: vio4wd/);
+  for (const cmd of ['agent', 'operator', 'relay', 'stats', 'doctor', 'kubevirt-sidecar']) {
+    assert.match(out, new RegExp(`^\\s+${cmd}\\b`, 'm'), `--help lists ${cmd}`);
+  }
 });
 
 test('an unknown subcommand fails with a pointer to --help', () => {
