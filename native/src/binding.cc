@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <pthread.h>
 #include <string>
@@ -59,6 +60,18 @@ Napi::Object InfoToJs(Napi::Env env, const vio_relay_info &i) {
   cpus.Set("vfToVm", i.cpu_vf_to_vm);
   cpus.Set("vmToVf", i.cpu_vm_to_vf);
   o.Set("cpus", cpus);
+  if (i.features != 0) {
+    auto has = [&](int bit) { return (i.features >> bit & 1ULL) != 0; };
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("mergeableRxBuffers", has(15));               // VIRTIO_NET_F_MRG_RXBUF
+    f.Set("tso", has(11) || has(12));                   // VIRTIO_NET_F_HOST_TSO4/6
+    f.Set("checksum", has(0));                          // VIRTIO_NET_F_CSUM
+    f.Set("multiqueue", has(22));                       // VIRTIO_NET_F_MQ
+    f.Set("guestAnnounce", has(21));                    // VIRTIO_NET_F_GUEST_ANNOUNCE
+    f.Set("dirtyLogging", has(26));                     // VHOST_F_LOG_ALL (live migration)
+    f.Set("bits", Napi::String::New(env, "0x" + [&] { char b[20]; snprintf(b, sizeof b, "%llx", (unsigned long long)i.features); return std::string(b); }()));
+    o.Set("guestFeatures", f);
+  }
   return o;
 }
 

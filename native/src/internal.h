@@ -42,6 +42,7 @@ struct vio_relay {
 	struct vio_ctr *ctr;                  /* [nb_queues * 2], index q * 2 + dir */
 
 	/* control plane only (under eng.lock where JS-thread queries read it) */
+	uint64_t features;                    /* virtio features the guest negotiated, 0 = none */
 	int id;
 	char path[VIO_PATH_MAX];
 	bool client;

@@ -205,10 +205,17 @@ int vio_port_start(struct vio_relay *r, struct vio_error *e)
 			conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
 	}
 	conf.txmode.offloads |= di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
-	if (r->tso)
+	if (r->tso) {
 		conf.txmode.offloads |= di.tx_offload_capa &
 			(RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
 			 RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
+		/* virtual VF stand-ins (net_vhost, net_tap) pass offload requests on without
+		 * announcing them, so this is a warning, not an error */
+		if (!(di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_TSO))
+			RTE_LOG(WARNING, USER1, "vio4wd: relay %d: tso is on but VF %s announces no TCP "
+				"segmentation offload; the guest's large TCP segments may be dropped\n",
+				r->id, r->port_name);
+	}
 	bool lsc = di.dev_flags && (*di.dev_flags & RTE_ETH_DEV_INTR_LSC);
 	bool rmv = di.dev_flags && (*di.dev_flags & RTE_ETH_DEV_INTR_RMV);
 	conf.intr_conf.lsc = lsc;

@@ -35,6 +35,7 @@ void vio_fill_info_locked(const struct vio_relay *r, struct vio_relay_info *out)
 	out->enabled_queues = __builtin_popcountll(r->vring_enabled);
 	out->cpu_vf_to_vm = r->worker[0] >= 0 ? eng.workers[r->worker[0]].cpu : -1;
 	out->cpu_vm_to_vf = r->worker[1] >= 0 ? eng.workers[r->worker[1]].cpu : -1;
+	out->features = r->features;
 }
 
 /* ---- worker lists ---------------------------------------------------------------------- */

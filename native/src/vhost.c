@@ -64,10 +64,14 @@ static int new_device(int vid)
 	uint16_t nvr = rte_vhost_get_vring_num(vid);
 	for (uint16_t i = 0; i < nvr; i++)
 		rte_vhost_enable_guest_notification(vid, i, 0);
+	uint64_t features = 0;
+	rte_vhost_get_negotiated_features(vid, &features);
 	pthread_mutex_lock(&eng.lock);
 	r = relay_of_vid_locked(vid);
-	if (r)
+	if (r) {
+		r->features = features;
 		__atomic_store_n(&r->vid, vid, __ATOMIC_RELEASE);
+	}
 	pthread_mutex_unlock(&eng.lock);
 	if (r)
 		vio_emit(VIO_EV_GUEST_CONNECTED, id, 0, 1);
@@ -82,6 +86,7 @@ static void destroy_device(int vid)
 	if (r && r->vid == vid) {
 		id = r->id;
 		__atomic_store_n(&r->vid, -1, __ATOMIC_RELEASE);
+		r->features = 0;
 		__atomic_store_n(&r->vring_enabled, 0, __ATOMIC_RELAXED);
 		update_rx_map_locked(r);
 	}
@@ -112,10 +117,22 @@ static int vring_state_changed(int vid, uint16_t vring, int enable)
 	return 0;
 }
 
+/* VHOST_F_LOG_ALL comes and goes at the start and end of a live migration */
+static int features_changed(int vid, uint64_t features)
+{
+	pthread_mutex_lock(&eng.lock);
+	struct vio_relay *r = relay_of_vid_locked(vid);
+	if (r && r->vid == vid)
+		r->features = features;
+	pthread_mutex_unlock(&eng.lock);
+	return 0;
+}
+
 static const struct rte_vhost_device_ops ops = {
 	.new_device = new_device,
 	.destroy_device = destroy_device,
 	.vring_state_changed = vring_state_changed,
+	.features_changed = features_changed,
 };
 
 int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)

@@ -113,6 +113,7 @@ struct vio_relay_info {
 	bool guest_connected;
 	int enabled_queues;
 	int cpu_vf_to_vm, cpu_vm_to_vf;
+	uint64_t features; /* negotiated virtio feature bits, 0 while no guest is connected */
 };
 
 struct vio_dir_counters {

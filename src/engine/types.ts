@@ -113,6 +113,24 @@ export interface RelayInfo {
   /** Vrings the guest has enabled. */
   enabledQueues: number;
   cpus: { vfToVm: number; vmToVf: number };
+  /** What the connected guest negotiated (absent while no guest is connected). */
+  guestFeatures?: GuestFeatures;
+}
+
+/** virtio-net features a guest negotiated on a relay's socket. */
+export interface GuestFeatures {
+  mergeableRxBuffers: boolean;
+  /** host TSO (the guest may send segments of up to 64 KiB) */
+  tso: boolean;
+  /** the guest may leave checksums to the host (VIRTIO_NET_F_CSUM) */
+  checksum: boolean;
+  multiqueue: boolean;
+  /** the guest announces itself after a live migration (VIRTIO_NET_F_GUEST_ANNOUNCE) */
+  guestAnnounce: boolean;
+  /** dirty-page logging is on: a live migration is in progress (VHOST_F_LOG_ALL) */
+  dirtyLogging: boolean;
+  /** all negotiated feature bits, hex */
+  bits: string;
 }
 
 export interface WorkerInfo {

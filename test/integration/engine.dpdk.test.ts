@@ -72,6 +72,10 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     assert.ok(events.some((e) => e.type === 'guest-connected' && e.relayId === 1));
     assert.ok(events.some((e) => e.type === 'link' && e.relayId === 1 && e.up));
     assert.ok(events.some((e) => e.type === 'vring-state' && e.relayId === 1 && e.queue === 1 && e.enabled));
+    const f = engine.relay(1)?.guestFeatures;
+    assert.ok(f, 'a connected guest has negotiated features');
+    // engine defaults: mergeable rx buffers on, TSO and checksum offload off; no migration
+    assert.deepEqual([f.mergeableRxBuffers, f.tso, f.checksum, f.dirtyLogging], [true, false, false, false]);
 
     await tp.cmd('start tx_first 4'); // 4 bursts of 8 on each port
     const atVm = await tp.waitRx(1, 32);
@@ -135,6 +139,30 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     await guest.quit();
     await behindVf.quit();
     await engine.removeRelay(2);
+  });
+
+  test('vhost-user features follow the relay: mergeable rx buffers off, TSO on', async () => {
+    const vf = join(dir, 'vf6.sock');
+    const vm = join(dir, 'vm6.sock');
+    await engine.addRelay({ id: 6, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1, mergeableRxBuffers: false, tso: true });
+    const behindVf = await peer(vf);
+    // a guest that asks for TSO and checksum offload (TCP_TSO | TCP_CKSUM | UDP_CKSUM)
+    const guest = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vm}`], args: ['--tx-offloads=0x2c'] });
+    peers.push(guest);
+    await waitFor('guest connected', () => engine.relay(6)?.guestConnected === true && engine.relay(6)?.linkUp === true);
+    const f = engine.relay(6)?.guestFeatures;
+    assert.deepEqual([f?.mergeableRxBuffers, f?.tso, f?.checksum], [false, true, true]);
+    await behindVf.cmd('start tx_first 1');
+    await guest.cmd('start tx_first 1');
+    await guest.waitRx(0, 8);
+    await behindVf.waitRx(0, 8);
+    assert.equal(engine.stats(6).vfToVm.txPackets, 8);
+    assert.equal(engine.stats(6).vmToVf.txPackets, 8);
+    await guest.quit();
+    await behindVf.quit();
+    await waitFor('guest gone', () => engine.relay(6)?.guestConnected === false);
+    assert.equal(engine.relay(6)?.guestFeatures, undefined);
+    await engine.removeRelay(6);
   });
 
   test('multiqueue: 4 queue pairs, traffic and counters on every queue', async () => {
