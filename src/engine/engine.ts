@@ -2,6 +2,7 @@
 // starts once). Slow calls return Promises and run on the engine's control thread; stats(),
 // relay(), workers() and memory() are synchronous and cheap. Events arrive as 'event'
 // (EngineEvent) and, for convenience, under their type ('guest-connected', 'link', ...).
+// Like a listening server, a running engine keeps the process alive until stop().
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
@@ -171,7 +172,7 @@ export class Engine extends EventEmitter {
   }
 
   /** Capacity: relay ids, queue pairs per relay, and ethdev ports of the DPDK build (each
-   *  relay's VF takes one; Debian's DPDK 22.11 has 32, see scripts/bootstrap.d/41-dpdk.sh). */
+   *  relay's VF takes one; Debian's DPDK 22.11 has 32, see scripts/bootstrap.d/35-dpdk.sh). */
   get limits(): { relays: number; queues: number; ports: number } {
     return { relays: this.native.maxRelays, queues: this.native.maxQueues, ports: this.native.maxPorts };
   }
