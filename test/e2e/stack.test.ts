@@ -323,17 +323,33 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
   test('agent SIGKILLed and restarted under the running guest: traffic resumes, statuses kept, nothing leaks', { timeout: 180_000 }, async (t) => {
     const e = need(env, 'the environment');
     const g = need(guest, 'the guest');
+    // Static neighbours on both ends for this fault, so the gap measures the relay and not the
+    // ARP timers: a guest whose entry happens to be in its probe phase during the outage adds
+    // about a second (seen with dynamic ARP: resumed ~1 s after the relay was back).
+    await pinNeighbours(e, g, true);
+    try {
+      await agentKillAndRestart(t, e, g);
+    } finally {
+      await pinNeighbours(e, g, false);
+    }
+  });
+
+  async function agentKillAndRestart(t: TestContext, e: E2eEnv, g: Guest): Promise<void> {
     const p1 = new GuestPing(g, 'P1');
     const p2 = new GuestPing(g, 'P2');
     await p1.start(PEER1, 0.05);
     await p2.start(PEER2, 0.05);
     await p1.more(10);
     await p2.more(10);
+    // a clock in the guest: a gap in its ticks means the whole guest stood still
+    const tickFrom = g.lines.length;
+    await g.exec('(echo $$ > /tmp/tick.pid; while :; do echo TICK; sleep 0.05; done) >/dev/console 2>&1 </dev/null &');
     const statusBefore = new Map<string, VirtioRelay>();
     for (const n of [VM1, VM2]) statusBefore.set(n, (await e.getRelay(n))!);
     const treeBefore = e.socketTree();
     const ipcBefore = readdirSync(e.dirs.ipc).sort();
     const oldPid = e.agent.pid;
+    const heldPages = (metricValue(await e.metrics(), 'vio4wd_engine_hugepage_bytes') ?? NaN) / (2 * 1024 * 1024);
     const hugeBefore = freeHugepages();
 
     // watch the VirtioRelays through the whole fault: their status must never disappear
@@ -358,6 +374,8 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     const hugeAfterKill = freeHugepages();
     // the dead agent left the server-mode socket file behind; the restarted agent must take it over
     assert.deepEqual(e.hugepageFiles(), [], 'no hugepage files of the killed agent');
+    // its hugepages went back to the system at once (no other DPDK process runs under the CPU lock)
+    assert.ok(hugeAfterKill - hugeBefore >= heldPages, `${hugeAfterKill - hugeBefore} hugepages freed by the kill; the agent held ${heldPages}`);
     const spawnAt = Date.now();
     const a = await e.startAgent();
     const runningAt = Date.now();
@@ -374,6 +392,10 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     await watcher;
     const s1 = await p1.stop();
     const s2 = await p2.stop();
+    await g.exec('kill $(cat /tmp/tick.pid)');
+    const ticks: Reply[] = [];
+    for (let i = tickFrom; i < g.lines.length; i++) if (g.lines[i] === 'TICK') ticks.push({ seq: i, at: g.startedAt + g.lineTimes[i]! });
+    const frozen = longestGap(ticks, killAt);
 
     // figures: the outage as the guest saw it, and what part of it the new agent took
     const gap1 = longestGap(p1.replies(), killAt - 1000);
@@ -386,13 +408,18 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
       `agent SIGKILL: new agent running ${runningAt - spawnAt} ms after spawn; ` +
         `client-mode relay (eth0): traffic gap ${gap1.gapMs} ms, first reply ${first1.at - spawnAt} ms after the restart, ${first1.at - attached1} ms after its relay was attached; ` +
         `server-mode relay (eth1): gap ${gap2.gapMs} ms, first reply ${first2.at - spawnAt} ms after the restart, ${first2.at - attached2} ms after attach; ` +
-        `pings eth0 ${s1.received}/${s1.sent}, eth1 ${s2.received}/${s2.sent}; free hugepages ${hugeBefore} running -> ${hugeAfterKill} after kill -> ${freeHugepages()} now`,
+        `pings eth0 ${s1.received}/${s1.sent}, eth1 ${s2.received}/${s2.sent}; ` +
+        `the guest stood still for ${frozen.gapMs} ms from ${frozen.before ? frozen.before.at - spawnAt : NaN} ms after the restart (QEMU blocks while its vhost-user connect to a new server socket waits for an answer); free hugepages ${hugeBefore} running -> ${hugeAfterKill} after kill -> ${freeHugepages()} now`,
     );
-    // once the new agent has the relay, the guest's traffic flows again within 2 s
+    // client mode (the relay reconnects to QEMU): traffic flows again within 2 s of the new
+    // agent having the relay; the whole outage, the new agent's start included, stays bounded
+    // (about 1.2-2.5 s measured; the start of a Node.js process on a busy core varies)
     assert.ok(first1.at - attached1 < 2000, `eth0 resumed ${first1.at - attached1} ms after the relay was attached`);
-    // and the whole outage (new agent start included) stays bounded
-    assert.ok(gap1.gapMs < 15_000, `eth0 outage ${gap1.gapMs} ms`);
-    assert.ok(gap2.gapMs < 15_000, `eth1 outage ${gap2.gapMs} ms`);
+    assert.ok(gap1.gapMs < 5000, `eth0 outage ${gap1.gapMs} ms`);
+    // server mode: QEMU redials every second (the guest helper's reconnect=1; libvirt's is the
+    // domain's <reconnect timeout>, 5 s from the sidecar)
+    assert.ok(first2.at - attached2 < 3000, `eth1 resumed ${first2.at - attached2} ms after the relay was attached`);
+    assert.ok(gap2.gapMs < 6000, `eth1 outage ${gap2.gapMs} ms`);
 
     // statuses: never gone, same socket, device and node afterwards
     const lost = seen.filter((s) => s.phase === undefined || s.socketPath === undefined);
@@ -416,7 +443,7 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     assert.deepEqual(await e.kubelet.sockets(), ['kubelet.sock', 'vio4wd.io_vhostuser.sock']);
     assert.deepEqual(readdirSync(e.dirs.ipc).sort(), ipcBefore);
     assert.deepEqual(e.hugepageFiles(), []);
-  });
+  }
 
   test('kubelet restarts: the device plugin registers again and Allocate still works', { timeout: 60_000 }, async (t) => {
     const e = need(env, 'the environment');
@@ -527,6 +554,25 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     r.assertHealthy();
   });
 });
+
+/** Permanent neighbour entries for both links on the guest and the peers (or back to ARP). */
+async function pinNeighbours(e: E2eEnv, g: Guest, pin: boolean): Promise<void> {
+  const links = [
+    { dev: 'eth0', up: 'up1', peer: PEER1, guestIp: '10.0.1.2', mac: MAC1 },
+    { dev: 'eth1', up: 'up2', peer: PEER2, guestIp: '10.0.2.2', mac: MAC2 },
+  ];
+  for (const l of links) {
+    if (!(await e.ns.hasLink(l.up))) continue;
+    if (pin) {
+      const upMac = JSON.parse(await e.ns.ip('-j', 'link', 'show', 'dev', l.up))[0].address as string;
+      await g.exec(`ip neigh replace ${l.peer} lladdr ${upMac} dev ${l.dev} nud permanent`);
+      await e.ns.ip('neigh', 'replace', l.guestIp, 'lladdr', l.mac, 'dev', l.up, 'nud', 'permanent');
+    } else {
+      await g.exec(`ip neigh del ${l.peer} dev ${l.dev}`);
+      await e.ns.ip('neigh', 'del', l.guestIp, 'dev', l.up).catch(() => undefined);
+    }
+  }
+}
 
 async function heartbeat(e: E2eEnv): Promise<string> {
   const o = (await e.api.custom.getClusterCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', plural: 'virtioforwardernodes', name: NODE })) as { status?: { heartbeatTime?: string } };

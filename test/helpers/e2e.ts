@@ -238,8 +238,11 @@ export class GuestPing {
   }
 
   async start(peer: string, intervalS: number): Promise<void> {
-    this.from = this.guest.lines.length;
     const pid = `/tmp/${this.tag}.pid`;
+    // a ping of this tag left running by a failed test would mix its replies into ours
+    await this.guest.exec(`[ -f ${pid} ] && kill $(cat ${pid}) 2>/dev/null; rm -f ${pid}`);
+    await sleep(100);
+    this.from = this.guest.lines.length;
     const cmd =
       `sh -c 'echo $$ > ${pid}; exec ping -i ${intervalS} -W 2 ${peer}' 2>&1 | ` +
       `while IFS= read -r l; do echo "${this.tag} $l"; done >/dev/console &`;
