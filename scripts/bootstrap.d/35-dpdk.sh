@@ -1,10 +1,11 @@
-# Optional: DPDK 22.11 rebuilt from Debian's own source package with room for more ethdev ports.
+# DPDK 22.11 rebuilt from Debian's own source package with room for more ethdev ports.
 # Debian's build has RTE_MAX_ETHPORTS=32, and every relay needs one port for its VF, so one
-# engine carries at most 32 relays. VIO4WD_DPDK_MAX_PORTS=1024 scripts/bootstrap builds the
+# engine on it carries at most 32 relays; vio4wd promises 256 and more. This step builds the
 # same DPDK version (the libraries, the VF drivers and the virtual devices the tests use) with
-# -Dmax_ethports=N into $VIO4WD_CACHE/dpdk-<version>-ports<N> (once: ~10 min on 2 cores), and
-# native/ links against it (native/dpdk.env). Without the variable, native/ uses Debian's DPDK.
-want=${VIO4WD_DPDK_MAX_PORTS:-}
+# -Dmax_ethports=$VIO4WD_DPDK_MAX_PORTS (default 1024) into $VIO4WD_CACHE/dpdk-<version>-ports<N>
+# (once: 10-17 min on 2 cores, then cached), and native/ links against it (native/dpdk.env).
+# VIO4WD_DPDK_MAX_PORTS=32 (or empty) keeps Debian's own DPDK, with its 32-relay limit.
+want=${VIO4WD_DPDK_MAX_PORTS-1024}
 envfile="$ROOT/native/dpdk.env"
 if [[ -z $want || $want -le 32 ]]; then
   [[ -f $envfile ]] && { rm -f "$envfile"; say "dpdk: back to Debian's DPDK (32 ports)"; }
