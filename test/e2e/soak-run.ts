@@ -29,7 +29,7 @@ export interface SoakResult {
   relaysCycled: number;
   ping: { sent: number; received: number; lost: number; missing: number[] };
   samples: MemorySample[];
-  /** median RSS of the samples after warm-up vs of the last samples, kB */
+  /** agent RSS (median) and JS heap (minimum) in a window after the warm-up and in the last window */
   rssWarmKb: number;
   rssEndKb: number;
   heapWarmBytes: number;
@@ -137,9 +137,15 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
   diff('kubelet devices', baseline.devices, [...e.devices().keys()].sort());
   diff('VirtioRelays', baseline.relays, (await e.listRelays()).map((r) => r.metadata.name!).sort());
 
-  const warm = samples.filter((x) => x.atMs >= o.durationMs * 0.2 && x.atMs <= o.durationMs * 0.4);
-  const warmSet = warm.length ? warm : samples.slice(1, 4);
-  const end = samples.slice(-3);
+  // The agent's memory settles during the first minute (allocator arenas, code paths run for
+  // the first time): compare a window after the warm-up with the last window of the run. RSS:
+  // medians; JS heap: minima (the heap is a GC sawtooth, its troughs are what stays).
+  const warmupMs = o.durationMs >= 60_000 ? Math.min(120_000, Math.max(30_000, o.durationMs * 0.2)) : o.durationMs * 0.5;
+  const windowMs = Math.max(10_000, o.durationMs * 0.1);
+  const pick = (from: number, to: number): MemorySample[] => samples.filter((x) => x.atMs >= from && x.atMs <= to);
+  const warmSet = pick(warmupMs, warmupMs + windowMs).length ? pick(warmupMs, warmupMs + windowMs) : samples.slice(1, 3);
+  const lastAt = samples.at(-1)!.atMs;
+  const end = pick(Math.max(lastAt - windowMs, warmupMs + windowMs), lastAt).length ? pick(Math.max(lastAt - windowMs, warmupMs + windowMs), lastAt) : samples.slice(-2);
   const result: SoakResult = {
     iterations,
     relaysCycled,
@@ -147,8 +153,8 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
     samples,
     rssWarmKb: median(warmSet.map((x) => x.rssKb)),
     rssEndKb: median(end.map((x) => x.rssKb)),
-    heapWarmBytes: median(warmSet.map((x) => x.heapUsedBytes)),
-    heapEndBytes: median(end.map((x) => x.heapUsedBytes)),
+    heapWarmBytes: Math.min(...warmSet.map((x) => x.heapUsedBytes)),
+    heapEndBytes: Math.min(...end.map((x) => x.heapUsedBytes)),
     fds: { before: fdsBefore, after: fdsAfter },
     cycleMs: { median: median(cycles), max: Math.max(...cycles) },
     leftovers,
@@ -166,8 +172,8 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
   o.report(
     `soak ${Math.round((Date.now() - start) / 1000)} s: ${iterations} rounds, ${relaysCycled} relays created+deleted (round median ${result.cycleMs.median} ms, max ${result.cycleMs.max} ms); ` +
       `ping ${s.received}/${s.sent} (missing ${result.ping.missing.length}); ` +
-      `agent RSS ${(result.rssWarmKb / 1024).toFixed(1)} MiB after warm-up -> ${(result.rssEndKb / 1024).toFixed(1)} MiB at the end, ` +
-      `heap ${(result.heapWarmBytes / 2 ** 20).toFixed(1)} -> ${(result.heapEndBytes / 2 ** 20).toFixed(1)} MiB; fds ${fdsBefore} -> ${fdsAfter}; leftovers: ${leftovers.length ? leftovers.join('; ') : 'none'}`,
+      `agent RSS ${(result.rssWarmKb / 1024).toFixed(1)} MiB after a ${Math.round(warmupMs / 1000)} s warm-up -> ${(result.rssEndKb / 1024).toFixed(1)} MiB at the end, ` +
+      `heap low ${(result.heapWarmBytes / 2 ** 20).toFixed(1)} -> ${(result.heapEndBytes / 2 ** 20).toFixed(1)} MiB; fds ${fdsBefore} -> ${fdsAfter}; leftovers: ${leftovers.length ? leftovers.join('; ') : 'none'}`,
   );
   o.report(`soak memory samples (s: RSS MiB / heap MiB / rounds): ${samples.map((x) => `${Math.round(x.atMs / 1000)}: ${(x.rssKb / 1024).toFixed(1)}/${(x.heapUsedBytes / 2 ** 20).toFixed(1)}/${x.iterations}`).join(', ')}`);
   return result;
