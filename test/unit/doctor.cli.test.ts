@@ -44,11 +44,12 @@ test('human output: one PASS/WARN/FAIL line per check with its fix, then a summa
 test('--json: the report as JSON, exit 1 when a check FAILs', (t) => {
   const tree = devHost(t);
   rmSync(tree.abs('proc/mounts'));
-  const r = vio4wd('doctor', '--root', tree.root, '--json', '--relays', '30');
+  // 1024 relays: a pool for 1024 queue pairs, 675 pages, more than the 512 the host has
+  const r = vio4wd('doctor', '--root', tree.root, '--json', '--relays', '1024');
   assert.equal(r.status, 1, r.stderr);
   const report = JSON.parse(r.stdout) as DoctorReport;
-  assert.equal(report.relays, 30);
-  assert.equal(report.hugepagesNeededPerNode, 645);
+  assert.equal(report.relays, 1024);
+  assert.equal(report.hugepagesNeededPerNode, 675);
   assert.deepEqual(report.checks.filter((c) => c.status === 'FAIL').map((c) => c.id), ['hugepages.node0', 'hugetlbfs']);
   assert.deepEqual(report.summary, { pass: 5, warn: 2, fail: 2 });
 });
@@ -64,13 +65,15 @@ test('--config sizes hugepages for the relays in the agent config; --relays wins
   const tree = devHost(t);
   const config = tree.abs('agent.yaml');
   const relay = (id: number) => `  - id: ${id}\n    vf: { devargs: "net_tap_vf${id},iface=vf${id}" }\n`;
-  writeFileSync(config, `engine:\n  workerCpus: [1]\nrelays:\n${relay(1)}${relay(2)}${relay(3)}`);
+  writeFileSync(config, `engine:\n  workerCpus: [1]\nrelays:\n${Array.from({ length: 300 }, (_, i) => relay(i + 1)).join('')}`);
   let report = JSON.parse(vio4wd('doctor', '--root', tree.root, '--json', '--config', config).stdout) as DoctorReport;
-  assert.equal(report.relays, 3);
+  assert.equal(report.relays, 300);
   assert.equal(report.relaysFrom, config);
-  assert.equal(report.hugepagesNeededPerNode, 65);
+  // 300 queue pairs outgrow the default pool (256): 204 pages
+  assert.equal(report.hugepagesNeededPerNode, 204);
   report = JSON.parse(vio4wd('doctor', '--root', tree.root, '--json', '--config', config, '--relays', '2').stdout) as DoctorReport;
   assert.equal(report.relays, 2);
+  assert.equal(report.hugepagesNeededPerNode, 176);
 
   writeFileSync(config, 'relays:\n  - id: 1\n');
   const bad = vio4wd('doctor', '--root', tree.root, '--config', config);
