@@ -117,6 +117,9 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
   if (e.mergeableRxBuffers !== undefined) engine.mergeableRxBuffers = e.mergeableRxBuffers;
   if (e.tso !== undefined) engine.tso = e.tso;
   if (e.jumbo !== undefined) engine.jumbo = e.jumbo;
+  if (e.poolQueuePairs !== undefined) engine.poolQueuePairs = e.poolQueuePairs;
+  if (e.rxDescriptors !== undefined) engine.rxDescriptors = e.rxDescriptors;
+  if (e.txDescriptors !== undefined) engine.txDescriptors = e.txDescriptors;
 
   const cpuPins: Record<number, number[]> = {};
   for (const [k, cpus] of Object.entries(c.cpuPins ?? {})) cpuPins[Number(k)] = [...(cpus as number[])];

@@ -105,6 +105,14 @@ export const agentConfigSchema = {
         mergeableRxBuffers: { type: 'boolean' },
         tso: { type: 'boolean' },
         jumbo: { type: 'boolean' },
+        poolQueuePairs: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 8192,
+          description: 'Queue pairs the mbuf pool of each NUMA node is sized for (default 256; 2 MiB pages needed: see vio4wd doctor).',
+        },
+        rxDescriptors: { type: 'integer', minimum: 64, maximum: 4096, description: 'VF rx ring size (default 256).' },
+        txDescriptors: { type: 'integer', minimum: 64, maximum: 4096, description: 'VF tx ring size (default 256).' },
       },
     },
     vhostUser: {
