@@ -146,7 +146,9 @@ export class NodeReconciler {
     let current = obj;
     if (!current.metadata.finalizers?.includes(FINALIZER)) {
       // guard the relay and its socket before creating them
-      current = await this.patchMeta(current, { finalizers: [...(current.metadata.finalizers ?? []), FINALIZER] });
+      const patched = await this.patchMeta(current, { finalizers: [...(current.metadata.finalizers ?? []), FINALIZER] });
+      if (!patched) return; // deleted meanwhile: its delete event brings us back
+      current = patched;
     }
 
     const spec = await this.toRelaySpec(current, rname);
@@ -218,13 +220,19 @@ export class NodeReconciler {
     }
   }
 
-  private async patchMeta(obj: VirtioRelay, meta: { finalizers: string[] }): Promise<VirtioRelay> {
+  /** Patches the finalizers; undefined when the object is already gone (404). */
+  private async patchMeta(obj: VirtioRelay, meta: { finalizers: string[] }): Promise<VirtioRelay | undefined> {
     // resourceVersion makes this a compare-and-swap: a 409 requeues with fresh data
     const body = { metadata: { finalizers: meta.finalizers, resourceVersion: obj.metadata.resourceVersion } };
-    return (await this.o.clients.custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace: obj.metadata.namespace!, plural: RELAY_PLURAL, name: obj.metadata.name!, body },
-      mergePatch,
-    )) as VirtioRelay;
+    try {
+      return (await this.o.clients.custom.patchNamespacedCustomObject(
+        { group: GROUP, version: VERSION, namespace: obj.metadata.namespace!, plural: RELAY_PLURAL, name: obj.metadata.name!, body },
+        mergePatch,
+      )) as VirtioRelay;
+    } catch (err) {
+      if (httpStatus(err) === 404) return undefined;
+      throw err;
+    }
   }
 
   private async writeStatus(obj: VirtioRelay, status: VirtioRelayStatus): Promise<void> {
