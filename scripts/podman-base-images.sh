@@ -45,7 +45,15 @@ node_major=${node_ver#v}; node_major=${node_major%%.*}
 [[ $node_major == 20 ]] || die "this machine's node is $node_ver; the image is node:20-bookworm-slim, so Node 20 is needed"
 npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
 npm_ver=$(node -p "require('$npm_dir/package.json').version" 2>/dev/null || echo none)
-node_key=$( { echo "$deb_key $node_ver $npm_ver"; sha256sum "$(readlink -f "$(command -v node)")"; } | sha256sum | cut -c1-16)
+# the node binary's checksum (half a second to compute), remembered per size, mtime and inode
+node_bin=$(readlink -f "$(command -v node)")
+node_sig=$(stat -c '%s-%Y-%i' "$node_bin")
+node_sum_file="$CACHE/node-sha256-$node_sig"
+if [[ ! -s $node_sum_file ]]; then
+  rm -f "$CACHE"/node-sha256-*
+  sha256sum "$node_bin" >"$node_sum_file.tmp" && mv "$node_sum_file.tmp" "$node_sum_file"
+fi
+node_key=$( { echo "$deb_key $node_ver $npm_ver"; cat "$node_sum_file"; } | sha256sum | cut -c1-16)
 
 old_ids=""
 label_of() { podman image inspect --format '{{ index .Labels "io.vio4wd.base-key" }}' "$1" 2>/dev/null || true; }
