@@ -43,6 +43,27 @@ Napi::Error MakeError(Napi::Env env, vio_err code, const char *msg) {
   return e;
 }
 
+const char *ArrivalName(int a) {
+  switch (a) {
+    case VIO_ARRIVAL_MIGRATED_IN: return "migrated-in";
+    case VIO_ARRIVAL_RECONNECTED: return "reconnected";
+    case VIO_ARRIVAL_RESUMED: return "resumed";
+    default: return "started";
+  }
+}
+
+const char *DepartureName(int d) {
+  return d == VIO_DEPARTURE_MIGRATING ? "migrating-out" : "stopped";
+}
+
+const char *VfLossName(int l) {
+  switch (l) {
+    case VIO_VF_LOSS_IFACE_GONE: return "interface-gone";
+    case VIO_VF_LOSS_PORT_GONE: return "port-gone";
+    default: return "unplugged";
+  }
+}
+
 Napi::Object InfoToJs(Napi::Env env, const vio_relay_info &i) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("id", i.id);
@@ -60,6 +81,15 @@ Napi::Object InfoToJs(Napi::Env env, const vio_relay_info &i) {
   cpus.Set("vfToVm", i.cpu_vf_to_vm);
   cpus.Set("vmToVf", i.cpu_vm_to_vf);
   o.Set("cpus", cpus);
+  o.Set("vfAttached", i.vf_attached);
+  if (!i.vf_attached && i.vf_loss >= 0) o.Set("vfLoss", VfLossName(i.vf_loss));
+  o.Set("socketConnected", i.socket_connected);
+  if (i.guest_connected && i.arrival >= 0) o.Set("guestArrival", ArrivalName(i.arrival));
+  if (!i.guest_connected && i.departure >= 0) o.Set("guestDeparture", DepartureName(i.departure));
+  Napi::Object mig = Napi::Object::New(env);
+  mig.Set("in", i.migrations_in);
+  mig.Set("out", i.migrations_out);
+  o.Set("migrations", mig);
   if (i.features != 0) {
     auto has = [&](int bit) { return (i.features >> bit & 1ULL) != 0; };
     Napi::Object f = Napi::Object::New(env);
@@ -92,8 +122,14 @@ Napi::Value EventToJs(Napi::Env env, const vio_event &ev) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("relayId", ev.relay_id);
   switch (ev.type) {
-    case VIO_EV_GUEST_CONNECTED: o.Set("type", "guest-connected"); break;
-    case VIO_EV_GUEST_DISCONNECTED: o.Set("type", "guest-disconnected"); break;
+    case VIO_EV_GUEST_CONNECTED:
+      o.Set("type", "guest-connected");
+      o.Set("arrival", ArrivalName(ev.flag));
+      break;
+    case VIO_EV_GUEST_DISCONNECTED:
+      o.Set("type", "guest-disconnected");
+      o.Set("departure", DepartureName(ev.flag));
+      break;
     case VIO_EV_VRING_STATE:
       o.Set("type", "vring-state");
       o.Set("queue", ev.queue);
@@ -103,7 +139,23 @@ Napi::Value EventToJs(Napi::Env env, const vio_event &ev) {
       o.Set("type", "link");
       o.Set("up", ev.flag != 0);
       break;
-    case VIO_EV_VF_REMOVED: o.Set("type", "vf-removed"); break;
+    case VIO_EV_VF_REMOVED:
+      o.Set("type", "vf-removed");
+      o.Set("cause", VfLossName(ev.flag));
+      break;
+    case VIO_EV_DIRTY_LOG:
+      o.Set("type", "dirty-log");
+      o.Set("on", ev.flag != 0);
+      break;
+    case VIO_EV_CONNECTION:
+      o.Set("type", "vhost-connection");
+      o.Set("connected", ev.flag != 0);
+      break;
+    case VIO_EV_LOG:
+      o.Set("type", "log");
+      o.Set("level", ev.flag);
+      o.Set("message", ev.text);
+      break;
   }
   return o;
 }
@@ -113,7 +165,8 @@ void Settle(Napi::Env env, vio_cmd *cmd) {
   auto *p = static_cast<Pending *>(cmd->ctx);
   if (cmd->err.code != VIO_OK) {
     p->deferred.Reject(MakeError(env, cmd->err.code, cmd->err.msg).Value());
-  } else if (cmd->type == VIO_CMD_ADD || cmd->type == VIO_CMD_SET_CPUS) {
+  } else if (cmd->type == VIO_CMD_ADD || cmd->type == VIO_CMD_SET_CPUS ||
+             cmd->type == VIO_CMD_ATTACH_VF || cmd->type == VIO_CMD_DETACH_VF) {
     p->deferred.Resolve(InfoToJs(env, cmd->info));
   } else {
     p->deferred.Resolve(env.Undefined());
@@ -251,6 +304,7 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
     s.rx_desc = static_cast<uint16_t>(IntOr(o, "rxDescriptors", 256));
     s.tx_desc = static_cast<uint16_t>(IntOr(o, "txDescriptors", 256));
     s.pool_queue_pairs = static_cast<uint32_t>(IntOr(o, "poolQueuePairs", 256));
+    s.log_events = BoolOr(o, "logEvents", 0) != 0;
   } catch (...) {
     delete cmd;
     throw;
@@ -272,6 +326,8 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
   return Submit(env, cmd, created);
 }
 
+void FillVf(Napi::Env env, const Napi::Object &vf, vio_relay_cfg &c);
+
 void FillRelayCfg(Napi::Env env, const Napi::Object &o, vio_relay_cfg &c) {
   std::memset(&c, 0, sizeof(c));
   c.id = IntOr(o, "id", -1);
@@ -290,7 +346,16 @@ void FillRelayCfg(Napi::Env env, const Napi::Object &o, vio_relay_cfg &c) {
   CopyStr(env, c.socket_path, sizeof(c.socket_path), sp.As<Napi::String>().Utf8Value(), "socketPath");
   Napi::Value vfV = o.Get("vf");
   if (!vfV.IsObject()) throw Napi::TypeError::New(env, "vf must be an object");
-  Napi::Object vf = vfV.As<Napi::Object>();
+  FillVf(env, vfV.As<Napi::Object>(), c);
+  c.cpu_vf_to_vm = c.cpu_vm_to_vf = -1;
+  Napi::Value cpus = o.Get("cpus");
+  if (cpus.IsObject()) {
+    c.cpu_vf_to_vm = IntOr(cpus.As<Napi::Object>(), "vfToVm", -1);
+    c.cpu_vm_to_vf = IntOr(cpus.As<Napi::Object>(), "vmToVf", -1);
+  }
+}
+
+void FillVf(Napi::Env env, const Napi::Object &vf, vio_relay_cfg &c) {
   Napi::Value da = vf.Get("devargs");
   if (da.IsString()) CopyStr(env, c.devargs, sizeof(c.devargs), da.As<Napi::String>().Utf8Value(), "vf.devargs");
   Napi::Value pci = vf.Get("pciAddresses");
@@ -308,12 +373,6 @@ void FillRelayCfg(Napi::Env env, const Napi::Object &o, vio_relay_cfg &c) {
   c.bond_mode = IntOr(vf, "bondMode", 1);
   Napi::Value bn = vf.Get("bondName");
   if (bn.IsString()) CopyStr(env, c.bond_name, sizeof(c.bond_name), bn.As<Napi::String>().Utf8Value(), "vf.bondName");
-  c.cpu_vf_to_vm = c.cpu_vm_to_vf = -1;
-  Napi::Value cpus = o.Get("cpus");
-  if (cpus.IsObject()) {
-    c.cpu_vf_to_vm = IntOr(cpus.As<Napi::Object>(), "vfToVm", -1);
-    c.cpu_vm_to_vf = IntOr(cpus.As<Napi::Object>(), "vmToVf", -1);
-  }
 }
 
 Napi::Value AddRelay(const Napi::CallbackInfo &info) {
@@ -356,6 +415,34 @@ Napi::Value SetRelayCpus(const Napi::CallbackInfo &info) {
   cmd->u.cpus.cpu_vf_to_vm = a;
   cmd->u.cpus.cpu_vm_to_vf = b;
   return Submit(info.Env(), cmd);
+}
+
+// detachVf(id) -> Promise<RelayInfo>: the VF side goes, the vhost-user side stays
+Napi::Value DetachVf(const Napi::CallbackInfo &info) {
+  int id = IdArg(info, 0);
+  auto *cmd = new vio_cmd();
+  std::memset(cmd, 0, sizeof(*cmd));
+  cmd->type = VIO_CMD_DETACH_VF;
+  cmd->u.id = id;
+  return Submit(info.Env(), cmd);
+}
+
+// attachVf(id, vf) -> Promise<RelayInfo>: attaches a VF (replacing an attached one)
+Napi::Value AttachVf(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int id = IdArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "attachVf(id, vf)");
+  auto *cmd = new vio_cmd();
+  std::memset(cmd, 0, sizeof(*cmd));
+  cmd->type = VIO_CMD_ATTACH_VF;
+  cmd->u.add.id = id;
+  try {
+    FillVf(env, info[1].As<Napi::Object>(), cmd->u.add);
+  } catch (...) {
+    delete cmd;
+    throw;
+  }
+  return Submit(env, cmd);
 }
 
 Napi::Value Stop(const Napi::CallbackInfo &info) {
@@ -453,6 +540,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addRelay", Napi::Function::New(env, AddRelay));
   exports.Set("removeRelay", Napi::Function::New(env, RemoveRelay));
   exports.Set("setRelayCpus", Napi::Function::New(env, SetRelayCpus));
+  exports.Set("detachVf", Napi::Function::New(env, DetachVf));
+  exports.Set("attachVf", Napi::Function::New(env, AttachVf));
   exports.Set("stop", Napi::Function::New(env, Stop));
   exports.Set("relay", Napi::Function::New(env, Relay));
   exports.Set("relayIds", Napi::Function::New(env, RelayIds));

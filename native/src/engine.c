@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0
  * The engine's control thread: it calls rte_eal_init (so it becomes the EAL main lcore and
  * the caller's threads are never pinned by EAL), launches one poll-mode worker per EAL worker
- * lcore, then executes queued commands one at a time and sleeps in between (polling the link
- * of VFs that have no link-state interrupt twice a second).
+ * lcore, then executes queued commands one at a time and sleeps in between (checking every
+ * VF's link and presence twice a second, see port.c). DPDK's own log lines can be delivered
+ * as events (VIO_EV_LOG) instead of going to stderr.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +16,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_memory.h>
 #include <rte_version.h>
@@ -25,6 +29,7 @@ struct vio_engine eng = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.evlock = PTHREAD_MUTEX_INITIALIZER,
 	.state = ST_NONE,
+	.ifr_fd = -1,
 };
 
 static const char *const err_names[] = {
@@ -68,6 +73,78 @@ void vio_emit(enum vio_event_type type, int relay_id, int queue, int flag)
 	pthread_mutex_lock(&eng.evlock);
 	if (eng.ev_enabled && eng.opts.on_event)
 		eng.opts.on_event(eng.opts.event_ctx, &ev);
+	pthread_mutex_unlock(&eng.evlock);
+}
+
+/* ---- DPDK's log as events ------------------------------------------------------------- */
+
+/* rte_log writes a message with vfprintf + fflush on one stream; the stream's lock serializes
+ * the writers, so one buffer for partial lines suffices. */
+static char log_buf[VIO_LOG_TEXT_MAX];
+static size_t log_len;
+
+static void log_line(const char *s, size_t n)
+{
+	struct vio_event ev = { .type = VIO_EV_LOG, .relay_id = -1 };
+	int lvl = rte_log_cur_msg_loglevel();
+
+	if (n >= sizeof(ev.text))
+		n = sizeof(ev.text) - 1;
+	memcpy(ev.text, s, n);
+	ev.text[n] = '\0';
+	ev.flag = lvl > 0 ? lvl : (int)RTE_LOG_INFO;
+	pthread_mutex_lock(&eng.evlock);
+	bool live = eng.log_live && eng.opts.on_event;
+	if (live)
+		eng.opts.on_event(eng.opts.event_ctx, &ev);
+	pthread_mutex_unlock(&eng.evlock);
+	if (!live) {
+		/* no one to deliver to (before start, after stop): stderr, as DPDK would */
+		ssize_t w = write(STDERR_FILENO, s, n);
+		w = write(STDERR_FILENO, "\n", 1);
+		(void)w;
+	}
+}
+
+static ssize_t log_write(void *cookie, const char *buf, size_t size)
+{
+	(void)cookie;
+	for (size_t i = 0; i < size; i++) {
+		char ch = buf[i];
+		if (ch == '\n' || log_len == sizeof(log_buf) - 1) {
+			if (log_len > 0)
+				log_line(log_buf, log_len);
+			log_len = 0;
+			if (ch == '\n')
+				continue;
+		}
+		log_buf[log_len++] = ch;
+	}
+	return (ssize_t)size;
+}
+
+void vio_log_init(void)
+{
+	static FILE *f;
+	cookie_io_functions_t fns = { .write = log_write };
+
+	if (!f) {
+		f = fopencookie(NULL, "w", fns);
+		if (!f)
+			return;
+		setvbuf(f, NULL, _IOFBF, 4096);
+	}
+	pthread_mutex_lock(&eng.evlock);
+	eng.log_live = true;
+	pthread_mutex_unlock(&eng.evlock);
+	rte_openlog_stream(f);
+}
+
+/* After this no event is delivered for a log line: the binding releases its function. */
+void vio_log_stop(void)
+{
+	pthread_mutex_lock(&eng.evlock);
+	eng.log_live = false;
 	pthread_mutex_unlock(&eng.evlock);
 }
 
@@ -154,6 +231,8 @@ void vio_submit(struct vio_cmd *cmd)
 		}
 		eng.state = ST_STARTING;
 		eng.opts = cmd->u.start;
+		if (eng.opts.log_events)
+			vio_log_init();
 		for (int i = 0; i < cmd->u.start.argc && i < VIO_MAX_EAL_ARGS; i++) {
 			eng.argv_copy[i] = strdup(cmd->u.start.argv[i]);
 			eng.opts.argv[i] = eng.argv_copy[i];
@@ -184,6 +263,15 @@ void vio_submit(struct vio_cmd *cmd)
 		}
 		pthread_detach(eng.ctl);
 	}
+	pthread_cond_signal(&eng.qcond);
+	pthread_mutex_unlock(&eng.qlock);
+}
+
+/* Asks the control thread to check the VFs now (a removal event came in). */
+void vio_wake_ctl(void)
+{
+	pthread_mutex_lock(&eng.qlock);
+	eng.poll_now = true;
 	pthread_cond_signal(&eng.qcond);
 	pthread_mutex_unlock(&eng.qlock);
 }
@@ -271,6 +359,7 @@ static void do_start(struct vio_cmd *cmd)
 			goto fail_eal;
 		}
 	}
+	eng.ifr_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	pthread_mutex_lock(&eng.evlock);
 	eng.ev_enabled = true;
 	pthread_mutex_unlock(&eng.evlock);
@@ -300,33 +389,54 @@ static void do_stop(void)
 	pthread_mutex_lock(&eng.evlock);
 	eng.ev_enabled = false;
 	pthread_mutex_unlock(&eng.evlock);
+	if (eng.ifr_fd >= 0)
+		close(eng.ifr_fd);
+	eng.ifr_fd = -1;
 	rte_eal_cleanup();
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#define VF_POLL_MS 500
+
 static void *ctl_main(void *arg)
 {
+	uint64_t next_poll = 0;
+
 	(void)arg;
 	pthread_setname_np(pthread_self(), "vio-ctl");
 	for (;;) {
 		pthread_mutex_lock(&eng.qlock);
 		while (!eng.qhead) {
-			if (eng.state == ST_RUNNING) {
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += 500 * 1000 * 1000;
-				if (ts.tv_nsec >= 1000000000) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000;
-				}
-				if (pthread_cond_timedwait(&eng.qcond, &eng.qlock, &ts) == ETIMEDOUT &&
-				    !eng.qhead) {
-					pthread_mutex_unlock(&eng.qlock);
-					vio_port_poll_links();
-					pthread_mutex_lock(&eng.qlock);
-				}
-			} else {
+			if (eng.state != ST_RUNNING) {
 				pthread_cond_wait(&eng.qcond, &eng.qlock);
+				continue;
 			}
+			uint64_t now = now_ms();
+			if (eng.poll_now || now >= next_poll) {
+				eng.poll_now = false;
+				pthread_mutex_unlock(&eng.qlock);
+				vio_poll_vfs();
+				next_poll = now_ms() + VF_POLL_MS;
+				pthread_mutex_lock(&eng.qlock);
+				continue;
+			}
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t wait_ns = (next_poll - now) * 1000000ULL;
+			ts.tv_sec += (time_t)(wait_ns / 1000000000ULL);
+			ts.tv_nsec += (long)(wait_ns % 1000000000ULL);
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&eng.qcond, &eng.qlock, &ts);
 		}
 		struct vio_cmd *c = dequeue_locked();
 		int st = eng.state;
@@ -337,23 +447,28 @@ static void *ctl_main(void *arg)
 			do_start(c);
 			if (c->err.code != VIO_OK) {
 				set_state(ST_FAILED);
+				vio_log_stop();
 				c->done(c);
 				drain_rejecting();
 				return NULL;
 			}
 			set_state(ST_RUNNING);
+			next_poll = now_ms() + VF_POLL_MS;
 			c->done(c);
 			break;
 		case VIO_CMD_STOP:
 			set_state(ST_STOPPING);
 			do_stop();
 			set_state(ST_STOPPED);
+			vio_log_stop();
 			drain_rejecting();
 			c->done(c);
 			return NULL;
 		case VIO_CMD_ADD:
 		case VIO_CMD_REMOVE:
 		case VIO_CMD_SET_CPUS:
+		case VIO_CMD_DETACH_VF:
+		case VIO_CMD_ATTACH_VF:
 			if (st != ST_RUNNING) {
 				reject(c, VIO_ENOTSTARTED, not_running_reason(st));
 				break;
@@ -362,9 +477,18 @@ static void *ctl_main(void *arg)
 				vio_cmd_add(c);
 			else if (c->type == VIO_CMD_REMOVE)
 				vio_cmd_remove(c);
-			else
+			else if (c->type == VIO_CMD_SET_CPUS)
 				vio_cmd_set_cpus(c);
+			else if (c->type == VIO_CMD_DETACH_VF)
+				vio_cmd_detach_vf(c);
+			else
+				vio_cmd_attach_vf(c);
 			c->done(c);
+			/* a steady stream of commands must not starve the VF watch */
+			if (now_ms() >= next_poll) {
+				vio_poll_vfs();
+				next_poll = now_ms() + VF_POLL_MS;
+			}
 			break;
 		}
 	}

@@ -5,6 +5,7 @@
 #ifndef VIO_INTERNAL_H
 #define VIO_INTERNAL_H
 
+#include <net/if.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -51,12 +52,22 @@ struct vio_relay {
 	char port_name[RTE_ETH_NAME_MAX_LEN];
 	struct rte_ether_addr mac;
 	bool ready;                           /* fully added: visible to queries */
-	bool port_attached;
+	bool port_attached;                   /* a VF is attached (false after it was lost) */
 	bool vhost_registered;
 	bool polled;                          /* has entries in worker lists */
-	bool vf_removed;
-	bool poll_link;                       /* no LSC interrupt: the control thread polls */
+	bool vf_removed;                      /* RMV event seen: the control thread detaches */
+	int vf_loss;                          /* enum vio_vf_loss of the last detach, -1 = none */
 	bool lsc_cb, rmv_cb;
+	/* the kernel interface behind a virtual VF stand-in (net_tap, net_af_packet), watched by
+	 * the control thread: gone or replaced (new ifindex) = VF lost; its flags = link */
+	char ifname[IF_NAMESIZE];
+	unsigned ifindex;
+	/* vhost-user side, for telling how a guest arrived (vhost.c) */
+	bool conn_open;
+	bool conn_had_device;                 /* this connection ran a device before */
+	uint64_t conn_at;                     /* rte_get_timer_cycles() at connection */
+	int arrival, departure;               /* enum vio_arrival / vio_departure, -1 = none */
+	uint32_t mig_in, mig_out;
 	/* VF: one device, or a bond of members */
 	bool bonded;
 	char bond_name[64];
@@ -74,6 +85,7 @@ struct vio_entry {
 	uint16_t q;
 	uint16_t txvring;                     /* VM->VF: guest tx vring 2q+1 */
 	uint8_t dir;
+	uint8_t has_vf;                       /* 0 while the relay's VF is detached */
 	uint32_t idle;                        /* consecutive empty polls */
 	uint32_t slot;                        /* phase for the idle back-off */
 };
@@ -119,6 +131,11 @@ struct vio_engine {
 	/* events */
 	pthread_mutex_t evlock;
 	bool ev_enabled;
+	bool log_live;                        /* DPDK log lines go out as VIO_EV_LOG events */
+
+	/* control thread: VF watch */
+	bool poll_now;                        /* under qlock: poll VFs at once (RMV event) */
+	int ifr_fd;                           /* socket for SIOCGIFFLAGS */
 };
 
 enum { ST_NONE, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_STOPPED, ST_FAILED };
@@ -143,11 +160,17 @@ void vio_pool_release(int numa, int queues);
 void vio_pool_free_all(void);
 uint32_t vio_pool_size(unsigned n_lcores);
 
+void vio_wake_ctl(void);
+void vio_log_init(void);
+void vio_log_stop(void);
+
 /* port.c */
 int vio_port_attach(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e);
 int vio_port_start(struct vio_relay *r, struct vio_error *e);
 void vio_port_detach(struct vio_relay *r);
-void vio_port_poll_links(void);
+/* Checks an attached VF on the control thread: returns an enum vio_vf_loss when it is gone,
+ * else -1 and its link in *up. */
+int vio_port_check(struct vio_relay *r, int *up);
 
 /* vhost.c */
 int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e);
@@ -161,6 +184,9 @@ void vio_rcu_wait(void);
 void vio_cmd_add(struct vio_cmd *cmd);
 void vio_cmd_remove(struct vio_cmd *cmd);
 void vio_cmd_set_cpus(struct vio_cmd *cmd);
+void vio_cmd_detach_vf(struct vio_cmd *cmd);
+void vio_cmd_attach_vf(struct vio_cmd *cmd);
+void vio_poll_vfs(void);
 void vio_remove_all(void);
 void vio_fill_info_locked(const struct vio_relay *r, struct vio_relay_info *out);
 

@@ -1,10 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0
  * VF ports: attach (hot-plug probe of a PCI address or any devargs string, or a bond of PCI
  * VFs), configure one rx/tx queue pair per relay queue, start, watch the link, detach.
+ *
+ * Watching: a VF with a link-state interrupt reports link changes through lsc_event, one with
+ * a removal interrupt its removal. Not every driver keeps its promise (net_tap announces LSC
+ * but never raises it, net_af_packet's link is always up), so the control thread also checks
+ * every attached VF twice a second (vio_port_check): the port's link, and for a virtual stand-in
+ * backed by a kernel interface (net_tap, net_af_packet: "iface=" in its devargs) that interface:
+ * gone, or replaced by a new one of the same name (new ifindex) = the VF is lost; its
+ * IFF_UP|IFF_RUNNING = link.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <rte_bus.h>
@@ -70,6 +80,25 @@ static int probe(int relay, const char *devargs, uint16_t *port, struct vio_erro
 	return 0;
 }
 
+/* The value of "iface=" in a devargs string ("net_af_packet0,iface=vf0,qpairs=2"), if any. */
+static void iface_of_devargs(const char *devargs, char *out, size_t len)
+{
+	const char *p = strchr(devargs, ',');
+
+	while (p) {
+		p++;
+		if (strncmp(p, "iface=", 6) == 0) {
+			size_t n = strcspn(p + 6, ",");
+			if (n > 0 && n < len) {
+				memcpy(out, p + 6, n);
+				out[n] = '\0';
+			}
+			return;
+		}
+		p = strchr(p, ',');
+	}
+}
+
 static void remove_device_of(uint16_t port)
 {
 	struct rte_eth_dev_info di;
@@ -93,6 +122,8 @@ static void remove_device_of(uint16_t port)
 int vio_port_attach(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)
 {
 	uint16_t port;
+
+	__atomic_store_n(&r->vf_removed, false, __ATOMIC_RELAXED);
 
 	if (c->n_pci <= 1) {
 		const char *what = c->n_pci == 1 ? c->pci[0] : c->devargs;
@@ -133,6 +164,10 @@ int vio_port_attach(struct vio_relay *r, const struct vio_relay_cfg *c, struct v
 	r->port_id = port;
 	rte_eth_dev_get_name_by_port(port, r->port_name);
 	rte_eth_macaddr_get(port, &r->mac);
+	r->ifname[0] = '\0';
+	r->ifindex = 0;
+	if (c->n_pci == 0)
+		iface_of_devargs(c->devargs, r->ifname, sizeof(r->ifname));
 	return 0;
 
 undo_members:
@@ -162,14 +197,16 @@ static int lsc_event(uint16_t port, enum rte_eth_event_type type, void *arg, voi
 		__atomic_store_n(&r->link_up, (uint8_t)up, __ATOMIC_RELAXED);
 		changed = true;
 	} else if (ours && type == RTE_ETH_EVENT_INTR_RMV) {
-		r->vf_removed = true;
+		/* the control thread detaches it (not allowed from this interrupt thread) and
+		 * reports VIO_EV_VF_REMOVED */
+		__atomic_store_n(&r->vf_removed, true, __ATOMIC_RELEASE);
 		__atomic_store_n(&r->link_up, 0, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&eng.lock);
 	if (changed)
 		vio_emit(VIO_EV_LINK, id, 0, up);
 	else if (ours && type == RTE_ETH_EVENT_INTR_RMV)
-		vio_emit(VIO_EV_VF_REMOVED, id, 0, 0);
+		vio_wake_ctl();
 	return 0;
 }
 
@@ -256,7 +293,6 @@ int vio_port_start(struct vio_relay *r, struct vio_error *e)
 						    (void *)(intptr_t)r->id);
 		r->rmv_cb = ret == 0;
 	}
-	r->poll_link = !r->lsc_cb;
 	ret = rte_eth_dev_start(port);
 	if (ret != 0)
 		return vio_fail(e, vio_err_of_errno(-ret) == VIO_ENOMEM ? VIO_ENOMEM : VIO_EIO,
@@ -264,10 +300,16 @@ int vio_port_start(struct vio_relay *r, struct vio_error *e)
 				r->port_name, rte_strerror(-ret));
 	/* the guest's multicast (IPv6 neighbour discovery) must reach it; not every VF allows it */
 	rte_eth_allmulticast_enable(port);
-	struct rte_eth_link link;
-	memset(&link, 0, sizeof(link));
-	if (rte_eth_link_get_nowait(port, &link) == 0)
-		__atomic_store_n(&r->link_up, link.link_status == RTE_ETH_LINK_UP, __ATOMIC_RELAXED);
+	/* the kernel interface to watch: named in the devargs, or the one the driver reports
+	 * (net_tap's default dtapN) */
+	if (!r->ifname[0] && di.if_index > 0 && !if_indextoname(di.if_index, r->ifname))
+		r->ifname[0] = '\0';
+	r->ifindex = r->ifname[0] ? if_nametoindex(r->ifname) : 0;
+	if (r->ifname[0] && r->ifindex == 0)
+		r->ifname[0] = '\0'; /* not a kernel interface of this namespace: nothing to watch */
+	int up;
+	if (vio_port_check(r, &up) < 0)
+		__atomic_store_n(&r->link_up, (uint8_t)up, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -283,6 +325,8 @@ void vio_port_detach(struct vio_relay *r)
 							    (void *)(intptr_t)r->id) == -EAGAIN)
 		usleep(100);
 	r->lsc_cb = r->rmv_cb = false;
+	r->ifname[0] = '\0';
+	r->ifindex = 0;
 	if (r->bonded) {
 		rte_eth_dev_stop(port);
 		rte_eth_bond_free(r->bond_name);
@@ -295,30 +339,31 @@ void vio_port_detach(struct vio_relay *r)
 	}
 }
 
-/* Called by the control thread twice a second for VFs without a link-state interrupt. */
-void vio_port_poll_links(void)
+static int iface_up(const char *name)
 {
-	int changed_id[VIO_MAX_RELAYS];
-	int changed_up[VIO_MAX_RELAYS];
-	int n = 0;
+	struct ifreq ifr;
 
-	pthread_mutex_lock(&eng.lock);
-	for (int i = 0; i < VIO_MAX_RELAYS; i++) {
-		struct vio_relay *r = eng.relays[i];
-		if (!r || !r->ready || !r->poll_link)
-			continue;
-		struct rte_eth_link link;
-		memset(&link, 0, sizeof(link));
-		if (rte_eth_link_get_nowait(r->port_id, &link) != 0)
-			continue;
-		uint8_t up = link.link_status == RTE_ETH_LINK_UP;
-		if (up != r->link_up) {
-			__atomic_store_n(&r->link_up, up, __ATOMIC_RELAXED);
-			changed_id[n] = i;
-			changed_up[n++] = up;
-		}
-	}
-	pthread_mutex_unlock(&eng.lock);
-	for (int i = 0; i < n; i++)
-		vio_emit(VIO_EV_LINK, changed_id[i], 0, changed_up[i]);
+	if (eng.ifr_fd < 0)
+		return 1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(eng.ifr_fd, SIOCGIFFLAGS, &ifr) != 0)
+		return 0;
+	return (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING);
+}
+
+int vio_port_check(struct vio_relay *r, int *up)
+{
+	if (__atomic_load_n(&r->vf_removed, __ATOMIC_ACQUIRE))
+		return VIO_VF_LOSS_UNPLUGGED;
+	if (!rte_eth_dev_is_valid_port(r->port_id))
+		return VIO_VF_LOSS_PORT_GONE;
+	if (r->ifname[0] && if_nametoindex(r->ifname) != r->ifindex)
+		return VIO_VF_LOSS_IFACE_GONE;
+	struct rte_eth_link link;
+	memset(&link, 0, sizeof(link));
+	*up = rte_eth_link_get_nowait(r->port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+	if (*up && r->ifname[0])
+		*up = iface_up(r->ifname);
+	return -1;
 }

@@ -25,13 +25,20 @@ void vio_fill_info_locked(const struct vio_relay *r, struct vio_relay_info *out)
 	out->client = r->client;
 	out->queues = r->nb_queues;
 	out->numa = r->numa;
-	out->port_id = r->port_id;
-	snprintf(out->port_name, sizeof(out->port_name), "%s", r->port_name);
+	out->vf_attached = r->port_attached;
+	out->port_id = r->port_attached ? r->port_id : -1;
+	snprintf(out->port_name, sizeof(out->port_name), "%s", r->port_attached ? r->port_name : "");
 	const uint8_t *m = r->mac.addr_bytes;
 	snprintf(out->mac, sizeof(out->mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
 		 m[4], m[5]);
-	out->link_up = r->link_up;
+	out->link_up = r->port_attached && r->link_up;
+	out->vf_loss = r->vf_loss;
 	out->guest_connected = __atomic_load_n(&r->vid, __ATOMIC_RELAXED) >= 0;
+	out->socket_connected = r->conn_open;
+	out->arrival = out->guest_connected ? r->arrival : -1;
+	out->departure = out->guest_connected ? -1 : r->departure;
+	out->migrations_in = r->mig_in;
+	out->migrations_out = r->mig_out;
 	out->enabled_queues = __builtin_popcountll(r->vring_enabled);
 	out->cpu_vf_to_vm = r->worker[0] >= 0 ? eng.workers[r->worker[0]].cpu : -1;
 	out->cpu_vm_to_vf = r->worker[1] >= 0 ? eng.workers[r->worker[1]].cpu : -1;
@@ -70,6 +77,7 @@ static struct vio_plist *build_list(unsigned w)
 				e->q = q;
 				e->txvring = (uint16_t)(2 * q + 1);
 				e->dir = (uint8_t)d;
+				e->has_vf = r->port_attached;
 				e->slot = l->n;
 				l->n++;
 			}
@@ -258,6 +266,8 @@ void vio_cmd_add(struct vio_cmd *cmd)
 	r->mrg_rxbuf = c->mrg_rxbuf < 0 ? eng.opts.mrg_rxbuf : c->mrg_rxbuf;
 	r->tso = c->tso < 0 ? eng.opts.tso : c->tso;
 	r->worker[0] = r->worker[1] = -1;
+	r->vf_loss = -1;
+	r->arrival = r->departure = -1;
 	snprintf(r->path, sizeof(r->path), "%s", c->socket_path);
 	memset(r->rx_vring, VIO_NO_VRING, sizeof(r->rx_vring));
 	r->ctr = aligned_alloc(RTE_CACHE_LINE_SIZE, sizeof(struct vio_ctr) * 2 * r->nb_queues);
@@ -327,7 +337,8 @@ static void teardown(struct vio_relay *r)
 {
 	vio_vhost_unregister(r);
 	set_table(r->id, NULL);
-	vio_port_detach(r);
+	if (r->port_attached)
+		vio_port_detach(r);
 	vio_pool_release(r->numa, r->nb_queues);
 	free_relay(r);
 }
@@ -428,4 +439,127 @@ out:
 	pthread_mutex_lock(&eng.lock);
 	vio_fill_info_locked(r, &cmd->info);
 	pthread_mutex_unlock(&eng.lock);
+}
+
+/* ---- the VF side alone: detach, attach, watch ------------------------------------------ */
+
+static uint64_t workers_of(const struct vio_relay *r)
+{
+	uint64_t m = 0;
+
+	for (int d = 0; d < 2; d++)
+		if (r->worker[d] >= 0)
+			m |= 1ULL << r->worker[d];
+	return m;
+}
+
+/* Takes the VF away from a polled relay; the vhost-user side and the guest stay. Workers first
+ * stop touching the port (lists rebuilt without it, one grace period), then it is closed and
+ * removed. From then on the guest's packets are dequeued and counted as dropped, not connected. */
+static void vf_detach(struct vio_relay *r, int loss)
+{
+	struct vio_error e;
+
+	if (!r->port_attached)
+		return;
+	pthread_mutex_lock(&eng.lock);
+	r->port_attached = false; /* link callbacks and the watch leave it alone from now on */
+	__atomic_store_n(&r->link_up, 0, __ATOMIC_RELAXED);
+	r->vf_loss = loss;
+	pthread_mutex_unlock(&eng.lock);
+	uint64_t mask = workers_of(r);
+	while (r->polled && mask && publish(mask, &e) != 0)
+		usleep(1000);
+	vio_port_detach(r);
+}
+
+static struct vio_relay *live_relay(int id, struct vio_error *e)
+{
+	struct vio_relay *r = (id >= 0 && id < VIO_MAX_RELAYS) ? eng.relays[id] : NULL;
+
+	if (!r || !r->ready) {
+		vio_fail(e, VIO_ENOENT, "relay %d does not exist", id);
+		return NULL;
+	}
+	return r;
+}
+
+void vio_cmd_detach_vf(struct vio_cmd *cmd)
+{
+	struct vio_relay *r = live_relay(cmd->u.id, &cmd->err);
+
+	if (!r)
+		return;
+	vf_detach(r, -1);
+	pthread_mutex_lock(&eng.lock);
+	vio_fill_info_locked(r, &cmd->info);
+	pthread_mutex_unlock(&eng.lock);
+}
+
+void vio_cmd_attach_vf(struct vio_cmd *cmd)
+{
+	const struct vio_relay_cfg *c = &cmd->u.add;
+	struct vio_error *e = &cmd->err;
+	struct vio_relay *r = live_relay(c->id, e);
+
+	if (!r)
+		return;
+	if ((c->n_pci > 0) == (c->devargs[0] != '\0')) {
+		vio_fail(e, VIO_EINVAL, "relay %d: vf: give exactly one of pciAddresses or devargs", c->id);
+		return;
+	}
+	if (c->n_pci > 1 && (c->bond_mode < 0 || c->bond_mode > 6)) {
+		vio_fail(e, VIO_EINVAL, "relay %d: vf.bondMode: %d is out of range 0..6", c->id,
+			 c->bond_mode);
+		return;
+	}
+	vf_detach(r, -1); /* replacing the VF: the old one goes first */
+	if (vio_port_attach(r, c, e) != 0)
+		return;
+	if (vio_port_start(r, e) != 0) {
+		vio_port_detach(r);
+		return;
+	}
+	pthread_mutex_lock(&eng.lock);
+	r->port_attached = true;
+	r->vf_loss = -1;
+	pthread_mutex_unlock(&eng.lock);
+	uint64_t mask = workers_of(r);
+	while (mask && publish(mask, e) != 0)
+		usleep(1000);
+	e->code = VIO_OK;
+	pthread_mutex_lock(&eng.lock);
+	vio_fill_info_locked(r, &cmd->info);
+	pthread_mutex_unlock(&eng.lock);
+}
+
+/* Control thread, twice a second: link of every attached VF, and whether it is still there. */
+void vio_poll_vfs(void)
+{
+	for (int i = 0; i < VIO_MAX_RELAYS; i++) {
+		/* only this thread adds or frees relays: no lock needed to walk the table */
+		struct vio_relay *r = eng.relays[i];
+		if (!r || !r->ready || !r->port_attached)
+			continue;
+		int up = 0;
+		int loss = vio_port_check(r, &up);
+		if (loss >= 0) {
+			RTE_LOG(WARNING, USER1, "vio4wd: relay %d: VF %s %s; detached, the vhost-user side "
+				"stays\n", r->id, r->port_name,
+				loss == VIO_VF_LOSS_IFACE_GONE ? "lost its kernel interface" :
+				loss == VIO_VF_LOSS_UNPLUGGED ? "was removed" : "is gone");
+			vf_detach(r, loss);
+			vio_emit(VIO_EV_VF_REMOVED, r->id, 0, loss);
+			continue;
+		}
+		bool changed = false;
+		pthread_mutex_lock(&eng.lock);
+		if ((uint8_t)up != r->link_up) {
+			__atomic_store_n(&r->link_up, (uint8_t)up, __ATOMIC_RELAXED);
+			changed = true;
+		}
+		pthread_mutex_unlock(&eng.lock);
+		if (changed)
+			vio_emit(VIO_EV_LINK, r->id, 0, up);
+	}
 }

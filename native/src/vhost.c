@@ -6,9 +6,25 @@
  * device when rte_vhost frees it.
  *
  * Live migration: nothing here switches off VHOST_F_LOG_ALL or the protocol features it uses
- * (LOG_SHMFD, REPLY_ACK); rte_vhost logs dirty pages on enqueue itself. Guest announce: the
- * RARP protocol feature stays on, so after a migration rte_vhost injects the RARP that QEMU
- * asks for (VHOST_USER_SEND_RARP) into the guest's tx stream, and it goes out of the VF.
+ * (LOG_SHMFD, REPLY_ACK); rte_vhost logs the guest pages and used rings it writes in
+ * rte_vhost_enqueue_burst/dequeue_burst itself. Guest announce: a guest with
+ * VIRTIO_NET_F_GUEST_ANNOUNCE announces itself; for one without, QEMU sends
+ * VHOST_USER_SEND_RARP (the RARP protocol feature stays on) and rte_vhost injects a RARP into
+ * the next dequeue, which goes out of the VF.
+ *
+ * How a guest arrived and left (for status and migration counts):
+ * - left with dirty-page logging on (VHOST_F_LOG_ALL): the source side of a live migration;
+ *   its final vring indices are remembered for a while;
+ * - arrived with every vring at index 0: a guest driver that just set its rings up;
+ * - arrived with restored (non-zero) indices, which QEMU does after a migration, after a
+ *   backend reconnect and after `cont`:
+ *     same indices as a guest that migrated away from a relay of this engine: migrated in;
+ *     the connection ran a device before: resumed (e.g. the VM was stopped and continued);
+ *     the connection waited >= VIO_MIGRATION_WAIT_MS for the device: migrated in (a target
+ *     QEMU connects at start-up and starts the device when the migration is done);
+ *     else: reconnected (QEMU starts the device of a running VM at once on a new connection).
+ *   Limits: an incoming migration that completes within VIO_MIGRATION_WAIT_MS of the target
+ *   QEMU's connection, from another node, counts as a reconnect.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +32,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/vhost.h>
 #include <linux/virtio_net.h>
+#include <rte_cycles.h>
 #include <rte_vhost.h>
 
 #include "internal.h"
@@ -52,6 +70,89 @@ static void update_rx_map_locked(struct vio_relay *r)
 	}
 }
 
+#ifndef VIO_MIGRATION_WAIT_MS
+#define VIO_MIGRATION_WAIT_MS 500
+#endif
+#define VIO_DEPARTURE_SLOTS 16
+#define VIO_DEPARTURE_KEEP_S 600
+
+/* Final vring indices of guests that left a relay of this engine with dirty logging on. */
+struct departure {
+	bool used;
+	uint16_t nvr;
+	uint16_t avail[VIO_MAX_QUEUES * 2];
+	uint64_t at;
+};
+
+static struct departure departures[VIO_DEPARTURE_SLOTS]; /* under eng.lock */
+static unsigned departure_next;
+
+/* last_avail_idx of each vring; true when any is non-zero (restored state) */
+static bool vring_indices(int vid, uint16_t *avail, uint16_t *nvr_out)
+{
+	uint16_t nvr = rte_vhost_get_vring_num(vid);
+	bool restored = false;
+
+	if (nvr > VIO_MAX_QUEUES * 2)
+		nvr = VIO_MAX_QUEUES * 2;
+	for (uint16_t i = 0; i < nvr; i++) {
+		uint16_t a = 0, u = 0;
+		if (rte_vhost_get_vring_base(vid, i, &a, &u) != 0)
+			a = u = 0;
+		avail[i] = a;
+		restored |= a != 0 || u != 0;
+	}
+	*nvr_out = nvr;
+	return restored;
+}
+
+static bool match_departure_locked(const uint16_t *avail, uint16_t nvr)
+{
+	uint64_t now = rte_get_timer_cycles(), hz = rte_get_timer_hz();
+
+	for (unsigned i = 0; i < VIO_DEPARTURE_SLOTS; i++) {
+		struct departure *d = &departures[i];
+		if (!d->used || d->nvr != nvr || now - d->at > VIO_DEPARTURE_KEEP_S * hz)
+			continue;
+		if (memcmp(d->avail, avail, nvr * sizeof(uint16_t)) == 0) {
+			d->used = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int new_connection(int vid)
+{
+	pthread_mutex_lock(&eng.lock);
+	struct vio_relay *r = relay_of_vid_locked(vid);
+	int id = -1;
+	if (r) {
+		id = r->id;
+		r->conn_open = true;
+		r->conn_had_device = false;
+		r->conn_at = rte_get_timer_cycles();
+	}
+	pthread_mutex_unlock(&eng.lock);
+	if (id >= 0)
+		vio_emit(VIO_EV_CONNECTION, id, 0, 1);
+	return 0;
+}
+
+static void destroy_connection(int vid)
+{
+	pthread_mutex_lock(&eng.lock);
+	struct vio_relay *r = relay_of_vid_locked(vid);
+	int id = -1;
+	if (r) {
+		id = r->id;
+		r->conn_open = false;
+	}
+	pthread_mutex_unlock(&eng.lock);
+	if (id >= 0)
+		vio_emit(VIO_EV_CONNECTION, id, 0, 0);
+}
+
 static int new_device(int vid)
 {
 	pthread_mutex_lock(&eng.lock);
@@ -66,15 +167,34 @@ static int new_device(int vid)
 		rte_vhost_enable_guest_notification(vid, i, 0);
 	uint64_t features = 0;
 	rte_vhost_get_negotiated_features(vid, &features);
+	uint16_t avail[VIO_MAX_QUEUES * 2];
+	bool restored = vring_indices(vid, avail, &nvr);
+	int arrival = VIO_ARRIVAL_STARTED;
 	pthread_mutex_lock(&eng.lock);
 	r = relay_of_vid_locked(vid);
 	if (r) {
+		if (restored) {
+			uint64_t waited_ms = (rte_get_timer_cycles() - r->conn_at) * 1000 / rte_get_timer_hz();
+			if (match_departure_locked(avail, nvr))
+				arrival = VIO_ARRIVAL_MIGRATED_IN;
+			else if (r->conn_had_device)
+				arrival = VIO_ARRIVAL_RESUMED;
+			else if (waited_ms >= VIO_MIGRATION_WAIT_MS)
+				arrival = VIO_ARRIVAL_MIGRATED_IN;
+			else
+				arrival = VIO_ARRIVAL_RECONNECTED;
+		}
+		if (arrival == VIO_ARRIVAL_MIGRATED_IN)
+			r->mig_in++;
+		r->arrival = arrival;
+		r->departure = -1;
+		r->conn_had_device = true;
 		r->features = features;
 		__atomic_store_n(&r->vid, vid, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&eng.lock);
 	if (r)
-		vio_emit(VIO_EV_GUEST_CONNECTED, id, 0, 1);
+		vio_emit(VIO_EV_GUEST_CONNECTED, id, 0, arrival);
 	return 0;
 }
 
@@ -83,10 +203,15 @@ static void destroy_device(int vid)
 	pthread_mutex_lock(&eng.lock);
 	struct vio_relay *r = relay_of_vid_locked(vid);
 	int id = -1;
+	bool migrating = false;
 	if (r && r->vid == vid) {
 		id = r->id;
+		migrating = (r->features >> VHOST_F_LOG_ALL) & 1;
 		__atomic_store_n(&r->vid, -1, __ATOMIC_RELEASE);
 		r->features = 0;
+		r->departure = migrating ? VIO_DEPARTURE_MIGRATING : VIO_DEPARTURE_STOPPED;
+		if (migrating)
+			r->mig_out++;
 		__atomic_store_n(&r->vring_enabled, 0, __ATOMIC_RELAXED);
 		update_rx_map_locked(r);
 	}
@@ -94,7 +219,17 @@ static void destroy_device(int vid)
 	if (id < 0)
 		return;
 	vio_rcu_wait();
-	vio_emit(VIO_EV_GUEST_DISCONNECTED, id, 0, 0);
+	if (migrating) {
+		/* no worker touches the vrings any more and the VM is stopped: these are the indices
+		 * QEMU hands to the migration target */
+		struct departure d = { .used = true, .at = rte_get_timer_cycles() };
+		if (vring_indices(vid, d.avail, &d.nvr)) {
+			pthread_mutex_lock(&eng.lock);
+			departures[departure_next++ % VIO_DEPARTURE_SLOTS] = d;
+			pthread_mutex_unlock(&eng.lock);
+		}
+	}
+	vio_emit(VIO_EV_GUEST_DISCONNECTED, id, 0, migrating ? VIO_DEPARTURE_MIGRATING : VIO_DEPARTURE_STOPPED);
 }
 
 static int vring_state_changed(int vid, uint16_t vring, int enable)
@@ -122,9 +257,16 @@ static int features_changed(int vid, uint64_t features)
 {
 	pthread_mutex_lock(&eng.lock);
 	struct vio_relay *r = relay_of_vid_locked(vid);
-	if (r && r->vid == vid)
+	int id = -1;
+	bool log_before = false, log_now = (features >> VHOST_F_LOG_ALL) & 1;
+	if (r && r->vid == vid) {
+		id = r->id;
+		log_before = (r->features >> VHOST_F_LOG_ALL) & 1;
 		r->features = features;
+	}
 	pthread_mutex_unlock(&eng.lock);
+	if (id >= 0 && log_before != log_now)
+		vio_emit(VIO_EV_DIRTY_LOG, id, 0, log_now);
 	return 0;
 }
 
@@ -133,6 +275,8 @@ static const struct rte_vhost_device_ops ops = {
 	.destroy_device = destroy_device,
 	.vring_state_changed = vring_state_changed,
 	.features_changed = features_changed,
+	.new_connection = new_connection,
+	.destroy_connection = destroy_connection,
 };
 
 int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)

@@ -47,18 +47,44 @@ struct vio_error {
 const char *vio_err_name(enum vio_err code);
 
 enum vio_event_type {
-	VIO_EV_GUEST_CONNECTED,
-	VIO_EV_GUEST_DISCONNECTED,
-	VIO_EV_VRING_STATE, /* queue = vring index, flag = enabled */
-	VIO_EV_LINK,        /* flag = up */
-	VIO_EV_VF_REMOVED,
+	VIO_EV_GUEST_CONNECTED,    /* flag = enum vio_arrival */
+	VIO_EV_GUEST_DISCONNECTED, /* flag = enum vio_departure */
+	VIO_EV_VRING_STATE,        /* queue = vring index, flag = enabled */
+	VIO_EV_LINK,               /* flag = up */
+	VIO_EV_VF_REMOVED,         /* flag = enum vio_vf_loss; the engine has detached the VF */
+	VIO_EV_DIRTY_LOG,          /* flag = dirty-page logging on (live migration) */
+	VIO_EV_CONNECTION,         /* flag = a vhost-user connection is open on the socket */
+	VIO_EV_LOG,                /* a line of DPDK's log: flag = RTE_LOG_* level, text; relay_id -1 */
 };
+
+/* How a guest's virtio device started on a relay (see vhost.c for how it is told). */
+enum vio_arrival {
+	VIO_ARRIVAL_STARTED = 0,   /* vrings start at index 0: the guest driver just set them up */
+	VIO_ARRIVAL_MIGRATED_IN,   /* restored vrings on a connection that waited for them */
+	VIO_ARRIVAL_RECONNECTED,   /* restored vrings at once on a new connection: a reconnect */
+	VIO_ARRIVAL_RESUMED,       /* restored vrings on a connection that had a device before */
+};
+
+enum vio_departure {
+	VIO_DEPARTURE_STOPPED = 0, /* device stopped (guest reset, VM stopped, QEMU gone) */
+	VIO_DEPARTURE_MIGRATING,   /* stopped with dirty-page logging on: it migrates away */
+};
+
+enum vio_vf_loss {
+	VIO_VF_LOSS_UNPLUGGED = 0, /* the device reported removal (RTE_ETH_EVENT_INTR_RMV) */
+	VIO_VF_LOSS_IFACE_GONE,    /* its kernel interface (tap, af_packet's) disappeared or was
+				    * replaced by another of the same name */
+	VIO_VF_LOSS_PORT_GONE,     /* the ethdev port is no longer valid */
+};
+
+#define VIO_LOG_TEXT_MAX 512
 
 struct vio_event {
 	enum vio_event_type type;
 	int relay_id;
 	int queue;
 	int flag;
+	char text[VIO_LOG_TEXT_MAX]; /* VIO_EV_LOG only */
 };
 
 /* Called from DPDK's threads (vhost, interrupt, control); must not block. */
@@ -80,6 +106,8 @@ struct vio_start_opts {
 	uint32_t pool_queue_pairs;
 	vio_event_fn on_event;
 	void *event_ctx;
+	/* deliver DPDK's log lines as VIO_EV_LOG events instead of printing them to stderr */
+	bool log_events;
 };
 
 /* -1 in an int field = not set (use the default). */
@@ -114,6 +142,12 @@ struct vio_relay_info {
 	int enabled_queues;
 	int cpu_vf_to_vm, cpu_vm_to_vf;
 	uint64_t features; /* negotiated virtio feature bits, 0 while no guest is connected */
+	bool vf_attached;  /* false after the VF was lost or detached (port_id -1 then) */
+	int vf_loss;       /* enum vio_vf_loss of the last automatic detach, -1 = none */
+	bool socket_connected; /* a vhost-user connection is open */
+	int arrival;       /* enum vio_arrival of the connected guest, -1 = none yet */
+	int departure;     /* enum vio_departure of the last guest that stopped, -1 = none */
+	uint32_t migrations_in, migrations_out;
 };
 
 struct vio_dir_counters {
@@ -158,6 +192,8 @@ enum vio_cmd_type {
 	VIO_CMD_REMOVE,
 	VIO_CMD_SET_CPUS,
 	VIO_CMD_STOP,
+	VIO_CMD_DETACH_VF, /* u.id: detach the VF side, keep the vhost-user side */
+	VIO_CMD_ATTACH_VF, /* u.add (id and vf fields only): attach a VF, replacing one attached */
 };
 
 struct vio_cmd;

@@ -44,6 +44,9 @@ static inline uint64_t sum_len(struct rte_mbuf **pkts, uint16_t from, uint16_t t
 static inline uint16_t vf_to_vm(const struct vio_entry *e)
 {
 	struct rte_mbuf *pkts[VIO_BURST];
+
+	if (unlikely(!e->has_vf)) /* VF detached: nothing to receive */
+		return 0;
 	uint16_t n = rte_eth_rx_burst(e->port, e->q, pkts, VIO_BURST);
 
 	if (n == 0)
@@ -98,7 +101,9 @@ static inline uint16_t vm_to_vf(const struct vio_entry *e)
 
 	CTR_ADD(c, rx_pkts, n);
 	CTR_ADD(c, rx_bytes, bytes);
-	if (unlikely(!__atomic_load_n(&r->link_up, __ATOMIC_RELAXED))) {
+	/* no VF (detached after it was lost) or its link down: the guest's packets are dropped,
+	 * so that its tx ring keeps moving */
+	if (unlikely(!e->has_vf || !__atomic_load_n(&r->link_up, __ATOMIC_RELAXED))) {
 		CTR_ADD(c, drop_nc_pkts, n);
 		CTR_ADD(c, drop_nc_bytes, bytes);
 		rte_pktmbuf_free_bulk(pkts, n);

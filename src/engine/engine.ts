@@ -2,29 +2,51 @@
 // starts once). Slow calls return Promises and run on the engine's control thread; stats(),
 // relay(), workers() and memory() are synchronous and cheap. Events arrive as 'event'
 // (EngineEvent) and, for convenience, under their type ('guest-connected', 'link', ...).
-// Like a listening server, a running engine keeps the process alive until stop().
+// With a logger, DPDK's own log lines (EAL, PMDs, vhost) go to it (component 'dpdk') instead of
+// stderr. Like a listening server, a running engine keeps the process alive until stop().
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
 import { allowedCpus, buildEalArgs } from './eal.js';
 import { EngineError, fromNative } from './errors.js';
 import { loadAddon, type NativeAddon, type NativeEvent } from './native.js';
-import type { EngineEvent, EngineOptions, MemoryInfo, RelayConfig, RelayInfo, RelayStats, WorkerInfo } from './types.js';
-import { validateEngineOptions, validateRelayConfig } from './validate.js';
+import type {
+  EngineEvent,
+  EngineOptions,
+  GuestArrival,
+  GuestDeparture,
+  MemoryInfo,
+  RelayConfig,
+  RelayInfo,
+  RelayStats,
+  VfLoss,
+  VfSource,
+  WorkerInfo,
+} from './types.js';
+import { validateEngineOptions, validateRelayConfig, validateVfSource } from './validate.js';
 
 /** Defaults of the sizing options (see native/src/pool.c and bench/README.md). */
 export const ENGINE_DEFAULTS = { rxDescriptors: 256, txDescriptors: 256, poolQueuePairs: 256 } as const;
 
 export interface EngineDeps {
   logger?: Logger;
+  /** Where DPDK's own log lines go: 'logger' (default when a logger is given: structured, at the
+   *  mapped level) or 'stderr' (DPDK's default). */
+  dpdkLog?: 'logger' | 'stderr';
 }
 
 function toEvent(e: NativeEvent): EngineEvent | undefined {
   switch (e.type) {
     case 'guest-connected':
+      return { type: e.type, relayId: e.relayId, arrival: (e.arrival ?? 'started') as GuestArrival };
     case 'guest-disconnected':
+      return { type: e.type, relayId: e.relayId, departure: (e.departure ?? 'stopped') as GuestDeparture };
     case 'vf-removed':
-      return { type: e.type, relayId: e.relayId };
+      return { type: e.type, relayId: e.relayId, cause: (e.cause ?? 'unplugged') as VfLoss };
+    case 'dirty-log':
+      return { type: e.type, relayId: e.relayId, on: e.on === true };
+    case 'vhost-connection':
+      return { type: e.type, relayId: e.relayId, connected: e.connected === true };
     case 'vring-state':
       return { type: 'vring-state', relayId: e.relayId, queue: e.queue ?? 0, enabled: e.enabled === true };
     case 'link':
@@ -44,6 +66,7 @@ export class Engine extends EventEmitter {
     /** The CPU of the EAL main lcore (the control thread). */
     readonly mainCpu: number,
     private readonly log: Logger,
+    private readonly dpdkLog: Logger,
   ) {
     super();
   }
@@ -54,7 +77,8 @@ export class Engine extends EventEmitter {
     const plan = buildEalArgs(opts, allowedCpus());
     const native = loadAddon();
     const log = (deps.logger ?? silentLogger()).child({ component: 'engine' });
-    const engine = new Engine(native, { ...opts }, plan.mainCpu, log);
+    const logEvents = (deps.dpdkLog ?? (deps.logger ? 'logger' : 'stderr')) === 'logger';
+    const engine = new Engine(native, { ...opts }, plan.mainCpu, log, (deps.logger ?? silentLogger()).child({ component: 'dpdk' }));
     const t0 = Date.now();
     try {
       await native.start(
@@ -66,6 +90,7 @@ export class Engine extends EventEmitter {
           rxDescriptors: opts.rxDescriptors ?? ENGINE_DEFAULTS.rxDescriptors,
           txDescriptors: opts.txDescriptors ?? ENGINE_DEFAULTS.txDescriptors,
           poolQueuePairs: opts.poolQueuePairs ?? ENGINE_DEFAULTS.poolQueuePairs,
+          logEvents,
         },
         (e) => engine.dispatch(e),
       );
@@ -77,10 +102,24 @@ export class Engine extends EventEmitter {
   }
 
   private dispatch(e: NativeEvent): void {
+    if (e.type === 'log') {
+      this.logDpdk(e.level ?? 7, e.message ?? '');
+      return;
+    }
     const ev = toEvent(e);
     if (!ev) return;
     this.emit('event', ev);
     this.emit(ev.type, ev);
+  }
+
+  /** DPDK's RTE_LOG_* levels: 1-4 emergency..error, 5 warning, 6 notice, 7 info, 8 debug. */
+  private logDpdk(level: number, message: string): void {
+    const msg = message.trimEnd();
+    if (!msg) return;
+    if (level <= 4) this.dpdkLog.error(msg);
+    else if (level === 5) this.dpdkLog.warn(msg);
+    else if (level <= 7) this.dpdkLog.info(msg);
+    else this.dpdkLog.debug(msg);
   }
 
   private workerCpus(): number[] {
@@ -128,6 +167,35 @@ export class Engine extends EventEmitter {
     }
     try {
       return await this.native.setRelayCpus(id, cpus?.vfToVm ?? -1, cpus?.vmToVf ?? -1);
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** Detaches a relay's VF and keeps its vhost-user side: the guest stays connected, its packets
+   *  count as droppedNotConnected until attachVf(). Resolves with the relay's info. */
+  async detachVf(id: number): Promise<RelayInfo> {
+    this.guard();
+    if (!Number.isInteger(id)) throw new EngineError('EINVAL', `${JSON.stringify(id)} is not a relay id`, { field: 'id' });
+    try {
+      const info = await this.native.detachVf(id);
+      this.log.info({ relay: id }, 'VF detached, vhost-user side kept');
+      return info;
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** Attaches a VF to a relay whose VF is detached (after a 'vf-removed' event or detachVf()),
+   *  or replaces its VF; forwarding resumes at once. ENODEV while the VF is not there. */
+  async attachVf(id: number, vf: VfSource): Promise<RelayInfo> {
+    this.guard();
+    if (!Number.isInteger(id)) throw new EngineError('EINVAL', `${JSON.stringify(id)} is not a relay id`, { field: 'id' });
+    validateVfSource(vf);
+    try {
+      const info = await this.native.attachVf(id, vf);
+      this.log.info({ relay: id, port: info.portName }, 'VF attached');
+      return info;
     } catch (err) {
       throw fromNative(err);
     }

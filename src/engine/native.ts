@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './errors.js';
-import type { MemoryInfo, RelayConfig, RelayInfo, RelayStats, WorkerInfo } from './types.js';
+import type { MemoryInfo, RelayConfig, RelayInfo, RelayStats, VfSource, WorkerInfo } from './types.js';
 
 /** An event as the addon posts it (EngineEvent plus fields of other types left out). */
 export interface NativeEvent {
@@ -13,6 +13,14 @@ export interface NativeEvent {
   queue?: number;
   enabled?: boolean;
   up?: boolean;
+  arrival?: string;
+  departure?: string;
+  cause?: string;
+  on?: boolean;
+  connected?: boolean;
+  /** 'log': DPDK's RTE_LOG_* level (1 emergency .. 8 debug) and the line */
+  level?: number;
+  message?: string;
 }
 
 export interface NativeStartOptions {
@@ -23,6 +31,8 @@ export interface NativeStartOptions {
   rxDescriptors: number;
   txDescriptors: number;
   poolQueuePairs: number;
+  /** DPDK's log lines as 'log' events instead of stderr. */
+  logEvents?: boolean;
 }
 
 export interface NativeAddon {
@@ -31,6 +41,8 @@ export interface NativeAddon {
   removeRelay(id: number): Promise<void>;
   /** -1 keeps a direction on its worker. */
   setRelayCpus(id: number, vfToVm: number, vmToVf: number): Promise<RelayInfo>;
+  detachVf(id: number): Promise<RelayInfo>;
+  attachVf(id: number, vf: VfSource): Promise<RelayInfo>;
   stop(): Promise<void>;
   relay(id: number): RelayInfo | undefined;
   relayIds(): number[];

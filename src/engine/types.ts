@@ -115,7 +115,45 @@ export interface RelayInfo {
   cpus: { vfToVm: number; vmToVf: number };
   /** What the connected guest negotiated (absent while no guest is connected). */
   guestFeatures?: GuestFeatures;
+  /** A VF is attached. false after the engine lost it (see vfLoss) or detachVf(): the vhost-user
+   *  side stays, the guest's packets count as droppedNotConnected, portId is -1. (Engines
+   *  before this field: always attached.) */
+  vfAttached?: boolean;
+  /** Why the engine detached the VF by itself (absent while attached, or after detachVf()). */
+  vfLoss?: VfLoss;
+  /** A vhost-user connection is open on the socket (a QEMU is there, running or not). */
+  socketConnected?: boolean;
+  /** How the connected guest's device started (absent while no guest is connected). */
+  guestArrival?: GuestArrival;
+  /** Why the last guest's device stopped (absent while a guest is connected or before any). */
+  guestDeparture?: GuestDeparture;
+  /** Live migrations seen by this relay since it was added: guests that arrived (in) and left
+   *  (out) by live migration. */
+  migrations?: { in: number; out: number };
 }
+
+/** How the engine lost a VF: the device reported its removal (unplugged), its kernel interface
+ *  disappeared or was replaced (interface-gone: net_tap, net_af_packet stand-ins), or its port
+ *  is no longer valid (port-gone). */
+export type VfLoss = 'unplugged' | 'interface-gone' | 'port-gone';
+
+/**
+ * How a guest's virtio device started on a relay, from the vring indices rte_vhost restored:
+ * - started: every vring at 0, a guest driver that just set up its rings (boot, driver reload);
+ * - migrated-in: restored indices equal to those of a guest that left a relay of this engine by
+ *   live migration, or restored indices on a connection that had waited >= 500 ms for its
+ *   device (a migration target's QEMU connects at start-up and starts the device once the
+ *   migration is done);
+ * - reconnected: restored indices right after a new connection (QEMU restarting the device of a
+ *   running VM after a backend or socket reconnect);
+ * - resumed: restored indices on a connection that ran a device before (VM stopped and continued,
+ *   or a failed migration resumed on its source).
+ */
+export type GuestArrival = 'started' | 'migrated-in' | 'reconnected' | 'resumed';
+
+/** Why a guest's device stopped: migrating-out when dirty-page logging (VHOST_F_LOG_ALL) was on,
+ *  i.e. the source side of a live migration; stopped otherwise. */
+export type GuestDeparture = 'stopped' | 'migrating-out';
 
 /** virtio-net features a guest negotiated on a relay's socket. */
 export interface GuestFeatures {
@@ -148,12 +186,18 @@ export interface MemoryInfo {
 }
 
 export type EngineEvent =
-  | { type: 'guest-connected'; relayId: number }
-  | { type: 'guest-disconnected'; relayId: number }
+  | { type: 'guest-connected'; relayId: number; arrival?: GuestArrival }
+  | { type: 'guest-disconnected'; relayId: number; departure?: GuestDeparture }
   /** queue = vring index: 2q is queue pair q's guest rx ring, 2q+1 its tx ring. */
   | { type: 'vring-state'; relayId: number; queue: number; enabled: boolean }
   | { type: 'link'; relayId: number; up: boolean }
-  | { type: 'vf-removed'; relayId: number };
+  /** The engine lost the relay's VF and detached it (the vhost-user side stays); attachVf()
+   *  brings one back. */
+  | { type: 'vf-removed'; relayId: number; cause?: VfLoss }
+  /** Dirty-page logging switched on (a live migration of the guest started) or off. */
+  | { type: 'dirty-log'; relayId: number; on: boolean }
+  /** A vhost-user connection opened or closed on the relay's socket. */
+  | { type: 'vhost-connection'; relayId: number; connected: boolean };
 
 /** Stable error codes the engine's Errors carry in `code`. */
 export type EngineErrorCode =

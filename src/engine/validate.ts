@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import { dirname, isAbsolute } from 'node:path';
 import { ValidationError } from '../util/errors.js';
 import { EngineError } from './errors.js';
-import type { EngineOptions, RelayConfig } from './types.js';
+import type { EngineOptions, RelayConfig, VfSource } from './types.js';
 
 export const MAX_RELAYS = 1024;
 export const MAX_QUEUES = 32;
@@ -39,11 +39,8 @@ export function validateEngineOptions(opts: EngineOptions): void {
   if (opts.poolQueuePairs !== undefined) intIn('poolQueuePairs', opts.poolQueuePairs, 1, MAX_RELAYS * MAX_QUEUES);
 }
 
-/** Checks a relay's configuration; `workerCpus` are the engine's worker CPUs. */
-export function validateRelayConfig(cfg: RelayConfig, workerCpus: number[]): void {
-  if (typeof cfg !== 'object' || cfg === null) throw new ValidationError('relay', 'must be an object');
-  intIn('id', cfg.id, 0, MAX_RELAYS - 1);
-  const vf = cfg.vf;
+/** Checks where a VF comes from (RelayConfig.vf, Engine.attachVf). */
+export function validateVfSource(vf: VfSource): void {
   if (typeof vf !== 'object' || vf === null) throw new ValidationError('vf', 'give vf.pciAddresses or vf.devargs');
   const hasPci = vf.pciAddresses !== undefined;
   const hasDev = vf.devargs !== undefined;
@@ -63,6 +60,13 @@ export function validateRelayConfig(cfg: RelayConfig, workerCpus: number[]): voi
   } else if (typeof vf.devargs !== 'string' || vf.devargs.trim() === '' || vf.devargs.length > 511) {
     throw new ValidationError('vf.devargs', 'give a DPDK devargs string such as "net_tap0,iface=vf0"');
   }
+}
+
+/** Checks a relay's configuration; `workerCpus` are the engine's worker CPUs. */
+export function validateRelayConfig(cfg: RelayConfig, workerCpus: number[]): void {
+  if (typeof cfg !== 'object' || cfg === null) throw new ValidationError('relay', 'must be an object');
+  intIn('id', cfg.id, 0, MAX_RELAYS - 1);
+  validateVfSource(cfg.vf);
   if (cfg.mode !== 'server' && cfg.mode !== 'client') throw new ValidationError('mode', `${JSON.stringify(cfg.mode)}: use "server" or "client"`);
   const p = cfg.socketPath;
   if (typeof p !== 'string' || !isAbsolute(p)) throw new ValidationError('socketPath', `${JSON.stringify(p)} is not an absolute path`);

@@ -15,6 +15,9 @@ export interface RelayEngine {
   addRelay(cfg: RelayConfig): Promise<RelayInfo>;
   removeRelay(id: number): Promise<void>;
   setRelayCpus(id: number, cpus: { vfToVm: number; vmToVf: number }): Promise<unknown>;
+  /** Attaches a VF to a relay that lost its own, keeping the vhost-user side. Without it the
+   *  manager re-adds the whole relay after a VF loss (the guest's socket is closed). */
+  attachVf?(id: number, vf: VfSource): Promise<RelayInfo>;
   relay(id: number): RelayInfo | undefined;
   on(event: 'event', listener: (e: EngineEvent) => void): unknown;
   off(event: 'event', listener: (e: EngineEvent) => void): unknown;
@@ -56,6 +59,8 @@ export interface RelayManagerOptions {
   resolver?: VfResolver;
   /** Backoff for retries after a failed attach. */
   retry?: { initialMs: number; maxMs: number };
+  /** Backoff for re-attaching a lost VF (default: retry's, at most 5 s apart). */
+  vfRetry?: { initialMs: number; maxMs: number };
   /** Largest relay id + 1. */
   maxRelays?: number;
 }
@@ -97,6 +102,9 @@ interface Entry {
   appliedCpus?: string;
   attempt: number;
   retryTimer?: NodeJS.Timeout;
+  /** The engine lost (and detached) the VF; the vhost-user side is still there. */
+  vfLost?: { cause: string; since: string; lastError?: string };
+  vfAttempt: number;
   chain: Promise<void>;
   removed: boolean;
   failed: boolean;
@@ -110,6 +118,7 @@ export class RelayManager extends EventEmitter implements RelayView {
   private readonly defaults: RelayDefaults;
   private readonly resolver: VfResolver | undefined;
   private readonly retry: { initialMs: number; maxMs: number };
+  private readonly vfRetry: { initialMs: number; maxMs: number };
   private readonly maxRelays: number;
   private readonly entries = new Map<string, Entry>();
   private readonly byId = new Map<number, Entry>();
@@ -123,6 +132,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     this.defaults = { ...DEFAULT_RELAY_DEFAULTS, ...stripUndefined(opts.defaults ?? {}) };
     this.resolver = opts.resolver;
     this.retry = opts.retry ?? { initialMs: 1000, maxMs: 60_000 };
+    this.vfRetry = opts.vfRetry ?? { initialMs: this.retry.initialMs, maxMs: Math.min(this.retry.maxMs, 5000) };
     this.maxRelays = opts.maxRelays ?? 1024;
     this.engine.on('event', this.onEngineEvent);
   }
@@ -192,6 +202,7 @@ export class RelayManager extends EventEmitter implements RelayView {
       attached: false,
       appliedKey: '',
       attempt: 0,
+      vfAttempt: 0,
       chain: existing?.chain ?? Promise.resolve(),
       removed: false,
       failed: false,
@@ -302,6 +313,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     if (entry.removed || this.closed) return;
     const key = configKey(entry);
     if (entry.attached && entry.appliedKey === key) {
+      if (entry.vfLost) await this.reattachVf(entry);
       await this.applyCpus(entry);
       this.observe(entry);
       return;
@@ -327,6 +339,8 @@ export class RelayManager extends EventEmitter implements RelayView {
       entry.appliedKey = key;
       entry.appliedCpus = cpusKey(cfg.cpus);
       entry.attempt = 0;
+      entry.vfLost = undefined;
+      entry.vfAttempt = 0;
       entry.status.numaNode = info.numaNode;
       entry.status.mac = spec.mac?.toLowerCase() ?? info.mac;
       entry.status.cpus = { ...info.cpus };
@@ -369,6 +383,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     }
     entry.attached = false;
     entry.appliedKey = '';
+    entry.vfLost = undefined;
     const t = new Date().toISOString();
     setCondition(entry.status.conditions, 'VFAttached', 'False', 'Detached', 'relay detached from the engine', t);
     setCondition(entry.status.conditions, 'SocketReady', 'False', 'Detached', 'socket closed', t);
@@ -398,22 +413,66 @@ export class RelayManager extends EventEmitter implements RelayView {
       return;
     }
     entry.status.cpus = { ...info.cpus };
-    if (info.linkUp) {
-      setCondition(c, 'VFAttached', 'True', 'Attached', `VF ${entry.status.pciAddress ?? info.portName} attached as DPDK port ${info.portId}`, t);
+    const vf = entry.status.pciAddress ?? info.portName;
+    if (info.vfAttached === false) {
+      // the engine detached the VF (lost, or detached by hand): re-attach it with backoff
+      if (!entry.vfLost) this.vfGone(entry, info.vfLoss ?? 'detached');
+      const lost = entry.vfLost!;
+      const last = lost.lastError ? `; last attempt: ${lost.lastError}` : '';
+      setCondition(c, 'VFAttached', 'False', 'VFRemoved', `VF ${vf} is gone (${lost.cause}) since ${lost.since}; the guest stays connected, its packets are dropped until the VF is back (re-attaching with backoff${last})`, t);
+    } else if (info.linkUp) {
+      setCondition(c, 'VFAttached', 'True', 'Attached', `VF ${vf} attached as DPDK port ${info.portId}`, t);
     } else {
-      setCondition(c, 'VFAttached', 'False', 'LinkDown', `VF ${entry.status.pciAddress ?? info.portName} is attached but its link is down`, t);
+      setCondition(c, 'VFAttached', 'False', 'LinkDown', `VF ${vf} is attached but its link is down`, t);
     }
     if (info.mode === 'server') {
       setCondition(c, 'SocketReady', 'True', 'Listening', `listening on ${info.socketPath}`, t);
     } else {
       setCondition(c, 'SocketReady', 'True', 'Connecting', `connecting to ${info.socketPath} (the VM side creates it); reconnects when it goes away`, t);
     }
-    if (info.guestConnected) {
-      setCondition(c, 'GuestConnected', 'True', 'GuestConnected', `guest connected, ${info.enabledQueues} vring(s) enabled`, t);
-    } else {
-      setCondition(c, 'GuestConnected', 'False', 'WaitingForGuest', 'no guest on the socket yet', t);
-    }
+    const [status, reason, message] = guestCondition(info);
+    const prev = c.find((x) => x.type === 'GuestConnected');
+    const was = prev ? `${prev.status}/${prev.reason}` : '';
+    setCondition(c, 'GuestConnected', status, reason, message, t);
+    if (was !== `${status}/${reason}`) this.log.info({ relay: entry.spec.name, id: entry.id, guestConnected: status, reason }, message);
     this.updateDerived(entry);
+  }
+
+  /** Marks the VF lost and schedules its re-attach (the engine keeps the vhost-user side). */
+  private vfGone(entry: Entry, cause: string): void {
+    entry.vfLost = { cause, since: new Date().toISOString() };
+    entry.failed = true;
+    entry.vfAttempt = 0;
+    this.log.warn({ relay: entry.spec.name, id: entry.id, cause, reason: 'VFRemoved' }, 'VF lost: the guest stays connected, re-attaching the VF when it is back');
+    this.retryVfLater(entry);
+  }
+
+  private retryVfLater(entry: Entry): void {
+    const delay = Math.min(this.vfRetry.maxMs, this.vfRetry.initialMs * 2 ** entry.vfAttempt);
+    entry.vfAttempt++;
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = setTimeout(() => this.schedule(entry), delay);
+  }
+
+  /** One attempt to give a relay whose VF was lost its VF back (resolved again: a real VF may
+   *  need its driver binding and MAC again). */
+  private async reattachVf(entry: Entry): Promise<void> {
+    const lost = entry.vfLost;
+    if (!lost || !this.engine.attachVf) return;
+    try {
+      const resolved = await this.resolveVf(entry.spec);
+      entry.status.pciAddress = resolved.display;
+      const info = await this.engine.attachVf(entry.id, resolved.vf);
+      entry.vfLost = undefined;
+      entry.vfAttempt = 0;
+      entry.failed = false;
+      entry.status.mac = entry.spec.mac?.toLowerCase() ?? info.mac;
+      this.log.info({ relay: entry.spec.name, id: entry.id, port: info.portName, lostSince: lost.since }, 'VF re-attached: forwarding again');
+    } catch (err) {
+      lost.lastError = errorMessage(err);
+      this.log.debug({ relay: entry.spec.name, id: entry.id, err: lost.lastError, attempt: entry.vfAttempt }, 'VF not back yet');
+      this.retryVfLater(entry);
+    }
   }
 
   private updateDerived(entry: Entry): void {
@@ -428,25 +487,44 @@ export class RelayManager extends EventEmitter implements RelayView {
   private handleEngineEvent(e: EngineEvent): void {
     const entry = this.byId.get(e.relayId);
     if (!entry || entry.removed || !entry.attached) return;
-    if (e.type === 'vf-removed') {
-      const t = new Date().toISOString();
-      entry.failed = true;
-      setCondition(entry.status.conditions, 'VFAttached', 'False', 'VFRemoved', 'the VF was removed from the host; reattaching when it comes back', t);
-      this.updateDerived(entry);
-      this.log.warn({ relay: entry.spec.name, id: entry.id }, 'VF removed');
-      // detach now, then try to attach again with backoff until the VF is back
-      entry.chain = entry.chain
-        .then(() => this.detach(entry))
-        .then(() => {
-          entry.failed = true;
-          setCondition(entry.status.conditions, 'VFAttached', 'False', 'VFRemoved', 'the VF was removed from the host; reattaching when it comes back', new Date().toISOString());
-          this.updateDerived(entry);
-          this.retryLater(entry);
-        })
-        .catch((err: unknown) => this.log.error({ relay: entry.spec.name, err: errorMessage(err) }, 'detach after VF removal failed'));
-      return;
+    const relay = entry.spec.name;
+    switch (e.type) {
+      case 'vf-removed':
+        if (!this.engine.attachVf) {
+          this.vfRemovedWholeRelay(entry);
+          return;
+        }
+        if (!entry.vfLost) this.vfGone(entry, e.cause ?? 'unplugged');
+        break;
+      case 'dirty-log':
+        this.log.info({ relay, id: entry.id, dirtyLogging: e.on }, e.on ? 'live migration of the guest started (dirty-page logging on)' : 'dirty-page logging off');
+        break;
+      case 'link':
+        this.log.info({ relay, id: entry.id, up: e.up }, e.up ? 'VF link up' : 'VF link down');
+        break;
+      default:
+        break;
     }
     this.observe(entry);
+  }
+
+  /** VF loss with an engine that cannot re-attach a VF alone: detach the relay, re-add it with
+   *  backoff until the VF is back (the guest's socket is closed meanwhile). */
+  private vfRemovedWholeRelay(entry: Entry): void {
+    const t = new Date().toISOString();
+    entry.failed = true;
+    setCondition(entry.status.conditions, 'VFAttached', 'False', 'VFRemoved', 'the VF was removed from the host; reattaching when it comes back', t);
+    this.updateDerived(entry);
+    this.log.warn({ relay: entry.spec.name, id: entry.id }, 'VF removed');
+    entry.chain = entry.chain
+      .then(() => this.detach(entry))
+      .then(() => {
+        entry.failed = true;
+        setCondition(entry.status.conditions, 'VFAttached', 'False', 'VFRemoved', 'the VF was removed from the host; reattaching when it comes back', new Date().toISOString());
+        this.updateDerived(entry);
+        this.retryLater(entry);
+      })
+      .catch((err: unknown) => this.log.error({ relay: entry.spec.name, err: errorMessage(err) }, 'detach after VF removal failed'));
   }
 
   private async resolveVf(spec: RelaySpec): Promise<ResolvedVf> {
@@ -518,6 +596,36 @@ export class RelayManager extends EventEmitter implements RelayView {
     entry.emitted = snapshot;
     this.emit('change', cloneStatus(entry.status));
   }
+}
+
+/**
+ * GuestConnected from the engine's view: how the guest arrived (MigratedIn after a live
+ * migration), a migration in progress (MigrationInProgress: dirty-page logging on), and how it
+ * left (MigratingOut: it stopped with dirty-page logging on, the source side of a live
+ * migration; it stays so until the next guest). The agent counts migrations from these reasons.
+ */
+export function guestCondition(info: RelayInfo): ['True' | 'False', string, string] {
+  if (info.guestConnected) {
+    const q = `${info.enabledQueues} vring(s) enabled`;
+    if (info.guestFeatures?.dirtyLogging) return ['True', 'MigrationInProgress', `guest connected, live migration in progress (dirty-page logging on), ${q}`];
+    switch (info.guestArrival) {
+      case 'migrated-in':
+        return ['True', 'MigratedIn', `guest arrived by live migration, ${q}`];
+      case 'reconnected':
+        return ['True', 'GuestConnected', `guest reconnected with its vrings restored, ${q}`];
+      case 'resumed':
+        return ['True', 'GuestConnected', `guest resumed, ${q}`];
+      default:
+        return ['True', 'GuestConnected', `guest connected, ${q}`];
+    }
+  }
+  if (info.guestDeparture === 'migrating-out') {
+    return info.socketConnected
+      ? ['False', 'MigratingOut', 'the guest stopped here with dirty-page logging on: it is being live-migrated away (its source QEMU still holds the socket)']
+      : ['False', 'MigratingOut', 'the guest left this relay by live migration (the source QEMU closed the socket); waiting for a guest'];
+  }
+  if (info.socketConnected) return ['False', 'WaitingForGuest', 'a VM is connected to the socket, its virtio device is not running (booting, stopped or waiting for an incoming migration)'];
+  return ['False', 'WaitingForGuest', 'no guest on the socket yet'];
 }
 
 /** Checks and fills a spec; every error names the field and the fix. */

@@ -1,0 +1,196 @@
+// A relay's VF goes away and comes back under a connected guest, with the real engine in a
+// network namespace: VF stand-ins are net_af_packet on veths and net_tap; the guests are
+// dpdk-testpmd (net_virtio_user) on the relays' sockets. The engine notices the loss by itself
+// (the stand-ins raise no removal event), detaches only the VF side, keeps the guest connected
+// and counts its packets as dropped (not connected); attachVf() brings the VF back and traffic
+// flows again on the same guest connection. Other relays forward throughout.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { RelayInfo, RelayStats } from '../../src/engine/index.js';
+import { EngineChild, Netns, removeDir, sleep, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
+
+const GUEST_MAC = '02:00:00:00:00:02';
+
+describe('VF loss and return under a connected guest (real engine, netns)', { timeout: 240_000 }, () => {
+  const dir = tempDir('vfl');
+  let ns: Netns;
+  let child: EngineChild;
+  const peers: Testpmd[] = [];
+  const guests = new Map<number, Testpmd>();
+
+  before(async () => {
+    ns = Netns.create('vfl');
+    child = EngineChild.spawn({ netns: ns.name });
+    await child.call('start', { workerCpus: [1], mainCpu: 0, inMemory: true, noPci: true, filePrefix: uniqueName('vfl'), poolQueuePairs: 8, rxDescriptors: 128, txDescriptors: 128 });
+  });
+  after(async () => {
+    for (const p of peers) p.kill();
+    await child?.close();
+    ns?.destroy();
+    removeDir(dir);
+  });
+
+  const relay = (id: number) => child.call<RelayInfo | null>('relay', id);
+  const stats = (id: number) => child.call<RelayStats>('stats', id);
+  const eventsOf = (id: number, type: string) => child.events.filter((e) => e.relayId === id && e.type === type);
+  async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${child.stderr.slice(-2000)}`);
+      await sleep(50);
+    }
+  }
+
+  /** A veth pair: `vf` is the relay's side (net_af_packet), `peer` the host behind the VF. */
+  function addVeth(vf: string, peer: string, cidr: string, guestIp: string): void {
+    ns.exec('ip', 'link', 'add', vf, 'type', 'veth', 'peer', 'name', peer);
+    ns.exec('ip', 'link', 'set', vf, 'up');
+    ns.exec('ip', 'link', 'set', peer, 'up');
+    ns.exec('ip', 'addr', 'add', cidr, 'dev', peer);
+    ns.exec('ip', 'neigh', 'replace', guestIp, 'lladdr', GUEST_MAC, 'dev', peer, 'nud', 'permanent');
+  }
+
+  async function addGuest(id: number, sock: string, peerMac: string): Promise<Testpmd> {
+    const t = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${sock},mac=${GUEST_MAC}`], args: [`--eth-peer=0,${peerMac}`] });
+    peers.push(t);
+    guests.set(id, t);
+    await t.cmd('start'); // rxonly: count what arrives
+    await waitFor(`guest on relay ${id}`, () => eventsOf(id, 'guest-connected').length > 0);
+    return t;
+  }
+
+  function sendUdp(ip: string, count: number): void {
+    ns.exec('python3', '-c', `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(${count}): s.sendto(b'vio4wd', ('${ip}', 9))`);
+  }
+
+  /** 5 datagrams kernel -> guest and 8 packets guest -> kernel through relay `id`, all counted. */
+  async function exchange(id: number, kernelIf: string, guestIp: string): Promise<void> {
+    const tp = guests.get(id)!;
+    const s0 = await stats(id);
+    const g0 = await tp.portStats(0);
+    const k0 = ns.ifStats(kernelIf);
+    sendUdp(guestIp, 5);
+    await tp.waitRx(0, g0.rxPackets + 5);
+    await tp.cmd('stop');
+    await tp.cmd('start tx_first 1'); // 8 packets from the guest
+    await waitFor(`${kernelIf} received 8`, () => ns.ifStats(kernelIf).rxPackets - k0.rxPackets >= 8);
+    await tp.cmd('stop');
+    await tp.cmd('start');
+    const s1 = await stats(id);
+    assert.equal(s1.vfToVm.txPackets - s0.vfToVm.txPackets, 5, `relay ${id}: VF->VM`);
+    assert.equal(s1.vmToVf.txPackets - s0.vmToVf.txPackets, 8, `relay ${id}: VM->VF`);
+  }
+
+  const AFP2 = 'net_af_packet2,iface=vfl2';
+
+  test('two relays on af_packet veths and one on a tap forward with guests connected', async () => {
+    addVeth('vfl1', 'vfl1p', '10.81.0.1/24', '10.81.0.2');
+    addVeth('vfl2', 'vfl2p', '10.82.0.1/24', '10.82.0.2');
+    const i1 = await child.call<RelayInfo>('addRelay', { id: 1, vf: { devargs: 'net_af_packet1,iface=vfl1' }, socketPath: join(dir, 'r1.sock'), mode: 'server', queues: 1 });
+    const i2 = await child.call<RelayInfo>('addRelay', { id: 2, vf: { devargs: AFP2 }, socketPath: join(dir, 'r2.sock'), mode: 'server', queues: 1 });
+    assert.equal(i2.vfAttached, true);
+    assert.equal(i2.portName, 'net_af_packet2');
+    await addGuest(1, join(dir, 'r1.sock'), i1.mac);
+    await addGuest(2, join(dir, 'r2.sock'), i2.mac);
+    await until('links up', async () => (await relay(1))?.linkUp === true && (await relay(2))?.linkUp === true);
+    await exchange(1, 'vfl1p', '10.81.0.2');
+    await exchange(2, 'vfl2p', '10.82.0.2');
+  });
+
+  test('the veth behind relay 2 is deleted: VF detached by the engine, guest still connected, its packets dropped as not connected', async () => {
+    ns.exec('ip', 'link', 'del', 'vfl2'); // takes vfl2p with it
+    await until('vf-removed on relay 2', async () => eventsOf(2, 'vf-removed').length === 1);
+    assert.equal(eventsOf(2, 'vf-removed')[0]!.cause, 'interface-gone');
+    const r2 = (await relay(2))!;
+    assert.equal(r2.vfAttached, false);
+    assert.equal(r2.vfLoss, 'interface-gone');
+    assert.equal(r2.portId, -1);
+    assert.equal(r2.linkUp, false);
+    assert.equal(r2.guestConnected, true, 'the guest keeps its vhost-user connection');
+    assert.equal(r2.socketConnected, true);
+    assert.equal(eventsOf(2, 'guest-disconnected').length, 0);
+    // the guest sends; nothing can go out: dropped, not connected (its tx ring keeps moving)
+    const s0 = await stats(2);
+    const tp = guests.get(2)!;
+    await tp.cmd('stop');
+    await tp.cmd('start tx_first 1');
+    await until('8 drops', async () => (await stats(2)).vmToVf.droppedNotConnectedPackets - s0.vmToVf.droppedNotConnectedPackets >= 8);
+    await tp.cmd('stop');
+    await tp.cmd('start');
+    const s1 = await stats(2);
+    assert.equal(s1.vmToVf.txPackets, s0.vmToVf.txPackets);
+    assert.equal(s1.vmToVf.droppedNotConnectedPackets - s0.vmToVf.droppedNotConnectedPackets, 8);
+    // relay 1 is not disturbed
+    await exchange(1, 'vfl1p', '10.81.0.2');
+    // while the interface is missing, re-attaching fails with ENODEV and changes nothing
+    await assert.rejects(child.call('attachVf', 2, { devargs: AFP2 }), (e: { code?: string }) => e.code === 'ENODEV');
+    assert.equal((await relay(2))!.vfAttached, false);
+  });
+
+  test('the veth comes back with the same name: attachVf re-attaches, traffic flows on the same guest connection', async () => {
+    addVeth('vfl2', 'vfl2p', '10.82.0.1/24', '10.82.0.2');
+    const info = await child.call<RelayInfo>('attachVf', 2, { devargs: AFP2 });
+    assert.equal(info.vfAttached, true);
+    assert.equal(info.portName, 'net_af_packet2');
+    assert.ok(info.portId >= 0);
+    assert.equal(info.vfLoss, undefined);
+    await until('link up on relay 2', async () => (await relay(2))?.linkUp === true);
+    await exchange(2, 'vfl2p', '10.82.0.2');
+    assert.equal(eventsOf(2, 'guest-connected').length, 1, 'the guest never reconnected');
+    assert.equal(eventsOf(2, 'guest-disconnected').length, 0);
+    await exchange(1, 'vfl1p', '10.81.0.2');
+  });
+
+  test('the peer link goes down and up: link events, the VF stays attached', async () => {
+    const before = eventsOf(1, 'link').length;
+    ns.exec('ip', 'link', 'set', 'vfl1p', 'down');
+    await until('link down on relay 1', async () => (await relay(1))?.linkUp === false);
+    assert.deepEqual(eventsOf(1, 'link').slice(before).map((e) => e.up), [false]);
+    assert.equal((await relay(1))!.vfAttached, true);
+    ns.exec('ip', 'link', 'set', 'vfl1p', 'up');
+    // a link going down flushes even permanent neighbour entries
+    ns.exec('ip', 'neigh', 'replace', '10.81.0.2', 'lladdr', GUEST_MAC, 'dev', 'vfl1p', 'nud', 'permanent');
+    await until('link up on relay 1', async () => (await relay(1))?.linkUp === true);
+    await exchange(1, 'vfl1p', '10.81.0.2');
+  });
+
+  test('a net_tap VF whose interface is deleted is detached; attachVf makes a new tap', async () => {
+    const sock = join(dir, 'r3.sock');
+    const devargs = 'net_tap3,iface=vfl3tap';
+    const i3 = await child.call<RelayInfo>('addRelay', { id: 3, vf: { devargs }, socketPath: sock, mode: 'server', queues: 1 });
+    ns.exec('ip', 'link', 'set', 'vfl3tap', 'up');
+    await addGuest(3, sock, i3.mac);
+    ns.exec('ip', 'link', 'del', 'vfl3tap');
+    await until('vf-removed on relay 3', async () => eventsOf(3, 'vf-removed').length === 1);
+    assert.equal((await relay(3))!.guestConnected, true);
+    const back = await child.call<RelayInfo>('attachVf', 3, { devargs });
+    assert.equal(back.vfAttached, true);
+    ns.exec('ip', 'link', 'set', 'vfl3tap', 'up');
+    ns.exec('ip', 'addr', 'add', '10.83.0.1/24', 'dev', 'vfl3tap');
+    ns.exec('ip', 'neigh', 'replace', '10.83.0.2', 'lladdr', GUEST_MAC, 'dev', 'vfl3tap', 'nud', 'permanent');
+    await until('tap link up', async () => (await relay(3))?.linkUp === true);
+    await exchange(3, 'vfl3tap', '10.83.0.2');
+  });
+
+  test('detachVf by hand keeps the guest; a wrong id and a bad VF are refused naming them', async () => {
+    const d = await child.call<RelayInfo>('detachVf', 1);
+    assert.equal(d.vfAttached, false);
+    assert.equal(d.vfLoss, undefined, 'detached on request, not lost');
+    assert.equal(d.guestConnected, true);
+    assert.equal(eventsOf(1, 'vf-removed').length, 0, 'no vf-removed event for a requested detach');
+    await child.call('detachVf', 1); // twice is fine
+    await exchange(2, 'vfl2p', '10.82.0.2');
+    await assert.rejects(child.call('detachVf', 99), (e: { code?: string; message?: string }) => e.code === 'ENOENT' && /relay 99/.test(e.message ?? ''));
+    await assert.rejects(child.call('attachVf', 1, { devargs: '' }), (e: { message?: string }) => /vf\.devargs/.test(e.message ?? ''));
+    await assert.rejects(child.call('attachVf', 1, { devargs: 'net_nosuchdriver0' }), (e: { code?: string }) => e.code === 'EINVAL' || e.code === 'ENODEV');
+    const a = await child.call<RelayInfo>('attachVf', 1, { devargs: 'net_af_packet1,iface=vfl1' });
+    assert.equal(a.vfAttached, true);
+    await until('link up on relay 1', async () => (await relay(1))?.linkUp === true);
+    await exchange(1, 'vfl1p', '10.81.0.2');
+    // removing relays with and without their VF works
+    await child.call('detachVf', 3);
+    for (const id of [1, 2, 3]) await child.call('removeRelay', id);
+    assert.deepEqual(await child.call('relays'), []);
+  });
+});
