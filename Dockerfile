@@ -1,10 +1,15 @@
 # vio4wd: one image for every role (`vio4wd agent`, `vio4wd operator`, `vio4wd kubevirt-sidecar`,
-# and the CLI). The build stages compile the native DPDK engine and the TypeScript; the runtime
-# stage is Debian bookworm slim with Node 20, the DPDK libraries with only the poll-mode drivers
-# the engine loads, and the app in /opt/vio4wd.
+# and the CLI). The build stages compile DPDK (Debian's 22.11 source package, with room for 1024
+# relays instead of Debian's 32), the native engine and the TypeScript; the runtime stage is
+# Debian bookworm slim with Node 20, that DPDK with only the poll-mode drivers the engine loads,
+# and the app in /opt/vio4wd.
 #
 #   podman build -t vio4wd:0.1.0 .          (or docker build; the default target is the last stage)
-#   podman build --build-arg DPDK_PMDS="librte-net-iavf23" -t vio4wd:intel-only .
+#   podman build --build-arg DPDK_PMDS="net_vhost net_bond net_iavf" -t vio4wd:intel-only .
+#
+# The DPDK build takes 10-17 minutes on 2 cores, once (the layer is cached). On a machine that
+# ran scripts/bootstrap the same build is already there; hand it in instead of building again:
+#   podman build --build-context dpdk=$(readlink -f /opt/vio4wd-dpdk/22.11.11-ports1024) -t vio4wd:0.1.0 .
 #
 # The image runs as an unprivileged user (65532) by default: enough for the operator and the
 # KubeVirt sidecar. The node agent needs root (DPDK: hugepages, vfio, sysfs); its DaemonSet sets
@@ -12,12 +17,32 @@
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 ARG DEBIAN_IMAGE=debian:bookworm-slim
+# DPDK: the upstream version of Debian's source package, and the ethdev ports (one per relay's VF)
+ARG DPDK_VERSION=22.11.11
+ARG DPDK_MAX_PORTS=1024
+
+# --- DPDK, built from Debian's source package by the recipe the machines use (scripts/build-dpdk.sh)
+FROM ${DEBIAN_IMAGE} AS dpdk-build
+ARG DPDK_VERSION
+ARG DPDK_MAX_PORTS
+COPY scripts/build-dpdk.sh /usr/local/sbin/build-dpdk.sh
+RUN build-dpdk.sh build --version "$DPDK_VERSION" --max-ports "$DPDK_MAX_PORTS" --install-deps --clean
+
+# --- the DPDK build's prefix as the root of a stage. `--build-context dpdk=<prefix of a finished
+# build>` replaces this stage (and so skips the one above): the image test and scripts/bootstrap
+# hand in the machine's build (scripts/bootstrap.d/35-dpdk.sh) that way.
+FROM scratch AS dpdk
+ARG DPDK_VERSION
+ARG DPDK_MAX_PORTS
+COPY --from=dpdk-build /opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}/ /
 
 # --- build: npm packages (cached until package-lock.json changes) ------------------------------
 FROM ${NODE_IMAGE} AS deps
-# DPDK headers (pkg-config libdpdk) and a C/C++ toolchain for native/
+# a C/C++ toolchain for native/, and what DPDK's pkg-config file (libdpdk.pc) and headers name:
+# libbsd, and the libraries its drivers link (rdma-core, libelf, libpcap, jansson, libnuma, libfdt)
 RUN apt-get update \
- && apt-get install -y --no-install-recommends g++ make pkg-config libdpdk-dev \
+ && apt-get install -y --no-install-recommends g++ make pkg-config \
+      libbsd-dev libibverbs-dev libelf-dev libpcap-dev libjansson-dev libnuma-dev libfdt-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -36,11 +61,31 @@ RUN npm prune --omit=dev --no-audit --no-fund --loglevel=error \
            node_modules/zeromq/src node_modules/zeromq/script node_modules/zeromq/vcpkg.json \
            node_modules/node-addon-api node_modules/node-api-headers
 
-# --- build: the native engine, then the TypeScript ---------------------------------------------
+# --- DPDK's run-time files: the libraries, and of the drivers only DPDK_PMDS (EAL loads every
+# driver in its plugin directory at start), the buses and mempool and what these need:
+#   virtual devices: vhost (vhost-user), tap and af_packet (VF stand-ins), bond (two VFs as one),
+#                    null (tests)
+#   VFs: iavf (Intel E810/X710 VFs), i40e, ice, ixgbe (82599/X5xx VFs), mlx5 (NVIDIA ConnectX VFs)
+# The build has more (e1000, nfp, bnxt, virtio, memif, ring): scripts/build-dpdk.sh lists them
+# when a wrong name is given.
+FROM deps AS dpdk-runtime
+ARG DPDK_VERSION
+ARG DPDK_MAX_PORTS
+ARG DPDK_PMDS="net_vhost net_tap net_af_packet net_bond net_null net_iavf net_i40e net_ice net_ixgbe net_mlx5"
+COPY --from=dpdk / /opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}/
+COPY scripts/build-dpdk.sh /usr/local/sbin/build-dpdk.sh
+RUN build-dpdk.sh runtime /opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS} /out ${DPDK_PMDS}
+
+# --- build: the native engine against that DPDK (linked with an rpath to its prefix, which is
+# the same path in the runtime stage), then the TypeScript --------------------------------------
 FROM deps AS build
+ARG DPDK_VERSION
+ARG DPDK_MAX_PORTS
+COPY --from=dpdk / /opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}/
 COPY native/Makefile native/
 COPY native/src native/src
-RUN make -C native -j"$(nproc)" && strip --strip-debug native/build/vio4wd.node
+RUN echo "DPDK_PREFIX=/opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}" > native/dpdk.env \
+ && make -C native -j"$(nproc)" && strip --strip-debug native/build/vio4wd.node
 COPY tsconfig.json ./
 COPY src src
 RUN npx tsc -p tsconfig.json && find dist -name '*.map' -delete
@@ -48,19 +93,17 @@ RUN npx tsc -p tsconfig.json && find dist -name '*.map' -delete
 # --- runtime -------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS node
 FROM ${DEBIAN_IMAGE} AS runtime
-# DPDK poll-mode drivers to install. EAL loads every driver in its plugin directory at start, so
-# only these (and what they depend on) are there:
-#   virtual devices: vhost (vhost-user), tap and af_packet (VF stand-ins), bonding (two VFs as one)
-#   VFs: iavf (Intel E810/X710 VFs), i40e, ice, ixgbe (82599/X5xx VFs), mlx5 (NVIDIA ConnectX VFs)
-ARG DPDK_PMDS="librte-net-vhost23 librte-net-tap23 librte-net-af-packet23 librte-net-bond23 librte-net-null23 \
-librte-net-iavf23 librte-net-i40e23 librte-net-ice23 librte-net-ixgbe23 librte-net-mlx5-23"
-# buses and the default mempool driver (ring) every DPDK process needs; iproute2 sets VF MACs
-# through their PF (ip link set PF vf N mac ...)
+# the libraries DPDK's libraries and drivers link (libmlx5 is in ibverbs-providers); iproute2 sets
+# VF MACs through their PF (ip link set PF vf N mac ...)
 RUN apt-get update \
- && apt-get install -y --no-install-recommends librte-bus-pci23 librte-bus-vdev23 librte-mempool-ring23 ${DPDK_PMDS} iproute2 \
+ && apt-get install -y --no-install-recommends libnuma1 libbsd0 libfdt1 libjansson4 libpcap0.8 libelf1 \
+      libibverbs1 ibverbs-providers iproute2 \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/dpkg.log /var/log/apt
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
-RUN groupadd --system --gid 65532 vio4wd \
+# DPDK at the prefix it was built for (its plugin directory is compiled in), in ld.so's cache
+COPY --from=dpdk-runtime /out/ /
+RUN ldconfig \
+ && groupadd --system --gid 65532 vio4wd \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin vio4wd
 WORKDIR /opt/vio4wd
 COPY --from=prod-deps /src/node_modules node_modules
@@ -70,7 +113,8 @@ COPY proto proto
 COPY bin bin
 COPY --from=build /src/native/build/vio4wd.node native/build/vio4wd.node
 COPY --from=build /src/dist dist
-RUN ln -s /opt/vio4wd/bin/vio4wd.js /usr/local/bin/vio4wd && vio4wd --version
+RUN ln -s /opt/vio4wd/bin/vio4wd.js /usr/local/bin/vio4wd && vio4wd --version \
+ && node -e "const a = require('/opt/vio4wd/native/build/vio4wd.node'); console.log(a.version() + ', ' + a.maxPorts + ' ethdev ports')"
 ENV NODE_ENV=production
 USER 65532:65532
 ENTRYPOINT ["vio4wd"]

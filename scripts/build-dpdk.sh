@@ -145,7 +145,7 @@ cmd_build() {
     mkdir -p "$prefix"
   fi
   local build="$src/build-$max_ports"
-  say "building DPDK $version with max_ethports=$max_ports into $prefix (takes 10-17 minutes on 2 cores, once)"
+  say "building DPDK $want_src with max_ethports=$max_ports into $prefix (takes 10-17 minutes on 2 cores, once)"
   rm -rf "$build"
   (cd "$tree" && meson setup "$build" --prefix="$prefix" --libdir=lib --default-library=shared \
     -Dplatform=generic -Dmax_ethports="$max_ports" -Denable_drivers="$DRIVERS" -Dtests=false -Ddisable_apps='*' \

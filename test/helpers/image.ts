@@ -226,7 +226,7 @@ export function chrootSpawn(root: string, argv: string[], o: ChrootOptions = {})
  * that keeps it until release(). Without the variable it does nothing: the test runner already
  * runs one test file at a time, and a lock taken here would deadlock under `flock FILE npm test`.
  */
-export function cpuLock(): Promise<{ release: () => Promise<void> }> {
+export function cpuLock(signal?: AbortSignal): Promise<{ release: () => Promise<void> }> {
   const file = process.env.VIO4WD_CPU_LOCK;
   if (!file) return Promise.resolve({ release: async () => undefined });
   return new Promise((resolve, reject) => {
@@ -234,6 +234,15 @@ export function cpuLock(): Promise<{ release: () => Promise<void> }> {
     let held = false;
     const exited = new Promise<void>((r) => holder.on('close', () => r()));
     holder.on('error', reject);
+    // `signal` (a test's t.signal) aborts when the test times out or ends: give up waiting, or
+    // release, so that a timed-out test does not take the lock later and keep it to the end
+    const onAbort = (): void => {
+      holder.stdin.end(); // cat, which holds the lock, ends with its stdin
+      if (!held) holder.kill('SIGTERM'); // flock still waiting
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    void exited.then(() => signal?.removeEventListener('abort', onAbort));
     holder.stdout.setEncoding('utf8').on('data', (d: string) => {
       if (held || !d.includes('locked')) return;
       held = true;
