@@ -3,12 +3,20 @@
 // dpdk-testpmd (net_virtio_user) on the relays' sockets. The engine notices the loss by itself
 // (the stand-ins raise no removal event), detaches only the VF side, keeps the guest connected
 // and counts its packets as dropped (not connected); attachVf() brings the VF back and traffic
-// flows again on the same guest connection. Other relays forward throughout.
+// flows again on the same guest connection. Other relays forward throughout. Then the same
+// through the agent (RelayManager): status, re-attach with backoff when the veth is back.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { RelayInfo, RelayStats } from '../../src/engine/index.js';
 import { EngineChild, Netns, removeDir, sleep, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
+import { Netns as TestNetns, testTempDir } from '../helpers/netns.js';
+import { AgentProcess } from '../helpers/agent.js';
+
+const execFileP = promisify(execFile);
 
 const GUEST_MAC = '02:00:00:00:00:02';
 
@@ -192,5 +200,112 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
     await child.call('detachVf', 3);
     for (const id of [1, 2, 3]) await child.call('removeRelay', id);
     assert.deepEqual(await child.call('relays'), []);
+  });
+});
+
+describe('the agent keeps a guest connected while its VF is gone and re-attaches the VF when it is back', { timeout: 240_000 }, () => {
+  let ns: TestNetns;
+  let tmp: { path: string; remove: () => void };
+  let agent: AgentProcess;
+  const vms: Testpmd[] = [];
+  const METRICS = '127.0.0.1:9464';
+
+  async function veth(n: number): Promise<void> {
+    await ns.addVeth(`vx${n}`, `vx${n}p`);
+    await ns.addAddress(`vx${n}p`, `10.9${n}.0.1/24`);
+  }
+
+  /** pings from the host behind VF n to its VM (testpmd answering ARP and ICMP echo) */
+  async function ping(n: number, count: number): Promise<number> {
+    const args = ['netns', 'exec', ns.name, 'ping', '-n', '-c', String(count), '-i', '0.2', '-W', '2', `10.9${n}.0.2`];
+    const out = await execFileP('ip', args, { encoding: 'utf8' }).then((r) => r.stdout, (e: { stdout?: string }) => e.stdout ?? '');
+    return Number(/(\d+) received/.exec(out)?.[1] ?? 0);
+  }
+
+  async function metrics(): Promise<string> {
+    return (await agent.http(`http://${METRICS}/metrics`)).body;
+  }
+  function metric(text: string, name: string, labels: string): number {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((x) => l.includes(x)));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
+  }
+  async function untilMetric(what: string, check: (m: string) => boolean, timeoutMs = 20_000): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const m = await metrics();
+      if (check(m)) return m;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${agent.output.slice(-3000)}`);
+      await sleep(200);
+    }
+  }
+
+  before(async () => {
+    ns = await TestNetns.create('vfl-agent');
+    tmp = testTempDir('vfl-agent');
+    const sockDir = join(tmp.path, 'sock');
+    mkdirSync(sockDir);
+    await veth(1);
+    await veth(2);
+    agent = await AgentProcess.start({
+      config: {
+        log: { level: 'debug' },
+        engine: { workerCpus: [1], mainCpu: 0, inMemory: true, noPci: true },
+        vhostUser: { mode: 'server', socketDir: sockDir },
+        control: { ipcDir: join(tmp.path, 'ipc') },
+        metrics: { address: METRICS },
+        relays: [
+          { id: 1, vf: { devargs: 'net_af_packet_x1,iface=vx1' } },
+          { id: 2, vf: { devargs: 'net_af_packet_x2,iface=vx2' } },
+        ],
+      },
+      workDir: tmp.path,
+      netns: ns,
+    });
+    for (const n of [1, 2]) {
+      const vm = await Testpmd.start({
+        vdevs: [`net_virtio_user0,path=${join(sockDir, `virtio-forwarder${n}.sock`)},queues=1,mac=52:54:00:00:09:0${n}`],
+        fwd: 'io', cpu: 0, netns: ns.name, args: ['--forward-mode=icmpecho'],
+      });
+      vms.push(vm);
+      await vm.cmd('start');
+    }
+  });
+
+  after(async () => {
+    for (const vm of vms) await vm.quit();
+    if (agent && agent.exitCode === null) await agent.stop();
+    await ns?.destroy();
+    tmp?.remove();
+  });
+
+  test('both relays Ready with their guests, pings through both', async () => {
+    await untilMetric('both guests connected', (m) => metric(m, 'vio4wd_relay_guest_connected', 'relay="relay-1"') === 1 && metric(m, 'vio4wd_relay_guest_connected', 'relay="relay-2"') === 1);
+    assert.equal(await ping(1, 3), 3);
+    assert.equal(await ping(2, 3), 3);
+  });
+
+  test('the veth of relay 2 is deleted: relay 2 Failed with reason VFRemoved, its guest stays connected, relay 1 forwards', async () => {
+    const from = agent.output.length;
+    await ns.ip('link', 'del', 'vx2');
+    const m = await untilMetric('relay-2 Failed', (x) => metric(x, 'vio4wd_relay_phase', 'relay="relay-2",phase="Failed"') === 1);
+    assert.equal(metric(m, 'vio4wd_relay_guest_connected', 'relay="relay-2"'), 1, 'the guest on relay 2 is still connected');
+    assert.equal(metric(m, 'vio4wd_relay_phase', 'relay="relay-1",phase="Ready"'), 1);
+    const lost = await agent.waitForLog(/"relay":"relay-2"[^\n]*"reason":"VFRemoved"[^\n]*"msg":"VF lost[^"]*"/, 5000, from);
+    assert.match(lost, /"cause":"interface-gone"/);
+    assert.equal(await ping(1, 5), 5, 'relay 1 keeps forwarding');
+    // re-attach attempts fail quietly while the veth is missing; the relay stays Failed
+    await sleep(2500);
+    assert.equal(metric(await metrics(), 'vio4wd_relay_phase', 'relay="relay-2",phase="Failed"'), 1);
+  });
+
+  test('the veth comes back with the same name: relay 2 re-attaches by itself, Ready, pings pass, the guest never reconnected', async () => {
+    const from = agent.output.length;
+    await veth(2);
+    await untilMetric('relay-2 Ready again', (x) => metric(x, 'vio4wd_relay_phase', 'relay="relay-2",phase="Ready"') === 1, 30_000);
+    await agent.waitForLog(/"relay":"relay-2"[^\n]*"msg":"VF re-attached: forwarding again"/, 5000, from);
+    assert.equal(await ping(2, 5), 5);
+    assert.equal(await ping(1, 3), 3);
+    const reconnects = agent.logs().filter((l) => l.relay === 'relay-2' && l.guestConnected === 'True');
+    assert.equal(reconnects.length, 1, 'GuestConnected went True once, at the start');
   });
 });
