@@ -61,6 +61,14 @@ RUN npm prune --omit=dev --no-audit --no-fund --loglevel=error \
            node_modules/zeromq/src node_modules/zeromq/script node_modules/zeromq/vcpkg.json \
            node_modules/node-addon-api node_modules/node-api-headers
 
+# --- the DPDK build where the next stages use it: headers and pkg-config for native/, the files
+# for the runtime
+FROM deps AS dpdk-dev
+ARG DPDK_VERSION
+ARG DPDK_MAX_PORTS
+COPY --from=dpdk / /opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}/
+ENV DPDK_PREFIX=/opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}
+
 # --- DPDK's run-time files: the libraries, and of the drivers only DPDK_PMDS (EAL loads every
 # driver in its plugin directory at start), the buses and mempool and what these need:
 #   virtual devices: vhost (vhost-user), tap and af_packet (VF stand-ins), bond (two VFs as one),
@@ -68,23 +76,17 @@ RUN npm prune --omit=dev --no-audit --no-fund --loglevel=error \
 #   VFs: iavf (Intel E810/X710 VFs), i40e, ice, ixgbe (82599/X5xx VFs), mlx5 (NVIDIA ConnectX VFs)
 # The build has more (e1000, nfp, bnxt, virtio, memif, ring): scripts/build-dpdk.sh lists them
 # when a wrong name is given.
-FROM deps AS dpdk-runtime
-ARG DPDK_VERSION
-ARG DPDK_MAX_PORTS
+FROM dpdk-dev AS dpdk-runtime
 ARG DPDK_PMDS="net_vhost net_tap net_af_packet net_bond net_null net_iavf net_i40e net_ice net_ixgbe net_mlx5"
-COPY --from=dpdk / /opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}/
 COPY scripts/build-dpdk.sh /usr/local/sbin/build-dpdk.sh
-RUN build-dpdk.sh runtime /opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS} /out ${DPDK_PMDS}
+RUN build-dpdk.sh runtime "$DPDK_PREFIX" /out ${DPDK_PMDS}
 
 # --- build: the native engine against that DPDK (linked with an rpath to its prefix, which is
 # the same path in the runtime stage), then the TypeScript --------------------------------------
-FROM deps AS build
-ARG DPDK_VERSION
-ARG DPDK_MAX_PORTS
-COPY --from=dpdk / /opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}/
+FROM dpdk-dev AS build
 COPY native/Makefile native/
 COPY native/src native/src
-RUN echo "DPDK_PREFIX=/opt/vio4wd-dpdk/${DPDK_VERSION}-ports${DPDK_MAX_PORTS}" > native/dpdk.env \
+RUN echo "DPDK_PREFIX=$DPDK_PREFIX" > native/dpdk.env \
  && make -C native -j"$(nproc)" && strip --strip-debug native/build/vio4wd.node
 COPY tsconfig.json ./
 COPY src src

@@ -216,7 +216,8 @@ cmd_runtime() {
   # the drivers' own dependencies on each other resolve through ld.so.cache (dlopen ignores the
   # application's rpath)
   echo "$prefix/lib" >"$dest/etc/ld.so.conf.d/vio4wd-dpdk.conf"
-  say "runtime files of $prefix in $dest: $(ls "$dest$prefix/lib" | grep -c "\.so\.$abi\$") libraries, drivers: $(printf '%s\n' "${!want[@]}" | sort | tr '\n' ' ')"
+  local libs=("$dest$prefix"/lib/librte_*.so."$abi")
+  say "runtime files of $prefix in $dest: ${#libs[@]} libraries (with the drivers), drivers: $(printf '%s\n' "${!want[@]}" | sort | tr '\n' ' ')"
 }
 
 case ${1:-} in
