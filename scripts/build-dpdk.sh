@@ -163,7 +163,9 @@ cmd_build() {
     ln -sfn "$store" "$prefix"
     rm -rf "$store.old"
   fi
-  ((clean)) && rm -rf "$src"
+  # the build tree is not reused (a build starts afresh); the log stays
+  rm -rf "$build"
+  if ((clean)); then rm -rf "$src"; fi
   echo "$prefix"
 }
 
