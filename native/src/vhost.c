@@ -122,8 +122,42 @@ static bool match_departure_locked(const uint16_t *avail, uint16_t nvr)
 	return false;
 }
 
+#ifdef VIO_TRACE_VHOST
+/* diagnostics (make CPPFLAGS=-DVIO_TRACE_VHOST): every vhost-user message with the time QEMU
+ * took to send it after the previous one was handled, and how long its handling took */
+static uint64_t trace_t0, trace_last;
+
+static enum rte_vhost_msg_result trace_pre(int vid, void *msg)
+{
+	uint64_t now = rte_get_timer_cycles(), hz = rte_get_timer_hz();
+
+	if (!trace_t0)
+		trace_t0 = now;
+	RTE_LOG(WARNING, USER1, "TRACE vid %d req %u at %lu us, %lu us after the last\n", vid,
+		*(const uint32_t *)msg, (now - trace_t0) * 1000000 / hz,
+		trace_last ? (now - trace_last) * 1000000 / hz : 0);
+	trace_last = now;
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static enum rte_vhost_msg_result trace_post(int vid, void *msg)
+{
+	uint64_t now = rte_get_timer_cycles(), hz = rte_get_timer_hz();
+
+	RTE_LOG(WARNING, USER1, "TRACE vid %d req %u handled in %lu us\n", vid,
+		*(const uint32_t *)msg, (now - trace_last) * 1000000 / hz);
+	trace_last = now;
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static const struct rte_vhost_user_extern_ops trace_ops = { trace_pre, trace_post };
+#endif
+
 static int new_connection(int vid)
 {
+#ifdef VIO_TRACE_VHOST
+	rte_vhost_extern_callback_register(vid, &trace_ops, NULL);
+#endif
 	pthread_mutex_lock(&eng.lock);
 	struct vio_relay *r = relay_of_vid_locked(vid);
 	int id = -1;

@@ -7,6 +7,7 @@
  * replaced as a whole by the control thread (RCU: the worker reports a quiescent state after
  * every pass), so adding, removing or moving one relay never pauses the others.
  */
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
@@ -155,13 +156,20 @@ int vio_worker_main(void *arg)
 }
 
 /* Wait until every worker has finished the pass it was in: afterwards no worker holds a
- * pointer to a list, relay or vhost device that was unpublished before the call. Sleeps
- * between checks, so it also works when a worker shares the caller's CPU. */
+ * pointer to a list, relay or vhost device that was unpublished before the call. A pass takes
+ * microseconds, so it spins for up to 1 ms first (destroy_device waits here while QEMU waits
+ * for its reply, during a live migration's downtime), then sleeps between checks, so that it
+ * also works when a worker shares the caller's CPU. */
 void vio_rcu_wait(void)
 {
 	if (!eng.qs)
 		return;
 	uint64_t t = rte_rcu_qsbr_start(eng.qs);
-	while (!rte_rcu_qsbr_check(eng.qs, t, false))
-		usleep(20);
+	uint64_t spin_until = rte_get_timer_cycles() + rte_get_timer_hz() / 1000; /* 1 ms */
+	while (!rte_rcu_qsbr_check(eng.qs, t, false)) {
+		if (rte_get_timer_cycles() < spin_until)
+			rte_pause();
+		else
+			usleep(20);
+	}
 }
