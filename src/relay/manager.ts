@@ -110,7 +110,18 @@ interface Entry {
   failed: boolean;
   /** JSON of the status last emitted. */
   emitted?: string;
+  /** The guest's dirty-page logging is on: a live migration is in progress. */
+  dirtyLog?: boolean;
+  /** A deferred observe() (see MIGRATION_QUIET_MS). */
+  observeTimer?: NodeJS.Timeout;
 }
+
+/**
+ * While a guest is live-migrating, the vhost-user events of its relay are taken into the status
+ * this much later (coalesced): the source's events come in the migration's downtime, when QEMU
+ * needs every cycle of a core it may share with the agent to send the guest's last state.
+ */
+export const MIGRATION_QUIET_MS = 100;
 
 export class RelayManager extends EventEmitter implements RelayView {
   private readonly engine: RelayEngine;
@@ -235,6 +246,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     if (!entry || entry.removed) return false;
     entry.removed = true;
     clearTimeout(entry.retryTimer);
+    clearTimeout(entry.observeTimer);
     entry.status.phase = 'Terminating';
     this.emitChange(entry);
     entry.chain = entry.chain.then(() => this.detach(entry)).catch((err: unknown) => {
@@ -497,7 +509,20 @@ export class RelayManager extends EventEmitter implements RelayView {
         if (!entry.vfLost) this.vfGone(entry, e.cause ?? 'unplugged');
         break;
       case 'dirty-log':
+        entry.dirtyLog = e.on;
         this.log.info({ relay, id: entry.id, dirtyLogging: e.on }, e.on ? 'live migration of the guest started (dirty-page logging on)' : 'dirty-page logging off');
+        break;
+      case 'vring-state':
+      case 'guest-disconnected':
+      case 'vhost-connection':
+        if (entry.dirtyLog || (e.type === 'guest-disconnected' && e.departure === 'migrating-out')) {
+          if (e.type === 'guest-disconnected') entry.dirtyLog = false;
+          entry.observeTimer ??= setTimeout(() => {
+            entry.observeTimer = undefined;
+            if (!entry.removed && entry.attached) this.observe(entry);
+          }, MIGRATION_QUIET_MS);
+          return;
+        }
         break;
       case 'link':
         this.log.info({ relay, id: entry.id, up: e.up }, e.up ? 'VF link up' : 'VF link down');
