@@ -19,14 +19,21 @@ export interface VhostUserDeviceInfo {
   };
 }
 
-/** Directory in the container where the relay's socket directory is mounted. */
-export function podSocketDir(deviceId: string): string {
-  return posix.join(CONTAINER_SOCKET_ROOT, deviceId);
+/**
+ * Directory in the container where the relay's socket directory is mounted: named after the
+ * pool and the device's place in the container's request (`vhostuser-0`, `vhostuser-1`, ...), not
+ * after the relay. A live-migration target's virt-launcher gets other relays than the source's,
+ * but libvirt defines the target's domain from the source's XML: the socket path in it must
+ * exist in both pods, so it must not depend on which relay a pod got.
+ */
+export function podSocketDir(pool: Pick<Pool, 'domain' | 'name'>, slot: number): string {
+  const base = pool.domain === 'vio4wd.io' ? pool.name : `${pool.domain}_${pool.name}`;
+  return posix.join(CONTAINER_SOCKET_ROOT, `${base}-${slot}`);
 }
 
-/** The relay's socket as the pod sees it. */
-export function podSocketPath(status: Pick<RelayStatus, 'name' | 'socketPath'>): string {
-  return posix.join(podSocketDir(status.name), posix.basename(status.socketPath));
+/** The relay's socket as the pod sees it, with its socket directory mounted at podDir. */
+export function podSocketPath(status: Pick<RelayStatus, 'socketPath'>, podDir: string): string {
+  return posix.join(podDir, posix.basename(status.socketPath));
 }
 
 /**
@@ -38,11 +45,11 @@ export function podMode(relayMode: RelayStatus['mode']): 'client' | 'server' {
   return relayMode === 'client' ? 'server' : 'client';
 }
 
-export function deviceInfo(status: RelayStatus): VhostUserDeviceInfo {
+export function deviceInfo(status: RelayStatus, podDir: string): VhostUserDeviceInfo {
   return {
     type: 'vhost-user',
     version: DEVICE_INFO_VERSION,
-    'vhost-user': { mode: podMode(status.mode), path: podSocketPath(status) },
+    'vhost-user': { mode: podMode(status.mode), path: podSocketPath(status, podDir) },
   };
 }
 
@@ -101,8 +108,9 @@ function notReadyReason(status: RelayStatus): string {
 export function containerResponse(pool: Pool, devices: readonly RelayStatus[]): Required<Pick<ContainerAllocateResponse, 'envs' | 'mounts' | 'annotations'>> {
   const envs: Record<string, string> = { [`VIO4WD_${pool.envKey}_DEVICES`]: devices.map((d) => d.name).join(',') };
   const infos: Record<string, VhostUserDeviceInfo> = {};
-  const mounts = devices.map((d) => {
-    const info = deviceInfo(d);
+  const mounts = devices.map((d, slot) => {
+    const dir = podSocketDir(pool, slot);
+    const info = deviceInfo(d, dir);
     infos[d.name] = info;
     const p = deviceEnvPrefix(d.name);
     envs[`${p}SOCKET`] = info['vhost-user'].path;
@@ -112,7 +120,7 @@ export function containerResponse(pool: Pool, devices: readonly RelayStatus[]): 
     if (d.mtu !== undefined) envs[`${p}MTU`] = String(d.mtu);
     if (d.numaNode >= 0) envs[`${p}NUMA_NODE`] = String(d.numaNode);
     // read-write: in vhost-user server mode QEMU creates the socket in this directory
-    return { container_path: podSocketDir(d.name), host_path: posix.dirname(d.socketPath), read_only: false };
+    return { container_path: dir, host_path: posix.dirname(d.socketPath), read_only: false };
   });
   const annotations = {
     [`${pool.resourceName}.devices`]: devices.map((d) => d.name).join(','),

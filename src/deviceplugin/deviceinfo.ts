@@ -11,7 +11,7 @@ import { resourceNameOf } from './pool.js';
 
 export class DeviceInfoFiles {
   /** Files this process wrote, by device ID: only so they can be removed again. */
-  private readonly written = new Map<string, { resourceName: string; path: string }>();
+  private readonly written = new Map<string, { resourceName: string; path: string; podDir: string }>();
   /** One file operation at a time, so a removal never races an Allocate's write. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -24,9 +24,10 @@ export class DeviceInfoFiles {
     return join(this.dir, deviceInfoFileName(resourceName, deviceId));
   }
 
-  /** Writes (atomically) the device-info file of an allocated relay. */
-  write(status: RelayStatus): Promise<string> {
-    return this.serial(() => this.doWrite(status));
+  /** Writes (atomically) the device-info file of a relay allocated with its socket directory
+   *  mounted at podDir in the container. */
+  write(status: RelayStatus, podDir: string): Promise<string> {
+    return this.serial(() => this.doWrite(status, podDir));
   }
 
   private serial<T>(op: () => Promise<T>): Promise<T> {
@@ -35,19 +36,19 @@ export class DeviceInfoFiles {
     return run;
   }
 
-  private async doWrite(status: RelayStatus): Promise<string> {
+  private async doWrite(status: RelayStatus, podDir: string): Promise<string> {
     const resourceName = resourceNameOf(status);
     const path = this.pathFor(resourceName, status.name);
     const prev = this.written.get(status.name);
     try {
       await mkdir(this.dir, { recursive: true });
       const tmp = `${path}.${process.pid}.tmp`;
-      await writeFile(tmp, `${JSON.stringify(deviceInfo(status), null, 2)}\n`, { mode: 0o644 });
+      await writeFile(tmp, `${JSON.stringify(deviceInfo(status, podDir), null, 2)}\n`, { mode: 0o644 });
       await rename(tmp, path);
     } catch (err) {
       throw new DevicePluginError('EDEVINFO', `cannot write device-info file ${path}: ${errorMessage(err)}; check that the directory is writable (device-info dir option)`, { cause: err });
     }
-    this.written.set(status.name, { resourceName, path });
+    this.written.set(status.name, { resourceName, path, podDir });
     if (prev && prev.path !== path) await this.unlink(prev.path);
     return path;
   }
@@ -62,7 +63,7 @@ export class DeviceInfoFiles {
         return;
       }
       try {
-        await this.doWrite(status);
+        await this.doWrite(status, prev.podDir);
       } catch (err) {
         this.log.warn({ device: status.name, err: errorMessage(err) }, 'device-info refresh failed');
       }

@@ -14,7 +14,7 @@ import {
 import type { RelayStatus, RelayView } from '../relay/types.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { containerResponse, resolveDevices } from './allocate.js';
+import { containerResponse, podSocketDir, resolveDevices } from './allocate.js';
 import { API_VERSION, HEALTHY, UNHEALTHY } from './constants.js';
 import type { DeviceInfoFiles } from './deviceinfo.js';
 import { DevicePluginError } from './errors.js';
@@ -223,7 +223,7 @@ export class PoolPlugin {
     const resolved = req.container_requests.map((c, i) =>
       resolveDevices(this.pool, c.devices_ids, (id) => this.view.get(id), `container_requests[${i}].devices_ids`),
     );
-    const writes = resolved.flat().map((s) => this.deviceInfo.write(s));
+    const writes = resolved.flatMap((devs) => devs.map((s, slot) => this.deviceInfo.write(s, podSocketDir(this.pool, slot))));
     await Promise.all(writes);
     const res = { container_responses: resolved.map((devs) => containerResponse(this.pool, devs)) };
     this.log.info({ containers: resolved.map((devs) => devs.map((d) => d.name)) }, 'allocated');

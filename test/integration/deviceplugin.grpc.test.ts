@@ -208,17 +208,17 @@ test('Allocate mounts each relay socket directory, names it in env and annotatio
   assert.deepEqual(one.container_responses[0], {
     envs: {
       VIO4WD_VHOSTUSER_DEVICES: 'r1',
-      VIO4WD_DEVICE_R1_SOCKET: '/var/run/vio4wd/r1/r1.sock',
+      VIO4WD_DEVICE_R1_SOCKET: '/var/run/vio4wd/vhostuser-0/r1.sock',
       VIO4WD_DEVICE_R1_MODE: 'server',
       VIO4WD_DEVICE_R1_QUEUES: '4',
       VIO4WD_DEVICE_R1_MAC: '02:00:00:00:00:01',
       VIO4WD_DEVICE_R1_NUMA_NODE: '0',
     },
-    mounts: [{ container_path: '/var/run/vio4wd/r1', host_path: join(sockRoot, 'r1'), read_only: false }],
+    mounts: [{ container_path: '/var/run/vio4wd/vhostuser-0', host_path: join(sockRoot, 'r1'), read_only: false }],
     devices: [],
     annotations: {
       'vio4wd.io/vhostuser.devices': 'r1',
-      'vio4wd.io/vhostuser.device-info': JSON.stringify({ r1: { type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'server', path: '/var/run/vio4wd/r1/r1.sock' } } }),
+      'vio4wd.io/vhostuser.device-info': JSON.stringify({ r1: { type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'server', path: '/var/run/vio4wd/vhostuser-0/r1.sock' } } }),
     },
     cdi_devices: [],
   });
@@ -227,7 +227,7 @@ test('Allocate mounts each relay socket directory, names it in env and annotatio
   assert.deepEqual(JSON.parse(await readFile(join(devinfo, 'vio4wd.io-vhostuser-r1-device.json'), 'utf8')), {
     type: 'vhost-user',
     version: '1.1.0',
-    'vhost-user': { mode: 'server', path: '/var/run/vio4wd/r1/r1.sock' },
+    'vhost-user': { mode: 'server', path: '/var/run/vio4wd/vhostuser-0/r1.sock' },
   });
 
   // several devices in one container, and a second container
@@ -235,22 +235,24 @@ test('Allocate mounts each relay socket directory, names it in env and annotatio
   const [c0, c1] = many.container_responses;
   assert.ok(c0 && c1);
   assert.equal(c0.envs.VIO4WD_VHOSTUSER_DEVICES, 'r2,r1');
-  assert.equal(c0.envs.VIO4WD_DEVICE_R2_SOCKET, '/var/run/vio4wd/r2/r2.sock');
+  assert.equal(c0.envs.VIO4WD_DEVICE_R2_SOCKET, '/var/run/vio4wd/vhostuser-0/r2.sock');
   assert.equal(c0.envs.VIO4WD_DEVICE_R2_MODE, 'client');
   assert.equal(c0.envs.VIO4WD_DEVICE_R2_QUEUES, '2');
   assert.equal(c0.envs.VIO4WD_DEVICE_R2_MTU, '9000');
   assert.equal(c0.envs.VIO4WD_DEVICE_R2_NUMA_NODE, '1');
-  assert.equal(c0.envs.VIO4WD_DEVICE_R1_SOCKET, '/var/run/vio4wd/r1/r1.sock');
+  assert.equal(c0.envs.VIO4WD_DEVICE_R1_SOCKET, '/var/run/vio4wd/vhostuser-1/r1.sock');
   assert.deepEqual(c0.mounts.map((m) => [m.container_path, m.host_path, m.read_only]), [
-    ['/var/run/vio4wd/r2', join(sockRoot, 'r2'), false],
-    ['/var/run/vio4wd/r1', join(sockRoot, 'r1'), false],
+    ['/var/run/vio4wd/vhostuser-0', join(sockRoot, 'r2'), false],
+    ['/var/run/vio4wd/vhostuser-1', join(sockRoot, 'r1'), false],
   ]);
   assert.equal(c0.annotations['vio4wd.io/vhostuser.devices'], 'r2,r1');
   assert.deepEqual(Object.keys(JSON.parse(c0.annotations['vio4wd.io/vhostuser.device-info'] ?? '{}') as object), ['r2', 'r1']);
-  // the ID is sanitised in env names (upper case, anything else than A-Z0-9 -> _), not in paths
+  // the ID is sanitised in env names (upper case, anything else than A-Z0-9 -> _); the pod's
+  // directory is the pool's first one whichever relay it got (a migration target gets another
+  // relay than the source, but the socket path in the domain XML it receives must exist)
   assert.deepEqual(c1.envs, {
     VIO4WD_VHOSTUSER_DEVICES: 'web-0.a',
-    VIO4WD_DEVICE_WEB_0_A_SOCKET: '/var/run/vio4wd/web-0.a/web-0.a.sock',
+    VIO4WD_DEVICE_WEB_0_A_SOCKET: '/var/run/vio4wd/vhostuser-0/web-0.a.sock',
     VIO4WD_DEVICE_WEB_0_A_MODE: 'server',
     VIO4WD_DEVICE_WEB_0_A_QUEUES: '1',
     VIO4WD_DEVICE_WEB_0_A_NUMA_NODE: '0',
@@ -263,12 +265,12 @@ test('Allocate mounts each relay socket directory, names it in env and annotatio
   assert.deepEqual(JSON.parse(await readFile(join(devinfo, 'vio4wd.io-vhostuser-r2-device.json'), 'utf8')), {
     type: 'vhost-user',
     version: '1.1.0',
-    'vhost-user': { mode: 'client', path: '/var/run/vio4wd/r2/r2.sock' },
+    'vhost-user': { mode: 'client', path: '/var/run/vio4wd/vhostuser-0/r2.sock' },
   });
 
   // a changed relay gets its device-info rewritten; a removed one loses it
   relays.update('r2', { mode: 'client', socketPath: join(sockRoot, 'r2', 'other.sock') });
-  await waitFor(async () => (await readFile(join(devinfo, 'vio4wd.io-vhostuser-r2-device.json'), 'utf8')).includes('other.sock'));
+  await waitFor(async () => (await readFile(join(devinfo, 'vio4wd.io-vhostuser-r2-device.json'), 'utf8')).includes('/var/run/vio4wd/vhostuser-0/other.sock'));
   relays.remove('r2');
   await waitFor(async () => !existsSync(join(devinfo, 'vio4wd.io-vhostuser-r2-device.json')));
   assert.deepEqual((await readdir(devinfo)).sort(), ['vio4wd.io-vhostuser-r1-device.json', 'vio4wd.io-vhostuser-web-0.a-device.json']);
@@ -369,7 +371,7 @@ test('a removed plugin socket makes the plugin restart its server and register a
   assert.ok(existsSync(socket), 'socket recreated');
   assert.deepEqual(ids(await kubelet.until('list', () => kubelet.devices(DEFAULT))), ['r1:Healthy']);
   const res = await kubelet.allocate(DEFAULT, [['r1']]);
-  assert.equal(res.container_responses[0]?.envs.VIO4WD_DEVICE_R1_SOCKET, '/var/run/vio4wd/r1/r1.sock');
+  assert.equal(res.container_responses[0]?.envs.VIO4WD_DEVICE_R1_SOCKET, '/var/run/vio4wd/vhostuser-0/r1.sock');
 });
 
 test('bad requests fail with a gRPC error naming the device or field', async (t) => {

@@ -10,6 +10,7 @@ import {
   deviceInfoFileName,
   parsePool,
   podMode,
+  podSocketDir,
   preferredAllocation,
 } from '../../src/deviceplugin/index.js';
 import { toDevice } from '../../src/deviceplugin/server.js';
@@ -61,11 +62,15 @@ test('device-info follows the spec: file name, and mode as the role of the appli
   // relay is the vhost-user client: QEMU in the pod creates the socket, i.e. "server"
   assert.equal(podMode('client'), 'server');
   assert.equal(podMode('server'), 'client');
-  assert.deepEqual(deviceInfo(relay('r1', { mode: 'server', socketPath: '/run/x/r1/a.sock' })), {
+  assert.deepEqual(deviceInfo(relay('r1', { mode: 'server', socketPath: '/run/x/r1/a.sock' }), '/var/run/vio4wd/vhostuser-0'), {
     type: 'vhost-user',
     version: '1.1.0',
-    'vhost-user': { mode: 'client', path: '/var/run/vio4wd/r1/a.sock' },
+    'vhost-user': { mode: 'client', path: '/var/run/vio4wd/vhostuser-0/a.sock' },
   });
+  // the pod's directory names the pool and the place in the request, never the relay: a migration
+  // target's pod has other relays but must have the socket where the source's domain XML says
+  assert.equal(podSocketDir(parsePool('vio4wd.io/fast'), 0), '/var/run/vio4wd/fast-0');
+  assert.equal(podSocketDir(parsePool('example.com/fast'), 2), '/var/run/vio4wd/example.com_fast-2');
 });
 
 test('ListAndWatch devices: health from status.healthy, topology from the NUMA node when known', () => {
@@ -80,25 +85,25 @@ test('containerResponse maps devices to mounts, env and annotations', () => {
     relay('b.1', { mode: 'server', socketPath: '/srv/b/s.sock', numaNode: -1 }),
   ]);
   assert.deepEqual(res.mounts, [
-    { container_path: '/var/run/vio4wd/a', host_path: '/run/vio4wd/a', read_only: false },
-    { container_path: '/var/run/vio4wd/b.1', host_path: '/srv/b', read_only: false },
+    { container_path: '/var/run/vio4wd/fast-0', host_path: '/run/vio4wd/a', read_only: false },
+    { container_path: '/var/run/vio4wd/fast-1', host_path: '/srv/b', read_only: false },
   ]);
   assert.deepEqual(res.envs, {
     VIO4WD_FAST_DEVICES: 'a,b.1',
-    VIO4WD_DEVICE_A_SOCKET: '/var/run/vio4wd/a/vhu.sock',
+    VIO4WD_DEVICE_A_SOCKET: '/var/run/vio4wd/fast-0/vhu.sock',
     VIO4WD_DEVICE_A_MODE: 'server',
     VIO4WD_DEVICE_A_QUEUES: '8',
     VIO4WD_DEVICE_A_MAC: '02:00:00:00:00:0a',
     VIO4WD_DEVICE_A_MTU: '1500',
     VIO4WD_DEVICE_A_NUMA_NODE: '1',
-    VIO4WD_DEVICE_B_1_SOCKET: '/var/run/vio4wd/b.1/s.sock',
+    VIO4WD_DEVICE_B_1_SOCKET: '/var/run/vio4wd/fast-1/s.sock',
     VIO4WD_DEVICE_B_1_MODE: 'client',
     VIO4WD_DEVICE_B_1_QUEUES: '1',
   });
   assert.equal(res.annotations['vio4wd.io/fast.devices'], 'a,b.1');
   assert.deepEqual(JSON.parse(res.annotations['vio4wd.io/fast.device-info'] ?? ''), {
-    a: { type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'server', path: '/var/run/vio4wd/a/vhu.sock' } },
-    'b.1': { type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'client', path: '/var/run/vio4wd/b.1/s.sock' } },
+    a: { type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'server', path: '/var/run/vio4wd/fast-0/vhu.sock' } },
+    'b.1': { type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'client', path: '/var/run/vio4wd/fast-1/s.sock' } },
   });
   assert.equal(deviceEnvPrefix('web-0.a'), 'VIO4WD_DEVICE_WEB_0_A_');
 });
