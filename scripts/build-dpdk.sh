@@ -40,10 +40,27 @@ DISABLE_LIBS=flow_classify,kni,gpudev,jobstats,latencystats,pipeline,port,table,
 # the toolchain, and the optional libraries DPDK's meson finds (the ones Debian's own build uses
 # for these parts: NUMA, libbsd, libfdt, jansson, libpcap and libelf for bpf, rdma-core for mlx5,
 # OpenSSL): the same set on a machine and in the image, so both detect the same features
-BUILD_DEPS=(gcc make pkg-config meson ninja-build python3-pyelftools dpkg-dev xz-utils
+BUILD_DEPS=(gcc make pkg-config meson ninja-build python3-pyelftools dpkg-dev xz-utils patchelf
   libnuma-dev libbsd-dev libfdt-dev libjansson-dev libpcap-dev libelf-dev libibverbs-dev libssl-dev)
 # the drivers every DPDK process here needs, whatever else it ships
 BASE_DRIVERS=(bus_pci bus_vdev mempool_ring)
+
+# Every library and driver of the build finds the others in the prefix: EAL dlopen()s the drivers,
+# and a driver's own dependencies that are not loaded yet (librte_security, librte_gso, ...) are
+# looked up by the driver's RUNPATH, else in ld.so's default paths, where Debian's DPDK (32 ports)
+# would answer. Idempotent; $prefix/.runpath records that it was done.
+set_runpath() {
+  local prefix=$1 rp="$1/lib" f n=0
+  [[ $(cat "$prefix/.runpath" 2>/dev/null) == "$rp" ]] && return 0
+  command -v patchelf >/dev/null || die "patchelf not found: install ${BUILD_DEPS[*]}"
+  for f in "$prefix"/lib/librte_*.so.*.* "$prefix"/lib/dpdk/pmds-*/librte_*.so.*.*; do
+    [[ -L $f || ! -f $f ]] && continue
+    [[ $(patchelf --print-rpath "$f") == "$rp" ]] || patchelf --set-rpath "$rp" "$f" || die "patchelf --set-rpath $rp $f"
+    n=$((n + 1))
+  done
+  printf '%s' "$rp" >"$prefix/.runpath"
+  say "RUNPATH $rp set on $n libraries and drivers"
+}
 
 cmd_build() {
   local max_ports=1024 version="" store="" src="" install_deps=0 clean=0
@@ -77,6 +94,7 @@ cmd_build() {
     if [[ -n $want_src ]]; then [[ $made == "dpdk $want_src $rest" ]]; else [[ $made == "dpdk $upstream-"*" $rest" ]]; fi
   }
   if built; then
+    set_runpath "$prefix"
     echo "$prefix"
     return 0
   fi
@@ -155,6 +173,7 @@ cmd_build() {
     { tail -n 30 "$src/build-$max_ports.log" >&2; die "DPDK build (log: $src/build-$max_ports.log)"; }
   grep -q "^#define RTE_MAX_ETHPORTS $max_ports\$" "$prefix/include/rte_build_config.h" ||
     die "the build's rte_build_config.h does not say RTE_MAX_ETHPORTS $max_ports"
+  set_runpath "$prefix"
   printf 'dpdk %s %s' "$want_src" "$rest" >"$prefix/.complete"
   if [[ -n $store ]]; then
     rm -rf "$store.old"

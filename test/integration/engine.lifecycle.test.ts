@@ -3,6 +3,7 @@
 // it, as under relaybench's `taskset -c 1`) that still forwards.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, EngineError } from '../../src/engine/index.js';
 import { loadAddon } from '../../src/engine/native.js';
@@ -24,6 +25,14 @@ test('start once: a call before start, a second start and calls after stop fail 
   await assert.rejects(native.removeRelay(1), { code: 'ENOTSTARTED', message: /engine not started: call Engine\.start\(\) first/ });
   const engine = await Engine.start({ ...base, filePrefix: uniqueName('life') });
   assert.deepEqual(engine.relays(), []);
+  // every DPDK library in the process, the drivers EAL loaded at start included, comes from the
+  // DPDK the addon was built against (one with 32 ports from /usr/lib mixed in is a silent bug)
+  const libs = [...new Set(readFileSync('/proc/self/maps', 'utf8').split('\n').map((l) => l.split(/\s+/).pop() ?? '').filter((f) => /\/librte_[a-z0-9_]+\.so/.test(f)))];
+  const eal = libs.find((f) => /\/librte_eal\.so/.test(f));
+  assert.ok(eal, `librte_eal is loaded: ${libs.join(' ')}`);
+  const root = eal.slice(0, eal.lastIndexOf('/'));
+  assert.ok(libs.length > 10, `DPDK libraries and drivers are loaded (${libs.length})`);
+  assert.deepEqual(libs.filter((f) => !f.startsWith(`${root}/`)), [], `DPDK libraries from outside ${root}`);
   await assert.rejects(Engine.start({ ...base, filePrefix: uniqueName('life') }), (e: unknown) => {
     assert.ok(e instanceof EngineError);
     assert.equal(e.code, 'EALREADY');
