@@ -377,6 +377,7 @@ static void do_stop(void)
 		eng.workers[i].stop = 1;
 	rte_eal_mp_wait_lcore();
 	vio_remove_all();
+	vio_vhost_wake_fini();
 	pthread_mutex_lock(&eng.lock);
 	vio_pool_free_all();
 	pthread_mutex_unlock(&eng.lock);

@@ -175,6 +175,8 @@ int vio_port_check(struct vio_relay *r, int *up);
 /* vhost.c */
 int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e);
 void vio_vhost_unregister(struct vio_relay *r);
+/* removes the engine's wake-up socket (vhost.c); at engine stop, after every relay is gone */
+void vio_vhost_wake_fini(void);
 
 /* worker.c */
 int vio_worker_main(void *arg);

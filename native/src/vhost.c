@@ -26,10 +26,14 @@
  *   Limits: an incoming migration that completes within VIO_MIGRATION_WAIT_MS of the target
  *   QEMU's connection, from another node, counts as a reconnect.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <linux/vhost.h>
@@ -313,9 +317,93 @@ static const struct rte_vhost_device_ops ops = {
 	.destroy_connection = destroy_connection,
 };
 
+/* Waking rte_vhost's socket thread. In DPDK 22.11 that thread polls the sockets with a 1 s
+ * timeout and is not woken when a server socket is added (a connection is, a listening socket
+ * is not): a QEMU that connects to a new server socket at once, e.g. its reconnect after an agent
+ * restart, waits up to 1 s for the first reply, with its vCPUs stopped. So the engine keeps one
+ * private server socket in the same thread; connecting to it and hanging up wakes the poll,
+ * which then takes in the new socket. The socket is created with the first server-mode relay
+ * (WAKE_DIR/wake-<pid>.sock; files of processes that are gone are removed then) and removed when
+ * the engine stops. Without it (e.g. WAKE_DIR cannot be created) a new socket waits as before. */
+#define WAKE_DIR "/run/vio4wd-engine"
+static char wake_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static bool wake_registered;
+static const struct rte_vhost_device_ops wake_ops; /* no callbacks: connections just come and go */
+
+static void wake_remove_stale(void)
+{
+	DIR *d = opendir(WAKE_DIR);
+	struct dirent *de;
+	int pid;
+	char path[sizeof(wake_path)];
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (sscanf(de->d_name, "wake-%d.sock", &pid) != 1 || pid == getpid())
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (snprintf(path, sizeof(path), WAKE_DIR "/%s", de->d_name) < (int)sizeof(path))
+			unlink(path);
+	}
+	closedir(d);
+}
+
+static void wake_init(void)
+{
+	if (wake_registered || wake_path[0] == '\1')
+		return;
+	if (mkdir(WAKE_DIR, 0700) != 0 && errno != EEXIST)
+		goto fail;
+	wake_remove_stale();
+	snprintf(wake_path, sizeof(wake_path), WAKE_DIR "/wake-%d.sock", (int)getpid());
+	unlink(wake_path);
+	if (rte_vhost_driver_register(wake_path, 0) != 0)
+		goto fail;
+	if (rte_vhost_driver_callback_register(wake_path, &wake_ops) != 0 ||
+	    rte_vhost_driver_start(wake_path) != 0) {
+		rte_vhost_driver_unregister(wake_path);
+		goto fail;
+	}
+	wake_registered = true;
+	return;
+fail:
+	RTE_LOG(WARNING, USER1, "vio4wd: no wake-up socket in " WAKE_DIR " (%s): a QEMU connecting "
+		"to a new server socket may wait up to 1 s\n", strerror(errno));
+	wake_path[0] = '\1'; /* do not try again */
+}
+
+static void wake_vhost_thread(void)
+{
+	if (!wake_registered)
+		return;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+	if (fd < 0)
+		return;
+	memcpy(a.sun_path, wake_path, sizeof(a.sun_path));
+	(void)!connect(fd, (struct sockaddr *)&a, sizeof(a));
+	close(fd);
+}
+
+void vio_vhost_wake_fini(void)
+{
+	if (wake_registered) {
+		for (int i = 0; i < 5000 && rte_vhost_driver_unregister(wake_path) != 0; i++)
+			usleep(1000);
+		unlink(wake_path);
+		wake_registered = false;
+	}
+	wake_path[0] = '\0';
+}
+
 int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)
 {
 	uint64_t flags = c->client ? RTE_VHOST_USER_CLIENT : 0;
+	if (!c->client)
+		wake_init();
 	int ret = rte_vhost_driver_register(r->path, flags);
 
 	if (ret != 0)
@@ -355,6 +443,7 @@ int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struc
 		if (c->perm >= 0 && chmod(r->path, (mode_t)c->perm) != 0)
 			return vio_fail(e, VIO_EIO, "relay %d: chmod(%s, 0%llo) failed: %s", r->id,
 					r->path, (long long)c->perm, strerror(errno));
+		wake_vhost_thread();
 	}
 	return 0;
 }

@@ -217,16 +217,16 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     assert.deepEqual(
       p.mounts.map((m) => [m.container_path, m.host_path, m.read_only]),
       [
-        [`/var/run/vio4wd/${ID1}`, join(e.dirs.sockets, ID1), false],
-        [`/var/run/vio4wd/${ID2}`, join(e.dirs.sockets, ID2), false],
+        ['/var/run/vio4wd/vhostuser-0', join(e.dirs.sockets, ID1), false],
+        ['/var/run/vio4wd/vhostuser-1', join(e.dirs.sockets, ID2), false],
       ],
     );
     assert.equal(p.envs.VIO4WD_VHOSTUSER_DEVICES, `${ID1},${ID2}`);
     assert.equal(p.envs.VIO4WD_DEVICE_VMS_VM1_MODE, 'server');
     assert.equal(p.envs.VIO4WD_DEVICE_VMS_VM2_MODE, 'client');
     assert.equal(p.envs.VIO4WD_DEVICE_VMS_VM1_QUEUES, '2');
-    assert.deepEqual(p.deviceInfo.get(ID1), { type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'server', path: `/var/run/vio4wd/${ID1}/vhost-user.sock` } });
-    assert.deepEqual(p.deviceInfo.get(ID2)?.['vhost-user'], { mode: 'client', path: `/var/run/vio4wd/${ID2}/vhost-user.sock` });
+    assert.deepEqual(p.deviceInfo.get(ID1), { type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'server', path: '/var/run/vio4wd/vhostuser-0/vhost-user.sock' } });
+    assert.deepEqual(p.deviceInfo.get(ID2)?.['vhost-user'], { mode: 'client', path: '/var/run/vio4wd/vhostuser-1/vhost-user.sock' });
 
     // KubeVirt: network-info from the device-info, then OnDefineDomain on the sidecar
     await e.writeNetworkInfo(p, [['net1', ID1], ['net2', ID2]]);
@@ -238,8 +238,8 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     assert.deepEqual(
       nics.map((n: VhostUserNic) => [n.name, n.podSocketPath, n.socketPath, n.mode, n.queues, n.mac]),
       [
-        ['net1', `/var/run/vio4wd/${ID1}/vhost-user.sock`, r1.status!.socketPath, 'server', 2, MAC1],
-        ['net2', `/var/run/vio4wd/${ID2}/vhost-user.sock`, r2.status!.socketPath, 'client', 2, MAC2],
+        ['net1', '/var/run/vio4wd/vhostuser-0/vhost-user.sock', r1.status!.socketPath, 'server', 2, MAC1],
+        ['net2', '/var/run/vio4wd/vhostuser-1/vhost-user.sock', r2.status!.socketPath, 'client', 2, MAC2],
       ],
     );
 
@@ -460,7 +460,7 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     const again = await e.allocate([ID1]);
     // the same mount as the pod got before the restart
     assert.deepEqual(again.mounts, need(pod, 'the first allocation').mounts.slice(0, 1));
-    assert.equal(again.envs.VIO4WD_DEVICE_VMS_VM1_SOCKET, `/var/run/vio4wd/${ID1}/vhost-user.sock`);
+    assert.equal(again.envs.VIO4WD_DEVICE_VMS_VM1_SOCKET, '/var/run/vio4wd/vhostuser-0/vhost-user.sock');
     await p.more(5);
     const s = await p.stop();
     assert.deepEqual(missingSeqs(p.replies()), [], 'the data path did not notice');
