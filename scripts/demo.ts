@@ -73,6 +73,8 @@ async function main(): Promise<number> {
       netns: ns,
       nics: [{ socketPath: socket, mode: 'client', mac: relay.mac, ip: GUEST_IP }],
       job: { kind: 'ping', peer: PEER, count: PINGS, intervalS: 0.5 },
+      // stay up after the pings, so that the stats below show the guest still connected
+      after: 'shell',
     });
     const ready = await guest.waitForReady(120_000);
     say(`guest booted in ${(ready.readyAtMs / 1000).toFixed(1)} s; its NIC: ${ready.nics.map((n) => `${n.name} ${n.ip} ${n.mac}`).join(', ')}`);

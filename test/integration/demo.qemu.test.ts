@@ -13,15 +13,17 @@ test('the standalone demo pings through the relay and cleans up after itself', (
   assert.match(out, /\[demo\] ping: 5 sent, 5 received, 0 lost/);
   // the stats table: the relay moved packets both ways (ARP + ICMP), none dropped for a full queue
   const row = (dir: string) => {
-    const m = new RegExp(`^\\s*1\\s+${dir}\\s+\\S+\\s+\\d+\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)`, 'm').exec(out);
+    const m = new RegExp(`^\\s*1\\s+${dir}\\s+(\\S+)\\s+\\d+\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)`, 'm').exec(out);
     assert.ok(m, `no stats row for ${dir} in:\n${out}`);
-    return { rx: Number(m[1]), tx: Number(m[2]), dropFull: Number(m[4]) };
+    return { state: m[1], rx: Number(m[2]), tx: Number(m[3]), dropFull: Number(m[5]) };
   };
   const up = row('vf->vm');
   const down = row('vm->vf');
   assert.ok(down.tx >= 5, `guest->VF forwarded ${down.tx} packets, want at least the 5 pings`);
   assert.ok(up.tx >= 5, `VF->guest forwarded ${up.tx} packets, want at least the 5 replies`);
   assert.equal(up.dropFull + down.dropFull, 0);
+  // taken while the guest still runs: both directions ready (VF attached, guest connected)
+  assert.deepEqual([up.state, down.state], ['READY', 'READY'], out);
   assert.match(out, /socket left behind: none/);
   const netnsAfter = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.includes('demo')) : [];
   assert.deepEqual(netnsAfter, netnsBefore, 'the demo namespace is gone');
