@@ -51,6 +51,13 @@ const MAC1 = '52:54:00:e2:e0:01';
 const MAC2 = '52:54:00:e2:e0:02';
 const PEER1 = '10.0.1.1';
 const PEER2 = '10.0.2.1';
+// the live-migration test's relays (source and target pod), guest MAC and peer
+const VM3A = 'vm3a';
+const VM3B = 'vm3b';
+const ID3A = `${NAMESPACE}.${VM3A}`;
+const ID3B = `${NAMESPACE}.${VM3B}`;
+const MAC3 = '52:54:00:e2:e0:03';
+const PEER3 = '10.0.3.1';
 
 let env: E2eEnv | undefined;
 let guest: Guest | undefined;
@@ -96,6 +103,23 @@ function vmi(): Record<string, unknown> {
     { name: 'default', pod: {} },
     { name: 'net1', multus: { networkName: `${NAMESPACE}/vio4wd-a` } },
     { name: 'net2', multus: { networkName: `${NAMESPACE}/vio4wd-b` } },
+  ];
+  return v;
+}
+
+/** The VMI of the migration test: one vio4wd NIC with MAC3, one vCPU. */
+function migrationVmi(): Record<string, unknown> {
+  const v = vmi() as { metadata: Record<string, unknown>; spec: { domain: { cpu: Record<string, unknown>; devices: Record<string, unknown> }; networks: unknown[] } };
+  v.metadata.name = 'vm-mig';
+  v.spec.domain.cpu.cores = 1;
+  v.spec.domain.devices.networkInterfaceMultiqueue = false;
+  v.spec.domain.devices.interfaces = [
+    { name: 'default', masquerade: {} },
+    { name: 'net1', binding: { name: 'vio4wd' }, macAddress: MAC3 },
+  ];
+  v.spec.networks = [
+    { name: 'default', pod: {} },
+    { name: 'net1', multus: { networkName: `${NAMESPACE}/vio4wd-a` } },
   ];
   return v;
 }
@@ -555,6 +579,90 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     assert.equal(r.rc, 0, `ping through the recovered relay:\n${r.output.join('\n')}`);
     const s = await p1.stop();
     assert.deepEqual(missingSeqs(p1.replies()), [], `eth0 lost pings while vf2 was gone (${s.received}/${s.sent})`);
+  });
+
+  test('live migration as KubeVirt does it: the target pod gets another relay, the source domain XML finds its socket there, the guest keeps pinging', { timeout: 240_000 }, async (t) => {
+    const e = need(env, 'the environment');
+    const cleanups = new Cleanups();
+    try {
+      // two VFs behind one switch (a bridge with the peer on it), one relay on each: the
+      // migration source's and the target's (another virt-launcher pod, here on the same node)
+      await e.ns.addBridge('brm');
+      await e.ns.addAddress('brm', `${PEER3}/24`);
+      cleanups.add('bridge', () => e.ns.ip('link', 'del', 'brm'));
+      for (const [vf, up] of [['vfma', 'upma'], ['vfmb', 'upmb']] as const) {
+        await e.ns.addVeth(vf, up);
+        cleanups.add(vf, () => e.ns.ip('link', 'del', vf).catch(() => undefined));
+        for (const i of [vf, up]) await e.ns.exec('ethtool', ['-K', i, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+        await e.ns.setMaster(up, 'brm');
+      }
+      await e.apply(
+        e.relayObject(VM3A, { vf: { devargs: 'net_af_packet_vm3a,iface=vfma' }, mac: MAC3 }),
+        e.relayObject(VM3B, { vf: { devargs: 'net_af_packet_vm3b,iface=vfmb' }, mac: MAC3 }),
+      );
+      cleanups.add('relays', async () => {
+        await e.deleteRelay(VM3A).catch(() => undefined);
+        await e.deleteRelay(VM3B).catch(() => undefined);
+      });
+      const ra = await e.waitReady(VM3A);
+      const rb = await e.waitReady(VM3B);
+      await e.waitDevices('both migration relays Healthy', (d) => d.get(ID3A) === 'Healthy' && d.get(ID3B) === 'Healthy');
+
+      // the source pod and the target pod: different relays, the same socket path in the pod
+      const podA = await e.allocate([ID3A]);
+      const podB = await e.allocate([ID3B]);
+      const pathA = podA.deviceInfo.get(ID3A)!['vhost-user'].path;
+      assert.equal(podB.deviceInfo.get(ID3B)!['vhost-user'].path, pathA, 'both pods see their relay at one path');
+      assert.equal(podA.hostPath(pathA), ra.status!.socketPath);
+      assert.equal(podB.hostPath(pathA), rb.status!.socketPath, "the source's path leads to relay B in the target pod");
+
+      // source: the sidecar's domain, QEMU on it (libvirt's part, the pod path mapped by the mounts)
+      await e.writeNetworkInfo(podA, [['net1', ID3A]]);
+      const domainA = await e.defineDomain(readFileSync(join(FIX, 'domain-one-first.xml'), 'utf8'), migrationVmi());
+      const [nicA] = vhostUserNics(domainA, (path) => podA.hostPath(path));
+      assert.ok(nicA);
+      assert.deepEqual([nicA.podSocketPath, nicA.socketPath, nicA.mac], [pathA, ra.status!.socketPath, MAC3]);
+      // the target pod's sidecar is called too (virt-launcher discards its result): same path
+      await e.writeNetworkInfo(podB, [['net1', ID3B]]);
+      const target = migrationVmi();
+      target.status = { migrationState: { targetPod: 'virt-launcher-vm-mig-b', completed: false } };
+      const domainB = await e.defineDomain(readFileSync(join(FIX, 'domain-one-first.xml'), 'utf8'), target);
+      assert.equal(vhostUserNics(domainB, (path) => podB.hostPath(path))[0]?.podSocketPath, pathA);
+
+      const count = 120;
+      const src = await Guest.start({
+        name: 'vm-mig-a',
+        netns: e.ns,
+        nics: [{ socketPath: nicA.socketPath, mode: nicA.mode, mac: nicA.mac, ip: '10.0.3.2/24' }],
+        job: { kind: 'ping', peer: PEER3, count, intervalS: 0.25 },
+        after: 'shell',
+      });
+      cleanups.add('source guest', () => src.stop());
+      await src.waitForPings(8, 120_000);
+      await e.waitRelay(VM3A, 'shows the guest connected', (r) => r.status?.guestConnected === true);
+      // the target QEMU is started from the source's configuration: its socket is the source
+      // domain's pod path, resolved in the target pod
+      const dst = await Guest.startMigrationTarget(src, { port: 20000 + ((process.pid * 11) % 20000), socketPaths: [podB.hostPath(nicA.podSocketPath)], name: 'vm-mig-b' });
+      cleanups.add('target guest', () => dst.stop());
+      const result = await src.migrateTo(dst);
+      assert.equal(result.status, 'completed');
+      const lastOnSource = Math.max(...src.pings.map((x) => x.seq));
+      const summary = await dst.waitForPingSummary(120_000);
+      assert.ok(dst.pings.length > 0 && Math.min(...dst.pings.map((x) => x.seq)) > lastOnSource, 'the guest pings on through relay B');
+      assert.ok(dst.pings.some((x) => x.seq === count - 1), 'the last ping was answered after the migration');
+      assert.equal(summary.received + summary.lost, count);
+
+      const a = await e.waitRelay(VM3A, 'shows the guest gone by migration', (r) => r.status?.conditions?.some((c) => c.type === 'GuestConnected' && c.reason === 'MigratingOut') === true);
+      const b = await e.waitRelay(VM3B, 'shows the guest arrived by migration', (r) => r.status?.conditions?.some((c) => c.type === 'GuestConnected' && c.status === 'True' && c.reason === 'MigratedIn') === true);
+      assert.equal(a.status?.phase, 'Ready', 'the source relay keeps its VF and stays Ready');
+      assert.equal(b.status?.phase, 'Ready');
+      const m = await e.metrics();
+      assert.equal(metricValue(m, 'vio4wd_relay_migrations_total', { relay: ID3A, direction: 'out' }), 1);
+      assert.equal(metricValue(m, 'vio4wd_relay_migrations_total', { relay: ID3B, direction: 'in' }), 1);
+      report(t, `KubeVirt-style migration ${ID3A} -> ${ID3B} at pod path ${pathA}: ${result.totalTimeMs} ms total, ${result.downtimeMs} ms downtime; pings ${summary.received}/${count}, ${summary.lost} lost (${src.pings.length} on the source pod, ${dst.pings.length} on the target pod)`);
+    } finally {
+      await cleanups.run();
+    }
   });
 
   test('soak (short): relays created and deleted in a loop while the guest pings; no lost ping, flat memory, nothing leaks', { timeout: 300_000 }, async (t) => {
