@@ -181,7 +181,10 @@ export class Agent {
       if (was !== now && c?.reason === 'MigratedIn') this.metrics?.countMigration(s.name, 'in');
       if (was !== now && c?.reason === 'MigratingOut') this.metrics?.countMigration(s.name, 'out');
     });
-    relays.on('removed', (n: string) => guest.delete(n));
+    relays.on('removed', (n: string) => {
+      guest.delete(n);
+      this.metrics?.forgetRelay(n);
+    });
   }
 
   private async bindConfiguredVfs(): Promise<void> {

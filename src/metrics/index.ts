@@ -142,6 +142,11 @@ export class AgentMetrics {
   countMigration(relay: string, direction: 'in' | 'out'): void {
     this.migrations.inc({ relay, direction });
   }
+
+  /** A removed relay's series go with it (the other metrics follow the relay list anyway). */
+  forgetRelay(relay: string): void {
+    for (const direction of ['in', 'out'] as const) this.migrations.remove({ relay, direction });
+  }
 }
 
 export interface HttpServerHandle {

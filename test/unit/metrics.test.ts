@@ -1,0 +1,42 @@
+// The agent's Prometheus metrics as pure logic: values come from the relay list and the engine
+// counters at scrape time, and a removed relay leaves no series behind (no label-cardinality
+// leak on a node where relays come and go). The HTTP side is tested with the real agent.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AgentMetrics, type MetricsSources } from '../../src/metrics/index.js';
+import type { RelayStatus } from '../../src/relay/types.js';
+import type { RelayStats } from '../../src/engine/types.js';
+
+function relay(name: string, id: number): RelayStatus {
+  return {
+    name, id, origin: 'config', phase: 'Ready', socketPath: `/run/x/${name}.sock`, mode: 'server', queues: 1, numaNode: 0,
+    resourceName: 'vio4wd.io/vhostuser', healthy: true,
+    conditions: [{ type: 'GuestConnected', status: 'True', reason: 'GuestConnected', message: '', lastTransitionTime: '' }],
+  } as RelayStatus;
+}
+
+const dir = { rxPackets: 10, rxBytes: 640, txPackets: 9, txBytes: 576, droppedQueueFullPackets: 1, droppedNotConnectedPackets: 0 };
+
+test('per-relay series follow the relay list; a removed relay takes its migration counts along', async () => {
+  let relays = [relay('a', 1), relay('b', 2)];
+  const src: MetricsSources = {
+    relays: () => relays,
+    stats: (id) => (relays.some((r) => r.id === id) ? ({ vfToVm: dir, vmToVf: dir } as unknown as RelayStats) : undefined),
+    engineUp: () => true,
+    ready: () => true,
+  };
+  const m = new AgentMetrics(src);
+  m.countMigration('a', 'out');
+  m.countMigration('b', 'in');
+  let text = await m.registry.metrics();
+  assert.match(text, /vio4wd_relay_tx_packets_total\{relay="a",id="1",direction="vf_to_vm"\} 9/);
+  assert.match(text, /vio4wd_relay_migrations_total\{relay="a",direction="out"\} 1/);
+  assert.match(text, /vio4wd_relay_migrations_total\{relay="b",direction="in"\} 1/);
+
+  relays = [relay('b', 2)];
+  m.forgetRelay('a');
+  text = await m.registry.metrics();
+  assert.doesNotMatch(text, /relay="a"/, 'no series of the removed relay');
+  assert.match(text, /vio4wd_relay_migrations_total\{relay="b",direction="in"\} 1/);
+  assert.match(text, /vio4wd_relays\{phase="Ready"\} 1/);
+});
