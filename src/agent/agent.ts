@@ -8,11 +8,10 @@ import { errorMessage } from '../util/errors.js';
 import { Engine } from '../engine/index.js';
 import type { EngineEvent } from '../engine/types.js';
 import { RelayManager, type RelayStatus } from '../relay/index.js';
-import { ControlServer } from '../control/index.js';
+import type { ControlServer } from '../control/index.js';
 import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSources } from '../metrics/index.js';
-import { DevicePluginManager } from '../deviceplugin/index.js';
-import { NodeReconciler } from '../operator/node-reconciler.js';
-import { kubeClients } from '../operator/kube.js';
+import type { DevicePluginManager } from '../deviceplugin/index.js';
+import type { NodeReconciler } from '../operator/node-reconciler.js';
 import type { VirtioForwarderNodeStatus } from '../operator/crd-schemas.js';
 import { bindVfToVfio, discoverPfs, discoverVfs } from '../sriov/index.js';
 import type { ResolvedConfig } from './config/load.js';
@@ -68,6 +67,10 @@ export class Agent {
       await writeFile(c.pidFile, `${process.pid}\n`);
     }
     await this.bindConfiguredVfs();
+    // the Kubernetes client takes ~0.4 s to load: only when it is used, and while the engine starts
+    // (a standalone agent, virtio-forwarder's drop-in, starts without it)
+    const kubeModules = c.kubernetes.enabled ? Promise.all([import('../operator/node-reconciler.js'), import('../operator/kube.js')]) : undefined;
+    kubeModules?.catch(() => undefined);
 
     this.engine = await Engine.start(c.engine, { logger: log });
     this.engine.on('event', this.onEngineEvent);
@@ -120,6 +123,7 @@ export class Agent {
     if (c.metrics.enabled) this.metricsServer = await startMetricsServer(this.metrics, sources, c.metrics.address, log);
 
     if (c.control.enabled) {
+      const { ControlServer } = await import('../control/index.js');
       this.control = new ControlServer({
         backend: new AgentControlBackend({
           relays,
@@ -140,7 +144,8 @@ export class Agent {
       await this.control.start();
     }
 
-    if (c.kubernetes.enabled) {
+    if (c.kubernetes.enabled && kubeModules) {
+      const [{ NodeReconciler }, { kubeClients }] = await kubeModules;
       const clients = kubeClients(c.kubernetes.kubeconfig);
       this.reconciler = new NodeReconciler({
         clients,
@@ -153,6 +158,7 @@ export class Agent {
       await this.reconciler.start();
     }
     if (c.devicePlugin.enabled) {
+      const { DevicePluginManager } = await import('../deviceplugin/index.js');
       this.devicePlugins = new DevicePluginManager({
         view: relays,
         pluginDir: c.devicePlugin.pluginDir,
