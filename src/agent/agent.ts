@@ -144,6 +144,7 @@ export class Agent {
       await this.control.start();
     }
 
+    let reconcilerStarted: Promise<void> | undefined;
     if (c.kubernetes.enabled && kubeModules) {
       const [{ NodeReconciler }, { kubeClients }] = await kubeModules;
       const clients = kubeClients(c.kubernetes.kubeconfig);
@@ -155,7 +156,10 @@ export class Agent {
         socketDir: c.kubernetes.socketDir,
         nodeStatus: () => this.nodeInventory(),
       });
-      await this.reconciler.start();
+      // restores the relays of the checkpoint at once, then waits for the apiserver's first
+      // list: meanwhile the device plugin below already offers the restored relays to kubelet
+      reconcilerStarted = this.reconciler.start();
+      reconcilerStarted.catch(() => undefined);
     }
     if (c.devicePlugin.enabled) {
       const { DevicePluginManager } = await import('../deviceplugin/index.js');
@@ -167,6 +171,7 @@ export class Agent {
       });
       await this.devicePlugins.start();
     }
+    await reconcilerStarted;
     await relays.settled();
     this.ready = true;
     const all = relays.list();

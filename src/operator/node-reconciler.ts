@@ -1,8 +1,8 @@
 // The node agent's Kubernetes loop: VirtioRelays scheduled to this node become relays in
 // RelayManager; their status, events and finalizers follow what the relay does. It also
 // publishes the node's VirtioForwarderNode.
-import { chmod, mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
 import type { RelaySpec, RelayStatus } from '../relay/types.js';
@@ -43,6 +43,19 @@ export interface NodeReconcilerOptions {
   /** Seconds between VirtioForwarderNode heartbeats. */
   heartbeatSeconds?: number;
   concurrency?: number;
+  /**
+   * File where the relays this node runs for VirtioRelays are kept (written after every change).
+   * An agent that starts again, e.g. after a crash, runs them from here at once, before the
+   * apiserver has answered, and reconciles them with the VirtioRelays once it has. Default:
+   * `<socketDir>/.vio4wd-relays.json`; null: none.
+   */
+  checkpointPath?: string | null;
+}
+
+interface Checkpoint {
+  version: 1;
+  node: string;
+  relays: { key: string; spec: RelaySpec }[];
 }
 
 export const SOCKET_FILE = 'vhost-user.sock';
@@ -67,6 +80,11 @@ export class NodeReconciler {
   private heartbeat: NodeJS.Timeout | undefined;
   private nodePublishTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** relay name -> the spec applied for it, what the checkpoint holds */
+  private readonly applied = new Map<string, { key: string; spec: RelaySpec }>();
+  private readonly checkpointPath: string | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private checkpointWrite: Promise<void> = Promise.resolve();
   private readonly onRelayChange = (s: RelayStatus): void => {
     const key = this.owned.get(s.name);
     if (key) this.queue.add(key);
@@ -75,6 +93,7 @@ export class NodeReconciler {
 
   constructor(private readonly o: NodeReconcilerOptions) {
     this.log = o.logger.child({ component: 'node-reconciler', node: o.nodeName });
+    this.checkpointPath = o.checkpointPath === null ? undefined : (o.checkpointPath ?? join(o.socketDir, '.vio4wd-relays.json'));
     this.queue = new WorkQueue((k) => this.reconcile(k), { concurrency: o.concurrency ?? 16, logger: this.log, maxDelayMs: 10_000 });
     const enqueue = (obj: VirtioRelay) => this.queue.add(keyOf(obj.metadata.namespace ?? '', obj.metadata.name ?? ''));
     this.informer = new ResilientInformer<VirtioRelay>(o.clients.kc, {
@@ -90,6 +109,7 @@ export class NodeReconciler {
 
   async start(): Promise<void> {
     this.o.relays.on('change', this.onRelayChange);
+    await this.restoreCheckpoint();
     await this.informer.start();
     await this.informer.synced();
     // relays from an earlier life of this agent whose objects are gone
@@ -110,9 +130,72 @@ export class NodeReconciler {
     this.stopped = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.nodePublishTimer);
+    if (this.checkpointTimer) {
+      clearTimeout(this.checkpointTimer);
+      this.checkpointTimer = undefined;
+      this.writeCheckpoint();
+    }
+    await this.checkpointWrite;
     this.o.relays.off('change', this.onRelayChange);
     this.queue.stop();
     await this.informer.stop();
+  }
+
+  /** Runs the relays of the checkpoint (see checkpointPath); the informer's first list then
+   *  reconciles each of them like any other (a VirtioRelay deleted meanwhile removes its relay). */
+  private async restoreCheckpoint(): Promise<void> {
+    if (!this.checkpointPath) return;
+    let cp: Checkpoint;
+    try {
+      cp = JSON.parse(await readFile(this.checkpointPath, 'utf8')) as Checkpoint;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ path: this.checkpointPath, err: errorMessage(err) }, 'relay checkpoint unreadable; waiting for the apiserver instead');
+      return;
+    }
+    if (cp.version !== 1 || cp.node !== this.o.nodeName || !Array.isArray(cp.relays)) {
+      this.log.warn({ path: this.checkpointPath, node: cp.node }, 'relay checkpoint is not for this node or version; ignored');
+      return;
+    }
+    let n = 0;
+    for (const { key, spec } of cp.relays) {
+      try {
+        const dir = dirname(spec.vhostUser.socketPath ?? '');
+        if (dir.endsWith(`/${spec.name}`)) {
+          await mkdir(dir, { recursive: true });
+          await chmod(dir, 0o777);
+        }
+        this.o.relays.apply(spec);
+        this.owned.set(spec.name, key);
+        this.applied.set(spec.name, { key, spec });
+        n++;
+      } catch (err) {
+        this.log.warn({ relay: spec.name, err: errorMessage(err) }, 'relay from the checkpoint not restored; the VirtioRelay will bring it');
+      }
+    }
+    if (n) this.log.info({ relays: n, path: this.checkpointPath }, 'relays restored from the checkpoint; reconciling them once the apiserver answers');
+  }
+
+  private scheduleCheckpoint(): void {
+    if (!this.checkpointPath || this.checkpointTimer) return;
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined;
+      this.writeCheckpoint();
+    }, 50);
+  }
+
+  private writeCheckpoint(): void {
+    const path = this.checkpointPath;
+    if (!path) return;
+    const cp: Checkpoint = { version: 1, node: this.o.nodeName, relays: [...this.applied.values()] };
+    this.checkpointWrite = this.checkpointWrite.then(async () => {
+      try {
+        const tmp = `${path}.${process.pid}.tmp`;
+        await writeFile(tmp, JSON.stringify(cp), { mode: 0o600 });
+        await rename(tmp, path);
+      } catch (err) {
+        this.log.warn({ path, err: errorMessage(err) }, 'cannot write the relay checkpoint');
+      }
+    });
   }
 
   /** Resolves when the queue is empty (tests). */
@@ -122,6 +205,9 @@ export class NodeReconciler {
 
   private async reconcile(key: string): Promise<void | { requeueAfterMs: number }> {
     if (this.stopped) return;
+    // before the first list, a missing object means nothing (relays restored from the checkpoint
+    // change meanwhile): start() queues every relay of this node once the informer has synced
+    if (!this.informer.hasSynced) return;
     const [namespace, name] = key.split('/') as [string, string];
     const rname = relayName(namespace, name);
     const obj = this.informer.get(name, namespace);
@@ -156,6 +242,8 @@ export class NodeReconciler {
     try {
       status = this.o.relays.apply(spec);
       this.owned.set(rname, key);
+      this.applied.set(rname, { key, spec });
+      this.scheduleCheckpoint();
     } catch (err) {
       // the relay cannot even be tracked (e.g. its socket or id clashes): Failed, with why
       const message = errorMessage(err);
@@ -212,6 +300,7 @@ export class NodeReconciler {
     const st = this.o.relays.get(rname);
     await this.o.relays.remove(rname);
     this.owned.delete(rname);
+    if (this.applied.delete(rname)) this.scheduleCheckpoint();
     this.lastPhase.delete(rname);
     this.lastGuest.delete(rname);
     if (st?.socketPath) {

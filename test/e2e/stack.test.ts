@@ -407,8 +407,11 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
 
     // nothing is forwarded while no agent runs: a reply read from the console between the kill
     // and the restart was sent before the kill
-    const first1 = await until('P1 replies after the restart', () => p1.replies().find((r) => r.at > spawnAt), 60_000, 20);
-    const first2 = await until('P2 replies after the restart', () => p2.replies().find((r) => r.at > spawnAt), 60_000, 20);
+    const withLog = (err: unknown): never => {
+      throw new Error(`${(err as Error).message}\nagent log:\n${e.agentTail(12_000)}`);
+    };
+    const first1 = await until('P1 replies after the restart', () => p1.replies().find((r) => r.at > spawnAt), 60_000, 20).catch(withLog);
+    const first2 = await until('P2 replies after the restart', () => p2.replies().find((r) => r.at > spawnAt), 60_000, 20).catch(withLog);
     const attachLines = a.logs().filter((l) => l.msg === 'relay attached');
     for (const n of [VM1, VM2]) await e.waitRelay(n, 'is Ready with the guest connected', (r) => r.status?.phase === 'Ready' && r.status.guestConnected === true);
     await e.waitDevices('both relays Healthy from the new plugin', (d) => d.get(ID1) === 'Healthy' && d.get(ID2) === 'Healthy');
@@ -545,6 +548,55 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     );
     assert.deepEqual(miss1, [], 'no ping lost on eth0 while the apiserver was away');
     assert.deepEqual(miss2, [], 'no ping lost on eth1 while the apiserver was away');
+  });
+
+  test('agent restarted while the apiserver is down: its relays come back from the checkpoint and forward before the apiserver does', { timeout: 180_000 }, async (t) => {
+    const e = need(env, 'the environment');
+    const g = need(guest, 'the guest');
+    const p1 = new GuestPing(g, 'P1');
+    const p2 = new GuestPing(g, 'P2');
+    await p1.start(PEER1, 0.1);
+    await p2.start(PEER2, 0.1);
+    await p1.more(5);
+    await p2.more(5);
+    const oldPid = e.agent.pid;
+    await e.kube.stopApiserver();
+    let spawnAt = 0;
+    let first1: Reply;
+    let first2: Reply;
+    try {
+      await e.agent.kill();
+      spawnAt = Date.now();
+      const a = await e.startAgent({ waitReady: false });
+      assert.notEqual(a.pid, oldPid);
+      await a.waitForLog(/"msg":"relays restored from the checkpoint/, 30_000);
+      // both relays forward again, with no apiserver to tell the agent about them
+      first1 = await until('P1 replies from the restarted agent', () => p1.replies().find((r) => r.at > spawnAt), 30_000, 20);
+      first2 = await until('P2 replies from the restarted agent', () => p2.replies().find((r) => r.at > spawnAt), 30_000, 20);
+      await p1.more(5);
+      await p2.more(5);
+      const m = await e.metrics();
+      for (const id of [ID1, ID2]) assert.equal(metricValue(m, 'vio4wd_relay_phase', { relay: id, phase: 'Ready' }), 1, `${id} is Ready in the restarted agent`);
+      // and kubelet has them again
+      await e.waitDevices('both devices offered again', (d) => d.get(ID1) === 'Healthy' && d.get(ID2) === 'Healthy');
+      assert.ok(!a.output.includes('"msg":"vio4wd agent running"'), 'the agent still waits for the apiserver');
+    } finally {
+      await e.kube.startApiserver();
+    }
+    // the apiserver is back: the agent finishes starting and the statuses are its own
+    await e.agent.waitForLog(/"msg":"vio4wd agent running"/, 60_000);
+    for (const name of [VM1, VM2]) {
+      await e.waitRelay(name, 'is Ready with the guest connected after the restart', (r) => r.status?.phase === 'Ready' && r.status.guestConnected === true, 60_000);
+    }
+    await p1.more(3);
+    await p2.more(3);
+    const s1 = await p1.stop();
+    const s2 = await p2.stop();
+    report(
+      t,
+      `agent SIGKILLed with the apiserver down: relays restored from the checkpoint; first reply ${first1!.at - spawnAt} ms (eth0, client mode) and ` +
+        `${first2!.at - spawnAt} ms (eth1, server mode) after the restart; pings eth0 ${s1.received}/${s1.sent}, eth1 ${s2.received}/${s2.sent}`,
+    );
   });
 
   test('a VF stand-in disappears and comes back: relay Unhealthy with a reason, others keep forwarding, then recovery', { timeout: 120_000 }, async (t) => {
