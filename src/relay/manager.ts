@@ -378,9 +378,12 @@ export class RelayManager extends EventEmitter implements RelayView {
     }
   }
 
-  private retryLater(entry: Entry): void {
-    const delay = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** entry.attempt);
-    entry.attempt++;
+  /** Schedules the next attempt with exponential backoff: of attaching the relay, or (vf) of
+   *  re-attaching its lost VF, each with its own policy and attempt count. */
+  private retryLater(entry: Entry, vf = false): void {
+    const policy = vf ? this.vfRetry : this.retry;
+    const attempt = vf ? entry.vfAttempt++ : entry.attempt++;
+    const delay = Math.min(policy.maxMs, policy.initialMs * 2 ** attempt);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = setTimeout(() => this.schedule(entry), delay);
   }
@@ -456,14 +459,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     entry.failed = true;
     entry.vfAttempt = 0;
     this.log.warn({ relay: entry.spec.name, id: entry.id, cause, reason: 'VFRemoved' }, 'VF lost: the guest stays connected, re-attaching the VF when it is back');
-    this.retryVfLater(entry);
-  }
-
-  private retryVfLater(entry: Entry): void {
-    const delay = Math.min(this.vfRetry.maxMs, this.vfRetry.initialMs * 2 ** entry.vfAttempt);
-    entry.vfAttempt++;
-    clearTimeout(entry.retryTimer);
-    entry.retryTimer = setTimeout(() => this.schedule(entry), delay);
+    this.retryLater(entry, true);
   }
 
   /** One attempt to give a relay whose VF was lost its VF back (resolved again: a real VF may
@@ -483,7 +479,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     } catch (err) {
       lost.lastError = errorMessage(err);
       this.log.debug({ relay: entry.spec.name, id: entry.id, err: lost.lastError, attempt: entry.vfAttempt }, 'VF not back yet');
-      this.retryVfLater(entry);
+      this.retryLater(entry, true);
     }
   }
 
