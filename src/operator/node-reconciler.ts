@@ -73,20 +73,19 @@ export class NodeReconciler {
   private readonly log: Logger;
   private readonly informer: ResilientInformer<VirtioRelay>;
   private readonly queue: WorkQueue;
-  /** relay name -> key, for relays this reconciler created */
-  private readonly owned = new Map<string, string>();
+  /** relay name -> its VirtioRelay key and the spec applied for it (what the checkpoint holds;
+   *  no spec for a relay found in the manager at start and not yet reconciled) */
+  private readonly owned = new Map<string, { key: string; spec?: RelaySpec }>();
   private readonly lastPhase = new Map<string, string>();
   private readonly lastGuest = new Map<string, boolean>();
   private heartbeat: NodeJS.Timeout | undefined;
   private nodePublishTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  /** relay name -> the spec applied for it, what the checkpoint holds */
-  private readonly applied = new Map<string, { key: string; spec: RelaySpec }>();
   private readonly checkpointPath: string | undefined;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private checkpointWrite: Promise<void> = Promise.resolve();
   private readonly onRelayChange = (s: RelayStatus): void => {
-    const key = this.owned.get(s.name);
+    const key = this.owned.get(s.name)?.key;
     if (key) this.queue.add(key);
     this.scheduleNodePublish();
   };
@@ -117,7 +116,7 @@ export class NodeReconciler {
       if (s.origin !== 'kubernetes') continue;
       const [ns, ...rest] = s.name.split('.');
       const key = keyOf(ns ?? '', rest.join('.'));
-      this.owned.set(s.name, key);
+      if (!this.owned.has(s.name)) this.owned.set(s.name, { key });
       this.queue.add(key);
     }
     await this.publishNode();
@@ -165,8 +164,7 @@ export class NodeReconciler {
           await chmod(dir, 0o777);
         }
         this.o.relays.apply(spec);
-        this.owned.set(spec.name, key);
-        this.applied.set(spec.name, { key, spec });
+        this.owned.set(spec.name, { key, spec });
         n++;
       } catch (err) {
         this.log.warn({ relay: spec.name, err: errorMessage(err) }, 'relay from the checkpoint not restored; the VirtioRelay will bring it');
@@ -186,7 +184,7 @@ export class NodeReconciler {
   private writeCheckpoint(): void {
     const path = this.checkpointPath;
     if (!path) return;
-    const cp: Checkpoint = { version: 1, node: this.o.nodeName, relays: [...this.applied.values()] };
+    const cp: Checkpoint = { version: 1, node: this.o.nodeName, relays: [...this.owned.values()].flatMap((o) => (o.spec ? [{ key: o.key, spec: o.spec }] : [])) };
     this.checkpointWrite = this.checkpointWrite.then(async () => {
       try {
         const tmp = `${path}.${process.pid}.tmp`;
@@ -241,8 +239,7 @@ export class NodeReconciler {
     let status: RelayStatus | undefined;
     try {
       status = this.o.relays.apply(spec);
-      this.owned.set(rname, key);
-      this.applied.set(rname, { key, spec });
+      this.owned.set(rname, { key, spec });
       this.scheduleCheckpoint();
     } catch (err) {
       // the relay cannot even be tracked (e.g. its socket or id clashes): Failed, with why
@@ -299,8 +296,7 @@ export class NodeReconciler {
   private async removeRelay(rname: string): Promise<void> {
     const st = this.o.relays.get(rname);
     await this.o.relays.remove(rname);
-    this.owned.delete(rname);
-    if (this.applied.delete(rname)) this.scheduleCheckpoint();
+    if (this.owned.delete(rname)) this.scheduleCheckpoint();
     this.lastPhase.delete(rname);
     this.lastGuest.delete(rname);
     if (st?.socketPath) {
