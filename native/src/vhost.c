@@ -328,6 +328,7 @@ static const struct rte_vhost_device_ops ops = {
 #define WAKE_DIR "/run/vio4wd-engine"
 static char wake_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static bool wake_registered;
+static bool wake_failed; /* do not try again until the engine stops */
 static const struct rte_vhost_device_ops wake_ops; /* no callbacks: connections just come and go */
 
 static void wake_remove_stale(void)
@@ -352,7 +353,7 @@ static void wake_remove_stale(void)
 
 static void wake_init(void)
 {
-	if (wake_registered || wake_path[0] == '\1')
+	if (wake_registered || wake_failed)
 		return;
 	if (mkdir(WAKE_DIR, 0700) != 0 && errno != EEXIST)
 		goto fail;
@@ -371,7 +372,7 @@ static void wake_init(void)
 fail:
 	RTE_LOG(WARNING, USER1, "vio4wd: no wake-up socket in " WAKE_DIR " (%s): a QEMU connecting "
 		"to a new server socket may wait up to 1 s\n", strerror(errno));
-	wake_path[0] = '\1'; /* do not try again */
+	wake_failed = true;
 }
 
 static void wake_vhost_thread(void)
@@ -396,7 +397,7 @@ void vio_vhost_wake_fini(void)
 		unlink(wake_path);
 		wake_registered = false;
 	}
-	wake_path[0] = '\0';
+	wake_failed = false;
 }
 
 int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)
