@@ -124,6 +124,18 @@ function migrationVmi(): Record<string, unknown> {
   return v;
 }
 
+/** Pings the peer behind each relay from the guest (P1 over eth0, P2 over eth1) and waits for
+ *  `first` replies on each. */
+async function pingBoth(g: Guest, intervalS: number, first: number): Promise<[GuestPing, GuestPing]> {
+  const p1 = new GuestPing(g, 'P1');
+  const p2 = new GuestPing(g, 'P2');
+  await p1.start(PEER1, intervalS);
+  await p2.start(PEER2, intervalS);
+  await p1.more(first);
+  await p2.more(first);
+  return [p1, p2];
+}
+
 /** Seqs missing between the first and the last reply (lost in the middle of a run). */
 function missingSeqs(replies: Reply[]): number[] {
   const seqs = new Set(replies.map((r) => r.seq));
@@ -359,12 +371,7 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
   });
 
   async function agentKillAndRestart(t: TestContext, e: E2eEnv, g: Guest): Promise<void> {
-    const p1 = new GuestPing(g, 'P1');
-    const p2 = new GuestPing(g, 'P2');
-    await p1.start(PEER1, 0.05);
-    await p2.start(PEER2, 0.05);
-    await p1.more(10);
-    await p2.more(10);
+    const [p1, p2] = await pingBoth(g, 0.05, 10);
     // a clock in the guest: a gap in its ticks means the whole guest stood still
     const tickFrom = g.lines.length;
     await g.exec('(echo $$ > /tmp/tick.pid; while :; do echo TICK; sleep 0.05; done) >/dev/console 2>&1 </dev/null &');
@@ -499,12 +506,7 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
   test('apiserver down for 30 s: relays keep forwarding; status catches up after', { timeout: 180_000 }, async (t) => {
     const e = need(env, 'the environment');
     const g = need(guest, 'the guest');
-    const p1 = new GuestPing(g, 'P1');
-    const p2 = new GuestPing(g, 'P2');
-    await p1.start(PEER1, 0.1);
-    await p2.start(PEER2, 0.1);
-    await p1.more(5);
-    await p2.more(5);
+    const [p1, p2] = await pingBoth(g, 0.1, 5);
     const hbBefore = await heartbeat(e);
 
     await e.kube.stopApiserver();
@@ -553,12 +555,7 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
   test('agent restarted while the apiserver is down: its relays come back from the checkpoint and forward before the apiserver does', { timeout: 180_000 }, async (t) => {
     const e = need(env, 'the environment');
     const g = need(guest, 'the guest');
-    const p1 = new GuestPing(g, 'P1');
-    const p2 = new GuestPing(g, 'P2');
-    await p1.start(PEER1, 0.1);
-    await p2.start(PEER2, 0.1);
-    await p1.more(5);
-    await p2.more(5);
+    const [p1, p2] = await pingBoth(g, 0.1, 5);
     const oldPid = e.agent.pid;
     await e.kube.stopApiserver();
     let spawnAt = 0;
