@@ -149,9 +149,12 @@ export class DevicePluginManager {
   }
 
   private relayRemoved(name: string): void {
-    for (const p of this.plugins.values()) p.notify();
-    void this.files.remove(name);
-    this.kick();
+    // the device-info file goes first: whoever sees the device gone from ListAndWatch finds no
+    // file of it either (the soak test saw the file outlive the device by a few ms)
+    void this.files.remove(name).finally(() => {
+      for (const p of this.plugins.values()) p.notify();
+      this.kick();
+    });
   }
 
   /** The relay's pool, or undefined (logged once) when its resourceName is not usable. */
