@@ -13,7 +13,7 @@ import { Watch } from '@kubernetes/client-node';
 import { startKube } from '../test/helpers/kube.js';
 import { testTempDir } from '../test/helpers/netns.js';
 import { AgentProcess } from '../test/helpers/agent.js';
-import { kubeClients } from '../src/operator/kube.js';
+import { kubeClients } from '../src/kube/index.js';
 
 const { values } = parseArgs({
   options: { sequential: { type: 'string', default: '100' }, bulk: { type: 'string', default: '64,256' }, kubectl: { type: 'string', default: '10' } },

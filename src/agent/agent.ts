@@ -11,8 +11,8 @@ import { RelayManager, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
 import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSources } from '../metrics/index.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
-import type { NodeReconciler } from '../operator/node-reconciler.js';
-import type { VirtioForwarderNodeStatus } from '../operator/crd-schemas.js';
+import type { NodeReconciler } from './node/reconciler.js';
+import type { VirtioForwarderNodeStatus } from '../kube/index.js';
 import { bindVfToVfio, discoverPfs, discoverVfs } from '../sriov/index.js';
 import type { ResolvedConfig } from './config/load.js';
 import { HostVfResolver } from './vf-resolver.js';
@@ -69,7 +69,7 @@ export class Agent {
     await this.bindConfiguredVfs();
     // the Kubernetes client takes ~0.4 s to load: only when it is used, and while the engine starts
     // (a standalone agent, virtio-forwarder's drop-in, starts without it)
-    const kubeModules = c.kubernetes.enabled ? Promise.all([import('../operator/node-reconciler.js'), import('../operator/kube.js')]) : undefined;
+    const kubeModules = c.kubernetes.enabled ? Promise.all([import('./node/reconciler.js'), import('../kube/index.js')]) : undefined;
     kubeModules?.catch(() => undefined);
 
     this.engine = await Engine.start(c.engine, { logger: log });

@@ -5,8 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../util/log.js';
 import { ValidationError } from '../util/errors.js';
-import type { KubeClients } from './kube.js';
-import { LeaderElector, type LeaderElectorOptions } from './leader.js';
+import { LeaderElector, type KubeClients, type LeaderElectorOptions } from '../kube/index.js';
 import { Scheduler, type SchedulerCounters, type SchedulerOptions } from './scheduler.js';
 
 export interface OperatorOptions {

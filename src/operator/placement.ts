@@ -3,7 +3,7 @@
 // feeds these from its informer caches and in-memory reservations.
 import { compileVfSelector, type VfIdentity, type VfMatcher } from '../sriov/index.js';
 import { errorMessage } from '../util/errors.js';
-import type { VirtioForwarderNodeStatus, VirtioRelaySpec } from './crd-schemas.js';
+import type { VirtioForwarderNodeStatus, VirtioRelaySpec } from '../kube/index.js';
 
 /** A VF as a node reports it, normalized. */
 export interface PlacementVf extends VfIdentity {

@@ -3,21 +3,25 @@
 // it, and cleans up after deleted nodes. Runs only in the elected leader (see operator.ts).
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { GROUP, VERSION, type VirtioForwarderNode, type VirtioRelay, type VirtioRelayStatus } from './crd-schemas.js';
 import {
   FINALIZER,
+  GROUP,
   NODE_PLURAL,
   RELAY_PLURAL,
   ResilientInformer,
+  VERSION,
+  WorkQueue,
   httpStatus,
   kubeErrorMessage,
   mergePatch,
   recordEvent,
   relayListFn,
   type KubeClients,
-} from './kube.js';
+  type VirtioForwarderNode,
+  type VirtioRelay,
+  type VirtioRelayStatus,
+} from '../kube/index.js';
 import { normalizeVf, placeRelay, usedByKey, type AssignedRelay, type PlacementNode } from './placement.js';
-import { WorkQueue } from './workqueue.js';
 
 /** Annotation the operator writes with the VF(s) it counted for a relay (a hint for the agent). */
 export const SCHEDULED_VF_ANNOTATION = 'vio4wd.io/scheduled-vf';

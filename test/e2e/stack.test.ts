@@ -40,7 +40,7 @@ import {
   type VhostUserNic,
 } from '../helpers/e2e.js';
 import { runSoak } from './soak-run.js';
-import type { VirtioRelay } from '../../src/operator/crd-schemas.js';
+import type { VirtioRelay } from '../../src/kube/index.js';
 
 const FIX = 'test/fixtures/kubevirt';
 const VM1 = 'vm1';

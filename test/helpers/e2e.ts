@@ -21,8 +21,7 @@ import { Netns, spawnTracked, testTempDir, type TrackedProcess } from './netns.j
 import { AgentProcess } from './agent.js';
 import { TestKubelet } from './kubelet.js';
 import type { Guest, GuestNicOptions } from './guest.js';
-import { kubeClients, httpStatus, type KubeClients } from '../../src/operator/kube.js';
-import { GROUP, VERSION, type VirtioRelay, type VirtioRelaySpec } from '../../src/operator/crd-schemas.js';
+import { GROUP, VERSION, httpStatus, kubeClients, type KubeClients, type VirtioRelay, type VirtioRelaySpec } from '../../src/kube/index.js';
 import { HookClient } from '../../src/kubevirt/client.js';
 import type { AllocateResponse__Output, Mount__Output } from '../../src/deviceplugin/proto.js';
 

@@ -29,7 +29,7 @@ async function rejected(obj: string): Promise<string> {
   return r.stderr;
 }
 
-test('crds/ are what src/operator/crd-schemas.ts generates (npm run gen:crds)', () => {
+test('crds/ are what src/kube/crd-schemas.ts generates (npm run gen:crds)', () => {
   for (const [file, text] of crdFiles()) {
     assert.equal(readFileSync(`crds/${file}`, 'utf8'), text, `crds/${file} is stale: run npm run gen:crds`);
     assert.equal(readFileSync(`helm/vio4wd/crds/${file}`, 'utf8'), text, `helm/vio4wd/crds/${file} is stale: run npm run gen:crds`);

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { startKube, type KubeEnv } from '../helpers/kube.js';
 import { MemEngine } from '../helpers/mem-engine.js';
 import { RelayManager } from '../../src/relay/index.js';
-import { NodeReconciler } from '../../src/operator/node-reconciler.js';
-import { kubeClients } from '../../src/operator/kube.js';
+import { NodeReconciler } from '../../src/agent/node/reconciler.js';
+import { kubeClients } from '../../src/kube/index.js';
 import { createLogger, silentLogger } from '../../src/util/log.js';
 
 let kube: KubeEnv;

@@ -8,9 +8,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { CoreV1Event, V1Lease } from '@kubernetes/client-node';
 import { startKube, waitUntil, type KubeEnv } from '../helpers/kube.js';
-import { kubeClients, mergePatch, FINALIZER, type KubeClients } from '../../src/operator/kube.js';
-import { GROUP, VERSION, type VirtioForwarderNodeStatus, type VirtioRelay, type VirtioRelaySpec } from '../../src/operator/crd-schemas.js';
-import { LeaderElector } from '../../src/operator/leader.js';
+import {
+  FINALIZER,
+  GROUP,
+  LeaderElector,
+  VERSION,
+  kubeClients,
+  mergePatch,
+  type KubeClients,
+  type VirtioForwarderNodeStatus,
+  type VirtioRelay,
+  type VirtioRelaySpec,
+} from '../../src/kube/index.js';
 import { Operator } from '../../src/operator/operator.js';
 import { SCHEDULED_VF_ANNOTATION } from '../../src/operator/scheduler.js';
 import { createLogger } from '../../src/util/log.js';

@@ -13,9 +13,9 @@ import { parseAllDocuments } from 'yaml';
 import { startKube, waitUntil, type KubeEnv } from '../helpers/kube.js';
 import { MemEngine } from '../helpers/mem-engine.js';
 import { RelayManager } from '../../src/relay/index.js';
-import { NodeReconciler } from '../../src/operator/node-reconciler.js';
+import { NodeReconciler } from '../../src/agent/node/reconciler.js';
 import { Operator } from '../../src/operator/operator.js';
-import { kubeClients, FINALIZER } from '../../src/operator/kube.js';
+import { kubeClients, FINALIZER } from '../../src/kube/index.js';
 import type { Logger } from '../../src/util/log.js';
 
 const NS = 'vio4wd-system';

@@ -30,7 +30,7 @@ function defaultNamespace(): string {
 export async function startOperator(opts: OperatorCliOptions): Promise<Operator> {
   // loaded here, not at the top: the Kubernetes client takes most of a second to import, and
   // every other vio4wd command would pay for it
-  const [{ kubeClients }, { Operator }] = await Promise.all([import('../../operator/kube.js'), import('../../operator/operator.js')]);
+  const [{ kubeClients }, { Operator }] = await Promise.all([import('../../kube/index.js'), import('../../operator/operator.js')]);
   const logger = createLogger({ level: opts.logLevel });
   const op = new Operator({
     clients: kubeClients(opts.kubeconfig),

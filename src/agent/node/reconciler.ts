@@ -1,25 +1,31 @@
 // The node agent's Kubernetes loop: VirtioRelays scheduled to this node become relays in
 // RelayManager; their status, events and finalizers follow what the relay does. It also
 // publishes the node's VirtioForwarderNode.
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Logger } from '../util/log.js';
-import { errorMessage } from '../util/errors.js';
-import type { RelaySpec, RelayStatus } from '../relay/types.js';
-import { GROUP, VERSION, type VirtioForwarderNodeStatus, type VirtioRelay, type VirtioRelayStatus } from './crd-schemas.js';
+import type { Logger } from '../../util/log.js';
+import { errorMessage } from '../../util/errors.js';
+import type { RelaySpec, RelayStatus } from '../../relay/types.js';
 import {
   FINALIZER,
+  GROUP,
   NODE_PLURAL,
   RELAY_PLURAL,
   ResilientInformer,
+  VERSION,
+  WorkQueue,
   httpStatus,
   kubeErrorMessage,
   mergePatch,
   recordEvent,
   relayListFn,
   type KubeClients,
-} from './kube.js';
-import { WorkQueue } from './workqueue.js';
+  type VirtioForwarderNodeStatus,
+  type VirtioRelay,
+  type VirtioRelayStatus,
+} from '../../kube/index.js';
+import { RelayCheckpoint } from './checkpoint.js';
+import { failedStatus, sameStatus, toCrStatus } from './status.js';
 
 /** What the reconciler needs from RelayManager. */
 export interface NodeRelays {
@@ -52,12 +58,6 @@ export interface NodeReconcilerOptions {
   checkpointPath?: string | null;
 }
 
-interface Checkpoint {
-  version: 1;
-  node: string;
-  relays: { key: string; spec: RelaySpec }[];
-}
-
 export const SOCKET_FILE = 'vhost-user.sock';
 
 /** The relay name (and device ID) of a VirtioRelay: namespace.name (namespaces have no dots). */
@@ -81,9 +81,7 @@ export class NodeReconciler {
   private heartbeat: NodeJS.Timeout | undefined;
   private nodePublishTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly checkpointPath: string | undefined;
-  private checkpointTimer: NodeJS.Timeout | undefined;
-  private checkpointWrite: Promise<void> = Promise.resolve();
+  private readonly checkpoint: RelayCheckpoint | undefined;
   private readonly onRelayChange = (s: RelayStatus): void => {
     const key = this.owned.get(s.name)?.key;
     if (key) this.queue.add(key);
@@ -92,7 +90,12 @@ export class NodeReconciler {
 
   constructor(private readonly o: NodeReconcilerOptions) {
     this.log = o.logger.child({ component: 'node-reconciler', node: o.nodeName });
-    this.checkpointPath = o.checkpointPath === null ? undefined : (o.checkpointPath ?? join(o.socketDir, '.vio4wd-relays.json'));
+    const checkpointPath = o.checkpointPath === null ? undefined : (o.checkpointPath ?? join(o.socketDir, '.vio4wd-relays.json'));
+    if (checkpointPath) {
+      this.checkpoint = new RelayCheckpoint(checkpointPath, o.nodeName, this.log, () =>
+        [...this.owned.values()].flatMap((x) => (x.spec ? [{ key: x.key, spec: x.spec }] : [])),
+      );
+    }
     this.queue = new WorkQueue((k) => this.reconcile(k), { concurrency: o.concurrency ?? 16, logger: this.log, maxDelayMs: 10_000 });
     const enqueue = (obj: VirtioRelay) => this.queue.add(keyOf(obj.metadata.namespace ?? '', obj.metadata.name ?? ''));
     this.informer = new ResilientInformer<VirtioRelay>(o.clients.kc, {
@@ -129,12 +132,7 @@ export class NodeReconciler {
     this.stopped = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.nodePublishTimer);
-    if (this.checkpointTimer) {
-      clearTimeout(this.checkpointTimer);
-      this.checkpointTimer = undefined;
-      this.writeCheckpoint();
-    }
-    await this.checkpointWrite;
+    await this.checkpoint?.flush();
     this.o.relays.off('change', this.onRelayChange);
     this.queue.stop();
     await this.informer.stop();
@@ -143,20 +141,10 @@ export class NodeReconciler {
   /** Runs the relays of the checkpoint (see checkpointPath); the informer's first list then
    *  reconciles each of them like any other (a VirtioRelay deleted meanwhile removes its relay). */
   private async restoreCheckpoint(): Promise<void> {
-    if (!this.checkpointPath) return;
-    let cp: Checkpoint;
-    try {
-      cp = JSON.parse(await readFile(this.checkpointPath, 'utf8')) as Checkpoint;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ path: this.checkpointPath, err: errorMessage(err) }, 'relay checkpoint unreadable; waiting for the apiserver instead');
-      return;
-    }
-    if (cp.version !== 1 || cp.node !== this.o.nodeName || !Array.isArray(cp.relays)) {
-      this.log.warn({ path: this.checkpointPath, node: cp.node }, 'relay checkpoint is not for this node or version; ignored');
-      return;
-    }
+    if (!this.checkpoint) return;
+    const entries = await this.checkpoint.read();
     let n = 0;
-    for (const { key, spec } of cp.relays) {
+    for (const { key, spec } of entries) {
       try {
         const dir = dirname(spec.vhostUser.socketPath ?? '');
         if (dir.endsWith(`/${spec.name}`)) {
@@ -170,30 +158,11 @@ export class NodeReconciler {
         this.log.warn({ relay: spec.name, err: errorMessage(err) }, 'relay from the checkpoint not restored; the VirtioRelay will bring it');
       }
     }
-    if (n) this.log.info({ relays: n, path: this.checkpointPath }, 'relays restored from the checkpoint; reconciling them once the apiserver answers');
+    if (n) this.log.info({ relays: n, path: this.checkpoint.path }, 'relays restored from the checkpoint; reconciling them once the apiserver answers');
   }
 
   private scheduleCheckpoint(): void {
-    if (!this.checkpointPath || this.checkpointTimer) return;
-    this.checkpointTimer = setTimeout(() => {
-      this.checkpointTimer = undefined;
-      this.writeCheckpoint();
-    }, 50);
-  }
-
-  private writeCheckpoint(): void {
-    const path = this.checkpointPath;
-    if (!path) return;
-    const cp: Checkpoint = { version: 1, node: this.o.nodeName, relays: [...this.owned.values()].flatMap((o) => (o.spec ? [{ key: o.key, spec: o.spec }] : [])) };
-    this.checkpointWrite = this.checkpointWrite.then(async () => {
-      try {
-        const tmp = `${path}.${process.pid}.tmp`;
-        await writeFile(tmp, JSON.stringify(cp), { mode: 0o600 });
-        await rename(tmp, path);
-      } catch (err) {
-        this.log.warn({ path, err: errorMessage(err) }, 'cannot write the relay checkpoint');
-      }
-    });
+    this.checkpoint?.schedule();
   }
 
   /** Resolves when the queue is empty (tests). */
@@ -412,58 +381,4 @@ export class NodeReconciler {
       this.scheduleNodePublish();
     }
   }
-}
-
-function toCrStatus(s: RelayStatus, obj: VirtioRelay, nodeName: string): VirtioRelayStatus {
-  const ready = s.conditions.find((c) => c.type === 'Ready');
-  const gen = obj.metadata.generation;
-  const out: VirtioRelayStatus = {
-    phase: s.phase,
-    message: s.phase === 'Ready' ? 'relay is forwarding' : ready?.message ?? '',
-    conditions: s.conditions.map((c) => ({ ...c, ...(gen !== undefined ? { observedGeneration: gen } : {}) })),
-    nodeName,
-    socketPath: s.socketPath,
-    socketMode: s.mode,
-    relayId: s.id,
-    deviceId: s.name,
-    resourceName: s.resourceName,
-    numaNode: s.numaNode,
-    guestConnected: s.conditions.some((c) => c.type === 'GuestConnected' && c.status === 'True'),
-  };
-  if (s.pciAddress) out.pciAddress = s.pciAddress;
-  if (s.mac) out.mac = s.mac;
-  if (gen !== undefined) out.observedGeneration = gen;
-  return out;
-}
-
-function failedStatus(obj: VirtioRelay, nodeName: string, reason: string, message: string): VirtioRelayStatus {
-  const now = new Date().toISOString();
-  const gen = obj.metadata.generation;
-  const prev = obj.status?.conditions?.find((c) => c.type === 'Ready');
-  return {
-    phase: 'Failed',
-    message,
-    nodeName,
-    conditions: [
-      {
-        type: 'Ready',
-        status: 'False',
-        reason,
-        message,
-        lastTransitionTime: prev?.status === 'False' ? prev.lastTransitionTime : now,
-        ...(gen !== undefined ? { observedGeneration: gen } : {}),
-      },
-    ],
-    ...(gen !== undefined ? { observedGeneration: gen } : {}),
-  };
-}
-
-function sameStatus(a: VirtioRelayStatus | undefined, b: VirtioRelayStatus): boolean {
-  return JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
-}
-
-function normalize(s: VirtioRelayStatus | undefined): unknown {
-  if (!s) return undefined;
-  const sorted = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).sort(([x], [y]) => x.localeCompare(y)));
-  return { ...sorted(s as Record<string, unknown>), conditions: (s.conditions ?? []).map((c) => sorted(c as Record<string, unknown>)) };
 }

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { httpStatus, kubeErrorMessage } from './kube.js';
+import { httpStatus, kubeErrorMessage } from './client.js';
 
 export interface LeaderElectorOptions {
   coordination: CoordinationV1Api;

@@ -1,69 +1,8 @@
-// Thin helpers over @kubernetes/client-node shared by the node reconciler and the operator:
-// client construction, merge patches, events, and informers that survive apiserver restarts.
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  ListWatch,
-  PatchStrategy,
-  Watch,
-  setHeaderOptions,
-  type KubernetesObject,
-  type KubernetesListObject,
-} from '@kubernetes/client-node';
+// A list-watch cache of Kubernetes objects that survives apiserver restarts.
+import { ListWatch, Watch, type CustomObjectsApi, type KubeConfig, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { errorMessage } from '../util/errors.js';
+import { kubeErrorMessage, RELAY_PLURAL } from './client.js';
 import { GROUP, VERSION } from './crd-schemas.js';
-
-export const RELAY_PLURAL = 'virtiorelays';
-export const NODE_PLURAL = 'virtioforwardernodes';
-export const FINALIZER = 'vio4wd.io/relay-cleanup';
-
-export interface KubeClients {
-  kc: KubeConfig;
-  custom: CustomObjectsApi;
-  core: CoreV1Api;
-  coordination: CoordinationV1Api;
-}
-
-/** From a kubeconfig file, else in-cluster (service account), else ~/.kube/config. */
-export function kubeClients(kubeconfig?: string): KubeClients {
-  const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return {
-    kc,
-    custom: kc.makeApiClient(CustomObjectsApi),
-    core: kc.makeApiClient(CoreV1Api),
-    coordination: kc.makeApiClient(CoordinationV1Api),
-  };
-}
-
-export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
-/** HTTP status of a client-node error (ApiException has `code`), or undefined. */
-export function httpStatus(err: unknown): number | undefined {
-  const c = (err as { code?: unknown; statusCode?: unknown })?.code ?? (err as { statusCode?: unknown })?.statusCode;
-  return typeof c === 'number' ? c : undefined;
-}
-
-/** A short, readable message from a client-node error (the apiserver's Status message if any). */
-export function kubeErrorMessage(err: unknown): string {
-  const body = (err as { body?: unknown }).body;
-  if (typeof body === 'string') {
-    try {
-      const s = JSON.parse(body) as { message?: string };
-      if (s.message) return s.message;
-    } catch {
-      /* not JSON */
-    }
-  } else if (body && typeof body === 'object' && 'message' in body) {
-    return String((body as { message: unknown }).message);
-  }
-  return errorMessage(err);
-}
 
 export interface InformerOptions<T extends KubernetesObject> {
   path: string;
@@ -171,55 +110,4 @@ export class ResilientInformer<T extends KubernetesObject> {
 export function relayListFn(custom: CustomObjectsApi, fieldSelector?: string) {
   return async <T extends KubernetesObject>(): Promise<KubernetesListObject<T>> =>
     (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RELAY_PLURAL, ...(fieldSelector ? { fieldSelector } : {}) })) as KubernetesListObject<T>;
-}
-
-export interface EventTarget {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-}
-
-/** Records a core/v1 Event on an object; failures are logged, never thrown. */
-export async function recordEvent(
-  core: CoreV1Api,
-  log: Logger,
-  component: string,
-  host: string,
-  target: EventTarget,
-  type: 'Normal' | 'Warning',
-  reason: string,
-  message: string,
-): Promise<void> {
-  const now = new Date();
-  const namespace = target.namespace ?? 'default';
-  try {
-    await core.createNamespacedEvent({
-      namespace,
-      body: {
-        metadata: { generateName: `${target.name}.`, namespace },
-        involvedObject: {
-          apiVersion: target.apiVersion,
-          kind: target.kind,
-          name: target.name,
-          namespace: target.namespace,
-          uid: target.uid,
-          resourceVersion: target.resourceVersion,
-        },
-        type,
-        reason,
-        message: message.slice(0, 1024),
-        source: { component, host },
-        reportingComponent: `vio4wd.io/${component}`,
-        reportingInstance: host,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      },
-    });
-  } catch (err) {
-    log.debug({ reason, err: kubeErrorMessage(err) }, 'could not record event');
-  }
 }

@@ -1,0 +1,80 @@
+// The relays a node runs for VirtioRelays, kept in a file so that an agent that starts again
+// (e.g. after a crash) runs them at once, before the apiserver has answered.
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import type { Logger } from '../../util/log.js';
+import { errorMessage } from '../../util/errors.js';
+import type { RelaySpec } from '../../relay/types.js';
+
+export interface CheckpointEntry {
+  /** namespace/name of the VirtioRelay */
+  key: string;
+  spec: RelaySpec;
+}
+
+interface CheckpointFile {
+  version: 1;
+  node: string;
+  relays: CheckpointEntry[];
+}
+
+export class RelayCheckpoint {
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  /** entries() gives what to write; it is called when a scheduled write happens. */
+  constructor(
+    readonly path: string,
+    private readonly node: string,
+    private readonly log: Logger,
+    private readonly entries: () => CheckpointEntry[],
+  ) {}
+
+  /** The relays of the file; none when it is missing, unreadable or for another node. */
+  async read(): Promise<CheckpointEntry[]> {
+    let cp: CheckpointFile;
+    try {
+      cp = JSON.parse(await readFile(this.path, 'utf8')) as CheckpointFile;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ path: this.path, err: errorMessage(err) }, 'relay checkpoint unreadable; waiting for the apiserver instead');
+      return [];
+    }
+    if (cp.version !== 1 || cp.node !== this.node || !Array.isArray(cp.relays)) {
+      this.log.warn({ path: this.path, node: cp.node }, 'relay checkpoint is not for this node or version; ignored');
+      return [];
+    }
+    return cp.relays;
+  }
+
+  /** Writes the file soon (changes in one burst make one write). */
+  schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.write();
+    }, 50);
+  }
+
+  /** Writes a scheduled change now and waits for every write to finish. */
+  async flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.write();
+    }
+    await this.writing;
+  }
+
+  private write(): void {
+    const path = this.path;
+    const cp: CheckpointFile = { version: 1, node: this.node, relays: this.entries() };
+    this.writing = this.writing.then(async () => {
+      try {
+        const tmp = `${path}.${process.pid}.tmp`;
+        await writeFile(tmp, JSON.stringify(cp), { mode: 0o600 });
+        await rename(tmp, path);
+      } catch (err) {
+        this.log.warn({ path, err: errorMessage(err) }, 'cannot write the relay checkpoint');
+      }
+    });
+  }
+}
