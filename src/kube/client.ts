@@ -3,10 +3,6 @@
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { errorMessage } from '../util/errors.js';
 
-export const RELAY_PLURAL = 'virtiorelays';
-export const NODE_PLURAL = 'virtioforwardernodes';
-export const FINALIZER = 'vio4wd.io/relay-cleanup';
-
 export interface KubeClients {
   kc: KubeConfig;
   custom: CustomObjectsApi;

@@ -5,6 +5,10 @@ import type { FromSchema } from 'json-schema-to-ts';
 
 export const GROUP = 'vio4wd.io';
 export const VERSION = 'v1alpha1';
+export const RELAY_KIND = 'VirtioRelay';
+export const RELAY_PLURAL = 'virtiorelays';
+export const NODE_KIND = 'VirtioForwarderNode';
+export const NODE_PLURAL = 'virtioforwardernodes';
 
 const pci = {
   type: 'string',
@@ -243,11 +247,11 @@ export function crdObjects(): Record<string, unknown>[] {
     {
       apiVersion: 'apiextensions.k8s.io/v1',
       kind: 'CustomResourceDefinition',
-      metadata: { name: `virtiorelays.${GROUP}` },
+      metadata: { name: `${RELAY_PLURAL}.${GROUP}` },
       spec: {
         group: GROUP,
         scope: 'Namespaced',
-        names: { plural: 'virtiorelays', singular: 'virtiorelay', kind: 'VirtioRelay', listKind: 'VirtioRelayList', shortNames: ['vr', 'vrelay'], categories: ['vio4wd'] },
+        names: { plural: RELAY_PLURAL, singular: 'virtiorelay', kind: RELAY_KIND, listKind: `${RELAY_KIND}List`, shortNames: ['vr', 'vrelay'], categories: ['vio4wd'] },
         versions: [
           {
             name: VERSION,
@@ -285,11 +289,11 @@ export function crdObjects(): Record<string, unknown>[] {
     {
       apiVersion: 'apiextensions.k8s.io/v1',
       kind: 'CustomResourceDefinition',
-      metadata: { name: `virtioforwardernodes.${GROUP}` },
+      metadata: { name: `${NODE_PLURAL}.${GROUP}` },
       spec: {
         group: GROUP,
         scope: 'Cluster',
-        names: { plural: 'virtioforwardernodes', singular: 'virtioforwardernode', kind: 'VirtioForwarderNode', listKind: 'VirtioForwarderNodeList', shortNames: ['vfn'], categories: ['vio4wd'] },
+        names: { plural: NODE_PLURAL, singular: 'virtioforwardernode', kind: NODE_KIND, listKind: `${NODE_KIND}List`, shortNames: ['vfn'], categories: ['vio4wd'] },
         versions: [
           {
             name: VERSION,

@@ -5,4 +5,5 @@ export * from './crd-schemas.js';
 export * from './events.js';
 export * from './informer.js';
 export * from './leader.js';
+export * from './resources.js';
 export * from './workqueue.js';

@@ -1,8 +1,7 @@
 // A list-watch cache of Kubernetes objects that survives apiserver restarts.
-import { ListWatch, Watch, type CustomObjectsApi, type KubeConfig, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
+import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { kubeErrorMessage, RELAY_PLURAL } from './client.js';
-import { GROUP, VERSION } from './crd-schemas.js';
+import { kubeErrorMessage } from './client.js';
 
 export interface InformerOptions<T extends KubernetesObject> {
   path: string;
@@ -105,9 +104,4 @@ export class ResilientInformer<T extends KubernetesObject> {
       );
     }, delay);
   }
-}
-
-export function relayListFn(custom: CustomObjectsApi, fieldSelector?: string) {
-  return async <T extends KubernetesObject>(): Promise<KubernetesListObject<T>> =>
-    (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: RELAY_PLURAL, ...(fieldSelector ? { fieldSelector } : {}) })) as KubernetesListObject<T>;
 }

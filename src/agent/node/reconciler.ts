@@ -7,19 +7,16 @@ import type { Logger } from '../../util/log.js';
 import { errorMessage } from '../../util/errors.js';
 import type { RelaySpec, RelayStatus } from '../../relay/types.js';
 import {
+  EventReason,
+  EventRecorder,
   FINALIZER,
-  GROUP,
-  NODE_PLURAL,
-  RELAY_PLURAL,
-  ResilientInformer,
-  VERSION,
+  NotFoundError,
   WorkQueue,
-  httpStatus,
   kubeErrorMessage,
-  mergePatch,
-  recordEvent,
-  relayListFn,
+  resources,
   type KubeClients,
+  type ResilientInformer,
+  type Resources,
   type VirtioForwarderNodeStatus,
   type VirtioRelay,
   type VirtioRelayStatus,
@@ -59,6 +56,8 @@ export interface NodeReconcilerOptions {
 }
 
 export const SOCKET_FILE = 'vhost-user.sock';
+/** Events' source and the field manager of the agent's writes. */
+export const AGENT_COMPONENT = 'vio4wd-agent';
 
 /** The relay name (and device ID) of a VirtioRelay: namespace.name (namespaces have no dots). */
 export function relayName(namespace: string, name: string): string {
@@ -73,6 +72,8 @@ export class NodeReconciler {
   private readonly log: Logger;
   private readonly informer: ResilientInformer<VirtioRelay>;
   private readonly queue: WorkQueue;
+  private readonly api: Resources;
+  private readonly events: EventRecorder;
   /** relay name -> its VirtioRelay key and the spec applied for it (what the checkpoint holds;
    *  no spec for a relay found in the manager at start and not yet reconciled) */
   private readonly owned = new Map<string, { key: string; spec?: RelaySpec }>();
@@ -96,11 +97,11 @@ export class NodeReconciler {
         [...this.owned.values()].flatMap((x) => (x.spec ? [{ key: x.key, spec: x.spec }] : [])),
       );
     }
+    this.api = resources(o.clients, AGENT_COMPONENT);
+    this.events = new EventRecorder(o.clients.core, this.log, AGENT_COMPONENT, o.nodeName);
     this.queue = new WorkQueue((k) => this.reconcile(k), { concurrency: o.concurrency ?? 16, logger: this.log, maxDelayMs: 10_000 });
     const enqueue = (obj: VirtioRelay) => this.queue.add(keyOf(obj.metadata.namespace ?? '', obj.metadata.name ?? ''));
-    this.informer = new ResilientInformer<VirtioRelay>(o.clients.kc, {
-      path: `/apis/${GROUP}/${VERSION}/${RELAY_PLURAL}`,
-      list: relayListFn(o.clients.custom, `spec.nodeName=${o.nodeName}`),
+    this.informer = this.api.relays.informer({
       fieldSelector: `spec.nodeName=${o.nodeName}`,
       logger: this.log,
       onAdd: enqueue,
@@ -191,7 +192,7 @@ export class NodeReconciler {
     if (obj.metadata.deletionTimestamp) {
       if (!obj.metadata.finalizers?.includes(FINALIZER)) return;
       await this.removeRelay(rname);
-      await this.event(obj, 'Normal', 'RelayRemoved', `relay ${rname} removed from node ${this.o.nodeName}; socket directory deleted`);
+      await this.events.relay(obj, 'Normal', EventReason.RelayRemoved, `relay ${rname} removed from node ${this.o.nodeName}; socket directory deleted`);
       await this.patchMeta(obj, { finalizers: (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) });
       return;
     }
@@ -213,10 +214,10 @@ export class NodeReconciler {
     } catch (err) {
       // the relay cannot even be tracked (e.g. its socket or id clashes): Failed, with why
       const message = errorMessage(err);
-      await this.writeStatus(current, failedStatus(current, this.o.nodeName, 'InvalidSpec', message));
+      await this.writeStatus(current, failedStatus(current, this.o.nodeName, EventReason.InvalidSpec, message));
       if (this.lastPhase.get(rname) !== 'Failed') {
         this.lastPhase.set(rname, 'Failed');
-        await this.event(current, 'Warning', 'InvalidSpec', message);
+        await this.events.relay(current, 'Warning', EventReason.InvalidSpec, message);
       }
       return;
     }
@@ -276,30 +277,18 @@ export class NodeReconciler {
 
   /** Patches the finalizers; undefined when the object is already gone (404). */
   private async patchMeta(obj: VirtioRelay, meta: { finalizers: string[] }): Promise<VirtioRelay | undefined> {
-    // resourceVersion makes this a compare-and-swap: a 409 requeues with fresh data
-    const body = { metadata: { finalizers: meta.finalizers, resourceVersion: obj.metadata.resourceVersion } };
+    // conditioned on the resourceVersion: a 409 requeues with fresh data
     try {
-      return (await this.o.clients.custom.patchNamespacedCustomObject(
-        { group: GROUP, version: VERSION, namespace: obj.metadata.namespace!, plural: RELAY_PLURAL, name: obj.metadata.name!, body },
-        mergePatch,
-      )) as VirtioRelay;
+      return await this.api.relays.patch(obj, { metadata: { finalizers: meta.finalizers } });
     } catch (err) {
-      if (httpStatus(err) === 404) return undefined;
+      if (err instanceof NotFoundError) return undefined;
       throw err;
     }
   }
 
   private async writeStatus(obj: VirtioRelay, status: VirtioRelayStatus): Promise<void> {
     if (sameStatus(obj.status, status)) return;
-    try {
-      await this.o.clients.custom.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace: obj.metadata.namespace!, plural: RELAY_PLURAL, name: obj.metadata.name!, body: { status } },
-        mergePatch,
-      );
-    } catch (err) {
-      if (httpStatus(err) === 404) return; // deleted meanwhile
-      throw new Error(`status update of ${obj.metadata.namespace}/${obj.metadata.name}: ${kubeErrorMessage(err)}`, { cause: err });
-    }
+    await this.api.relays.patchStatus(obj, status);
   }
 
   private async emitTransitions(obj: VirtioRelay, s: RelayStatus): Promise<void> {
@@ -308,35 +297,16 @@ export class NodeReconciler {
       this.lastPhase.set(s.name, s.phase);
       const ready = s.conditions.find((c) => c.type === 'Ready');
       if (s.phase === 'Ready') {
-        await this.event(obj, 'Normal', 'RelayReady', `VF ${s.pciAddress ?? '?'} relayed to ${s.socketPath} (${s.mode} mode, ${s.queues} queue pair(s))`);
+        await this.events.relay(obj, 'Normal', EventReason.RelayReady, `VF ${s.pciAddress ?? '?'} relayed to ${s.socketPath} (${s.mode} mode, ${s.queues} queue pair(s))`);
       } else if (s.phase === 'Failed') {
-        await this.event(obj, 'Warning', ready?.reason ?? 'RelayFailed', ready?.message ?? 'relay failed');
+        await this.events.relay(obj, 'Warning', ready?.reason ?? EventReason.RelayFailed, ready?.message ?? 'relay failed');
       }
     }
     const guest = s.conditions.some((c) => c.type === 'GuestConnected' && c.status === 'True');
     if ((this.lastGuest.get(s.name) ?? false) !== guest) {
       this.lastGuest.set(s.name, guest);
-      await this.event(obj, 'Normal', guest ? 'GuestConnected' : 'GuestDisconnected', guest ? `a guest connected to ${s.socketPath}` : 'the guest disconnected');
+      await this.events.relay(obj, 'Normal', guest ? EventReason.GuestConnected : EventReason.GuestDisconnected, guest ? `a guest connected to ${s.socketPath}` : 'the guest disconnected');
     }
-  }
-
-  private event(obj: VirtioRelay, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    return recordEvent(
-      this.o.clients.core,
-      this.log,
-      'vio4wd-agent',
-      this.o.nodeName,
-      {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'VirtioRelay',
-        name: obj.metadata.name!,
-        namespace: obj.metadata.namespace!,
-        ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
-      },
-      type,
-      reason,
-      message,
-    );
   }
 
   private scheduleNodePublish(): void {
@@ -350,8 +320,6 @@ export class NodeReconciler {
   /** Creates or updates this node's VirtioForwarderNode; errors are logged and retried later. */
   private async publishNode(): Promise<void> {
     if (this.stopped) return;
-    const api = this.o.clients.custom;
-    const name = this.o.nodeName;
     try {
       const inv = await this.o.nodeStatus();
       const relays = this.o.relays.list();
@@ -364,18 +332,7 @@ export class NodeReconciler {
         },
         heartbeatTime: new Date().toISOString(),
       };
-      try {
-        await api.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: NODE_PLURAL, name, body: { status } }, mergePatch);
-      } catch (err) {
-        if (httpStatus(err) !== 404) throw err;
-        await api.createClusterCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: NODE_PLURAL,
-          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'VirtioForwarderNode', metadata: { name }, spec: { nodeName: name } },
-        });
-        await api.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: NODE_PLURAL, name, body: { status } }, mergePatch);
-      }
+      await this.api.nodes.publishStatus(this.o.nodeName, status);
     } catch (err) {
       this.log.warn({ err: kubeErrorMessage(err) }, 'could not publish VirtioForwarderNode; retrying');
       this.scheduleNodePublish();
