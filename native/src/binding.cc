@@ -551,6 +551,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("maxRelays", Napi::Number::New(env, VIO_MAX_RELAYS));
   exports.Set("maxQueues", Napi::Number::New(env, VIO_MAX_QUEUES));
+  Napi::Object limits = Napi::Object::New(env);
+  limits.Set("maxRelays", Napi::Number::New(env, VIO_MAX_RELAYS));
+  limits.Set("maxQueues", Napi::Number::New(env, VIO_MAX_QUEUES));
+  limits.Set("maxWorkers", Napi::Number::New(env, VIO_MAX_WORKERS));
+  limits.Set("maxBondMembers", Napi::Number::New(env, VIO_MAX_BOND_MEMBERS));
+  limits.Set("pathMax", Napi::Number::New(env, VIO_PATH_MAX));
+  limits.Set("devargsMax", Napi::Number::New(env, VIO_DEVARGS_MAX));
+  limits.Set("mtuMin", Napi::Number::New(env, VIO_MTU_MIN));
+  limits.Set("mtuMax", Napi::Number::New(env, VIO_MTU_MAX));
+  exports.Set("limits", limits);
   exports.Set("maxPorts", Napi::Number::New(env, vio_max_ports()));
   return exports;
 }

@@ -193,6 +193,9 @@ static int validate(const struct vio_relay_cfg *c, struct vio_error *e)
 	if (c->queues < 1 || c->queues > VIO_MAX_QUEUES)
 		return vio_fail(e, VIO_EINVAL, "relay %d: queues: %d is out of range 1..%d", c->id,
 				c->queues, VIO_MAX_QUEUES);
+	if (c->mtu != 0 && (c->mtu < VIO_MTU_MIN || c->mtu > VIO_MTU_MAX))
+		return vio_fail(e, VIO_EINVAL, "relay %d: mtu: %d is out of range %d..%d", c->id, c->mtu,
+				VIO_MTU_MIN, VIO_MTU_MAX);
 	if ((c->n_pci > 0) == (c->devargs[0] != '\0'))
 		return vio_fail(e, VIO_EINVAL, "relay %d: vf: give exactly one of pciAddresses or "
 				"devargs", c->id);

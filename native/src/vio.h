@@ -24,6 +24,11 @@ extern "C" {
 #define VIO_MAX_BOND_MEMBERS 8
 #define VIO_MAX_EAL_ARGS 128
 #define VIO_PATH_MAX 108 /* sun_path, including the terminating NUL */
+#define VIO_DEVARGS_MAX 512 /* a VF's devargs string, including the terminating NUL */
+#define VIO_MTU_MIN 68
+#define VIO_MTU_MAX 9216 /* the frames the jumbo mbufs are sized for; larger ones would scatter */
+/* The limits above are mirrored in src/util/limits.ts; the binding reports them as `limits`
+ * and test/integration/limits.addon.test.ts checks that both agree. */
 #define VIO_MSG_MAX 512
 
 /* Stable error codes; the binding maps them to the `code` strings of EngineErrorCode. */
@@ -113,7 +118,7 @@ struct vio_start_opts {
 /* -1 in an int field = not set (use the default). */
 struct vio_relay_cfg {
 	int id;
-	char devargs[512];
+	char devargs[VIO_DEVARGS_MAX];
 	char pci[VIO_MAX_BOND_MEMBERS][32];
 	int n_pci;
 	int bond_mode;

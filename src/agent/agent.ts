@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { VERSION } from '../util/version.js';
 import { errorMessage } from '../util/errors.js';
+import { isPciAddress } from '../util/identifiers.js';
 import { Engine } from '../engine/index.js';
 import type { EngineEvent } from '../engine/types.js';
 import { RelayManager, type RelayStatus } from '../relay/index.js';
@@ -205,7 +206,7 @@ export class Agent {
     const pfs = await discoverPfs({ root });
     const addrs: string[] = [];
     for (const item of want) {
-      if (/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(item)) {
+      if (isPciAddress(item)) {
         addrs.push(item.toLowerCase());
         continue;
       }

@@ -5,7 +5,8 @@ import type { Logger } from '../util/log.js';
 import { VioError } from '../util/errors.js';
 import type { ResolvedVf, VfResolver } from '../relay/manager.js';
 import type { RelayVf } from '../relay/types.js';
-import { discoverVfs, findVf, pickFreeVf, setVfMac, type CommandRunner, type VirtualFunction } from '../sriov/index.js';
+import { discoverVfs, findVf, setVfMac, type CommandRunner, type VirtualFunction } from '../sriov/index.js';
+import { pickFreeVf } from '../util/vf-selector.js';
 
 /** Drivers DPDK can drive a VF through. */
 const DPDK_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);

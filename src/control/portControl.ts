@@ -11,6 +11,7 @@ import { checkPci, formatPci } from './pci.js';
 import { ControlError, EBADMSG, EIO, EMSGSIZE, errnoOf, ETIMEDOUT } from './errno.js';
 import { has } from './proto.js';
 import { errorMessage } from '../util/errors.js';
+import { MAX_SOCKET_PATH } from '../util/limits.js';
 
 export type PortOp =
   | { kind: 'addVf'; req: AddVfRequest }
@@ -27,8 +28,6 @@ export interface ValidatedPortRequest {
 }
 
 const OP_NAMES = Object.keys(Op).map((k) => `${k}(${Op[k as keyof typeof Op]})`).join(', ');
-/** Unix socket paths (sun_path) hold 107 bytes and a NUL. */
-const MAX_SOCKET_PATH = 107;
 /** DPDK device names (RTE_ETH_NAME_MAX_LEN) hold 63 bytes and a NUL. */
 const MAX_BOND_NAME = 63;
 

@@ -19,6 +19,7 @@ import { portControlEndpoint } from './portControl.js';
 import { statsEndpoint } from './stats.js';
 import { configEndpoint, coreSchedEndpoint } from './cpus.js';
 import { cleanupIpc, prepareIpc, resolveGroup, secureIpcSocket, type PreparedIpc } from './ipc.js';
+import { MAX_RELAYS } from '../util/limits.js';
 
 export const HANDLERS: Record<EndpointName, EndpointHandler> = {
   portControl: portControlEndpoint,
@@ -59,7 +60,7 @@ export class ControlServer {
     this.ctx = {
       backend: opts.backend,
       log: this.log,
-      maxRelays: opts.maxRelays ?? 1024,
+      maxRelays: opts.maxRelays ?? MAX_RELAYS,
       maxBondMembers: opts.maxBondMembers ?? 8,
       maxStatsDelayMs: opts.maxStatsDelayMs ?? 10_000,
       now: () => performance.now(),

@@ -14,6 +14,7 @@ import { checkVfio } from './checks/vfio.js';
 import { checkSriov } from './checks/sriov.js';
 import { checkCpus } from './checks/cpus.js';
 import { checkNuma } from './checks/numa.js';
+import { MAX_RELAYS } from '../util/limits.js';
 
 /** In report order. */
 export const CHECKS: readonly { name: string; check: Check }[] = [
@@ -31,8 +32,8 @@ export const CHECKS: readonly { name: string; check: Check }[] = [
 export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
   const root = opts.root ?? '/';
   const relays = opts.relays ?? 1;
-  if (!Number.isInteger(relays) || relays < 0 || relays > 1024) {
-    throw new ValidationError('--relays', `${relays} is not a relay count; give a whole number from 0 to 1024`);
+  if (!Number.isInteger(relays) || relays < 0 || relays > MAX_RELAYS) {
+    throw new ValidationError('--relays', `${relays} is not a relay count; give a whole number from 0 to ${MAX_RELAYS}`);
   }
   const needed = (opts.hugepagesForRelays ?? hugepagesForRelays)(relays);
   const pfs = await discoverPfs({ root });

@@ -2,6 +2,7 @@
 // tests can point it at a tree they built. Missing files read as null.
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { parseCpuList } from '../util/identifiers.js';
 
 export class Host {
   constructor(readonly root: string) {}
@@ -72,33 +73,10 @@ export function parseCmdline(line: string): Map<string, string[]> {
   return out;
 }
 
-/** Parses a kernel CPU list ("0-3,8,10-11") into sorted CPU numbers; flags words are skipped. */
-export function parseCpuList(s: string | null | undefined): number[] {
-  const cpus = new Set<number>();
-  for (const part of (s ?? '').split(',')) {
-    const m = /^\s*(\d+)(?:-(\d+)(?::(\d+)\/(\d+))?)?\s*$/.exec(part);
-    if (!m) continue;
-    const a = Number(m[1]);
-    const b = m[2] === undefined ? a : Number(m[2]);
-    // "0-15:2/4": in each group of 4 take the first 2 (kernel cpulist groups)
-    const used = m[3] === undefined ? 1 : Number(m[3]);
-    const group = m[4] === undefined ? 1 : Number(m[4]);
-    for (let c = a; c <= b; c++) if ((c - a) % group < used) cpus.add(c);
-  }
-  return [...cpus].sort((x, y) => x - y);
-}
-
-/** Formats CPU numbers back as a compact list: [0,1,2,5] -> "0-2,5". */
-export function formatCpuList(cpus: readonly number[]): string {
-  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
+/** A CPU list a kernel wrote ("0-3,8,10-11", isolcpus= with its flag words): sorted numbers,
+ *  empty when the text is missing. */
+export function kernelCpuList(s: string | null | undefined): number[] {
+  return parseCpuList(s, 'cpus', { kernel: true });
 }
 
 export interface MountEntry {

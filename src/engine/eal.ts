@@ -2,28 +2,16 @@
 // main lcore (the engine's sleeping control thread) may share a CPU with a worker.
 import { readFileSync } from 'node:fs';
 import { ValidationError } from '../util/errors.js';
+import { parseCpuList } from '../util/identifiers.js';
+import { MAX_CPUS } from '../util/limits.js';
 import type { EngineOptions } from './types.js';
-
-/** Parses a Linux CPU list ("0-3,8,10-11"). */
-export function parseCpuList(list: string): number[] {
-  const out: number[] = [];
-  for (const part of list.trim().split(',')) {
-    if (!part) continue;
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) throw new Error(`bad CPU list "${list}"`);
-    const a = Number(m[1]);
-    const b = m[2] === undefined ? a : Number(m[2]);
-    for (let c = a; c <= b; c++) out.push(c);
-  }
-  return out;
-}
 
 /** CPUs this process may run on (sched_getaffinity, as /proc shows it). */
 export function allowedCpus(statusText?: string): number[] {
   const text = statusText ?? readFileSync('/proc/self/status', 'utf8');
   const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(text);
   if (!m?.[1]) throw new Error('cannot read Cpus_allowed_list from /proc/self/status');
-  return parseCpuList(m[1]);
+  return parseCpuList(m[1], 'Cpus_allowed_list');
 }
 
 export interface EalPlan {
@@ -33,7 +21,7 @@ export interface EalPlan {
   workerLcores: number[];
 }
 
-const isCpu = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 1024;
+const isCpu = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) < MAX_CPUS;
 
 /**
  * Builds the EAL argv (without argv[0]). `allowed` is the process's CPU affinity: EAL pins each

@@ -35,6 +35,19 @@ export interface NativeStartOptions {
   logEvents?: boolean;
 }
 
+export interface NativeLimits {
+  maxRelays: number;
+  maxQueues: number;
+  maxWorkers: number;
+  maxBondMembers: number;
+  /** sun_path bytes with the NUL */
+  pathMax: number;
+  /** devargs bytes with the NUL */
+  devargsMax: number;
+  mtuMin: number;
+  mtuMax: number;
+}
+
 export interface NativeAddon {
   start(opts: NativeStartOptions, onEvent: (e: NativeEvent) => void): Promise<void>;
   addRelay(cfg: RelayConfig): Promise<RelayInfo>;
@@ -52,6 +65,8 @@ export interface NativeAddon {
   version(): string;
   readonly maxRelays: number;
   readonly maxQueues: number;
+  /** The limits of native/src/vio.h (VIO_*), mirrored in src/util/limits.ts. */
+  readonly limits: NativeLimits;
   /** ethdev ports of the DPDK build (RTE_MAX_ETHPORTS): each relay's VF takes one. */
   readonly maxPorts: number;
 }

@@ -3,14 +3,11 @@
 import { statSync } from 'node:fs';
 import { dirname, isAbsolute } from 'node:path';
 import { ValidationError } from '../util/errors.js';
+import { isPciAddress } from '../util/identifiers.js';
+import { MAX_BOND_MEMBERS, MAX_DEVARGS, MAX_QUEUES, MAX_RELAYS, MAX_SOCKET_PATH, MTU_MAX, MTU_MIN, RELAY_ID_MAX } from '../util/limits.js';
 import { EngineError } from './errors.js';
 import type { EngineOptions, RelayConfig, VfSource } from './types.js';
 
-export const MAX_RELAYS = 1024;
-export const MAX_QUEUES = 32;
-/** sun_path holds 108 bytes including the terminating NUL. */
-export const MAX_SOCKET_PATH = 107;
-const PCI_RE = /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/;
 
 const isInt = (v: unknown): v is number => Number.isInteger(v);
 
@@ -47,17 +44,17 @@ export function validateVfSource(vf: VfSource): void {
   if (hasPci === hasDev) throw new ValidationError('vf', 'give exactly one of vf.pciAddresses and vf.devargs');
   if (hasPci) {
     const list = vf.pciAddresses;
-    if (!Array.isArray(list) || list.length === 0 || list.length > 8)
-      throw new ValidationError('vf.pciAddresses', 'give 1 VF, or 2..8 VFs for a bond');
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_BOND_MEMBERS)
+      throw new ValidationError('vf.pciAddresses', `give 1 VF, or 2..${MAX_BOND_MEMBERS} VFs for a bond`);
     for (const a of list)
-      if (typeof a !== 'string' || !PCI_RE.test(a))
+      if (typeof a !== 'string' || !isPciAddress(a))
         throw new ValidationError('vf.pciAddresses', `"${String(a)}" is not a PCI address like 0000:03:00.1`);
     if (new Set(list.map((a) => a.toLowerCase())).size !== list.length)
       throw new ValidationError('vf.pciAddresses', 'the same VF is listed twice');
     if (list.length > 1 && vf.bondMode !== undefined) intIn('vf.bondMode', vf.bondMode, 0, 6);
     if (vf.bondName !== undefined && (typeof vf.bondName !== 'string' || !/^net_bonding[A-Za-z0-9_]{0,40}$/.test(vf.bondName)))
       throw new ValidationError('vf.bondName', `"${String(vf.bondName)}": a bond name starts with net_bonding (e.g. net_bonding_vio3)`);
-  } else if (typeof vf.devargs !== 'string' || vf.devargs.trim() === '' || vf.devargs.length > 511) {
+  } else if (typeof vf.devargs !== 'string' || vf.devargs.trim() === '' || vf.devargs.length > MAX_DEVARGS) {
     throw new ValidationError('vf.devargs', 'give a DPDK devargs string such as "net_tap0,iface=vf0"');
   }
 }
@@ -65,7 +62,7 @@ export function validateVfSource(vf: VfSource): void {
 /** Checks a relay's configuration; `workerCpus` are the engine's worker CPUs. */
 export function validateRelayConfig(cfg: RelayConfig, workerCpus: number[]): void {
   if (typeof cfg !== 'object' || cfg === null) throw new ValidationError('relay', 'must be an object');
-  intIn('id', cfg.id, 0, MAX_RELAYS - 1);
+  intIn('id', cfg.id, 0, RELAY_ID_MAX);
   validateVfSource(cfg.vf);
   if (cfg.mode !== 'server' && cfg.mode !== 'client') throw new ValidationError('mode', `${JSON.stringify(cfg.mode)}: use "server" or "client"`);
   const p = cfg.socketPath;
@@ -84,7 +81,7 @@ export function validateRelayConfig(cfg: RelayConfig, workerCpus: number[]): voi
   if (cfg.socketGroup !== undefined) intIn('socketGroup', cfg.socketGroup, 0, 2 ** 32 - 2);
   if (cfg.socketPerm !== undefined) intIn('socketPerm', cfg.socketPerm, 0, 0o7777);
   intIn('queues', cfg.queues, 1, MAX_QUEUES);
-  if (cfg.mtu !== undefined) intIn('mtu', cfg.mtu, 68, 9216);
+  if (cfg.mtu !== undefined) intIn('mtu', cfg.mtu, MTU_MIN, MTU_MAX);
   optBool('mergeableRxBuffers', cfg.mergeableRxBuffers);
   optBool('tso', cfg.tso);
   if (cfg.numaNode !== undefined) intIn('numaNode', cfg.numaNode, 0, 7);

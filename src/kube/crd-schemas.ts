@@ -2,6 +2,18 @@
 // (npm run gen:crds), the TypeScript types come from them (json-schema-to-ts) and so do the
 // ajv validators the agent uses on objects it reads.
 import type { FromSchema } from 'json-schema-to-ts';
+import { MAC_PATTERN } from '../util/identifiers.js';
+import { MAX_QUEUES } from '../util/limits.js';
+import {
+  bondModeSchema,
+  devargsSchema,
+  mtuSchema,
+  pciAddressSchema,
+  pciAddressesSchema,
+  relayCpusSchema,
+  socketPermSchema,
+  vfSelectorProperties,
+} from '../util/schema-parts.js';
 
 export const GROUP = 'vio4wd.io';
 export const VERSION = 'v1alpha1';
@@ -10,11 +22,7 @@ export const RELAY_PLURAL = 'virtiorelays';
 export const NODE_KIND = 'VirtioForwarderNode';
 export const NODE_PLURAL = 'virtioforwardernodes';
 
-const pci = {
-  type: 'string',
-  description: 'PCI address of a VF, in the form 0000:03:00.1.',
-  pattern: '^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$',
-} as const;
+const pci = pciAddressSchema;
 
 const condition = {
   type: 'object',
@@ -45,19 +53,14 @@ export const virtioRelaySpecSchema = {
       description: 'The VF: exactly one of pciAddress, pciAddresses (a bond), selector or devargs.',
       properties: {
         pciAddress: pci,
-        pciAddresses: { type: 'array', description: 'Two or more VFs bonded together.', minItems: 2, maxItems: 8, items: pci },
-        bondMode: { type: 'integer', description: 'DPDK bond mode 0..6 for pciAddresses (default 1, active-backup).', minimum: 0, maximum: 6 },
+        pciAddresses: { ...pciAddressesSchema, minItems: 2 },
+        bondMode: bondModeSchema,
         selector: {
           type: 'object',
           description: 'Pick any free VF that matches all given fields.',
-          properties: {
-            pfName: { type: 'string', description: 'Name of the PF netdev, e.g. ens1f0.' },
-            vendor: { type: 'string', description: 'PCI vendor id of the VF (hex), e.g. 8086.', pattern: '^[0-9a-fA-F]{4}$' },
-            device: { type: 'string', description: 'PCI device id of the VF (hex), e.g. 154c.', pattern: '^[0-9a-fA-F]{4}$' },
-            vfIndexRange: { type: 'string', description: 'VF index range on the PF, e.g. 0-7 or 3.', pattern: '^[0-9]+(-[0-9]+)?$' },
-          },
+          properties: vfSelectorProperties,
         },
-        devargs: { type: 'string', description: 'DPDK devargs of a virtual device used as the VF (testing), e.g. net_tap0,iface=vf0.', maxLength: 1024 },
+        devargs: devargsSchema,
       },
       'x-kubernetes-validations': [
         {
@@ -79,25 +82,19 @@ export const virtioRelaySpecSchema = {
         socketDir: { type: 'string', description: 'Host directory for the socket (default: the agent\'s socket directory).', pattern: '^/' },
         owner: { type: 'string', description: 'Owner of the socket (user name or uid).' },
         group: { type: 'string', description: 'Group of the socket (group name or gid).' },
-        perm: { type: 'string', description: 'Socket permissions in octal, e.g. 0660.', pattern: '^0?[0-7]{3}$' },
+        perm: socketPermSchema,
       },
     },
-    queues: { type: 'integer', description: 'Queue pairs, 1..32 (default 1).' },
+    queues: { type: 'integer', description: `Queue pairs, 1..${MAX_QUEUES} (default 1).` },
     mac: { type: 'string', description: 'The VM\'s MAC address; set on the VF so frames pass it (the relay rewrites nothing).' },
-    mtu: { type: 'integer', description: 'MTU of the VF and the guest interface, 68..9702.', minimum: 68, maximum: 9702 },
+    mtu: mtuSchema,
     resourceName: {
       type: 'string',
       description: 'Device-plugin resource the socket is offered as (default vio4wd.io/vhostuser).',
       pattern: '^vio4wd\\.io/[a-zA-Z0-9._-]+$',
     },
     numaNode: { type: 'integer', description: 'NUMA node for the relay\'s memory and workers (default: the VF\'s).', minimum: 0 },
-    cpus: {
-      type: 'array',
-      description: 'Worker CPUs: one for both directions, or two (VF->VM, VM->VF).',
-      minItems: 1,
-      maxItems: 2,
-      items: { type: 'integer', minimum: 0 },
-    },
+    cpus: relayCpusSchema,
     reschedule: {
       type: 'string',
       description: 'Never (default): the relay stays on its node. OnNodeLoss: the operator moves it when its node is deleted.',
@@ -105,9 +102,9 @@ export const virtioRelaySpecSchema = {
     },
   },
   'x-kubernetes-validations': [
-    { rule: '!has(self.queues) || (self.queues >= 1 && self.queues <= 32)', message: 'queues must be between 1 and 32' },
+    { rule: `!has(self.queues) || (self.queues >= 1 && self.queues <= ${MAX_QUEUES})`, message: `queues must be between 1 and ${MAX_QUEUES}` },
     {
-      rule: "!has(self.mac) || self.mac.matches('^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')",
+      rule: `!has(self.mac) || self.mac.matches('${MAC_PATTERN}')`,
       message: 'mac must look like 52:54:00:12:34:56',
     },
     { rule: 'self.vf == oldSelf.vf', message: 'vf cannot be changed after creation: delete and recreate the VirtioRelay' },

@@ -4,11 +4,10 @@ import type { Logger } from '../util/log.js';
 import { ValidationError } from '../util/errors.js';
 import { DEFAULT_QUEUE_SIZE, rewriteDomain, type NicPlan } from './domain.js';
 import { resolveSockets, type ResolveOptions } from './sources.js';
-import { boundInterfaces, checkMac, isMigrationTarget, parsePciAddress, parseVmi, queueCount, vmiName, type Vmi } from './vmi.js';
+import { parseMac } from '../util/identifiers.js';
+import { boundInterfaces, isMigrationTarget, libvirtPciAddress, parseVmi, queueCount, vmiName, type Vmi } from './vmi.js';
 
 export const DEFAULT_BINDING_NAME = 'vio4wd';
-/** The relay serves at most 32 queue pairs per socket. */
-export const MAX_QUEUES = 32;
 
 export interface BindingOptions {
   bindingName: string;
@@ -60,7 +59,7 @@ export async function defineDomain(domainXML: string, vmiJSON: string | Uint8Arr
   const queues = queueCount(vmi, opts.maxQueues);
   const nics: NicPlan[] = bound.map((iface) => {
     const s = sockets.get(iface.name)!;
-    const mac = iface.macAddress ? checkMac(`interface "${iface.name}" macAddress`, iface.macAddress) : s.mac;
+    const mac = iface.macAddress ? parseMac(iface.macAddress, `interface "${iface.name}" macAddress`) : s.mac;
     if (!mac) {
       log.warn({ iface: iface.name }, 'no MAC in the VMI or the relay settings: libvirt picks one, and the VF drops its frames unless it accepts any MAC');
     }
@@ -74,7 +73,7 @@ export async function defineDomain(domainXML: string, vmiJSON: string | Uint8Arr
       txQueueSize: DEFAULT_QUEUE_SIZE,
       mac,
       mtu: s.mtu,
-      pciAddress: iface.pciAddress ? parsePciAddress(`interface "${iface.name}" pciAddress`, iface.pciAddress) : undefined,
+      pciAddress: iface.pciAddress ? libvirtPciAddress(iface.pciAddress, `interface "${iface.name}" pciAddress`) : undefined,
       acpiIndex: iface.acpiIndex !== undefined && iface.acpiIndex > 0 ? iface.acpiIndex : undefined,
       bootOrder: iface.bootOrder !== undefined && iface.bootOrder > 0 ? iface.bootOrder : undefined,
     };

@@ -1,7 +1,7 @@
 // KubeVirt integration: a network binding plugin (hook sidecar) that gives VMs the relay's
 // vhost-user socket. Public surface of the role.
 export { BindingSidecar, DEFAULT_HOOKS_DIR, DEFAULT_SOCKET_NAME, HOOK_NAME, type SidecarOptions } from './server.js';
-export { defineDomain, DEFAULT_BINDING_NAME, MAX_QUEUES, type BindingOptions, type DefineResult } from './binding.js';
+export { defineDomain, DEFAULT_BINDING_NAME, type BindingOptions, type DefineResult } from './binding.js';
 export { rewriteDomain, parseDomain, type DomainPlan, type NicPlan } from './domain.js';
 export {
   resolveSockets,

@@ -10,7 +10,9 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ValidationError, VioError } from '../util/errors.js';
-import { checkMac, networkOf, type Vmi } from './vmi.js';
+import { networkOf, type Vmi } from './vmi.js';
+import { parseMac } from '../util/identifiers.js';
+import { MAX_QUEUES, MTU_MAX, MTU_MIN } from '../util/limits.js';
 
 export type VhostMode = 'client' | 'server';
 
@@ -40,8 +42,6 @@ export const DEFAULT_NETWORK_INFO_PATH = '/etc/podinfo/network-info';
 export const DEFAULT_DRA_METADATA_DIR = '/var/run/kubernetes.io/dra-device-attributes';
 export const INTERFACES_ANNOTATION = 'vio4wd.io/interfaces';
 export const DRA_METADATA_API_VERSION = 'metadata.resource.k8s.io/v1alpha1';
-const MTU_MIN = 68;
-const MTU_MAX = 9702;
 
 export interface ResolveOptions {
   networkInfoPath: string;
@@ -102,13 +102,13 @@ function explicitFromObject(field: string, o: Record<string, unknown>): Explicit
         break;
       case 'mac':
         if (typeof v !== 'string') throw new ValidationError(f, 'must be a string');
-        out.mac = checkMac(f, v);
+        out.mac = parseMac(v, f);
         break;
       case 'mtu':
         out.mtu = parseIntIn(f, v, MTU_MIN, MTU_MAX);
         break;
       case 'queues':
-        out.queues = parseIntIn(f, v, 1, 32);
+        out.queues = parseIntIn(f, v, 1, MAX_QUEUES);
         break;
       default:
         throw new ValidationError(f, 'unknown key; known: path, mode, mac, mtu, queues');
@@ -313,7 +313,7 @@ async function readDra(vmi: Vmi, iface: string, baseDir: string): Promise<DraRea
       const mode = attr(dev, 'vhost-user-mode');
       if (mode?.string) info.mode = parseMode(`${field} vhost-user-mode`, mode.string);
       const mac = attr(dev, 'mac');
-      if (mac?.string) info.mac = checkMac(`${field} mac`, mac.string);
+      if (mac?.string) info.mac = parseMac(mac.string, `${field} mac`);
       return { found: info };
     }
   }

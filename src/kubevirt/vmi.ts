@@ -1,6 +1,7 @@
 // The parts of a KubeVirt VirtualMachineInstance (kubevirt.io/v1, as virt-launcher sends it to a
 // hook as JSON) that the vio4wd binding reads, and the rules that derive a NIC's settings from it.
 import { ValidationError } from '../util/errors.js';
+import { parsePciAddress } from '../util/identifiers.js';
 
 export interface VmiInterface {
   name: string;
@@ -137,21 +138,9 @@ export interface PciAddress {
   function: string;
 }
 
-/** Parses a VMI pciAddress ("0000:81:01.0") into libvirt's hex fields. */
-export function parsePciAddress(field: string, value: string): PciAddress {
-  const m = /^([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$/.exec(value);
-  if (!m) {
-    throw new ValidationError(field, `"${value}" is not a PCI address; use the form 0000:81:01.0`);
-  }
-  return { domain: `0x${m[1]!.toLowerCase()}`, bus: `0x${m[2]!.toLowerCase()}`, slot: `0x${m[3]!.toLowerCase()}`, function: `0x${m[4]}` };
-}
-
-const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
-
-export function checkMac(field: string, mac: string): string {
-  if (!MAC_RE.test(mac)) throw new ValidationError(field, `"${mac}" is not a MAC address; use the form 02:00:00:aa:bb:cc`);
-  if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) {
-    throw new ValidationError(field, `"${mac}" is a multicast address; a NIC needs a unicast MAC (first octet even)`);
-  }
-  return mac.toLowerCase();
+/** A VMI pciAddress ("0000:81:01.0", the domain required) as libvirt's hex fields. */
+export function libvirtPciAddress(value: string, field: string): PciAddress {
+  const [domain, bus, slotFn] = parsePciAddress(value, field, { requireDomain: true }).split(':') as [string, string, string];
+  const [slot, fn] = slotFn.split('.') as [string, string];
+  return { domain: `0x${domain}`, bus: `0x${bus}`, slot: `0x${slot}`, function: `0x${fn}` };
 }

@@ -1,7 +1,7 @@
 // Where a VirtioRelay should run, as pure functions of what the cluster reports: the nodes' VF
 // lists (from VirtioForwarderNodes) and the relays already assigned to each node. The scheduler
 // feeds these from its informer caches and in-memory reservations.
-import { compileVfSelector, type VfIdentity, type VfMatcher } from '../sriov/index.js';
+import { compileVfSelector, type VfIdentity, type VfMatcher } from '../util/vf-selector.js';
 import { errorMessage } from '../util/errors.js';
 import type { VirtioForwarderNodeStatus, VirtioRelaySpec } from '../kube/index.js';
 

@@ -6,6 +6,8 @@ import { mkdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { ValidationError, VioError, errorMessage } from '../util/errors.js';
+import { isMacAddress, isPciAddress } from '../util/identifiers.js';
+import { MAX_BOND_MEMBERS, MAX_DEVARGS, MAX_QUEUES, MAX_RELAYS, MTU_MAX, MTU_MIN } from '../util/limits.js';
 import type { EngineEvent, RelayConfig, RelayInfo, VfSource } from '../engine/types.js';
 import type { RelaySpec, RelayStatus, RelayVf, RelayView } from './types.js';
 import { deriveReady, initialConditions, phaseFor, setCondition } from './conditions.js';
@@ -74,8 +76,6 @@ export const DEFAULT_RELAY_DEFAULTS: RelayDefaults = {
 };
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-const PCI_RE = /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/;
-const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
 /** Errors the engine reports that will not go away by retrying the same spec. */
 const PERMANENT = new Set(['EINVAL']);
@@ -144,7 +144,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     this.resolver = opts.resolver;
     this.retry = opts.retry ?? { initialMs: 1000, maxMs: 60_000 };
     this.vfRetry = opts.vfRetry ?? { initialMs: this.retry.initialMs, maxMs: Math.min(this.retry.maxMs, 5000) };
-    this.maxRelays = opts.maxRelays ?? 1024;
+    this.maxRelays = opts.maxRelays ?? MAX_RELAYS;
     this.engine.on('event', this.onEngineEvent);
   }
 
@@ -663,8 +663,14 @@ export function normalizeSpec(input: RelaySpec, defaults: RelayDefaults = DEFAUL
   if (sources !== 1) {
     throw new ValidationError('vf', 'give exactly one of vf.pciAddress(es), vf.selector or vf.devargs');
   }
+  if ((vf.pciAddresses?.length ?? 0) > MAX_BOND_MEMBERS) {
+    throw new ValidationError('vf.pciAddresses', `${vf.pciAddresses!.length} VFs: a bond has at most ${MAX_BOND_MEMBERS}`);
+  }
+  if (vf.devargs !== undefined && vf.devargs.length > MAX_DEVARGS) {
+    throw new ValidationError('vf.devargs', `${vf.devargs.length} characters: the engine takes devargs of at most ${MAX_DEVARGS}`);
+  }
   for (const [i, a] of (vf.pciAddresses ?? []).entries()) {
-    if (!PCI_RE.test(a)) throw new ValidationError(`vf.pciAddresses[${i}]`, `"${a}" is not a PCI address: use the form 0000:03:00.1`);
+    if (!isPciAddress(a)) throw new ValidationError(`vf.pciAddresses[${i}]`, `"${a}" is not a PCI address: use the form 0000:03:00.1`);
   }
   if (vf.bondMode !== undefined && (!Number.isInteger(vf.bondMode) || vf.bondMode < 0 || vf.bondMode > 6)) {
     throw new ValidationError('vf.bondMode', `${vf.bondMode} is not a bond mode: use 0..6`);
@@ -683,14 +689,14 @@ export function normalizeSpec(input: RelaySpec, defaults: RelayDefaults = DEFAUL
   if (v.perm !== undefined && !/^0?[0-7]{3}$/.test(v.perm)) {
     throw new ValidationError('vhostUser.perm', `"${v.perm}" is not a permission: use octal digits like 0660`);
   }
-  if (spec.queues !== undefined && (!Number.isInteger(spec.queues) || spec.queues < 1 || spec.queues > 32)) {
-    throw new ValidationError('queues', `${spec.queues} queue pairs is out of range: use 1..32`);
+  if (spec.queues !== undefined && (!Number.isInteger(spec.queues) || spec.queues < 1 || spec.queues > MAX_QUEUES)) {
+    throw new ValidationError('queues', `${spec.queues} queue pairs is out of range: use 1..${MAX_QUEUES}`);
   }
-  if (spec.mac !== undefined && !MAC_RE.test(spec.mac)) {
+  if (spec.mac !== undefined && !isMacAddress(spec.mac)) {
     throw new ValidationError('mac', `"${spec.mac}" is not a MAC address: use the form 52:54:00:12:34:56`);
   }
-  if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < 68 || spec.mtu > 9702)) {
-    throw new ValidationError('mtu', `${spec.mtu} is out of range: use 68..9702`);
+  if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < MTU_MIN || spec.mtu > MTU_MAX)) {
+    throw new ValidationError('mtu', `${spec.mtu} is out of range: use ${MTU_MIN}..${MTU_MAX}`);
   }
   if (spec.resourceName !== undefined && !/^[a-z0-9.-]+\/[a-zA-Z0-9._-]+$/.test(spec.resourceName)) {
     throw new ValidationError('resourceName', `"${spec.resourceName}" is not a resource name: use vio4wd.io/<pool>`);

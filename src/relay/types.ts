@@ -1,16 +1,9 @@
 // The node's desired and observed relay state, as RelayManager keeps it. Other roles (ZeroMQ
 // control, device plugin, Kubernetes reconciler, metrics) see relays only through these types.
 
-export type RelayOrigin = 'config' | 'zmq' | 'kubernetes';
+import type { VfSelector } from '../util/vf-selector.js';
 
-/** Picks a VF on this node (the operator schedules with the same selector). */
-export interface VfSelector {
-  pfName?: string;
-  vendor?: string; // hex, e.g. "8086"
-  device?: string; // hex, e.g. "154c"
-  /** Inclusive VF index range on the PF, "0-7" or "3". */
-  vfIndexRange?: string;
-}
+export type RelayOrigin = 'config' | 'zmq' | 'kubernetes';
 
 export interface RelayVf {
   /** One VF by PCI address; or several (a bond). */

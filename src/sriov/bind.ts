@@ -4,7 +4,7 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VioError, errorMessage } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { parsePciAddress } from './ids.js';
+import { parsePciAddress } from '../util/identifiers.js';
 import { linkName, pciDeviceDir, pciDriverDir, readText, writeSysfs } from './sysfs.js';
 import type { SysfsWriter } from './types.js';
 

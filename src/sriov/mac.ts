@@ -2,7 +2,7 @@
 // so that the VF carries the VM's MAC: the relay rewrites nothing.
 import { execFile } from 'node:child_process';
 import { VioError } from '../util/errors.js';
-import { parseMac } from './ids.js';
+import { parseMac } from '../util/identifiers.js';
 import type { CommandResult, CommandRunner } from './types.js';
 
 /** Runs a program without a shell (execFile); a non-zero exit resolves with its code. */

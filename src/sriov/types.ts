@@ -1,21 +1,8 @@
 // Plain data describing SR-IOV physical functions (PFs) and their virtual functions (VFs) as
 // sysfs shows them. Everything else in src/sriov/ produces or consumes these shapes.
+import type { VfIdentity } from '../util/vf-selector.js';
 
-/** The fields a selector matches on: what the operator knows about a node's VF as well. */
-export interface VfIdentity {
-  /** Full PCI address, lower case: DDDD:BB:DD.F, e.g. "0000:3b:02.1". */
-  pciAddress: string;
-  /** Name of the PF's netdev, e.g. "ens1f0". */
-  pfName: string;
-  /** N of the PF's virtfnN link. */
-  vfIndex: number;
-  /** PCI vendor id, 4 lower-case hex digits without 0x, e.g. "8086". */
-  vendor: string;
-  /** PCI device id, 4 lower-case hex digits, e.g. "1889". */
-  device: string;
-  /** NUMA node; null when the platform does not say (numa_node -1 on a multi-node host). */
-  numaNode: number | null;
-}
+export type { VfIdentity };
 
 export type MacSource = 'netdev' | 'pf';
 

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseConfigText, resolveConfig } from '../../src/agent/config/load.js';
 import { ConfigError } from '../../src/agent/config/validate.js';
-import { KNOWN_VARIABLES, parseCpuList, parseEnvFile } from '../../src/agent/config/envfile.js';
+import { KNOWN_VARIABLES, parseEnvFile } from '../../src/agent/config/envfile.js';
+import { parseCpuList } from '../../src/util/identifiers.js';
 import { agentConfigSchema } from '../../src/agent/config/schema.js';
 
 function problems(text: string): string[] {

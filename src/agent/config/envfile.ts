@@ -3,6 +3,7 @@
 // feature, and named in a warning where it has not.
 import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ValidationError } from '../../util/errors.js';
+import { parseCpuList, parsePciAddress } from '../../util/identifiers.js';
 
 export interface EnvParseResult {
   vars: Map<string, string | string[]>;
@@ -149,37 +150,6 @@ export const KNOWN_VARIABLES = [
   'VIO4WD_CORE_SCHED_POLL_INTERVAL', 'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT',
 ] as const;
 
-/** "1,3-5" or "0x3a" -> CPU numbers. */
-export function parseCpuList(s: string, field: string): number[] {
-  const t = s.trim();
-  if (/^0x[0-9a-f]+$/i.test(t)) {
-    const mask = BigInt(t);
-    const out: number[] = [];
-    for (let b = 0; b < 1024 && mask >> BigInt(b); b++) if ((mask >> BigInt(b)) & 1n) out.push(b);
-    if (!out.length) throw new ValidationError(field, `${s} selects no CPU: give a non-zero mask or a list like 1,3-5`);
-    return out;
-  }
-  const out: number[] = [];
-  for (const part of t.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new ValidationError(field, `"${part}" is not a CPU or range: use a list like 1,3-5 or a mask like 0x6`);
-    const a = Number(m[1]);
-    const b = m[2] !== undefined ? Number(m[2]) : a;
-    if (b < a) throw new ValidationError(field, `range ${part} runs backwards: write ${b}-${a}`);
-    for (let c = a; c <= b; c++) out.push(c);
-  }
-  if (!out.length) throw new ValidationError(field, 'is empty: give CPUs like 1,3-5');
-  return out;
-}
-
-/** virtio-forwarder prints PCI addresses with or without the domain. */
-function normPci(s: string, field: string): string {
-  const t = s.trim().toLowerCase();
-  if (/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(t)) return t;
-  if (/^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(t)) return `0000:${t}`;
-  throw new ValidationError(field, `"${s}" is not a PCI address: use the form 0000:03:00.1`);
-}
-
 const list = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : (Array.isArray(v) ? v : v.split(/[\s,]+/)).map((x) => x.trim()).filter(Boolean);
 const scalar = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v.join(' ') : v)?.trim();
@@ -261,7 +231,7 @@ export function envToConfig(parsed: EnvParseResult): EnvConversion {
   for (const item of list(v.get('VIRTIOFWD_STATIC_VFS'))) {
     const m = /^([^=]+)=(\d+)$/.exec(item);
     if (!m) throw new ValidationError('VIRTIOFWD_STATIC_VFS', `"${item}" is not <PCI>=<relay id>: write e.g. 0000:05:08.1=1`);
-    relays.push({ id: Number(m[2]), vf: { pciAddress: normPci(m[1]!, 'VIRTIOFWD_STATIC_VFS') } });
+    relays.push({ id: Number(m[2]), vf: { pciAddress: parsePciAddress(m[1]!, 'VIRTIOFWD_STATIC_VFS') } });
   }
   if (relays.length) config.relays = relays;
 

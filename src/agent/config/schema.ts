@@ -1,21 +1,29 @@
 // The agent's configuration schema: the one source for validation (ajv), the TypeScript type
 // (json-schema-to-ts) and schemas/agent-config.schema.json (written by scripts/gen-schemas.mjs).
 import type { FromSchema } from 'json-schema-to-ts';
+import { RELAY_ID_MAX } from '../../util/limits.js';
+import {
+  bondModeSchema,
+  cpuSchema,
+  devargsSchema,
+  macSchema,
+  mtuSchema,
+  pciAddressSchema,
+  pciAddressesSchema,
+  queuesSchema,
+  relayCpusSchema,
+  socketPermSchema,
+  vfSelectorProperties,
+} from '../../util/schema-parts.js';
 
 const cpuList = {
   type: 'array',
-  items: { type: 'integer', minimum: 0, maximum: 1023 },
+  items: cpuSchema,
 } as const;
 
 const owner = {
   description: 'User or group, by name or numeric id.',
   oneOf: [{ type: 'string', minLength: 1 }, { type: 'integer', minimum: 0 }],
-} as const;
-
-const pciAddress = {
-  type: 'string',
-  pattern: '^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$',
-  description: 'PCI address in the form 0000:03:00.1.',
 } as const;
 
 export const relaySchema = {
@@ -29,26 +37,21 @@ export const relaySchema = {
       maxLength: 253,
       description: 'Unique relay name (default relay-<id>); the device ID in Kubernetes.',
     },
-    id: { type: 'integer', minimum: 0, maximum: 1023, description: 'virtio-forwarder relay number (default: lowest free from 1).' },
+    id: { type: 'integer', minimum: 0, maximum: RELAY_ID_MAX, description: 'virtio-forwarder relay number (default: lowest free from 1).' },
     vf: {
       type: 'object',
       description: 'Where the VF comes from: exactly one of pciAddress, pciAddresses, selector, devargs.',
       additionalProperties: false,
       properties: {
-        pciAddress: pciAddress,
-        pciAddresses: { type: 'array', minItems: 1, items: pciAddress, description: 'Several VFs: bonded.' },
-        bondMode: { type: 'integer', minimum: 0, maximum: 6, description: 'Bond mode 0..6 (default 1, active-backup).' },
+        pciAddress: pciAddressSchema,
+        pciAddresses: { ...pciAddressesSchema, description: 'Several VFs: bonded.' },
+        bondMode: bondModeSchema,
         bondName: { type: 'string', minLength: 1, description: 'Bond device name.' },
-        devargs: { type: 'string', minLength: 1, description: 'DPDK devargs of a virtual device, e.g. net_tap0,iface=vf0.' },
+        devargs: devargsSchema,
         selector: {
           type: 'object',
           additionalProperties: false,
-          properties: {
-            pfName: { type: 'string', minLength: 1 },
-            vendor: { type: 'string', pattern: '^[0-9a-fA-F]{4}$' },
-            device: { type: 'string', pattern: '^[0-9a-fA-F]{4}$' },
-            vfIndexRange: { type: 'string', pattern: '^[0-9]+(-[0-9]+)?$' },
-          },
+          properties: vfSelectorProperties,
         },
       },
     },
@@ -61,14 +64,14 @@ export const relaySchema = {
         socketDir: { type: 'string', pattern: '^/' },
         owner,
         group: owner,
-        perm: { type: 'string', pattern: '^0?[0-7]{3}$', description: 'Socket permissions, octal, e.g. "0660".' },
+        perm: socketPermSchema,
       },
     },
-    queues: { type: 'integer', minimum: 1, maximum: 32, description: 'Queue pairs, 1..32.' },
-    mac: { type: 'string', pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$', description: 'The VM MAC, set on the VF.' },
-    mtu: { type: 'integer', minimum: 68, maximum: 9702 },
+    queues: queuesSchema,
+    mac: macSchema,
+    mtu: mtuSchema,
     numaNode: { type: 'integer', minimum: 0 },
-    cpus: { ...cpuList, minItems: 1, maxItems: 2, description: 'Worker CPU for both directions, or [VF->VM, VM->VF].' },
+    cpus: relayCpusSchema,
     ident: { type: 'string', description: 'External label, e.g. a Neutron port id.' },
     resourceName: { type: 'string', pattern: '^[a-z0-9.-]+/[a-zA-Z0-9._-]+$' },
   },
@@ -125,7 +128,7 @@ export const agentConfigSchema = {
         socketNamePattern: { type: 'string', pattern: '^[^/%]*%u[^/%]*$', description: 'File name with exactly one %u (relay id).' },
         owner,
         group: owner,
-        perm: { type: 'string', pattern: '^0?[0-7]{3}$' },
+        perm: socketPermSchema,
       },
     },
     control: {

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { exitStatus, formatReport, runDoctor } from '../../doctor/index.js';
 import { loadConfigFile, resolveConfig } from '../../agent/config/load.js';
+import { MAX_RELAYS } from '../../util/limits.js';
 
 export interface DoctorCliOptions {
   json?: boolean;
@@ -28,7 +29,7 @@ export async function doctorCommand(opts: DoctorCliOptions, write: (s: string) =
 }
 
 function relayCount(v: string): number {
-  if (!/^\d+$/.test(v) || Number(v) > 1024) throw new InvalidArgumentError('give a whole number from 0 to 1024');
+  if (!/^\d+$/.test(v) || Number(v) > MAX_RELAYS) throw new InvalidArgumentError(`give a whole number from 0 to ${MAX_RELAYS}`);
   return Number(v);
 }
 

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../../util/log.js';
+import { MAX_QUEUES } from '../../util/limits.js';
 import {
   BindingSidecar,
   DEFAULT_BINDING_NAME,
@@ -9,7 +10,6 @@ import {
   DEFAULT_HOOKS_DIR,
   DEFAULT_NETWORK_INFO_PATH,
   DEFAULT_SOCKET_NAME,
-  MAX_QUEUES,
   parseInterfaceSpec,
   parseInterfacesEnv,
   type ExplicitInterface,

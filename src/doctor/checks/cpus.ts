@@ -1,16 +1,17 @@
 // CPU isolation: poll-mode workers spin on their cores, so those cores should be kept away from
 // the scheduler (isolcpus) and its tick (nohz_full).
 import type { Check } from '../types.js';
-import { formatCpuList, parseCpuList } from '../host.js';
+import { kernelCpuList } from '../host.js';
+import { formatCpuList } from '../../util/identifiers.js';
 
 export const checkCpus: Check = ({ host }) => {
   const cmd = host.cmdline();
-  const online = parseCpuList(host.text('sys/devices/system/cpu/online'));
-  // isolcpus=[flags,]list: flags are words (domain, nohz, managed_irq) that parseCpuList skips
-  const fromCmdline = parseCpuList(cmd.get('isolcpus')?.at(-1));
+  const online = kernelCpuList(host.text('sys/devices/system/cpu/online'));
+  // isolcpus=[flags,]list: flags are words (domain, nohz, managed_irq) that kernelCpuList skips
+  const fromCmdline = kernelCpuList(cmd.get('isolcpus')?.at(-1));
   const sysIsolated = host.text('sys/devices/system/cpu/isolated');
-  const isolated = sysIsolated !== null ? parseCpuList(sysIsolated) : fromCmdline;
-  const nohz = parseCpuList(host.text('sys/devices/system/cpu/nohz_full') ?? cmd.get('nohz_full')?.at(-1));
+  const isolated = sysIsolated !== null ? kernelCpuList(sysIsolated) : fromCmdline;
+  const nohz = kernelCpuList(host.text('sys/devices/system/cpu/nohz_full') ?? cmd.get('nohz_full')?.at(-1));
   const details = { online, isolated, isolcpusCmdline: fromCmdline, nohzFull: nohz };
   if (isolated.length === 0) {
     return [

@@ -1,13 +1,13 @@
 // Free 2 MiB hugepages on each NUMA node against what the configured relays need there.
 import type { Check, CheckResult } from '../types.js';
-import { parseCpuList } from '../host.js';
+import { kernelCpuList } from '../host.js';
 
 const HP = 'hugepages/hugepages-2048kB';
 
 export const checkHugepages: Check = ({ host, relays, hugepagesNeeded }) => {
   const need = hugepagesNeeded;
   const withMemory = host.text('sys/devices/system/node/has_memory');
-  const memNodes = withMemory === null ? null : new Set(parseCpuList(withMemory));
+  const memNodes = withMemory === null ? null : new Set(kernelCpuList(withMemory));
   const nodes = host.numaNodes().filter((n) => memNodes === null || memNodes.has(n));
   const perNode = nodes.map((n) => ({
     node: n as number | null,

@@ -1,11 +1,12 @@
 // NUMA layout: nodes and their CPUs, and whether each node with VFs has isolated CPUs for the
 // workers that serve them (a worker on another node reaches the VF across the interconnect).
 import type { Check } from '../types.js';
-import { formatCpuList, parseCpuList } from '../host.js';
+import { kernelCpuList } from '../host.js';
+import { formatCpuList } from '../../util/identifiers.js';
 
 export const checkNuma: Check = ({ host, pfs }) => {
-  const nodes = host.numaNodes().map((n) => ({ node: n, cpus: parseCpuList(host.text(`sys/devices/system/node/node${n}/cpulist`)) }));
-  const isolated = parseCpuList(host.text('sys/devices/system/cpu/isolated') ?? host.cmdline().get('isolcpus')?.at(-1));
+  const nodes = host.numaNodes().map((n) => ({ node: n, cpus: kernelCpuList(host.text(`sys/devices/system/node/node${n}/cpulist`)) }));
+  const isolated = kernelCpuList(host.text('sys/devices/system/cpu/isolated') ?? host.cmdline().get('isolcpus')?.at(-1));
   const details = { nodes: nodes.map((n) => ({ node: n.node, cpus: formatCpuList(n.cpus), isolated: formatCpuList(n.cpus.filter((c) => isolated.includes(c))) })) };
   if (nodes.length === 0) {
     return [{ id: 'numa', status: 'PASS', message: 'no NUMA information (kernel without NUMA): everything is node 0', details }];

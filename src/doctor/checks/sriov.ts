@@ -1,7 +1,7 @@
 // SR-IOV PFs: each with its VF count and the driver each VF is bound to.
 import type { Check, CheckResult } from '../types.js';
 import type { PhysicalFunction } from '../../sriov/index.js';
-import { formatCpuList } from '../host.js';
+import { formatCpuList } from '../../util/identifiers.js';
 
 function driverSummary(pf: PhysicalFunction): string {
   const byDriver = new Map<string, number[]>();

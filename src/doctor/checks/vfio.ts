@@ -1,9 +1,10 @@
 // vfio-pci: the driver that gives a VF to DPDK's PCI bus.
 import type { Check } from '../types.js';
+import { isPciAddress } from '../../util/identifiers.js';
 
 export const checkVfio: Check = ({ host, hasVfs }) => {
   if (host.exists('sys/bus/pci/drivers/vfio-pci')) {
-    const bound = host.list('sys/bus/pci/drivers/vfio-pci').filter((f) => /^[0-9a-f]{4}:/.test(f));
+    const bound = host.list('sys/bus/pci/drivers/vfio-pci').filter((f) => isPciAddress(f));
     return [{ id: 'vfio-pci', status: 'PASS', message: `vfio-pci loaded (${bound.length} device${bound.length === 1 ? '' : 's'} bound)`, details: { loaded: true, bound } }];
   }
   const release = host.text('proc/sys/kernel/osrelease');

@@ -2,7 +2,8 @@
 // a free one NUMA-aware. The operator uses the same functions on a node's VF list.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileVfSelector, matchVf, parseIndexRange, parsePciAddress, parseMac, pickFreeVf, selectVfs, type VfIdentity } from '../../src/sriov/index.js';
+import { compileVfSelector, matchVf, parseIndexRange, pickFreeVf, selectVfs, type VfIdentity } from '../../src/util/vf-selector.js';
+import { parseMac, parsePciAddress } from '../../src/util/identifiers.js';
 import { ValidationError } from '../../src/util/errors.js';
 
 function vf(pfName: string, vfIndex: number, numaNode: number | null, over: Partial<VfIdentity> = {}): VfIdentity {

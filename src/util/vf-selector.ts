@@ -1,8 +1,24 @@
 // VF selectors: which VFs a relay (or a VirtioRelay CR) may use. The agent matches them against
-// the VFs it discovered; the operator matches the same selector against a node's VF list.
-import { ValidationError } from '../util/errors.js';
-import { parsePciAddress, parsePciId } from './ids.js';
-import type { VfIdentity } from './types.js';
+// the VFs it discovered in sysfs; the operator matches the same selector against a node's VF
+// list. Shared by both sides, so it lives here rather than in either role.
+import { ValidationError } from './errors.js';
+import { parsePciAddress, parsePciId } from './identifiers.js';
+
+/** The fields a selector matches on: what the operator knows about a node's VF as well. */
+export interface VfIdentity {
+  /** Full PCI address, lower case: DDDD:BB:DD.F, e.g. "0000:3b:02.1". */
+  pciAddress: string;
+  /** Name of the PF's netdev, e.g. "ens1f0". */
+  pfName: string;
+  /** N of the PF's virtfnN link. */
+  vfIndex: number;
+  /** PCI vendor id, 4 lower-case hex digits without 0x, e.g. "8086". */
+  vendor: string;
+  /** PCI device id, 4 lower-case hex digits, e.g. "1889". */
+  device: string;
+  /** NUMA node; null when the platform does not say (numa_node -1 on a multi-node host). */
+  numaNode: number | null;
+}
 
 /** A selector as users write it. Fields combine with AND; at least one is required. */
 export interface VfSelector {
