@@ -1,4 +1,5 @@
 // End to end: a VM's packets through the whole vio4wd stack, then the faults a node sees.
+// time limit: 30 min
 //
 // Every part is real and started here (test/helpers/e2e.ts): kube-apiserver + etcd with the
 // CRDs, `vio4wd operator`, `vio4wd agent --kubernetes` on the real DPDK engine inside a test
