@@ -1,5 +1,4 @@
 // End to end: a VM's packets through the whole vio4wd stack, then the faults a node sees.
-// time limit: 30 min
 //
 // Every part is real and started here (test/helpers/e2e.ts): kube-apiserver + etcd with the
 // CRDs, `vio4wd operator`, `vio4wd agent --kubernetes` on the real DPDK engine inside a test
@@ -18,6 +17,7 @@
 //
 // Run: flock /tmp/vio4wd-cpu.lock node scripts/run-tests.mjs test/e2e/   (needs root, DPDK,
 // hugepages, QEMU and the test control plane: scripts/bootstrap). The longer soak is `npm run soak`.
+// time limit: 30 min
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';

@@ -1,10 +1,10 @@
 // The container image, built from the Dockerfile with podman (chroot isolation) on local base
-// time limit: 45 min
 // images, then checked from its own filesystem in a chroot: the CLI runs as the image's non-root
 // user, the native engine loads with the image's DPDK (Debian's 22.11 rebuilt with 1024 ethdev
 // ports; the machine's build of scripts/build-dpdk.sh is handed in, so it is not compiled twice)
 // and carries more relays than Debian's DPDK could, only the wanted DPDK drivers are there and
 // all their libraries resolve, and the agent itself runs a relay from the image.
+// time limit: 45 min
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
