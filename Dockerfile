@@ -1,7 +1,7 @@
 # vio4wd: one image for every role (`vio4wd agent`, `vio4wd operator`, `vio4wd kubevirt-sidecar`,
 # and the CLI). The build stages compile DPDK (Debian's 22.11 source package, with room for 1024
 # relays instead of Debian's 32), the native engine and the TypeScript; the runtime stage is
-# Debian bookworm slim with Node 20, that DPDK with only the poll-mode drivers the engine loads,
+# Debian bookworm slim with Node 26 (LTS), that DPDK with only the poll-mode drivers the engine loads,
 # and the app in /opt/vio4wd.
 #
 #   podman build -t vio4wd:0.1.0 .          (or docker build; the default target is the last stage)
@@ -15,7 +15,7 @@
 # KubeVirt sidecar. The node agent needs root (DPDK: hugepages, vfio, sysfs); its DaemonSet sets
 # runAsUser: 0 (helm/vio4wd/templates/agent-daemonset.yaml says why, capability by capability).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:26-bookworm-slim
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 # DPDK: the upstream version of Debian's source package, and the ethdev ports (one per relay's VF)
 ARG DPDK_VERSION=22.11.11
@@ -50,11 +50,11 @@ COPY package.json package-lock.json ./
 #   podman build --secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt .
 RUN --mount=type=cache,target=/root/.npm --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; fi \
- && npm ci --no-audit --no-fund --loglevel=error
+ && npm ci --omit=optional --no-audit --no-fund --loglevel=error
 
 # --- production node_modules: no dev packages, no type declarations, maps or other platforms ----
 FROM deps AS prod-deps
-RUN npm prune --omit=dev --no-audit --no-fund --loglevel=error \
+RUN npm prune --omit=dev --omit=optional --no-audit --no-fund --loglevel=error \
  && find node_modules \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -type f -delete \
  && rm -rf node_modules/zeromq/build/darwin node_modules/zeromq/build/win32 node_modules/zeromq/build/linux/arm64 \
            node_modules/zeromq/build/linux/x64/node/musl-* \

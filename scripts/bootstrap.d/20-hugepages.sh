@@ -1,3 +1,4 @@
+# profiles: demo test
 # 2 MiB hugepages, the hugetlbfs mount at /dev/hugepages, and vm.max_map_count.
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 [[ -w $hp ]] || fail "no 2 MiB hugepage support ($hp)" "use a kernel with CONFIG_HUGETLBFS and 2 MiB pages"

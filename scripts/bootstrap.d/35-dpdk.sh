@@ -1,3 +1,4 @@
+# profiles: test image
 # DPDK 22.11 rebuilt from Debian's own source package with room for more ethdev ports.
 # Debian's build has RTE_MAX_ETHPORTS=32, and every relay needs one port for its VF, so one
 # engine on it carries at most 32 relays; vio4wd promises 256 and more. scripts/build-dpdk.sh

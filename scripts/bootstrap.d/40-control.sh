@@ -1,4 +1,5 @@
+# profiles: test
 # virtio-forwarder's own client stack (Python, Google protobuf, pyzmq, protoc): the control
 # compatibility test talks to vio4wd's endpoints the way virtio-forwarder's scripts do.
-apt_need protobuf-compiler python3-protobuf python3-zmq
+
 say "control: ok (protoc $(protoc --version | cut -d' ' -f2))"

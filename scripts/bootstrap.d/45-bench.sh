@@ -1,3 +1,4 @@
+# profiles: demo test
 # Benchmark parts (bench/, not needed by the tests): OVS-DPDK, the reference DUT of
 # ../shared/tools/relaybench. Only with VIO4WD_BENCH=1.
 if [[ ${VIO4WD_BENCH:-} == 1 ]]; then

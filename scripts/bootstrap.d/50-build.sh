@@ -1,3 +1,4 @@
+# profiles: demo test
 # The compiled TypeScript (dist/) that bin/vio4wd.js runs. tsc (about 6 s) runs again only when
 # something it reads changed: the names, sizes and modification times of everything under src/,
 # tsconfig.json and the installed npm packages (their lock checksum); dist/.vio4wd-build.key

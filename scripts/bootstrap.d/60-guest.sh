@@ -1,8 +1,9 @@
+# profiles: demo test
 # The test guest: QEMU from Debian, plus a Debian kernel and a busybox initramfs built by
 # test/env/guest/build.sh, cached under $VIO4WD_CACHE/guest/<version-key>/ with a 'current'
 # link that test/helpers/guest.ts reads. Rebuilt only when a package version or the build
 # scripts change.
-apt_need qemu-system-x86 cpio kmod
+
 
 guest_cache="$VIO4WD_CACHE/guest"
 guest_src="$ROOT/test/env/guest"

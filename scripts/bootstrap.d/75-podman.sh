@@ -1,13 +1,14 @@
+# profiles: test image
 # Podman (from Debian) for the container image test (test/integration/image.podman.test.ts):
 # `podman build --isolation chroot` works here although containers cannot run. Base images cannot
 # be pulled, so scripts/podman-base-images.sh makes debian:bookworm-slim (debootstrap, cached
-# under $VIO4WD_CACHE/images) and node:20-bookworm-slim (this machine's Node 20) locally.
+# under $VIO4WD_CACHE/images) and node:26-bookworm-slim (the project's Node 26 from npm) locally.
 # The first run also builds the vio4wd image once, so that podman's layer cache holds the slow
 # layers (Debian packages, npm ci) and the test only redoes what changed. It hands the Dockerfile
 # this machine's DPDK build (step dpdk) with --build-context dpdk=..., as the test does, so DPDK
 # is not compiled a second time.
 # First run: about 4-6 minutes; afterwards well under a second.
-apt_need podman debootstrap uidmap
+
 "$ROOT/scripts/podman-base-images.sh" || fail "local base images (scripts/podman-base-images.sh)" \
   "read the error above; rerun scripts/podman-base-images.sh alone to retry only this step"
 if ! podman image exists localhost/vio4wd:test; then

@@ -24,6 +24,12 @@ export GOMODCACHE=$VIO4WD_CACHE/go/mod
 export GOCACHE=$VIO4WD_CACHE/go/build
 export GOFLAGS="-buildvcs=false -modcacherw"   # -modcacherw: the cache can be removed with rm -rf
 export GOTOOLCHAIN=local
+# The Go that scripts/bootstrap.d/68-go.sh fetched into the cache, where the machine has no Go of
+# its own or only one older than these modules need (1.24).
+if ! { command -v go >/dev/null && [[ $(go env GOVERSION 2>/dev/null) =~ ^go1\.(2[4-9]|[3-9][0-9]) ]]; }; then
+  for _go in "$VIO4WD_CACHE"/go-toolchain/go*/bin; do [[ -x $_go/go ]] && PATH="$_go:$PATH"; done
+  unset _go
+fi
 
 tlog() { printf '[testenv] %s\n' "$*" >&2; }
 tdie() { printf '[testenv] error: %s\n' "$*" >&2; exit 1; }

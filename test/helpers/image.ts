@@ -62,7 +62,7 @@ async function must(cmd: string, args: string[], opts: Parameters<typeof run>[2]
   return r.stdout;
 }
 
-/** debian:bookworm-slim and node:20-bookworm-slim, made locally (minutes the first time). */
+/** debian:bookworm-slim and node:26-bookworm-slim, made locally (minutes the first time). */
 export async function ensureBaseImages(): Promise<void> {
   await must(BASE_IMAGES, [], { show: /./ });
 }
