@@ -41,7 +41,7 @@ guest_kpkg=$(awk -v m="$guest_kmeta" '$1==m && $2=="Depends:" {for (i=3;i<=NF;i+
 guest_kpkg=${guest_kpkg:-$guest_kmeta}
 guest_key=$( { echo "$guest_vers"; find "$guest_src" -type f ! -name "*.md" | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)
 if [[ ! -f $guest_cache/$guest_key/manifest.json ]]; then
-  say "guest: building kernel+initramfs ($guest_kpkg, key $guest_key)"
+  say "guest: building kernel+initramfs ($guest_kpkg, key $guest_key; about 10-30 s)"
   mkdir -p "$guest_cache"
   rm -rf "$guest_cache/$guest_key.tmp"
   "$guest_src/build.sh" "$guest_cache/$guest_key.tmp" "$guest_kpkg" busybox-static >/dev/null \
