@@ -45,6 +45,7 @@ fi
 # bump when the rootfs recipe below changes (the key does not hash this script, so that editing a
 # comment does not rebuild every image layer on top)
 RECIPE=1
+NODE_RECIPE=2   # bump when the node image's Containerfile below changes
 deb_key=$( { echo "$SUITE $MIRROR $rel_info"; dpkg-query -W -f='${Version}' debootstrap; echo " recipe $RECIPE"; } | sha256sum | cut -c1-16)
 node_ver=$("$NODE_BIN" --version)
 node_major=${node_ver#v}; node_major=${node_major%%.*}
@@ -59,7 +60,7 @@ if [[ ! -s $node_sum_file ]]; then
   rm -f "$CACHE"/node-sha256-*
   sha256sum "$node_bin" >"$node_sum_file.tmp" && mv "$node_sum_file.tmp" "$node_sum_file"
 fi
-node_key=$( { echo "$deb_key $node_ver $npm_ver"; cat "$node_sum_file"; } | sha256sum | cut -c1-16)
+node_key=$( { echo "$deb_key $node_ver $npm_ver recipe $NODE_RECIPE"; cat "$node_sum_file"; } | sha256sum | cut -c1-16)
 
 old_ids=""
 label_of() { podman image inspect --format '{{ index .Labels "io.vio4wd.base-key" }}' "$1" 2>/dev/null || true; }
@@ -144,7 +145,9 @@ FROM $DEBIAN_IMAGE
 ENV NODE_VERSION=${node_ver#v}
 COPY node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
-RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
+# Node's own builds link libatomic (the official images install it too)
+RUN apt-get update && apt-get install -y --no-install-recommends libatomic1 && rm -rf /var/lib/apt/lists/* /var/log/dpkg.log /var/log/apt \\
+ && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
  && if [ -f /usr/local/lib/node_modules/npm/bin/npm-cli.js ]; then \\
       ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
    && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx; fi \\
