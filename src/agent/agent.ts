@@ -8,7 +8,7 @@ import { errorMessage } from '../util/errors.js';
 import { isPciAddress } from '../util/identifiers.js';
 import { Engine } from '../engine/index.js';
 import type { EngineEvent } from '../engine/types.js';
-import { RelayManager, type RelayStatus } from '../relay/index.js';
+import { Reason, RelayManager, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
 import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSources } from '../metrics/index.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
@@ -190,8 +190,8 @@ export class Agent {
       const now = c?.status === 'True';
       const was = guest.get(s.name) ?? false;
       guest.set(s.name, now);
-      if (was !== now && c?.reason === 'MigratedIn') this.metrics?.countMigration(s.name, 'in');
-      if (was !== now && c?.reason === 'MigratingOut') this.metrics?.countMigration(s.name, 'out');
+      if (was !== now && c?.reason === Reason.MigratedIn) this.metrics?.countMigration(s.name, 'in');
+      if (was !== now && c?.reason === Reason.MigratingOut) this.metrics?.countMigration(s.name, 'out');
     });
     relays.on('removed', (n: string) => {
       guest.delete(n);

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { VioError } from '../util/errors.js';
-import type { RelayManager } from '../relay/index.js';
+import { codeForReason, type RelayManager } from '../relay/index.js';
 import type { RelaySpec, RelayStatus } from '../relay/types.js';
 import type { DirectionCounters, RelayStats, WorkerInfo } from '../engine/types.js';
 import type {
@@ -74,8 +74,7 @@ export class AgentControlBackend implements ControlBackend {
     if (s?.phase !== 'Failed') return;
     const why = s.conditions.find((c) => c.status === 'False' && c.type !== 'GuestConnected' && c.type !== 'Ready');
     await mgr.remove(name);
-    const code = why?.reason === 'VFNotFound' ? 'ENODEV' : why?.reason === 'OutOfHugepages' ? 'ENOMEM' : why?.reason === 'AlreadyInUse' ? 'EEXIST' : 'EIO';
-    throw new VioError(code, why?.message ?? 'the relay could not be attached');
+    throw new VioError(codeForReason(why?.reason), why?.message ?? 'the relay could not be attached');
   }
 
   async removeVf(req: RemoveVfRequest): Promise<PortChange> {

@@ -3,7 +3,7 @@
 import { Request } from 'zeromq';
 import { access, stat } from 'node:fs/promises';
 import { constants as fsc } from 'node:fs';
-import { VioError, errorMessage } from '../util/errors.js';
+import { VioError, errorCode, errorMessage } from '../util/errors.js';
 import type {
   ConfigResponse,
   CoreSchedRequest,
@@ -30,7 +30,7 @@ async function checkIpc(address: string): Promise<void> {
     if (err.code === 'EACCES') {
       throw new VioError('EACCES', `cannot reach ${path}: permission denied; the control endpoints are for root and the agent's IPC group (run with sudo)`);
     }
-    throw new VioError(err.code ?? 'EIO', `${path}: ${err.message}`);
+    throw new VioError(errorCode(err) ?? 'EIO', `${path}: ${err.message}`);
   });
   if (!st.isSocket()) throw new VioError('ENOTSOCK', `${path} is not a socket; is --ipc-dir/--endpoint right?`);
   await access(path, fsc.W_OK).catch(() => {
@@ -50,7 +50,7 @@ export async function roundTrip(address: string, frames: Uint8Array | Uint8Array
     await sock.send(Array.isArray(frames) ? frames : [frames]);
     return await sock.receive();
   } catch (err) {
-    if ((err as { code?: string }).code === 'EAGAIN') {
+    if (errorCode(err) === 'EAGAIN') {
       throw new VioError('ETIMEDOUT', `no reply from ${address} within ${timeoutMs} ms; is the agent running and serving this endpoint?`);
     }
     throw new VioError('EIO', `${address}: ${errorMessage(err)}`);

@@ -1,7 +1,7 @@
 // errno-style error codes for control replies: the server's own request checks raise
 // ControlError; backend errors are mapped by their `code` (VioError codes are errno names).
 import { constants } from 'node:os';
-import { VioError } from '../util/errors.js';
+import { VioError, errorCode, remoteErrorCode } from '../util/errors.js';
 
 const ERRNO = constants.errno as Record<string, number>;
 
@@ -22,7 +22,7 @@ export class ControlError extends VioError {
   /** errno: a name ("EINVAL") or a number. */
   constructor(errno: string | number, source: string, message: string) {
     const n = typeof errno === 'number' ? errno : (ERRNO[errno] ?? EIO);
-    super(errnoName(n), message);
+    super(remoteErrorCode(errnoName(n)), message);
     this.name = 'ControlError';
     this.errno = n;
     this.source = source;
@@ -32,8 +32,9 @@ export class ControlError extends VioError {
 /** The errno an error stands for: its code if that is an errno name, else |errno|, else EIO. */
 export function errnoOf(err: unknown): number {
   if (err instanceof ControlError) return err.errno;
-  const e = err as { code?: unknown; errno?: unknown } | null;
-  if (e && typeof e.code === 'string' && ERRNO[e.code] !== undefined) return ERRNO[e.code] as number;
+  const code = errorCode(err);
+  if (code !== undefined && ERRNO[code] !== undefined) return ERRNO[code] as number;
+  const e = err as { errno?: unknown } | null;
   if (e && typeof e.errno === 'number' && Number.isInteger(e.errno) && e.errno !== 0) return Math.abs(e.errno);
   return EIO;
 }

@@ -5,7 +5,7 @@ import { chmod, chown, lstat, mkdir, readFile, rmdir, unlink } from 'node:fs/pro
 import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
-import { ValidationError, VioError } from '../util/errors.js';
+import { ValidationError, VioError, errorCode } from '../util/errors.js';
 
 export const IPC_DIR_MODE = 0o750;
 export const IPC_SOCKET_MODE = 0o660;
@@ -65,7 +65,7 @@ export async function prepareIpc(address: string, opts: { gid?: number; log: Log
   let createdDir: string | undefined;
   const st = await lstat(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
-    throw new VioError(err.code ?? 'EIO', `IPC directory ${dir}: ${err.message}`);
+    throw new VioError(errorCode(err) ?? 'EIO', `IPC directory ${dir}: ${err.message}`);
   });
   if (!st) {
     await mkdir(dir, { recursive: true });

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
-import { errorMessage, ValidationError, VioError } from '../util/errors.js';
+import { errorCode, errorMessage, ValidationError, VioError } from '../util/errors.js';
 import {
   DEFAULT_ENDPOINTS,
   ENDPOINT_NAMES,
@@ -100,7 +100,7 @@ export class ControlServer {
       await sock.bind(address);
     } catch (err) {
       sock.close();
-      throw new VioError((err as { code?: string }).code ?? 'EIO', `cannot serve the ${name} endpoint at ${address}: ${errorMessage(err)}`);
+      throw new VioError(errorCode(err) ?? 'EIO', `cannot serve the ${name} endpoint at ${address}: ${errorMessage(err)}`);
     }
     this.bound.push(b);
     if (ipc) await secureIpcSocket(ipc, gid);

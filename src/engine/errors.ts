@@ -1,5 +1,5 @@
 // Errors of the engine facade: every one carries a stable EngineErrorCode in `code`.
-import { VioError } from '../util/errors.js';
+import { VioError, errorCode, errorMessage } from '../util/errors.js';
 import type { EngineErrorCode } from './types.js';
 
 export class EngineError extends VioError {
@@ -18,8 +18,8 @@ const CODES: ReadonlySet<string> = new Set(['EALREADY', 'ENOTSTARTED', 'EINVAL',
 /** Turns what the addon threw (an Error with a `code`) into an EngineError. */
 export function fromNative(err: unknown): EngineError {
   if (err instanceof EngineError) return err;
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' && CODES.has(e.code) ? (e.code as EngineErrorCode) : 'EIO';
-  const message = typeof e?.message === 'string' ? e.message : String(err);
+  const c = errorCode(err);
+  const code = c !== undefined && CODES.has(c) ? (c as EngineErrorCode) : 'EIO';
+  const message = errorMessage(err);
   return new EngineError(code, message, { cause: err });
 }

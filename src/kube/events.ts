@@ -2,6 +2,7 @@
 // reasons both controllers record as constants.
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
+import type { Reason } from '../relay/reasons.js';
 import { kubeErrorMessage } from './client.js';
 import { RELAY_KIND, type VirtioRelay } from './crd-schemas.js';
 import { API_VERSION } from './resources.js';
@@ -93,7 +94,7 @@ export class EventRecorder {
   ) {}
 
   /** reason: an EventReason, or a failed relay's condition reason. */
-  relay(obj: VirtioRelay, type: 'Normal' | 'Warning', reason: EventReason | string, message: string): Promise<void> {
+  relay(obj: VirtioRelay, type: 'Normal' | 'Warning', reason: EventReason | Reason, message: string): Promise<void> {
     return recordEvent(
       this.core,
       this.log,

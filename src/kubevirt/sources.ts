@@ -9,7 +9,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ValidationError, VioError } from '../util/errors.js';
+import { ValidationError, VioError, errorCode } from '../util/errors.js';
 import { networkOf, type Vmi } from './vmi.js';
 import { parseMac } from '../util/identifiers.js';
 import { MAX_QUEUES, MTU_MAX, MTU_MIN } from '../util/limits.js';
@@ -183,7 +183,7 @@ async function readNetworkInfo(path: string): Promise<NetworkInfoRead> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent' };
+    if (errorCode(err) === 'ENOENT') return { state: 'absent' };
     throw err;
   }
   if (text.trim() === '') return { state: 'empty' };

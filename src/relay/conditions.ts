@@ -1,10 +1,11 @@
 // Kubernetes-style conditions for relays: set one, keep lastTransitionTime when nothing changed.
 import type { Condition, ConditionType, RelayPhase } from './types.js';
+import { Reason } from './reasons.js';
 
 export const CONDITION_TYPES: readonly ConditionType[] = ['VFAttached', 'SocketReady', 'GuestConnected', 'Ready'];
 
 export function initialConditions(now: string): Condition[] {
-  return CONDITION_TYPES.map((type) => ({ type, status: 'Unknown', reason: 'Pending', message: 'not reconciled yet', lastTransitionTime: now }));
+  return CONDITION_TYPES.map((type) => ({ type, status: 'Unknown', reason: Reason.Pending, message: 'not reconciled yet', lastTransitionTime: now }));
 }
 
 /** Sets one condition in place; returns true when status, reason or message changed. */
@@ -12,7 +13,7 @@ export function setCondition(
   conditions: Condition[],
   type: ConditionType,
   status: Condition['status'],
-  reason: string,
+  reason: Reason,
   message: string,
   now: string,
 ): boolean {
@@ -38,11 +39,11 @@ export function deriveReady(conditions: Condition[], now: string): boolean {
   const vf = conditions.find((c) => c.type === 'VFAttached');
   const sock = conditions.find((c) => c.type === 'SocketReady');
   if (vf?.status === 'True' && sock?.status === 'True') {
-    setCondition(conditions, 'Ready', 'True', 'RelayReady', 'VF attached and vhost-user socket ready', now);
+    setCondition(conditions, 'Ready', 'True', Reason.RelayReady, 'VF attached and vhost-user socket ready', now);
     return true;
   }
   const blocker = vf?.status !== 'True' ? vf : sock;
-  setCondition(conditions, 'Ready', 'False', blocker?.reason ?? 'Pending', blocker?.message ?? 'waiting', now);
+  setCondition(conditions, 'Ready', 'False', blocker?.reason ?? Reason.Pending, blocker?.message ?? 'waiting', now);
   return false;
 }
 

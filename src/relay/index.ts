@@ -2,3 +2,4 @@
 export { RelayManager, normalizeSpec, DEFAULT_RELAY_DEFAULTS } from './manager.js';
 export type { RelayEngine, VfResolver, ResolvedVf, RelayDefaults, RelayManagerOptions } from './manager.js';
 export type * from './types.js';
+export { Reason, codeForReason } from './reasons.js';

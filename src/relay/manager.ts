@@ -5,12 +5,13 @@ import { EventEmitter } from 'node:events';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger } from '../util/log.js';
-import { ValidationError, VioError, errorMessage } from '../util/errors.js';
+import { ValidationError, VioError, errorCode, errorMessage } from '../util/errors.js';
 import { isMacAddress, isPciAddress } from '../util/identifiers.js';
 import { MAX_BOND_MEMBERS, MAX_DEVARGS, MAX_QUEUES, MAX_RELAYS, MTU_MAX, MTU_MIN } from '../util/limits.js';
 import type { EngineEvent, RelayConfig, RelayInfo, VfSource } from '../engine/types.js';
 import type { RelaySpec, RelayStatus, RelayVf, RelayView } from './types.js';
 import { deriveReady, initialConditions, phaseFor, setCondition } from './conditions.js';
+import { Reason, isPermanent, isSocketReason, reasonForCode } from './reasons.js';
 
 /** The part of the engine facade RelayManager drives (src/engine/Engine implements it). */
 export interface RelayEngine {
@@ -76,20 +77,6 @@ export const DEFAULT_RELAY_DEFAULTS: RelayDefaults = {
 };
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-/** Errors the engine reports that will not go away by retrying the same spec. */
-const PERMANENT = new Set(['EINVAL']);
-
-const REASONS: Record<string, string> = {
-  ENODEV: 'VFNotFound',
-  ENOENT: 'SocketDirMissing',
-  EEXIST: 'AlreadyInUse',
-  ENOMEM: 'OutOfHugepages',
-  EINVAL: 'InvalidSpec',
-  EIO: 'EngineError',
-  ENOTSTARTED: 'EngineNotStarted',
-  EBUSY: 'VFInUse',
-};
 
 interface Entry {
   spec: RelaySpec;
@@ -359,20 +346,20 @@ export class RelayManager extends EventEmitter implements RelayView {
       this.log.info({ relay: spec.name, id: entry.id, port: info.portName, socket: info.socketPath }, 'relay attached');
       this.observe(entry);
     } catch (err) {
-      const code = err instanceof VioError || (err instanceof Error && 'code' in err) ? String((err as { code: unknown }).code) : 'EIO';
-      const reason = REASONS[code] ?? 'EngineError';
+      const code = errorCode(err) ?? 'EIO';
+      const reason = reasonForCode(code);
       const message = errorMessage(err);
       entry.failed = true;
       const t = now();
       const c = entry.status.conditions;
-      if (reason === 'SocketDirMissing' || reason === 'AlreadyInUse') {
+      if (isSocketReason(reason)) {
         setCondition(c, 'SocketReady', 'False', reason, message, t);
       } else {
         setCondition(c, 'VFAttached', 'False', reason, message, t);
       }
-      setCondition(c, 'GuestConnected', 'False', 'NotAttached', 'relay is not attached', t);
+      setCondition(c, 'GuestConnected', 'False', Reason.NotAttached, 'relay is not attached', t);
       this.updateDerived(entry);
-      const permanent = PERMANENT.has(code);
+      const permanent = isPermanent(code);
       this.log.warn({ relay: spec.name, id: entry.id, code, reason, err: message, retry: !permanent }, 'relay attach failed');
       if (!permanent) this.retryLater(entry);
     }
@@ -394,15 +381,15 @@ export class RelayManager extends EventEmitter implements RelayView {
       await this.engine.removeRelay(entry.id);
     } catch (err) {
       // ENOENT: the engine no longer has it (e.g. VF removed); nothing left to release
-      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      if (errorCode(err) !== 'ENOENT') throw err;
     }
     entry.attached = false;
     entry.appliedKey = '';
     entry.vfLost = undefined;
     const t = new Date().toISOString();
-    setCondition(entry.status.conditions, 'VFAttached', 'False', 'Detached', 'relay detached from the engine', t);
-    setCondition(entry.status.conditions, 'SocketReady', 'False', 'Detached', 'socket closed', t);
-    setCondition(entry.status.conditions, 'GuestConnected', 'False', 'Detached', 'relay detached', t);
+    setCondition(entry.status.conditions, 'VFAttached', 'False', Reason.Detached, 'relay detached from the engine', t);
+    setCondition(entry.status.conditions, 'SocketReady', 'False', Reason.Detached, 'socket closed', t);
+    setCondition(entry.status.conditions, 'GuestConnected', 'False', Reason.Detached, 'relay detached', t);
     this.updateDerived(entry);
   }
 
@@ -423,7 +410,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     const t = new Date().toISOString();
     const c = entry.status.conditions;
     if (!info) {
-      setCondition(c, 'VFAttached', 'False', 'NotAttached', 'the engine does not hold this relay', t);
+      setCondition(c, 'VFAttached', 'False', Reason.NotAttached, 'the engine does not hold this relay', t);
       this.updateDerived(entry);
       return;
     }
@@ -434,16 +421,16 @@ export class RelayManager extends EventEmitter implements RelayView {
       if (!entry.vfLost) this.vfGone(entry, info.vfLoss ?? 'detached');
       const lost = entry.vfLost!;
       const last = lost.lastError ? `; last attempt: ${lost.lastError}` : '';
-      setCondition(c, 'VFAttached', 'False', 'VFRemoved', `VF ${vf} is gone (${lost.cause}) since ${lost.since}; the guest stays connected, its packets are dropped until the VF is back (re-attaching with backoff${last})`, t);
+      setCondition(c, 'VFAttached', 'False', Reason.VFRemoved, `VF ${vf} is gone (${lost.cause}) since ${lost.since}; the guest stays connected, its packets are dropped until the VF is back (re-attaching with backoff${last})`, t);
     } else if (info.linkUp) {
-      setCondition(c, 'VFAttached', 'True', 'Attached', `VF ${vf} attached as DPDK port ${info.portId}`, t);
+      setCondition(c, 'VFAttached', 'True', Reason.Attached, `VF ${vf} attached as DPDK port ${info.portId}`, t);
     } else {
-      setCondition(c, 'VFAttached', 'False', 'LinkDown', `VF ${vf} is attached but its link is down`, t);
+      setCondition(c, 'VFAttached', 'False', Reason.LinkDown, `VF ${vf} is attached but its link is down`, t);
     }
     if (info.mode === 'server') {
-      setCondition(c, 'SocketReady', 'True', 'Listening', `listening on ${info.socketPath}`, t);
+      setCondition(c, 'SocketReady', 'True', Reason.Listening, `listening on ${info.socketPath}`, t);
     } else {
-      setCondition(c, 'SocketReady', 'True', 'Connecting', `connecting to ${info.socketPath} (the VM side creates it); reconnects when it goes away`, t);
+      setCondition(c, 'SocketReady', 'True', Reason.Connecting, `connecting to ${info.socketPath} (the VM side creates it); reconnects when it goes away`, t);
     }
     const [status, reason, message] = guestCondition(info);
     const prev = c.find((x) => x.type === 'GuestConnected');
@@ -458,7 +445,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     entry.vfLost = { cause, since: new Date().toISOString() };
     entry.failed = true;
     entry.vfAttempt = 0;
-    this.log.warn({ relay: entry.spec.name, id: entry.id, cause, reason: 'VFRemoved' }, 'VF lost: the guest stays connected, re-attaching the VF when it is back');
+    this.log.warn({ relay: entry.spec.name, id: entry.id, cause, reason: Reason.VFRemoved }, 'VF lost: the guest stays connected, re-attaching the VF when it is back');
     this.retryLater(entry, true);
   }
 
@@ -534,14 +521,14 @@ export class RelayManager extends EventEmitter implements RelayView {
   private vfRemovedWholeRelay(entry: Entry): void {
     const t = new Date().toISOString();
     entry.failed = true;
-    setCondition(entry.status.conditions, 'VFAttached', 'False', 'VFRemoved', 'the VF was removed from the host; reattaching when it comes back', t);
+    setCondition(entry.status.conditions, 'VFAttached', 'False', Reason.VFRemoved, 'the VF was removed from the host; reattaching when it comes back', t);
     this.updateDerived(entry);
     this.log.warn({ relay: entry.spec.name, id: entry.id }, 'VF removed');
     entry.chain = entry.chain
       .then(() => this.detach(entry))
       .then(() => {
         entry.failed = true;
-        setCondition(entry.status.conditions, 'VFAttached', 'False', 'VFRemoved', 'the VF was removed from the host; reattaching when it comes back', new Date().toISOString());
+        setCondition(entry.status.conditions, 'VFAttached', 'False', Reason.VFRemoved, 'the VF was removed from the host; reattaching when it comes back', new Date().toISOString());
         this.updateDerived(entry);
         this.retryLater(entry);
       })
@@ -625,28 +612,28 @@ export class RelayManager extends EventEmitter implements RelayView {
  * left (MigratingOut: it stopped with dirty-page logging on, the source side of a live
  * migration; it stays so until the next guest). The agent counts migrations from these reasons.
  */
-export function guestCondition(info: RelayInfo): ['True' | 'False', string, string] {
+export function guestCondition(info: RelayInfo): ['True' | 'False', Reason, string] {
   if (info.guestConnected) {
     const q = `${info.enabledQueues} vring(s) enabled`;
-    if (info.guestFeatures?.dirtyLogging) return ['True', 'MigrationInProgress', `guest connected, live migration in progress (dirty-page logging on), ${q}`];
+    if (info.guestFeatures?.dirtyLogging) return ['True', Reason.MigrationInProgress, `guest connected, live migration in progress (dirty-page logging on), ${q}`];
     switch (info.guestArrival) {
       case 'migrated-in':
-        return ['True', 'MigratedIn', `guest arrived by live migration, ${q}`];
+        return ['True', Reason.MigratedIn, `guest arrived by live migration, ${q}`];
       case 'reconnected':
-        return ['True', 'GuestConnected', `guest reconnected with its vrings restored, ${q}`];
+        return ['True', Reason.GuestConnected, `guest reconnected with its vrings restored, ${q}`];
       case 'resumed':
-        return ['True', 'GuestConnected', `guest resumed, ${q}`];
+        return ['True', Reason.GuestConnected, `guest resumed, ${q}`];
       default:
-        return ['True', 'GuestConnected', `guest connected, ${q}`];
+        return ['True', Reason.GuestConnected, `guest connected, ${q}`];
     }
   }
   if (info.guestDeparture === 'migrating-out') {
     return info.socketConnected
-      ? ['False', 'MigratingOut', 'the guest stopped here with dirty-page logging on: it is being live-migrated away (its source QEMU still holds the socket)']
-      : ['False', 'MigratingOut', 'the guest left this relay by live migration (the source QEMU closed the socket); waiting for a guest'];
+      ? ['False', Reason.MigratingOut, 'the guest stopped here with dirty-page logging on: it is being live-migrated away (its source QEMU still holds the socket)']
+      : ['False', Reason.MigratingOut, 'the guest left this relay by live migration (the source QEMU closed the socket); waiting for a guest'];
   }
-  if (info.socketConnected) return ['False', 'WaitingForGuest', 'a VM is connected to the socket, its virtio device is not running (booting, stopped or waiting for an incoming migration)'];
-  return ['False', 'WaitingForGuest', 'no guest on the socket yet'];
+  if (info.socketConnected) return ['False', Reason.WaitingForGuest, 'a VM is connected to the socket, its virtio device is not running (booting, stopped or waiting for an incoming migration)'];
+  return ['False', Reason.WaitingForGuest, 'no guest on the socket yet'];
 }
 
 /** Checks and fills a spec; every error names the field and the fix. */

@@ -2,6 +2,7 @@
 // control, device plugin, Kubernetes reconciler, metrics) see relays only through these types.
 
 import type { VfSelector } from '../util/vf-selector.js';
+import type { Reason } from './reasons.js';
 
 export type RelayOrigin = 'config' | 'zmq' | 'kubernetes';
 
@@ -58,8 +59,8 @@ export type ConditionType = 'VFAttached' | 'SocketReady' | 'GuestConnected' | 'R
 export interface Condition {
   type: ConditionType;
   status: 'True' | 'False' | 'Unknown';
-  /** CamelCase word a user can search for, e.g. VFNotFound, SocketDirMissing. */
-  reason: string;
+  /** CamelCase word a user can search for, e.g. VFNotFound, SocketDirMissing (reasons.ts). */
+  reason: Reason;
   message: string;
   lastTransitionTime: string;
 }

@@ -1,7 +1,7 @@
 // A VF's MAC, set and read through its PF with iproute2 (`ip link set <pf> vf <n> mac <mac>`),
 // so that the VF carries the VM's MAC: the relay rewrites nothing.
 import { execFile } from 'node:child_process';
-import { VioError } from '../util/errors.js';
+import { VioError, errorCode } from '../util/errors.js';
 import { parseMac } from '../util/identifiers.js';
 import type { CommandResult, CommandRunner } from './types.js';
 
@@ -9,7 +9,7 @@ import type { CommandResult, CommandRunner } from './types.js';
 export const execRunner: CommandRunner = (cmd, args) =>
   new Promise<CommandResult>((resolve, reject) => {
     execFile(cmd, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
+      if (err && errorCode(err) !== undefined) {
         // ENOENT and friends: the program itself could not run
         reject(new VioError('ENOCMD', `cannot run ${cmd}: ${err.message}; install iproute2 (apt-get install iproute2)`, { cause: err }));
         return;

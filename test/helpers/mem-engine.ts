@@ -3,12 +3,12 @@
 import { EventEmitter } from 'node:events';
 import type { RelayEngine } from '../../src/relay/index.js';
 import type { EngineEvent, RelayConfig, RelayInfo } from '../../src/engine/types.js';
-import { VioError } from '../../src/util/errors.js';
+import { VioError, type ErrorCode } from '../../src/util/errors.js';
 
 export class MemEngine extends EventEmitter implements RelayEngine {
   relays = new Map<number, RelayInfo>();
   configs = new Map<number, RelayConfig>();
-  failDevargs = new Map<string, string>(); // devargs -> error code
+  failDevargs = new Map<string, ErrorCode>(); // devargs -> error code
   calls: string[] = [];
   async addRelay(cfg: RelayConfig): Promise<RelayInfo> {
     this.calls.push(`add ${cfg.id}`);

@@ -152,7 +152,7 @@ test('the device list follows relays as they come, turn unhealthy and go', async
   relays.update('r1', { healthy: false, phase: 'Failed' });
   await list(['r1:Unhealthy', 'r2:Healthy']);
   // a status change that leaves the device list alone is not resent
-  relays.update('r2', { conditions: [{ type: 'GuestConnected', status: 'True', reason: 'GuestUp', message: '', lastTransitionTime: new Date().toISOString() }] });
+  relays.update('r2', { conditions: [{ type: 'GuestConnected', status: 'True', reason: 'GuestConnected', message: '', lastTransitionTime: new Date().toISOString() }] });
   relays.update('r1', { healthy: true, phase: 'Ready' });
   await list(['r1:Healthy', 'r2:Healthy']);
 

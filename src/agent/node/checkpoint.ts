@@ -2,7 +2,7 @@
 // (e.g. after a crash) runs them at once, before the apiserver has answered.
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Logger } from '../../util/log.js';
-import { errorMessage } from '../../util/errors.js';
+import { errorCode, errorMessage } from '../../util/errors.js';
 import type { RelaySpec } from '../../relay/types.js';
 
 export interface CheckpointEntry {
@@ -35,7 +35,7 @@ export class RelayCheckpoint {
     try {
       cp = JSON.parse(await readFile(this.path, 'utf8')) as CheckpointFile;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ path: this.path, err: errorMessage(err) }, 'relay checkpoint unreadable; waiting for the apiserver instead');
+      if (errorCode(err) !== 'ENOENT') this.log.warn({ path: this.path, err: errorMessage(err) }, 'relay checkpoint unreadable; waiting for the apiserver instead');
       return [];
     }
     if (cp.version !== 1 || cp.node !== this.node || !Array.isArray(cp.relays)) {

@@ -11,7 +11,7 @@ import {
   type PortControlRequest_PciAddress,
   type PortControlResponse,
 } from '../../control/index.js';
-import { ValidationError, VioError } from '../../util/errors.js';
+import { ValidationError, VioError, remoteErrorCode } from '../../util/errors.js';
 import {
   checkStats,
   clientFor,
@@ -42,7 +42,7 @@ interface PortFlags extends ClientFlags {
 function checkPort(res: PortControlResponse, what: string): PortControlResponse {
   if (res.status === PortControlResponse_Status.OK) return res;
   const code = res.error_code !== undefined ? errnoName(res.error_code) : 'ERROR';
-  throw new VioError(code, `${what} refused by the agent: ${res.error_code_source ?? 'no reason given'}`);
+  throw new VioError(remoteErrorCode(code), `${what} refused by the agent: ${res.error_code_source ?? 'no reason given'}`);
 }
 
 function portRequest(op: 'add' | 'rm', f: PortFlags): PortControlRequest {

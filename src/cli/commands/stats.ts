@@ -15,7 +15,7 @@ import {
   type RelayState,
   type StatsResponse,
 } from '../../control/index.js';
-import { VioError } from '../../util/errors.js';
+import { VioError, remoteErrorCode } from '../../util/errors.js';
 
 export interface ClientFlags {
   endpoint?: string;
@@ -89,7 +89,7 @@ const STATUS_TEXT: Record<number, string> = {
 export function checkStats(res: StatsResponse): RelayState[] {
   if (res.status !== StatsResponse_Status.OK) {
     const name = Object.keys(StatsResponse_Status).find((k) => StatsResponse_Status[k as keyof typeof StatsResponse_Status] === res.status) ?? 'ERROR';
-    throw new VioError(name, `stats request refused: ${STATUS_TEXT[res.status] ?? `status ${res.status}`}`);
+    throw new VioError(remoteErrorCode(name), `stats request refused: ${STATUS_TEXT[res.status] ?? `status ${res.status}`}`);
   }
   return res.relay ?? [];
 }

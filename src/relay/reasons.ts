@@ -1,0 +1,85 @@
+// The reasons of a relay's conditions, as constants: RelayManager writes them, and whoever reads
+// a condition (the agent's migration metric, ZeroMQ port control, the node reconciler's events,
+// the device plugin) compares against the same constants instead of retyping the words.
+import type { ErrorCode } from '../util/errors.js';
+
+export const Reason = {
+  /** not reconciled yet */
+  Pending: 'Pending',
+  // VFAttached
+  Attached: 'Attached',
+  LinkDown: 'LinkDown',
+  /** the VF was unplugged or detached; the vhost-user side stays */
+  VFRemoved: 'VFRemoved',
+  NotAttached: 'NotAttached',
+  Detached: 'Detached',
+  VFNotFound: 'VFNotFound',
+  VFInUse: 'VFInUse',
+  OutOfHugepages: 'OutOfHugepages',
+  InvalidSpec: 'InvalidSpec',
+  EngineError: 'EngineError',
+  EngineNotStarted: 'EngineNotStarted',
+  // SocketReady
+  Listening: 'Listening',
+  Connecting: 'Connecting',
+  SocketDirMissing: 'SocketDirMissing',
+  AlreadyInUse: 'AlreadyInUse',
+  // GuestConnected
+  GuestConnected: 'GuestConnected',
+  WaitingForGuest: 'WaitingForGuest',
+  /** a guest that arrived by live migration */
+  MigratedIn: 'MigratedIn',
+  /** dirty-page logging on: a live migration is running */
+  MigrationInProgress: 'MigrationInProgress',
+  /** the guest left by live migration */
+  MigratingOut: 'MigratingOut',
+  // Ready
+  RelayReady: 'RelayReady',
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/** The reason of a failed attach, by the error's code (what the engine or resolver threw). */
+export function reasonForCode(code: string | undefined): Reason {
+  switch (code) {
+    case 'ENODEV':
+      return Reason.VFNotFound;
+    case 'ENOENT':
+      return Reason.SocketDirMissing;
+    case 'EEXIST':
+      return Reason.AlreadyInUse;
+    case 'ENOMEM':
+      return Reason.OutOfHugepages;
+    case 'EINVAL':
+      return Reason.InvalidSpec;
+    case 'ENOTSTARTED':
+      return Reason.EngineNotStarted;
+    case 'EBUSY':
+      return Reason.VFInUse;
+    default:
+      return Reason.EngineError;
+  }
+}
+
+/** The errno-style code a failed attach is reported with (ZeroMQ port control's replies). */
+export function codeForReason(reason: string | undefined): ErrorCode {
+  switch (reason) {
+    case Reason.VFNotFound:
+      return 'ENODEV';
+    case Reason.OutOfHugepages:
+      return 'ENOMEM';
+    case Reason.AlreadyInUse:
+      return 'EEXIST';
+    default:
+      return 'EIO';
+  }
+}
+
+/** Codes of attach errors that retrying the same spec will not cure. */
+export function isPermanent(code: string | undefined): boolean {
+  return code === 'EINVAL';
+}
+
+/** A failure reason that belongs to the socket rather than the VF. */
+export function isSocketReason(reason: Reason): boolean {
+  return reason === Reason.SocketDirMissing || reason === Reason.AlreadyInUse;
+}
