@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { VERSION } from '../util/version.js';
 import { errorMessage } from '../util/errors.js';
-import { isPciAddress } from '../util/identifiers.js';
+import { formatPciAddress, pciFields } from '../util/identifiers.js';
 import { Engine } from '../engine/index.js';
 import type { EngineEvent } from '../engine/types.js';
 import { Reason, RelayManager, type RelayStatus } from '../relay/index.js';
@@ -19,6 +19,9 @@ import type { ResolvedConfig } from './config/load.js';
 import { HostVfResolver } from './vf-resolver.js';
 import { AgentControlBackend } from './control-backend.js';
 import { resolveOwner } from './owners.js';
+
+/** The VF MTU virtio-forwarder sets when jumbo frames are on (its JUMBO_IP_MTU). */
+export const JUMBO_MTU = 9000;
 
 export interface AgentOptions {
   logger: Logger;
@@ -78,7 +81,7 @@ export class Agent {
     const engine = this.engine;
 
     const v = c.vhostUser;
-    this.resolver = new HostVfResolver({ sysRoot: c.sriov.sysRoot, setMac: c.sriov.setMac, logger: log });
+    this.resolver = new HostVfResolver({ sysRoot: c.sriov.sysRoot, setMac: c.sriov.setMac, logger: log, standIns: c.sriov.standIns });
     this.relays = new RelayManager({
       engine,
       logger: log,
@@ -92,6 +95,8 @@ export class Agent {
         ...(v.perm !== undefined ? { perm: parseInt(v.perm, 8) } : {}),
         ...(c.engine.mergeableRxBuffers !== undefined ? { mergeableRxBuffers: c.engine.mergeableRxBuffers } : {}),
         ...(c.engine.tso !== undefined ? { tso: c.engine.tso } : {}),
+        // virtio-forwarder's jumbo switch also raises the VF MTU to 9000
+        ...(c.engine.jumbo ? { mtu: JUMBO_MTU } : {}),
       },
     });
     const relays = this.relays;
@@ -206,8 +211,10 @@ export class Agent {
     const pfs = await discoverPfs({ root });
     const addrs: string[] = [];
     for (const item of want) {
-      if (isPciAddress(item)) {
-        addrs.push(item.toLowerCase());
+      // a PCI address, with or without the domain (virtio-forwarder assumes 0000:)
+      const pci = pciFields(item);
+      if (pci) {
+        addrs.push(formatPciAddress(pci));
         continue;
       }
       const [pfName, count] = item.split(':');

@@ -16,6 +16,8 @@ export interface HostVfResolverOptions {
   setMac: boolean;
   logger: Logger;
   runner?: CommandRunner;
+  /** PCI address -> devargs of a DPDK virtual device standing in for that VF (no NICs here). */
+  standIns?: Record<string, string>;
 }
 
 export class HostVfResolver implements VfResolver {
@@ -29,6 +31,8 @@ export class HostVfResolver implements VfResolver {
 
   async resolve(relayName: string, vf: RelayVf, opts: { mac?: string }): Promise<ResolvedVf> {
     if (vf.devargs) return { vf: { devargs: vf.devargs }, display: vf.devargs };
+    const standIn = this.standIn(relayName, vf);
+    if (standIn) return standIn;
     let vfs: VirtualFunction[];
     if (vf.selector) {
       const inUse = [...this.held.entries()].filter(([n]) => n !== relayName).flatMap(([, a]) => a);
@@ -72,6 +76,19 @@ export class HostVfResolver implements VfResolver {
       display: addrs.join(','),
       ...(numa !== null && numa !== undefined ? { numaNode: numa } : {}),
     };
+  }
+
+  /** A single VF whose address stands for a DPDK virtual device: that device, shown by the address. */
+  private standIn(relayName: string, vf: RelayVf): ResolvedVf | undefined {
+    const addrs = vf.pciAddresses ?? [];
+    const devargs = addrs.length === 1 ? this.o.standIns?.[addrs[0]!.toLowerCase()] : undefined;
+    if (!devargs) return undefined;
+    const a = addrs[0]!.toLowerCase();
+    for (const [other, held] of this.held) {
+      if (other !== relayName && held.includes(a)) throw new VioError('EBUSY', `VF ${a} is already used by relay "${other}"`);
+    }
+    this.held.set(relayName, [a]);
+    return { vf: { devargs }, display: a };
   }
 
   release(relayName: string): void {

@@ -1,6 +1,7 @@
 // Entry point of the `vio4wd` command: each role registers its own subcommands.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../util/version.js';
+import { isVirtioForwarderCommandLine } from '../agent/config/vfwd-args.js';
 import { errorMessage, VioError } from '../util/errors.js';
 import { register as registerAgent } from './commands/agent.js';
 import { register as registerDoctor } from './commands/doctor.js';
@@ -26,6 +27,13 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
+    const args = argv.slice(2);
+    if (isVirtioForwarderCommandLine(args)) {
+      // virtio-forwarder's daemon command line (VIRTIOFWD_BINARY=vio4wd in its start script)
+      const { runVirtioForwarderCommandLine } = await import('./commands/virtio-forwarder.js');
+      await runVirtioForwarderCommandLine(args);
+      return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    }
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

@@ -97,7 +97,7 @@ export class Engine extends EventEmitter {
     } catch (err) {
       throw fromNative(err);
     }
-    log.info({ workerCpus: opts.workerCpus, mainCpu: plan.mainCpu, dpdk: engine.version().dpdk, ms: Date.now() - t0 }, 'engine started');
+    log.info({ workerCpus: opts.workerCpus, mainCpu: plan.mainCpu, ealArgs: plan.args, dpdk: engine.version().dpdk, ms: Date.now() - t0 }, 'engine started');
     return engine;
   }
 

@@ -53,6 +53,8 @@ export interface RelayDefaults {
   perm?: number;
   mergeableRxBuffers?: boolean;
   tso?: boolean;
+  /** VF MTU of relays that give none (virtio-forwarder's VIRTIOFWD_JUMBO: 9000). */
+  mtu?: number;
 }
 
 export interface RelayManagerOptions {
@@ -294,7 +296,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     s.queues = spec.queues ?? this.defaults.queues;
     s.resourceName = spec.resourceName ?? this.defaults.resourceName;
     s.mac = spec.mac?.toLowerCase() ?? s.mac;
-    s.mtu = spec.mtu;
+    s.mtu = spec.mtu ?? this.defaults.mtu;
     s.ident = spec.ident;
     if (spec.numaNode !== undefined) s.numaNode = spec.numaNode;
     if (spec.generation !== undefined) s.observedGeneration = spec.generation;
@@ -586,7 +588,8 @@ export class RelayManager extends EventEmitter implements RelayView {
     if (owner !== undefined) cfg.socketOwner = owner;
     if (group !== undefined) cfg.socketGroup = group;
     if (perm !== undefined) cfg.socketPerm = perm;
-    if (spec.mtu !== undefined) cfg.mtu = spec.mtu;
+    const mtu = spec.mtu ?? this.defaults.mtu;
+    if (mtu !== undefined) cfg.mtu = mtu;
     if (this.defaults.mergeableRxBuffers !== undefined) cfg.mergeableRxBuffers = this.defaults.mergeableRxBuffers;
     if (this.defaults.tso !== undefined) cfg.tso = this.defaults.tso;
     const numa = spec.numaNode ?? resolved.numaNode;

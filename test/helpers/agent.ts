@@ -12,6 +12,8 @@ const execFileP = promisify(execFile);
 export interface AgentProcessOptions {
   /** Agent configuration (written as YAML), or the path of a config file. */
   config: Record<string, unknown> | string;
+  /** Run `vio4wd COMMAND...` instead of `vio4wd agent --config ...` (virtio-forwarder's flags). */
+  command?: string[];
   /** Directory for the config file and logs. */
   workDir: string;
   netns?: Netns;
@@ -44,7 +46,7 @@ export class AgentProcess {
   static async start(o: AgentProcessOptions): Promise<AgentProcess> {
     const configPath = typeof o.config === 'string' ? o.config : join(o.workDir, 'agent.yaml');
     if (typeof o.config !== 'string') writeFileSync(configPath, stringify(o.config));
-    const args = ['bin/vio4wd.js', 'agent', '--config', configPath, ...(o.args ?? [])];
+    const args = o.command ? ['bin/vio4wd.js', ...o.command] : ['bin/vio4wd.js', 'agent', '--config', configPath, ...(o.args ?? [])];
     const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], env: { ...process.env, ...o.env } };
     const proc = o.netns ? o.netns.spawn(process.execPath, args, spawnOpts) : spawnTracked(process.execPath, args, spawnOpts);
     const a = new AgentProcess(proc, configPath, o.netns);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseConfigText, resolveConfig } from '../../src/agent/config/load.js';
 import { ConfigError } from '../../src/agent/config/validate.js';
-import { KNOWN_VARIABLES, parseEnvFile } from '../../src/agent/config/envfile.js';
+import { DEFAULT_VFIO_VF_TOKEN, KNOWN_VARIABLES, parseEnvFile } from '../../src/agent/config/envfile.js';
 import { parseCpuList } from '../../src/util/identifiers.js';
 import { agentConfigSchema } from '../../src/agent/config/schema.js';
 
@@ -88,7 +88,7 @@ VIRTIOFWD_STATIC_VFS=(
 VIRTIOFWD_DYNAMIC_SOCKETS=y
 VIRTIOFWD_CPU_NIC_SAME_NUMA=n
 VIRTIOFWD_VFIO_VF_TOKEN=14d63f20-8445-11ea-8900-1f9ce7d5650d
-VIRTIOFWD_CPU_PINS=(1:2,3 2:3)
+VIRTIOFWD_CPU_PINS=(1:1,2 2:2)
 VIRTIOFWD_PID_DIR=/var/run/virtio-forwarder
 VIRTIOFWD_ZMQ_CONFIG_EP=ipc:///var/run/virtio-forwarder/config
 VIRTIOFWD_ZMQ_PORT_CONTROL_EP=ipc:///var/run/vf/port_control
@@ -96,6 +96,7 @@ VIRTIOFWD_ZMQ_STATS_EP=ipc:///var/run/vf/stats
 VIRTIOFWD_ZMQ_CORE_SCHED_EP=ipc:///var/run/vf/core_sched
 VIRTIOFWD_SOCKET_DIR=/tmp/vf
 VIRTIOFWD_SOCKET_FNAME_PATTERN='vm%u.sock'
+VIRTIOFWD_BINARY=/usr/bin/virtio-forwarder
 VIRTIOFWD_MASTER_LCORE=0
 export VIRTIOFWD_VHOST_CLIENT="yes"
 VIRTIOFWD_ZERO_COPY=1
@@ -132,15 +133,15 @@ VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT=true
   assert.equal(r.pidFile, '/var/run/virtio-forwarder/virtio-forwarder.pid');
   assert.deepEqual(r.sriov.bindVfio, ['enp3s0f0:4', '0000:05:08.3']);
   assert.deepEqual(r.relays.map((x) => [x.id, x.vf.pciAddresses?.[0], x.cpus, x.vhostUser.mode]), [
-    [1, '0000:05:08.1', [2, 3], 'client'],
-    [2, '0000:05:08.2', [3], 'client'],
+    [1, '0000:05:08.1', [1, 2], 'client'],
+    [2, '0000:05:08.2', [2], 'client'],
   ]);
-  const named = warnings.map((w) => w.split(':')[0]);
+  const named = warnings.map((w) => /^[A-Z0-9_]+/.exec(w)![0]);
   assert.deepEqual(named.sort(), [
-    'VIO4WD_CORE_SCHED_ENABLE', 'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT', 'VIO4WD_CORE_SCHED_LOG_LEVEL',
-    'VIO4WD_CORE_SCHED_POLL_INTERVAL', 'VIO4WD_CORE_SCHED_SENSITIVITY', 'VIRTIOFWD_CPU_NIC_SAME_NUMA',
-    'VIRTIOFWD_OVSDB_SOCK_PATH', 'VIRTIOFWD_ZERO_COPY',
+    'VIO4WD_CORE_SCHED_ENABLE', 'VIRTIOFWD_CPU_NIC_SAME_NUMA', 'VIRTIOFWD_OVSDB_SOCK_PATH', 'VIRTIOFWD_ZERO_COPY',
   ]);
+  // "n" switches the option on in virtio-forwarder (any non-empty value does): said so
+  assert.match(warnings.find((w) => w.startsWith('VIRTIOFWD_CPU_NIC_SAME_NUMA'))!, /=n: virtio-forwarder switches this on for any non-empty value/);
 });
 
 test('settings-file mistakes name the variable and the fix', () => {
@@ -171,4 +172,130 @@ test('CPU lists and masks', () => {
 test('schemas/agent-config.schema.json is the schema the agent validates with', () => {
   const file = JSON.parse(readFileSync('schemas/agent-config.schema.json', 'utf8')) as unknown;
   assert.deepEqual(file, JSON.parse(JSON.stringify(agentConfigSchema)));
+});
+
+// The value forms virtio-forwarder's shipped settings file documents (startup/virtioforwarder in
+// its sources), each with the meaning its start script and daemon give it.
+const resolveEnv = (text: string) => {
+  const { config, warnings } = parseConfigText(text, '/etc/default/virtioforwarder');
+  return { r: resolveConfig(config), warnings };
+};
+
+test('the shipped settings file as it comes: its defaults and what vio4wd says about them', () => {
+  const shipped = [
+    'VIRTIOFWD_CPU_MASK=1,2', 'VIRTIOFWD_LOG_LEVEL=6', 'VIRTIOFWD_IPC_PORT_CONTROL=y', 'VIRTIOFWD_OVSDB_SOCK_PATH=',
+    'VIRTIOFWD_JUMBO=y', 'VIRTIOFWD_MRGBUF=y', 'VIRTIOFWD_TSO=', 'VIRTIOFWD_SOCKET_OWNER=', 'VIRTIOFWD_SOCKET_GROUP=',
+    'VIRTIOFWD_HUGETLBFS_MOUNT_POINT=/dev/hugepages', 'VIRTIOFWD_STATIC_VFS=', 'VIRTIOFWD_DYNAMIC_SOCKETS=',
+    'VIRTIOFWD_CPU_NIC_SAME_NUMA=', 'VIRTIOFWD_VFIO_VF_TOKEN=', 'VIO4WD_CORE_SCHED_ENABLE=true',
+    'VIO4WD_CORE_SCHED_SENSITIVITY=', 'VIO4WD_CORE_SCHED_LOG_LEVEL=6', 'VIO4WD_CORE_SCHED_POLL_INTERVAL=',
+    'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT=', 'VIRTIOFWD_CPU_PINS=', 'VIRTIOFWD_PID_DIR=/var/run', 'VIRTIOFWD_ZMQ_CONFIG_EP=',
+    'VIRTIOFWD_ZMQ_PORT_CONTROL_EP=ipc:///var/run/virtio-forwarder/port_control',
+    'VIRTIOFWD_ZMQ_STATS_EP=ipc:///var/run/virtio-forwarder/stats',
+    'VIRTIOFWD_ZMQ_CORE_SCHED_EP=ipc:///var/run/virtio-forwarder/core_sched', 'VIRTIOFWD_SOCKET_DIR=/tmp/virtio-forwarder',
+    'VIRTIOFWD_SOCKET_FNAME_PATTERN=', 'VIRTIOFWD_BINARY=/usr/bin/virtio-forwarder', 'VIRTIOFWD_MASTER_LCORE=',
+    'VIRTIOFWD_VHOST_CLIENT=y', 'VIRTIOFWD_ZERO_COPY=', 'VIRTIOFWD_BIND_VFIO_PCI=',
+  ].join('\n');
+  for (const k of KNOWN_VARIABLES) assert.match(shipped, new RegExp(`^${k}=`, 'm'), k);
+  const { r, warnings } = resolveEnv(shipped);
+  assert.deepEqual(r.engine.workerCpus, [1, 2]);
+  assert.equal(r.engine.jumbo, true);
+  assert.equal(r.engine.mergeableRxBuffers, true);
+  assert.equal(r.engine.tso, false);
+  assert.equal(r.engine.hugeDir, '/dev/hugepages');
+  assert.equal(r.engine.extraEalArgs, undefined, 'an empty token passes no --vfio-vf-token');
+  assert.equal(r.engine.mainCpu, undefined);
+  assert.equal(r.vhostUser.mode, 'client');
+  assert.equal(r.vhostUser.owner, undefined, 'empty owner: the process user');
+  assert.equal(r.vhostUser.socketDir, '/tmp/virtio-forwarder');
+  assert.equal(r.vhostUser.socketNamePattern, 'virtio-forwarder%u.sock');
+  assert.equal(r.pidFile, '/var/run/virtio-forwarder.pid');
+  assert.equal(r.control.portControl, 'ipc:///var/run/virtio-forwarder/port_control');
+  assert.equal(r.control.stats, 'ipc:///var/run/virtio-forwarder/stats');
+  assert.equal(r.control.coreSched, 'ipc:///var/run/virtio-forwarder/core_sched');
+  assert.equal(r.control.config ?? '', '', 'an empty config endpoint is not served');
+  assert.equal(r.control.dynamicSockets, true, 'ADD_SOCK works whatever VIRTIOFWD_DYNAMIC_SOCKETS says');
+  assert.deepEqual(r.relays, []);
+  assert.deepEqual(r.cpuPins, {});
+  assert.deepEqual(r.sriov.bindVfio, []);
+  assert.deepEqual(warnings.map((w) => /^[A-Z0-9_]+/.exec(w)![0]).sort(), ['VIO4WD_CORE_SCHED_ENABLE', 'VIRTIOFWD_DYNAMIC_SOCKETS']);
+});
+
+test('VIRTIOFWD_CPU_PINS: array, one-item array, scalar, ";"-separated and empty forms', () => {
+  const pins = (v: string) => resolveEnv(`VIRTIOFWD_CPU_MASK=1,2\nVIRTIOFWD_CPU_PINS=${v}\n`).r.cpuPins;
+  assert.deepEqual(pins('(0:1,1 1:1,2 2:2,1)'), { 0: [1, 1], 1: [1, 2], 2: [2, 1] });
+  assert.deepEqual(pins('(0:1,1)'), { 0: [1, 1] });
+  assert.deepEqual(pins('0:1,1'), { 0: [1, 1] });
+  assert.deepEqual(pins('"0:1;3:2,1"'), { 0: [1], 3: [2, 1] });
+  assert.deepEqual(pins(''), {});
+  // the pins reach the static relays they name
+  const { r } = resolveEnv('VIRTIOFWD_CPU_MASK=0x6\nVIRTIOFWD_STATIC_VFS=0000:05:08.1=0\nVIRTIOFWD_CPU_PINS=0:2,1\n');
+  assert.deepEqual(r.relays[0]!.cpus, [2, 1]);
+  // virtio-forwarder refuses a pin to a CPU that runs no worker; so does vio4wd, saying why
+  assert.throws(() => resolveEnv('VIRTIOFWD_CPU_MASK=1,2\nVIRTIOFWD_CPU_PINS=0:3\n'), /VIRTIOFWD_CPU_PINS: relay 0: CPU 3 runs no worker \(VIRTIOFWD_CPU_MASK gives 1,2\)/);
+  assert.throws(() => resolveEnv('VIRTIOFWD_CPU_PINS=0-1\n'), /VIRTIOFWD_CPU_PINS: "0-1" is not <relay>:<cpu>\[,<cpu>\]/);
+});
+
+test('VIRTIOFWD_STATIC_VFS: array, one-item array, scalar and empty forms', () => {
+  const vfs = (v: string) => resolveEnv(`VIRTIOFWD_STATIC_VFS=${v}\n`).r.relays.map((x) => [x.id, x.vf.pciAddresses?.[0]]);
+  assert.deepEqual(vfs('(0000:05:08.1=1 0000:05:08.2=2 0000:05:08.3=3)'), [[1, '0000:05:08.1'], [2, '0000:05:08.2'], [3, '0000:05:08.3']]);
+  assert.deepEqual(vfs('(0000:05:08.1=1)'), [[1, '0000:05:08.1']]);
+  assert.deepEqual(vfs('0000:05:08.1=1'), [[1, '0000:05:08.1']]);
+  assert.deepEqual(vfs(''), []);
+});
+
+test('VIRTIOFWD_VFIO_VF_TOKEN: empty passes none, 0 the default token, a UUID itself', () => {
+  const eal = (v: string) => resolveEnv(`VIRTIOFWD_VFIO_VF_TOKEN=${v}\n`).r.engine.extraEalArgs;
+  assert.equal(eal(''), undefined);
+  assert.deepEqual(eal('0'), [`--vfio-vf-token=${DEFAULT_VFIO_VF_TOKEN}`]);
+  assert.equal(DEFAULT_VFIO_VF_TOKEN, '14d63f20-8445-11ea-8900-1f9ce7d5650d');
+  assert.deepEqual(eal('A1B2C3D4-0000-1111-2222-333344445555'), ['--vfio-vf-token=a1b2c3d4-0000-1111-2222-333344445555']);
+  assert.throws(() => eal('yes'), /VIRTIOFWD_VFIO_VF_TOKEN: "yes" is not a UUID: leave it empty \(no token\), write 0/);
+});
+
+test('port control: ZeroMQ whenever its endpoint is set; empty IPC switch and endpoint mean OVSDB', () => {
+  // an empty VIRTIOFWD_IPC_PORT_CONTROL with the endpoint set: virtio-forwarder still serves
+  // ZeroMQ port control (the endpoint wins), and stats are unaffected
+  let { r, warnings } = resolveEnv('VIRTIOFWD_IPC_PORT_CONTROL=\nVIRTIOFWD_ZMQ_PORT_CONTROL_EP=ipc:///run/v/pc\nVIRTIOFWD_ZMQ_STATS_EP=ipc:///run/v/st\n');
+  assert.equal(r.control.enabled, true);
+  assert.equal(r.control.portControl, 'ipc:///run/v/pc');
+  assert.equal(r.control.stats, 'ipc:///run/v/st');
+  assert.deepEqual(warnings, []);
+  // both empty: virtio-forwarder monitors OVSDB; stats stay on
+  ({ r, warnings } = resolveEnv('VIRTIOFWD_IPC_PORT_CONTROL=\nVIRTIOFWD_ZMQ_PORT_CONTROL_EP=\nVIRTIOFWD_OVSDB_SOCK_PATH=/run/ovs/db.sock\n'));
+  assert.equal(r.control.portControl, '');
+  assert.equal(r.control.stats, 'ipc:///var/run/virtio-forwarder/stats');
+  assert.match(warnings.join('\n'), /monitors OVSDB \(\/run\/ovs\/db\.sock\)/);
+  // the IPC switch without an endpoint: virtio-forwarder's file IPC, which vio4wd lacks
+  ({ r, warnings } = resolveEnv('VIRTIOFWD_IPC_PORT_CONTROL=y\nVIRTIOFWD_ZMQ_PORT_CONTROL_EP=\n'));
+  assert.equal(r.control.portControl, '');
+  assert.match(warnings.join('\n'), /file-based IPC, which vio4wd does not have/);
+  // an empty stats endpoint: no stats, unless the core scheduler is on (it needs them)
+  assert.equal(resolveEnv('VIRTIOFWD_ZMQ_STATS_EP=\nVIO4WD_CORE_SCHED_ENABLE=false\n').r.control.stats, '');
+  assert.equal(resolveEnv('VIRTIOFWD_ZMQ_STATS_EP=\nVIO4WD_CORE_SCHED_ENABLE=false\n').r.control.coreSched, '');
+  assert.equal(resolveEnv('VIRTIOFWD_ZMQ_STATS_EP=\nVIO4WD_CORE_SCHED_ENABLE=true\n').r.control.stats, 'ipc:///var/run/virtio-forwarder/stats');
+});
+
+test('switches: any non-empty value is on, as in the start script; a "no" says so', () => {
+  let { r, warnings } = resolveEnv('VIRTIOFWD_JUMBO=y\nVIRTIOFWD_MRGBUF=\nVIRTIOFWD_TSO=1\nVIRTIOFWD_VHOST_CLIENT=\n');
+  assert.equal(r.engine.jumbo, true);
+  assert.equal(r.engine.mergeableRxBuffers, false);
+  assert.equal(r.engine.tso, true);
+  assert.equal(r.vhostUser.mode, 'server');
+  assert.deepEqual(warnings, []);
+  ({ r, warnings } = resolveEnv('VIRTIOFWD_JUMBO=no\n'));
+  assert.equal(r.engine.jumbo, true);
+  assert.match(warnings[0]!, /^VIRTIOFWD_JUMBO=no: virtio-forwarder switches this on for any non-empty value, so it is on; leave it empty/);
+});
+
+test('VIRTIOFWD_BIND_VFIO_PCI: PCI addresses with or without the domain, netdev and netdev:count', () => {
+  assert.deepEqual(resolveEnv('VIRTIOFWD_BIND_VFIO_PCI=ens3,0000:01:02.3,ens4:16\n').r.sriov.bindVfio, ['ens3', '0000:01:02.3', 'ens4:16']);
+  assert.deepEqual(resolveEnv('VIRTIOFWD_BIND_VFIO_PCI=01:02.3\n').r.sriov.bindVfio, ['0000:01:02.3']);
+  assert.throws(() => resolveEnv('VIRTIOFWD_BIND_VFIO_PCI=ens3,/dev/x\n'), /VIRTIOFWD_BIND_VFIO_PCI: "\/dev\/x" is neither a PCI address/);
+});
+
+test('VIRTIOFWD_BINARY and the socket name pattern', () => {
+  assert.deepEqual(resolveEnv('VIRTIOFWD_BINARY=/usr/local/bin/virtio-forwarder\n').warnings, []);
+  assert.equal(resolveEnv('VIRTIOFWD_SOCKET_FNAME_PATTERN=vm-%u.sock\n').r.vhostUser.socketNamePattern, 'vm-%u.sock');
+  assert.throws(() => resolveEnv('VIRTIOFWD_SOCKET_FNAME_PATTERN=vm%u1.sock\n'), /digit after %u/);
+  assert.throws(() => resolveEnv('VIRTIOFWD_SOCKET_FNAME_PATTERN=a/vm%u.sock\n'), /no \//);
 });

@@ -3,7 +3,7 @@
 // feature, and named in a warning where it has not.
 import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ValidationError } from '../../util/errors.js';
-import { parseCpuList, parsePciAddress } from '../../util/identifiers.js';
+import { formatPciAddress, parseCpuList, parsePciAddress, pciFields } from '../../util/identifiers.js';
 
 export interface EnvParseResult {
   vars: Map<string, string | string[]>;
@@ -145,18 +145,85 @@ export const KNOWN_VARIABLES = [
   'VIRTIOFWD_HUGETLBFS_MOUNT_POINT', 'VIRTIOFWD_STATIC_VFS', 'VIRTIOFWD_DYNAMIC_SOCKETS', 'VIRTIOFWD_CPU_NIC_SAME_NUMA',
   'VIRTIOFWD_VFIO_VF_TOKEN', 'VIRTIOFWD_CPU_PINS', 'VIRTIOFWD_PID_DIR', 'VIRTIOFWD_ZMQ_CONFIG_EP',
   'VIRTIOFWD_ZMQ_PORT_CONTROL_EP', 'VIRTIOFWD_ZMQ_STATS_EP', 'VIRTIOFWD_ZMQ_CORE_SCHED_EP', 'VIRTIOFWD_SOCKET_DIR',
-  'VIRTIOFWD_SOCKET_FNAME_PATTERN', 'VIRTIOFWD_MASTER_LCORE', 'VIRTIOFWD_VHOST_CLIENT', 'VIRTIOFWD_ZERO_COPY',
-  'VIRTIOFWD_BIND_VFIO_PCI', 'VIO4WD_CORE_SCHED_ENABLE', 'VIO4WD_CORE_SCHED_SENSITIVITY', 'VIO4WD_CORE_SCHED_LOG_LEVEL',
-  'VIO4WD_CORE_SCHED_POLL_INTERVAL', 'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT',
+  'VIRTIOFWD_SOCKET_FNAME_PATTERN', 'VIRTIOFWD_BINARY', 'VIRTIOFWD_MASTER_LCORE', 'VIRTIOFWD_VHOST_CLIENT',
+  'VIRTIOFWD_ZERO_COPY', 'VIRTIOFWD_BIND_VFIO_PCI', 'VIO4WD_CORE_SCHED_ENABLE', 'VIO4WD_CORE_SCHED_SENSITIVITY',
+  'VIO4WD_CORE_SCHED_LOG_LEVEL', 'VIO4WD_CORE_SCHED_POLL_INTERVAL', 'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT',
 ] as const;
 
-const list = (v: string | string[] | undefined): string[] =>
-  v === undefined ? [] : (Array.isArray(v) ? v : v.split(/[\s,]+/)).map((x) => x.trim()).filter(Boolean);
+/** virtio-forwarder's built-in VFIO VF token, used when VIRTIOFWD_VFIO_VF_TOKEN=0. */
+export const DEFAULT_VFIO_VF_TOKEN = '14d63f20-8445-11ea-8900-1f9ce7d5650d';
+/** virtio-forwarder's default stats endpoint: served whenever its core scheduling endpoint is. */
+export const VIRTIOFWD_STATS_EP = 'ipc:///var/run/virtio-forwarder/stats';
+
+/** virtio-forwarder takes PCI addresses with or without the domain (0000: assumed). */
+const normPci = (s: string, field: string): string => parsePciAddress(s.trim(), field);
+
+/**
+ * One VIRTIOFWD_BIND_VFIO_PCI item: a PCI address (the domain may be left out), a netdev (all
+ * its VFs) or netdev:count (its first count VFs).
+ */
+function bindItem(s: string): string {
+  const t = s.trim();
+  const pci = pciFields(t);
+  if (pci) return formatPciAddress(pci);
+  if (/^[A-Za-z0-9_.@-]{1,15}(:\d+)?$/.test(t)) return t;
+  throw new ValidationError(
+    'VIRTIOFWD_BIND_VFIO_PCI',
+    `"${s}" is neither a PCI address (0000:01:02.3 or 01:02.3), a netdev name (ens3) nor netdev:count (ens4:16)`,
+  );
+}
+
+/** A bash array's items, or a scalar's whitespace-separated words. */
+const items = (v: string | string[] | undefined): string[] =>
+  v === undefined ? [] : (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(/\s+/)).map((x) => x.trim()).filter(Boolean);
 const scalar = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v.join(' ') : v)?.trim();
-const truthy = (v: string | undefined): boolean => v !== undefined && v !== '' && !/^(0|false|no|off|n)$/i.test(v);
 const owner = (v: string): string | number => (/^\d+$/.test(v) ? Number(v) : v);
 
-/** Maps a parsed settings file onto AgentConfig. */
+/**
+ * VIRTIOFWD_CPU_PINS: each item is one or more `<relay>:<cpu>[,<cpu>]` separated by ';' (as
+ * virtio-forwarder's --virtio-cpu takes them). One CPU serves both directions; two are
+ * [VF->VM, VM->VF].
+ */
+export function parseCpuPins(v: string | string[] | undefined): Record<string, number[]> {
+  const pins: Record<string, number[]> = {};
+  for (const item of items(v).flatMap((x) => x.split(';')).filter(Boolean)) {
+    const m = /^(\d+):(\d+)(?:,(\d+))?$/.exec(item);
+    if (!m) throw new ValidationError('VIRTIOFWD_CPU_PINS', `"${item}" is not <relay>:<cpu>[,<cpu>]: write e.g. 0:1,1 or (0:1,1 1:2)`);
+    pins[m[1]!] = m[3] !== undefined ? [Number(m[2]), Number(m[3])] : [Number(m[2])];
+  }
+  return pins;
+}
+
+/** VIRTIOFWD_STATIC_VFS: one `<PCI>=<relay id>` or a bash array of them. */
+export function parseStaticVfs(v: string | string[] | undefined): RelayConfigEntry[] {
+  return items(v).map((item) => {
+    const m = /^([^=]+)=(\d+)$/.exec(item);
+    if (!m) throw new ValidationError('VIRTIOFWD_STATIC_VFS', `"${item}" is not <PCI>=<relay id>: write e.g. 0000:05:08.1=1`);
+    return { id: Number(m[2]), vf: { pciAddress: normPci(m[1]!, 'VIRTIOFWD_STATIC_VFS') } };
+  });
+}
+
+/**
+ * VIRTIOFWD_VFIO_VF_TOKEN: empty passes no token, 0 virtio-forwarder's default token, anything
+ * else must be a UUID.
+ */
+export function vfioTokenArgs(token: string | undefined): string[] {
+  if (!token) return [];
+  if (token === '0') return [`--vfio-vf-token=${DEFAULT_VFIO_VF_TOKEN}`];
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(token)) {
+    throw new ValidationError(
+      'VIRTIOFWD_VFIO_VF_TOKEN',
+      `"${token}" is not a UUID: leave it empty (no token), write 0 (the default token ${DEFAULT_VFIO_VF_TOKEN}) or a UUID`,
+    );
+  }
+  return [`--vfio-vf-token=${token.toLowerCase()}`];
+}
+
+/**
+ * Maps a parsed settings file onto AgentConfig with the meaning virtio-forwarder's start script
+ * gives each variable. A variable left out of the file keeps vio4wd's default; a variable set
+ * to the empty string means what the start script makes of it (the option is not passed).
+ */
 export function envToConfig(parsed: EnvParseResult): EnvConversion {
   const v = parsed.vars;
   const warnings: string[] = [];
@@ -171,6 +238,15 @@ export function envToConfig(parsed: EnvParseResult): EnvConversion {
       warnings.push(`${name}: not a virtio-forwarder setting; ignored (check the spelling)`);
     }
   }
+  /** The start script's ${X:+--flag}: any non-empty value switches the option on. */
+  const flag = (k: string): boolean | undefined => {
+    if (!v.has(k)) return undefined;
+    const x = get(k) ?? '';
+    if (/^(0|n|no|false|off|disabled?)$/i.test(x)) {
+      warnings.push(`${k}=${x}: virtio-forwarder switches this on for any non-empty value, so it is on; leave it empty to switch it off`);
+    }
+    return x !== '';
+  };
 
   const mask = get('VIRTIOFWD_CPU_MASK');
   if (mask) engine.workerCpus = parseCpuList(mask, 'VIRTIOFWD_CPU_MASK');
@@ -186,17 +262,16 @@ export function envToConfig(parsed: EnvParseResult): EnvConversion {
     config.log = { level: l <= 3 ? 'error' : l === 4 ? 'warn' : l <= 6 ? 'info' : 'debug' };
     engine.logLevel = l + 1;
   }
-  const bool = (k: string, set: (b: boolean) => void) => {
-    const x = get(k);
-    if (x !== undefined) set(truthy(x));
-  };
-  bool('VIRTIOFWD_JUMBO', (b) => (engine.jumbo = b));
-  bool('VIRTIOFWD_MRGBUF', (b) => (engine.mergeableRxBuffers = b));
-  bool('VIRTIOFWD_TSO', (b) => (engine.tso = b));
+  const jumbo = flag('VIRTIOFWD_JUMBO');
+  if (jumbo !== undefined) engine.jumbo = jumbo;
+  const mrg = flag('VIRTIOFWD_MRGBUF');
+  if (mrg !== undefined) engine.mergeableRxBuffers = mrg;
+  const tso = flag('VIRTIOFWD_TSO');
+  if (tso !== undefined) engine.tso = tso;
   const hugedir = get('VIRTIOFWD_HUGETLBFS_MOUNT_POINT');
   if (hugedir) engine.hugeDir = hugedir;
-  const token = get('VIRTIOFWD_VFIO_VF_TOKEN');
-  if (token) engine.extraEalArgs = [`--vfio-vf-token=${token}`];
+  const token = vfioTokenArgs(get('VIRTIOFWD_VFIO_VF_TOKEN'));
+  if (token.length) engine.extraEalArgs = token;
 
   const so = get('VIRTIOFWD_SOCKET_OWNER');
   if (so) vhost.owner = owner(so);
@@ -206,60 +281,81 @@ export function envToConfig(parsed: EnvParseResult): EnvConversion {
   if (sdir) vhost.socketDir = sdir;
   const pat = get('VIRTIOFWD_SOCKET_FNAME_PATTERN');
   if (pat) {
-    if ((pat.match(/%u/g) ?? []).length !== 1 || /%[^u]/.test(pat.replace(/%u/, ''))) {
-      throw new ValidationError('VIRTIOFWD_SOCKET_FNAME_PATTERN', `"${pat}" must contain exactly one %u (the relay id) and no other % sequence`);
+    if ((pat.match(/%u/g) ?? []).length !== 1 || /%[^u]/.test(pat.replace(/%u/, '')) || pat.includes('/')) {
+      throw new ValidationError('VIRTIOFWD_SOCKET_FNAME_PATTERN', `"${pat}" must contain exactly one %u (the relay id), no other % sequence and no /`);
     }
+    if (/%u[0-9]/.test(pat)) throw new ValidationError('VIRTIOFWD_SOCKET_FNAME_PATTERN', `"${pat}": a digit after %u makes relay ids ambiguous; put a non-digit after it`);
     vhost.socketNamePattern = pat;
   }
-  if (v.has('VIRTIOFWD_VHOST_CLIENT')) vhost.mode = get('VIRTIOFWD_VHOST_CLIENT') ? 'client' : 'server';
+  const client = flag('VIRTIOFWD_VHOST_CLIENT');
+  if (client !== undefined) vhost.mode = client ? 'client' : 'server';
 
-  bool('VIRTIOFWD_IPC_PORT_CONTROL', (b) => (control.enabled = b));
-  bool('VIRTIOFWD_DYNAMIC_SOCKETS', (b) => (control.dynamicSockets = b));
+  // Endpoints, as the start script passes them: an endpoint variable set empty is not passed,
+  // so that service is not started. Port control is ZeroMQ when its endpoint is set; without
+  // one, virtio-forwarder falls back to its file IPC (VIRTIOFWD_IPC_PORT_CONTROL non-empty) or
+  // to the OVSDB monitor.
   const ep = (k: string, f: 'portControl' | 'stats' | 'coreSched' | 'config') => {
-    const x = get(k);
-    if (x) control[f] = x;
+    if (v.has(k)) control[f] = get(k) ?? '';
   };
   ep('VIRTIOFWD_ZMQ_PORT_CONTROL_EP', 'portControl');
   ep('VIRTIOFWD_ZMQ_STATS_EP', 'stats');
   ep('VIRTIOFWD_ZMQ_CORE_SCHED_EP', 'coreSched');
   ep('VIRTIOFWD_ZMQ_CONFIG_EP', 'config');
+  const ipcPortControl = flag('VIRTIOFWD_IPC_PORT_CONTROL');
+  const zmqPortControl = control.portControl !== '' && !(control.portControl === undefined && ipcPortControl === false);
+  if (!zmqPortControl) {
+    control.portControl = '';
+    if (ipcPortControl) {
+      warnings.push('VIRTIOFWD_IPC_PORT_CONTROL: with VIRTIOFWD_ZMQ_PORT_CONTROL_EP empty, virtio-forwarder uses its old file-based IPC, which vio4wd does not have; no port control. Set VIRTIOFWD_ZMQ_PORT_CONTROL_EP=ipc:///var/run/virtio-forwarder/port_control');
+    } else {
+      warnings.push(`VIRTIOFWD_IPC_PORT_CONTROL and VIRTIOFWD_ZMQ_PORT_CONTROL_EP are empty: virtio-forwarder monitors OVSDB (${get('VIRTIOFWD_OVSDB_SOCK_PATH') || '/usr/local/var/run/openvswitch/db.sock'}); vio4wd has no OVSDB monitor, so there is no port control. Set VIRTIOFWD_ZMQ_PORT_CONTROL_EP to use ZeroMQ port control`);
+    }
+  } else if (get('VIRTIOFWD_OVSDB_SOCK_PATH')) {
+    warnings.push('VIRTIOFWD_OVSDB_SOCK_PATH: ignored, as by virtio-forwarder: port control is ZeroMQ (VIRTIOFWD_ZMQ_PORT_CONTROL_EP)');
+  }
+  // the core scheduling endpoint is passed only with VIO4WD_CORE_SCHED_ENABLE=true, and it
+  // brings the stats endpoint with it (the scheduler reads the load there)
+  const schedEnable = get('VIO4WD_CORE_SCHED_ENABLE');
+  if (v.has('VIO4WD_CORE_SCHED_ENABLE') && schedEnable !== 'true') control.coreSched = '';
+  if (control.coreSched !== '' && control.stats === '') control.stats = VIRTIOFWD_STATS_EP;
+  // ADD_SOCK/REMOVE_SOCK work in virtio-forwarder whatever VIRTIOFWD_DYNAMIC_SOCKETS says
+  control.dynamicSockets = true;
+  if (flag('VIRTIOFWD_DYNAMIC_SOCKETS') === false) {
+    warnings.push('VIRTIOFWD_DYNAMIC_SOCKETS is empty: virtio-forwarder then creates a socket for every relay id at start; vio4wd creates a relay\'s socket when its VF is added (port control ADD or VIRTIOFWD_STATIC_VFS)');
+  }
 
   const pid = get('VIRTIOFWD_PID_DIR');
   if (pid) config.pidFile = `${pid.replace(/\/$/, '')}/virtio-forwarder.pid`;
 
-  const relays: RelayConfigEntry[] = [];
-  for (const item of list(v.get('VIRTIOFWD_STATIC_VFS'))) {
-    const m = /^([^=]+)=(\d+)$/.exec(item);
-    if (!m) throw new ValidationError('VIRTIOFWD_STATIC_VFS', `"${item}" is not <PCI>=<relay id>: write e.g. 0000:05:08.1=1`);
-    relays.push({ id: Number(m[2]), vf: { pciAddress: parsePciAddress(m[1]!, 'VIRTIOFWD_STATIC_VFS') } });
-  }
+  const relays = parseStaticVfs(v.get('VIRTIOFWD_STATIC_VFS'));
   if (relays.length) config.relays = relays;
 
-  const pins: Record<string, number[]> = {};
-  for (const item of list(v.get('VIRTIOFWD_CPU_PINS')).flatMap((x) => x.split(/\s+/))) {
-    const m = /^(\d+):(\d+)(?:,(\d+))?$/.exec(item);
-    if (!m) throw new ValidationError('VIRTIOFWD_CPU_PINS', `"${item}" is not <relay>:<cpu>[,<cpu>]: write e.g. 1:2,3`);
-    pins[m[1]!] = m[3] !== undefined ? [Number(m[2]), Number(m[3])] : [Number(m[2])];
+  const pins = parseCpuPins(v.get('VIRTIOFWD_CPU_PINS'));
+  if (Object.keys(pins).length) {
+    // virtio-forwarder refuses to start when a pin names a CPU without a worker
+    const workers = engine.workerCpus ?? [1];
+    for (const [id, cpus] of Object.entries(pins)) {
+      const bad = cpus.find((c) => !workers.includes(c));
+      if (bad !== undefined) {
+        throw new ValidationError('VIRTIOFWD_CPU_PINS', `relay ${id}: CPU ${bad} runs no worker (VIRTIOFWD_CPU_MASK gives ${workers.join(',')}): pin it to one of those, or add ${bad} to the mask`);
+      }
+    }
+    config.cpuPins = pins;
   }
-  if (Object.keys(pins).length) config.cpuPins = pins;
 
-  const bind = list(v.get('VIRTIOFWD_BIND_VFIO_PCI'));
+  const bind = items(v.get('VIRTIOFWD_BIND_VFIO_PCI')).flatMap((x) => x.split(',')).filter(Boolean).map(bindItem);
   if (bind.length) config.sriov = { bindVfio: bind };
 
-  if (get('VIRTIOFWD_OVSDB_SOCK_PATH')) {
-    warnings.push('VIRTIOFWD_OVSDB_SOCK_PATH: vio4wd has no OVSDB monitor; ignored. Add relays with ZeroMQ port control (vio4wd relay add) or the config file');
-  }
-  if (truthy(get('VIRTIOFWD_ZERO_COPY'))) {
+  if (flag('VIRTIOFWD_ZERO_COPY')) {
     warnings.push('VIRTIOFWD_ZERO_COPY: DPDK 22.11 removed vhost dequeue zero-copy; ignored (vio4wd forwards without extra copies anyway)');
   }
-  if (v.has('VIRTIOFWD_CPU_NIC_SAME_NUMA') && !truthy(get('VIRTIOFWD_CPU_NIC_SAME_NUMA'))) {
-    warnings.push('VIRTIOFWD_CPU_NIC_SAME_NUMA: vio4wd always prefers NUMA-local workers when it picks one; pin CPUs with VIRTIOFWD_CPU_PINS to override');
+  // VIRTIOFWD_CPU_NIC_SAME_NUMA: vio4wd makes an mbuf pool only on the NUMA nodes that have
+  // relays, as virtio-forwarder does with it set; it takes no more memory without it
+  flag('VIRTIOFWD_CPU_NIC_SAME_NUMA');
+  if (schedEnable === 'true') {
+    warnings.push('VIO4WD_CORE_SCHED_ENABLE=true: vio4wd has no load-based core scheduler daemon yet; its core scheduling endpoint serves UPDATE and GET_EAL_CORES (virtio-forwarder\'s core scheduler script and core pinner work against it)');
   }
-  for (const k of ['VIO4WD_CORE_SCHED_ENABLE', 'VIO4WD_CORE_SCHED_SENSITIVITY', 'VIO4WD_CORE_SCHED_LOG_LEVEL', 'VIO4WD_CORE_SCHED_POLL_INTERVAL', 'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT']) {
-    if (v.has(k) && (k !== 'VIO4WD_CORE_SCHED_ENABLE' || truthy(get(k)))) {
-      warnings.push(`${k}: vio4wd has no load-based core scheduler daemon; ignored. Its core scheduling endpoint (UPDATE, GET_EAL_CORES) moves relays on request`);
-    }
-  }
+  // VIRTIOFWD_BINARY is the start script's path to the daemon: the daemon is vio4wd here
 
   if (Object.keys(engine).length) config.engine = engine;
   if (Object.keys(vhost).length) config.vhostUser = vhost;

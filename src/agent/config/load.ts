@@ -40,7 +40,7 @@ export interface ResolvedConfig {
     dynamicSockets: boolean;
   };
   metrics: { enabled: boolean; address: string };
-  sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean };
+  sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string> };
   cpuPins: Record<number, number[]>;
   kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string };
   devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
@@ -167,7 +167,12 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       dynamicSockets: ctl.dynamicSockets ?? true,
     },
     metrics: { enabled: c.metrics?.enabled ?? true, address: c.metrics?.address ?? '127.0.0.1:9464' },
-    sriov: { sysRoot: c.sriov?.sysRoot ?? '/', bindVfio: [...(c.sriov?.bindVfio ?? [])], setMac: c.sriov?.setMac ?? true },
+    sriov: {
+      sysRoot: c.sriov?.sysRoot ?? '/',
+      bindVfio: [...(c.sriov?.bindVfio ?? [])],
+      setMac: c.sriov?.setMac ?? true,
+      standIns: Object.fromEntries(Object.entries((c.sriov?.standIns ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v])),
+    },
     cpuPins,
     kubernetes: {
       enabled: c.kubernetes?.enabled ?? false,

@@ -2,6 +2,7 @@
 // (json-schema-to-ts) and schemas/agent-config.schema.json (written by scripts/gen-schemas.mjs).
 import type { FromSchema } from 'json-schema-to-ts';
 import { RELAY_ID_MAX } from '../../util/limits.js';
+import { PCI_ADDRESS_PATTERN } from '../../util/identifiers.js';
 import {
   bondModeSchema,
   cpuSchema,
@@ -24,6 +25,12 @@ const cpuList = {
 const owner = {
   description: 'User or group, by name or numeric id.',
   oneOf: [{ type: 'string', minLength: 1 }, { type: 'integer', minimum: 0 }],
+} as const;
+
+const endpoint = {
+  type: 'string',
+  pattern: '^$|^(ipc|tcp)://',
+  description: 'ZeroMQ address (ipc://PATH or tcp://HOST:PORT); empty: not served.',
 } as const;
 
 export const relaySchema = {
@@ -107,7 +114,7 @@ export const agentConfigSchema = {
         logLevel: { type: 'integer', minimum: 1, maximum: 8 },
         mergeableRxBuffers: { type: 'boolean' },
         tso: { type: 'boolean' },
-        jumbo: { type: 'boolean' },
+        jumbo: { type: 'boolean', description: 'Jumbo frames: mbufs hold 9216 bytes and relays without an mtu get VF MTU 9000 (virtio-forwarder\'s VIRTIOFWD_JUMBO).' },
         poolQueuePairs: {
           type: 'integer',
           minimum: 1,
@@ -139,10 +146,10 @@ export const agentConfigSchema = {
         enabled: { type: 'boolean' },
         ipcDir: { type: 'string', pattern: '^/', description: 'Directory of the ipc:// endpoints (mode 0750).' },
         group: owner,
-        portControl: { type: 'string', pattern: '^(ipc|tcp)://' },
-        stats: { type: 'string', pattern: '^(ipc|tcp)://' },
-        coreSched: { type: 'string', pattern: '^(ipc|tcp)://' },
-        config: { type: 'string', pattern: '^(ipc|tcp)://' },
+        portControl: endpoint,
+        stats: endpoint,
+        coreSched: endpoint,
+        config: endpoint,
         dynamicSockets: { type: 'boolean', description: 'Allow ADD_SOCK/REMOVE_SOCK.' },
       },
     },
@@ -161,6 +168,13 @@ export const agentConfigSchema = {
         sysRoot: { type: 'string', pattern: '^/', description: 'Root of /sys and /proc (tests).' },
         bindVfio: { type: 'array', items: { type: 'string' }, description: 'PCI addresses, <netdev> (all its VFs) or <netdev>:<count>.' },
         setMac: { type: 'boolean', description: 'Set each VF MAC to the relay MAC through its PF.' },
+        standIns: {
+          type: 'object',
+          description:
+            'PCI addresses that stand for DPDK virtual devices (devargs), for machines without VFs (tests, demos): port control, OVSDB and VIRTIOFWD_STATIC_VFS name the address, the engine opens the device.',
+          patternProperties: { [PCI_ADDRESS_PATTERN]: { type: 'string', minLength: 1 } },
+          additionalProperties: false,
+        },
       },
     },
     cpuPins: {

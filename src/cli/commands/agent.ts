@@ -4,7 +4,8 @@ import { loadConfigFile, resolveConfig, type ResolvedConfig } from '../../agent/
 import type { AgentConfig } from '../../agent/config/schema.js';
 import { assertConfig } from '../../agent/config/validate.js';
 import { createLogger } from '../../util/log.js';
-import { errorMessage } from '../../util/errors.js';
+import { errorMessage, ValidationError } from '../../util/errors.js';
+import { parsePciAddress } from '../../util/identifiers.js';
 
 export interface AgentCliOptions {
   config?: string;
@@ -18,6 +19,7 @@ export interface AgentCliOptions {
   metricsAddress?: string;
   control?: boolean;
   check?: boolean;
+  vfStandIn?: string[];
 }
 
 /** Reads the config file (YAML or a virtio-forwarder settings file) and applies the flags. */
@@ -39,8 +41,20 @@ export async function agentConfig(opts: AgentCliOptions, warn: (msg: string) => 
   if (opts.metricsAddress) merged.metrics = { ...merged.metrics, address: opts.metricsAddress };
   if (opts.control === false) merged.control = { ...merged.control, enabled: false };
   if (opts.logLevel) merged.log = { level: opts.logLevel as 'info' };
+  if (opts.vfStandIn?.length) merged.sriov = { ...merged.sriov, standIns: { ...merged.sriov?.standIns, ...standIns(opts.vfStandIn) } };
   assertConfig(merged, opts.config ?? 'flags');
   return resolveConfig(merged);
+}
+
+/** "PCI=devargs" items of --vf-stand-in. */
+export function standIns(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq < 0 || eq === item.length - 1) throw new ValidationError('--vf-stand-in', `"${item}" is not <PCI>=<devargs>, e.g. 0000:00:10.1=net_tap0,iface=vf0`);
+    out[parsePciAddress(item.slice(0, eq), '--vf-stand-in')] = item.slice(eq + 1);
+  }
+  return out;
 }
 
 export function register(program: Command): void {
@@ -58,6 +72,7 @@ export function register(program: Command): void {
     .option('--metrics-address <host:port>', 'address of /metrics, /healthz and /readyz (default 127.0.0.1:9464)')
     .option('--no-control', 'do not serve the ZeroMQ control endpoints')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
+    .option('--vf-stand-in <pci=devargs...>', 'let a PCI address stand for a DPDK virtual device (machines without VFs: tests, demos), e.g. 0000:00:10.1=net_tap0,iface=vf0')
     .addHelpText(
       'after',
       `
@@ -69,28 +84,33 @@ Examples:
     .action(async (opts: AgentCliOptions) => {
       const warnings: string[] = [];
       const cfg = await agentConfig(opts, (w) => warnings.push(w));
-      const log = createLogger({ level: cfg.logLevel });
-      for (const w of warnings) log.warn({ component: 'config' }, w);
-      if (opts.check) {
-        process.stdout.write(JSON.stringify(cfg, null, 2) + '\n');
-        return;
-      }
-      // imported here: the engine, Kubernetes and gRPC modules take a second to load
-      const { Agent } = await import('../../agent/agent.js');
-      const agent = await Agent.start(cfg, { logger: log });
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (signal: string) => {
-          if (stopping) return;
-          stopping = true;
-          log.info({ signal }, 'signal received; shutting down');
-          agent
-            .stop()
-            .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'shutdown failed'))
-            .finally(resolve);
-        };
-        process.on('SIGTERM', () => stop('SIGTERM'));
-        process.on('SIGINT', () => stop('SIGINT'));
-      });
+      await runAgent(cfg, warnings, opts.check ?? false);
     });
+}
+
+/** Runs the agent until SIGTERM/SIGINT (or, with check, prints the resolved config). */
+export async function runAgent(cfg: ResolvedConfig, warnings: string[], check: boolean): Promise<void> {
+  const log = createLogger({ level: cfg.logLevel });
+  for (const w of warnings) log.warn({ component: 'config' }, w);
+  if (check) {
+    process.stdout.write(JSON.stringify(cfg, null, 2) + '\n');
+    return;
+  }
+  // imported here: the engine, Kubernetes and gRPC modules take a second to load
+  const { Agent } = await import('../../agent/agent.js');
+  const agent = await Agent.start(cfg, { logger: log });
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'signal received; shutting down');
+      agent
+        .stop()
+        .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'shutdown failed'))
+        .finally(resolve);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
 }

@@ -1,0 +1,173 @@
+// vio4wd as a drop-in for virtio-forwarder, with the real DPDK engine: a settings file written in
+// the value forms virtio-forwarder's shipped /etc/default/virtioforwarder documents, and
+// virtio-forwarder's own command line (as its start script passes it), each start the agent
+// with virtio-forwarder's meaning. VFs are DPDK tap devices that PCI addresses stand for.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Netns, testTempDir } from '../helpers/netns.js';
+import { Testpmd } from '../helpers/dpdk.js';
+import { AgentProcess } from '../helpers/agent.js';
+
+const execFileP = promisify(execFile);
+
+interface RelayJson {
+  id: number;
+  cpu?: { vf_to_vm?: number; vm_to_vf?: number };
+  vhost: { vhost_socket_name: string };
+  vf?: { pci_addr_str?: string };
+}
+
+let ns: Netns;
+let tmp: { path: string; remove: () => void };
+let agent: AgentProcess | undefined;
+let vm: Testpmd | undefined;
+let sockDir: string;
+let ipc: string;
+
+const STAND_INS = ['0000:00:10.1=net_tap_d0,iface=vfd0', '0000:00:10.2=net_tap_d1,iface=vfd1'];
+
+before(async () => {
+  ns = await Netns.create('dropin');
+  tmp = testTempDir('dropin');
+  sockDir = join(tmp.path, 'sock');
+  ipc = join(tmp.path, 'ipc');
+});
+
+after(async () => {
+  await vm?.quit();
+  if (agent && agent.exitCode === null) await agent.stop();
+  await ns?.destroy();
+  tmp?.remove();
+});
+
+async function ping(count: number): Promise<number> {
+  const r = await execFileP('ip', ['netns', 'exec', ns.name, 'ping', '-n', '-c', String(count), '-i', '0.2', '-W', '2', '10.0.0.2'], { encoding: 'utf8' }).catch(
+    (e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }),
+  );
+  return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+}
+
+async function mtu(ifname: string): Promise<number> {
+  const out = await ns.exec('cat', [`/sys/class/net/${ifname}/mtu`]);
+  return Number(out.trim());
+}
+
+const relays = async (): Promise<RelayJson[]> => JSON.parse(await agent!.cli('relay', 'ls', '--ipc-dir', ipc, '--json')) as RelayJson[];
+
+test('a settings file in the shipped forms starts the agent with virtio-forwarder\'s meaning', async () => {
+  const envFile = join(tmp.path, 'virtioforwarder');
+  writeFileSync(
+    envFile,
+    [
+      '# forms as virtio-forwarder\'s shipped settings file documents them',
+      'VIRTIOFWD_CPU_MASK=1',
+      'VIRTIOFWD_LOG_LEVEL=6',
+      'VIRTIOFWD_IPC_PORT_CONTROL=', // empty: ZeroMQ port control still on (its endpoint is set)
+      'VIRTIOFWD_OVSDB_SOCK_PATH=',
+      'VIRTIOFWD_JUMBO=y', // VF MTU 9000
+      'VIRTIOFWD_MRGBUF=y',
+      'VIRTIOFWD_TSO=',
+      'VIRTIOFWD_SOCKET_OWNER=',
+      'VIRTIOFWD_SOCKET_GROUP=',
+      'VIRTIOFWD_STATIC_VFS=0000:00:10.1=0', // the scalar form
+      'VIRTIOFWD_DYNAMIC_SOCKETS=',
+      'VIRTIOFWD_CPU_NIC_SAME_NUMA=',
+      'VIRTIOFWD_VFIO_VF_TOKEN=0', // virtio-forwarder's default token
+      'VIO4WD_CORE_SCHED_ENABLE=true',
+      'VIO4WD_CORE_SCHED_SENSITIVITY=',
+      'VIRTIOFWD_CPU_PINS=0:1,1', // the scalar form: relay 0, CPU 1 both ways
+      `VIRTIOFWD_PID_DIR=${tmp.path}`,
+      'VIRTIOFWD_ZMQ_CONFIG_EP=',
+      `VIRTIOFWD_ZMQ_PORT_CONTROL_EP=ipc://${ipc}/port_control`,
+      `VIRTIOFWD_ZMQ_STATS_EP=ipc://${ipc}/stats`,
+      `VIRTIOFWD_ZMQ_CORE_SCHED_EP=ipc://${ipc}/core_sched`,
+      `VIRTIOFWD_SOCKET_DIR=${sockDir}`,
+      'VIRTIOFWD_SOCKET_FNAME_PATTERN=',
+      'VIRTIOFWD_BINARY=/usr/bin/virtio-forwarder',
+      'VIRTIOFWD_MASTER_LCORE=0',
+      'VIRTIOFWD_VHOST_CLIENT=',
+      'VIRTIOFWD_ZERO_COPY=',
+      'VIRTIOFWD_BIND_VFIO_PCI=7f:1f.7', // a short PCI address (no such device here)
+      '',
+    ].join('\n'),
+  );
+  agent = await AgentProcess.start({
+    config: envFile,
+    workDir: tmp.path,
+    netns: ns,
+    args: ['--metrics-address', '127.0.0.1:9466', '--vf-stand-in', ...STAND_INS],
+  });
+  const out = agent.output;
+  assert.doesNotMatch(out, /VIRTIOFWD_BINARY/, 'VIRTIOFWD_BINARY is a known setting');
+  // the short address was taken for a PCI address (0000: assumed), not for a PF name
+  assert.match(out, /"vf":"0000:7f:1f\.7".*could not bind VF to vfio-pci/);
+  assert.doesNotMatch(out, /no SR-IOV PF named/);
+  // VIRTIOFWD_VFIO_VF_TOKEN=0 gives EAL virtio-forwarder's default token
+  assert.match(out, /"ealArgs":\[[^\]]*"--vfio-vf-token=14d63f20-8445-11ea-8900-1f9ce7d5650d"/);
+  assert.equal(readFileSync(join(tmp.path, 'virtio-forwarder.pid'), 'utf8').trim(), String(agent.pid));
+
+  // the static VF is relay 0 on CPU 1 both ways, with the jumbo MTU
+  let ls = await relays();
+  assert.deepEqual(
+    ls.map((r) => [r.id, r.vf?.pci_addr_str, r.cpu?.vf_to_vm, r.cpu?.vm_to_vf, r.vhost.vhost_socket_name]),
+    [[0, '0000:00:10.1', 1, 1, join(sockDir, 'virtio-forwarder0.sock')]],
+  );
+  assert.equal(await mtu('vfd0'), 9000);
+
+  // port control answers although VIRTIOFWD_IPC_PORT_CONTROL is empty
+  assert.match(await agent.cli('relay', 'add', '--ipc-dir', ipc, '--id', '5', '--pci', '0000:00:10.2'), /relay 5: added 0000:00:10\.2/);
+  ls = await relays();
+  assert.deepEqual(ls.map((r) => [r.id, r.vf?.pci_addr_str]), [[0, '0000:00:10.1'], [5, '0000:00:10.2']]);
+  assert.equal(await mtu('vfd1'), 9000);
+  // the empty config endpoint is not served; core scheduling is (VIO4WD_CORE_SCHED_ENABLE=true)
+  assert.equal(existsSync(join(ipc, 'config')), false);
+  assert.equal(existsSync(join(ipc, 'core_sched')), true);
+
+  // and relay 0 forwards: a "VM" on its socket answers pings from behind the VF
+  await ns.addAddress('vfd0', '10.0.0.1/24');
+  await ns.linkUp('vfd0');
+  vm = await Testpmd.start({
+    vdevs: [`net_virtio_user0,path=${join(sockDir, 'virtio-forwarder0.sock')},queues=1,mac=52:54:00:00:00:0a`],
+    fwd: 'io',
+    cpu: 0,
+    netns: ns.name,
+    args: ['--forward-mode=icmpecho'],
+  });
+  await vm.cmd('start');
+  assert.equal(await ping(5), 5, agent.output.slice(-2000));
+  await vm.quit();
+  vm = undefined;
+  assert.equal(await agent.stop(), 0);
+  agent = undefined;
+  assert.equal(existsSync(join(tmp.path, 'virtio-forwarder.pid')), false, 'pid file removed at exit');
+});
+
+test('virtio-forwarder\'s command line, as its start script passes it, runs the agent', async () => {
+  const args = [
+    '-C1', '--nodaemon=log_syslog', '-l6', '-M0', `-p${tmp.path}`,
+    `--zmq-port-control-ep=ipc://${ipc}/port_control`, `--zmq-stats-ep=ipc://${ipc}/stats`,
+    '--ipc', `--vhost-path=${sockDir}`, '-J', '--enable-mrgbuf', '-c3:1,1', '-P0000:00:10.1=3',
+    '--vfio-vf-token=0', '--metrics-address', '127.0.0.1:9466', '--vf-stand-in', STAND_INS[0]!,
+  ];
+  agent = await AgentProcess.start({ config: '', command: args, workDir: tmp.path, netns: ns });
+  const ls = await relays();
+  assert.deepEqual(
+    ls.map((r) => [r.id, r.vf?.pci_addr_str, r.cpu?.vf_to_vm, r.vhost.vhost_socket_name]),
+    [[3, '0000:00:10.1', 1, join(sockDir, 'virtio-forwarder3.sock')]],
+  );
+  assert.equal(await mtu('vfd0'), 9000);
+  // no -s: virtio-forwarder serves no core scheduling endpoint, and neither does vio4wd
+  assert.equal(existsSync(join(ipc, 'core_sched')), false);
+  assert.match(agent.output, /"--vfio-vf-token=14d63f20-8445-11ea-8900-1f9ce7d5650d"/);
+  assert.equal(await agent.stop(), 0);
+  agent = undefined;
+
+  // a flag vio4wd does not know fails at once, naming it
+  const bad = await execFileP(process.execPath, ['bin/vio4wd.js', '-C1', '--no-such-flag'], { encoding: 'utf8' }).catch((e: { code: number; stderr: string }) => e);
+  assert.equal((bad as { code: number }).code, 1);
+  assert.match((bad as { stderr: string }).stderr, /unknown option --no-such-flag/);
+});
