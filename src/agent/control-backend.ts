@@ -45,6 +45,13 @@ export class AgentControlBackend implements ControlBackend {
   async addVf(req: AddVfRequest): Promise<PortChange> {
     const mgr = this.o.relays;
     const existing = mgr.getById(req.virtioId);
+    const vf = { pciAddresses: req.pciAddrs, ...(req.bondMode !== undefined ? { bondMode: req.bondMode } : {}), ...(req.bondName ? { bondName: req.bondName } : {}) };
+    if (existing && !existing.pciAddress && isVfReleased(existing)) {
+      // the relay's VF was REMOVEd: the new VF goes in under the same socket, the guest stays
+      this.checkVfsFree(req.pciAddrs);
+      await mgr.replaceVf(existing.name, vf);
+      return 'changed';
+    }
     if (existing) {
       if (sameVfs(existing, mgr.spec(existing.name), req.pciAddrs)) return 'unchanged';
       throw new VioError('EBUSY', `relay ${req.virtioId} already relays ${existing.pciAddress ?? 'another VF'}: REMOVE it first, or use another virtio_id`);
@@ -55,7 +62,7 @@ export class AgentControlBackend implements ControlBackend {
       name: `relay-${req.virtioId}`,
       id: req.virtioId,
       origin: 'zmq',
-      vf: { pciAddresses: req.pciAddrs, ...(req.bondMode !== undefined ? { bondMode: req.bondMode } : {}), ...(req.bondName ? { bondName: req.bondName } : {}) },
+      vf,
       vhostUser: { mode: this.o.mode },
       ...(pins ? { cpus: pins } : {}),
     });
@@ -80,7 +87,7 @@ export class AgentControlBackend implements ControlBackend {
   async removeVf(req: RemoveVfRequest): Promise<PortChange> {
     const mgr = this.o.relays;
     const existing = mgr.getById(req.virtioId);
-    if (!existing) return 'unchanged';
+    if (!existing || isVfReleased(existing)) return 'unchanged';
     const spec = mgr.spec(existing.name);
     if (req.pciAddrs.length && !sameVfs(existing, spec, req.pciAddrs)) {
       throw new VioError('ENODEV', `relay ${req.virtioId} relays ${existing.pciAddress ?? 'no VF'}, not ${req.pciAddrs.join(',')}`);
@@ -88,8 +95,9 @@ export class AgentControlBackend implements ControlBackend {
     if (req.bondName && spec?.vf.bondName && spec.vf.bondName !== req.bondName) {
       throw new VioError('ENODEV', `relay ${req.virtioId} has bond ${spec.vf.bondName}, not ${req.bondName}`);
     }
-    await mgr.remove(existing.name);
-    return 'changed';
+    // as virtio-forwarder: only the VF goes; the socket and the guest's connection stay, so
+    // that another VF can be ADDed under the running VM
+    return (await mgr.releaseVf(existing.name)) ? 'changed' : 'unchanged';
   }
 
   async addSocket(req: AddSocketRequest): Promise<PortChange> {
@@ -166,7 +174,11 @@ export class AgentControlBackend implements ControlBackend {
     const st = this.o.engine.stats(s.id);
     const vfAttached = s.conditions.some((c) => c.type === 'VFAttached' && c.status === 'True');
     const guest = s.conditions.some((c) => c.type === 'GuestConnected' && c.status === 'True');
-    const vfState = s.phase === 'Failed' ? 'ERROR' : vfAttached ? 'READY' : s.phase === 'Ready' || s.phase === 'Configuring' ? 'LINK_DOWN' : 'UNINIT';
+    // virtio-forwarder's words: DPDK_UNINIT (no VF), DPDK_ADDED (a VF, no guest), DPDK_READY
+    // (a VF and a guest); VIRTIO_UNINIT / VIRTIO_READY for the guest side
+    const vfReason = s.conditions.find((c) => c.type === 'VFAttached')?.reason;
+    const hasVf = vfAttached || vfReason === 'LinkDown';
+    const vfState = !hasVf ? 'DPDK_UNINIT' : guest ? 'DPDK_READY' : 'DPDK_ADDED';
     const dir = (active: boolean, state: string, c: DirectionCounters | undefined, cpu: number | undefined): DirectionSnapshot => ({
       active,
       state,
@@ -181,7 +193,7 @@ export class AgentControlBackend implements ControlBackend {
       ...(s.pciAddress ? { pciAddress: s.pciAddress } : {}),
       numaNode: s.numaNode,
       vfToVm: dir(vfAttached, vfState, st?.vfToVm, s.cpus?.vfToVm),
-      vmToVf: dir(guest, guest ? 'READY' : 'WAITING', st?.vmToVf, s.cpus?.vmToVf),
+      vmToVf: dir(guest, guest ? 'VIRTIO_READY' : 'VIRTIO_UNINIT', st?.vmToVf, s.cpus?.vmToVf),
     };
   }
 
@@ -198,6 +210,11 @@ export class AgentControlBackend implements ControlBackend {
       throw new VioError('EPERM', 'dynamic sockets are off: set control.dynamicSockets: true (VIRTIOFWD_DYNAMIC_SOCKETS=y) to use ADD_SOCK/REMOVE_SOCK');
     }
   }
+}
+
+/** The relay's VF was taken away by REMOVE (its socket stays). */
+function isVfReleased(s: RelayStatus): boolean {
+  return s.conditions.some((c) => c.type === 'VFAttached' && c.reason === 'NoVF');
 }
 
 /** A stable relay name for a dynamic socket path. */

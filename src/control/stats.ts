@@ -32,11 +32,13 @@ function direction(
   elapsedMs: number,
   names: Record<CounterKey, string>,
   rates: Record<string, CounterKey>,
+  side: 'DPDK' | 'VIRTIO',
 ): Record<string, unknown> {
   const active = d?.active === true;
+  // virtio-forwarder's words: DPDK_* for the VF side (VF to VM), VIRTIO_* for the guest side
   const out: Record<string, unknown> = {
     active,
-    internal_state: typeof d?.state === 'string' && d.state !== '' ? d.state : active ? 'READY' : 'UNINIT',
+    internal_state: typeof d?.state === 'string' && d.state !== '' ? d.state : `${side}_${active ? 'READY' : 'UNINIT'}`,
   };
   const c = d?.counters;
   if (c) {
@@ -92,8 +94,8 @@ export function relayState(s: RelaySnapshot, prev: RelaySnapshot | undefined, el
     id: s.id,
     active: s.active === true,
     vhost: { vhost_socket_name: typeof s.socketPath === 'string' ? s.socketPath : '' },
-    vf_to_vm: direction(s.vfToVm, prev?.vfToVm, elapsedMs, UP_NAMES, UP_RATES) as unknown as RelayState_VFtoVM,
-    vm_to_vf: direction(s.vmToVf, prev?.vmToVf, elapsedMs, DOWN_NAMES, DOWN_RATES) as unknown as RelayState_VMtoVF,
+    vf_to_vm: direction(s.vfToVm, prev?.vfToVm, elapsedMs, UP_NAMES, UP_RATES, 'DPDK') as unknown as RelayState_VFtoVM,
+    vm_to_vf: direction(s.vmToVf, prev?.vmToVf, elapsedMs, DOWN_NAMES, DOWN_RATES, 'VIRTIO') as unknown as RelayState_VMtoVF,
     // NUMA node; unknown (-1) reads as node 0.
     socket_id: count(s.numaNode) ?? 0,
   };
@@ -117,8 +119,8 @@ export function emptyRelayState(id: number): RelayState {
       active: false,
       socketPath: '',
       numaNode: 0,
-      vfToVm: { active: false, state: 'UNINIT' },
-      vmToVf: { active: false, state: 'UNINIT' },
+      vfToVm: { active: false, state: 'DPDK_UNINIT' },
+      vmToVf: { active: false, state: 'VIRTIO_UNINIT' },
     },
     undefined,
     0,

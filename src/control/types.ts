@@ -60,7 +60,7 @@ export interface Counters {
 export interface DirectionSnapshot {
   /** vfToVm: a VF is attached and running; vmToVf: a guest is connected. */
   active: boolean;
-  /** Short state word shown to users, e.g. READY, ADDED, UNINIT, WAITING. */
+  /** virtio-forwarder's state word: DPDK_UNINIT, DPDK_ADDED, DPDK_READY (VF side), VIRTIO_UNINIT, VIRTIO_READY (guest side). */
   state: string;
   /** Cumulative counters; absent when the direction has never run. */
   counters?: Counters;

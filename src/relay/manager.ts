@@ -21,6 +21,8 @@ export interface RelayEngine {
   /** Attaches a VF to a relay that lost its own, keeping the vhost-user side. Without it the
    *  manager re-adds the whole relay after a VF loss (the guest's socket is closed). */
   attachVf?(id: number, vf: VfSource): Promise<RelayInfo>;
+  /** Takes a relay's VF away, keeping the vhost-user side and the guest. */
+  detachVf?(id: number): Promise<RelayInfo>;
   relay(id: number): RelayInfo | undefined;
   on(event: 'event', listener: (e: EngineEvent) => void): unknown;
   off(event: 'event', listener: (e: EngineEvent) => void): unknown;
@@ -91,6 +93,9 @@ interface Entry {
   appliedCpus?: string;
   attempt: number;
   retryTimer?: NodeJS.Timeout;
+  /** The VF was taken away on request (port control REMOVE); the vhost-user side stays and no
+   *  VF is re-attached until one is given (releaseVf / replaceVf). */
+  vfReleased?: { since: string };
   /** The engine lost (and detached) the VF; the vhost-user side is still there. */
   vfLost?: { cause: string; since: string; lastError?: string };
   vfAttempt: number;
@@ -252,6 +257,76 @@ export class RelayManager extends EventEmitter implements RelayView {
     return true;
   }
 
+  /**
+   * Takes the relay's VF away and keeps the relay: its socket and the guest's connection stay,
+   * the guest's packets are dropped (counted as not connected) until replaceVf() gives it a VF.
+   * This is virtio-forwarder's port control REMOVE. False when it had no VF.
+   */
+  async releaseVf(name: string): Promise<boolean> {
+    const entry = this.entries.get(name);
+    if (!entry || entry.removed) throw new VioError('ENOENT', `no relay named "${name}"`);
+    if (!this.engine.detachVf) throw new VioError('ENOTSUP', 'this engine cannot detach a VF alone');
+    const detachVf = this.engine.detachVf.bind(this.engine);
+    let changed = false;
+    entry.chain = entry.chain.then(async () => {
+      if (entry.vfReleased || entry.removed || !entry.attached) return;
+      clearTimeout(entry.retryTimer);
+      entry.retryTimer = undefined;
+      await detachVf(entry.id);
+      entry.vfReleased = { since: new Date().toISOString() };
+      entry.vfLost = undefined;
+      entry.failed = false;
+      entry.status.pciAddress = undefined;
+      this.resolver?.release(name);
+      changed = true;
+      this.log.info({ relay: name, id: entry.id }, 'VF detached on request: the socket and the guest stay');
+      this.observe(entry);
+    });
+    await entry.chain;
+    // a relay the engine does not hold (its attach failed) has no socket to keep: it goes
+    if (!changed && !entry.attached && !entry.vfReleased && !entry.removed) return this.remove(name);
+    return changed;
+  }
+
+  /**
+   * Gives a relay whose VF was released (releaseVf) a VF, in place: the guest stays connected
+   * and forwarding resumes (port control ADD on a relay number that has a socket). Rejects, and
+   * leaves the relay without a VF, when the VF cannot be attached.
+   */
+  async replaceVf(name: string, vf: RelayVf): Promise<RelayStatus> {
+    const entry = this.entries.get(name);
+    if (!entry || entry.removed) throw new VioError('ENOENT', `no relay named "${name}"`);
+    if (!this.engine.attachVf) throw new VioError('ENOTSUP', 'this engine cannot attach a VF alone');
+    const attachVf = this.engine.attachVf.bind(this.engine);
+    let failure: unknown;
+    entry.chain = entry.chain.then(async () => {
+      if (!entry.vfReleased || !entry.attached) {
+        failure = new VioError('EBUSY', `relay ${entry.id} has a VF: REMOVE it first`);
+        return;
+      }
+      const spec: RelaySpec = { ...entry.spec, vf: { ...vf } };
+      try {
+        const resolved = await this.resolveVf(spec);
+        const info = await attachVf(entry.id, resolved.vf).catch((err: unknown) => {
+          this.resolver?.release(name);
+          throw err;
+        });
+        entry.spec = spec;
+        entry.appliedKey = configKey(entry);
+        entry.vfReleased = undefined;
+        entry.status.pciAddress = resolved.display;
+        entry.status.mac = spec.mac?.toLowerCase() ?? info.mac;
+        this.log.info({ relay: name, id: entry.id, vf: resolved.display, port: info.portName }, 'VF attached in place: the guest stays connected');
+        this.observe(entry);
+      } catch (err) {
+        failure = err;
+      }
+    });
+    await entry.chain;
+    if (failure) throw failure;
+    return cloneStatus(entry.status);
+  }
+
   /** Moves a relay's directions to other worker CPUs (core scheduling). */
   setCpus(name: string, cpus: number[]): RelayStatus {
     const entry = this.entries.get(name);
@@ -341,6 +416,7 @@ export class RelayManager extends EventEmitter implements RelayView {
       entry.appliedCpus = cpusKey(cfg.cpus);
       entry.attempt = 0;
       entry.vfLost = undefined;
+      entry.vfReleased = undefined;
       entry.vfAttempt = 0;
       entry.status.numaNode = info.numaNode;
       entry.status.mac = spec.mac?.toLowerCase() ?? info.mac;
@@ -418,7 +494,9 @@ export class RelayManager extends EventEmitter implements RelayView {
     }
     entry.status.cpus = { ...info.cpus };
     const vf = entry.status.pciAddress ?? info.portName;
-    if (info.vfAttached === false) {
+    if (info.vfAttached === false && entry.vfReleased) {
+      setCondition(c, 'VFAttached', 'False', 'NoVF', `no VF since ${entry.vfReleased.since} (removed by port control); the guest stays connected, its packets are dropped until a VF is added`, t);
+    } else if (info.vfAttached === false) {
       // the engine detached the VF (lost, or detached by hand): re-attach it with backoff
       if (!entry.vfLost) this.vfGone(entry, info.vfLoss ?? 'detached');
       const lost = entry.vfLost!;

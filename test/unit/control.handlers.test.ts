@@ -206,7 +206,8 @@ test('stats: out-of-range relay numbers are left out, unknown in-range ones repo
   assert.deepEqual(res.relay?.map((r) => [r.id, r.active]), [[2, false], [1, true], [7, false]]);
   const empty = res.relay?.[2];
   assert.equal(empty?.vhost.vhost_socket_name, '');
-  assert.equal(empty?.vf_to_vm.internal_state, 'UNINIT');
+  assert.equal(empty?.vf_to_vm.internal_state, 'DPDK_UNINIT');
+  assert.equal(empty?.vm_to_vf.internal_state, 'VIRTIO_UNINIT');
   const active = await serveStats({ relay: [2, 1, 7], include_inactive: false }, c);
   assert.deepEqual(active.relay?.map((r) => r.id), [1]);
   const all = await serveStats({}, c);
@@ -236,7 +237,7 @@ test('stats: a backend that returns junk values still yields a complete reply', 
   const res = await serveStats({ delay: 0 }, c);
   const r = res.relay?.[0];
   assert.equal(r?.socket_id, 0);
-  assert.equal(r?.vf_to_vm.internal_state, 'READY');
+  assert.equal(r?.vf_to_vm.internal_state, 'DPDK_READY');
   assert.equal(r?.vf_to_vm.pkts_rx_from_vf, undefined);
   assert.equal(r?.vf_to_vm.bytes_rx_from_vf, 1);
   assert.equal(r?.cpu, undefined);
