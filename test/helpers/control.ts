@@ -153,8 +153,8 @@ export class MemoryBackend implements ControlBackend {
         socketPath: r.socketPath,
         pciAddress: r.pciAddrs.join(','),
         numaNode: 0,
-        vfToVm: { active: true, state: 'READY', cpu: r.cpus.up, counters: { rxPackets: up, rxBytes: up * 64, txPackets: up, txBytes: up * 64, droppedQueueFullPackets: 0, droppedNotConnectedPackets: 0 } },
-        vmToVf: { active: true, state: 'READY', cpu: r.cpus.down, counters: { rxPackets: down, rxBytes: down * 64, txPackets: down, txBytes: down * 64 } },
+        vfToVm: { active: true, state: 'DPDK_READY', cpu: r.cpus.up, counters: { rxPackets: up, rxBytes: up * 64, txPackets: up, txBytes: up * 64, droppedQueueFullPackets: 0, droppedNotConnectedPackets: 0 } },
+        vmToVf: { active: true, state: 'VIRTIO_READY', cpu: r.cpus.down, counters: { rxPackets: down, rxBytes: down * 64, txPackets: down, txBytes: down * 64 } },
       });
     }
     return out;

@@ -190,7 +190,7 @@ test('virtio-forwarder\'s own client stack (protoc-generated Python, pyzmq) gets
   assert.equal(st.pci, '0000:05:00.2');
   assert.equal(st.socket, join(tmp, 'virtio-forwarder9.sock'));
   assert.ok((st.up_rate as number) > 0 && (st.up_rx as number) > 0);
-  assert.equal(st.down_state, 'READY');
+  assert.equal(st.down_state, 'VIRTIO_READY');
   assert.deepEqual(r.query, { status: 'OK', query_string: '0000:05:00.2' });
   assert.equal((r.no_virtio_id as { error_code: number }).error_code, 22);
   assert.deepEqual(r.eal_cores, [1, 2]);
@@ -236,8 +236,8 @@ test('CLI: relay add, ls, query-pci, stats and rm through the agent\'s endpoints
 
   const table = await ok(['stats', '--relay', '5', '--delay', '50', ...d]);
   assert.match(table, /^RELAY\s+DIR\s+STATE\s+CPU\s+RX PKTS/);
-  assert.match(table, /^\s*5\s+vf->vm\s+READY\s+1\s+\d+/m);
-  assert.match(table, /^\s*5\s+vm->vf\s+READY\s+1\s+\d+/m);
+  assert.match(table, /^\s*5\s+vf->vm\s+DPDK_READY\s+1\s+\d+/m);
+  assert.match(table, /^\s*5\s+vm->vf\s+VIRTIO_READY\s+1\s+\d+/m);
   const js = JSON.parse(await ok(['stats', '--json', '--relay', '5', '--relay', '900', '--delay', '50', ...d])) as Record<string, Record<string, number>>[];
   assert.equal(js.length, 1, 'relay 900 is out of range (maxRelays 64) and left out');
   assert.ok((js[0]?.vf_to_vm?.pkt_rate_rx_from_vf ?? 0) > 0, 'rate over the delay');

@@ -23,7 +23,7 @@ test('the standalone demo pings through the relay and cleans up after itself', (
   assert.ok(up.tx >= 5, `VF->guest forwarded ${up.tx} packets, want at least the 5 replies`);
   assert.equal(up.dropFull + down.dropFull, 0);
   // taken while the guest still runs: both directions ready (VF attached, guest connected)
-  assert.deepEqual([up.state, down.state], ['READY', 'READY'], out);
+  assert.deepEqual([up.state, down.state], ['DPDK_READY', 'VIRTIO_READY'], out);
   assert.match(out, /socket left behind: none/);
   const netnsAfter = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.includes('demo')) : [];
   assert.deepEqual(netnsAfter, netnsBefore, 'the demo namespace is gone');
