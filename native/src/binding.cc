@@ -70,6 +70,7 @@ Napi::Object InfoToJs(Napi::Env env, const vio_relay_info &i) {
   o.Set("socketPath", i.socket_path);
   o.Set("mode", i.client ? "client" : "server");
   o.Set("queues", i.queues);
+  o.Set("vhostQueues", i.vhost_queues);
   o.Set("numaNode", i.numa);
   o.Set("portId", i.port_id);
   o.Set("portName", i.port_name);
@@ -332,6 +333,7 @@ void FillRelayCfg(Napi::Env env, const Napi::Object &o, vio_relay_cfg &c) {
   std::memset(&c, 0, sizeof(c));
   c.id = IntOr(o, "id", -1);
   c.queues = IntOr(o, "queues", 1);
+  c.vhost_queues = IntOr(o, "vhostQueues", -1);
   c.mtu = IntOr(o, "mtu", 0);
   c.mrg_rxbuf = BoolOr(o, "mergeableRxBuffers", -1);
   c.tso = BoolOr(o, "tso", -1);

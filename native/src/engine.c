@@ -587,8 +587,8 @@ enum vio_err vio_query_stats(int id, struct vio_relay_stats *out)
 	} else {
 		const struct vio_relay *r = eng.relays[id];
 		out->id = id;
-		out->queues = r->nb_queues;
-		for (int q = 0; q < r->nb_queues; q++)
+		out->queues = r->nb_vqp;
+		for (int q = 0; q < r->nb_vqp; q++)
 			for (int d = 0; d < 2; d++) {
 				add_ctr(&out->queue[q][d], &r->ctr[q * 2 + d]);
 				add_ctr(&out->total[d], &r->ctr[q * 2 + d]);

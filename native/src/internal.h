@@ -38,9 +38,11 @@ struct vio_relay {
 	uint64_t vring_enabled;               /* bit per vring the guest enabled */
 	uint8_t rx_vring[VIO_MAX_QUEUES];     /* VF queue q -> guest rx vring, VIO_NO_VRING */
 	uint16_t port_id;
-	uint16_t nb_queues;
+	uint16_t nb_queues;                   /* VF queue pairs */
+	uint16_t nb_vqp;                      /* guest queue pairs offered (>= nb_queues) */
 	struct rte_mempool *mp;
-	struct vio_ctr *ctr;                  /* [nb_queues * 2], index q * 2 + dir */
+	struct vio_ctr *ctr;                  /* [nb_vqp * 2], index q * 2 + dir: VF->VM by VF
+					       * rx queue, VM->VF by guest tx vring pair */
 
 	/* control plane only (under eng.lock where JS-thread queries read it) */
 	uint64_t features;                    /* virtio features the guest negotiated, 0 = none */

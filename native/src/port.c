@@ -236,6 +236,15 @@ int vio_port_start(struct vio_relay *r, struct vio_error *e)
 		if ((uint32_t)r->mtu > di.max_mtu || (uint32_t)r->mtu < di.min_mtu)
 			return vio_fail(e, VIO_EINVAL, "relay %d: mtu %d: VF %s accepts %u..%u", r->id,
 					r->mtu, r->port_name, di.min_mtu, di.max_mtu);
+		/* the frame limit, with ethdev's own overhead rule (rte_eth_dev_configure checks it
+		 * with a bare EINVAL) */
+		uint32_t overhead = di.max_mtu != UINT16_MAX && di.max_rx_pktlen > di.max_mtu ?
+					    di.max_rx_pktlen - di.max_mtu :
+					    RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+		if ((uint32_t)r->mtu + overhead > di.max_rx_pktlen)
+			return vio_fail(e, VIO_EINVAL, "relay %d: mtu %d: VF %s takes frames of at most "
+					"%u bytes (MTU %u)", r->id, r->mtu, r->port_name,
+					di.max_rx_pktlen, di.max_rx_pktlen - overhead);
 		conf.rxmode.mtu = (uint32_t)r->mtu;
 		if ((uint32_t)r->mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 8 > room &&
 		    (di.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER))

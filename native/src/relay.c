@@ -24,6 +24,7 @@ void vio_fill_info_locked(const struct vio_relay *r, struct vio_relay_info *out)
 	snprintf(out->socket_path, sizeof(out->socket_path), "%s", r->path);
 	out->client = r->client;
 	out->queues = r->nb_queues;
+	out->vhost_queues = r->nb_vqp;
 	out->numa = r->numa;
 	out->vf_attached = r->port_attached;
 	out->port_id = r->port_attached ? r->port_id : -1;
@@ -57,7 +58,7 @@ static struct vio_plist *build_list(unsigned w)
 			continue;
 		for (int d = 0; d < 2; d++)
 			if (r->worker[d] == (int)w)
-				n += r->nb_queues;
+				n += d == VIO_DIR_VF_TO_VM ? r->nb_queues : r->nb_vqp;
 	}
 	struct vio_plist *l = calloc(1, sizeof(*l) + n * sizeof(struct vio_entry));
 	if (!l)
@@ -69,12 +70,17 @@ static struct vio_plist *build_list(unsigned w)
 		for (int d = 0; d < 2; d++) {
 			if (r->worker[d] != (int)w)
 				continue;
-			for (uint16_t q = 0; q < r->nb_queues; q++) {
+			/* VF->VM: one entry per VF rx queue (update_rx_map picks the guest rx
+			 * vring); VM->VF: one per guest tx vring the guest may enable, sent on VF
+			 * tx queue q % nb_queues. All VM->VF entries of a relay run on one worker,
+			 * so a VF tx queue never has two writers. */
+			uint16_t n_q = d == VIO_DIR_VF_TO_VM ? r->nb_queues : r->nb_vqp;
+			for (uint16_t q = 0; q < n_q; q++) {
 				struct vio_entry *e = &l->e[l->n];
 				e->r = r;
 				e->ctr = &r->ctr[q * 2 + d];
 				e->port = r->port_id;
-				e->q = q;
+				e->q = (uint16_t)(q % r->nb_queues);
 				e->txvring = (uint16_t)(2 * q + 1);
 				e->dir = (uint8_t)d;
 				e->has_vf = r->port_attached;
@@ -196,6 +202,9 @@ static int validate(const struct vio_relay_cfg *c, struct vio_error *e)
 	if (c->mtu != 0 && (c->mtu < VIO_MTU_MIN || c->mtu > VIO_MTU_MAX))
 		return vio_fail(e, VIO_EINVAL, "relay %d: mtu: %d is out of range %d..%d", c->id, c->mtu,
 				VIO_MTU_MIN, VIO_MTU_MAX);
+	if (c->vhost_queues > 0 && (c->vhost_queues < c->queues || c->vhost_queues > VIO_MAX_QUEUES))
+		return vio_fail(e, VIO_EINVAL, "relay %d: vhostQueues: %d is out of range %d..%d (at "
+				"least the VF's queues)", c->id, c->vhost_queues, c->queues, VIO_MAX_QUEUES);
 	if ((c->n_pci > 0) == (c->devargs[0] != '\0'))
 		return vio_fail(e, VIO_EINVAL, "relay %d: vf: give exactly one of pciAddresses or "
 				"devargs", c->id);
@@ -264,6 +273,7 @@ void vio_cmd_add(struct vio_cmd *cmd)
 	r->id = c->id;
 	r->vid = -1;
 	r->nb_queues = (uint16_t)c->queues;
+	r->nb_vqp = (uint16_t)(c->vhost_queues > 0 ? c->vhost_queues : c->queues);
 	r->client = c->client;
 	r->mtu = c->mtu;
 	r->mrg_rxbuf = c->mrg_rxbuf < 0 ? eng.opts.mrg_rxbuf : c->mrg_rxbuf;
@@ -273,13 +283,13 @@ void vio_cmd_add(struct vio_cmd *cmd)
 	r->arrival = r->departure = -1;
 	snprintf(r->path, sizeof(r->path), "%s", c->socket_path);
 	memset(r->rx_vring, VIO_NO_VRING, sizeof(r->rx_vring));
-	r->ctr = aligned_alloc(RTE_CACHE_LINE_SIZE, sizeof(struct vio_ctr) * 2 * r->nb_queues);
+	r->ctr = aligned_alloc(RTE_CACHE_LINE_SIZE, sizeof(struct vio_ctr) * 2 * r->nb_vqp);
 	if (!r->ctr) {
 		free(r);
 		vio_fail(e, VIO_ENOMEM, "relay %d: out of memory", c->id);
 		return;
 	}
-	memset(r->ctr, 0, sizeof(struct vio_ctr) * 2 * r->nb_queues);
+	memset(r->ctr, 0, sizeof(struct vio_ctr) * 2 * r->nb_vqp);
 	/* in the table (not yet visible to queries) so that link and vhost callbacks find it */
 	set_table(r->id, r);
 

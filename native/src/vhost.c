@@ -154,14 +154,56 @@ static enum rte_vhost_msg_result trace_post(int vid, void *msg)
 	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 }
 
-static const struct rte_vhost_user_extern_ops trace_ops = { trace_pre, trace_post };
 #endif
+
+/* The offered queue pairs. DPDK 22.11 has no rte_vhost_driver_set_max_queue_num (23.03 added
+ * it) and answers VHOST_USER_GET_QUEUE_NUM with its own maximum (128): a guest could enable
+ * queues no worker polls. The relay answers it instead, with nb_vqp, so QEMU refuses a device
+ * with more queue pairs than the relay serves ("the maximum number of queue pairs supported
+ * by backend is N") rather than stalling its flows on the extra queues. */
+#define VHOST_USER_GET_QUEUE_NUM 17
+
+struct vu_msg_head { /* the start of a vhost-user message as rte_vhost hands it over */
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+	uint64_t u64;
+} __attribute__((packed));
+
+static enum rte_vhost_msg_result queue_num_pre(int vid, void *msg)
+{
+	struct vu_msg_head *m = msg;
+
+#ifdef VIO_TRACE_VHOST
+	trace_pre(vid, msg);
+#endif
+	if (m->request != VHOST_USER_GET_QUEUE_NUM)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	pthread_mutex_lock(&eng.lock);
+	struct vio_relay *r = relay_of_vid_locked(vid);
+	uint64_t n = r ? r->nb_vqp : 1;
+	pthread_mutex_unlock(&eng.lock);
+	m->u64 = n;
+	m->size = sizeof(m->u64);
+	return RTE_VHOST_MSG_RESULT_REPLY;
+}
+
+static enum rte_vhost_msg_result queue_num_post(int vid, void *msg)
+{
+#ifdef VIO_TRACE_VHOST
+	return trace_post(vid, msg);
+#else
+	(void)vid;
+	(void)msg;
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+#endif
+}
+
+static const struct rte_vhost_user_extern_ops queue_num_ops = { queue_num_pre, queue_num_post };
 
 static int new_connection(int vid)
 {
-#ifdef VIO_TRACE_VHOST
-	rte_vhost_extern_callback_register(vid, &trace_ops, NULL);
-#endif
+	rte_vhost_extern_callback_register(vid, &queue_num_ops, NULL);
 	pthread_mutex_lock(&eng.lock);
 	struct vio_relay *r = relay_of_vid_locked(vid);
 	int id = -1;

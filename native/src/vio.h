@@ -127,6 +127,9 @@ struct vio_relay_cfg {
 	bool client;
 	int64_t owner, group, perm;
 	int queues;
+	/* queue pairs offered to the guest (>= queues): the guest may enable up to this many;
+	 * each guest tx vring is polled and sent on VF queue q % queues. -1 = queues */
+	int vhost_queues;
 	int mtu;
 	int mrg_rxbuf, tso; /* -1 = engine default, 0/1 */
 	int numa;
@@ -138,6 +141,7 @@ struct vio_relay_info {
 	char socket_path[VIO_PATH_MAX];
 	bool client;
 	int queues;
+	int vhost_queues;
 	int numa;
 	int port_id;
 	char port_name[64];

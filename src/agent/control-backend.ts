@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { VioError } from '../util/errors.js';
-import { codeForReason, type RelayManager } from '../relay/index.js';
+import { DROP_IN_GUEST_QUEUES } from './config/envfile.js';
+import { codeForReason, Reason, type RelayManager } from '../relay/index.js';
 import type { RelaySpec, RelayStatus } from '../relay/types.js';
 import type { DirectionCounters, RelayStats, WorkerInfo } from '../engine/types.js';
 import type {
@@ -64,6 +65,8 @@ export class AgentControlBackend implements ControlBackend {
       origin: 'zmq',
       vf,
       vhostUser: { mode: this.o.mode },
+      // virtio-forwarder follows the guest's queue count: offer all, serve what it enables
+      guestQueues: DROP_IN_GUEST_QUEUES,
       ...(pins ? { cpus: pins } : {}),
     });
     await this.attachedOrUndo(`relay-${req.virtioId}`);
@@ -115,6 +118,7 @@ export class AgentControlBackend implements ControlBackend {
       origin: 'zmq',
       vf: { pciAddresses: req.pciAddrs, ...(req.bondMode !== undefined ? { bondMode: req.bondMode } : {}), ...(req.bondName ? { bondName: req.bondName } : {}) },
       vhostUser: { mode: this.o.mode, socketPath: req.vhostPath },
+      guestQueues: DROP_IN_GUEST_QUEUES,
     });
     await this.attachedOrUndo(socketRelayName(req.vhostPath));
     return 'changed';
@@ -177,7 +181,7 @@ export class AgentControlBackend implements ControlBackend {
     // virtio-forwarder's words: DPDK_UNINIT (no VF), DPDK_ADDED (a VF, no guest), DPDK_READY
     // (a VF and a guest); VIRTIO_UNINIT / VIRTIO_READY for the guest side
     const vfReason = s.conditions.find((c) => c.type === 'VFAttached')?.reason;
-    const hasVf = vfAttached || vfReason === 'LinkDown';
+    const hasVf = vfAttached || vfReason === Reason.LinkDown;
     const vfState = !hasVf ? 'DPDK_UNINIT' : guest ? 'DPDK_READY' : 'DPDK_ADDED';
     const dir = (active: boolean, state: string, c: DirectionCounters | undefined, cpu: number | undefined): DirectionSnapshot => ({
       active,
@@ -214,7 +218,7 @@ export class AgentControlBackend implements ControlBackend {
 
 /** The relay's VF was taken away by REMOVE (its socket stays). */
 function isVfReleased(s: RelayStatus): boolean {
-  return s.conditions.some((c) => c.type === 'VFAttached' && c.reason === 'NoVF');
+  return s.conditions.some((c) => c.type === 'VFAttached' && c.reason === Reason.NoVF);
 }
 
 /** A stable relay name for a dynamic socket path. */

@@ -62,8 +62,12 @@ export interface RelayConfig {
   socketOwner?: number;
   socketGroup?: number;
   socketPerm?: number;
-  /** Queue pairs, 1..32. */
+  /** VF queue pairs, 1..32. */
   queues: number;
+  /** Queue pairs offered to the guest, queues..32 (default queues): the guest enables up to
+   *  this many (QEMU refuses a device with more); each guest tx queue is polled and sent on VF
+   *  queue q % queues, VF rx queues spread over the guest rx queues it enabled. */
+  vhostQueues?: number;
   mtu?: number;
   mergeableRxBuffers?: boolean;
   tso?: boolean;
@@ -102,6 +106,8 @@ export interface RelayInfo {
   socketPath: string;
   mode: VhostMode;
   queues: number;
+  /** Queue pairs offered to the guest. */
+  vhostQueues: number;
   numaNode: number;
   /** DPDK port id of the VF (or bond) and its name. */
   portId: number;

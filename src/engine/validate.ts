@@ -81,6 +81,7 @@ export function validateRelayConfig(cfg: RelayConfig, workerCpus: number[]): voi
   if (cfg.socketGroup !== undefined) intIn('socketGroup', cfg.socketGroup, 0, 2 ** 32 - 2);
   if (cfg.socketPerm !== undefined) intIn('socketPerm', cfg.socketPerm, 0, 0o7777);
   intIn('queues', cfg.queues, 1, MAX_QUEUES);
+  if (cfg.vhostQueues !== undefined) intIn('vhostQueues', cfg.vhostQueues, cfg.queues, MAX_QUEUES);
   if (cfg.mtu !== undefined) intIn('mtu', cfg.mtu, MTU_MIN, MTU_MAX);
   optBool('mergeableRxBuffers', cfg.mergeableRxBuffers);
   optBool('tso', cfg.tso);

@@ -495,7 +495,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     entry.status.cpus = { ...info.cpus };
     const vf = entry.status.pciAddress ?? info.portName;
     if (info.vfAttached === false && entry.vfReleased) {
-      setCondition(c, 'VFAttached', 'False', 'NoVF', `no VF since ${entry.vfReleased.since} (removed by port control); the guest stays connected, its packets are dropped until a VF is added`, t);
+      setCondition(c, 'VFAttached', 'False', Reason.NoVF, `no VF since ${entry.vfReleased.since} (removed by port control); the guest stays connected, its packets are dropped until a VF is added`, t);
     } else if (info.vfAttached === false) {
       // the engine detached the VF (lost, or detached by hand): re-attach it with backoff
       if (!entry.vfLost) this.vfGone(entry, info.vfLoss ?? 'detached');
@@ -660,6 +660,7 @@ export class RelayManager extends EventEmitter implements RelayView {
       mode: v.mode,
       queues: spec.queues ?? this.defaults.queues,
     };
+    if (spec.guestQueues !== undefined) cfg.vhostQueues = Math.max(spec.guestQueues, cfg.queues);
     const owner = typeof v.owner === 'number' ? v.owner : this.defaults.owner;
     const group = typeof v.group === 'number' ? v.group : this.defaults.group;
     const perm = v.perm !== undefined ? parseInt(v.perm, 8) : this.defaults.perm;
@@ -757,6 +758,9 @@ export function normalizeSpec(input: RelaySpec, defaults: RelayDefaults = DEFAUL
   if (v.perm !== undefined && !/^0?[0-7]{3}$/.test(v.perm)) {
     throw new ValidationError('vhostUser.perm', `"${v.perm}" is not a permission: use octal digits like 0660`);
   }
+  if (spec.guestQueues !== undefined && (!Number.isInteger(spec.guestQueues) || spec.guestQueues < 1 || spec.guestQueues > MAX_QUEUES)) {
+    throw new ValidationError('guestQueues', `${spec.guestQueues} is out of range: use 1..${MAX_QUEUES}`);
+  }
   if (spec.queues !== undefined && (!Number.isInteger(spec.queues) || spec.queues < 1 || spec.queues > MAX_QUEUES)) {
     throw new ValidationError('queues', `${spec.queues} queue pairs is out of range: use 1..${MAX_QUEUES}`);
   }
@@ -779,7 +783,7 @@ export function normalizeSpec(input: RelaySpec, defaults: RelayDefaults = DEFAUL
 function configKey(entry: Entry): string {
   const s = entry.spec;
   // CPUs are applied live, everything else needs a re-attach
-  return JSON.stringify([s.vf, s.vhostUser, entry.socketPath, s.queues, s.mtu, s.mac, s.numaNode]);
+  return JSON.stringify([s.vf, s.vhostUser, entry.socketPath, s.queues, s.guestQueues, s.mtu, s.mac, s.numaNode]);
 }
 
 function cpusKey(c: { vfToVm?: number; vmToVf?: number } | undefined): string {

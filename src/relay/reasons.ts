@@ -12,6 +12,8 @@ export const Reason = {
   /** the VF was unplugged or detached; the vhost-user side stays */
   VFRemoved: 'VFRemoved',
   NotAttached: 'NotAttached',
+  /** port control REMOVE took the VF away; the socket and the guest stay until a VF is added */
+  NoVF: 'NoVF',
   Detached: 'Detached',
   VFNotFound: 'VFNotFound',
   VFInUse: 'VFInUse',

@@ -38,6 +38,9 @@ export interface RelaySpec {
   vf: RelayVf;
   vhostUser: RelayVhostUser;
   queues?: number;
+  /** Queue pairs offered to the guest (default queues): it may enable up to this many, and each
+   *  is served. virtio-forwarder's relays (port control, VIRTIOFWD_STATIC_VFS) offer 32. */
+  guestQueues?: number;
   /** The MAC the VM uses; set on the VF through its PF when the VF is a real one. */
   mac?: string;
   mtu?: number;

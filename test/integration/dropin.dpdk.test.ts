@@ -28,7 +28,8 @@ let vm: Testpmd | undefined;
 let sockDir: string;
 let ipc: string;
 
-const STAND_INS = ['0000:00:10.1=net_tap_d0,iface=vfd0', '0000:00:10.2=net_tap_d1,iface=vfd1'];
+// a null device takes any frame size; a tap at most 1522-byte frames (MTU 1504)
+const STAND_INS = ['0000:00:10.1=net_tap_d0,iface=vfd0', '0000:00:10.2=net_tap_d1,iface=vfd1', '0000:00:10.3=net_null_d2'];
 
 before(async () => {
   ns = await Netns.create('dropin');
@@ -68,12 +69,12 @@ test('a settings file in the shipped forms starts the agent with virtio-forwarde
       'VIRTIOFWD_LOG_LEVEL=6',
       'VIRTIOFWD_IPC_PORT_CONTROL=', // empty: ZeroMQ port control still on (its endpoint is set)
       'VIRTIOFWD_OVSDB_SOCK_PATH=',
-      'VIRTIOFWD_JUMBO=y', // VF MTU 9000
+      'VIRTIOFWD_JUMBO=y', // VF MTU 9000, as virtio-forwarder sets it
       'VIRTIOFWD_MRGBUF=y',
       'VIRTIOFWD_TSO=',
       'VIRTIOFWD_SOCKET_OWNER=',
       'VIRTIOFWD_SOCKET_GROUP=',
-      'VIRTIOFWD_STATIC_VFS=0000:00:10.1=0', // the scalar form
+      'VIRTIOFWD_STATIC_VFS=0000:00:10.3=0', // the scalar form
       'VIRTIOFWD_DYNAMIC_SOCKETS=',
       'VIRTIOFWD_CPU_NIC_SAME_NUMA=',
       'VIRTIOFWD_VFIO_VF_TOKEN=0', // virtio-forwarder's default token
@@ -110,28 +111,56 @@ test('a settings file in the shipped forms starts the agent with virtio-forwarde
   assert.match(out, /"ealArgs":\[[^\]]*"--vfio-vf-token=14d63f20-8445-11ea-8900-1f9ce7d5650d"/);
   assert.equal(readFileSync(join(tmp.path, 'virtio-forwarder.pid'), 'utf8').trim(), String(agent.pid));
 
-  // the static VF is relay 0 on CPU 1 both ways, with the jumbo MTU
+  // the static VF is relay 0 on CPU 1 both ways
   let ls = await relays();
   assert.deepEqual(
     ls.map((r) => [r.id, r.vf?.pci_addr_str, r.cpu?.vf_to_vm, r.cpu?.vm_to_vf, r.vhost.vhost_socket_name]),
-    [[0, '0000:00:10.1', 1, 1, join(sockDir, 'virtio-forwarder0.sock')]],
+    [[0, '0000:00:10.3', 1, 1, join(sockDir, 'virtio-forwarder0.sock')]],
   );
-  assert.equal(await mtu('vfd0'), 9000);
+  assert.match(out, /"relay":"relay-0"[^\n]*"msg":"relay attached"/);
 
-  // port control answers although VIRTIOFWD_IPC_PORT_CONTROL is empty
-  assert.match(await agent.cli('relay', 'add', '--ipc-dir', ipc, '--id', '5', '--pci', '0000:00:10.2'), /relay 5: added 0000:00:10\.2/);
+  // port control answers although VIRTIOFWD_IPC_PORT_CONTROL is empty; the jumbo MTU reaches
+  // the VF: a tap takes no 9000-byte MTU, so the ADD fails saying so (virtio-forwarder's ADD
+  // fails there too) and leaves nothing behind
+  await assert.rejects(agent.cli('relay', 'add', '--ipc-dir', ipc, '--id', '5', '--pci', '0000:00:10.2'), (e: { stderr?: string }) => {
+    assert.match(e.stderr ?? '', /mtu 9000: VF net_tap_d1 takes frames of at most 1522 bytes \(MTU 1504\)/);
+    return true;
+  });
   ls = await relays();
-  assert.deepEqual(ls.map((r) => [r.id, r.vf?.pci_addr_str]), [[0, '0000:00:10.1'], [5, '0000:00:10.2']]);
-  assert.equal(await mtu('vfd1'), 9000);
+  assert.deepEqual(ls.map((r) => r.id), [0]);
   // the empty config endpoint is not served; core scheduling is (VIO4WD_CORE_SCHED_ENABLE=true)
   assert.equal(existsSync(join(ipc, 'config')), false);
   assert.equal(existsSync(join(ipc, 'core_sched')), true);
+  assert.equal(await agent.stop(), 0);
+  agent = undefined;
+  assert.equal(existsSync(join(tmp.path, 'virtio-forwarder.pid')), false, 'pid file removed at exit');
+});
 
-  // and relay 0 forwards: a "VM" on its socket answers pings from behind the VF
+test('virtio-forwarder\'s command line, as its start script passes it, runs the agent', async () => {
+  if (agent && agent.exitCode === null) await agent.stop();
+  const args = [
+    '-C1', '--nodaemon=log_syslog', '-l6', '-M0', `-p${tmp.path}`,
+    `--zmq-port-control-ep=ipc://${ipc}/port_control`, `--zmq-stats-ep=ipc://${ipc}/stats`,
+    '--ipc', `--vhost-path=${sockDir}`, '--enable-mrgbuf', '-c3:1,1', '-P0000:00:10.1=3',
+    '--vfio-vf-token=0', '--metrics-address', '127.0.0.1:9466', '--vf-stand-in', STAND_INS[0]!,
+  ];
+  agent = await AgentProcess.start({ config: '', command: args, workDir: tmp.path, netns: ns });
+  const ls = await relays();
+  assert.deepEqual(
+    ls.map((r) => [r.id, r.vf?.pci_addr_str, r.cpu?.vf_to_vm, r.vhost.vhost_socket_name]),
+    [[3, '0000:00:10.1', 1, join(sockDir, 'virtio-forwarder3.sock')]],
+  );
+  assert.equal(await mtu('vfd0'), 1500, 'no -J: the VF keeps its MTU');
+  // no -s: virtio-forwarder serves no core scheduling endpoint, and neither does vio4wd
+  assert.equal(existsSync(join(ipc, 'core_sched')), false);
+  assert.match(agent.output, /"--vfio-vf-token=14d63f20-8445-11ea-8900-1f9ce7d5650d"/);
+  assert.equal(readFileSync(join(tmp.path, 'virtio-forwarder.pid'), 'utf8').trim(), String(agent.pid));
+
+  // relay 3 forwards: a "VM" on its socket answers pings from behind the VF
   await ns.addAddress('vfd0', '10.0.0.1/24');
   await ns.linkUp('vfd0');
   vm = await Testpmd.start({
-    vdevs: [`net_virtio_user0,path=${join(sockDir, 'virtio-forwarder0.sock')},queues=1,mac=52:54:00:00:00:0a`],
+    vdevs: [`net_virtio_user0,path=${join(sockDir, 'virtio-forwarder3.sock')},queues=1,mac=52:54:00:00:00:0a`],
     fwd: 'io',
     cpu: 0,
     netns: ns.name,
@@ -141,28 +170,6 @@ test('a settings file in the shipped forms starts the agent with virtio-forwarde
   assert.equal(await ping(5), 5, agent.output.slice(-2000));
   await vm.quit();
   vm = undefined;
-  assert.equal(await agent.stop(), 0);
-  agent = undefined;
-  assert.equal(existsSync(join(tmp.path, 'virtio-forwarder.pid')), false, 'pid file removed at exit');
-});
-
-test('virtio-forwarder\'s command line, as its start script passes it, runs the agent', async () => {
-  const args = [
-    '-C1', '--nodaemon=log_syslog', '-l6', '-M0', `-p${tmp.path}`,
-    `--zmq-port-control-ep=ipc://${ipc}/port_control`, `--zmq-stats-ep=ipc://${ipc}/stats`,
-    '--ipc', `--vhost-path=${sockDir}`, '-J', '--enable-mrgbuf', '-c3:1,1', '-P0000:00:10.1=3',
-    '--vfio-vf-token=0', '--metrics-address', '127.0.0.1:9466', '--vf-stand-in', STAND_INS[0]!,
-  ];
-  agent = await AgentProcess.start({ config: '', command: args, workDir: tmp.path, netns: ns });
-  const ls = await relays();
-  assert.deepEqual(
-    ls.map((r) => [r.id, r.vf?.pci_addr_str, r.cpu?.vf_to_vm, r.vhost.vhost_socket_name]),
-    [[3, '0000:00:10.1', 1, join(sockDir, 'virtio-forwarder3.sock')]],
-  );
-  assert.equal(await mtu('vfd0'), 9000);
-  // no -s: virtio-forwarder serves no core scheduling endpoint, and neither does vio4wd
-  assert.equal(existsSync(join(ipc, 'core_sched')), false);
-  assert.match(agent.output, /"--vfio-vf-token=14d63f20-8445-11ea-8900-1f9ce7d5650d"/);
   assert.equal(await agent.stop(), 0);
   agent = undefined;
 

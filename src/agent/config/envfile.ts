@@ -4,6 +4,7 @@
 import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ValidationError } from '../../util/errors.js';
 import { formatPciAddress, parseCpuList, parsePciAddress, pciFields } from '../../util/identifiers.js';
+import { MAX_QUEUES } from '../../util/limits.js';
 
 export interface EnvParseResult {
   vars: Map<string, string | string[]>;
@@ -150,6 +151,8 @@ export const KNOWN_VARIABLES = [
   'VIO4WD_CORE_SCHED_LOG_LEVEL', 'VIO4WD_CORE_SCHED_POLL_INTERVAL', 'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT',
 ] as const;
 
+/** Queue pairs offered to the guest by relays made the virtio-forwarder way (its own limit). */
+export const DROP_IN_GUEST_QUEUES = MAX_QUEUES;
 /** virtio-forwarder's built-in VFIO VF token, used when VIRTIOFWD_VFIO_VF_TOKEN=0. */
 export const DEFAULT_VFIO_VF_TOKEN = '14d63f20-8445-11ea-8900-1f9ce7d5650d';
 /** virtio-forwarder's default stats endpoint: served whenever its core scheduling endpoint is. */
@@ -199,7 +202,8 @@ export function parseStaticVfs(v: string | string[] | undefined): RelayConfigEnt
   return items(v).map((item) => {
     const m = /^([^=]+)=(\d+)$/.exec(item);
     if (!m) throw new ValidationError('VIRTIOFWD_STATIC_VFS', `"${item}" is not <PCI>=<relay id>: write e.g. 0000:05:08.1=1`);
-    return { id: Number(m[2]), vf: { pciAddress: normPci(m[1]!, 'VIRTIOFWD_STATIC_VFS') } };
+    // as virtio-forwarder: the relay follows the guest's queue count (up to 32 queue pairs)
+    return { id: Number(m[2]), vf: { pciAddress: normPci(m[1]!, 'VIRTIOFWD_STATIC_VFS') }, guestQueues: DROP_IN_GUEST_QUEUES };
   });
 }
 

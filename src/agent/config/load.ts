@@ -217,6 +217,7 @@ function relayFromConfig(r: RelayConfigEntry, pins: Record<number, number[]>, mo
   }
   if (r.id !== undefined) spec.id = r.id;
   if (r.queues !== undefined) spec.queues = r.queues;
+  if (r.guestQueues !== undefined) spec.guestQueues = r.guestQueues;
   if (r.mac !== undefined) spec.mac = r.mac;
   if (r.mtu !== undefined) spec.mtu = r.mtu;
   if (r.numaNode !== undefined) spec.numaNode = r.numaNode;

@@ -75,6 +75,10 @@ export const relaySchema = {
       },
     },
     queues: queuesSchema,
+    guestQueues: {
+      ...queuesSchema,
+      description: 'Queue pairs offered to the guest (default queues): it may enable up to this many, each served on the VF\'s queues (virtio-forwarder\'s relays offer the most).',
+    },
     mac: macSchema,
     mtu: mtuSchema,
     numaNode: { type: 'integer', minimum: 0 },
