@@ -95,11 +95,11 @@ RUN npx tsc -p tsconfig.json && find dist -name '*.map' -delete
 # --- runtime -------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS node
 FROM ${DEBIAN_IMAGE} AS runtime
-# the libraries DPDK's libraries and drivers link (libmlx5 is in ibverbs-providers); iproute2 sets
-# VF MACs through their PF (ip link set PF vf N mac ...)
+# the libraries DPDK's libraries and drivers link (libmlx5 is in ibverbs-providers) and node links
+# (libatomic1); iproute2 sets VF MACs through their PF (ip link set PF vf N mac ...)
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libnuma1 libbsd0 libfdt1 libjansson4 libpcap0.8 libelf1 \
-      libibverbs1 ibverbs-providers iproute2 \
+      libibverbs1 ibverbs-providers iproute2 libatomic1 \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/dpkg.log /var/log/apt
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 # DPDK at the prefix it was built for (its plugin directory is compiled in), in ld.so's cache
