@@ -63,7 +63,8 @@ test('the image is small, starts vio4wd, and runs as a non-root user by default'
   assert.deepEqual(image.entrypoint, ['vio4wd']);
   assert.equal(image.user, NONROOT);
   // the runtime stage has no compiler, npm packages for development or DPDK headers
-  assert.ok(image.sizeBytes < 320e6, `image is ${(image.sizeBytes / 1e6).toFixed(1)} MB; it was about 270 MB: what grew?`);
+  // about 290 MB: Debian slim 82, its libraries 16, node 26 (stripped) 117, DPDK 11, npm packages 61
+  assert.ok(image.sizeBytes < 310e6, `image is ${(image.sizeBytes / 1e6).toFixed(1)} MB; it was about 290 MB: what grew?`);
   for (const absent of ['usr/bin/gcc', 'usr/bin/make', 'usr/include/dpdk', `${PREFIX.slice(1)}/include`, 'opt/vio4wd/node_modules/typescript', 'opt/vio4wd/node_modules/tsx', 'opt/vio4wd/src']) {
     assert.throws(() => readdirSync(join(fs!.root, absent)), /ENOENT|ENOTDIR/, `${absent} should not be in the runtime image`);
   }
