@@ -51,6 +51,26 @@ export class AgentMetrics {
     perDir('vio4wd_relay_tx_packets_total', 'Packets sent to the far side of the direction', (c) => c.txPackets);
     perDir('vio4wd_relay_tx_bytes_total', 'Bytes sent to the far side of the direction', (c) => c.txBytes);
     new Counter({
+      name: 'vio4wd_relay_queue_tx_packets_total',
+      help: 'Packets sent to the far side, per queue pair: vf_to_vm by VF rx queue, vm_to_vf by guest tx queue',
+      labelNames: ['relay', 'id', 'queue', 'direction'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const s of src.relays()) {
+          const st = src.stats(s.id);
+          if (!st) continue;
+          for (const q of st.queues) {
+            // queue 0 always; others once they carried something (a relay may offer 32)
+            if (q.queue > 0 && q.vfToVm.txPackets === 0 && q.vmToVf.txPackets === 0) continue;
+            for (const [dir, c] of [['vf_to_vm', q.vfToVm], ['vm_to_vf', q.vmToVf]] as [Dir, DirectionCounters][]) {
+              this.inc({ relay: s.name, id: String(s.id), queue: String(q.queue), direction: dir }, c.txPackets);
+            }
+          }
+        }
+      },
+    });
+    new Counter({
       name: 'vio4wd_relay_dropped_packets_total',
       help: 'Packets dropped: queue_full = the far queue was full, not_connected = the far side was not connected',
       labelNames: ['relay', 'id', 'direction', 'reason'] as const,

@@ -21,7 +21,10 @@ test('per-relay series follow the relay list; a removed relay takes its migratio
   let relays = [relay('a', 1), relay('b', 2)];
   const src: MetricsSources = {
     relays: () => relays,
-    stats: (id) => (relays.some((r) => r.id === id) ? ({ vfToVm: dir, vmToVf: dir } as unknown as RelayStats) : undefined),
+    stats: (id) =>
+      relays.some((r) => r.id === id)
+        ? ({ vfToVm: dir, vmToVf: dir, queues: [{ queue: 0, vfToVm: dir, vmToVf: dir }, { queue: 1, vfToVm: { ...dir, txPackets: 0 }, vmToVf: { ...dir, txPackets: 4 } }] } as unknown as RelayStats)
+        : undefined,
     engineUp: () => true,
     ready: () => true,
   };
@@ -32,6 +35,9 @@ test('per-relay series follow the relay list; a removed relay takes its migratio
   assert.match(text, /vio4wd_relay_tx_packets_total\{relay="a",id="1",direction="vf_to_vm"\} 9/);
   assert.match(text, /vio4wd_relay_migrations_total\{relay="a",direction="out"\} 1/);
   assert.match(text, /vio4wd_relay_migrations_total\{relay="b",direction="in"\} 1/);
+  // per queue pair
+  assert.match(text, /vio4wd_relay_queue_tx_packets_total\{relay="a",id="1",queue="1",direction="vm_to_vf"\} 4/);
+  assert.match(text, /vio4wd_relay_queue_tx_packets_total\{relay="a",id="1",queue="1",direction="vf_to_vm"\} 0/);
 
   relays = [relay('b', 2)];
   m.forgetRelay('a');
