@@ -60,7 +60,7 @@ if [[ ! -s $node_sum_file ]]; then
   rm -f "$CACHE"/node-sha256-*
   sha256sum "$node_bin" >"$node_sum_file.tmp" && mv "$node_sum_file.tmp" "$node_sum_file"
 fi
-node_key=$( { echo "$deb_key $node_ver $npm_ver recipe $NODE_RECIPE"; cat "$node_sum_file"; } | sha256sum | cut -c1-16)
+node_key=$( { echo "$deb_key $node_ver $npm_ver recipe $NODE_RECIPE"; cut -d" " -f1 "$node_sum_file"; } | sha256sum | cut -c1-16)
 
 old_ids=""
 label_of() { podman image inspect --format '{{ index .Labels "io.vio4wd.base-key" }}' "$1" 2>/dev/null || true; }
