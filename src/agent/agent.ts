@@ -14,7 +14,8 @@ import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSo
 import type { DevicePluginManager } from '../deviceplugin/index.js';
 import type { NodeReconciler } from './node/reconciler.js';
 import type { VirtioForwarderNodeStatus } from '../kube/index.js';
-import { bindVfToVfio, discoverPfs, discoverVfs } from '../sriov/index.js';
+import { bindVfToVfio, discoverPfs, discoverVfs, findVf, vfProgrammer, type VfPort } from '../sriov/index.js';
+import type { AttachServer, AttachmentService } from '../cni/index.js';
 import type { ResolvedConfig } from './config/load.js';
 import { HostVfResolver } from './vf-resolver.js';
 import { AgentControlBackend } from './control-backend.js';
@@ -37,6 +38,8 @@ export class Agent {
   private devicePlugins: DevicePluginManager | undefined;
   private reconciler: NodeReconciler | undefined;
   private resolver: HostVfResolver | undefined;
+  private attachServer: AttachServer | undefined;
+  attachments: AttachmentService | undefined;
   private ready = false;
   private stopping: Promise<void> | undefined;
   private readonly onEngineEvent = (e: EngineEvent): void => {
@@ -177,6 +180,7 @@ export class Agent {
       });
       await this.devicePlugins.start();
     }
+    if (c.cni.enabled) await this.startAttachments(relays);
     await reconcilerStarted;
     await relays.settled();
     this.ready = true;
@@ -185,6 +189,54 @@ export class Agent {
       { relays: all.length, ready: all.filter((r) => r.phase === 'Ready').length, failed: all.filter((r) => r.phase === 'Failed').length, metrics: this.metricsServer?.address },
       'vio4wd agent running',
     );
+  }
+
+  /** The attachment API for vio4wd-cni: pod attachments program their relay's VF. */
+  private async startAttachments(relays: RelayManager): Promise<void> {
+    const c = this.config;
+    const { AttachServer, AttachmentService, CniCode, CniError } = await import('../cni/index.js');
+    const programmer = vfProgrammer(c.sriov.vfProgrammer);
+    const port = async (name: string): Promise<VfPort> => {
+      const spec = relays.spec(name);
+      const status = relays.get(name);
+      if (!spec || !status) throw new CniError(CniCode.RelayNotFound, `relay "${name}" is gone from this node`);
+      if (spec.vf.devargs) return { kind: 'devargs', devargs: spec.vf.devargs };
+      const addrs = status.pciAddress?.split(',') ?? [];
+      if (addrs.length > 1) throw new CniError(CniCode.InvalidConfig, `relay "${name}" bonds ${addrs.length} VFs: vio4wd-cni programs single-VF relays only; give the pool's relays one VF each`);
+      if (!addrs[0] || status.phase === 'Pending') throw new CniError(CniCode.TryAgainLater, `relay "${name}" has no VF yet (phase ${status.phase}): try again when it is Ready`);
+      const vf = await findVf(addrs[0], { root: c.sriov.sysRoot });
+      if (!vf) throw new CniError(CniCode.VfProgramming, `VF ${addrs[0]} of relay "${name}" is not on this node any more: check \`vio4wd doctor\``);
+      return { kind: 'pci', pciAddress: vf.pciAddress, pfName: vf.pfName, vfIndex: vf.vfIndex };
+    };
+    const service = new AttachmentService({
+      programmer,
+      statePath: c.cni.statePath,
+      logger: this.log,
+      relays: {
+        relay: (name) => {
+          const s = relays.get(name);
+          const spec = relays.spec(name);
+          if (!s || !spec) return undefined;
+          return { socketPath: s.socketPath, phase: s.phase, ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}) };
+        },
+        port,
+        setMac: (name, mac) => {
+          relays.setAttachedMac(name, mac);
+        },
+      },
+    });
+    await service.start();
+    // a relay restored after the checkpoint was read (the reconciler's) shows its pod's MAC again
+    const seen = new Set(relays.list().map((r) => r.name));
+    relays.on('change', (st: RelayStatus) => {
+      if (seen.has(st.name)) return;
+      seen.add(st.name);
+      service.relayAppeared(st.name);
+    });
+    relays.on('removed', (n: string) => seen.delete(n));
+    this.attachments = service;
+    this.attachServer = new AttachServer({ path: c.cni.socket, handle: (r) => service.handle(r), logger: this.log });
+    await this.attachServer.start();
   }
 
   /** Counts live migrations: a guest leaving with dirty-page logging on, and arriving after. */
@@ -281,6 +333,7 @@ export class Agent {
     await step('reconciler', () => this.reconciler?.stop());
     await step('device plugin', () => this.devicePlugins?.stop());
     await step('control', () => this.control?.close());
+    await step('attachment API', () => this.attachServer?.close());
     await step('relays', () => this.relays?.close());
     await step('engine', () => this.engine?.stop());
     await step('metrics', () => this.metricsServer?.close());

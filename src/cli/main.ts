@@ -4,6 +4,7 @@ import { VERSION } from '../util/version.js';
 import { isVirtioForwarderCommandLine } from '../agent/config/vfwd-args.js';
 import { errorMessage, VioError } from '../util/errors.js';
 import { register as registerAgent } from './commands/agent.js';
+import { register as registerCni } from './commands/cni.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerKubevirtSidecar } from './commands/kubevirt-sidecar.js';
 import { register as registerOperator } from './commands/operator.js';
@@ -12,7 +13,7 @@ import { register as registerStats } from './commands/stats.js';
 
 export type Register = (program: Command) => void;
 
-const roles: Register[] = [registerAgent, registerDoctor, registerKubevirtSidecar, registerOperator, registerRelay, registerStats];
+const roles: Register[] = [registerAgent, registerCni, registerDoctor, registerKubevirtSidecar, registerOperator, registerRelay, registerStats];
 
 export function buildProgram(): Command {
   const program = new Command('vio4wd')

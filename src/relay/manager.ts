@@ -108,6 +108,10 @@ interface Entry {
   dirtyLog?: boolean;
   /** A deferred observe() (see MIGRATION_QUIET_MS). */
   observeTimer?: NodeJS.Timeout;
+  /** The MAC a pod's network attachment (vio4wd-cni) programmed on the VF; wins over spec.mac. */
+  attachedMac?: string;
+  /** The VF's own MAC as the engine reported it at attach. */
+  vfMac?: string;
 }
 
 /**
@@ -306,7 +310,7 @@ export class RelayManager extends EventEmitter implements RelayView {
       }
       const spec: RelaySpec = { ...entry.spec, vf: { ...vf } };
       try {
-        const resolved = await this.resolveVf(spec);
+        const resolved = await this.resolveVf(spec, entry.attachedMac);
         const info = await attachVf(entry.id, resolved.vf).catch((err: unknown) => {
           this.resolver?.release(name);
           throw err;
@@ -315,7 +319,8 @@ export class RelayManager extends EventEmitter implements RelayView {
         entry.appliedKey = configKey(entry);
         entry.vfReleased = undefined;
         entry.status.pciAddress = resolved.display;
-        entry.status.mac = spec.mac?.toLowerCase() ?? info.mac;
+        entry.vfMac = info.mac;
+        entry.status.mac = entry.attachedMac ?? spec.mac?.toLowerCase() ?? info.mac;
         this.log.info({ relay: name, id: entry.id, vf: resolved.display, port: info.portName }, 'VF attached in place: the guest stays connected');
         this.observe(entry);
       } catch (err) {
@@ -324,6 +329,20 @@ export class RelayManager extends EventEmitter implements RelayView {
     });
     await entry.chain;
     if (failure) throw failure;
+    return cloneStatus(entry.status);
+  }
+
+  /**
+   * Records the MAC a pod's network attachment programmed on the relay's VF (undefined: the
+   * attachment is gone). status.mac shows it, and a VF resolved again (re-attach after loss)
+   * gets it instead of spec.mac. Programming the VF itself is the caller's job (src/sriov).
+   */
+  setAttachedMac(name: string, mac: string | undefined): RelayStatus {
+    const entry = this.entries.get(name);
+    if (!entry || entry.removed) throw new VioError('ENOENT', `no relay named "${name}"`);
+    entry.attachedMac = mac?.toLowerCase();
+    entry.status.mac = entry.attachedMac ?? entry.spec.mac?.toLowerCase() ?? entry.vfMac;
+    this.emitChange(entry);
     return cloneStatus(entry.status);
   }
 
@@ -370,7 +389,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     s.mode = spec.vhostUser.mode;
     s.queues = spec.queues ?? this.defaults.queues;
     s.resourceName = spec.resourceName ?? this.defaults.resourceName;
-    s.mac = spec.mac?.toLowerCase() ?? s.mac;
+    s.mac = entry.attachedMac ?? spec.mac?.toLowerCase() ?? s.mac;
     s.mtu = spec.mtu ?? this.defaults.mtu;
     s.ident = spec.ident;
     if (spec.numaNode !== undefined) s.numaNode = spec.numaNode;
@@ -405,7 +424,7 @@ export class RelayManager extends EventEmitter implements RelayView {
     entry.status.phase = 'Configuring';
     this.emitChange(entry);
     try {
-      const resolved = await this.resolveVf(spec);
+      const resolved = await this.resolveVf(spec, entry.attachedMac);
       entry.status.pciAddress = resolved.display;
       if (resolved.numaNode !== undefined && spec.numaNode === undefined) entry.status.numaNode = resolved.numaNode;
       await this.ensureSocketDir(entry);
@@ -419,7 +438,8 @@ export class RelayManager extends EventEmitter implements RelayView {
       entry.vfReleased = undefined;
       entry.vfAttempt = 0;
       entry.status.numaNode = info.numaNode;
-      entry.status.mac = spec.mac?.toLowerCase() ?? info.mac;
+      entry.vfMac = info.mac;
+      entry.status.mac = entry.attachedMac ?? spec.mac?.toLowerCase() ?? info.mac;
       entry.status.cpus = { ...info.cpus };
       this.log.info({ relay: spec.name, id: entry.id, port: info.portName, socket: info.socketPath }, 'relay attached');
       this.observe(entry);
@@ -535,13 +555,14 @@ export class RelayManager extends EventEmitter implements RelayView {
     const lost = entry.vfLost;
     if (!lost || !this.engine.attachVf) return;
     try {
-      const resolved = await this.resolveVf(entry.spec);
+      const resolved = await this.resolveVf(entry.spec, entry.attachedMac);
       entry.status.pciAddress = resolved.display;
       const info = await this.engine.attachVf(entry.id, resolved.vf);
       entry.vfLost = undefined;
       entry.vfAttempt = 0;
       entry.failed = false;
-      entry.status.mac = entry.spec.mac?.toLowerCase() ?? info.mac;
+      entry.vfMac = info.mac;
+      entry.status.mac = entry.attachedMac ?? entry.spec.mac?.toLowerCase() ?? info.mac;
       this.log.info({ relay: entry.spec.name, id: entry.id, port: info.portName, lostSince: lost.since }, 'VF re-attached: forwarding again');
     } catch (err) {
       lost.lastError = errorMessage(err);
@@ -615,9 +636,10 @@ export class RelayManager extends EventEmitter implements RelayView {
       .catch((err: unknown) => this.log.error({ relay: entry.spec.name, err: errorMessage(err) }, 'detach after VF removal failed'));
   }
 
-  private async resolveVf(spec: RelaySpec): Promise<ResolvedVf> {
+  /** `attachedMac`: a pod attachment's MAC, which a re-resolved VF must keep. */
+  private async resolveVf(spec: RelaySpec, attachedMac?: string): Promise<ResolvedVf> {
     const vf = spec.vf;
-    if (this.resolver) return this.resolver.resolve(spec.name, vf, { mac: spec.mac });
+    if (this.resolver) return this.resolver.resolve(spec.name, vf, { mac: attachedMac ?? spec.mac });
     if (vf.devargs) return { vf: { devargs: vf.devargs }, display: vf.devargs };
     if (vf.pciAddresses?.length) {
       return {

@@ -5,3 +5,12 @@ export { discoverPfs, discoverVfs, findVf, type DiscoverOptions } from './discov
 export { bindVfDriver, bindVfToVfio, VFIO_PCI, type BindOptions, type BindResult } from './bind.js';
 export { setVfMac, readPfVfMacs, execRunner, type IpOptions, type SetVfMacResult } from './mac.js';
 export { writeSysfs } from './sysfs.js';
+export {
+  NetlinkVfProgrammer,
+  StandInVfProgrammer,
+  vfProgrammer,
+  describePort,
+  type VfPort,
+  type VfSettings,
+  type VfProgrammer,
+} from './programmer.js';

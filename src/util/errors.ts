@@ -22,6 +22,8 @@ export type VioErrorCode =
   | 'ENOVF'
   /** setting a VF's MAC through its PF failed (sriov) */
   | 'EVFMAC'
+  /** programming a VF for a pod attachment (MAC, VLAN, spoof check) failed (sriov) */
+  | 'EVFPROG'
   | 'EIPLINK'
   /** a program the agent runs is missing */
   | 'ENOCMD'

@@ -9,6 +9,7 @@ import type { EngineOptions } from '../../engine/types.js';
 import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ConfigError, checkConfig } from './validate.js';
 import { envToConfig, looksLikeEnvFile, parseEnvFile } from './envfile.js';
+import { DEFAULT_AGENT_SOCKET } from '../../cni/protocol.js';
 
 export interface LoadedConfig {
   format: 'yaml' | 'virtioforwarder';
@@ -40,7 +41,8 @@ export interface ResolvedConfig {
     dynamicSockets: boolean;
   };
   metrics: { enabled: boolean; address: string };
-  sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string> };
+  sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string>; vfProgrammer: 'netlink' | 'standin' };
+  cni: { enabled: boolean; socket: string; statePath: string };
   cpuPins: Record<number, number[]>;
   kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string };
   devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
@@ -172,6 +174,12 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       bindVfio: [...(c.sriov?.bindVfio ?? [])],
       setMac: c.sriov?.setMac ?? true,
       standIns: Object.fromEntries(Object.entries((c.sriov?.standIns ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v])),
+      vfProgrammer: c.sriov?.vfProgrammer ?? 'netlink',
+    },
+    cni: {
+      enabled: c.cni?.enabled ?? c.kubernetes?.enabled ?? false,
+      socket: c.cni?.socket ?? DEFAULT_AGENT_SOCKET,
+      statePath: c.cni?.statePath ?? '/var/lib/vio4wd/attachments.json',
     },
     cpuPins,
     kubernetes: {

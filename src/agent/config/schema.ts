@@ -179,6 +179,19 @@ export const agentConfigSchema = {
           patternProperties: { [PCI_ADDRESS_PATTERN]: { type: 'string', minLength: 1 } },
           additionalProperties: false,
         },
+        vfProgrammer: {
+          enum: ['netlink', 'standin'],
+          description: 'How a VF is programmed for pod attachments: netlink (real VFs, through the PF) or standin (test VFs: a veth on a bridge).',
+        },
+      },
+    },
+    cni: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean', description: 'Serve the attachment API for vio4wd-cni (default: with kubernetes.enabled).' },
+        socket: { type: 'string', pattern: '^/', description: 'Unix socket of the attachment API (mode 0600).' },
+        statePath: { type: 'string', pattern: '^/', description: 'Checkpoint file of the pod attachments.' },
       },
     },
     cpuPins: {

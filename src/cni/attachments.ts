@@ -1,0 +1,250 @@
+// The agent's side of vio4wd-cni: which pod attachment holds which relay, with what MAC. ADD
+// programs the relay's VF through its PF (MAC, VLAN, spoof check) and gives the relay that MAC;
+// DEL puts the pool's default back; a relay held by one pod is refused to another. The
+// attachments are kept in a checkpoint file, so an agent restart keeps them.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from '../util/log.js';
+import { errorMessage } from '../util/errors.js';
+import type { VfPort, VfProgrammer } from '../sriov/programmer.js';
+import { CniCode, CniError, type AttachReply, type AttachRequest, type Attachment } from './protocol.js';
+
+/** What the service needs from the relays of this node (the agent wires in RelayManager). */
+export interface AttachRelays {
+  /** The relay's socket, MTU and spec MAC; undefined when no relay has that name. */
+  relay(name: string): { socketPath: string; mtu?: number; specMac?: string; phase: string } | undefined;
+  /** Where the relay's VF is; throws CniError TryAgainLater while the relay has no VF yet. */
+  port(name: string): Promise<VfPort>;
+  /** Shows the attachment's MAC on the relay (status.mac, and what a re-attached VF gets). */
+  setMac(name: string, mac: string | undefined): void;
+}
+
+export interface AttachmentServiceOptions {
+  relays: AttachRelays;
+  programmer: VfProgrammer;
+  /** The checkpoint file (JSON, mode 0600); null: none (tests of pure logic). */
+  statePath: string | null;
+  logger: Logger;
+}
+
+interface Checkpoint {
+  version: 1;
+  attachments: Attachment[];
+  /** relay name -> the MAC its VF had before the first attachment (when spec.mac is unset). */
+  defaults: Record<string, string>;
+}
+
+export class AttachmentService {
+  /** relay name -> its attachment */
+  private readonly byRelay = new Map<string, Attachment>();
+  private readonly defaults = new Map<string, string>();
+  private readonly log: Logger;
+  /** One request at a time: ADD/DEL of the same relay must not interleave. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: AttachmentServiceOptions) {
+    this.log = o.logger.child({ component: 'cni' });
+  }
+
+  /** Loads the checkpoint and shows each attachment's MAC on its relay again. */
+  async start(): Promise<void> {
+    if (!this.o.statePath) return;
+    let text: string;
+    try {
+      text = await readFile(this.o.statePath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    let cp: Checkpoint;
+    try {
+      cp = JSON.parse(text) as Checkpoint;
+      if (cp.version !== 1 || !Array.isArray(cp.attachments)) throw new Error('not a version 1 checkpoint');
+    } catch (err) {
+      // keep the file for a human; start empty rather than not at all
+      this.log.error({ path: this.o.statePath, err: errorMessage(err) }, 'attachment checkpoint unreadable: moved aside, starting without attachments');
+      await rename(this.o.statePath, `${this.o.statePath}.bad`).catch(() => undefined);
+      return;
+    }
+    for (const [k, v] of Object.entries(cp.defaults ?? {})) this.defaults.set(k, v);
+    for (const a of cp.attachments) {
+      this.byRelay.set(a.deviceId, a);
+      try {
+        if (this.o.relays.relay(a.deviceId)) this.o.relays.setMac(a.deviceId, a.mac);
+      } catch (err) {
+        this.log.warn({ relay: a.deviceId, err: errorMessage(err) }, 'restored attachment: relay not there yet');
+      }
+    }
+    this.log.info({ attachments: this.byRelay.size }, 'attachments restored from the checkpoint');
+  }
+
+  /** The attachments, for status and tests. */
+  list(): Attachment[] {
+    return [...this.byRelay.values()].map((a) => ({ ...a }));
+  }
+
+  /** A relay comes back (agent restart): shows its attachment's MAC on it again. */
+  relayAppeared(name: string): void {
+    const a = this.byRelay.get(name);
+    if (a) this.o.relays.setMac(name, a.mac);
+  }
+
+  handle(req: AttachRequest): Promise<AttachReply> {
+    const run = this.queue.then(() => this.dispatch(req));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async dispatch(req: AttachRequest): Promise<AttachReply> {
+    switch (req.op) {
+      case 'status':
+        return { ok: true };
+      case 'add':
+        return { ok: true, attachment: await this.add(req) };
+      case 'check':
+        return { ok: true, attachment: await this.check(req) };
+      case 'del':
+        return { ok: true, removed: await this.del(req) };
+      case 'gc':
+        return { ok: true, removed: await this.gc(req) };
+    }
+  }
+
+  private find(containerId: string, ifName: string): Attachment | undefined {
+    for (const a of this.byRelay.values()) if (a.containerId === containerId && a.ifName === ifName) return a;
+    return undefined;
+  }
+
+  private async add(req: AttachRequest): Promise<Attachment> {
+    const name = req.deviceId!;
+    const relay = this.o.relays.relay(name);
+    if (!relay) {
+      throw new CniError(CniCode.RelayNotFound, `deviceID "${name}": no relay of that ID on this node; the pod must request the pool's resource (vio4wd.io/<pool>) so that the device plugin allocates a relay, and the attachment must name that pool in k8s.v1.cni.cncf.io/resourceName`);
+    }
+    const held = this.byRelay.get(name);
+    if (held && (held.containerId !== req.containerId || held.ifName !== req.ifName)) {
+      throw new CniError(
+        CniCode.RelayInUse,
+        `relay "${name}" is attached to container ${held.containerId} (${held.ifName}, MAC ${held.mac}) since ${held.since}; a relay serves one pod at a time: ` +
+          'delete that pod (its CNI DEL frees the relay), or request another relay of the pool',
+      );
+    }
+    const other = this.find(req.containerId!, req.ifName!);
+    if (other && other.deviceId !== name) {
+      throw new CniError(CniCode.InvalidConfig, `interface ${req.ifName} of container ${req.containerId} is already attached to relay "${other.deviceId}": DEL it first, or use another interface name`);
+    }
+    if (req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
+      throw new CniError(CniCode.InvalidConfig, `mtu: the attachment asks for ${req.mtu} but relay "${name}" forwards ${relay.mtu}; set the VirtioRelay's spec.mtu to ${req.mtu} or drop mtu from the network config`);
+    }
+    const port = await this.o.relays.port(name);
+    const fallback = await this.defaultMac(name, relay.specMac, port);
+    const mac = req.mac ?? held?.mac ?? fallback;
+    const vlan = req.vlan ?? 0;
+    const spoofchk = req.spoofchk ?? true;
+    if (held && held.mac === mac && held.vlan === vlan && held.spoofchk === spoofchk) return { ...held };
+    if (!mac) {
+      throw new CniError(CniCode.InvalidConfig, `relay "${name}" has no MAC to give its VF: pass the VM's MAC (runtimeConfig.mac, with "capabilities": {"mac": true} in the network config) or set the VirtioRelay's spec.mac`);
+    }
+    await this.program(name, port, mac, vlan, spoofchk);
+    const a: Attachment = {
+      deviceId: name,
+      containerId: req.containerId!,
+      ifName: req.ifName!,
+      network: req.network ?? '',
+      ...(req.netns ? { netns: req.netns } : {}),
+      mac,
+      vlan,
+      spoofchk,
+      ...(req.mtu !== undefined ? { mtu: req.mtu } : relay.mtu !== undefined ? { mtu: relay.mtu } : {}),
+      ...(port.kind === 'pci' ? { pciAddress: port.pciAddress } : {}),
+      socketPath: relay.socketPath,
+      since: held?.since ?? new Date().toISOString(),
+    };
+    this.byRelay.set(name, a);
+    this.o.relays.setMac(name, mac);
+    await this.save();
+    this.log.info({ relay: name, container: a.containerId, ifName: a.ifName, mac, vlan, vf: port.kind === 'pci' ? port.pciAddress : port.devargs }, 'relay attached to a pod: VF programmed');
+    return { ...a };
+  }
+
+  private async check(req: AttachRequest): Promise<Attachment> {
+    const a = this.find(req.containerId!, req.ifName!);
+    if (!a || a.deviceId !== req.deviceId) {
+      throw new CniError(CniCode.AttachmentMissing, `no attachment of relay "${req.deviceId}" for container ${req.containerId} (${req.ifName}) on this node: the pod's network needs a new ADD (recreate the pod)`);
+    }
+    if (!this.o.relays.relay(a.deviceId)) throw new CniError(CniCode.RelayNotFound, `relay "${a.deviceId}" of this attachment is gone from the node: recreate the pod`);
+    const port = await this.o.relays.port(a.deviceId);
+    const now = await this.o.programmer.readMac(port).catch((err: unknown) => {
+      throw new CniError(CniCode.VfProgramming, `reading the VF of relay "${a.deviceId}" failed: ${errorMessage(err)}`);
+    });
+    if (now !== a.mac) {
+      throw new CniError(CniCode.VfProgramming, `the VF of relay "${a.deviceId}" receives for ${now ?? 'no MAC'}, not the attachment's ${a.mac}: something else reprogrammed it; recreate the pod (or check \`ip link show\` of the PF)`);
+    }
+    if (req.mac !== undefined && req.mac !== a.mac) throw new CniError(CniCode.VfProgramming, `the attachment has MAC ${a.mac}, the network config asks for ${req.mac}: recreate the pod`);
+    return { ...a };
+  }
+
+  private async del(req: AttachRequest): Promise<number> {
+    const a = this.find(req.containerId!, req.ifName!);
+    if (!a) return 0; // DEL of what is not there succeeds (CNI: DEL is idempotent)
+    await this.release(a);
+    return 1;
+  }
+
+  private async gc(req: AttachRequest): Promise<number> {
+    const keep = new Set((req.valid ?? []).map((v) => `${v.containerId}/${v.ifName}`));
+    let n = 0;
+    for (const a of [...this.byRelay.values()]) {
+      if (a.network !== (req.network ?? '') || keep.has(`${a.containerId}/${a.ifName}`)) continue;
+      await this.release(a);
+      n++;
+    }
+    return n;
+  }
+
+  /** Puts the pool's default back on the VF and forgets the attachment. */
+  private async release(a: Attachment): Promise<void> {
+    const relay = this.o.relays.relay(a.deviceId);
+    if (relay) {
+      const port = await this.o.relays.port(a.deviceId);
+      const mac = relay.specMac ?? this.defaults.get(a.deviceId);
+      if (mac) await this.program(a.deviceId, port, mac, 0, true);
+      else this.log.warn({ relay: a.deviceId }, 'no default MAC known for the relay: its VF keeps the pod\'s MAC');
+      this.o.relays.setMac(a.deviceId, undefined);
+    }
+    this.byRelay.delete(a.deviceId);
+    await this.save();
+    this.log.info({ relay: a.deviceId, container: a.containerId, ifName: a.ifName, mac: relay?.specMac ?? this.defaults.get(a.deviceId) }, 'relay released by its pod: VF back to the pool default');
+  }
+
+  /** The pool default of a relay: spec.mac, or else the VF's MAC when first seen here. */
+  private async defaultMac(name: string, specMac: string | undefined, port: VfPort): Promise<string | undefined> {
+    if (specMac) return specMac.toLowerCase();
+    const known = this.defaults.get(name);
+    if (known) return known;
+    if (this.byRelay.has(name)) return undefined;
+    const found = await this.o.programmer.readMac(port).catch((err: unknown) => {
+      throw new CniError(CniCode.VfProgramming, `reading the VF of relay "${name}" failed: ${errorMessage(err)}`);
+    });
+    if (found) this.defaults.set(name, found);
+    return found;
+  }
+
+  private async program(name: string, port: VfPort, mac: string, vlan: number, spoofchk: boolean): Promise<void> {
+    try {
+      await this.o.programmer.program(port, { mac, vlan, spoofchk });
+    } catch (err) {
+      throw new CniError(CniCode.VfProgramming, `programming the VF of relay "${name}" (${this.o.programmer.kind}) failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private async save(): Promise<void> {
+    const path = this.o.statePath;
+    if (!path) return;
+    const cp: Checkpoint = { version: 1, attachments: [...this.byRelay.values()], defaults: Object.fromEntries(this.defaults) };
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const tmp = `${path}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(cp, null, 2)}\n`, { mode: 0o600 });
+    await rename(tmp, path);
+  }
+}
