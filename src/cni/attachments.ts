@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
 import type { VfPort, VfProgrammer } from '../sriov/programmer.js';
-import { CniCode, CniError, type AttachReply, type AttachRequest, type Attachment } from './protocol.js';
+import { CniCode, CniError, errorReply, type AttachReply, type AttachRequest, type Attachment } from './protocol.js';
 
 /** What the service needs from the relays of this node (the agent wires in RelayManager). */
 export interface AttachRelays {
@@ -89,8 +89,9 @@ export class AttachmentService {
     if (a) this.o.relays.setMac(name, a.mac);
   }
 
+  /** Answers one request (never throws: a failure is an error reply with a CNI code). */
   handle(req: AttachRequest): Promise<AttachReply> {
-    const run = this.queue.then(() => this.dispatch(req));
+    const run = this.queue.then(() => this.dispatch(req)).catch((err: unknown) => errorReply(err));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -121,6 +122,9 @@ export class AttachmentService {
     if (!relay) {
       throw new CniError(CniCode.RelayNotFound, `deviceID "${name}": no relay of that ID on this node; the pod must request the pool's resource (vio4wd.io/<pool>) so that the device plugin allocates a relay, and the attachment must name that pool in k8s.v1.cni.cncf.io/resourceName`);
     }
+    if (req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
+      throw new CniError(CniCode.InvalidConfig, `mtu: the attachment asks for ${req.mtu} but relay "${name}" forwards ${relay.mtu}; set the VirtioRelay's spec.mtu to ${req.mtu} or drop mtu from the network config`);
+    }
     const held = this.byRelay.get(name);
     if (held && (held.containerId !== req.containerId || held.ifName !== req.ifName)) {
       throw new CniError(
@@ -132,9 +136,6 @@ export class AttachmentService {
     const other = this.find(req.containerId!, req.ifName!);
     if (other && other.deviceId !== name) {
       throw new CniError(CniCode.InvalidConfig, `interface ${req.ifName} of container ${req.containerId} is already attached to relay "${other.deviceId}": DEL it first, or use another interface name`);
-    }
-    if (req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
-      throw new CniError(CniCode.InvalidConfig, `mtu: the attachment asks for ${req.mtu} but relay "${name}" forwards ${relay.mtu}; set the VirtioRelay's spec.mtu to ${req.mtu} or drop mtu from the network config`);
     }
     const port = await this.o.relays.port(name);
     const fallback = await this.defaultMac(name, relay.specMac, port);

