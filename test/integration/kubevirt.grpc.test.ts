@@ -158,6 +158,23 @@ test('one interface: both OnDefineDomain calls of a domain creation give the NIC
   assert.equal(await client!.onDefineDomain(fixture('domain-one-second.xml'), vmi, 'v1alpha2'), second);
 });
 
+test('a VM without a MAC: the NIC gets the MAC that KubeVirt passes in network-info (vio4wd-cni\'s result)', async () => {
+  const info = JSON.parse(fixture('network-info-one.json')) as { interfaces: Record<string, unknown>[] };
+  info.interfaces[0]!.mac = '0A:58:0A:F4:00:2F';
+  const { networkInfo } = await start({ networkInfo: JSON.stringify(info) });
+  const vmi = JSON.parse(fixture('vmi-one.json')) as { spec: { domain: { devices: { interfaces: { name: string; macAddress?: string }[] } } } };
+  for (const i of vmi.spec.domain.devices.interfaces) delete i.macAddress;
+  const out = await client!.onDefineDomain(fixture('domain-one-first.xml'), JSON.stringify(vmi));
+  assert.equal(attr(child(nicOf(out, 'net1'), 'mac'), 'address'), '0a:58:0a:f4:00:2f');
+  // a MAC in the VM spec wins (it is what Multus passed to the CNI as runtimeConfig.mac)
+  const withMac = await client!.onDefineDomain(fixture('domain-one-first.xml'), fixture('vmi-one.json'));
+  assert.equal(attr(child(nicOf(withMac, 'net1'), 'mac'), 'address'), '02:00:00:a1:00:01');
+  // a broken one is refused, naming where it came from
+  info.interfaces[0]!.mac = 'zz';
+  writeFileSync(networkInfo, JSON.stringify(info));
+  await assert.rejects(client!.onDefineDomain(fixture('domain-one-first.xml'), JSON.stringify(vmi)), /interfaces\[net1\]\.mac: "zz" is not a MAC address/);
+});
+
 test('two interfaces with multiqueue: 4 queues (2x2 vCPUs), PCI address and ACPI index, MTU from the annotation, client mode', async () => {
   await start({ networkInfo: fixture('network-info-two.json') });
   const vmi = JSON.parse(fixture('vmi-two.json')) as { metadata: { annotations: Record<string, string> } };

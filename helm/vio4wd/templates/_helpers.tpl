@@ -80,7 +80,8 @@ app.kubernetes.io/component: {{ index . 1 }}
   "devicePlugin" (dict "enabled" $a.devicePlugin.enabled "pluginDir" $a.devicePlugin.pluginDir "devinfoDir" $a.devicePlugin.devinfoDir)
   "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
   "metrics" (dict "enabled" true "address" (printf "0.0.0.0:%d" (int $a.metrics.port)))
-  "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac)
+  "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac "vfProgrammer" (default "netlink" $a.sriov.vfProgrammer))
+  "cni" (dict "enabled" $a.cni.enabled "socket" (printf "%s/agent.sock" $a.cni.socketDir) "statePath" (printf "%s/attachments.json" $a.cni.stateDir))
 -}}
 {{- toYaml (mergeOverwrite $cfg (deepCopy $a.extraConfig)) -}}
 {{- end -}}
