@@ -59,6 +59,11 @@ const ID3A = `${NAMESPACE}.${VM3A}`;
 const ID3B = `${NAMESPACE}.${VM3B}`;
 const MAC3 = '52:54:00:e2:e0:03';
 const PEER3 = '10.0.3.1';
+// the same story without vio4wd-cni; the network config Multus would hand vio4wd-cni
+const VM4A = 'vm4a';
+const VM4B = 'vm4b';
+const ID4A = `${NAMESPACE}.${VM4A}`;
+const MIG_NET = 'vio4wd-mig';
 
 let env: E2eEnv | undefined;
 let guest: Guest | undefined;
@@ -123,6 +128,69 @@ function migrationVmi(): Record<string, unknown> {
     { name: 'net1', multus: { networkName: `${NAMESPACE}/vio4wd-a` } },
   ];
   return v;
+}
+
+/** The MACs a VF stand-in's bridge port forwards to it (its static FDB entries). */
+async function standInMacs(e: E2eEnv, port: string): Promise<string[]> {
+  const all = JSON.parse(await e.ns.exec('bridge', ['-j', 'fdb', 'show', 'dev', port])) as { mac: string; state?: string }[];
+  return all.filter((x) => x.state === 'static').map((x) => x.mac);
+}
+
+/**
+ * The migration's two VF stand-ins, each behind its own stand-in PF (as a migration's source
+ * and target VFs are, on two nodes), both PFs on one switch (bridge brm, learning, with the
+ * peer's address). A stand-in PF is a bridge whose VF port has learning and unknown-unicast
+ * flooding off and one static FDB entry, the VF's MAC: the VF receives only frames for that
+ * MAC (and broadcasts). A fresh stand-in VF has its own veth's MAC, as a VF has the MAC its PF
+ * gave it; vio4wd-cni's programming (the agent's sriov.vfProgrammer: standin) rewrites the entry.
+ */
+async function addMigrationVfs(e: E2eEnv, cleanups: Cleanups): Promise<{ vfma: string; vfmb: string }> {
+  await e.ns.addBridge('brm');
+  await e.ns.addAddress('brm', `${PEER3}/24`);
+  cleanups.add('switch', () => e.ns.ip('link', 'del', 'brm'));
+  const own: Record<string, string> = {};
+  for (const [vf, up, pf] of [['vfma', 'upma', 'pfma'], ['vfmb', 'upmb', 'pfmb']] as const) {
+    await e.ns.addBridge(pf);
+    cleanups.add(pf, () => e.ns.ip('link', 'del', pf).catch(() => undefined));
+    // the PF's uplink to the switch
+    await e.ns.addVeth(`${pf}u`, `${pf}s`);
+    cleanups.add(`${pf} uplink`, () => e.ns.ip('link', 'del', `${pf}u`).catch(() => undefined));
+    await e.ns.setMaster(`${pf}u`, pf);
+    await e.ns.setMaster(`${pf}s`, 'brm');
+    await e.ns.addVeth(vf, up);
+    cleanups.add(vf, () => e.ns.ip('link', 'del', vf).catch(() => undefined));
+    for (const i of [vf, up, `${pf}u`, `${pf}s`]) await e.ns.exec('ethtool', ['-K', i, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+    await e.ns.setMaster(up, pf);
+    await e.ns.ip('link', 'set', 'dev', up, 'type', 'bridge_slave', 'learning', 'off', 'flood', 'off');
+    own[vf] = (JSON.parse(await e.ns.ip('-j', 'link', 'show', 'dev', vf)) as { address: string }[])[0]!.address;
+    await e.ns.exec('bridge', ['fdb', 'replace', own[vf]!, 'dev', up, 'master', 'static']);
+  }
+  return { vfma: own.vfma!, vfmb: own.vfmb! };
+}
+
+/** Two relays of the pool on the stand-ins (no MAC of their own), allocated to a source and a
+ *  target virt-launcher pod that see them at one socket path. */
+async function migrationRelays(e: E2eEnv, cleanups: Cleanups, nameA: string, nameB: string) {
+  await e.apply(
+    e.relayObject(nameA, { vf: { devargs: `net_af_packet_${nameA},iface=vfma` } }),
+    e.relayObject(nameB, { vf: { devargs: `net_af_packet_${nameB},iface=vfmb` } }),
+  );
+  cleanups.add('relays', async () => {
+    await e.deleteRelay(nameA).catch(() => undefined);
+    await e.deleteRelay(nameB).catch(() => undefined);
+  });
+  const ra = await e.waitReady(nameA);
+  const rb = await e.waitReady(nameB);
+  const idA = `${NAMESPACE}.${nameA}`;
+  const idB = `${NAMESPACE}.${nameB}`;
+  await e.waitDevices('both migration relays Healthy', (d) => d.get(idA) === 'Healthy' && d.get(idB) === 'Healthy');
+  const podA = await e.allocate([idA]);
+  const podB = await e.allocate([idB]);
+  const pathA = podA.deviceInfo.get(idA)!['vhost-user'].path;
+  assert.equal(podB.deviceInfo.get(idB)!['vhost-user'].path, pathA, 'both pods see their relay at one path');
+  assert.equal(podA.hostPath(pathA), ra.status!.socketPath);
+  assert.equal(podB.hostPath(pathA), rb.status!.socketPath, "the source's path leads to relay B in the target pod");
+  return { ra, rb, podA, podB, pathA };
 }
 
 /** Pings the peer behind each relay from the guest (P1 over eth0, P2 over eth1) and waits for
@@ -631,40 +699,29 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     assert.deepEqual(missingSeqs(p1.replies()), [], `eth0 lost pings while vf2 was gone (${s.received}/${s.sent})`);
   });
 
-  test('live migration as KubeVirt does it: the target pod gets another relay, the source domain XML finds its socket there, the guest keeps pinging', { timeout: 240_000 }, async (t) => {
+  test('live migration as KubeVirt does it: the target pod gets another relay of the pool, vio4wd-cni gives its VF the VM\'s MAC, the guest keeps pinging', { timeout: 240_000 }, async (t) => {
     const e = need(env, 'the environment');
     const cleanups = new Cleanups();
     try {
-      // two VFs behind one switch (a bridge with the peer on it), one relay on each: the
-      // migration source's and the target's (another virt-launcher pod, here on the same node)
-      await e.ns.addBridge('brm');
-      await e.ns.addAddress('brm', `${PEER3}/24`);
-      cleanups.add('bridge', () => e.ns.ip('link', 'del', 'brm'));
-      for (const [vf, up] of [['vfma', 'upma'], ['vfmb', 'upmb']] as const) {
-        await e.ns.addVeth(vf, up);
-        cleanups.add(vf, () => e.ns.ip('link', 'del', vf).catch(() => undefined));
-        for (const i of [vf, up]) await e.ns.exec('ethtool', ['-K', i, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
-        await e.ns.setMaster(up, 'brm');
-      }
-      await e.apply(
-        e.relayObject(VM3A, { vf: { devargs: 'net_af_packet_vm3a,iface=vfma' }, mac: MAC3 }),
-        e.relayObject(VM3B, { vf: { devargs: 'net_af_packet_vm3b,iface=vfmb' }, mac: MAC3 }),
-      );
-      cleanups.add('relays', async () => {
-        await e.deleteRelay(VM3A).catch(() => undefined);
-        await e.deleteRelay(VM3B).catch(() => undefined);
-      });
-      const ra = await e.waitReady(VM3A);
-      const rb = await e.waitReady(VM3B);
-      await e.waitDevices('both migration relays Healthy', (d) => d.get(ID3A) === 'Healthy' && d.get(ID3B) === 'Healthy');
+      // two relays of one pool, each on a VF stand-in that (like a real VF) receives only the
+      // frames for the MAC programmed on it; neither relay names the VM's MAC
+      const own = await addMigrationVfs(e, cleanups);
+      const { ra, podA, podB, pathA } = await migrationRelays(e, cleanups, VM3A, VM3B);
+      assert.deepEqual(await standInMacs(e, 'upma'), [own.vfma], 'before any pod, the VF receives for its own MAC only');
 
-      // the source pod and the target pod: different relays, the same socket path in the pod
-      const podA = await e.allocate([ID3A]);
-      const podB = await e.allocate([ID3B]);
-      const pathA = podA.deviceInfo.get(ID3A)!['vhost-user'].path;
-      assert.equal(podB.deviceInfo.get(ID3B)!['vhost-user'].path, pathA, 'both pods see their relay at one path');
-      assert.equal(podA.hostPath(pathA), ra.status!.socketPath);
-      assert.equal(podB.hostPath(pathA), rb.status!.socketPath, "the source's path leads to relay B in the target pod");
+      // Multus's part for the source pod and, at its creation (before the migration), the
+      // target pod: vio4wd-cni with the relay each pod got and the VM's MAC
+      const sandboxA = await e.cni.pod('mig-src');
+      const sandboxB = await e.cni.pod('mig-dst');
+      for (const [sandbox, id] of [[sandboxA, ID3A], [sandboxB, ID3B]] as const) {
+        e.cni.writeConf(MIG_NET, { cniVersion: '1.0.0', type: 'vio4wd', capabilities: { mac: true }, deviceID: id });
+        const r = await e.cni.run('add', MIG_NET, sandbox, { capArgs: { mac: MAC3 } });
+        assert.equal(r.code, 0, `CNI ADD of ${id}: ${r.stderr}`);
+        assert.equal((JSON.parse(r.stdout) as { interfaces: { mac: string }[] }).interfaces[0]!.mac, MAC3);
+      }
+      assert.deepEqual(await standInMacs(e, 'upma'), [MAC3], "the source pod's VF receives for the VM's MAC");
+      assert.deepEqual(await standInMacs(e, 'upmb'), [MAC3], "so does the target pod's, before the guest moves there");
+      await e.waitRelay(VM3B, 'shows the VM\'s MAC (kubectl get vr)', (r) => r.status?.mac === MAC3);
 
       // source: the sidecar's domain, QEMU on it (libvirt's part, the pod path mapped by the mounts)
       await e.writeNetworkInfo(podA, [['net1', ID3A]]);
@@ -701,6 +758,7 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
       assert.ok(dst.pings.length > 0 && Math.min(...dst.pings.map((x) => x.seq)) > lastOnSource, 'the guest pings on through relay B');
       assert.ok(dst.pings.some((x) => x.seq === count - 1), 'the last ping was answered after the migration');
       assert.equal(summary.received + summary.lost, count);
+      assert.equal(summary.lost, 0, `no ping lost at 4/s across the migration (${summary.received}/${count})`);
 
       const a = await e.waitRelay(VM3A, 'shows the guest gone by migration', (r) => r.status?.conditions?.some((c) => c.type === 'GuestConnected' && c.reason === 'MigratingOut') === true);
       const b = await e.waitRelay(VM3B, 'shows the guest arrived by migration', (r) => r.status?.conditions?.some((c) => c.type === 'GuestConnected' && c.status === 'True' && c.reason === 'MigratedIn') === true);
@@ -709,7 +767,50 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
       const m = await e.metrics();
       assert.equal(metricValue(m, 'vio4wd_relay_migrations_total', { relay: ID3A, direction: 'out' }), 1);
       assert.equal(metricValue(m, 'vio4wd_relay_migrations_total', { relay: ID3B, direction: 'in' }), 1);
-      report(t, `KubeVirt-style migration ${ID3A} -> ${ID3B} at pod path ${pathA}: ${result.totalTimeMs} ms total, ${result.downtimeMs} ms downtime; pings ${summary.received}/${count}, ${summary.lost} lost (${src.pings.length} on the source pod, ${dst.pings.length} on the target pod)`);
+
+      // the source pod goes (its CNI DEL): relay A's VF is back on the pool default
+      e.cni.writeConf(MIG_NET, { cniVersion: '1.0.0', type: 'vio4wd', capabilities: { mac: true }, deviceID: ID3A });
+      const del = await e.cni.run('del', MIG_NET, sandboxA, { capArgs: { mac: MAC3 } });
+      assert.equal(del.code, 0, del.stderr);
+      assert.deepEqual(await standInMacs(e, 'upma'), [own.vfma], "the source's VF receives for its own MAC again");
+      assert.deepEqual(await standInMacs(e, 'upmb'), [MAC3]);
+      await e.waitRelay(VM3A, 'shows the pool default MAC again', (r) => r.status?.mac === own.vfma);
+      e.cni.writeConf(MIG_NET, { cniVersion: '1.0.0', type: 'vio4wd', capabilities: { mac: true }, deviceID: ID3B });
+      assert.equal((await e.cni.run('del', MIG_NET, sandboxB, { capArgs: { mac: MAC3 } })).code, 0);
+      report(t, `KubeVirt-style migration ${ID3A} -> ${ID3B} at pod path ${pathA}, VFs filtering by MAC: ${result.totalTimeMs} ms total, ${result.downtimeMs} ms downtime; pings ${summary.received}/${count}, ${summary.lost} lost (${src.pings.length} on the source pod, ${dst.pings.length} on the target pod)`);
+    } finally {
+      await cleanups.run();
+    }
+  });
+
+  test('the same story without vio4wd-cni: the VF stand-in drops the frames for the VM\'s MAC, no ping is answered', { timeout: 180_000 }, async (t) => {
+    const e = need(env, 'the environment');
+    const cleanups = new Cleanups();
+    try {
+      const own = await addMigrationVfs(e, cleanups);
+      const { ra, podA, pathA } = await migrationRelays(e, cleanups, VM4A, VM4B);
+      await e.writeNetworkInfo(podA, [['net1', ID4A]]);
+      const domainA = await e.defineDomain(readFileSync(join(FIX, 'domain-one-first.xml'), 'utf8'), migrationVmi());
+      const [nicA] = vhostUserNics(domainA, (path) => podA.hostPath(path));
+      assert.ok(nicA);
+      assert.deepEqual([nicA.podSocketPath, nicA.socketPath, nicA.mac], [pathA, ra.status!.socketPath, MAC3]);
+      const src = await Guest.start({
+        name: 'vm-nocni',
+        netns: e.ns,
+        nics: [{ socketPath: nicA.socketPath, mode: nicA.mode, mac: nicA.mac, ip: '10.0.3.2/24' }],
+        job: { kind: 'ping', peer: PEER3, count: 80, intervalS: 0.25 },
+        after: 'shell',
+      });
+      cleanups.add('guest', () => src.stop());
+      await e.waitRelay(VM4A, 'shows the guest connected', (r) => r.status?.guestConnected === true);
+      const summary = await src.waitForPingSummary(120_000);
+      assert.equal(summary.received, 0, `the VF receives for ${own.vfma}, not the VM's ${MAC3}: nothing comes back`);
+      // the guest's frames do leave through the VF (the peer learnt its MAC from them): the
+      // replies are what the VF filters
+      const neigh = await e.ns.ip('neigh', 'show', '10.0.3.2', 'dev', 'brm');
+      assert.match(neigh, new RegExp(`lladdr ${MAC3}`), neigh);
+      assert.deepEqual(await standInMacs(e, 'upma'), [own.vfma]);
+      report(t, `without vio4wd-cni: ${summary.received}/${summary.received + summary.lost} pings answered (VF stand-in on ${own.vfma}, VM on ${MAC3})`);
     } finally {
       await cleanups.run();
     }

@@ -17,6 +17,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { DOMParser, type Element } from '@xmldom/xmldom';
 import { startKube, type KubeEnv } from './kube.js';
+import { CniDriver } from './cni.js';
 import { Netns, spawnTracked, testTempDir, type TrackedProcess } from './netns.js';
 import { AgentProcess } from './agent.js';
 import { TestKubelet } from './kubelet.js';
@@ -308,6 +309,10 @@ export interface E2eDirs {
   networkInfo: string;
   /** ZeroMQ ipc endpoints of the agent */
   ipc: string;
+  /** the agent's attachment API for vio4wd-cni (root-only socket) */
+  cniSocket: string;
+  /** the agent's attachments checkpoint */
+  cniState: string;
 }
 
 export class E2eEnv {
@@ -320,6 +325,8 @@ export class E2eEnv {
   agent!: AgentProcess;
   operator!: LoggedProcess;
   sidecar!: LoggedProcess;
+  /** Multus's part: vio4wd-cni run by libcni's cnitool against the agent */
+  cni!: CniDriver;
   /** EAL --file-prefix of the agent: its hugepage files would be named after it */
   readonly filePrefix = `vio4wd-e2e-${process.pid}`;
   private agentConfigPath = '';
@@ -354,6 +361,8 @@ export class E2eEnv {
       hooks: join(root, 'kubevirt-hooks'),
       networkInfo: join(root, 'podinfo', 'network-info'),
       ipc: join(root, 'ipc'),
+      cniSocket: join(root, 'run', 'agent.sock'),
+      cniState: join(root, 'state', 'attachments.json'),
     };
     for (const d of [this.dirs.sockets, this.dirs.plugins, this.dirs.devinfo, join(this.dirs.hooks, 'hook-sidecar-0'), join(root, 'podinfo')]) await mkdir(d, { recursive: true });
 
@@ -400,6 +409,10 @@ export class E2eEnv {
       if (this.agent.exitCode === null) await this.agent.stop();
     });
     await until('the hook sidecar serves its socket', () => existsSync(this.hookSocket), 30_000);
+
+    this.cni = new CniDriver(root, this.dirs.cniSocket);
+    c.add('cni pods', () => this.cni.cleanup());
+    await this.cni.install();
   }
 
   get hookSocket(): string {
@@ -416,6 +429,9 @@ export class E2eEnv {
       engine: { workerCpus: [1], mainCpu: 0, filePrefix: this.filePrefix, noPci: true },
       control: { ipcDir: this.dirs.ipc },
       metrics: { address: '127.0.0.1:9464' },
+      // the VF stand-ins are veths on bridges: vio4wd-cni programs their bridge FDB entries
+      sriov: { vfProgrammer: 'standin' },
+      cni: { enabled: true, socket: this.dirs.cniSocket, statePath: this.dirs.cniState },
     };
     const a = await AgentProcess.start({
       config: this.agentConfigPath || config,

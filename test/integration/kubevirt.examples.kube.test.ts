@@ -36,10 +36,11 @@ test('the apiserver accepts every example (server-side dry run, strict fields)',
 
 test('the KubeVirt CRD keeps the binding registration and the VM keeps its binding and multiqueue', async () => {
   const kv = JSON.parse(await kube.kubectl('apply', '--dry-run=server', '-o', 'json', '-f', 'examples/kubevirt/00-kubevirt-binding.yaml')) as {
-    spec: { configuration: { network: { binding: Record<string, { sidecarImage?: string; downwardAPI?: string; domainAttachmentType?: string }> } } };
+    spec: { configuration: { network: { binding: Record<string, { sidecarImage?: string; downwardAPI?: string; domainAttachmentType?: string; migration?: { method?: string } }> } } };
   };
   const b = kv.spec.configuration.network.binding.vio4wd!;
   assert.equal(b.downwardAPI, 'device-info');
+  assert.deepEqual(b.migration, {}, 'declared live-migratable (KubeVirt refuses to migrate a binding without it), no link-refresh');
   assert.match(b.sidecarImage ?? '', /vio4wd/);
   assert.equal(b.domainAttachmentType, undefined);
 
@@ -58,6 +59,20 @@ test('the KubeVirt CRD keeps the binding registration and the VM keeps its bindi
   assert.equal(devices.interfaces[1]!.acpiIndex, 3);
   assert.equal(vm.spec.template.spec.domain.memory.hugepages?.pageSize, '2Mi');
   assert.deepEqual(Object.keys(JSON.parse(vm.spec.template.metadata.annotations['vio4wd.io/interfaces']!) as object), ['net1', 'net2']);
+});
+
+test('the NetworkAttachmentDefinitions run vio4wd-cni with the pool\'s resource and the mac capability; the VMs name no MAC by hand', async () => {
+  const list = JSON.parse(await kube.kubectl('apply', '--dry-run=server', '-o', 'json', '-f', 'examples/kubevirt/10-network-attachment-definitions.yaml')) as {
+    items: { metadata: { name: string; annotations: Record<string, string> }; spec: { config: string } }[];
+  };
+  for (const nad of list.items) {
+    const pool = nad.metadata.name.replace('vio4wd-', '');
+    assert.equal(nad.metadata.annotations['k8s.v1.cni.cncf.io/resourceName'], `vio4wd.io/${pool}`);
+    const conf = JSON.parse(nad.spec.config) as { type: string; cniVersion: string; name: string; capabilities: Record<string, boolean> };
+    assert.deepEqual([conf.type, conf.cniVersion, conf.name, conf.capabilities.mac], ['vio4wd', '1.0.0', nad.metadata.name, true]);
+  }
+  const one = readFileSync('examples/kubevirt/20-vm-one-nic.yaml', 'utf8');
+  assert.doesNotMatch(one, /macAddress:/, 'the one-NIC VM leaves the MAC to KubeVirt/kubemacpool and vio4wd-cni');
 });
 
 test('the same apiserver refuses a VM with a misspelt binding field (the check can fail)', async () => {
