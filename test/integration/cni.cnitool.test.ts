@@ -196,6 +196,9 @@ test('an agent restart keeps the attachments: the held relay is still refused, C
   await agent!.stop();
   agent = await AgentProcess.start({ config: agentConfig(), workDir: tmp.path, netns: ns });
   assert.ok(agent.logs().some((l) => l.msg === 'attachments restored from the checkpoint' && l.attachments === 2), 'both attachments read back');
+  cni.writeConf('pool', poolConf('r-a'));
+  const check = await cni.run('check', 'pool', pod1, { capArgs: { mac: MAC_A } });
+  assert.equal(check.code, 0, check.stderr);
   pod3 = await cni.pod('pod3');
   cni.writeConf('pool', poolConf('r-a'));
   const busy = await cni.run('add', 'pool', pod3, { capArgs: { mac: MAC_B } });

@@ -139,7 +139,8 @@ const ALL: Obj = {
     vfioDir: '/dev/vfio-test',
     sysDir: '/host-sys',
     engine: { workerCpus: [2, 3], mainCpu: 0, inMemory: false, socketMemMb: [1024, 0], extraEalArgs: ['--iova-mode=va'] },
-    sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false },
+    sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' },
+    cni: { binDir: '/usr/libexec/cni', type: 'vfwd', socketDir: '/run/vfwd/cni', stateDir: '/var/lib/vfwd' },
     control: { ipcDir: '/run/vfwd/ipc' },
     metrics: { port: 19464 },
     extraConfig: { vhostUser: { perm: '0660' }, engine: { tso: true } },
@@ -179,7 +180,7 @@ const ALL: Obj = {
 };
 
 const DISABLED: Obj = {
-  agent: { devicePlugin: { enabled: false }, control: { enabled: false }, hugepages: { amount: '' } },
+  agent: { devicePlugin: { enabled: false }, control: { enabled: false }, cni: { enabled: false }, hugepages: { amount: '' } },
   operator: { replicas: 1, podDisruptionBudget: { enabled: false } },
   serviceAccount: { agent: { create: false, name: 'existing-agent' }, operator: { create: false, name: 'existing-operator' } },
   rbac: { create: false },
@@ -254,7 +255,7 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.deepEqual(c.env.find((e: Obj) => e.name === 'NODE_NAME').valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } });
   const hostPaths = Object.fromEntries(pod.volumes.filter((v: Obj) => v.hostPath).map((v: Obj) => [v.name, v.hostPath.path]));
   const mounts = Object.fromEntries(c.volumeMounts.map((m: Obj) => [m.name, m.mountPath]));
-  for (const p of ['/var/lib/kubelet/device-plugins', '/var/run/vio4wd/sockets', '/dev/hugepages', '/dev/vfio', '/sys', '/var/run/k8s.cni.cncf.io/devinfo/dp']) {
+  for (const p of ['/var/lib/kubelet/device-plugins', '/var/run/vio4wd/sockets', '/dev/hugepages', '/dev/vfio', '/sys', '/var/run/k8s.cni.cncf.io/devinfo/dp', '/run/vio4wd', '/var/lib/vio4wd']) {
     const vol = Object.keys(hostPaths).find((k) => hostPaths[k] === p);
     assert.ok(vol, `no hostPath volume for ${p}`);
     assert.equal(mounts[vol], p, `${p} is mounted at the same path in the agent`);
@@ -271,6 +272,8 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.equal(cfg.devicePlugin.devinfoDir, '/var/run/k8s.cni.cncf.io/devinfo/dp');
   assert.equal(cfg.engine.hugeDir, '/dev/hugepages');
   assert.equal(cfg.metrics.address, '0.0.0.0:9464');
+  assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vio4wd/agent.sock', statePath: '/var/lib/vio4wd/attachments.json' }, 'vio4wd-cni\'s socket is where the plugin looks by default');
+  assert.equal(cfg.sriov.vfProgrammer, 'netlink');
   const op = find(objs, 'Deployment', 'vio4wd-operator');
   assert.equal(op.spec.replicas, 2);
   assert.equal(op.spec.template.spec.securityContext.runAsNonRoot, true);
@@ -294,7 +297,13 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(pod.hostNetwork, false);
   assert.equal(pod.dnsPolicy, undefined);
   const hostPaths = pod.volumes.filter((v: Obj) => v.hostPath).map((v: Obj) => v.hostPath.path).sort();
-  assert.deepEqual(hostPaths, ['/data/kubelet/device-plugins', '/dev/vfio-test', '/host-sys', '/mnt/huge1g', '/run/devinfo/dp', '/run/vfwd/ipc', '/run/vfwd/sockets']);
+  assert.deepEqual(hostPaths, ['/data/kubelet/device-plugins', '/dev/vfio-test', '/host-sys', '/mnt/huge1g', '/run/devinfo/dp', '/run/vfwd/cni', '/run/vfwd/ipc', '/run/vfwd/sockets', '/usr/libexec/cni', '/var/lib/vfwd']);
+  // vio4wd-cni: installed by an init container into the nodes' CNI directory under its type name
+  const init = pod.initContainers.find((x: Obj) => x.name === 'install-cni');
+  assert.deepEqual(init.args, ['cni', 'install', '--dir=/host/cni-bin', '--run-dir=/usr/libexec/cni', '--name=vfwd']);
+  assert.equal(init.image, 'registry.example.com/net/vio4wd:0.1.0-test');
+  assert.equal(pod.volumes.find((v: Obj) => v.name === init.volumeMounts[0].name).hostPath.path, '/usr/libexec/cni');
+  assert.equal(c.volumeMounts.find((m: Obj) => m.name === 'cni-api').mountPath, '/run/vfwd/cni');
   assert.equal(c.volumeMounts.find((m: Obj) => m.name === 'sys').mountPath, '/sys', 'host sysfs (wherever it is) is /sys in the agent');
   assert.deepEqual(c.resources.requests, { cpu: '2', memory: '512Mi', 'hugepages-1Gi': '2Gi' });
   assert.deepEqual(c.resources.limits, { cpu: '2', memory: '512Mi', 'hugepages-1Gi': '2Gi' });
@@ -320,7 +329,8 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(cfg.engine.hugeDir, '/mnt/huge1g');
   assert.equal(cfg.engine.tso, true, 'extraConfig merged');
   assert.equal(cfg.vhostUser.perm, '0660', 'extraConfig merged');
-  assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false });
+  assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' });
+  assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vfwd/cni/agent.sock', statePath: '/var/lib/vfwd/attachments.json' });
   assert.equal(cfg.control.ipcDir, '/run/vfwd/ipc');
   assert.equal(cfg.kubernetes.socketDir, '/run/vfwd/sockets');
   assert.equal(cfg.devicePlugin.pluginDir, '/data/kubelet/device-plugins');
@@ -364,12 +374,14 @@ test('components and objects can be turned off; what remains is still accepted',
   assert.equal(pod.serviceAccountName, 'existing-agent');
   assert.equal(find(dis.objs, 'Deployment').spec.template.spec.serviceAccountName, 'existing-operator');
   const vols = pod.volumes.map((v: Obj) => v.name);
-  for (const gone of ['device-plugins', 'devinfo', 'control']) assert.ok(!vols.includes(gone), `${gone} volume without its feature`);
+  for (const gone of ['device-plugins', 'devinfo', 'control', 'cni-bin', 'cni-api', 'cni-state']) assert.ok(!vols.includes(gone), `${gone} volume without its feature`);
+  assert.equal(pod.initContainers, undefined, 'no CNI install without vio4wd-cni');
   const res = pod.containers[0].resources;
   assert.ok(!Object.keys({ ...res.requests, ...res.limits }).some((k) => k.startsWith('hugepages-')), 'no hugepage resources when amount is empty');
   const cfg = agentConfig(dis.objs, 'vio4wd-agent');
   assert.equal(cfg.devicePlugin.enabled, false);
   assert.equal(cfg.control.enabled, false);
+  assert.equal(cfg.cni.enabled, false);
   await dryRun(dis.text);
   const off = await render(OFF, 'off');
   assert.deepEqual(kinds(off.objs), []);
