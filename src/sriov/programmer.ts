@@ -130,7 +130,9 @@ interface BridgeFdb {
  * Test VFs: a DPDK virtual device on `iface=<veth>` whose peer is a port of a Linux bridge (the
  * stand-in's PF switch). Programming turns learning and unknown-unicast flooding off on that port
  * and keeps exactly one static FDB entry, the VF's MAC, on it: the port then receives only
- * frames for that MAC (and broadcasts), as a VF does. VLANs are not modelled: vlan must be 0.
+ * frames for that MAC (and broadcasts), as a VF does. The entry is sticky: a frame from that MAC
+ * arriving on another port (the same VM's MAC on a second VF, e.g. a migration's source and
+ * target) must not move it, as learning moves a plain static entry. VLANs are not modelled.
  */
 export class StandInVfProgrammer implements VfProgrammer {
   readonly kind = 'standin';
@@ -148,7 +150,7 @@ export class StandInVfProgrammer implements VfProgrammer {
     for (const mac of await this.staticMacs(bridgePort)) {
       if (mac !== s.mac) await this.must('bridge', ['fdb', 'del', mac, 'dev', bridgePort, 'master', 'static']);
     }
-    await this.must('bridge', ['fdb', 'replace', s.mac, 'dev', bridgePort, 'master', 'static']);
+    await this.must('bridge', ['fdb', 'replace', s.mac, 'dev', bridgePort, 'master', 'static', 'sticky']);
     const now = await this.staticMacs(bridgePort);
     if (now.length !== 1 || now[0] !== s.mac) throw new VioError('EVFPROG', `stand-in port ${bridgePort} holds FDB entries [${now.join(', ')}] after setting ${s.mac}`);
   }

@@ -163,7 +163,7 @@ async function addMigrationVfs(e: E2eEnv, cleanups: Cleanups): Promise<{ vfma: s
     await e.ns.setMaster(up, pf);
     await e.ns.ip('link', 'set', 'dev', up, 'type', 'bridge_slave', 'learning', 'off', 'flood', 'off');
     own[vf] = (JSON.parse(await e.ns.ip('-j', 'link', 'show', 'dev', vf)) as { address: string }[])[0]!.address;
-    await e.ns.exec('bridge', ['fdb', 'replace', own[vf]!, 'dev', up, 'master', 'static']);
+    await e.ns.exec('bridge', ['fdb', 'replace', own[vf]!, 'dev', up, 'master', 'static', 'sticky']);
   }
   return { vfma: own.vfma!, vfmb: own.vfmb! };
 }
@@ -755,10 +755,14 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
       assert.equal(result.status, 'completed');
       const lastOnSource = Math.max(...src.pings.map((x) => x.seq));
       const summary = await dst.waitForPingSummary(120_000);
-      assert.ok(dst.pings.length > 0 && Math.min(...dst.pings.map((x) => x.seq)) > lastOnSource, 'the guest pings on through relay B');
+      const why = async (): Promise<string> =>
+        `source ${src.pings.length} replies (last seq ${lastOnSource}), target ${dst.pings.length}, summary ${JSON.stringify(summary)}, migration ${JSON.stringify(result)}; ` +
+        `FDB: ${await e.ns.exec('bridge', ['fdb', 'show']).catch(() => '?')}; ` +
+        `counters (rx/tx packets): ${(await Promise.all(['vfma', 'upma', 'pfmau', 'pfmas', 'vfmb', 'upmb', 'pfmbu', 'pfmbs'].map(async (i) => { const st = await e.ns.linkStats(i).catch(() => undefined); return `${i} ${st?.rxPackets}/${st?.txPackets}`; }))).join(', ')}`;
+      assert.ok(dst.pings.length > 0 && Math.min(...dst.pings.map((x) => x.seq)) > lastOnSource, `the guest pings on through relay B: ${await why()}`);
       assert.ok(dst.pings.some((x) => x.seq === count - 1), 'the last ping was answered after the migration');
       assert.equal(summary.received + summary.lost, count);
-      assert.equal(summary.lost, 0, `no ping lost at 4/s across the migration (${summary.received}/${count})`);
+      assert.equal(summary.lost, 0, `no ping lost at 4/s across the migration: ${await why()}`);
 
       const a = await e.waitRelay(VM3A, 'shows the guest gone by migration', (r) => r.status?.conditions?.some((c) => c.type === 'GuestConnected' && c.reason === 'MigratingOut') === true);
       const b = await e.waitRelay(VM3B, 'shows the guest arrived by migration', (r) => r.status?.conditions?.some((c) => c.type === 'GuestConnected' && c.status === 'True' && c.reason === 'MigratedIn') === true);

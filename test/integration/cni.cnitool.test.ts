@@ -85,7 +85,7 @@ before(async () => {
   }
   // like a VF fresh from the PF, vfb receives for its own address before anyone programs it
   vfbOwnMac = (JSON.parse(await ns.ip('-j', 'link', 'show', 'dev', 'vfb')) as { address: string }[])[0]!.address;
-  await ns.exec('bridge', ['fdb', 'replace', vfbOwnMac, 'dev', 'upb', 'master', 'static']);
+  await ns.exec('bridge', ['fdb', 'replace', vfbOwnMac, 'dev', 'upb', 'master', 'static', 'sticky']);
   agent = await AgentProcess.start({ config: agentConfig(), workDir: tmp.path, netns: ns });
   cni = new CniDriver(tmp.path, socket);
   await cni.install();

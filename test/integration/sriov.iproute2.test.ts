@@ -66,6 +66,7 @@ test('the stand-in VF: its bridge port passes only the frames for the MAC progra
   assert.equal(await p.readMac(port), b, 'reprogramming replaces the MAC, it does not add one');
   const fdb = execFileSync('ip', ['netns', 'exec', NS, 'bridge', 'fdb', 'show', 'dev', 'vfp'], { encoding: 'utf8' });
   assert.ok(!fdb.includes(a), fdb);
+  assert.match(fdb, new RegExp(`${b} sticky master sw static`), 'sticky: learning on another port cannot take the VF\'s MAC away');
   await new Promise((r) => setTimeout(r, 1000)); // links just came up: let their own chatter pass
   // what the port forwards: pings from the bridge to a neighbour with MAC a do not reach vfs, with b they do
   assert.equal(countQuiet(a), 0, 'frames for a MAC the VF does not hold are not delivered to it');
