@@ -212,7 +212,7 @@ function socketFromNetworkInfo(iface: string, e: NetworkInfoEntry, path: string)
     mode: parseMode(`${path} interfaces[${iface}].deviceInfo.vhost-user.mode`, vu.mode ?? ''),
     // KubeVirt (VEP 127) passes the interface's MAC here: the one vio4wd-cni programmed on the
     // relay's VF and returned in its result, also when the VM spec names none
-    ...(e.mac ? { mac: checkMac(`${path} interfaces[${iface}].mac`, e.mac) } : {}),
+    ...(e.mac ? { mac: parseMac(e.mac, `${path} interfaces[${iface}].mac`) } : {}),
     origin: `network-info ${path}`,
   };
 }
