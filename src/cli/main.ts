@@ -20,6 +20,7 @@ export function buildProgram(): Command {
     .description('Kubernetes-native virtio-forwarder: DPDK relays between SR-IOV VFs and vhost-user sockets')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', "\nvirtio-forwarder's own command line works too (as its systemd unit and start script pass it):\n  vio4wd -C1,2 --nodaemon=log_syslog -l6 --zmq-port-control-ep=ipc:///var/run/virtio-forwarder/port_control -P0000:05:08.1=1")
     .exitOverride();
   for (const register of roles) register(program);
   return program;
