@@ -1,6 +1,6 @@
 // Serves the attachment API on a unix socket only root can open (mode 0600 in a 0700 directory):
 // one JSON request line in, one JSON reply line out, then the connection closes.
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
@@ -27,9 +27,11 @@ export class AttachServer {
   async start(): Promise<void> {
     const path = this.o.path;
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    // a socket left by a killed agent; anything else at the path is not ours to remove
+    // a socket left by a killed agent goes; one a live agent answers on, or anything else at
+    // the path, is not ours to remove
     const st = await stat(path).catch(() => undefined);
     if (st && !st.isSocket()) throw new VioError('EEXIST', `${path} exists and is not a socket: remove it or set cni.socket to another path`);
+    if (st && (await answers(path))) throw new VioError('EADDRINUSE', `another process (a second agent?) serves ${path}: stop it, or set cni.socket to another path`);
     if (st) await rm(path, { force: true });
     const server = createServer((s) => this.serve(s));
     await new Promise<void>((resolve, reject) => {
@@ -94,4 +96,16 @@ export class AttachServer {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await rm(this.o.path, { force: true });
   }
+}
+
+/** True when something accepts connections on the unix socket `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
 }

@@ -100,6 +100,13 @@ after(async () => {
 
 test('the attachment API is a root-only socket, and STATUS and VERSION answer through libcni', async () => {
   assert.equal(statSync(socket).mode & 0o777, 0o600);
+  // the installed plugin runs on the node executable and libraries it was installed with
+  assert.match(readFileSync(join(cni.binDir, 'vio4wd'), 'utf8'), /exec "[^"]+\/vio4wd\.d\/lib\/ld-linux[^"]*" --library-path "[^"]+\/vio4wd\.d\/lib" "[^"]+\/vio4wd\.d\/node"/);
+  // a second agent does not take the socket of a live one
+  const { AttachServer } = await import('../../src/cni/server.js');
+  const pino = (await import('pino')).default;
+  const second = new AttachServer({ path: socket, handle: () => Promise.resolve({ ok: true }), logger: pino({ level: 'silent' }) });
+  await assert.rejects(second.start(), /another process \(a second agent\?\) serves .*agent\.sock: stop it, or set cni\.socket/);
   assert.equal(statSync(join(tmp.path, 'run')).mode & 0o077, 0, 'its directory is not open to others');
   cni.writeConf('pool', poolConf('r-a'));
   const pod = await cni.pod('status');
