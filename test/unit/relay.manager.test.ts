@@ -163,3 +163,32 @@ test('VF removal marks the relay Failed with VFRemoved and it recovers when the 
   assert.equal(mgr.get('a')?.healthy, true);
   await done();
 });
+
+test('a pod attachment\'s MAC (vio4wd-cni) shows in the status, survives a re-attach and reaches the VF resolver', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vio4wd-relay-'));
+  const engine = new MemEngine();
+  const asked: (string | undefined)[] = [];
+  const resolver = {
+    resolve: async (_name: string, vf: RelaySpec['vf'], o: { mac?: string }) => {
+      asked.push(o.mac);
+      return { vf: { devargs: vf.devargs! }, display: vf.devargs! };
+    },
+    release: () => undefined,
+  };
+  const mgr = new RelayManager({ engine, logger: silentLogger(), defaults: { socketDir: dir }, resolver, retry: { initialMs: 20, maxMs: 100 } });
+  try {
+    mgr.apply(tap('a'));
+    await mgr.settled();
+    assert.equal(mgr.get('a')?.mac, '02:00:00:00:00:01', 'the VF\'s own MAC');
+    assert.equal(mgr.setAttachedMac('a', '52:54:00:AA:00:01').mac, '52:54:00:aa:00:01');
+    mgr.apply({ ...tap('a'), queues: 2 }); // a change that re-attaches the VF
+    await mgr.settled();
+    assert.equal(mgr.get('a')?.mac, '52:54:00:aa:00:01', 'kept across the re-attach');
+    assert.equal(asked.at(-1), '52:54:00:aa:00:01', 'a re-resolved VF is given the attachment\'s MAC, not spec.mac');
+    assert.equal(mgr.setAttachedMac('a', undefined).mac, '02:00:00:00:00:01', 'attachment gone: the VF\'s own MAC again');
+    assert.throws(() => mgr.setAttachedMac('nope', undefined), /no relay named "nope"/);
+  } finally {
+    await mgr.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
