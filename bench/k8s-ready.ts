@@ -14,6 +14,7 @@ import { startKube } from '../test/helpers/kube.js';
 import { testTempDir } from '../test/helpers/netns.js';
 import { AgentProcess } from '../test/helpers/agent.js';
 import { kubeClients } from '../src/kube/index.js';
+import { TEST_VIRTUAL_DEVICES, testPoolPolicy } from '../test/helpers/policy.js';
 
 const { values } = parseArgs({
   options: { sequential: { type: 'string', default: '100' }, bulk: { type: 'string', default: '64,256' }, kubectl: { type: 'string', default: '10' } },
@@ -35,6 +36,7 @@ try {
   await kube.kubectl('apply', '-f', 'crds/');
   await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io');
   await kube.kubectl('create', 'namespace', NS);
+  await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify(testPoolPolicy([NS])) });
   const sockets = join(tmp.path, 'sockets');
   mkdirSync(sockets);
   agent = await AgentProcess.start({
@@ -44,7 +46,7 @@ try {
       engine: { workerCpus: [1], mainCpu: 0, inMemory: true, noPci: true },
       control: { enabled: false },
       metrics: { address: '127.0.0.1:0' },
-      kubernetes: { enabled: true, kubeconfig: kube.kubeconfigPath, socketDir: sockets },
+      kubernetes: { enabled: true, kubeconfig: kube.kubeconfigPath, socketDir: sockets, allowVirtualDevices: TEST_VIRTUAL_DEVICES },
       devicePlugin: { enabled: false },
     },
     args: ['--node-name', NODE],

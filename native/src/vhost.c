@@ -434,8 +434,12 @@ static void wake_vhost_thread(void)
 void vio_vhost_wake_fini(void)
 {
 	if (wake_registered) {
-		for (int i = 0; i < 5000 && rte_vhost_driver_unregister(wake_path) != 0; i++)
+		int ret = -1;
+		for (int i = 0; i < 5000 && (ret = rte_vhost_driver_unregister(wake_path)) != 0; i++)
 			usleep(1000);
+		if (ret != 0)
+			RTE_LOG(ERR, USER1, "vio4wd: rte_vhost_driver_unregister(%s) of the wake socket "
+				"still failed after 5 s; gave up\n", wake_path);
 		unlink(wake_path);
 		wake_registered = false;
 	}
@@ -496,7 +500,13 @@ void vio_vhost_unregister(struct vio_relay *r)
 	if (!r->vhost_registered)
 		return;
 	/* fails while one of the socket's callbacks runs on the vhost thread: retry */
-	for (int i = 0; i < 5000 && rte_vhost_driver_unregister(r->path) != 0; i++)
+	int ret = -1;
+	for (int i = 0; i < 5000 && (ret = rte_vhost_driver_unregister(r->path)) != 0; i++)
 		usleep(1000);
 	r->vhost_registered = false;
+	if (ret != 0)
+		/* reaches the agent's log as an engine log line (error level) */
+		RTE_LOG(ERR, USER1, "vio4wd: relay %d: rte_vhost_driver_unregister(%s) still failed "
+			"after 5 s (a vhost callback kept running); gave up: the socket may stay "
+			"registered in DPDK until the engine stops\n", r->id, r->path);
 }

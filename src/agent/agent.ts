@@ -42,6 +42,11 @@ export class Agent {
   attachments: AttachmentService | undefined;
   private ready = false;
   private stopping: Promise<void> | undefined;
+  /** run() while it is in progress: stop() lets it reach a safe point first */
+  private running: Promise<void> | undefined;
+  private requestStop: () => void = () => undefined;
+  /** resolves when stop() is called: start-up waits that could last (the apiserver) give up */
+  private readonly stopRequested = new Promise<void>((resolve) => (this.requestStop = resolve));
   private readonly onEngineEvent = (e: EngineEvent): void => {
     this.log.debug({ event: e }, 'engine event');
   };
@@ -55,14 +60,29 @@ export class Agent {
 
   /** Starts everything the configuration asks for; on failure, stops what had started. */
   static async start(config: ResolvedConfig, opts: AgentOptions): Promise<Agent> {
-    const agent = new Agent(config, opts);
-    try {
-      await agent.run();
-    } catch (err) {
-      await agent.stop().catch(() => undefined);
-      throw err;
-    }
+    const { agent, started } = Agent.launch(config, opts);
+    await started;
     return agent;
+  }
+
+  /**
+   * Starts the agent and hands it out at once, so that a signal during start-up (e.g. while the
+   * apiserver is unreachable) can stop() it: `started` then rejects, after everything that had
+   * started is cleaned up. On a failed start, too, what had started is stopped.
+   */
+  static launch(config: ResolvedConfig, opts: AgentOptions): { agent: Agent; started: Promise<void> } {
+    const agent = new Agent(config, opts);
+    agent.running = agent.run();
+    const started = agent.running.then(
+      () => {
+        if (agent.stopping) throw new Error('agent stopped during start-up');
+      },
+      async (err: unknown) => {
+        await agent.stop().catch(() => undefined);
+        throw err;
+      },
+    );
+    return { agent, started };
   }
 
   private async run(): Promise<void> {
@@ -93,6 +113,8 @@ export class Agent {
         socketDir: v.socketDir,
         socketNamePattern: v.socketNamePattern,
         mode: v.mode,
+        // the device plugin mounts a relay's socket directory into a pod: one per relay
+        relayDirs: c.devicePlugin.enabled,
         ...(v.owner !== undefined ? { owner: await resolveOwner(v.owner, 'user', 'vhostUser.owner') } : {}),
         ...(v.group !== undefined ? { group: await resolveOwner(v.group, 'group', 'vhostUser.group') } : {}),
         ...(v.perm !== undefined ? { perm: parseInt(v.perm, 8) } : {}),
@@ -108,6 +130,10 @@ export class Agent {
     // static relays: a bad one is logged and marked Failed; the others start regardless
     for (const spec of c.relays) {
       try {
+        // owner/group names go through NSS here (the engine takes numbers)
+        const vu = spec.vhostUser;
+        if (typeof vu.owner === 'string') vu.owner = await resolveOwner(vu.owner, 'user', `relay ${spec.name}: vhostUser.owner`);
+        if (typeof vu.group === 'string') vu.group = await resolveOwner(vu.group, 'group', `relay ${spec.name}: vhostUser.group`);
         relays.apply(spec);
       } catch (err) {
         log.error({ relay: spec.name, err: errorMessage(err) }, 'relay in the config was rejected');
@@ -129,7 +155,15 @@ export class Agent {
       ready: () => this.ready,
     };
     this.metrics = new AgentMetrics(sources);
-    if (c.metrics.enabled) this.metricsServer = await startMetricsServer(this.metrics, sources, c.metrics.address, log);
+    if (c.metrics.enabled) {
+      const authorize = c.metrics.authorization
+        ? (await import('./metrics-auth.js')).kubeMetricsAuthorizer({ ...(c.kubernetes.kubeconfig ? { kubeconfig: c.kubernetes.kubeconfig } : {}), logger: log })
+        : undefined;
+      this.metricsServer = await startMetricsServer(this.metrics, sources, c.metrics.address, log, {
+        ...(authorize ? { authorize } : {}),
+        ...(c.metrics.tls ? { tls: c.metrics.tls } : {}),
+      });
+    }
 
     if (c.control.enabled) {
       const { ControlServer } = await import('../control/index.js');
@@ -163,6 +197,7 @@ export class Agent {
         relays,
         logger: log,
         socketDir: c.kubernetes.socketDir,
+        allowVirtualDevices: c.kubernetes.allowVirtualDevices,
         nodeStatus: () => this.nodeInventory(),
       });
       // restores the relays of the checkpoint at once, then waits for the apiserver's first
@@ -181,8 +216,9 @@ export class Agent {
       await this.devicePlugins.start();
     }
     if (c.cni.enabled) await this.startAttachments(relays);
-    await reconcilerStarted;
-    await relays.settled();
+    // the apiserver may not answer for a long time: a stop meanwhile ends the start-up here
+    await Promise.race([Promise.all([reconcilerStarted, relays.settled()]), this.stopRequested]);
+    if (this.stopping) return;
     this.ready = true;
     const all = relays.list();
     log.info(
@@ -315,7 +351,13 @@ export class Agent {
 
   /** Clean shutdown: relays removed (sockets unlinked), engine stopped, hugepages released. */
   stop(): Promise<void> {
-    if (!this.stopping) this.stopping = this.shutdown();
+    if (!this.stopping) {
+      this.requestStop();
+      // a start-up in progress reaches a safe point first (its slow waits give up at once),
+      // so that nothing it starts afterwards outlives the shutdown
+      const running = this.running;
+      this.stopping = (running ? running.catch(() => undefined) : Promise.resolve()).then(() => this.shutdown());
+    }
     return this.stopping;
   }
 

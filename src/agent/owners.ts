@@ -1,15 +1,38 @@
-// User and group names to numeric ids, from /etc/passwd and /etc/group (no libc lookup in Node).
+// User and group names to numeric ids through NSS (getent: /etc files, LDAP, SSSD, systemd
+// users alike), as libc would resolve them; numbers pass through.
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { ValidationError } from '../util/errors.js';
 
-export async function resolveOwner(v: string | number, kind: 'user' | 'group', field: string, etc = '/etc'): Promise<number> {
+export interface ResolveOwnerOptions {
+  /** getent binary (default: getent on PATH) */
+  getent?: string;
+  /** when getent itself is missing: read passwd/group from this folder (default /etc) */
+  etc?: string;
+}
+
+export async function resolveOwner(v: string | number, kind: 'user' | 'group', field: string, opts: ResolveOwnerOptions = {}): Promise<number> {
   if (typeof v === 'number') return v;
   if (/^\d+$/.test(v)) return Number(v);
-  const file = kind === 'user' ? 'passwd' : 'group';
-  const text = await readFile(`${etc}/${file}`, 'utf8').catch(() => '');
-  for (const line of text.split('\n')) {
-    const f = line.split(':');
-    if (f[0] === v && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
-  }
-  throw new ValidationError(field, `no ${kind} named "${v}" on this host: create it or give a numeric id`);
+  const db = kind === 'user' ? 'passwd' : 'group';
+  const line = await getent(opts.getent ?? 'getent', db, v).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+    const text = await readFile(`${opts.etc ?? '/etc'}/${db}`, 'utf8').catch(() => '');
+    return text.split('\n').find((l) => l.split(':')[0] === v);
+  });
+  const id = line?.split(':')[2];
+  if (id !== undefined && /^\d+$/.test(id)) return Number(id);
+  throw new ValidationError(field, `no ${kind} named "${v}" on this host (looked up through NSS: getent ${db}): create it or give a numeric id`);
+}
+
+/** The entry's line, or undefined when NSS has none (getent exits 2). */
+function getent(bin: string, db: string, key: string): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    execFile(bin, [db, '--', key], { timeout: 5000 }, (err, stdout) => {
+      if (!err) return resolve(stdout.split('\n')[0]);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(err);
+      if ((err as { code?: unknown }).code === 2) return resolve(undefined);
+      reject(new Error(`getent ${db} ${key} failed: ${err.message}`));
+    });
+  });
 }

@@ -1,12 +1,13 @@
 // Resolves a relay's VF on this host (src/sriov): a PCI address is checked in sysfs, a selector
-// picks a free matching VF, and a real VF gets the VM's MAC through its PF. DPDK virtual devices
-// (devargs) pass through untouched.
+// picks a free matching VF, and a real VF gets the VM's MAC through its PF. A relay with a pool
+// (Kubernetes) gets only a VF or virtual device of its pool, checked before anything is probed.
 import type { Logger } from '../util/log.js';
 import { VioError } from '../util/errors.js';
 import type { ResolvedVf, VfResolver } from '../relay/manager.js';
 import type { RelayVf } from '../relay/types.js';
 import { discoverVfs, findVf, setVfMac, type CommandRunner, type VirtualFunction } from '../sriov/index.js';
 import { pickFreeVf } from '../util/vf-selector.js';
+import { allowedVirtualDriver, vfInPool, virtualDeviceDenied } from '../relay/pool.js';
 
 /** Drivers DPDK can drive a VF through. */
 const DPDK_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
@@ -30,17 +31,28 @@ export class HostVfResolver implements VfResolver {
   }
 
   async resolve(relayName: string, vf: RelayVf, opts: { mac?: string }): Promise<ResolvedVf> {
-    if (vf.devargs) return { vf: { devargs: vf.devargs }, display: vf.devargs };
+    const pool = vf.pool;
+    if (vf.devargs) {
+      if (pool && !allowedVirtualDriver(vf.devargs, pool.virtualDevices)) throw virtualDeviceDenied(pool);
+      return { vf: { devargs: vf.devargs }, display: vf.devargs };
+    }
+    if (pool && vf.pciAddresses?.length && this.o.standIns?.[vf.pciAddresses[0]!.toLowerCase()]) {
+      // a stand-in has no sysfs VF: only an address the pool lists by name qualifies
+      const off = vf.pciAddresses.find((x) => !pool.pciAddresses.includes(x.toLowerCase()));
+      if (off) throw new VioError('EPERM', `vf.pciAddress: ${off} is not in pool ${pool.name} (VirtioForwarderPolicy ${pool.policy} spec.vfs.pciAddresses)`);
+    }
     const standIn = this.standIn(relayName, vf);
     if (standIn) return standIn;
     let vfs: VirtualFunction[];
     if (vf.selector) {
       const inUse = [...this.held.entries()].filter(([n]) => n !== relayName).flatMap(([, a]) => a);
-      const all = await discoverVfs({ root: this.o.sysRoot });
+      const found = await discoverVfs({ root: this.o.sysRoot });
+      const all = pool ? found.filter((v) => vfInPool(v, pool)) : found;
       const pick = pickFreeVf(all, { selector: vf.selector, inUse });
       if (!pick) {
         const sel = Object.entries(vf.selector).map(([k, v]) => `${k}=${String(v)}`).join(',');
-        throw new VioError('ENODEV', `no free VF on this node matches selector ${sel} (${all.length} VF(s) found, ${inUse.length} in use)`);
+        const counts = pool ? `${all.length} of ${found.length} VF(s) in pool ${pool.name}` : `${all.length} VF(s) found`;
+        throw new VioError('ENODEV', `no free VF on this node matches selector ${sel} (${counts}, ${inUse.length} in use)`);
       }
       vfs = [pick];
     } else {
@@ -48,7 +60,14 @@ export class HostVfResolver implements VfResolver {
       vfs = [];
       for (const a of addrs) {
         const found = await findVf(a, { root: this.o.sysRoot });
-        if (!found) throw new VioError('ENODEV', `VF ${a} is not on this node (no such PCI device, or not a VF): check the address with 'vio4wd doctor'`);
+        if (!found) {
+          // a tenant may name any PCI address: one that is no VF is refused, never probed
+          if (pool) throw new VioError('EPERM', `vf.pciAddress: ${a} is not a VF of pool ${pool.name} on this node (no such VF)`);
+          throw new VioError('ENODEV', `VF ${a} is not on this node (no such PCI device, or not a VF): check the address with 'vio4wd doctor'`);
+        }
+        if (pool && !vfInPool(found, pool)) {
+          throw new VioError('EPERM', `vf.pciAddress: VF ${a} (PF ${found.pfName}, ${found.vendor}:${found.device}) is not in pool ${pool.name} (VirtioForwarderPolicy ${pool.policy} spec.vfs)`);
+        }
         for (const [other, held] of this.held) {
           if (other !== relayName && held.includes(found.pciAddress)) throw new VioError('EBUSY', `VF ${a} is already used by relay "${other}"`);
         }

@@ -72,6 +72,8 @@ export function resolveDevices(
   ids: readonly string[],
   lookup: (id: string) => RelayStatus | undefined,
   field: string,
+  /** every relay of the node: a socket directory another relay shares is never mounted */
+  all: readonly RelayStatus[] = [],
 ): RelayStatus[] {
   if (ids.length === 0) throw new DevicePluginError('EINVAL', `${field} is empty: name at least one device of ${pool.resourceName}`);
   const seen = new Set<string>();
@@ -88,6 +90,15 @@ export function resolveDevices(
     }
     if (!posix.isAbsolute(status.socketPath)) {
       throw new DevicePluginError('EUNHEALTHY', `${field}: device "${id}" has no absolute socket path ("${status.socketPath}")`);
+    }
+    const dir = posix.dirname(status.socketPath);
+    const sharing = all.find((o) => o.name !== id && posix.dirname(o.socketPath) === dir);
+    if (sharing) {
+      // the pod would get a read-write mount of the other relay's socket too
+      throw new DevicePluginError(
+        'EUNHEALTHY',
+        `${field}: device "${id}" keeps its socket in ${dir}, which also holds relay "${sharing.name}"'s: a pod may get only a directory of its own (standalone agents give each relay one when the device plugin is on)`,
+      );
     }
     const prefix = deviceEnvPrefix(id);
     const other = prefixes.get(prefix);

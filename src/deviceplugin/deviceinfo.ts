@@ -1,7 +1,7 @@
 // Device-info files (network plumbing WG device-info spec v1.1.0, section 4.1) for allocated
 // relays: written at Allocate, rewritten when the relay changes, removed when it goes away.
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { RelayStatus } from '../relay/types.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -77,6 +77,44 @@ export class DeviceInfoFiles {
   removePool(resourceName: string): Promise<void> {
     return this.serial(async () => {
       for (const [id, w] of [...this.written]) if (w.resourceName === resourceName) await this.doRemove(id);
+    });
+  }
+
+  /**
+   * At start: files an earlier agent left (killed before it could remove them) are removed,
+   * except those of relays this agent runs again (from its checkpoint), which it takes over.
+   */
+  sweep(relays: readonly RelayStatus[]): Promise<void> {
+    return this.serial(async () => {
+      let names: string[];
+      try {
+        names = await readdir(this.dir);
+      } catch {
+        return; // no directory yet: nothing left behind
+      }
+      const mine = new Map(relays.map((s) => [deviceInfoFileName(resourceNameOf(s), s.name), s]));
+      let removed = 0;
+      for (const n of names) {
+        if (!n.startsWith('vio4wd.io-') || !/-device\.json(\.\d+\.tmp)?$/.test(n)) continue;
+        const path = join(this.dir, n);
+        const s = mine.get(n);
+        if (s && !this.written.has(s.name)) {
+          try {
+            const info = JSON.parse(await readFile(path, 'utf8')) as { 'vhost-user'?: { path?: string } };
+            const sock = info['vhost-user']?.path;
+            if (sock) {
+              this.written.set(s.name, { resourceName: resourceNameOf(s), path, podDir: dirname(sock) });
+              continue;
+            }
+          } catch {
+            // unreadable: removed below
+          }
+        }
+        if (s && this.written.has(s.name)) continue;
+        await this.unlink(path);
+        removed++;
+      }
+      if (removed) this.log.info({ dir: this.dir, removed }, 'device-info files left by an earlier agent removed');
     });
   }
 

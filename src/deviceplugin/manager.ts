@@ -82,6 +82,7 @@ export class DevicePluginManager {
     this.poll = setInterval(() => this.kick(), this.pollIntervalMs);
     this.poll.unref();
     this.log.info({ pluginDir: this.pluginDir, deviceInfoDir: this.deviceInfoDir }, 'device plugin manager started');
+    await this.files.sweep(this.view.list());
     await this.reconcile();
   }
 

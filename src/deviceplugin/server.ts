@@ -220,8 +220,9 @@ export class PoolPlugin {
       throw new DevicePluginError('EINVAL', `container_requests is empty: name at least one device of ${this.pool.resourceName}`);
     }
     // resolve everything first (synchronously, from the view) so a bad ID fails before any write
+    const all = this.view.list();
     const resolved = req.container_requests.map((c, i) =>
-      resolveDevices(this.pool, c.devices_ids, (id) => this.view.get(id), `container_requests[${i}].devices_ids`),
+      resolveDevices(this.pool, c.devices_ids, (id) => this.view.get(id), `container_requests[${i}].devices_ids`, all),
     );
     const writes = resolved.flatMap((devs) => devs.map((s, slot) => this.deviceInfo.write(s, podSocketDir(this.pool, slot))));
     await Promise.all(writes);

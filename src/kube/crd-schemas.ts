@@ -3,7 +3,7 @@
 // ajv validators the agent uses on objects it reads.
 import type { FromSchema } from 'json-schema-to-ts';
 import { MAC_PATTERN } from '../util/identifiers.js';
-import { MAX_QUEUES } from '../util/limits.js';
+import { MAX_QUEUES, MTU_MAX, MTU_MIN } from '../util/limits.js';
 import {
   bondModeSchema,
   devargsSchema,
@@ -11,7 +11,6 @@ import {
   pciAddressSchema,
   pciAddressesSchema,
   relayCpusSchema,
-  socketPermSchema,
   vfSelectorProperties,
 } from '../util/schema-parts.js';
 
@@ -21,6 +20,8 @@ export const RELAY_KIND = 'VirtioRelay';
 export const RELAY_PLURAL = 'virtiorelays';
 export const NODE_KIND = 'VirtioForwarderNode';
 export const NODE_PLURAL = 'virtioforwardernodes';
+export const POLICY_KIND = 'VirtioForwarderPolicy';
+export const POLICY_PLURAL = 'virtioforwarderpolicies';
 
 const pci = pciAddressSchema;
 
@@ -60,7 +61,10 @@ export const virtioRelaySpecSchema = {
           description: 'Pick any free VF that matches all given fields.',
           properties: vfSelectorProperties,
         },
-        devargs: devargsSchema,
+        devargs: {
+          ...devargsSchema,
+          description: 'DPDK devargs of a virtual device used as the VF (testing), e.g. net_tap0,iface=vf0. Only on nodes whose agent config allows the driver (kubernetes.allowVirtualDevices) and in pools whose VirtioForwarderPolicy lists it (spec.vfs.virtualDevices).',
+        },
       },
       'x-kubernetes-validations': [
         {
@@ -72,25 +76,38 @@ export const virtioRelaySpecSchema = {
     },
     vhostUser: {
       type: 'object',
-      description: 'The vhost-user socket the VM uses.',
+      description: 'The vhost-user socket the VM uses. Where it lives and who owns it is the node admin\'s (the agent\'s socket root and the pool\'s VirtioForwarderPolicy), never the relay\'s.',
       properties: {
         mode: {
           type: 'string',
           description: 'client (default): QEMU creates the socket and the relay connects, so either side can restart. server: the relay creates the socket.',
           enum: ['client', 'server'],
         },
-        socketDir: { type: 'string', description: 'Host directory for the socket (default: the agent\'s socket directory).', pattern: '^/' },
-        owner: { type: 'string', description: 'Owner of the socket (user name or uid).' },
-        group: { type: 'string', description: 'Group of the socket (group name or gid).' },
-        perm: socketPermSchema,
+        // no longer accepted (a host path and host ids chosen by a tenant): still declared so
+        // that the apiserver refuses them by name instead of pruning them silently
+        socketDir: { type: 'string', description: 'Not accepted: the socket directory is the node agent\'s (kubernetes.socketDir).', maxLength: 4096 },
+        owner: { type: 'string', description: 'Not accepted: set by the pool\'s VirtioForwarderPolicy (spec.socket.owner).', maxLength: 256 },
+        group: { type: 'string', description: 'Not accepted: set by the pool\'s VirtioForwarderPolicy (spec.socket.group).', maxLength: 256 },
+        perm: { type: 'string', description: 'Not accepted: set by the pool\'s VirtioForwarderPolicy (spec.socket.perm).', maxLength: 16 },
       },
+      'x-kubernetes-validations': [
+        {
+          rule: '!has(self.socketDir)',
+          message: 'vhostUser.socketDir is not accepted: the socket directory belongs to the node agent (its kubernetes.socketDir); remove the field',
+          fieldPath: '.socketDir',
+        },
+        {
+          rule: '!has(self.owner) && !has(self.group) && !has(self.perm)',
+          message: 'vhostUser.owner, vhostUser.group and vhostUser.perm are not accepted: the pool\'s VirtioForwarderPolicy sets them (spec.socket); remove the fields',
+        },
+      ],
     },
     queues: { type: 'integer', description: `Queue pairs, 1..${MAX_QUEUES} (default 1).` },
     mac: { type: 'string', description: 'The VM\'s MAC address; set on the VF so frames pass it (the relay rewrites nothing).' },
     mtu: mtuSchema,
     resourceName: {
       type: 'string',
-      description: 'Device-plugin resource the socket is offered as (default vio4wd.io/vhostuser).',
+      description: 'The pool: the device-plugin resource the socket is offered as (default vio4wd.io/vhostuser). A VirtioForwarderPolicy for this pool must select the node and list the relay\'s namespace.',
       pattern: '^vio4wd\\.io/[a-zA-Z0-9._-]+$',
     },
     numaNode: { type: 'integer', description: 'NUMA node for the relay\'s memory and workers (default: the VF\'s).', minimum: 0 },
@@ -204,7 +221,104 @@ export const virtioForwarderNodeStatusSchema = {
   },
 } as const;
 
+const labelSelector = {
+  type: 'object',
+  description: 'Which nodes, by their labels (a Kubernetes label selector). Leave it out for every node.',
+  properties: {
+    matchLabels: { type: 'object', description: 'Labels the node must have, with these values.', additionalProperties: { type: 'string' } },
+    matchExpressions: {
+      type: 'array',
+      description: 'Label requirements, all of which must hold.',
+      items: {
+        type: 'object',
+        required: ['key', 'operator'],
+        properties: {
+          key: { type: 'string', description: 'Label key.' },
+          operator: { type: 'string', description: 'In, NotIn, Exists or DoesNotExist.', enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] },
+          values: { type: 'array', description: 'Values for In and NotIn.', items: { type: 'string' } },
+        },
+      },
+    },
+  },
+} as const;
+
+/** A pool, as the node admin defines it: where it exists, what it may draw on, who may use it. */
+export const virtioForwarderPolicySpecSchema = {
+  type: 'object',
+  description: 'One pool of relays (one device-plugin resource) on the nodes it selects: the VFs it may use, its limits, how its sockets are owned, and which namespaces may place relays in it.',
+  required: ['resourceName', 'namespaces', 'vfs'],
+  properties: {
+    resourceName: {
+      type: 'string',
+      description: 'The pool: the device-plugin resource its relays are offered as, e.g. vio4wd.io/vhostuser. VirtioRelays name it in spec.resourceName.',
+      pattern: '^vio4wd\\.io/[a-zA-Z0-9._-]+$',
+      maxLength: 253,
+    },
+    nodeSelector: labelSelector,
+    namespaces: {
+      type: 'array',
+      description: 'Namespaces whose VirtioRelays may use the pool ("*": every namespace).',
+      minItems: 1,
+      items: { type: 'string', pattern: '^(\\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$', maxLength: 63 },
+    },
+    vfs: {
+      type: 'object',
+      description: 'What the pool may draw on: a VF qualifies when it matches any entry (its PF name, its PCI address or its vendor:device); virtual devices only by DPDK driver name, and only on nodes whose agent allows them.',
+      properties: {
+        pfNames: { type: 'array', description: 'PF netdev names, e.g. ens1f0: any VF of these PFs.', items: { type: 'string', maxLength: 15 } },
+        pciAddresses: { type: 'array', description: 'PCI addresses of VFs.', items: pci },
+        devices: {
+          type: 'array',
+          description: 'VF vendor and device ids (hex), e.g. {vendor: "8086", device: "154c"}.',
+          items: {
+            type: 'object',
+            required: ['vendor', 'device'],
+            properties: {
+              vendor: { type: 'string', description: 'PCI vendor id, hex.', pattern: '^[0-9a-fA-F]{4}$' },
+              device: { type: 'string', description: 'PCI device id, hex.', pattern: '^[0-9a-fA-F]{4}$' },
+            },
+          },
+        },
+        virtualDevices: {
+          type: 'array',
+          description: 'DPDK virtual-device drivers (devargs) the pool may use, e.g. net_tap (testing). The node agent must allow them too (kubernetes.allowVirtualDevices).',
+          items: { type: 'string', pattern: '^net_[a-z0-9_]+$', maxLength: 32 },
+        },
+      },
+      'x-kubernetes-validations': [
+        {
+          rule: '[has(self.pfNames) && size(self.pfNames) > 0, has(self.pciAddresses) && size(self.pciAddresses) > 0, has(self.devices) && size(self.devices) > 0, has(self.virtualDevices) && size(self.virtualDevices) > 0].exists(x, x)',
+          message: 'vfs must list at least one of pfNames, pciAddresses, devices or virtualDevices',
+        },
+      ],
+    },
+    limits: {
+      type: 'object',
+      description: 'Limits on what a relay of the pool may ask for.',
+      properties: {
+        maxQueues: { type: 'integer', description: `Most queue pairs per relay, 1..${MAX_QUEUES}.`, minimum: 1, maximum: MAX_QUEUES },
+        maxMtu: { type: 'integer', description: `Largest MTU, ${MTU_MIN}..${MTU_MAX}.`, minimum: MTU_MIN, maximum: MTU_MAX },
+      },
+    },
+    socket: {
+      type: 'object',
+      description: 'How the pool\'s socket directories and sockets are owned. Each relay gets a directory of its own under the agent\'s socket root.',
+      properties: {
+        owner: { type: 'string', description: 'Owner of the relay directory and socket: a user name (resolved on the node through NSS) or a uid. Default root.', pattern: '^[a-z_0-9][-a-z0-9_.$]*$', maxLength: 32 },
+        group: { type: 'string', description: 'Group of the relay directory and socket: a group name (NSS) or a gid, e.g. the group QEMU runs as. Default root.', pattern: '^[a-z_0-9][-a-z0-9_.$]*$', maxLength: 32 },
+        directoryMode: {
+          type: 'string',
+          description: '0750: only the owner creates files (QEMU runs as the owner); 2770 (default): the group may create the socket (QEMU runs in the group), and the socket inherits the group.',
+          enum: ['0750', '2770'],
+        },
+        perm: { type: 'string', description: 'Socket permissions: 0660 (default) or 0600.', enum: ['0660', '0600'] },
+      },
+    },
+  },
+} as const;
+
 export type VirtioRelaySpec = FromSchema<typeof virtioRelaySpecSchema>;
+export type VirtioForwarderPolicySpec = FromSchema<typeof virtioForwarderPolicySpecSchema>;
 export type VirtioRelayStatus = FromSchema<typeof virtioRelayStatusSchema>;
 export type VirtioForwarderNodeStatus = FromSchema<typeof virtioForwarderNodeStatusSchema>;
 
@@ -236,6 +350,13 @@ export interface VirtioForwarderNode {
   metadata: ObjectMeta;
   spec?: { nodeName?: string };
   status?: VirtioForwarderNodeStatus;
+}
+
+export interface VirtioForwarderPolicy {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec: VirtioForwarderPolicySpec;
 }
 
 /** Whole CustomResourceDefinition objects, as crds/*.yaml hold them. */
@@ -319,6 +440,48 @@ export function crdObjects(): Record<string, unknown>[] {
                     properties: { nodeName: { type: 'string', description: 'The node (same as metadata.name).' } },
                   },
                   status: virtioForwarderNodeStatusSchema,
+                },
+              },
+            },
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: `${POLICY_PLURAL}.${GROUP}` },
+      spec: {
+        group: GROUP,
+        scope: 'Cluster',
+        names: {
+          plural: POLICY_PLURAL,
+          singular: 'virtioforwarderpolicy',
+          kind: POLICY_KIND,
+          listKind: 'VirtioForwarderPolicyList',
+          shortNames: ['vfp'],
+          categories: ['vio4wd'],
+        },
+        versions: [
+          {
+            name: VERSION,
+            served: true,
+            storage: true,
+            additionalPrinterColumns: [
+              { name: 'Pool', type: 'string', jsonPath: '.spec.resourceName', description: 'Device-plugin resource of the pool' },
+              { name: 'Namespaces', type: 'string', jsonPath: '.spec.namespaces', description: 'Namespaces that may use the pool' },
+              { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+            ],
+            schema: {
+              openAPIV3Schema: {
+                type: 'object',
+                description: 'A VirtioForwarderPolicy, written by the cluster admin, defines a pool of relays on the nodes it selects: which VFs the pool may use, its limits, who owns its sockets and which namespaces may place VirtioRelays in it. A VirtioRelay only names the pool.',
+                required: ['spec'],
+                properties: {
+                  apiVersion: { type: 'string', description: 'APIVersion of this object.' },
+                  kind: { type: 'string', description: 'Kind of this object.' },
+                  metadata: { type: 'object' },
+                  spec: virtioForwarderPolicySpecSchema,
                 },
               },
             },

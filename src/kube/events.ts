@@ -27,6 +27,8 @@ export const EventReason = {
   RelayRemoved: 'RelayRemoved',
   /** agent: the spec cannot become a relay */
   InvalidSpec: 'InvalidSpec',
+  /** agent: the pool's VirtioForwarderPolicy (or the node's own config) does not allow it */
+  PolicyDenied: 'PolicyDenied',
   /** agent: a guest connected to the socket, or went away */
   GuestConnected: 'GuestConnected',
   GuestDisconnected: 'GuestDisconnected',

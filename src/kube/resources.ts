@@ -1,4 +1,5 @@
-// Typed clients for vio4wd's two resources, VirtioRelay and VirtioForwarderNode: the only place
+// Typed clients for vio4wd's resources, VirtioRelay, VirtioForwarderNode and (read-only)
+// VirtioForwarderPolicy: the only place
 // that spells their group, version and plural. Patches carry a field manager, so
 // `kubectl get --show-managed-fields` says which side (agent or operator) wrote what.
 import type { KubernetesListObject } from '@kubernetes/client-node';
@@ -8,9 +9,11 @@ import {
   GROUP,
   NODE_KIND,
   NODE_PLURAL,
+  POLICY_PLURAL,
   RELAY_PLURAL,
   VERSION,
   type VirtioForwarderNode,
+  type VirtioForwarderPolicy,
   type VirtioForwarderNodeStatus,
   type VirtioRelay,
 } from './crd-schemas.js';
@@ -50,7 +53,7 @@ export function objectKey(obj: { metadata?: { namespace?: string; name?: string 
 }
 
 /** Callbacks and selectors of an informer over one of the resources. */
-export type WatchOptions<T extends VirtioRelay | VirtioForwarderNode> = Omit<InformerOptions<T>, 'path' | 'list'>;
+export type WatchOptions<T extends VirtioRelay | VirtioForwarderNode | VirtioForwarderPolicy> = Omit<InformerOptions<T>, 'path' | 'list'>;
 
 /** A merge-patch body for metadata and spec; null removes a field. */
 export interface RelayPatch {
@@ -165,13 +168,27 @@ export class VirtioForwarderNodeClient {
   }
 }
 
+/** The admin's pools: read, never written, by vio4wd. */
+export class VirtioForwarderPolicyClient {
+  constructor(private readonly clients: KubeClients) {}
+
+  informer(opts: WatchOptions<VirtioForwarderPolicy>): ResilientInformer<VirtioForwarderPolicy> {
+    return new ResilientInformer<VirtioForwarderPolicy>(this.clients.kc, {
+      ...opts,
+      path: `/apis/${GROUP}/${VERSION}/${POLICY_PLURAL}`,
+      list: async () => (await this.clients.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: POLICY_PLURAL })) as KubernetesListObject<VirtioForwarderPolicy>,
+    });
+  }
+}
+
 /** The clients a controller uses, all writing as one field manager. */
 export interface Resources {
   relays: VirtioRelayClient;
   nodes: VirtioForwarderNodeClient;
+  policies: VirtioForwarderPolicyClient;
 }
 
 export function resources(clients: KubeClients, fieldManager: string): Resources {
-  return { relays: new VirtioRelayClient(clients, fieldManager), nodes: new VirtioForwarderNodeClient(clients, fieldManager) };
+  return { relays: new VirtioRelayClient(clients, fieldManager), nodes: new VirtioForwarderNodeClient(clients, fieldManager), policies: new VirtioForwarderPolicyClient(clients) };
 }
 

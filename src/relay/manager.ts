@@ -2,16 +2,18 @@
 // ZeroMQ port control or Kubernetes; each is reconciled into the engine on its own serial
 // chain, with retries and backoff, so one failing relay never disturbs the others.
 import { EventEmitter } from 'node:events';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, rmdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { ValidationError, VioError, errorCode, errorMessage } from '../util/errors.js';
 import { isMacAddress, isPciAddress } from '../util/identifiers.js';
-import { MAX_BOND_MEMBERS, MAX_DEVARGS, MAX_QUEUES, MAX_RELAYS, MTU_MAX, MTU_MIN } from '../util/limits.js';
+import { MAX_BOND_MEMBERS, MAX_DEVARGS, MAX_QUEUES, MAX_RELAYS, MAX_SOCKET_PATH, MTU_MAX, MTU_MIN } from '../util/limits.js';
 import type { EngineEvent, RelayConfig, RelayInfo, VfSource } from '../engine/types.js';
 import type { RelaySpec, RelayStatus, RelayVf, RelayView } from './types.js';
 import { deriveReady, initialConditions, phaseFor, setCondition } from './conditions.js';
 import { Reason, isPermanent, isSocketReason, reasonForCode } from './reasons.js';
+import { allowedVirtualDriver, virtualDeviceDenied } from './pool.js';
+import { prepareRelayDir } from './socketdir.js';
 
 /** The part of the engine facade RelayManager drives (src/engine/Engine implements it). */
 export interface RelayEngine {
@@ -53,6 +55,10 @@ export interface RelayDefaults {
   owner?: number;
   group?: number;
   perm?: number;
+  /** Each relay without a socketPath gets a directory of its own, <socketDir>/<relay name>/,
+   *  (0750, or 2770 with a group) instead of sharing socketDir: for an agent whose device plugin
+   *  mounts a relay's socket directory into a pod. */
+  relayDirs?: boolean;
   mergeableRxBuffers?: boolean;
   tso?: boolean;
   /** VF MTU of relays that give none (virtio-forwarder's VIRTIOFWD_JUMBO: 9000). */
@@ -255,6 +261,8 @@ export class RelayManager extends EventEmitter implements RelayView {
       this.entries.delete(name);
       if (this.byId.get(entry.id) === entry) this.byId.delete(entry.id);
       this.resolver?.release(name);
+      // a directory of its own (relayDirs) goes with the relay; rmdir leaves one still in use
+      if (this.defaults.relayDirs && !entry.spec.vhostUser.socketPath) await rmdir(dirname(entry.socketPath)).catch(() => undefined);
       this.log.info({ relay: name, id: entry.id }, 'relay removed');
       this.emit('removed', name);
     }
@@ -380,7 +388,9 @@ export class RelayManager extends EventEmitter implements RelayView {
   private socketPathFor(spec: RelaySpec, id: number): string {
     const v = spec.vhostUser;
     if (v.socketPath) return v.socketPath;
-    return join(v.socketDir ?? this.defaults.socketDir, this.defaults.socketNamePattern.replace('%u', String(id)));
+    const file = this.defaults.socketNamePattern.replace('%u', String(id));
+    const dir = v.socketDir ?? this.defaults.socketDir;
+    return this.defaults.relayDirs ? join(dir, spec.name, file) : join(dir, file);
   }
 
   private refreshStaticStatus(entry: Entry): void {
@@ -640,7 +650,11 @@ export class RelayManager extends EventEmitter implements RelayView {
   private async resolveVf(spec: RelaySpec, attachedMac?: string): Promise<ResolvedVf> {
     const vf = spec.vf;
     if (this.resolver) return this.resolver.resolve(spec.name, vf, { mac: attachedMac ?? spec.mac });
-    if (vf.devargs) return { vf: { devargs: vf.devargs }, display: vf.devargs };
+    if (vf.devargs) {
+      if (vf.pool && !allowedVirtualDriver(vf.devargs, vf.pool.virtualDevices)) throw virtualDeviceDenied(vf.pool);
+      return { vf: { devargs: vf.devargs }, display: vf.devargs };
+    }
+    if (vf.pool && vf.pciAddresses?.length) throw new VioError('EPERM', `pool ${vf.pool.name}: this agent has no VF discovery to check ${vf.pciAddresses.join(',')} against the pool`);
     if (vf.pciAddresses?.length) {
       return {
         vf: { pciAddresses: vf.pciAddresses, bondMode: vf.bondMode, bondName: vf.bondName },
@@ -652,7 +666,20 @@ export class RelayManager extends EventEmitter implements RelayView {
 
   private async ensureSocketDir(entry: Entry): Promise<void> {
     const dir = dirname(entry.socketPath);
+    const own = entry.spec.vhostUser.directory;
+    if (own) {
+      await prepareRelayDir(dir, own);
+      return;
+    }
     const managed = !entry.spec.vhostUser.socketPath;
+    if (managed && this.defaults.relayDirs) {
+      await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
+      const v = entry.spec.vhostUser;
+      const uid = typeof v.owner === 'number' ? v.owner : (this.defaults.owner ?? 0);
+      const gid = typeof v.group === 'number' ? v.group : this.defaults.group;
+      await prepareRelayDir(dir, { uid, gid: gid ?? 0, mode: gid !== undefined ? 0o2770 : 0o750 });
+      return;
+    }
     if (managed) {
       await mkdir(dir, { recursive: true, mode: 0o755 });
       return;
@@ -774,8 +801,16 @@ export function normalizeSpec(input: RelaySpec, defaults: RelayDefaults = DEFAUL
   if (v.socketPath !== undefined && !isAbsolute(v.socketPath)) {
     throw new ValidationError('vhostUser.socketPath', `"${v.socketPath}" must be an absolute path`);
   }
+  if (v.socketPath !== undefined && Buffer.byteLength(v.socketPath) > MAX_SOCKET_PATH) {
+    throw new ValidationError('vhostUser.socketPath', `${v.socketPath} is ${Buffer.byteLength(v.socketPath)} bytes, more than a unix socket path takes (${MAX_SOCKET_PATH}): use a shorter name or socket directory`);
+  }
   if (v.socketDir !== undefined && !isAbsolute(v.socketDir)) {
     throw new ValidationError('vhostUser.socketDir', `"${v.socketDir}" must be an absolute path`);
+  }
+  for (const k of ['owner', 'group'] as const) {
+    const o = v[k];
+    if (typeof o === 'string' && /^\d+$/.test(o)) v[k] = Number(o);
+    else if (typeof o === 'string') throw new ValidationError(`vhostUser.${k}`, `"${o}" must be resolved to a number before the relay is applied (the agent does it through NSS)`);
   }
   if (v.perm !== undefined && !/^0?[0-7]{3}$/.test(v.perm)) {
     throw new ValidationError('vhostUser.perm', `"${v.perm}" is not a permission: use octal digits like 0660`);
@@ -805,7 +840,9 @@ export function normalizeSpec(input: RelaySpec, defaults: RelayDefaults = DEFAUL
 function configKey(entry: Entry): string {
   const s = entry.spec;
   // CPUs are applied live, everything else needs a re-attach
-  return JSON.stringify([s.vf, s.vhostUser, entry.socketPath, s.queues, s.guestQueues, s.mtu, s.mac, s.numaNode]);
+  // a pool that changes (an admin edits the policy) is checked at the next attach and does
+  // not interrupt a running relay
+  return JSON.stringify([{ ...s.vf, pool: undefined }, s.vhostUser, entry.socketPath, s.queues, s.guestQueues, s.mtu, s.mac, s.numaNode]);
 }
 
 function cpusKey(c: { vfToVm?: number; vmToVf?: number } | undefined): string {

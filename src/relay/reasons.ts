@@ -21,6 +21,8 @@ export const Reason = {
   InvalidSpec: 'InvalidSpec',
   EngineError: 'EngineError',
   EngineNotStarted: 'EngineNotStarted',
+  /** the relay's pool (VirtioForwarderPolicy) does not allow this VF or virtual device */
+  PolicyDenied: 'PolicyDenied',
   // SocketReady
   Listening: 'Listening',
   Connecting: 'Connecting',
@@ -57,6 +59,8 @@ export function reasonForCode(code: string | undefined): Reason {
       return Reason.EngineNotStarted;
     case 'EBUSY':
       return Reason.VFInUse;
+    case 'EPERM':
+      return Reason.PolicyDenied;
     default:
       return Reason.EngineError;
   }
@@ -78,7 +82,7 @@ export function codeForReason(reason: string | undefined): ErrorCode {
 
 /** Codes of attach errors that retrying the same spec will not cure. */
 export function isPermanent(code: string | undefined): boolean {
-  return code === 'EINVAL';
+  return code === 'EINVAL' || code === 'EPERM';
 }
 
 /** A failure reason that belongs to the socket rather than the VF. */

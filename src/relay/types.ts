@@ -1,5 +1,6 @@
 // The node's desired and observed relay state, as RelayManager keeps it. Other roles (ZeroMQ
 // control, device plugin, Kubernetes reconciler, metrics) see relays only through these types.
+import type { VfPool } from './pool.js';
 
 import type { VfSelector } from '../util/vf-selector.js';
 import type { Reason } from './reasons.js';
@@ -14,6 +15,8 @@ export interface RelayVf {
   devargs?: string;
   bondMode?: number;
   bondName?: string;
+  /** What the relay may draw on (a Kubernetes relay's pool): checked before anything is probed. */
+  pool?: VfPool;
 }
 
 export interface RelayVhostUser {
@@ -26,6 +29,9 @@ export interface RelayVhostUser {
   group?: string | number;
   /** Octal permission string, e.g. "0660". */
   perm?: string;
+  /** The socket's directory is the relay's own: created (after the VF passed its checks) with
+   *  this owner, group and mode, and never world-writable. */
+  directory?: { uid: number; gid: number; mode: number };
 }
 
 /** One relay as the user (config file, ZeroMQ client, VirtioRelay CR) asked for it. */

@@ -18,6 +18,7 @@ import { join, posix } from 'node:path';
 import { DOMParser, type Element } from '@xmldom/xmldom';
 import { startKube, type KubeEnv } from './kube.js';
 import { CniDriver } from './cni.js';
+import { TEST_VIRTUAL_DEVICES, testPoolPolicy } from './policy.js';
 import { Netns, spawnTracked, testTempDir, type TrackedProcess } from './netns.js';
 import { AgentProcess } from './agent.js';
 import { TestKubelet } from './kubelet.js';
@@ -373,6 +374,9 @@ export class E2eEnv {
     await this.kube.kubectl('apply', '-f', 'crds/');
     await this.kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io', 'crd/virtioforwardernodes.vio4wd.io');
     await this.kube.kubectl('create', 'namespace', NAMESPACE);
+    // the pools the tests use: VF stand-ins (tap, af_packet on the netns veths), which this
+    // test node's agent allows (kubernetes.allowVirtualDevices below)
+    await this.kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify(testPoolPolicy([NAMESPACE])) });
     await this.api.core.createNode({ body: { metadata: { name: NODE, labels: { 'kubernetes.io/hostname': NODE } } } });
 
     // the node: a netns for the agent and its VF stand-ins, with the apiserver reachable
@@ -432,6 +436,7 @@ export class E2eEnv {
       // the VF stand-ins are veths on bridges: vio4wd-cni programs their bridge FDB entries
       sriov: { vfProgrammer: 'standin' },
       cni: { enabled: true, socket: this.dirs.cniSocket, statePath: this.dirs.cniState },
+      kubernetes: { allowVirtualDevices: TEST_VIRTUAL_DEVICES },
     };
     const a = await AgentProcess.start({
       config: this.agentConfigPath || config,
@@ -619,3 +624,4 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   }
   return undefined;
 }
+

@@ -92,6 +92,12 @@ export interface GuestOptions {
   /** Extra QEMU arguments, appended as they are. */
   extraArgs?: string[];
   image?: GuestImage;
+  /**
+   * Run QEMU as this user and group from the start (setpriv, no supplementary groups), as
+   * libvirt or KubeVirt run it: the work dir and the image must then be readable (and the work
+   * dir writable) by that user.
+   */
+  runAs?: { user: string; group: string };
 }
 
 export interface GuestNicInfo { name: string; mac: string; ip: string; mtu: number; queues: number; maxQueues: number }
@@ -355,6 +361,10 @@ export class Guest extends EventEmitter {
     for (const n of o.nics) if (n.mode === 'server') rmSync(n.socketPath, { force: true });
     let cmd = 'qemu-system-x86_64';
     let args = qemuArgs(o, qmpPath);
+    if (opts.runAs) {
+      args = ['--reuid', opts.runAs.user, '--regid', opts.runAs.group, '--clear-groups', cmd, ...args];
+      cmd = 'setpriv';
+    }
     const cpus = opts.cpus === undefined ? '0' : opts.cpus;
     if (cpus !== null) {
       args = ['-c', cpus, cmd, ...args];

@@ -32,7 +32,7 @@ before(async () => {
 /** The chart's CRDs, as `helm install` left them (installed here when a test runs alone). */
 async function crds(): Promise<void> {
   await kube.kubectl('apply', '-f', `${CHART}/crds/`);
-  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io', 'crd/virtioforwardernodes.vio4wd.io');
+  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io', 'crd/virtioforwardernodes.vio4wd.io', 'crd/virtioforwarderpolicies.vio4wd.io');
 }
 
 after(async () => {
@@ -134,6 +134,7 @@ const ALL: Obj = {
     capabilities: ['IPC_LOCK', 'SYS_ADMIN', 'NET_ADMIN', 'SYS_RAWIO'],
     hostNetwork: false,
     socketDir: '/run/vfwd/sockets',
+    allowVirtualDevices: ['net_tap'],
     devicePlugin: { pluginDir: '/data/kubelet/device-plugins', devinfoDir: '/run/devinfo/dp' },
     hugepages: { dir: '/mnt/huge1g', size: '1Gi', amount: '2Gi' },
     vfioDir: '/dev/vfio-test',
@@ -142,7 +143,7 @@ const ALL: Obj = {
     sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' },
     cni: { binDir: '/usr/libexec/cni', type: 'vfwd', socketDir: '/run/vfwd/cni', stateDir: '/var/lib/vfwd' },
     control: { ipcDir: '/run/vfwd/ipc' },
-    metrics: { port: 19464 },
+    metrics: { port: 19464, expose: true },
     extraConfig: { vhostUser: { perm: '0660' }, engine: { tso: true } },
     resources: { requests: { cpu: '2', memory: '512Mi' }, limits: { cpu: '2', memory: '512Mi' } },
     // null removes a default key (Helm merges maps)
@@ -177,6 +178,17 @@ const ALL: Obj = {
   },
   metrics: { serviceMonitor: { enabled: true, interval: '15s', scrapeTimeout: '10s', labels: { release: 'prometheus' } } },
   kubevirt: { bindingName: 'fastnic', sidecarImage: 'registry.example.com/net/sidecar:1' },
+  policies: [
+    {
+      name: 'fast',
+      resourceName: 'vio4wd.io/fast',
+      nodeSelector: { matchLabels: { 'vio4wd.io/sriov': 'true' } },
+      vfs: { pfNames: ['ens1f0'], devices: [{ vendor: '8086', device: '1889' }], virtualDevices: ['net_tap'] },
+      limits: { maxQueues: 4, maxMtu: 9000 },
+      socket: { group: '107', directoryMode: '2770', perm: '0660' },
+      namespaces: ['vms'],
+    },
+  ],
 };
 
 const DISABLED: Obj = {
@@ -271,7 +283,11 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.equal(cfg.devicePlugin.pluginDir, '/var/lib/kubelet/device-plugins');
   assert.equal(cfg.devicePlugin.devinfoDir, '/var/run/k8s.cni.cncf.io/devinfo/dp');
   assert.equal(cfg.engine.hugeDir, '/dev/hugepages');
-  assert.equal(cfg.metrics.address, '0.0.0.0:9464');
+  // loopback by default; the kubelet probes it there (host network)
+  assert.equal(cfg.metrics.address, '127.0.0.1:9464');
+  assert.equal(cfg.metrics.authorization, false);
+  assert.equal(c.livenessProbe.httpGet.host, '127.0.0.1');
+  assert.deepEqual(cfg.kubernetes.allowVirtualDevices, [], 'no virtual devices unless the admin opts in');
   assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vio4wd/agent.sock', statePath: '/var/lib/vio4wd/attachments.json' }, 'vio4wd-cni\'s socket is where the plugin looks by default');
   assert.equal(cfg.sriov.vfProgrammer, 'netlink');
   const op = find(objs, 'Deployment', 'vio4wd-operator');
@@ -329,13 +345,21 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(cfg.engine.hugeDir, '/mnt/huge1g');
   assert.equal(cfg.engine.tso, true, 'extraConfig merged');
   assert.equal(cfg.vhostUser.perm, '0660', 'extraConfig merged');
-  assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' });
+  assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, standIns: {}, vfProgrammer: 'standin' });
   assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vfwd/cni/agent.sock', statePath: '/var/lib/vfwd/attachments.json' });
   assert.equal(cfg.control.ipcDir, '/run/vfwd/ipc');
   assert.equal(cfg.kubernetes.socketDir, '/run/vfwd/sockets');
   assert.equal(cfg.devicePlugin.pluginDir, '/data/kubelet/device-plugins');
   assert.equal(cfg.devicePlugin.devinfoDir, '/run/devinfo/dp');
+  // without the host network the pod's address is reachable: metrics only to authorised callers
   assert.equal(cfg.metrics.address, '0.0.0.0:19464');
+  assert.equal(cfg.metrics.authorization, true);
+  assert.equal(c.livenessProbe.httpGet.host, undefined);
+  assert.deepEqual(cfg.kubernetes.allowVirtualDevices, ['net_tap']);
+  const pol = find(objs, 'VirtioForwarderPolicy', 'fast');
+  const { name: _name, ...policySpec } = ALL.policies[0];
+  assert.deepEqual(pol.spec, policySpec);
+  assert.ok(objs.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'vfwd-test-metrics-reader'), 'a metrics-reader role for scrapers when metrics are exposed');
 
   const dep = find(objs, 'Deployment', 'vfwd-test-operator');
   const opod = dep.spec.template.spec;

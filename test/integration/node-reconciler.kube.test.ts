@@ -3,7 +3,7 @@
 // nothing. The engine here is the in-memory stand-in; the agent test drives the real one.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKube, type KubeEnv } from '../helpers/kube.js';
@@ -64,6 +64,15 @@ before(async () => {
   await kube.kubectl('apply', '-f', 'crds/');
   await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io');
   await kube.kubectl('create', 'namespace', 'app');
+  // the default pool, for namespace app, with tap stand-ins (the test node opts in below)
+  await kube.kubectlRun(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'vio4wd.io/v1alpha1',
+      kind: 'VirtioForwarderPolicy',
+      metadata: { name: 'vhostuser' },
+      spec: { resourceName: 'vio4wd.io/vhostuser', namespaces: ['app'], vfs: { virtualDevices: ['net_tap'] }, socket: { group: '107' } },
+    }),
+  });
   sockets = mkdtempSync(join(tmpdir(), 'vio4wd-nr-'));
   engine = new MemEngine();
   mgr = new RelayManager({ engine, logger: silentLogger(), retry: { initialMs: 50, maxMs: 500 } });
@@ -73,6 +82,7 @@ before(async () => {
     relays: mgr,
     logger: process.env.DEBUG_NR ? createLogger({ level: 'debug' }) : silentLogger(),
     socketDir: sockets,
+    allowVirtualDevices: ['net_tap'],
     heartbeatSeconds: 2,
     nodeStatus: async () => ({ engine: { up: true, dpdkVersion: '22.11' }, workerCpus: [1], vfs: [] }),
   });
@@ -99,7 +109,10 @@ test('a VirtioRelay for this node becomes Ready with finalizer, status and event
   assert.equal(vr.status?.observedGeneration, vr.metadata.generation);
   assert.equal(vr.status?.pciAddress, 'net_tap_vm1,iface=vm1');
   assert.deepEqual(vr.status?.conditions?.map((c) => `${c.type}=${c.status}`), ['VFAttached=True', 'SocketReady=True', 'GuestConnected=False', 'Ready=True']);
-  assert.ok(existsSync(join(sockets, 'app.vm1')), 'per-relay socket directory exists');
+  const dir = statSync(join(sockets, 'app.vm1'));
+  assert.equal(dir.mode & 0o7777, 0o2770, 'per-relay socket directory: group-writable with setgid, not world-writable');
+  assert.equal(dir.gid, 107, 'owned by the pool policy\'s socket group');
+  assert.equal(engine.configs.get(vr.status!.relayId!)?.socketPerm, 0o660);
   assert.equal(engine.configs.get(vr.status!.relayId!)?.mode, 'client', 'Kubernetes relays default to client mode');
   const events = await until('RelayReady event', async () => {
     const e = await kube.kubectl('get', 'events', '-n', 'app', '--field-selector', 'involvedObject.name=vm1', '-o', 'jsonpath={.items[*].reason}');

@@ -45,8 +45,16 @@ function recordingLogger(): Logger {
 before(async () => {
   kube = await startKube();
   await kube.kubectl('apply', '-f', 'helm/vio4wd/crds/');
-  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io', 'crd/virtioforwardernodes.vio4wd.io');
+  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io', 'crd/virtioforwardernodes.vio4wd.io', 'crd/virtioforwarderpolicies.vio4wd.io');
   for (const ns of [NS, APP, 'other']) await kube.kubectl('create', 'namespace', ns);
+  await kube.kubectlRun(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'vio4wd.io/v1alpha1',
+      kind: 'VirtioForwarderPolicy',
+      metadata: { name: 'vhostuser' },
+      spec: { resourceName: 'vio4wd.io/vhostuser', namespaces: [APP], vfs: { virtualDevices: ['net_tap'] } },
+    }),
+  });
   // the chart's RBAC exactly as rendered with the default values
   const rendered = await kube.helm('template', 'vio4wd', 'helm/vio4wd', '--namespace', NS);
   const rbac = parseAllDocuments(rendered)
@@ -92,7 +100,8 @@ async function eventReasons(name: string): Promise<string[]> {
 }
 
 function denials(): string[] {
-  return logLines.filter((l) => /forbidden|Forbidden|403/.test(l));
+  // \b403\b: a bare 403 would match inside the log lines' millisecond timestamps
+  return logLines.filter((l) => /forbidden|\b403\b/i.test(l));
 }
 
 test('the node reconciler, with the agent ServiceAccount, publishes its VirtioForwarderNode', async () => {
@@ -105,6 +114,7 @@ test('the node reconciler, with the agent ServiceAccount, publishes its VirtioFo
     relays: mgr,
     logger,
     socketDir: sockets,
+    allowVirtualDevices: ['net_tap'],
     heartbeatSeconds: 2,
     nodeStatus: async () => ({ engine: { up: true, dpdkVersion: '22.11.11' }, workerCpus: [1], vfs: [] }),
   });
@@ -193,7 +203,13 @@ test('kubectl auth can-i: each ServiceAccount may do what it does, and nothing i
     [['create', 'virtioforwardernodes.vio4wd.io'], 'yes'],
     [['patch', 'virtioforwardernodes.vio4wd.io', '--subresource=status'], 'yes'],
     [['create', 'events', '-n', APP], 'yes'],
+    [['list', 'virtioforwarderpolicies.vio4wd.io'], 'yes'],
+    [['watch', 'virtioforwarderpolicies.vio4wd.io'], 'yes'],
+    // its Node's labels, for the policies' nodeSelector
+    [['list', 'nodes'], 'yes'],
     // not needed
+    [['create', 'virtioforwarderpolicies.vio4wd.io'], 'no'],
+    [['patch', 'virtioforwarderpolicies.vio4wd.io'], 'no'],
     [['get', 'secrets', '-n', NS], 'no'],
     [['list', 'secrets', '-A'], 'no'],
     [['get', 'pods', '-n', 'other'], 'no'],
@@ -204,7 +220,6 @@ test('kubectl auth can-i: each ServiceAccount may do what it does, and nothing i
     [['delete', 'virtiorelays.vio4wd.io', '-n', APP], 'no'],
     [['delete', 'virtioforwardernodes.vio4wd.io'], 'no'],
     [['patch', 'virtioforwardernodes.vio4wd.io'], 'no'],
-    [['list', 'nodes'], 'no'],
     [['patch', 'nodes'], 'no'],
     [['create', 'leases.coordination.k8s.io', '-n', NS], 'no'],
     [['delete', 'events', '-n', APP], 'no'],

@@ -148,3 +148,35 @@ test('preferred allocation: one NUMA node when possible, must-include kept, dete
   assert.deepEqual(pick(['r10', 'r9', 'r1'], [], 3), ['r1', 'r9', 'r10']);
   assert.throws(() => pick(all, [], 0), /allocation_size is 0/);
 });
+
+test('device-info files a killed agent left are swept at start; those of relays it runs again are kept and owned', async (t) => {
+  const { mkdtempSync, writeFileSync, readdirSync, rmSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { DeviceInfoFiles } = await import('../../src/deviceplugin/deviceinfo.js');
+  const { silentLogger } = await import('../../src/util/log.js');
+  const dir = mkdtempSync(join(tmpdir(), 'vio4wd-devinfo-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const info = (p: string) => JSON.stringify({ type: 'vhost-user', version: '1.1.0', 'vhost-user': { mode: 'server', path: `${p}/vhost-user.sock` } });
+  writeFileSync(join(dir, 'vio4wd.io-vhostuser-ns.kept-device.json'), info('/var/run/vio4wd/vhostuser-0'));
+  writeFileSync(join(dir, 'vio4wd.io-vhostuser-ns.gone-device.json'), info('/var/run/vio4wd/vhostuser-1'));
+  writeFileSync(join(dir, 'vio4wd.io-vhostuser-ns.x-device.json.4242.tmp'), '{');
+  writeFileSync(join(dir, 'other-plugin-device.json'), '{}');
+  const files = new DeviceInfoFiles(dir, silentLogger());
+  await files.sweep([relay('ns.kept')]);
+  assert.deepEqual(readdirSync(dir).sort(), ['other-plugin-device.json', 'vio4wd.io-vhostuser-ns.kept-device.json']);
+  // taken over: removed with its relay
+  await files.remove('ns.kept');
+  assert.equal(existsSync(join(dir, 'vio4wd.io-vhostuser-ns.kept-device.json')), false);
+});
+
+test('Allocate refuses a relay whose socket directory holds another relay socket', () => {
+  const pool = parsePool(undefined);
+  const shared = [relay('relay-1', { socketPath: '/tmp/virtio-forwarder/virtio-forwarder1.sock' }), relay('relay-2', { socketPath: '/tmp/virtio-forwarder/virtio-forwarder2.sock' })];
+  assert.throws(
+    () => resolveDevices(pool, ['relay-1'], (id) => shared.find((s) => s.name === id), 'devices_ids', shared),
+    /device "relay-1" keeps its socket in \/tmp\/virtio-forwarder, which also holds relay "relay-2"'s: a pod may get only a directory of its own/,
+  );
+  const own = [relay('relay-1'), relay('relay-2')];
+  assert.equal(resolveDevices(pool, ['relay-1'], (id) => own.find((s) => s.name === id), 'devices_ids', own).length, 1);
+});

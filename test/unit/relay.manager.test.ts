@@ -192,3 +192,25 @@ test('a pod attachment\'s MAC (vio4wd-cni) shows in the status, survives a re-at
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('with relayDirs (device plugin on) each relay gets a directory of its own, never shared, removed with it', async () => {
+  const { statSync, existsSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'vio4wd-relaydirs-'));
+  const mgr = new RelayManager({ engine: new MemEngine(), logger: silentLogger(), defaults: { socketDir: dir, relayDirs: true, group: 107 } });
+  try {
+    const a = mgr.apply(tap('vm1'));
+    const b = mgr.apply(tap('vm2'));
+    assert.equal(a.socketPath, join(dir, 'vm1', 'virtio-forwarder1.sock'));
+    assert.equal(b.socketPath, join(dir, 'vm2', 'virtio-forwarder2.sock'));
+    await mgr.settled();
+    const st = statSync(join(dir, 'vm1'));
+    assert.equal(st.mode & 0o7777, 0o2770);
+    assert.equal(st.gid, 107);
+    await mgr.remove('vm1');
+    assert.equal(existsSync(join(dir, 'vm1')), false);
+    assert.equal(existsSync(join(dir, 'vm2')), true);
+  } finally {
+    await mgr.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

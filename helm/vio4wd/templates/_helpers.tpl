@@ -66,9 +66,15 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- default (printf "%s-operator" (include "vio4wd.fullname" .)) .Values.operator.leaseName -}}
 {{- end -}}
 
+{{/* true when the agent's metrics listen beyond loopback (and are then authorised) */}}
+{{- define "vio4wd.agent.metricsExposed" -}}
+{{- if or .Values.agent.metrics.expose (not .Values.agent.hostNetwork) }}true{{ end -}}
+{{- end -}}
+
 {{/* The agent's configuration file (schemas/agent-config.schema.json) from the values. */}}
 {{- define "vio4wd.agent.config" -}}
 {{- $a := .Values.agent -}}
+{{- $exposed := eq (include "vio4wd.agent.metricsExposed" .) "true" -}}
 {{- $engine := dict "workerCpus" $a.engine.workerCpus "inMemory" $a.engine.inMemory "hugeDir" $a.hugepages.dir -}}
 {{- if not (kindIs "invalid" $a.engine.mainCpu) }}{{ $_ := set $engine "mainCpu" $a.engine.mainCpu }}{{ end -}}
 {{- with $a.engine.socketMemMb }}{{ $_ := set $engine "socketMemMb" . }}{{ end -}}
@@ -76,10 +82,10 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $cfg := dict
   "log" (dict "level" $a.logLevel)
   "engine" $engine
-  "kubernetes" (dict "enabled" true "socketDir" $a.socketDir)
+  "kubernetes" (dict "enabled" true "socketDir" $a.socketDir "allowVirtualDevices" $a.allowVirtualDevices)
   "devicePlugin" (dict "enabled" $a.devicePlugin.enabled "pluginDir" $a.devicePlugin.pluginDir "devinfoDir" $a.devicePlugin.devinfoDir)
   "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
-  "metrics" (dict "enabled" true "address" (printf "0.0.0.0:%d" (int $a.metrics.port)))
+  "metrics" (dict "enabled" true "address" (printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" $exposed) (int $a.metrics.port)) "authorization" $exposed)
   "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac "vfProgrammer" (default "netlink" $a.sriov.vfProgrammer))
   "cni" (dict "enabled" $a.cni.enabled "socket" (printf "%s/agent.sock" $a.cni.socketDir) "statePath" (printf "%s/attachments.json" $a.cni.stateDir))
 -}}

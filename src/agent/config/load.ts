@@ -40,11 +40,11 @@ export interface ResolvedConfig {
     config?: string;
     dynamicSockets: boolean;
   };
-  metrics: { enabled: boolean; address: string };
+  metrics: { enabled: boolean; address: string; authorization: boolean; tls?: { certFile: string; keyFile: string } };
   sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string>; vfProgrammer: 'netlink' | 'standin' };
   cni: { enabled: boolean; socket: string; statePath: string };
   cpuPins: Record<number, number[]>;
-  kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string };
+  kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[] };
   devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
   relays: RelaySpec[];
 }
@@ -145,6 +145,20 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
     ids.set(r.id, i);
   });
 
+  // the metrics name every tenant's relays: beyond loopback only to callers the apiserver
+  // authorises, unless the node admin says otherwise
+  const metricsAddress = c.metrics?.address ?? '127.0.0.1:9464';
+  const metricsHost = metricsAddress.slice(0, metricsAddress.lastIndexOf(':'));
+  const loopback = /^(127\.[0-9.]+|localhost|\[?::1\]?)$/.test(metricsHost);
+  if ((c.metrics?.enabled ?? true) && !loopback && !c.metrics?.authorization && !c.metrics?.allowUnauthenticated) {
+    throw new ConfigError('config', [
+      { field: 'metrics.address', message: `${metricsAddress} is beyond loopback and would serve every relay's metrics to anyone: set metrics.authorization: true (needs the apiserver), or metrics.allowUnauthenticated: true on a trusted network` },
+    ]);
+  }
+  if (c.metrics?.authorization && !(c.kubernetes?.enabled ?? false)) {
+    throw new ConfigError('config', [{ field: 'metrics.authorization', message: 'needs the apiserver: set kubernetes.enabled: true (or --kubernetes)' }]);
+  }
+
   return {
     nodeName: c.nodeName ?? process.env.NODE_NAME ?? hostname(),
     logLevel: c.log?.level ?? 'info',
@@ -168,7 +182,12 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       ...(ctl.config ? { config: ctl.config } : {}),
       dynamicSockets: ctl.dynamicSockets ?? true,
     },
-    metrics: { enabled: c.metrics?.enabled ?? true, address: c.metrics?.address ?? '127.0.0.1:9464' },
+    metrics: {
+      enabled: c.metrics?.enabled ?? true,
+      address: metricsAddress,
+      authorization: c.metrics?.authorization ?? false,
+      ...(c.metrics?.tls ? { tls: { ...c.metrics.tls } } : {}),
+    },
     sriov: {
       sysRoot: c.sriov?.sysRoot ?? '/',
       bindVfio: [...(c.sriov?.bindVfio ?? [])],
@@ -186,6 +205,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       enabled: c.kubernetes?.enabled ?? false,
       ...(c.kubernetes?.kubeconfig ? { kubeconfig: c.kubernetes.kubeconfig } : {}),
       socketDir: c.kubernetes?.socketDir ?? '/var/run/vio4wd/sockets',
+      allowVirtualDevices: [...(c.kubernetes?.allowVirtualDevices ?? [])],
     },
     devicePlugin: {
       enabled: c.devicePlugin?.enabled ?? c.kubernetes?.enabled ?? false,

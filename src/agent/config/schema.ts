@@ -162,7 +162,19 @@ export const agentConfigSchema = {
       additionalProperties: false,
       properties: {
         enabled: { type: 'boolean' },
-        address: { type: 'string', pattern: '^[^:]*:[0-9]{1,5}$', description: 'host:port of /metrics, /healthz, /readyz.' },
+        address: { type: 'string', pattern: '^[^:]*:[0-9]{1,5}$', description: 'host:port of /metrics, /healthz, /readyz (default 127.0.0.1:9464: loopback only).' },
+        authorization: {
+          type: 'boolean',
+          description: 'Serve /metrics only to callers the apiserver authorises (TokenReview + SubjectAccessReview for get on the non-resource URL /metrics, as kube-rbac-proxy does). Needed for an address beyond loopback.',
+        },
+        allowUnauthenticated: { type: 'boolean', description: 'Allow an address beyond loopback without authorization (a node without a cluster, on a trusted network). The metrics name every relay.' },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['certFile', 'keyFile'],
+          description: 'Serve HTTPS, so scrapers\' bearer tokens do not cross the network in clear.',
+          properties: { certFile: { type: 'string', pattern: '^/' }, keyFile: { type: 'string', pattern: '^/' } },
+        },
       },
     },
     sriov: {
@@ -206,7 +218,12 @@ export const agentConfigSchema = {
       properties: {
         enabled: { type: 'boolean' },
         kubeconfig: { type: 'string' },
-        socketDir: { type: 'string', pattern: '^/', description: 'Host directory for relay sockets (one subdirectory per relay).' },
+        socketDir: { type: 'string', pattern: '^/', description: 'The socket root: host directory (0755, root) for relay sockets, one subdirectory per relay. VirtioRelays cannot name another.' },
+        allowVirtualDevices: {
+          type: 'array',
+          description: 'DPDK virtual-device drivers (devargs) VirtioRelays may use on this node, e.g. [net_tap] for tests and demos; default none. A pool\'s VirtioForwarderPolicy must list them too. A virtual device reaches the host (net_tap creates interfaces, net_af_packet opens any netdev): never on nodes that serve tenants.',
+          items: { type: 'string', pattern: '^net_[a-z0-9_]+$' },
+        },
       },
     },
     devicePlugin: {

@@ -42,7 +42,13 @@ export class RelayCheckpoint {
       this.log.warn({ path: this.path, node: cp.node }, 'relay checkpoint is not for this node or version; ignored');
       return [];
     }
-    return cp.relays;
+    // an entry a crash or a hand edit left empty (null, {}) is skipped, not a reason to
+    // crash-loop the agent: its VirtioRelay brings the relay back
+    return cp.relays.filter((e: unknown, index) => {
+      const ok = !!e && typeof e === 'object' && typeof (e as CheckpointEntry).key === 'string' && typeof (e as CheckpointEntry).spec?.name === 'string';
+      if (!ok) this.log.warn({ path: this.path, index, entry: e }, 'relay checkpoint entry is empty or malformed; skipped');
+      return ok;
+    });
   }
 
   /** Writes the file soon (changes in one burst make one write). */

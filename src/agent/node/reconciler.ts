@@ -1,8 +1,8 @@
 // The node agent's Kubernetes loop: VirtioRelays scheduled to this node become relays in
 // RelayManager; their status, events and finalizers follow what the relay does. It also
 // publishes the node's VirtioForwarderNode.
-import { chmod, mkdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { errorMessage } from '../../util/errors.js';
 import type { RelaySpec, RelayStatus } from '../../relay/types.js';
@@ -23,6 +23,10 @@ import {
 } from '../../kube/index.js';
 import { RelayCheckpoint } from './checkpoint.js';
 import { failedStatus, sameStatus, toCrStatus } from './status.js';
+import { NodePolicy } from './policy.js';
+import { resolveOwner } from '../owners.js';
+import { prepareSocketRoot } from '../../relay/socketdir.js';
+import type { PolicyDecision } from '../../policy/index.js';
 
 /** What the reconciler needs from RelayManager. */
 export interface NodeRelays {
@@ -39,8 +43,12 @@ export interface NodeReconcilerOptions {
   nodeName: string;
   relays: NodeRelays;
   logger: Logger;
-  /** Host directory under which each relay gets its own socket directory. */
+  /** The agent's socket root: each relay gets its own directory under it (never a path a
+   *  VirtioRelay names). */
   socketDir: string;
+  /** DPDK virtual-device drivers VirtioRelays may use on this node at all (the agent config's
+   *  kubernetes.allowVirtualDevices); default none. */
+  allowVirtualDevices?: readonly string[];
   /** The node's inventory for VirtioForwarderNode (VFs, hugepages, workers, engine). */
   nodeStatus: () => Promise<Omit<VirtioForwarderNodeStatus, 'relays' | 'heartbeatTime'>>;
   /** Seconds between VirtioForwarderNode heartbeats. */
@@ -71,6 +79,7 @@ function keyOf(namespace: string, name: string): string {
 export class NodeReconciler {
   private readonly log: Logger;
   private readonly informer: ResilientInformer<VirtioRelay>;
+  private readonly policy: NodePolicy;
   private readonly queue: WorkQueue;
   private readonly api: Resources;
   private readonly events: EventRecorder;
@@ -101,6 +110,18 @@ export class NodeReconciler {
     this.events = new EventRecorder(o.clients.core, this.log, AGENT_COMPONENT, o.nodeName);
     this.queue = new WorkQueue((k) => this.reconcile(k), { concurrency: o.concurrency ?? 16, logger: this.log, maxDelayMs: 10_000 });
     const enqueue = (obj: VirtioRelay) => this.queue.add(keyOf(obj.metadata.namespace ?? '', obj.metadata.name ?? ''));
+    this.policy = new NodePolicy({
+      clients: o.clients,
+      policies: this.api.policies,
+      nodeName: o.nodeName,
+      allowances: { virtualDevices: [...(o.allowVirtualDevices ?? [])] },
+      logger: this.log,
+      // a policy (or the node's labels) changed: every relay of this node is checked again
+      onChange: () => {
+        if (!this.informer.hasSynced) return;
+        for (const obj of this.informer.list()) enqueue(obj);
+      },
+    });
     this.informer = this.api.relays.informer({
       fieldSelector: `spec.nodeName=${o.nodeName}`,
       logger: this.log,
@@ -112,7 +133,9 @@ export class NodeReconciler {
 
   async start(): Promise<void> {
     this.o.relays.on('change', this.onRelayChange);
+    await prepareSocketRoot(this.o.socketDir);
     await this.restoreCheckpoint();
+    await this.policy.start();
     await this.informer.start();
     await this.informer.synced();
     // relays from an earlier life of this agent whose objects are gone
@@ -137,6 +160,7 @@ export class NodeReconciler {
     this.o.relays.off('change', this.onRelayChange);
     this.queue.stop();
     await this.informer.stop();
+    await this.policy.stop();
   }
 
   /** Runs the relays of the checkpoint (see checkpointPath); the informer's first list then
@@ -147,11 +171,8 @@ export class NodeReconciler {
     let n = 0;
     for (const { key, spec } of entries) {
       try {
-        const dir = dirname(spec.vhostUser.socketPath ?? '');
-        if (dir.endsWith(`/${spec.name}`)) {
-          await mkdir(dir, { recursive: true });
-          await chmod(dir, 0o777);
-        }
+        // the relay's directory is created by the relay manager with the owner and mode in the
+        // spec (spec.vhostUser.directory), after its VF passed the pool's checks
         this.o.relays.apply(spec);
         this.owned.set(spec.name, { key, spec });
         n++;
@@ -197,6 +218,19 @@ export class NodeReconciler {
       return;
     }
 
+    // the pool policy first: a denied relay gets nothing on this node, not even a finalizer
+    const decision = this.policy.decide(namespace, obj.spec);
+    const spec = decision.allowed ? await this.toRelaySpec(obj, rname, decision) : decision;
+    if ('allowed' in spec) {
+      if (this.owned.has(rname) || this.o.relays.get(rname)?.origin === 'kubernetes') {
+        // the admin revoked it (policy or node labels changed): it stops here
+        await this.removeRelay(rname);
+        this.log.warn({ relay: key, err: spec.message }, 'relay removed: its pool policy no longer allows it');
+      }
+      await this.deny(obj, rname, spec.message);
+      return;
+    }
+
     let current = obj;
     if (!current.metadata.finalizers?.includes(FINALIZER)) {
       // guard the relay and its socket before creating them
@@ -205,7 +239,6 @@ export class NodeReconciler {
       current = patched;
     }
 
-    const spec = await this.toRelaySpec(current, rname);
     let status: RelayStatus | undefined;
     try {
       status = this.o.relays.apply(spec);
@@ -226,13 +259,30 @@ export class NodeReconciler {
     await this.emitTransitions(current, status);
   }
 
-  private async toRelaySpec(obj: VirtioRelay, rname: string): Promise<RelaySpec> {
+  /** Failed with reason PolicyDenied (and one event), nothing else. */
+  private async deny(obj: VirtioRelay, rname: string, message: string): Promise<void> {
+    await this.writeStatus(obj, failedStatus(obj, this.o.nodeName, EventReason.PolicyDenied, message));
+    if (this.lastPhase.get(rname) !== `Failed:${EventReason.PolicyDenied}:${message}`) {
+      this.lastPhase.set(rname, `Failed:${EventReason.PolicyDenied}:${message}`);
+      await this.events.relay(obj, 'Warning', EventReason.PolicyDenied, message);
+    }
+  }
+
+  /** The relay as the node runs it: its socket in its own directory under the agent's socket
+   *  root, owned as the pool says; or why it may not run here. */
+  private async toRelaySpec(obj: VirtioRelay, rname: string, decision: Extract<PolicyDecision, { allowed: true }>): Promise<RelaySpec | { allowed: false; message: string }> {
     const s = obj.spec;
-    const dir = join(s.vhostUser?.socketDir ?? this.o.socketDir, rname);
-    // each relay has its own directory, so a pod that mounts it sees only its own socket; QEMU
-    // (another user inside virt-launcher) creates the socket there in client mode
-    await mkdir(dir, { recursive: true });
-    await chmod(dir, 0o777);
+    const dir = join(this.o.socketDir, rname);
+    const socketPath = join(dir, SOCKET_FILE);
+    const sock = decision.socket;
+    let uid = 0;
+    let gid = 0;
+    try {
+      if (sock.owner !== undefined) uid = await resolveOwner(sock.owner, 'user', `VirtioForwarderPolicy ${decision.policy} spec.socket.owner`);
+      if (sock.group !== undefined) gid = await resolveOwner(sock.group, 'group', `VirtioForwarderPolicy ${decision.policy} spec.socket.group`);
+    } catch (err) {
+      return { allowed: false, message: errorMessage(err) };
+    }
     const vf = s.vf;
     const spec: RelaySpec = {
       name: rname,
@@ -244,13 +294,17 @@ export class NodeReconciler {
         ...(vf.selector ? { selector: { ...vf.selector } } : {}),
         ...(vf.devargs ? { devargs: vf.devargs } : {}),
         ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}),
+        pool: decision.pool,
       },
+      // vhostUser.socketDir/owner/group/perm of the VirtioRelay are never read (the apiserver
+      // refuses them; an object stored before that keeps them, ignored)
       vhostUser: {
         mode: s.vhostUser?.mode ?? 'client',
-        socketPath: join(dir, SOCKET_FILE),
-        ...(s.vhostUser?.owner !== undefined ? { owner: s.vhostUser.owner } : {}),
-        ...(s.vhostUser?.group !== undefined ? { group: s.vhostUser.group } : {}),
-        ...(s.vhostUser?.perm !== undefined ? { perm: s.vhostUser.perm } : {}),
+        socketPath,
+        owner: uid,
+        group: gid,
+        perm: `0${sock.perm.toString(8)}`,
+        directory: { uid, gid, mode: sock.directoryMode },
       },
     };
     if (s.queues !== undefined) spec.queues = s.queues;

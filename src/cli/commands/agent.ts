@@ -98,19 +98,19 @@ export async function runAgent(cfg: ResolvedConfig, warnings: string[], check: b
   }
   // imported here: the engine, Kubernetes and gRPC modules take a second to load
   const { Agent } = await import('../../agent/agent.js');
-  const agent = await Agent.start(cfg, { logger: log });
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, 'signal received; shutting down');
-      agent
-        .stop()
-        .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'shutdown failed'))
-        .finally(resolve);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  // signal handlers first: a SIGTERM while the agent starts (the engine is up, the apiserver
+  // not yet reachable) must still remove relays and release hugepages
+  let onSignal!: (signal: string) => void;
+  const signalled = new Promise<string>((resolve) => (onSignal = resolve));
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => onSignal(sig));
+  const { agent, started } = Agent.launch(cfg, { logger: log });
+  started.catch(() => undefined);
+  // a failed start (no signal) throws here, as before
+  const first = await Promise.race([started.then(() => 'started'), signalled]);
+  const signal = first === 'started' ? await signalled : first;
+  log.info({ signal, duringStartup: first !== 'started' }, 'signal received; shutting down');
+  await agent.stop().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'shutdown failed'));
+  // an interrupted start-up may leave a pending watch or retry timer: it must not keep the
+  // process alive after the clean-up
+  if (first !== 'started') process.exit(0);
 }

@@ -1,0 +1,135 @@
+// Pool policy: what a VirtioRelay may get on a node, decided from the admin's
+// VirtioForwarderPolicies and the node agent's own allowances. Pure functions (no I/O), so the
+// node agent enforces them and the operator or a DRA driver can reuse them.
+import type { VirtioForwarderPolicy, VirtioForwarderPolicySpec, VirtioRelaySpec } from '../kube/crd-schemas.js';
+import { allowedVirtualDriver, type VfPool } from '../relay/pool.js';
+
+export { allowedVirtualDriver, vfInPool, type VfPool } from '../relay/pool.js';
+
+/** The pool a VirtioRelay without spec.resourceName lands in. */
+export const DEFAULT_POOL = 'vio4wd.io/vhostuser';
+
+/** Condition/status reason for everything this module refuses. */
+export const POLICY_DENIED = 'PolicyDenied';
+
+/** What the node agent's own configuration allows at all, whatever the policies say. */
+export interface NodeAllowances {
+  /** DPDK virtual-device drivers (devargs) Kubernetes relays may use on this node; [] = none. */
+  virtualDevices: readonly string[];
+}
+
+/** How the relay's own directory and socket are owned (names resolved on the node). */
+export interface SocketOwnership {
+  owner?: string;
+  group?: string;
+  /** 0o750 or 0o2770 */
+  directoryMode: number;
+  /** 0o660 or 0o600 */
+  perm: number;
+}
+
+export type PolicyDecision =
+  | { allowed: true; policy: string; pool: VfPool; socket: SocketOwnership }
+  | { allowed: false; message: string };
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+}
+
+/** Kubernetes label-selector semantics; an absent selector selects everything. */
+export function selectorMatches(sel: LabelSelector | undefined, labels: Record<string, string>): boolean {
+  if (!sel) return true;
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of sel.matchExpressions ?? []) {
+    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+    const vals = e.values ?? [];
+    switch (e.operator) {
+      case 'In':
+        if (!has || !vals.includes(labels[e.key]!)) return false;
+        break;
+      case 'NotIn':
+        if (has && vals.includes(labels[e.key]!)) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        return false; // an operator this code does not know selects nothing
+    }
+  }
+  return true;
+}
+
+/** The policies that define `pool` on a node with these labels. */
+export function policiesForPool(policies: readonly VirtioForwarderPolicy[], pool: string, nodeLabels: Record<string, string>): VirtioForwarderPolicy[] {
+  return policies
+    .filter((p) => p.spec?.resourceName === pool && selectorMatches(p.spec.nodeSelector as LabelSelector | undefined, nodeLabels))
+    .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+}
+
+/**
+ * Decides whether a VirtioRelay of `namespace` may run on this node: its pool must be defined
+ * here by exactly one policy that lists the namespace, its devargs driver must be allowed by the
+ * policy and the node, and its queues and MTU within the policy's limits. Which VF it finally
+ * gets is checked where the VF is resolved (vfInPool), before anything is probed.
+ */
+export function decide(
+  input: { namespace: string; spec: VirtioRelaySpec },
+  policies: readonly VirtioForwarderPolicy[],
+  nodeLabels: Record<string, string>,
+  node: NodeAllowances,
+): PolicyDecision {
+  const poolName = input.spec.resourceName ?? DEFAULT_POOL;
+  const matching = policiesForPool(policies, poolName, nodeLabels);
+  if (matching.length === 0) {
+    return { allowed: false, message: `spec.resourceName: no VirtioForwarderPolicy defines pool ${poolName} on this node: ask the cluster admin for a policy, or name a pool that exists here` };
+  }
+  if (matching.length > 1) {
+    const names = matching.map((p) => p.metadata.name).join(', ');
+    return { allowed: false, message: `spec.resourceName: pool ${poolName} is defined on this node by more than one VirtioForwarderPolicy (${names}): the cluster admin must make their nodeSelectors disjoint` };
+  }
+  const policy = matching[0]!;
+  const p: VirtioForwarderPolicySpec = policy.spec;
+  const pname = policy.metadata.name ?? '?';
+  if (!p.namespaces.includes('*') && !p.namespaces.includes(input.namespace)) {
+    return { allowed: false, message: `spec.resourceName: namespace ${input.namespace} may not use pool ${poolName} (VirtioForwarderPolicy ${pname} spec.namespaces)` };
+  }
+  const s = input.spec;
+  const queues = s.queues ?? 1;
+  if (p.limits?.maxQueues !== undefined && queues > p.limits.maxQueues) {
+    return { allowed: false, message: `spec.queues: ${queues} exceeds the pool's limit of ${p.limits.maxQueues} (VirtioForwarderPolicy ${pname} spec.limits.maxQueues)` };
+  }
+  if (p.limits?.maxMtu !== undefined && s.mtu !== undefined && s.mtu > p.limits.maxMtu) {
+    return { allowed: false, message: `spec.mtu: ${s.mtu} exceeds the pool's limit of ${p.limits.maxMtu} (VirtioForwarderPolicy ${pname} spec.limits.maxMtu)` };
+  }
+  const virtualDevices = (p.vfs.virtualDevices ?? []).filter((d) => node.virtualDevices.includes(d));
+  if (s.vf.devargs !== undefined) {
+    const fromPolicy = p.vfs.virtualDevices ?? [];
+    if (!allowedVirtualDriver(s.vf.devargs, fromPolicy)) {
+      return { allowed: false, message: `spec.vf.devargs: pool ${poolName} may not use this virtual device (VirtioForwarderPolicy ${pname} allows ${fromPolicy.length ? fromPolicy.join(', ') : 'none'})` };
+    }
+    if (!allowedVirtualDriver(s.vf.devargs, virtualDevices)) {
+      return { allowed: false, message: 'spec.vf.devargs: this node allows no such virtual device (the agent\'s kubernetes.allowVirtualDevices does not list it): use a VF' };
+    }
+  }
+  const pool: VfPool = {
+    name: poolName,
+    policy: pname,
+    pfNames: [...(p.vfs.pfNames ?? [])],
+    pciAddresses: (p.vfs.pciAddresses ?? []).map((a) => a.toLowerCase()),
+    devices: (p.vfs.devices ?? []).map((d) => ({ vendor: d.vendor.toLowerCase(), device: d.device.toLowerCase() })),
+    virtualDevices,
+  };
+  const sock = p.socket ?? {};
+  const socket: SocketOwnership = {
+    ...(sock.owner !== undefined ? { owner: sock.owner } : {}),
+    ...(sock.group !== undefined ? { group: sock.group } : {}),
+    directoryMode: parseInt(sock.directoryMode ?? '2770', 8),
+    perm: parseInt(sock.perm ?? '0660', 8),
+  };
+  return { allowed: true, policy: pname, pool, socket };
+}

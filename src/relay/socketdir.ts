@@ -1,0 +1,41 @@
+// A relay's own socket directory: created with the owner, group and mode its pool sets, and
+// checked to be a real directory (not a symlink planted by someone else) every time.
+import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { VioError } from '../util/errors.js';
+
+/** Modes a relay directory may have: owner-only writes, or group writes with setgid. */
+export const RELAY_DIR_MODES = [0o750, 0o2770] as const;
+
+/**
+ * Creates `dir` (its parent must exist: it is the agent's socket root) or takes the existing
+ * one over, then sets owner, group and mode. Never world-writable, never through a symlink.
+ */
+export async function prepareRelayDir(dir: string, own: { uid: number; gid: number; mode: number }): Promise<void> {
+  if ((own.mode & 0o7777) !== own.mode || own.mode & 0o002) {
+    throw new VioError('EINVAL', `socket directory mode 0${own.mode.toString(8)} for ${dir} is world-writable or not a mode: use 0750 or 2770`);
+  }
+  const parent = dirname(dir);
+  const ps = await lstat(parent).catch(() => undefined);
+  if (!ps?.isDirectory()) throw new VioError('ENOENT', `socket root ${parent} does not exist or is not a directory (the agent creates it at start)`);
+  if (ps.mode & 0o002 && !(ps.mode & 0o1000)) throw new VioError('EPERM', `socket root ${parent} is world-writable without the sticky bit: chmod 0755 it`);
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = await lstat(dir);
+  if (!st.isDirectory() || st.isSymbolicLink()) throw new VioError('EEXIST', `socket directory ${dir} exists and is not a directory: remove it`);
+  await chown(dir, own.uid, own.gid);
+  // chmod after chown: the setgid bit of 2770 survives only this way round on some filesystems
+  await chmod(dir, own.mode);
+}
+
+/** The agent's socket root: created 0755 root-owned; a world-writable one from an older
+ *  version is tightened (it held a 0777 directory per relay). */
+export async function prepareSocketRoot(root: string): Promise<void> {
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  const st = await lstat(root);
+  if (!st.isDirectory()) throw new VioError('EEXIST', `socket root ${root} is not a directory`);
+  if (st.mode & 0o022) await chmod(root, 0o755);
+}
