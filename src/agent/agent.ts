@@ -20,6 +20,7 @@ import type { ResolvedConfig } from './config/load.js';
 import { HostVfResolver } from './vf-resolver.js';
 import { AgentControlBackend } from './control-backend.js';
 import { resolveOwner } from './owners.js';
+import { OvsdbMonitor, pciOfNetdev } from './ovsdb.js';
 
 /** The VF MTU virtio-forwarder sets when jumbo frames are on (its JUMBO_IP_MTU). */
 export const JUMBO_MTU = 9000;
@@ -33,6 +34,7 @@ export class Agent {
   engine: Engine | undefined;
   relays: RelayManager | undefined;
   private control: ControlServer | undefined;
+  private ovsdb: OvsdbMonitor | undefined;
   private metricsServer: HttpServerHandle | undefined;
   metrics: AgentMetrics | undefined;
   private devicePlugins: DevicePluginManager | undefined;
@@ -165,16 +167,32 @@ export class Agent {
       });
     }
 
+    const backend = new AgentControlBackend({
+      relays,
+      engine: { stats: (id) => (engine.relay(id) ? engine.stats(id) : undefined), workers: () => engine.workers() },
+      mode: v.mode,
+      dynamicSockets: c.control.dynamicSockets,
+      cpuPins: c.cpuPins,
+    });
+    if (c.control.ovsdb) {
+      // virtio-forwarder's OVSDB port control: ADD and REMOVE of the Interface's VF
+      const sysRoot = c.sriov.sysRoot;
+      this.ovsdb = new OvsdbMonitor({
+        socketPath: c.control.ovsdb,
+        logger: log,
+        add: async (p) => {
+          await backend.addVf({ virtioId: p.id, pciAddrs: [await pciOfNetdev(p.netdev, sysRoot)] });
+        },
+        remove: async (p) => {
+          await backend.removeVf({ virtioId: p.id, pciAddrs: [] });
+        },
+      });
+      this.ovsdb.start();
+    }
     if (c.control.enabled) {
       const { ControlServer } = await import('../control/index.js');
       this.control = new ControlServer({
-        backend: new AgentControlBackend({
-          relays,
-          engine: { stats: (id) => (engine.relay(id) ? engine.stats(id) : undefined), workers: () => engine.workers() },
-          mode: v.mode,
-          dynamicSockets: c.control.dynamicSockets,
-          cpuPins: c.cpuPins,
-        }),
+        backend,
         logger: log,
         endpoints: {
           portControl: c.control.portControl,
@@ -374,6 +392,7 @@ export class Agent {
     };
     await step('reconciler', () => this.reconciler?.stop());
     await step('device plugin', () => this.devicePlugins?.stop());
+    await step('ovsdb', () => this.ovsdb?.stop());
     await step('control', () => this.control?.close());
     await step('attachment API', () => this.attachServer?.close());
     await step('relays', () => this.relays?.close());

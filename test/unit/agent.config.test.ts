@@ -264,7 +264,9 @@ test('port control: ZeroMQ whenever its endpoint is set; empty IPC switch and en
   ({ r, warnings } = resolveEnv('VIRTIOFWD_IPC_PORT_CONTROL=\nVIRTIOFWD_ZMQ_PORT_CONTROL_EP=\nVIRTIOFWD_OVSDB_SOCK_PATH=/run/ovs/db.sock\n'));
   assert.equal(r.control.portControl, '');
   assert.equal(r.control.stats, 'ipc:///var/run/virtio-forwarder/stats');
-  assert.match(warnings.join('\n'), /monitors OVSDB \(\/run\/ovs\/db\.sock\)/);
+  assert.equal(r.control.ovsdb, '/run/ovs/db.sock', 'port control through the OVSDB monitor');
+  assert.deepEqual(warnings, []);
+  assert.equal(resolveEnv('VIRTIOFWD_IPC_PORT_CONTROL=\nVIRTIOFWD_ZMQ_PORT_CONTROL_EP=\n').r.control.ovsdb, '/usr/local/var/run/openvswitch/db.sock');
   // the IPC switch without an endpoint: virtio-forwarder's file IPC, which vio4wd lacks
   ({ r, warnings } = resolveEnv('VIRTIOFWD_IPC_PORT_CONTROL=y\nVIRTIOFWD_ZMQ_PORT_CONTROL_EP=\n'));
   assert.equal(r.control.portControl, '');

@@ -67,7 +67,7 @@ test('options given the other getopt ways: separate values, clusters, long names
 });
 
 test('what virtio-forwarder does without an option: endpoints off, /tmp sockets, OVSDB port control', () => {
-  const { r, warnings } = fromArgs(['-C1']);
+  const { r } = fromArgs(['-C1']);
   assert.equal(r.control.portControl, '');
   assert.equal(r.control.stats, '');
   assert.equal(r.control.coreSched, '');
@@ -76,7 +76,9 @@ test('what virtio-forwarder does without an option: endpoints off, /tmp sockets,
   assert.equal(r.vhostUser.mode, 'server');
   assert.equal(r.engine.jumbo, false);
   assert.equal(r.pidFile, '/var/run/virtio-forwarder.pid');
-  assert.match(warnings.join('\n'), /monitors OVSDB/);
+  assert.equal(r.control.ovsdb, '/usr/local/var/run/openvswitch/db.sock', 'no -Z, no -I: the OVSDB monitor');
+  assert.equal(fromArgs(['-C1', '-O/run/ovs/db.sock']).r.control.ovsdb, '/run/ovs/db.sock');
+  assert.equal(fromArgs(['-C1', '-Z']).r.control.ovsdb, undefined);
   // an endpoint option given bare takes virtio-forwarder's default address
   assert.equal(fromArgs(['-C1', '-Z', '-z']).r.control.portControl, 'ipc:///var/run/virtio-forwarder/port_control');
   assert.equal(fromArgs(['-C1', '-Z', '-z']).r.control.stats, 'ipc:///var/run/virtio-forwarder/stats');

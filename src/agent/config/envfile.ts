@@ -5,6 +5,7 @@ import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ValidationError } from '../../util/errors.js';
 import { formatPciAddress, parseCpuList, parsePciAddress, pciFields } from '../../util/identifiers.js';
 import { MAX_QUEUES } from '../../util/limits.js';
+import { DEFAULT_OVSDB_SOCKET } from '../ovsdb.js';
 
 export interface EnvParseResult {
   vars: Map<string, string | string[]>;
@@ -312,7 +313,8 @@ export function envToConfig(parsed: EnvParseResult): EnvConversion {
     if (ipcPortControl) {
       warnings.push('VIRTIOFWD_IPC_PORT_CONTROL: with VIRTIOFWD_ZMQ_PORT_CONTROL_EP empty, virtio-forwarder uses its old file-based IPC, which vio4wd does not have; no port control. Set VIRTIOFWD_ZMQ_PORT_CONTROL_EP=ipc:///var/run/virtio-forwarder/port_control');
     } else {
-      warnings.push(`VIRTIOFWD_IPC_PORT_CONTROL and VIRTIOFWD_ZMQ_PORT_CONTROL_EP are empty: virtio-forwarder monitors OVSDB (${get('VIRTIOFWD_OVSDB_SOCK_PATH') || '/usr/local/var/run/openvswitch/db.sock'}); vio4wd has no OVSDB monitor, so there is no port control. Set VIRTIOFWD_ZMQ_PORT_CONTROL_EP to use ZeroMQ port control`);
+      // virtio-forwarder's port control is then its OVSDB monitor
+      control.ovsdb = get('VIRTIOFWD_OVSDB_SOCK_PATH') || DEFAULT_OVSDB_SOCKET;
     }
   } else if (get('VIRTIOFWD_OVSDB_SOCK_PATH')) {
     warnings.push('VIRTIOFWD_OVSDB_SOCK_PATH: ignored, as by virtio-forwarder: port control is ZeroMQ (VIRTIOFWD_ZMQ_PORT_CONTROL_EP)');

@@ -39,6 +39,7 @@ export interface ResolvedConfig {
     coreSched: string;
     config?: string;
     dynamicSockets: boolean;
+    ovsdb?: string;
   };
   metrics: { enabled: boolean; address: string; authorization: boolean; tls?: { certFile: string; keyFile: string } };
   sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string>; vfProgrammer: 'netlink' | 'standin' };
@@ -181,6 +182,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       coreSched: ctl.coreSched ?? `ipc://${ipcDir}/core_sched`,
       ...(ctl.config ? { config: ctl.config } : {}),
       dynamicSockets: ctl.dynamicSockets ?? true,
+      ...(ctl.ovsdb ? { ovsdb: ctl.ovsdb } : {}),
     },
     metrics: {
       enabled: c.metrics?.enabled ?? true,

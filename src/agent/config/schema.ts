@@ -155,6 +155,11 @@ export const agentConfigSchema = {
         coreSched: endpoint,
         config: endpoint,
         dynamicSockets: { type: 'boolean', description: 'Allow ADD_SOCK/REMOVE_SOCK.' },
+        ovsdb: {
+          type: 'string',
+          pattern: '^/',
+          description: 'ovsdb-server unix socket: Interfaces with external_ids:virtio_forwarder=<relay id> get relays (virtio-forwarder\'s OVSDB port control).',
+        },
       },
     },
     metrics: {
