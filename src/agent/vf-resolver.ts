@@ -3,7 +3,7 @@
 // (Kubernetes) gets only a VF or virtual device of its pool, checked before anything is probed.
 import type { Logger } from '../util/log.js';
 import { VioError } from '../util/errors.js';
-import type { ResolvedVf, VfResolver } from '../relay/manager.js';
+import type { ResolvedVf, VfResolver } from '../relay/contracts.js';
 import type { RelayVf } from '../relay/types.js';
 import { discoverVfs, findVf, setVfMac, type CommandRunner, type VirtualFunction } from '../sriov/index.js';
 import { pickFreeVf } from '../util/vf-selector.js';

@@ -17,7 +17,7 @@ import { silentLogger } from '../../src/util/log.js';
 class VfEngine extends MemEngine {
   attached = new Map<number, VfSource>();
   failAttach = false;
-  async detachVf(id: number): Promise<RelayInfo> {
+  override async detachVf(id: number): Promise<RelayInfo> {
     const r = this.relays.get(id);
     if (!r) throw new VioError('ENOENT', `no relay ${id}`);
     this.calls.push(`detachVf ${id}`);
@@ -26,7 +26,7 @@ class VfEngine extends MemEngine {
     r.portId = -1;
     return { ...r };
   }
-  async attachVf(id: number, vf: VfSource): Promise<RelayInfo> {
+  override async attachVf(id: number, vf: VfSource): Promise<RelayInfo> {
     const r = this.relays.get(id);
     if (!r) throw new VioError('ENOENT', `no relay ${id}`);
     if (this.failAttach) throw new VioError('ENODEV', `relay ${id}: no such VF`);

@@ -1,5 +1,4 @@
-// RelayManager and the engine's VF and guest events, against the in-memory engine extended with
-// attachVf (what the real engine does is in test/integration/engine.vf-loss.test.ts and
+// RelayManager and the engine's VF and guest events, against the in-memory engine (what the real engine does is in test/integration/engine.vf-loss.test.ts and
 // migration.qemu.test.ts): a lost VF is re-attached with backoff while the relay stays attached
 // and the guest connected; guest arrival and departure become GuestConnected reasons.
 import { test } from 'node:test';
@@ -8,36 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayManager } from '../../src/relay/index.js';
-import { guestCondition } from '../../src/relay/manager.js';
-import type { RelayInfo, VfSource } from '../../src/engine/types.js';
+import { guestCondition } from '../../src/relay/conditions.js';
+import type { RelayInfo } from '../../src/engine/types.js';
 import type { RelayStatus } from '../../src/relay/index.js';
 import { MemEngine } from '../helpers/mem-engine.js';
-import { VioError } from '../../src/util/errors.js';
 import { silentLogger } from '../../src/util/log.js';
-
-class VfEngine extends MemEngine {
-  vfMissing = false;
-  attachCalls = 0;
-  async attachVf(id: number, vf: VfSource): Promise<RelayInfo> {
-    this.attachCalls++;
-    const r = this.relays.get(id);
-    if (!r) throw new VioError('ENOENT', `no relay ${id}`);
-    if (this.vfMissing) throw new VioError('ENODEV', `relay ${id}: vf: rte_dev_probe("${vf.devargs}") failed`);
-    r.vfAttached = true;
-    r.linkUp = true;
-    r.portId = id;
-    delete r.vfLoss;
-    return { ...r };
-  }
-  loseVf(id: number): void {
-    const r = this.relays.get(id)!;
-    r.vfAttached = false;
-    r.vfLoss = 'interface-gone';
-    r.linkUp = false;
-    r.portId = -1;
-    this.emit('event', { type: 'vf-removed', relayId: id, cause: 'interface-gone' });
-  }
-}
 
 const cond = (s: RelayStatus | undefined, type: string) => s?.conditions.find((c) => c.type === type);
 
@@ -51,7 +25,7 @@ async function until(what: string, f: () => boolean, ms = 2000): Promise<void> {
 
 test('a lost VF: relay Failed and unhealthy with VFRemoved, guest still connected, re-attached with backoff when back, never detached', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vio4wd-relay-'));
-  const engine = new VfEngine();
+  const engine = new MemEngine();
   const mgr = new RelayManager({ engine, logger: silentLogger(), defaults: { socketDir: dir }, retry: { initialMs: 10, maxMs: 40 } });
   try {
     mgr.apply({ name: 'a', origin: 'config', vf: { devargs: 'net_af_packet0,iface=v0' }, vhostUser: { mode: 'server' } });
@@ -86,7 +60,7 @@ test('a lost VF: relay Failed and unhealthy with VFRemoved, guest still connecte
 
 test('GuestConnected tells a migration: in progress, migrating out, migrated in', () => {
   const base: RelayInfo = {
-    id: 1, socketPath: '/x', mode: 'server', queues: 1, numaNode: 0, portId: 0, portName: 'p', mac: '02:00:00:00:00:01',
+    id: 1, socketPath: '/x', mode: 'server', queues: 1, vhostQueues: 1, numaNode: 0, portId: 0, portName: 'p', mac: '02:00:00:00:00:01',
     linkUp: true, guestConnected: true, enabledQueues: 2, cpus: { vfToVm: 1, vmToVf: 1 },
   };
   const features = { mergeableRxBuffers: true, tso: false, checksum: false, multiqueue: false, guestAnnounce: true, bits: '0x1' };
