@@ -7,7 +7,7 @@ import type { ResolvedVf, VfResolver } from '../relay/contracts.js';
 import type { RelayVf } from '../relay/types.js';
 import { discoverVfs, findVf, setVfMac, type CommandRunner, type VirtualFunction } from '../sriov/index.js';
 import { pickFreeVf } from '../util/vf-selector.js';
-import { allowedVirtualDriver, vfInPool, virtualDeviceDenied } from '../relay/pool.js';
+import { allowedVirtualDriver, vfInPool, virtualDeviceDenied } from '../util/vf-pool.js';
 
 /** Drivers DPDK can drive a VF through. */
 const DPDK_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);

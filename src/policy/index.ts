@@ -2,9 +2,9 @@
 // VirtioForwarderPolicies and the node agent's own allowances. Pure functions (no I/O), so the
 // node agent enforces them and the operator or a DRA driver can reuse them.
 import type { VirtioForwarderPolicy, VirtioForwarderPolicySpec, VirtioRelaySpec } from '../kube/crd-schemas.js';
-import { allowedVirtualDriver, type VfPool } from '../relay/pool.js';
+import { allowedVirtualDriver, type VfPool } from '../util/vf-pool.js';
 
-export { allowedVirtualDriver, vfInPool, type VfPool } from '../relay/pool.js';
+export { allowedVirtualDriver, vfInPool, type VfPool } from '../util/vf-pool.js';
 
 /** The pool a VirtioRelay without spec.resourceName lands in. */
 export const DEFAULT_POOL = 'vio4wd.io/vhostuser';

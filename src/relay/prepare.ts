@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { VioError } from '../util/errors.js';
 import type { RelayDefaults, ResolvedVf, VfResolver } from './contracts.js';
 import { initialConditions } from './conditions.js';
-import { allowedVirtualDriver, virtualDeviceDenied } from './pool.js';
+import { allowedVirtualDriver, virtualDeviceDenied } from '../util/vf-pool.js';
 import { prepareRelayDir } from './socketdir.js';
 import type { RelaySpec, RelayStatus } from './types.js';
 

@@ -1,6 +1,6 @@
 // The node's desired and observed relay state, as RelayManager keeps it. Other roles (ZeroMQ
 // control, device plugin, Kubernetes reconciler, metrics) see relays only through these types.
-import type { VfPool } from './pool.js';
+import type { VfPool } from '../util/vf-pool.js';
 
 import type { VfSelector } from '../util/vf-selector.js';
 import type { Reason } from './reasons.js';

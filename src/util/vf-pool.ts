@@ -1,7 +1,7 @@
-// A relay's pool as the relay layer enforces it: which VFs (or DPDK virtual devices) a relay may
-// draw on. The VF resolver checks a relay's VF against it before anything is probed; src/policy
-// builds it from the admin's VirtioForwarderPolicy.
-import { VioError } from '../util/errors.js';
+// A relay's pool: which VFs (or DPDK virtual devices) a relay may draw on. The VF resolver
+// checks a relay's VF against it before anything is probed; src/policy builds it from the
+// admin's VirtioForwarderPolicy. Shared by the relay layer and src/policy, so it lives here.
+import { VioError } from './errors.js';
 
 /** The VFs a relay may draw on, as the VF resolver enforces it. */
 export interface VfPool {
