@@ -3,6 +3,12 @@ import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type Kubernet
 import type { Logger } from '../util/log.js';
 import { kubeErrorMessage } from './client.js';
 
+/** What a controller reads from an informer: the cached objects (a test gives a Map-backed one). */
+export interface Cache<T> {
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): T[];
+}
+
 export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;

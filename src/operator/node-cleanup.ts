@@ -2,13 +2,13 @@
 // exists (its agent went with it). Keys are node names.
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { WorkQueue, type HandlerResult, type ResilientInformer, type Resources, type VirtioForwarderNode } from '../kube/index.js';
+import { WorkQueue, type Cache, type HandlerResult, type VirtioForwarderNode, type VirtioForwarderNodeClient } from '../kube/index.js';
 import type { SchedulerCounters } from './relay-controller.js';
 
 export interface NodeCleanupOptions {
-  api: Resources;
-  vfns: ResilientInformer<VirtioForwarderNode>;
-  nodes: ResilientInformer<V1Node>;
+  api: { nodes: Pick<VirtioForwarderNodeClient, 'delete'> };
+  vfns: Cache<VirtioForwarderNode>;
+  nodes: Cache<V1Node>;
   logger: Logger;
   counters: SchedulerCounters;
   concurrency?: number;

@@ -11,11 +11,11 @@ import {
   NotFoundError,
   WorkQueue,
   objectKey,
+  type Cache,
   type EventRecorder,
   type HandlerResult,
   type RelayPatch,
-  type ResilientInformer,
-  type Resources,
+  type VirtioRelayClient,
   type VirtioForwarderNode,
   type VirtioRelay,
   type VirtioRelayStatus,
@@ -35,11 +35,11 @@ export interface SchedulerCounters {
 }
 
 export interface RelayControllerOptions {
-  api: Resources;
-  events: EventRecorder;
-  relays: ResilientInformer<VirtioRelay>;
-  vfns: ResilientInformer<VirtioForwarderNode>;
-  nodes: ResilientInformer<V1Node>;
+  api: { relays: Pick<VirtioRelayClient, 'patch' | 'patchStatus'> };
+  events: Pick<EventRecorder, 'relay'>;
+  relays: Cache<VirtioRelay>;
+  vfns: Cache<VirtioForwarderNode>;
+  nodes: Cache<V1Node>;
   logger: Logger;
   counters: SchedulerCounters;
   concurrency?: number;
@@ -72,9 +72,9 @@ function nodeReady(node: V1Node): boolean {
 export class RelayController {
   readonly queue: WorkQueue;
   private readonly log: Logger;
-  private readonly relays: ResilientInformer<VirtioRelay>;
-  private readonly vfns: ResilientInformer<VirtioForwarderNode>;
-  private readonly nodes: ResilientInformer<V1Node>;
+  private readonly relays: Cache<VirtioRelay>;
+  private readonly vfns: Cache<VirtioForwarderNode>;
+  private readonly nodes: Cache<V1Node>;
   private readonly counters: SchedulerCounters;
   private readonly reservations = new Map<string, Reservation>();
   /** relay key -> last FailedScheduling message recorded as an event */

@@ -1,0 +1,199 @@
+// The operator's two controllers against an in-memory fixture, as sample-controller's
+// controller_test.go tests its controller: caches filled with objects, a client that records the
+// actions and applies them to the objects, and the actions and events each test expects. The
+// same controllers against a real kube-apiserver: test/integration/operator.kube.test.ts.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import type { V1Node } from '@kubernetes/client-node';
+import { RelayController, SCHEDULED_VF_ANNOTATION, type SchedulerCounters } from '../../src/operator/relay-controller.js';
+import { NodeCleanupController } from '../../src/operator/node-cleanup.js';
+import { ConflictError, FINALIZER, objectKey, type Cache, type RelayPatch, type VirtioForwarderNode, type VirtioRelay } from '../../src/kube/index.js';
+import { silentLogger } from '../../src/util/log.js';
+
+class MapCache<T extends { metadata?: { name?: string; namespace?: string } }> implements Cache<T> {
+  readonly items = new Map<string, T>();
+  constructor(objs: T[] = []) {
+    for (const o of objs) this.put(o);
+  }
+  put(o: T): void {
+    this.items.set(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`, o);
+  }
+  get(name: string, namespace?: string): T | undefined {
+    return this.items.get(`${namespace ?? ''}/${name}`);
+  }
+  list(): T[] {
+    return [...this.items.values()];
+  }
+}
+
+/** The fixture: caches, a client that records what it is asked and applies it, the events. */
+class Fixture {
+  readonly actions: string[] = [];
+  readonly events: string[] = [];
+  readonly relays: MapCache<VirtioRelay>;
+  readonly vfns: MapCache<VirtioForwarderNode>;
+  readonly nodes: MapCache<V1Node>;
+  readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0 };
+  /** the next status write conflicts (409), as when the agent wrote first */
+  conflictOnStatus = false;
+  private rv = 100;
+
+  constructor(t: TestContext, objs: { relays?: VirtioRelay[]; vfns?: VirtioForwarderNode[]; nodes?: V1Node[] }) {
+    this.relays = new MapCache(objs.relays);
+    this.vfns = new MapCache(objs.vfns);
+    this.nodes = new MapCache(objs.nodes);
+    t.after(() => this.stop());
+  }
+
+  private readonly stops: (() => void)[] = [];
+  stop(): void {
+    for (const s of this.stops.splice(0)) s();
+  }
+
+  relayController(opts: { retryPendingMs?: number } = {}): RelayController {
+    const c = new RelayController({
+      api: {
+        relays: {
+          patch: async (obj: VirtioRelay, body: RelayPatch) => {
+            this.actions.push(`patch ${objectKey(obj)} ${JSON.stringify(body)}`);
+            const cur = this.relays.get(obj.metadata.name!, obj.metadata.namespace)!;
+            const annotations = { ...(cur.metadata.annotations ?? {}), ...((body.metadata?.annotations as Record<string, string> | undefined) ?? {}) };
+            const next: VirtioRelay = structuredClone(cur);
+            next.metadata = { ...cur.metadata, annotations, resourceVersion: String(++this.rv) };
+            if (body.metadata && 'finalizers' in body.metadata) next.metadata.finalizers = body.metadata.finalizers as string[];
+            if (body.spec && 'nodeName' in body.spec) next.spec = { ...cur.spec, nodeName: (body.spec.nodeName as string | null) ?? undefined };
+            this.relays.put(next);
+            return next;
+          },
+          patchStatus: async (obj: VirtioRelay, status: Record<string, unknown>, o: { guard?: boolean } = {}) => {
+            if (this.conflictOnStatus) {
+              this.conflictOnStatus = false;
+              throw new ConflictError('changed meanwhile');
+            }
+            this.actions.push(`status ${objectKey(obj)} ${String(status.phase)}${o.guard ? ' (guarded)' : ''}`);
+          },
+        },
+      },
+      events: { relay: async (obj, type, reason, message) => void this.events.push(`${type} ${reason} ${objectKey(obj)}: ${message}`) },
+      relays: this.relays,
+      vfns: this.vfns,
+      nodes: this.nodes,
+      logger: silentLogger(),
+      counters: this.counters,
+      ...(opts.retryPendingMs !== undefined ? { retryPendingMs: opts.retryPendingMs } : {}),
+    });
+    this.stops.push(() => c.stop());
+    return c;
+  }
+
+  cleanupController(orphanGraceMs?: number): NodeCleanupController {
+    const c = new NodeCleanupController({
+      api: {
+        nodes: {
+          delete: async (name: string, uid: string | undefined) => {
+            this.actions.push(`delete vfn ${name} uid=${uid}`);
+            return true;
+          },
+        },
+      },
+      vfns: this.vfns,
+      nodes: this.nodes,
+      logger: silentLogger(),
+      counters: this.counters,
+      ...(orphanGraceMs !== undefined ? { orphanGraceMs } : {}),
+    });
+    this.stops.push(() => c.stop());
+    return c;
+  }
+}
+
+const relay = (name: string, spec: Partial<VirtioRelay['spec']> = {}, meta: Partial<VirtioRelay['metadata']> = {}): VirtioRelay => ({
+  metadata: { name, namespace: 'app', uid: `uid-${name}`, resourceVersion: '1', ...meta },
+  spec: { vf: { selector: { pfName: 'ens1f0' } }, ...spec },
+});
+const node = (name: string): V1Node => ({ metadata: { name }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+const agent = (name: string, vfs: string[], extra: Partial<VirtioForwarderNode['metadata']> = {}): VirtioForwarderNode => ({
+  metadata: { name, uid: `vfn-${name}`, creationTimestamp: new Date(0), ...extra },
+  status: {
+    engine: { up: true },
+    vfs: vfs.map((pciAddress, i) => ({ pciAddress, pfName: 'ens1f0', vfIndex: i, vendor: '8086', device: '154c', numaNode: 0 })),
+    relays: { total: 0 },
+  },
+});
+
+async function run(c: RelayController | NodeCleanupController): Promise<void> {
+  c.start();
+  await c.queue.idle();
+}
+
+test('a relay without a node is given the node with a free matching VF: spec, annotation, status, event', async (t) => {
+  const f = new Fixture(t, { relays: [relay('vm1')], nodes: [node('n1'), node('n2')], vfns: [agent('n1', []), agent('n2', ['0000:3b:02.0'])] });
+  await run(f.relayController());
+  assert.deepEqual(f.actions, [
+    `patch app/vm1 ${JSON.stringify({ metadata: { annotations: { [SCHEDULED_VF_ANNOTATION]: '0000:3b:02.0' } }, spec: { nodeName: 'n2' } })}`,
+    'status app/vm1 Scheduled (guarded)',
+  ]);
+  assert.equal(f.events.length, 1);
+  assert.match(f.events[0]!, /^Normal Scheduled app\/vm1: Successfully assigned app\/vm1 to n2 with VF 0000:3b:02\.0/);
+  assert.equal(f.counters.scheduled, 1);
+});
+
+test('a relay no node can take stays Pending with the reason, and the event is not repeated for the same reason', async (t) => {
+  const f = new Fixture(t, { relays: [relay('vm1')], nodes: [node('n1')], vfns: [agent('n1', [])] });
+  const c = f.relayController({ retryPendingMs: 60_000 });
+  await run(c);
+  c.enqueuePending();
+  await c.queue.idle();
+  assert.equal(f.events.filter((e) => e.startsWith('Warning FailedScheduling app/vm1')).length, 1);
+  assert.deepEqual(f.actions.filter((a) => a.startsWith('status')), ['status app/vm1 Pending (guarded)', 'status app/vm1 Pending (guarded)']);
+  assert.equal(f.counters.failedScheduling, 1);
+  assert.equal(c.pendingCount(), 1);
+});
+
+test('two relays, one free VF: the reservation keeps the second from taking the same VF', async (t) => {
+  const f = new Fixture(t, { relays: [relay('a'), relay('b')], nodes: [node('n1')], vfns: [agent('n1', ['0000:3b:02.0'])] });
+  await run(f.relayController({ retryPendingMs: 60_000 }));
+  assert.equal(f.actions.filter((a) => a.startsWith('patch')).length, 1, f.actions.join('\n'));
+  assert.equal(f.events.filter((e) => e.includes('FailedScheduling')).length, 1);
+});
+
+test('a relay on a deleted node moves when it asked to (OnNodeLoss) and stays with a NodeLost event when not', async (t) => {
+  const f = new Fixture(t, {
+    relays: [relay('mover', { nodeName: 'gone', reschedule: 'OnNodeLoss' }), relay('stayer', { nodeName: 'gone' })],
+    nodes: [node('n1')],
+    vfns: [agent('n1', [])],
+  });
+  await run(f.relayController({ retryPendingMs: 60_000 }));
+  assert.ok(f.actions.includes(`patch app/mover ${JSON.stringify({ metadata: { annotations: { [SCHEDULED_VF_ANNOTATION]: null } }, spec: { nodeName: null } })}`), f.actions.join('\n'));
+  assert.ok(f.events.some((e) => e.startsWith('Normal Rescheduled app/mover')), f.events.join('\n'));
+  assert.ok(f.events.some((e) => /^Warning NodeLost app\/stayer: node gone does not exist; the relay stays assigned/.test(e)), f.events.join('\n'));
+  assert.ok(f.actions.includes('status app/stayer Failed (guarded)'), f.actions.join('\n'));
+  assert.deepEqual([f.counters.rescheduled, f.counters.nodeLost], [1, 1]);
+});
+
+test('a deleted relay whose node is gone loses its finalizer (no agent will clean up)', async (t) => {
+  const f = new Fixture(t, {
+    relays: [relay('vm1', { nodeName: 'gone' }, { deletionTimestamp: new Date(), finalizers: [FINALIZER, 'other/keep'] })],
+    nodes: [node('n1')],
+  });
+  await run(f.relayController());
+  assert.deepEqual(f.actions, [`patch app/vm1 ${JSON.stringify({ metadata: { finalizers: ['other/keep'] } })}`]);
+  assert.match(f.events[0]!, /^Normal FinalizerRemoved app\/vm1: node gone does not exist/);
+});
+
+test('a status conflict after scheduling is the agent writing first: not retried, not an error', async (t) => {
+  const f = new Fixture(t, { relays: [relay('vm1')], nodes: [node('n1')], vfns: [agent('n1', ['0000:3b:02.0'])] });
+  f.conflictOnStatus = true;
+  await run(f.relayController());
+  assert.deepEqual(f.actions.map((a) => a.split(' ')[0]), ['patch']);
+  assert.equal(f.counters.scheduled, 1);
+});
+
+test('the VirtioForwarderNode of a node seen deleted goes at once; an orphan waits out the grace period', async (t) => {
+  const f = new Fixture(t, { vfns: [agent('seen', []), agent('young', [], { creationTimestamp: new Date() }), agent('alive', [])], nodes: [node('alive')] });
+  const c = f.cleanupController(60_000);
+  c.nodeDeleted('seen');
+  await run(c);
+  assert.deepEqual(f.actions, ['delete vfn seen uid=vfn-seen']);
+  assert.equal(f.counters.nodesCleanedUp, 1);
+});
