@@ -43,41 +43,30 @@ export const Reason = {
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
 /** The reason of a failed attach, by the error's code (what the engine or resolver threw). */
+const REASON_BY_CODE: Partial<Record<string, Reason>> = {
+  ENODEV: Reason.VFNotFound,
+  ENOENT: Reason.SocketDirMissing,
+  EEXIST: Reason.AlreadyInUse,
+  ENOMEM: Reason.OutOfHugepages,
+  EINVAL: Reason.InvalidSpec,
+  ENOTSTARTED: Reason.EngineNotStarted,
+  EBUSY: Reason.VFInUse,
+  EPERM: Reason.PolicyDenied,
+};
+
 export function reasonForCode(code: string | undefined): Reason {
-  switch (code) {
-    case 'ENODEV':
-      return Reason.VFNotFound;
-    case 'ENOENT':
-      return Reason.SocketDirMissing;
-    case 'EEXIST':
-      return Reason.AlreadyInUse;
-    case 'ENOMEM':
-      return Reason.OutOfHugepages;
-    case 'EINVAL':
-      return Reason.InvalidSpec;
-    case 'ENOTSTARTED':
-      return Reason.EngineNotStarted;
-    case 'EBUSY':
-      return Reason.VFInUse;
-    case 'EPERM':
-      return Reason.PolicyDenied;
-    default:
-      return Reason.EngineError;
-  }
+  return (code !== undefined ? REASON_BY_CODE[code] : undefined) ?? Reason.EngineError;
 }
 
 /** The errno-style code a failed attach is reported with (ZeroMQ port control's replies). */
+const CODE_BY_REASON: Partial<Record<string, ErrorCode>> = {
+  [Reason.VFNotFound]: 'ENODEV',
+  [Reason.OutOfHugepages]: 'ENOMEM',
+  [Reason.AlreadyInUse]: 'EEXIST',
+};
+
 export function codeForReason(reason: string | undefined): ErrorCode {
-  switch (reason) {
-    case Reason.VFNotFound:
-      return 'ENODEV';
-    case Reason.OutOfHugepages:
-      return 'ENOMEM';
-    case Reason.AlreadyInUse:
-      return 'EEXIST';
-    default:
-      return 'EIO';
-  }
+  return (reason !== undefined ? CODE_BY_REASON[reason] : undefined) ?? 'EIO';
 }
 
 /** Codes of attach errors that retrying the same spec will not cure. */
