@@ -1,5 +1,5 @@
 # vio4wd: one image for every role (`vio4wd agent`, `vio4wd operator`, `vio4wd kubevirt-sidecar`,
-# and the CLI). The build stages compile DPDK (Debian's 22.11 source package, with room for 1024
+# and the CLI). The build stages compile DPDK (Debian's source package of DPDK_VERSION, with room for 1024
 # relays instead of Debian's 32), the native engine and the TypeScript; the runtime stage is
 # Debian bookworm slim with Node 26 (LTS), that DPDK with only the poll-mode drivers the engine loads,
 # and the app in /opt/vio4wd.
@@ -17,7 +17,10 @@
 
 ARG NODE_IMAGE=node:26-bookworm-slim
 ARG DEBIAN_IMAGE=debian:bookworm-slim
-# DPDK: the upstream version of Debian's source package, and the ethdev ports (one per relay's VF)
+# DPDK: the upstream version of Debian's source package, and the ethdev ports (one per relay's VF).
+# build-dpdk.sh looks the version up in bookworm's and trixie's deb-src lists (apt state of its
+# own, the stage's apt sources stay as they are): 22.11.11 is bookworm's, 24.11.8 trixie's (the
+# engine builds against both; --build-arg DPDK_VERSION=24.11.8)
 ARG DPDK_VERSION=22.11.11
 ARG DPDK_MAX_PORTS=1024
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DPDK 22.11 rebuilt from Debian's own source package with room for more ethdev ports.
+# DPDK rebuilt from Debian's own source package with room for more ethdev ports.
 # Debian's build has RTE_MAX_ETHPORTS=32, and every relay's VF is one ethdev port, so one engine
 # on it carries at most 32 relays; vio4wd promises 256 and more. One recipe for the machine and
 # the image, so that both are the same build:
@@ -9,14 +9,19 @@
 #                                   from this machine's build, so the image costs no second build)
 #
 # It is always installed at the prefix /opt/vio4wd-dpdk/<version>-ports<N>, because DPDK compiles
-# its prefix in (EAL loads its drivers from <prefix>/lib/dpdk/pmds-23.0). On a machine, --store
+# its prefix in (EAL loads its drivers from <prefix>/lib/dpdk/pmds-<ABI>: 23.0 for 22.11, 25.0
+# for 24.11). On a machine, --store
 # keeps the files elsewhere (the cache) and makes the prefix a symbolic link to them.
 #
 #   build-dpdk.sh build [--max-ports N] [--version VERSION] [--store DIR] [--src DIR]
 #                       [--install-deps] [--clean]
 #       Builds (once: 10-17 minutes on 2 cores) unless <prefix>/.complete holds this recipe's
-#       key; prints the prefix. VERSION: Debian's (22.11.11-0+deb12u1) or upstream (22.11.11, then
-#       Debian's source of it); default: the installed libdpdk-dev's.
+#       key; prints the prefix. VERSION: Debian's (22.11.11-0+deb12u1, 24.11.8-0+deb13u1) or
+#       upstream (22.11.11, then Debian's source of it); default: the installed libdpdk-dev's.
+#       The source comes from bookworm (22.11) or trixie (24.11: bookworm has no DPDK 24.11, and
+#       trixie's source package builds on bookworm); trixie's deb-src entry lives in apt state of
+#       this script's own (under the source directory), so the machine's apt sources stay as
+#       they are.
 #       --install-deps  apt-get the build dependencies and Debian's deb-src entry (containers)
 #       --clean         remove the source and build trees afterwards
 #   build-dpdk.sh deps
@@ -34,7 +39,8 @@ PREFIX_ROOT=/opt/vio4wd-dpdk
 # bump when the build below changes in a way the key does not show
 RECIPE=2
 # the drivers built: the VFs' (Intel, NVIDIA, Netronome, Broadcom), bonding, and the virtual devices
-# that stand in for VFs in tests; an image ships only some of them (runtime)
+# that stand in for VFs in tests; an image ships only some of them (runtime). From 23.07 on,
+# net/nfp needs common/nfp (drivers_of adds it).
 DRIVERS=bus/pci,bus/vdev,bus/auxiliary,mempool/ring,common/iavf,common/mlx5,net/iavf,net/i40e,net/ice,net/ixgbe,net/e1000,net/mlx5,net/nfp,net/bnxt,net/af_packet,net/bonding,net/memif,net/null,net/ring,net/tap,net/vhost,net/virtio
 DISABLE_LIBS=flow_classify,kni,gpudev,jobstats,latencystats,pipeline,port,table,node,pdump,bitratestats,cfgfile
 # the toolchain, and the optional libraries DPDK's meson finds (the ones Debian's own build uses
@@ -44,6 +50,28 @@ BUILD_DEPS=(gcc make pkg-config meson ninja-build python3-pyelftools dpkg-dev xz
   libnuma-dev libbsd-dev libfdt-dev libjansson-dev libpcap-dev libelf-dev libibverbs-dev libssl-dev)
 # the drivers every DPDK process here needs, whatever else it ships
 BASE_DRIVERS=(bus_pci bus_vdev mempool_ring)
+
+# the drivers of an upstream version (22.11.11, 24.11.8)
+drivers_of() {
+  local major=${1%%.*}
+  if ((major >= 23)); then echo "${DRIVERS/common\/mlx5,/common/mlx5,common/nfp,}"; else echo "$DRIVERS"; fi
+}
+
+# apt-get/apt-cache on Debian's deb-src entries of bookworm and trixie, with apt state of this
+# script's own in $APT_DIR (the machine's sources and lists are not touched): apt_src update,
+# apt_src showsrc dpdk, apt_src source --download-only dpdk=V
+APT_DIR=""
+apt_src() {
+  local tool=apt-get
+  [[ $1 == showsrc ]] && tool=apt-cache
+  "$tool" -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$APT_DIR/sources.list.d" \
+    -o Dir::State::Lists="$APT_DIR/lists" -o Dir::Cache="$APT_DIR/cache" -o APT::Sandbox::User=root "$@"
+}
+apt_src_init() {
+  APT_DIR=$1
+  mkdir -p "$APT_DIR/sources.list.d" "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
+  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates trixie trixie-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb-src\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security trixie-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$APT_DIR/sources.list.d/debian-src.sources"
+}
 
 # Every library and driver of the build finds the others in the prefix: EAL dlopen()s the drivers,
 # and a driver's own dependencies that are not loaded yet (librte_security, librte_gso, ...) are
@@ -86,7 +114,9 @@ cmd_build() {
   local want_src=$version
   [[ $version == *-* ]] || want_src=""
   local prefix="$PREFIX_ROOT/$upstream-ports$max_ports"
-  local rest="max_ethports $max_ports recipe $RECIPE drivers $DRIVERS disable_libs $DISABLE_LIBS"
+  local drivers
+  drivers=$(drivers_of "$upstream")
+  local rest="max_ethports $max_ports recipe $RECIPE drivers $drivers disable_libs $DISABLE_LIBS"
   # done already? (.complete holds "dpdk <Debian version> <rest>")
   built() {
     local made
@@ -126,18 +156,19 @@ cmd_build() {
   local dsc
   dsc=$(ls "$src"/dpdk_"${want_src:-$upstream-}"*.dsc 2>/dev/null | head -n1 || true)
   if [[ -z $dsc ]]; then
-    if ! apt-cache showsrc dpdk 2>/dev/null | grep -q '^Version:'; then
-      # no deb-src entry yet: add Debian's
-      local list=/etc/apt/sources.list.d/vio4wd-src.sources
-      [[ -f $list ]] || printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$list"
-      apt-get update -qq >/dev/null || die "apt-get update (deb-src): check access to the Debian mirror"
-    fi
+    apt_src_init "$src/apt"
+    say "looking up Debian's dpdk source packages (bookworm, trixie)"
+    apt_src update -qq >/dev/null 2>"$src/apt-update.log" ||
+      { cat "$src/apt-update.log" >&2; die "apt-get update (deb-src of bookworm and trixie): check access to the Debian mirror"; }
+    local have
+    have=$(apt_src showsrc dpdk 2>/dev/null | awk '/^Version:/ {print $2}' | sort -u | tr '\n' ' ')
     if [[ -z $want_src ]]; then
-      want_src=$(apt-cache showsrc dpdk 2>/dev/null | awk -v u="$upstream" '/^Version:/ && index($2, u "-") == 1 {print $2; exit}')
-      [[ -n $want_src ]] || die "Debian has no dpdk source of $upstream (it has: $(apt-cache showsrc dpdk | awk '/^Version:/ {print $2}' | tr '\n' ' ')); pass one of those (--version, or --build-arg DPDK_VERSION=<its part before the dash>)"
+      want_src=$(apt_src showsrc dpdk 2>/dev/null | awk -v u="$upstream" '/^Version:/ && index($2, u "-") == 1 {print $2; exit}')
+      [[ -n $want_src ]] || die "Debian has no dpdk source of $upstream (it has: $have); pass one of those (--version, or --build-arg DPDK_VERSION=<its part before the dash>)"
     fi
-    (cd "$src" && apt-get source -qq --download-only "dpdk=$want_src" >/dev/null) ||
-      die "apt-get source dpdk=$want_src: Debian's archive may have moved on (apt-cache showsrc dpdk | grep ^Version); pass that version (--version, or --build-arg DPDK_VERSION=...)"
+    (cd "$src" && apt_src source -qq --download-only "dpdk=$want_src" >"$src/apt-source.log" 2>&1) ||
+      { grep -E '^(E|W):' "$src/apt-source.log" >&2 || true
+        die "apt-get source dpdk=$want_src failed (Debian lists: $have): the archive may have moved on or not serve these files (see above); pass a listed version (--version, or --build-arg DPDK_VERSION=...)"; }
     dsc="$src/dpdk_${want_src#*:}.dsc"
   fi
   want_src=${dsc##*/dpdk_}
@@ -166,7 +197,7 @@ cmd_build() {
   say "building DPDK $want_src with max_ethports=$max_ports into $prefix (takes 10-17 minutes on 2 cores, once)"
   rm -rf "$build"
   (cd "$tree" && meson setup "$build" --prefix="$prefix" --libdir=lib --default-library=shared \
-    -Dplatform=generic -Dmax_ethports="$max_ports" -Denable_drivers="$DRIVERS" -Dtests=false -Ddisable_apps='*' \
+    -Dplatform=generic -Dmax_ethports="$max_ports" -Denable_drivers="$drivers" -Dtests=false -Ddisable_apps='*' \
     -Ddisable_libs="$DISABLE_LIBS" >"$src/meson-setup.log" 2>&1) ||
     { tail -n 20 "$src/meson-setup.log" >&2; die "meson setup (log: $build/meson-logs/meson-log.txt)"; }
   nice -n 10 ninja -C "$build" install >"$src/build-$max_ports.log" 2>&1 ||
@@ -201,7 +232,10 @@ cmd_runtime() {
   # a build handed in from elsewhere (the image's --build-context dpdk=...) must be this recipe's
   local made
   made=$(cat "$prefix/.complete" 2>/dev/null) || die "$prefix has no .complete: not a finished build of scripts/build-dpdk.sh"
-  [[ $made == "dpdk "*" recipe $RECIPE drivers $DRIVERS disable_libs $DISABLE_LIBS" ]] ||
+  local made_ver=${made#dpdk }
+  made_ver=${made_ver%% *}
+  made_ver=${made_ver#*:}
+  [[ $made == "dpdk "*" recipe $RECIPE drivers $(drivers_of "$made_ver") disable_libs $DISABLE_LIBS" ]] ||
     die "$prefix was built by another recipe of scripts/build-dpdk.sh ($made): rebuild it (scripts/bootstrap), or build the image without --build-context dpdk=..."
   local pmds
   pmds=$(cd "$prefix/lib" && ls -d dpdk/pmds-*) || die "no lib/dpdk/pmds-* in $prefix: not a DPDK build"

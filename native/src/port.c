@@ -23,8 +23,18 @@
 #include <rte_errno.h>
 #include <rte_eth_bond.h>
 #include <rte_ethdev.h>
+#include <rte_version.h>
 
 #include "internal.h"
+
+/* DPDK 23.11 renamed the bonding API's "slave" to "member" and dropped the old names */
+#if RTE_VERSION >= RTE_VERSION_NUM(23, 11, 0, 0)
+#define vio_bond_member_add rte_eth_bond_member_add
+#define VIO_BOND_MEMBER_ADD "rte_eth_bond_member_add"
+#else
+#define vio_bond_member_add rte_eth_bond_slave_add
+#define VIO_BOND_MEMBER_ADD "rte_eth_bond_slave_add"
+#endif
 
 static int find_port(const char *name, uint16_t *port)
 {
@@ -62,7 +72,7 @@ static int probe(int relay, const char *devargs, uint16_t *port, struct vio_erro
 				relay, name, *port);
 	if (rte_eth_dev_count_total() >= RTE_MAX_ETHPORTS)
 		return vio_fail(e, VIO_ENOMEM, "relay %d: vf: cannot attach %s: all %d ethdev ports of "
-				"this DPDK build are in use (RTE_MAX_ETHPORTS; Debian's DPDK 22.11 has 32, "
+				"this DPDK build are in use (RTE_MAX_ETHPORTS; Debian's DPDK has 32, "
 				"a DPDK built with -Dmax_ethports=1024 allows more relays)", relay, name,
 				RTE_MAX_ETHPORTS);
 	int ret = rte_dev_probe(devargs);
@@ -151,9 +161,9 @@ int vio_port_attach(struct vio_relay *r, const struct vio_relay_cfg *c, struct v
 		port = (uint16_t)ret;
 		r->bonded = true;
 		for (int i = 0; i < r->n_members; i++) {
-			ret = rte_eth_bond_slave_add(port, r->members[i]);
+			ret = vio_bond_member_add(port, r->members[i]);
 			if (ret != 0) {
-				vio_fail(e, VIO_EIO, "relay %d: vf: rte_eth_bond_slave_add(%s, %s) failed: %s",
+				vio_fail(e, VIO_EIO, "relay %d: vf: " VIO_BOND_MEMBER_ADD "(%s, %s) failed: %s",
 					 r->id, r->bond_name, c->pci[i], rte_strerror(-ret));
 				rte_eth_bond_free(r->bond_name);
 				r->bonded = false;

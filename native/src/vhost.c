@@ -39,6 +39,7 @@
 #include <linux/vhost.h>
 #include <linux/virtio_net.h>
 #include <rte_cycles.h>
+#include <rte_version.h>
 #include <rte_vhost.h>
 
 #include "internal.h"
@@ -366,7 +367,14 @@ static const struct rte_vhost_device_ops ops = {
  * private server socket in the same thread; connecting to it and hanging up wakes the poll,
  * which then takes in the new socket. The socket is created with the first server-mode relay
  * (WAKE_DIR/wake-<pid>.sock; files of processes that are gone are removed then) and removed when
- * the engine stops. Without it (e.g. WAKE_DIR cannot be created) a new socket waits as before. */
+ * the engine stops. Without it (e.g. WAKE_DIR cannot be created) a new socket waits as before.
+ * DPDK 24.07 moved that thread to epoll (lib/vhost/fd_man.c): a socket added there is watched at
+ * once, so from 24.07 on there is nothing to wake and the engine keeps no such socket. */
+#if RTE_VERSION < RTE_VERSION_NUM(24, 7, 0, 0)
+#define VIO_VHOST_WAKE 1
+#else
+#define VIO_VHOST_WAKE 0
+#endif
 #define WAKE_DIR "/run/vio4wd-engine"
 static char wake_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static bool wake_registered;
@@ -395,7 +403,7 @@ static void wake_remove_stale(void)
 
 static void wake_init(void)
 {
-	if (wake_registered || wake_failed)
+	if (!VIO_VHOST_WAKE || wake_registered || wake_failed)
 		return;
 	if (mkdir(WAKE_DIR, 0700) != 0 && errno != EEXIST)
 		goto fail;

@@ -1,6 +1,6 @@
 // The container image, built from the Dockerfile with podman (chroot isolation) on local base
 // images, then checked from its own filesystem in a chroot: the CLI runs as the image's non-root
-// user, the native engine loads with the image's DPDK (Debian's 22.11 rebuilt with 1024 ethdev
+// user, the native engine loads with the image's DPDK (Debian's, rebuilt with 1024 ethdev
 // ports; the machine's build of scripts/build-dpdk.sh is handed in, so it is not compiled twice)
 // and carries more relays than Debian's DPDK could, only the wanted DPDK drivers are there and
 // all their libraries resolve, and the agent itself runs a relay from the image.
@@ -39,7 +39,12 @@ const machine = machineDpdk();
 const DPDK_VERSION =
   typeof machine === 'string' ? /^ARG DPDK_VERSION=(\S+)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))?.[1] ?? '?' : machine.version;
 const PREFIX = `/opt/vio4wd-dpdk/${DPDK_VERSION}-ports${MAX_PORTS}`;
-const PMDS = `${PREFIX}/lib/dpdk/pmds-23.0`;
+// EAL's driver directory is named by the ABI version: 23.0 for DPDK 22.11, 25.0 for 24.11 (an LTS
+// release YY.11 has ABI YY+1.0)
+const lts = /^(\d+)\.11\./.exec(DPDK_VERSION);
+const ABI_MAJOR = lts ? Number(lts[1]) + 1 : NaN;
+const ABI = `${ABI_MAJOR}.0`;
+const PMDS = `${PREFIX}/lib/dpdk/pmds-${ABI}`;
 
 let image: BuiltImage;
 let sidecar: BuiltImage;
@@ -139,9 +144,9 @@ test('an engine in the image reports limits.ports 1024 and carries more relays t
 });
 
 test('only the DPDK drivers the engine uses are installed, and every library they need resolves', async () => {
-  // EAL loads every librte_*.so.23.0 (and *.so) in its driver directory
-  const loaded = readdirSync(join(fs!.root, PMDS)).filter((f) => f.endsWith('.so') || f.endsWith('.so.23.0'));
-  const drivers = loaded.map((f) => f.replace(/^librte_/, '').replace(/\.so(\.23\.0)?$/, '')).sort();
+  // EAL loads every librte_*.so.<ABI> (and *.so) in its driver directory
+  const loaded = readdirSync(join(fs!.root, PMDS)).filter((f) => f.endsWith('.so') || f.endsWith(`.so.${ABI}`));
+  const drivers = loaded.map((f) => f.replace(/^librte_/, '').replace(`.so.${ABI}`, '').replace(/\.so$/, '')).sort();
   for (const want of ['bus_pci', 'bus_vdev', 'mempool_ring', 'net_vhost', 'net_tap', 'net_af_packet', 'net_bond', 'net_null', 'net_iavf', 'net_i40e', 'net_ice', 'net_ixgbe', 'net_mlx5']) {
     assert.ok(drivers.includes(want), `${want} missing from ${PMDS}: ${drivers.join(' ')}`);
   }
@@ -149,15 +154,15 @@ test('only the DPDK drivers the engine uses are installed, and every library the
   // what the DPDK build has for tests and other NICs stays out
   const unwanted = drivers.filter((d) => /^(baseband|crypto|compress|event|raw|regex|vdpa|dma)_/.test(d) || /^net_(pcap|ring|af_xdp|virtio|memif|softnic|e1000|nfp|bnxt)$/.test(d));
   assert.deepEqual(unwanted, [], `drivers the engine never loads: ${unwanted.join(' ')}`);
-  const libs = readdirSync(join(fs!.root, PREFIX, 'lib')).filter((f) => f.endsWith('.so.23.0')).map((f) => `${PREFIX}/lib/${f}`);
+  const libs = readdirSync(join(fs!.root, PREFIX, 'lib')).filter((f) => f.endsWith(`.so.${ABI}`)).map((f) => `${PREFIX}/lib/${f}`);
   const files = [...libs, ...loaded.map((f) => `${PMDS}/${f}`), '/opt/vio4wd/native/build/vio4wd.node'];
   const r = await chrootRun(fs!.root, ['sh', '-c', `for f in ${files.join(' ')}; do ldd "$f" | sed "s|^|$f: |"; done`]);
   assert.equal(r.code, 0, r.stderr);
   const missing = r.stdout.split('\n').filter((l) => l.includes('not found'));
   assert.deepEqual(missing, [], 'libraries that do not resolve in the image');
   // the addon's DPDK comes from the prefix (its rpath), not from anywhere else
-  const eal = r.stdout.split('\n').find((l) => l.startsWith('/opt/vio4wd/native/build/vio4wd.node:') && l.includes('librte_eal.so.23 =>'));
-  assert.match(eal ?? '', new RegExp(`=> ${PREFIX}/lib/librte_eal\\.so\\.23 `), 'where the addon finds librte_eal');
+  const eal = r.stdout.split('\n').find((l) => l.startsWith('/opt/vio4wd/native/build/vio4wd.node:') && l.includes(`librte_eal.so.${ABI_MAJOR} =>`));
+  assert.match(eal ?? '', new RegExp(`=> ${PREFIX}/lib/librte_eal\\.so\\.${ABI_MAJOR} `), 'where the addon finds librte_eal');
 });
 
 function freePort(): Promise<number> {
