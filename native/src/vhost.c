@@ -369,11 +369,14 @@ static const struct rte_vhost_device_ops ops = {
  * (WAKE_DIR/wake-<pid>.sock; files of processes that are gone are removed then) and removed when
  * the engine stops. Without it (e.g. WAKE_DIR cannot be created) a new socket waits as before.
  * DPDK 24.07 moved that thread to epoll (lib/vhost/fd_man.c): a socket added there is watched at
- * once, so from 24.07 on there is nothing to wake and the engine keeps no such socket. */
+ * once, so there is nothing to wake. But from then on rte_vhost_driver_unregister of the last
+ * socket also ends the thread, and waits for it, up to its 1 s epoll timeout (the next register
+ * starts a new one): removing the only relay took 1 s. So on 24.07+ the same private socket is
+ * kept for any relay, server or client mode, only to keep the thread alive, and never connected to. */
 #if RTE_VERSION < RTE_VERSION_NUM(24, 7, 0, 0)
-#define VIO_VHOST_WAKE 1
+#define VIO_VHOST_WAKE 1 /* connect to the socket after adding a server socket */
 #else
-#define VIO_VHOST_WAKE 0
+#define VIO_VHOST_WAKE 0 /* the socket only keeps rte_vhost's thread alive */
 #endif
 #define WAKE_DIR "/run/vio4wd-engine"
 static char wake_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -403,7 +406,7 @@ static void wake_remove_stale(void)
 
 static void wake_init(void)
 {
-	if (!VIO_VHOST_WAKE || wake_registered || wake_failed)
+	if (wake_registered || wake_failed)
 		return;
 	if (mkdir(WAKE_DIR, 0700) != 0 && errno != EEXIST)
 		goto fail;
@@ -420,14 +423,15 @@ static void wake_init(void)
 	wake_registered = true;
 	return;
 fail:
-	RTE_LOG(WARNING, USER1, "vio4wd: no wake-up socket in " WAKE_DIR " (%s): a QEMU connecting "
-		"to a new server socket may wait up to 1 s\n", strerror(errno));
+	RTE_LOG(WARNING, USER1, "vio4wd: no wake-up socket in " WAKE_DIR " (%s): %s\n", strerror(errno),
+		VIO_VHOST_WAKE ? "a QEMU connecting to a new server socket may wait up to 1 s" :
+				 "removing the last relay may take up to 1 s");
 	wake_failed = true;
 }
 
 static void wake_vhost_thread(void)
 {
-	if (!wake_registered)
+	if (!VIO_VHOST_WAKE || !wake_registered)
 		return;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -457,7 +461,7 @@ void vio_vhost_wake_fini(void)
 int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)
 {
 	uint64_t flags = c->client ? RTE_VHOST_USER_CLIENT : 0;
-	if (!c->client)
+	if (!c->client || !VIO_VHOST_WAKE)
 		wake_init();
 	int ret = rte_vhost_driver_register(r->path, flags);
 
