@@ -2,6 +2,7 @@
 // and types, informers, the work queue, events and leader election.
 export * from './client.js';
 export * from './crd-schemas.js';
+export * from './crds.js';
 export * from './events.js';
 export * from './informer.js';
 export * from './leader.js';
