@@ -494,6 +494,18 @@ Napi::Value Stats(const Napi::CallbackInfo &info) {
     qs.Set(q, qo);
   }
   o.Set("queues", qs);
+  if (st.vf.valid) {
+    Napi::Object v = Napi::Object::New(env);
+    v.Set("rxPackets", static_cast<double>(st.vf.ipackets));
+    v.Set("txPackets", static_cast<double>(st.vf.opackets));
+    v.Set("rxBytes", static_cast<double>(st.vf.ibytes));
+    v.Set("txBytes", static_cast<double>(st.vf.obytes));
+    v.Set("rxMissed", static_cast<double>(st.vf.imissed));
+    v.Set("rxErrors", static_cast<double>(st.vf.ierrors));
+    v.Set("txErrors", static_cast<double>(st.vf.oerrors));
+    v.Set("rxNoMbuf", static_cast<double>(st.vf.rx_nombuf));
+    o.Set("vf", v);
+  }
   return o;
 }
 
@@ -507,6 +519,10 @@ Napi::Value Workers(const Napi::CallbackInfo &info) {
     o.Set("lcore", w[i].lcore);
     o.Set("numaNode", w[i].numa);
     o.Set("directions", w[i].directions);
+    o.Set("busyCycles", static_cast<double>(w[i].busy_cycles));
+    o.Set("idleCycles", static_cast<double>(w[i].idle_cycles));
+    o.Set("packets", static_cast<double>(w[i].packets));
+    o.Set("dropped", static_cast<double>(w[i].dropped));
     a.Set(i, o);
   }
   return a;
@@ -564,6 +580,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   limits.Set("mtuMax", Napi::Number::New(env, VIO_MTU_MAX));
   exports.Set("limits", limits);
   exports.Set("maxPorts", Napi::Number::New(env, vio_max_ports()));
+  exports.Set("tscHz", Napi::Function::New(env, [](const Napi::CallbackInfo &info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(vio_tsc_hz()));
+  }));
   return exports;
 }
 

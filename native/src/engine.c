@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -588,6 +589,20 @@ enum vio_err vio_query_stats(int id, struct vio_relay_stats *out)
 		const struct vio_relay *r = eng.relays[id];
 		out->id = id;
 		out->queues = r->nb_vqp;
+		/* under eng.lock: the VF cannot be detached meanwhile (vf_detach and teardown take it
+		 * away from queries first) */
+		struct rte_eth_stats es;
+		if (r->port_attached && rte_eth_stats_get(r->port_id, &es) == 0) {
+			out->vf.valid = true;
+			out->vf.ipackets = es.ipackets;
+			out->vf.opackets = es.opackets;
+			out->vf.ibytes = es.ibytes;
+			out->vf.obytes = es.obytes;
+			out->vf.imissed = es.imissed;
+			out->vf.ierrors = es.ierrors;
+			out->vf.oerrors = es.oerrors;
+			out->vf.rx_nombuf = es.rx_nombuf;
+		}
 		for (int q = 0; q < r->nb_vqp; q++)
 			for (int d = 0; d < 2; d++) {
 				add_ctr(&out->queue[q][d], &r->ctr[q * 2 + d]);
@@ -609,6 +624,11 @@ int vio_query_workers(struct vio_worker_info *out, int max)
 			out[n].lcore = (int)eng.workers[i].lcore;
 			out[n].numa = eng.workers[i].numa;
 			out[n].directions = eng.workers[i].directions;
+			const struct vio_wstats *st = &eng.workers[i].st;
+			out[n].busy_cycles = __atomic_load_n(&st->busy_cycles, __ATOMIC_RELAXED);
+			out[n].idle_cycles = __atomic_load_n(&st->idle_cycles, __ATOMIC_RELAXED);
+			out[n].packets = __atomic_load_n(&st->packets, __ATOMIC_RELAXED);
+			out[n].dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
 		}
 	pthread_mutex_unlock(&eng.lock);
 	return n;
@@ -650,6 +670,11 @@ enum vio_err vio_query_memory(struct vio_memory_info *out)
 const char *vio_dpdk_version(void)
 {
 	return rte_version();
+}
+
+uint64_t vio_tsc_hz(void)
+{
+	return rte_get_tsc_hz();
 }
 
 int vio_max_ports(void)

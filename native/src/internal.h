@@ -97,7 +97,17 @@ struct vio_plist {
 	struct vio_entry e[];
 };
 
+/* A worker's load, written only by the worker, once per pass (not per packet), on a cache line
+ * of its own; queries read it with relaxed loads. */
+struct vio_wstats {
+	uint64_t busy_cycles;                 /* TSC cycles of passes that moved packets */
+	uint64_t idle_cycles;                 /* TSC cycles of passes that found nothing */
+	uint64_t packets;                     /* received from VFs and guests */
+	uint64_t dropped;                     /* of those, dropped (far side full or absent) */
+} __rte_cache_aligned;
+
 struct vio_worker {
+	struct vio_wstats st;                 /* [dp] written by the worker only */
 	struct vio_plist *list;               /* [dp] published with release, read with acquire */
 	volatile int stop;                    /* [dp] */
 	unsigned lcore;

@@ -165,9 +165,19 @@ struct vio_dir_counters {
 	uint64_t drop_nc_pkts, drop_nc_bytes;
 };
 
+/* The VF's own counters (rte_eth_stats_get; a bond sums its members): what the NIC received
+ * and sent, and what it dropped before the relay read it (imissed: rx ring full; rx_nombuf:
+ * no mbuf to refill the ring). Drivers that do not count a field report 0. */
+struct vio_port_stats {
+	bool valid; /* a VF is attached and its driver answered */
+	uint64_t ipackets, opackets, ibytes, obytes;
+	uint64_t imissed, ierrors, oerrors, rx_nombuf;
+};
+
 struct vio_relay_stats {
 	int id;
 	int queues;
+	struct vio_port_stats vf;
 	struct vio_dir_counters total[2];                     /* [VIO_DIR_*] */
 	struct vio_dir_counters queue[VIO_MAX_QUEUES][2];     /* [queue][VIO_DIR_*] */
 };
@@ -179,6 +189,10 @@ struct vio_worker_info {
 	int lcore;
 	int numa;
 	int directions;
+	/* TSC cycles of poll passes that moved packets (busy) and of those that found none (idle),
+	 * since the engine started; packets received and dropped by the worker's directions */
+	uint64_t busy_cycles, idle_cycles;
+	uint64_t packets, dropped;
 };
 
 struct vio_pool_info {
@@ -245,6 +259,8 @@ enum vio_err vio_query_stats(int id, struct vio_relay_stats *out);
 int vio_query_workers(struct vio_worker_info *out, int max);
 enum vio_err vio_query_memory(struct vio_memory_info *out);
 const char *vio_dpdk_version(void);
+/* TSC ticks per second: the unit of vio_worker_info's cycle counts */
+uint64_t vio_tsc_hz(void);
 /* ethdev ports this DPDK build allows (RTE_MAX_ETHPORTS): one per relay VF */
 int vio_max_ports(void);
 

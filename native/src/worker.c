@@ -42,7 +42,7 @@ static inline uint64_t sum_len(struct rte_mbuf **pkts, uint16_t from, uint16_t t
 
 #define CTR_ADD(c, field, v) __atomic_store_n(&(c)->field, (c)->field + (v), __ATOMIC_RELAXED)
 
-static inline uint16_t vf_to_vm(const struct vio_entry *e)
+static inline uint16_t vf_to_vm(const struct vio_entry *e, uint32_t *drops)
 {
 	struct rte_mbuf *pkts[VIO_BURST];
 
@@ -73,16 +73,18 @@ static inline uint16_t vf_to_vm(const struct vio_entry *e)
 			CTR_ADD(c, tx_bytes, bytes - dropped);
 			CTR_ADD(c, drop_full_pkts, n - sent);
 			CTR_ADD(c, drop_full_bytes, dropped);
+			*drops += n - sent;
 		}
 	} else {
 		CTR_ADD(c, drop_nc_pkts, n);
 		CTR_ADD(c, drop_nc_bytes, bytes);
+		*drops += n;
 	}
 	rte_pktmbuf_free_bulk(pkts, n);
 	return n;
 }
 
-static inline uint16_t vm_to_vf(const struct vio_entry *e)
+static inline uint16_t vm_to_vf(const struct vio_entry *e, uint32_t *drops)
 {
 	struct vio_relay *r = e->r;
 	int vid = __atomic_load_n(&r->vid, __ATOMIC_ACQUIRE);
@@ -107,6 +109,7 @@ static inline uint16_t vm_to_vf(const struct vio_entry *e)
 	if (unlikely(!e->has_vf || !__atomic_load_n(&r->link_up, __ATOMIC_RELAXED))) {
 		CTR_ADD(c, drop_nc_pkts, n);
 		CTR_ADD(c, drop_nc_bytes, bytes);
+		*drops += n;
 		rte_pktmbuf_free_bulk(pkts, n);
 		return n;
 	}
@@ -120,16 +123,25 @@ static inline uint16_t vm_to_vf(const struct vio_entry *e)
 		CTR_ADD(c, tx_bytes, bytes - dropped);
 		CTR_ADD(c, drop_full_pkts, n - sent);
 		CTR_ADD(c, drop_full_bytes, dropped);
+		*drops += n - sent;
 		rte_pktmbuf_free_bulk(&pkts[sent], n - sent);
 	}
 	return n;
 }
+
+/* Load accounting (as OVS-DPDK's pmd-stats-show): one TSC read per pass, its cycles counted as
+ * busy when the pass moved a packet and as idle when it found none. The totals live in locals and
+ * are stored to the worker's own cache line once per pass, never per packet. */
+#define WST_SET(w, field, v) __atomic_store_n(&(w)->st.field, (v), __ATOMIC_RELAXED)
 
 int vio_worker_main(void *arg)
 {
 	struct vio_worker *w = arg;
 	struct rte_rcu_qsbr *qs = eng.qs;
 	uint32_t pass = 0;
+	uint64_t busy = w->st.busy_cycles, idle = w->st.idle_cycles;
+	uint64_t packets = w->st.packets, dropped = w->st.dropped;
+	uint64_t t = rte_rdtsc();
 
 	rte_rcu_qsbr_thread_register(qs, w->idx);
 	rte_rcu_qsbr_thread_online(qs, w->idx);
@@ -137,17 +149,32 @@ int vio_worker_main(void *arg)
 		struct vio_plist *l = __atomic_load_n(&w->list, __ATOMIC_ACQUIRE);
 		struct vio_entry *e = l->e;
 		struct vio_entry *end = e + l->n;
+		uint32_t moved = 0, drops = 0;
 
 		for (; e < end; e++) {
 			if (e->idle >= IDLE_AFTER && ((pass + e->slot) & (IDLE_EVERY - 1)) != 0)
 				continue;
-			uint16_t n = e->dir == VIO_DIR_VF_TO_VM ? vf_to_vm(e) : vm_to_vf(e);
+			uint16_t n = e->dir == VIO_DIR_VF_TO_VM ? vf_to_vm(e, &drops) : vm_to_vf(e, &drops);
 			if (n)
 				e->idle = 0;
 			else if (e->idle < IDLE_AFTER)
 				e->idle++;
+			moved += n;
 		}
 		pass++;
+		uint64_t now = rte_rdtsc();
+		if (moved) {
+			busy += now - t;
+			packets += moved;
+			dropped += drops;
+			WST_SET(w, busy_cycles, busy);
+			WST_SET(w, packets, packets);
+			WST_SET(w, dropped, dropped);
+		} else {
+			idle += now - t;
+			WST_SET(w, idle_cycles, idle);
+		}
+		t = now;
 		rte_rcu_qsbr_quiescent(qs, w->idx);
 	}
 	rte_rcu_qsbr_thread_offline(qs, w->idx);

@@ -3,7 +3,7 @@
 import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../util/log.js';
-import { VERSION } from '../util/version.js';
+import { GIT_COMMIT, VERSION } from '../util/version.js';
 import { errorMessage } from '../util/errors.js';
 import { formatPciAddress, pciFields } from '../util/identifiers.js';
 import { Engine } from '../engine/index.js';
@@ -155,6 +155,9 @@ export class Agent {
         };
       },
       ready: () => this.ready,
+      workers: () => engine.workers(),
+      tscHz: () => engine.tscHz(),
+      buildInfo: () => ({ version: VERSION, commit: GIT_COMMIT, dpdk: engine.version().dpdk, node: process.versions.node }),
     };
     this.metrics = new AgentMetrics(sources);
     if (c.metrics.enabled) {

@@ -17,6 +17,7 @@ import type {
   RelaySnapshot,
   RemoveSocketRequest,
   RemoveVfRequest,
+  WorkerSnapshot,
 } from '../control/index.js';
 
 export interface StatsSource {
@@ -174,6 +175,17 @@ export class AgentControlBackend implements ControlBackend {
     return this.o.engine.workers().map((w) => w.cpu);
   }
 
+  workers(): WorkerSnapshot[] {
+    return this.o.engine.workers().map((w) => ({
+      cpu: w.cpu,
+      directions: w.directions,
+      busyCycles: w.busyCycles,
+      idleCycles: w.idleCycles,
+      packets: w.packets,
+      dropped: w.dropped,
+    }));
+  }
+
   private snapshot(s: RelayStatus): RelaySnapshot {
     const st = this.o.engine.stats(s.id);
     const vfAttached = s.conditions.some((c) => c.type === 'VFAttached' && c.status === 'True');
@@ -198,6 +210,7 @@ export class AgentControlBackend implements ControlBackend {
       numaNode: s.numaNode,
       vfToVm: dir(vfAttached, vfState, st?.vfToVm, s.cpus?.vfToVm),
       vmToVf: dir(guest, guest ? 'VIRTIO_READY' : 'VIRTIO_UNINIT', st?.vmToVf, s.cpus?.vmToVf),
+      ...(st?.vf ? { vf: { ...st.vf } } : {}),
     };
   }
 

@@ -2,13 +2,15 @@
 // sampling the counters twice.
 import type {
   RelayState,
+  RelayState_VFPort,
   RelayState_VFtoVM,
   RelayState_VMtoVF,
   StatsRequest,
   StatsResponse,
+  StatsResponse_Worker,
 } from './wire.gen.js';
 import { StatsResponse_Status as Status } from './wire.gen.js';
-import type { Counters, DirectionSnapshot, RelaySnapshot } from './types.js';
+import type { Counters, DirectionSnapshot, RelaySnapshot, VfPortSnapshot, WorkerSnapshot } from './types.js';
 import { endpoint, type EndpointHandler, type HandlerContext, type RejectReason } from './handler.js';
 import { errorMessage } from '../util/errors.js';
 
@@ -111,6 +113,51 @@ export function relayState(s: RelaySnapshot, prev: RelaySnapshot | undefined, el
   return st;
 }
 
+const VF_PORT_NAMES: Record<keyof VfPortSnapshot, keyof RelayState_VFPort> = {
+  rxPackets: 'rx_packets',
+  txPackets: 'tx_packets',
+  rxBytes: 'rx_bytes',
+  txBytes: 'tx_bytes',
+  rxMissed: 'rx_missed',
+  rxErrors: 'rx_errors',
+  txErrors: 'tx_errors',
+  rxNoMbuf: 'rx_nombuf',
+};
+
+/** vio4wd extension: a relay's VF driver counters. */
+export function vfPort(v: VfPortSnapshot): RelayState_VFPort {
+  const out: Record<string, number> = {};
+  for (const [key, field] of Object.entries(VF_PORT_NAMES) as [keyof VfPortSnapshot, string][]) {
+    const n = count(v[key]);
+    if (n !== undefined) out[field] = n;
+  }
+  return out as RelayState_VFPort;
+}
+
+/** vio4wd extension: a worker's counters and its load between two samples (or since start). */
+export function workerState(w: WorkerSnapshot, prev: WorkerSnapshot | undefined, elapsedMs: number): StatsResponse_Worker {
+  const d = (k: 'busyCycles' | 'idleCycles' | 'packets'): number => {
+    const cur = count(w[k]) ?? 0;
+    const before = prev ? (count(prev[k]) ?? 0) : 0;
+    return cur >= before ? cur - before : cur;
+  };
+  const busy = d('busyCycles');
+  const idle = d('idleCycles');
+  const pkts = d('packets');
+  const out: StatsResponse_Worker = {
+    cpu: cpuOf(w.cpu) ?? -1,
+    directions: count(w.directions) ?? 0,
+    busy_cycles: count(w.busyCycles) ?? 0,
+    idle_cycles: count(w.idleCycles) ?? 0,
+    packets: count(w.packets) ?? 0,
+    dropped: count(w.dropped) ?? 0,
+    busy_ratio: busy + idle > 0 ? busy / (busy + idle) : 0,
+    pkt_rate: prev ? rate(count(w.packets), count(prev.packets), elapsedMs) : 0,
+    cycles_per_pkt: pkts > 0 ? busy / pkts : 0,
+  };
+  return out;
+}
+
 /** What virtio-forwarder reports for a relay number that has nothing on it. */
 export function emptyRelayState(id: number): RelayState {
   return relayState(
@@ -143,18 +190,25 @@ export async function serveStats(msg: StatsRequest, ctx: HandlerContext): Promis
   const inRange = asked.filter((id) => id < ctx.maxRelays);
   const ids = asked.length ? [...new Set(inRange)] : undefined;
 
+  const extended = msg.vio4wd_extended === true;
+  const workers = async (): Promise<WorkerSnapshot[]> => (extended && ctx.backend.workers ? await ctx.backend.workers() : []);
   let first: RelaySnapshot[];
   let second: RelaySnapshot[];
+  let w1: WorkerSnapshot[];
+  let w2: WorkerSnapshot[];
   let elapsed = 0;
   try {
     first = await ctx.backend.relayStates(ids);
+    w1 = await workers();
     if (delay > 0) {
       const t0 = ctx.now();
       await ctx.sleep(delay);
       second = await ctx.backend.relayStates(ids);
+      w2 = await workers();
       elapsed = ctx.now() - t0;
     } else {
       second = first;
+      w2 = w1;
     }
   } catch (err) {
     ctx.log.error({ endpoint: 'stats', err: errorMessage(err) }, 'reading relay states failed');
@@ -164,6 +218,11 @@ export async function serveStats(msg: StatsRequest, ctx: HandlerContext): Promis
   const now = new Map(second.map((s) => [s.id, s]));
   const out: RelayState[] = [];
   const keep = (s: RelaySnapshot): boolean => includeInactive || s.active === true;
+  const state = (s: RelaySnapshot): RelayState => {
+    const st = relayState(s, delay > 0 ? before.get(s.id) : undefined, elapsed);
+    if (extended && s.vf) st.vf_port = vfPort(s.vf);
+    return st;
+  };
   if (ids) {
     for (const id of asked) {
       if (id >= ctx.maxRelays) continue; // out of range: left out, as the protocol says
@@ -172,16 +231,19 @@ export async function serveStats(msg: StatsRequest, ctx: HandlerContext): Promis
         if (includeInactive) out.push(emptyRelayState(id));
         continue;
       }
-      if (keep(s)) out.push(relayState(s, delay > 0 ? before.get(id) : undefined, elapsed));
+      if (keep(s)) out.push(state(s));
     }
   } else {
     for (const s of [...now.values()].sort((a, b) => a.id - b.id)) {
       if (s.id < 0 || s.id >= ctx.maxRelays || !Number.isInteger(s.id)) continue;
-      if (keep(s)) out.push(relayState(s, delay > 0 ? before.get(s.id) : undefined, elapsed));
+      if (keep(s)) out.push(state(s));
     }
   }
-  ctx.log.debug({ endpoint: 'stats', asked: asked.length, returned: out.length, delay, includeInactive }, 'stats request done');
-  return { status: Status.OK, relay: out };
+  ctx.log.debug({ endpoint: 'stats', asked: asked.length, returned: out.length, delay, includeInactive, extended }, 'stats request done');
+  if (!extended) return { status: Status.OK, relay: out };
+  const wBefore = new Map(w1.map((w) => [w.cpu, w]));
+  const worker = w2.map((w) => workerState(w, delay > 0 ? wBefore.get(w.cpu) : undefined, elapsed)).sort((a, b) => a.cpu - b.cpu);
+  return { status: Status.OK, relay: out, worker };
 }
 
 const REJECT_STATUS: Record<RejectReason, StatsResponse['status']> = {

@@ -82,6 +82,31 @@ export interface RelaySnapshot {
   numaNode: number;
   vfToVm: DirectionSnapshot;
   vmToVf: DirectionSnapshot;
+  /** The VF's own counters from its driver (vio4wd extension); absent while no VF is attached. */
+  vf?: VfPortSnapshot;
+}
+
+/** A VF's driver counters (field names match the engine's VfPortCounters). */
+export interface VfPortSnapshot {
+  rxPackets?: number;
+  txPackets?: number;
+  rxBytes?: number;
+  txBytes?: number;
+  rxMissed?: number;
+  rxErrors?: number;
+  txErrors?: number;
+  rxNoMbuf?: number;
+}
+
+/** A poll-mode worker's load counters (vio4wd extension), cumulative since the engine started. */
+export interface WorkerSnapshot {
+  cpu: number;
+  /** Relay directions it polls. */
+  directions: number;
+  busyCycles: number;
+  idleCycles: number;
+  packets: number;
+  dropped: number;
 }
 
 /** Worker CPUs of one relay (ConfigResponse/CoreSchedRequest RelayCPU). */
@@ -115,6 +140,9 @@ export interface ControlBackend {
   updateCpuMap(map: RelayCpu[]): void | Promise<void>;
   /** CPUs the EAL runs workers on (core scheduler GET_EAL_CORES). */
   ealCores(): number[] | Promise<number[]>;
+  /** The workers' load counters, for stats requests with vio4wd_extended (optional: a backend
+   *  without them reports no workers). */
+  workers?(): WorkerSnapshot[] | Promise<WorkerSnapshot[]>;
 }
 
 export type EndpointName = 'portControl' | 'stats' | 'coreSched' | 'config';

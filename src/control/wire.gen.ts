@@ -67,6 +67,8 @@ export interface StatsRequest {
   include_inactive?: boolean;
   /** 3: optional uint32 (default 0) */
   delay?: number;
+  /** 100: optional bool (default false) */
+  vio4wd_extended?: boolean;
 }
 
 /** virtioforwarder.StatsResponse (proto2). */
@@ -75,6 +77,8 @@ export interface StatsResponse {
   status: StatsResponse_Status;
   /** 2: repeated RelayState */
   relay?: RelayState[];
+  /** 100: repeated Worker */
+  worker?: StatsResponse_Worker[];
 }
 
 export const StatsResponse_Status = {
@@ -84,6 +88,28 @@ export const StatsResponse_Status = {
   ENOMEM: 500,
 } as const;
 export type StatsResponse_Status = (typeof StatsResponse_Status)[keyof typeof StatsResponse_Status];
+
+/** virtioforwarder.StatsResponse.Worker (proto2). */
+export interface StatsResponse_Worker {
+  /** 1: required int32 */
+  cpu: number;
+  /** 2: optional uint32 */
+  directions?: number;
+  /** 3: optional uint64 */
+  busy_cycles?: number | Long;
+  /** 4: optional uint64 */
+  idle_cycles?: number | Long;
+  /** 5: optional uint64 */
+  packets?: number | Long;
+  /** 6: optional uint64 */
+  dropped?: number | Long;
+  /** 7: optional float */
+  busy_ratio?: number;
+  /** 8: optional float */
+  pkt_rate?: number;
+  /** 9: optional float */
+  cycles_per_pkt?: number;
+}
 
 /** virtioforwarder.RelayState (proto2). */
 export interface RelayState {
@@ -105,6 +131,8 @@ export interface RelayState {
   vm_to_vf: RelayState_VMtoVF;
   /** 9: required uint32 */
   socket_id: number;
+  /** 100: optional VFPort */
+  vf_port?: RelayState_VFPort;
 }
 
 /** virtioforwarder.RelayState.CPU (proto2). */
@@ -191,6 +219,26 @@ export interface RelayState_VMtoVF {
   byte_rate_tx_to_vf: number;
 }
 
+/** virtioforwarder.RelayState.VFPort (proto2). */
+export interface RelayState_VFPort {
+  /** 1: optional uint64 */
+  rx_packets?: number | Long;
+  /** 2: optional uint64 */
+  tx_packets?: number | Long;
+  /** 3: optional uint64 */
+  rx_bytes?: number | Long;
+  /** 4: optional uint64 */
+  tx_bytes?: number | Long;
+  /** 5: optional uint64 */
+  rx_missed?: number | Long;
+  /** 6: optional uint64 */
+  rx_errors?: number | Long;
+  /** 7: optional uint64 */
+  tx_errors?: number | Long;
+  /** 8: optional uint64 */
+  rx_nombuf?: number | Long;
+}
+
 /** virtioforwarder.ConfigRequest (proto2). */
 export type ConfigRequest = Record<string, never>;
 
@@ -267,12 +315,14 @@ export interface WireMessages {
   'virtioforwarder.PortControlResponse': PortControlResponse;
   'virtioforwarder.StatsRequest': StatsRequest;
   'virtioforwarder.StatsResponse': StatsResponse;
+  'virtioforwarder.StatsResponse.Worker': StatsResponse_Worker;
   'virtioforwarder.RelayState': RelayState;
   'virtioforwarder.RelayState.CPU': RelayState_CPU;
   'virtioforwarder.RelayState.VHOST': RelayState_VHOST;
   'virtioforwarder.RelayState.VF': RelayState_VF;
   'virtioforwarder.RelayState.VFtoVM': RelayState_VFtoVM;
   'virtioforwarder.RelayState.VMtoVF': RelayState_VMtoVF;
+  'virtioforwarder.RelayState.VFPort': RelayState_VFPort;
   'virtioforwarder.ConfigRequest': ConfigRequest;
   'virtioforwarder.ConfigResponse': ConfigResponse;
   'virtioforwarder.ConfigResponse.RelayCPU': ConfigResponse_RelayCPU;

@@ -245,6 +245,11 @@ export class Engine extends EventEmitter {
     return { relays: this.native.maxRelays, queues: this.native.maxQueues, ports: this.native.maxPorts };
   }
 
+  /** TSC ticks per second: WorkerInfo.busyCycles / tscHz() = seconds. */
+  tscHz(): number {
+    return this.native.tscHz();
+  }
+
   version(): { dpdk: string } {
     return { dpdk: this.native.version().replace(/^DPDK\s+/, '') };
   }

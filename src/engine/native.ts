@@ -63,6 +63,8 @@ export interface NativeAddon {
   workers(): WorkerInfo[];
   memory(): MemoryInfo;
   version(): string;
+  /** TSC ticks per second (the unit of WorkerInfo's cycle counts). */
+  tscHz(): number;
   readonly maxRelays: number;
   readonly maxQueues: number;
   /** The limits of native/src/vio.h (VIO_*), mirrored in src/util/limits.ts. */

@@ -93,12 +93,30 @@ export interface DirectionCounters {
   droppedNotConnectedBytes: number;
 }
 
+/** The VF's own counters, from its driver (rte_eth_stats_get; a bond sums its members). They
+ *  count what happened at the NIC, before the relay: rxMissed = packets the NIC dropped because
+ *  its rx ring was full (the relay did not read fast enough), rxNoMbuf = no mbuf to refill the
+ *  ring. Drivers that do not keep a counter report 0 (the virtual stand-ins net_tap,
+ *  net_af_packet and net_vhost keep no rxMissed). Cumulative since the VF was attached. */
+export interface VfPortCounters {
+  rxPackets: number;
+  txPackets: number;
+  rxBytes: number;
+  txBytes: number;
+  rxMissed: number;
+  rxErrors: number;
+  txErrors: number;
+  rxNoMbuf: number;
+}
+
 export interface RelayStats {
   id: number;
   vfToVm: DirectionCounters;
   vmToVf: DirectionCounters;
   /** The same counters per queue pair. */
   queues: { queue: number; vfToVm: DirectionCounters; vmToVf: DirectionCounters }[];
+  /** The VF's own counters; absent while no VF is attached. */
+  vf?: VfPortCounters;
 }
 
 export interface RelayInfo {
@@ -183,6 +201,13 @@ export interface WorkerInfo {
   numaNode: number;
   /** Relay directions this worker polls. */
   directions: number;
+  /** TSC cycles (Engine.tscHz per second) of poll passes that moved packets and of passes that
+   *  found none, since the engine started: busy / (busy + idle) is the worker's load. */
+  busyCycles: number;
+  idleCycles: number;
+  /** Packets the worker received (from VFs and guests) and, of those, dropped. */
+  packets: number;
+  dropped: number;
 }
 
 export interface MemoryInfo {

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DirectionCounters, RelayStats } from '../engine/types.js';
+import type { DirectionCounters, RelayStats, VfPortCounters, WorkerInfo } from '../engine/types.js';
 import type { RelayPhase, RelayStatus } from '../relay/types.js';
 import type { Logger } from '../util/log.js';
 
@@ -18,6 +18,18 @@ export interface MetricsSources {
   memory?(): { hugepageBytes: number; mbufsInUse: number; mbufsTotal: number } | undefined;
   /** Ready for /readyz: started and the configured relays reconciled once. */
   ready(): boolean;
+  /** The poll-mode workers' load counters, and the TSC rate their cycle counts are in. */
+  workers?(): WorkerInfo[];
+  tscHz?(): number;
+  /** What runs: vio4wd's version and git commit, DPDK's and Node's versions. */
+  buildInfo?(): BuildInfo;
+}
+
+export interface BuildInfo {
+  version: string;
+  commit: string;
+  dpdk: string;
+  node: string;
 }
 
 const PHASES: RelayPhase[] = ['Pending', 'Configuring', 'Ready', 'Failed', 'Terminating'];
@@ -90,6 +102,81 @@ export class AgentMetrics {
         }
       },
     });
+    // The VF's own counters (its driver's), per relay: what the NIC did before the relay.
+    const perVf = (name: string, help: string, pick: (v: VfPortCounters) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['relay', 'id'] as const,
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const s of src.relays()) {
+            const vf = src.stats(s.id)?.vf;
+            if (vf) this.inc({ relay: s.name, id: String(s.id) }, pick(vf));
+          }
+        },
+      });
+    perVf('vio4wd_vf_rx_packets_total', "Packets the relay's VF received (its driver's count)", (v) => v.rxPackets);
+    perVf('vio4wd_vf_tx_packets_total', "Packets the relay's VF sent (its driver's count)", (v) => v.txPackets);
+    perVf('vio4wd_vf_rx_bytes_total', "Bytes the relay's VF received", (v) => v.rxBytes);
+    perVf('vio4wd_vf_tx_bytes_total', "Bytes the relay's VF sent", (v) => v.txBytes);
+    new Counter({
+      name: 'vio4wd_vf_dropped_packets_total',
+      help:
+        "Packets the relay's VF dropped, by its driver's count: direction rx, reason missed = its rx ring was full (the relay did not read in time), no_mbuf = no buffer to refill the ring, error = bad frames; direction tx, reason error = send errors",
+      labelNames: ['relay', 'id', 'direction', 'reason'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const s of src.relays()) {
+          const vf = src.stats(s.id)?.vf;
+          if (!vf) continue;
+          const l = { relay: s.name, id: String(s.id) };
+          this.inc({ ...l, direction: 'rx', reason: 'missed' }, vf.rxMissed);
+          this.inc({ ...l, direction: 'rx', reason: 'no_mbuf' }, vf.rxNoMbuf);
+          this.inc({ ...l, direction: 'rx', reason: 'error' }, vf.rxErrors);
+          this.inc({ ...l, direction: 'tx', reason: 'error' }, vf.txErrors);
+        }
+      },
+    });
+    if (src.workers) {
+      const workers = src.workers.bind(src);
+      const hz = src.tscHz ? src.tscHz.bind(src) : () => 0;
+      const perWorker = (name: string, help: string, pick: (w: WorkerInfo) => number | undefined) =>
+        new Counter({
+          name,
+          help,
+          labelNames: ['cpu'] as const,
+          registers: [r],
+          collect() {
+            this.reset();
+            for (const w of workers()) {
+              const v = pick(w);
+              if (v !== undefined) this.inc({ cpu: String(w.cpu) }, v);
+            }
+          },
+        });
+      const seconds = (cycles: number): number | undefined => {
+        const h = hz();
+        return h > 0 ? cycles / h : undefined;
+      };
+      perWorker('vio4wd_worker_busy_seconds_total', 'Time the poll-mode worker spent in polls that moved packets (TSC-measured, per poll pass)', (w) => seconds(w.busyCycles));
+      perWorker('vio4wd_worker_idle_seconds_total', 'Time the poll-mode worker spent in polls that found no packet', (w) => seconds(w.idleCycles));
+      perWorker('vio4wd_worker_busy_cycles_total', 'TSC cycles of polls that moved packets (packets per busy cycle = rate(packets) / rate(busy cycles))', (w) => w.busyCycles);
+      perWorker('vio4wd_worker_packets_total', 'Packets the worker received from VFs and guests', (w) => w.packets);
+      perWorker('vio4wd_worker_dropped_packets_total', "Packets the worker received and dropped (the far side's queue full, or not connected)", (w) => w.dropped);
+      new Gauge({
+        name: 'vio4wd_worker_relay_directions',
+        help: 'Relay directions (VF->VM, VM->VF) the worker polls',
+        labelNames: ['cpu'] as const,
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const w of workers()) this.set({ cpu: String(w.cpu) }, w.directions);
+        },
+      });
+    }
     new Gauge({
       name: 'vio4wd_relay_phase',
       help: 'Relay phase (1 for the current phase)',
@@ -150,6 +237,29 @@ export class AgentMetrics {
         collect() {
           const m = mem();
           if (m) this.set(m.mbufsInUse);
+        },
+      });
+      new Gauge({
+        name: 'vio4wd_engine_mbufs_capacity',
+        help: 'Packet buffers the engine mempools hold (in use or free)',
+        registers: [r],
+        collect() {
+          const m = mem();
+          if (m) this.set(m.mbufsTotal);
+        },
+      });
+    }
+    if (src.buildInfo) {
+      const info = src.buildInfo.bind(src);
+      new Gauge({
+        name: 'vio4wd_build_info',
+        help: 'Always 1; the labels say which vio4wd (version, git commit), DPDK and Node.js run',
+        labelNames: ['version', 'commit', 'dpdk_version', 'node_version'] as const,
+        registers: [r],
+        collect() {
+          this.reset();
+          const b = info();
+          this.set({ version: b.version, commit: b.commit, dpdk_version: b.dpdk, node_version: b.node }, 1);
         },
       });
     }

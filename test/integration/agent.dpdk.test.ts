@@ -125,6 +125,87 @@ test('pings cross the relay both ways and the counters in stats and metrics agre
   assert.match(metrics, /vio4wd_engine_up 1/);
 });
 
+/** The value of one series in a Prometheus text scrape (0 when absent). */
+function metric(text: string, name: string, labels: string): number {
+  const esc = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`^${esc(name)}\\{${esc(labels)}\\} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+interface RelayJsonExt {
+  id: number;
+  vf_to_vm: { pkts_rx_from_vf?: number; pkts_dropped_vm_not_connected?: number };
+  vf_port?: { rx_packets?: number; rx_missed?: number };
+}
+interface WorkerJson {
+  cpu: number;
+  directions: number;
+  packets: number;
+  dropped: number;
+  busy_ratio: number;
+}
+
+test('N packets into a VF whose relay cannot deliver them: VF, relay and worker counters agree exactly in metrics and vio4wd stats', async () => {
+  // relay 2's VF stand-in is the tap vfb, and relay 2 has no guest: whatever the kernel sends
+  // into vfb the relay reads and drops as not connected. No IPv6 chatter; a static neighbour,
+  // so that the only frames are the pings.
+  await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.vfb.disable_ipv6=1']);
+  await ns.addAddress('vfb', '10.0.1.1/24');
+  await ns.linkUp('vfb');
+  await ns.ip('neigh', 'replace', '10.0.1.2', 'lladdr', '02:00:00:00:01:02', 'dev', 'vfb', 'nud', 'permanent');
+  await new Promise((r) => setTimeout(r, 300));
+  const scrape = async (): Promise<string> => (await agent.http('http://127.0.0.1:9464/metrics')).body;
+  const relay2 = async (): Promise<RelayJsonExt> => (JSON.parse(await agent.cli('stats', '--ipc-dir', ipc, '--relay', '2', '--json')) as RelayJsonExt[])[0]!;
+  const worker = async (): Promise<WorkerJson> => (JSON.parse(await agent.cli('stats', '--ipc-dir', ipc, '--workers', '--json')) as WorkerJson[]).find((w) => w.cpu === 1)!;
+  const L = 'relay="relay-2",id="2"';
+  const DROP = `${L},direction="vf_to_vm",reason="not_connected"`;
+
+  const m0 = await scrape();
+  const s0 = await relay2();
+  const w0 = await worker();
+  const k0 = await ns.linkStats('vfb');
+  const N = 200;
+  await ns.exec('ping', ['-n', '-q', '-c', String(N), '-i', '0.005', '-W', '1', '10.0.1.2']).catch(() => undefined); // no replies: exits 1
+  const k1 = await ns.linkStats('vfb');
+  assert.equal(k1.txPackets - k0.txPackets, N, 'the kernel sent exactly the pings into the VF stand-in');
+  // until the relay has read them all
+  let m1 = '';
+  for (let i = 0; i < 50; i++) {
+    m1 = await scrape();
+    if (metric(m1, 'vio4wd_relay_dropped_packets_total', DROP) - metric(m0, 'vio4wd_relay_dropped_packets_total', DROP) >= N) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const d = (name: string, labels: string): number => metric(m1, name, labels) - metric(m0, name, labels);
+  assert.equal(d('vio4wd_vf_rx_packets_total', L), N, 'the VF driver received N');
+  assert.equal(d('vio4wd_relay_rx_packets_total', `${L},direction="vf_to_vm"`), N, 'the relay read N from the VF');
+  assert.equal(d('vio4wd_relay_dropped_packets_total', DROP), N, 'and dropped N: no guest');
+  assert.equal(d('vio4wd_relay_tx_packets_total', `${L},direction="vf_to_vm"`), 0);
+  assert.equal(d('vio4wd_vf_dropped_packets_total', `${L},direction="rx",reason="missed"`), 0, 'the relay kept up: the NIC missed none');
+  assert.ok(d('vio4wd_worker_dropped_packets_total', 'cpu="1"') >= N, 'the worker counted the drops');
+  assert.ok(d('vio4wd_worker_busy_seconds_total', 'cpu="1"') > 0, 'busy time grew');
+  assert.ok(d('vio4wd_worker_idle_seconds_total', 'cpu="1"') > 0, 'idle time grew');
+  assert.equal(metric(m1, 'vio4wd_worker_relay_directions', 'cpu="1"'), 4, 'two relays, two directions each');
+  // the worker's drops are the relays' drops, all of them, in one scrape (nothing in flight)
+  const relayDrops = [...m1.matchAll(/^vio4wd_relay_dropped_packets_total\{[^}]*\} (\d+)$/gm)].reduce((a, x) => a + Number(x[1]), 0);
+  assert.equal(metric(m1, 'vio4wd_worker_dropped_packets_total', 'cpu="1"'), relayDrops);
+
+  // vio4wd stats: the same N, from the VF's counters and the relay's
+  const s1 = await relay2();
+  assert.equal((s1.vf_port?.rx_packets ?? 0) - (s0.vf_port?.rx_packets ?? 0), N);
+  assert.equal((s1.vf_to_vm.pkts_dropped_vm_not_connected ?? 0) - (s0.vf_to_vm.pkts_dropped_vm_not_connected ?? 0), N);
+  const w1 = await worker();
+  assert.ok(w1.dropped - w0.dropped >= N, `worker drops ${w0.dropped} -> ${w1.dropped}`);
+  assert.ok(w1.packets - w0.packets >= N);
+  assert.equal(w1.directions, 4);
+  // the table views name the columns a user reads
+  const table = await agent.cli('stats', '--ipc-dir', ipc, '--workers');
+  assert.match(table, /^CPU\s+RELAY DIRS\s+BUSY %\s+PKTS\s+DROPPED\s+PPS\s+CYCLES\/PKT$/m);
+  assert.match(table, /^\s*1\s+4\s+\d+\.\d\s+\d+\s+\d+/m);
+  assert.match(await agent.cli('stats', '--ipc-dir', ipc, '--relay', '2'), /NIC DROP/);
+  // and the build it runs
+  assert.match(m1, /^vio4wd_build_info\{version="\d+\.\d+\.\d+",commit="(?:[0-9a-f]{40}|unknown)",dpdk_version="22\.11[^"]*",node_version="\d+\.\d+\.\d+"\} 1$/m);
+});
+
 test('a bad ZeroMQ ADD gets an error reply naming the VF; forwarding goes on', async () => {
   await assert.rejects(agent.cli('relay', 'add', '--ipc-dir', ipc, '--id', '7', '--pci', '0000:99:00.1'), (e: { stderr?: string }) => {
     assert.match(e.stderr ?? '', /0000:99:00\.1/);

@@ -89,6 +89,10 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     assert.deepEqual(s.vmToVf, counters({ packets: fromVm.txPackets, bytes: fromVm.txBytes }, { packets: atVf.rxPackets, bytes: atVf.rxBytes }));
     assert.equal(s.queues.length, 1);
     assert.deepEqual(s.queues[0]?.vfToVm, s.vfToVm);
+    // the VF's own driver counters agree: what it received is what the relay read from it, what
+    // it sent is what the relay gave it; nothing missed
+    assert.ok(s.vf, 'VF counters while a VF is attached');
+    assert.deepEqual([s.vf.rxPackets, s.vf.rxBytes, s.vf.txPackets, s.vf.rxMissed, s.vf.rxNoMbuf], [fromVf.txPackets, fromVf.txBytes, atVf.rxPackets, 0, 0]);
 
     await tp.quit();
     await waitFor('guest disconnected', () => engine.relay(1)?.guestConnected === false && engine.relay(1)?.linkUp === false);
@@ -102,6 +106,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     const vf = join(dir, 'vf2.sock');
     const vm = join(dir, 'vm2.sock');
     await engine.addRelay({ id: 2, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1 });
+    const w0 = engine.workers()[0]!;
     const behindVf = await peer(vf);
     await waitFor('VF link up', () => engine.relay(2)?.linkUp === true);
     // no guest yet: everything from the VF is dropped as not connected
@@ -130,6 +135,13 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     assert.ok(full.droppedQueueFullPackets > 0, 'some packets found the guest ring full');
     assert.equal(full.txPackets + full.droppedQueueFullPackets, sent);
     assert.equal(full.txBytes + full.droppedQueueFullBytes + full.droppedNotConnectedBytes, full.rxBytes);
+    // the worker (the only relay it polls is this one) counted the same packets and drops, and
+    // spent busy cycles on them; the VF's driver saw every packet its peer sent
+    const w1 = engine.workers()[0]!;
+    assert.equal(w1.packets - w0.packets, full.rxPackets);
+    assert.equal(w1.dropped - w0.dropped, full.droppedQueueFullPackets + full.droppedNotConnectedPackets);
+    assert.ok(w1.busyCycles > w0.busyCycles && w1.idleCycles > w0.idleCycles, 'busy and idle cycles both grew');
+    assert.equal(engine.stats(2).vf?.rxPackets, 16 + sent);
     // the guest now reads what the relay delivered: exactly txPackets
     await guest.cmd('start');
     await guest.waitRx(0, full.txPackets);
@@ -396,7 +408,10 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
 
   test('workers, memory and version describe the running engine', () => {
     const w = engine.workers();
-    assert.deepEqual(w, [{ cpu: 1, lcore: 1, numaNode: 0, directions: 0 }]);
+    assert.deepEqual(w.map(({ cpu, lcore, numaNode, directions }) => ({ cpu, lcore, numaNode, directions })), [{ cpu: 1, lcore: 1, numaNode: 0, directions: 0 }]);
+    // a worker with nothing to poll is idle: its idle cycles grow, its busy cycles do not
+    assert.ok(w[0]!.idleCycles > 0);
+    assert.ok(engine.tscHz() > 1e8, `TSC at ${engine.tscHz()} Hz`);
     const m = engine.memory();
     const pool = m.mempools[0];
     assert.ok(pool, 'one pool on node 0');

@@ -66,7 +66,8 @@ test('one CPU for everything (taskset -c 1): the main lcore sleeps beside the wo
   children.push(child);
   const { mainCpu } = await child.call<{ mainCpu: number }>('start', { ...base, mainCpu: undefined, filePrefix: uniqueName('one') });
   assert.equal(mainCpu, 1);
-  assert.deepEqual(await child.call('workers'), [{ cpu: 1, lcore: 1, numaNode: 0, directions: 0 }]);
+  const workers = await child.call<{ cpu: number; lcore: number; numaNode: number; directions: number }[]>('workers');
+  assert.deepEqual(workers.map(({ cpu, lcore, numaNode, directions }) => ({ cpu, lcore, numaNode, directions })), [{ cpu: 1, lcore: 1, numaNode: 0, directions: 0 }]);
   const vf = join(dir, 'vf.sock');
   const vm = join(dir, 'vm.sock');
   await child.call('addRelay', { id: 5, vf: { devargs: `net_vhost0,iface=${vf}` }, socketPath: vm, mode: 'server', queues: 1 });

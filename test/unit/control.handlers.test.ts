@@ -302,3 +302,36 @@ test('undecodable bytes get an error reply from every endpoint', async () => {
   assert.equal(codec('virtioforwarder.CoreSchedResponse').decode(await coreSchedEndpoint.handle(garbage, c)).status, 0);
   assert.equal(codec('virtioforwarder.ConfigResponse').decode(await configEndpoint.handle(garbage, c)).status, 400);
 });
+
+test('stats, vio4wd extension: VF counters and workers only when asked, busy share over the delay', async () => {
+  const clock = { t: 0 };
+  let sample = 0;
+  const vf = { rxPackets: 100, txPackets: 90, rxBytes: 6400, txBytes: 5760, rxMissed: 7, rxErrors: 1, txErrors: 2, rxNoMbuf: 3 };
+  const c = ctx(
+    {
+      relayStates: () => [{ ...snap(1, 10), vf }],
+      // between the samples: 300 busy and 700 idle cycles, 60 packets
+      workers: () => (sample++ % 2 === 0 ? [{ cpu: 1, directions: 2, busyCycles: 1000, idleCycles: 9000, packets: 40, dropped: 4 }] : [{ cpu: 1, directions: 2, busyCycles: 1300, idleCycles: 9700, packets: 100, dropped: 5 }]),
+    },
+    clock,
+  );
+  const plain = await serveStats({ delay: 100 }, c);
+  assert.equal(plain.worker, undefined, 'a virtio-forwarder client gets no extension fields');
+  assert.equal(plain.relay?.[0]?.vf_port, undefined);
+  assert.equal(sample, 0, 'workers are not read unless asked for');
+
+  const ext = await serveStats({ delay: 100, vio4wd_extended: true }, c);
+  assert.deepEqual(ext.relay?.[0]?.vf_port, { rx_packets: 100, tx_packets: 90, rx_bytes: 6400, tx_bytes: 5760, rx_missed: 7, rx_errors: 1, tx_errors: 2, rx_nombuf: 3 });
+  const w = ext.worker?.[0];
+  assert.ok(w);
+  assert.equal(w.cpu, 1);
+  assert.equal(w.directions, 2);
+  assert.ok(Math.abs((w.busy_ratio ?? 0) - 0.3) < 1e-9, `busy ${w.busy_ratio}`);
+  assert.equal(w.pkt_rate, 600); // 60 packets in 0.1 s
+  assert.equal(w.cycles_per_pkt, 5); // 300 busy cycles / 60 packets
+  assert.equal(Number(w.dropped), 5);
+  // since start (delay 0): 1300 / 11000 busy
+  const now = await serveStats({ vio4wd_extended: true }, c);
+  assert.ok(Math.abs((now.worker?.[0]?.busy_ratio ?? 0) - 1000 / 10000) < 1e-9);
+  assert.doesNotThrow(() => codec('virtioforwarder.StatsResponse').encode(ext));
+});

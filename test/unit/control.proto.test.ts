@@ -79,13 +79,30 @@ test('the .proto has every tag, rule, type and default of virtio-forwarder\'s pr
     if (dflt !== undefined) assert.equal(f.options?.default, dflt, `${msg}.${field} default`);
   }
   assert.equal(root.lookupType('virtioforwarder.StatsRequest').fields.relay?.packed, true, 'StatsRequest.relay is packed');
-  // Every field of the protocol, and no other.
-  const count = (name: string): number => root.lookupType(`virtioforwarder.${name}`).fieldsArray.length;
+  // Every field of the protocol, and no other below tag 100 (vio4wd's extensions start there).
+  const count = (name: string): number => root.lookupType(`virtioforwarder.${name}`).fieldsArray.filter((f) => f.id < 100).length;
   for (const msg of new Set(FIELDS.map((f) => f[0]))) {
     assert.equal(count(msg), FIELDS.filter((f) => f[0] === msg).length, `${msg} has extra fields`);
   }
   assert.equal(count('ConfigRequest'), 0);
   assert.equal((root.lookupType('virtioforwarder.PortControlRequest').parent as unknown as { name: string }).name, 'virtioforwarder');
+});
+
+test("vio4wd's extension fields use tags from 100 and are never required", () => {
+  const root = loadWireRoot();
+  const ext: [string, string][] = [];
+  for (const name of ['StatsRequest', 'StatsResponse', 'RelayState']) {
+    for (const f of root.lookupType(`virtioforwarder.${name}`).fieldsArray) if (f.id >= 100) ext.push([name, f.name]);
+  }
+  assert.deepEqual(ext, [['StatsRequest', 'vio4wd_extended'], ['StatsResponse', 'worker'], ['RelayState', 'vf_port']]);
+  for (const [msg, field] of ext) {
+    const f = root.lookupType(`virtioforwarder.${msg}`).fields[field]!;
+    assert.equal(f.required, false, `${msg}.${field} must not be required: old clients do not send it`);
+  }
+  // a virtio-forwarder client's request (no tag 100) decodes with the extension off
+  const req = root.lookupType('virtioforwarder.StatsRequest');
+  const got = req.toObject(req.decode(req.encode({ relay: [1] }).finish()), { defaults: true }) as { vio4wd_extended: boolean };
+  assert.equal(got.vio4wd_extended, false);
 });
 
 test('enums carry the protocol\'s numbers', () => {

@@ -46,3 +46,29 @@ test('per-relay series follow the relay list; a removed relay takes its migratio
   assert.match(text, /vio4wd_relay_migrations_total\{relay="b",direction="in"\} 1/);
   assert.match(text, /vio4wd_relays\{phase="Ready"\} 1/);
 });
+
+test('VF driver counters per relay, worker load in seconds from TSC cycles, build info', async () => {
+  const vf = { rxPackets: 100, txPackets: 90, rxBytes: 6400, txBytes: 5760, rxMissed: 7, rxErrors: 1, txErrors: 2, rxNoMbuf: 3 };
+  const src: MetricsSources = {
+    relays: () => [relay('a', 1), relay('b', 2)],
+    // relay b has no VF attached: no VF series for it
+    stats: (id) => ({ vfToVm: dir, vmToVf: dir, ...(id === 1 ? { vf } : {}) }) as unknown as RelayStats,
+    engineUp: () => true,
+    ready: () => true,
+    workers: () => [{ cpu: 3, lcore: 1, numaNode: 0, directions: 4, busyCycles: 2_000_000_000, idleCycles: 6_000_000_000, packets: 123, dropped: 4 }],
+    tscHz: () => 2_000_000_000,
+    buildInfo: () => ({ version: '1.2.3', commit: 'abc', dpdk: '22.11.11', node: '20.1.0' }),
+  };
+  const text = await new AgentMetrics(src).registry.metrics();
+  assert.match(text, /vio4wd_vf_rx_packets_total\{relay="a",id="1"\} 100/);
+  assert.match(text, /vio4wd_vf_dropped_packets_total\{relay="a",id="1",direction="rx",reason="missed"\} 7/);
+  assert.match(text, /vio4wd_vf_dropped_packets_total\{relay="a",id="1",direction="rx",reason="no_mbuf"\} 3/);
+  assert.match(text, /vio4wd_vf_dropped_packets_total\{relay="a",id="1",direction="tx",reason="error"\} 2/);
+  assert.doesNotMatch(text, /vio4wd_vf_[a-z_]+\{relay="b"/);
+  assert.match(text, /vio4wd_worker_busy_seconds_total\{cpu="3"\} 1\n/);
+  assert.match(text, /vio4wd_worker_idle_seconds_total\{cpu="3"\} 3\n/);
+  assert.match(text, /vio4wd_worker_packets_total\{cpu="3"\} 123/);
+  assert.match(text, /vio4wd_worker_dropped_packets_total\{cpu="3"\} 4/);
+  assert.match(text, /vio4wd_worker_relay_directions\{cpu="3"\} 4/);
+  assert.match(text, /vio4wd_build_info\{version="1.2.3",commit="abc",dpdk_version="22.11.11",node_version="20.1.0"\} 1/);
+});

@@ -14,6 +14,7 @@ import {
   type EndpointName,
   type RelayState,
   type StatsResponse,
+  type StatsResponse_Worker,
 } from '../../control/index.js';
 import { VioError, remoteErrorCode } from '../../util/errors.js';
 
@@ -98,6 +99,34 @@ export function relaysJSON(res: StatsResponse): unknown {
   return codec('virtioforwarder.StatsResponse').toJSON(res).relay;
 }
 
+export function workersJSON(res: StatsResponse): unknown {
+  return codec('virtioforwarder.StatsResponse').toJSON(res).worker ?? [];
+}
+
+/** Packets the VF's NIC dropped before the relay read them (vio4wd agents only), or '-'. */
+function nicDrops(r: RelayState, dir: 'rx' | 'tx'): string {
+  const v = r.vf_port;
+  if (!v) return '-';
+  return dir === 'rx' ? String(toNumber(v.rx_missed) + toNumber(v.rx_errors) + toNumber(v.rx_nombuf)) : String(toNumber(v.tx_errors));
+}
+
+/** The worker view: each poll-mode worker's load (vio4wd agents only). */
+export function workersTable(workers: StatsResponse_Worker[]): string {
+  if (workers.length === 0) return 'no workers reported (the agent is not vio4wd, or its engine is not running)\n';
+  return table(
+    ['CPU', 'RELAY DIRS', 'BUSY %', 'PKTS', 'DROPPED', 'PPS', 'CYCLES/PKT'],
+    workers.map((w) => [
+      String(w.cpu),
+      String(w.directions ?? 0),
+      ((w.busy_ratio ?? 0) * 100).toFixed(1),
+      String(toNumber(w.packets)),
+      String(toNumber(w.dropped)),
+      si(w.pkt_rate ?? 0),
+      w.cycles_per_pkt ? w.cycles_per_pkt.toFixed(0) : '-',
+    ]),
+  );
+}
+
 function statsRows(relays: RelayState[]): string[][] {
   const rows: string[][] = [];
   for (const r of relays) {
@@ -113,6 +142,7 @@ function statsRows(relays: RelayState[]): string[][] {
       String(toNumber(up.bytes_tx_to_vm)),
       String(toNumber(up.pkts_dropped_vm_queue_full)),
       String(toNumber(up.pkts_dropped_vm_not_connected)),
+      nicDrops(r, 'rx'),
       si(up.pkt_rate_rx_from_vf),
       si(up.pkt_rate_tx_to_vm),
       si(up.byte_rate_tx_to_vm * 8),
@@ -127,6 +157,7 @@ function statsRows(relays: RelayState[]): string[][] {
       String(toNumber(down.bytes_tx_to_vf)),
       String(toNumber(down.pkts_dropped_vf_queue_full)),
       String(toNumber(down.pkts_dropped_vf_not_connected)),
+      nicDrops(r, 'tx'),
       si(down.pkt_rate_rx_from_vm),
       si(down.pkt_rate_tx_to_vf),
       si(down.byte_rate_tx_to_vf * 8),
@@ -138,7 +169,7 @@ function statsRows(relays: RelayState[]): string[][] {
 export function statsTable(relays: RelayState[]): string {
   if (relays.length === 0) return 'no relays\n';
   return table(
-    ['RELAY', 'DIR', 'STATE', 'CPU', 'RX PKTS', 'TX PKTS', 'TX BYTES', 'DROP FULL', 'DROP NOCONN', 'RX PPS', 'TX PPS', 'TX BPS'],
+    ['RELAY', 'DIR', 'STATE', 'CPU', 'RX PKTS', 'TX PKTS', 'TX BYTES', 'DROP FULL', 'DROP NOCONN', 'NIC DROP', 'RX PPS', 'TX PPS', 'TX BPS'],
     statsRows(relays),
   );
 }
@@ -149,6 +180,7 @@ interface StatsFlags extends ClientFlags {
   watch?: number | true;
   count?: number;
   activeOnly?: boolean;
+  workers?: boolean;
 }
 
 export function register(program: Command): void {
@@ -158,7 +190,8 @@ export function register(program: Command): void {
     .option('--delay <ms>', 'measure rates over this many milliseconds', intArg('--delay', 0, 10_000), 200)
     .option('-w, --watch [seconds]', 'print again every few seconds (default 2) until interrupted', intArg('--watch', 1, 3600))
     .option('--count <n>', 'with --watch: stop after this many refreshes', intArg('--count', 1))
-    .option('--active-only', 'leave out relays that are not fully active');
+    .option('--active-only', 'leave out relays that are not fully active')
+    .option('--workers', 'the worker view instead: each poll-mode worker\'s busy %, relay directions, packets and drops (busy % over --delay)');
   clientOptions(cmd, 'stats');
   cmd.action(async (flags: StatsFlags) => {
     const client = clientFor(flags, 'stats');
@@ -166,17 +199,20 @@ export function register(program: Command): void {
     const rounds = every === undefined ? 1 : (flags.count ?? Infinity);
     for (let i = 0; i < rounds; i++) {
       if (i > 0 && every !== undefined) await sleep(every * 1000);
-      const res = await client.stats({ relay: flags.relay, delay: flags.delay, include_inactive: !flags.activeOnly });
+      // vio4wd_extended: VF counters and workers from a vio4wd agent (virtio-forwarder ignores it)
+      const res = await client.stats({ relay: flags.relay, delay: flags.delay, include_inactive: !flags.activeOnly, vio4wd_extended: true });
       const relays = checkStats(res);
+      const key = flags.workers ? 'workers' : 'relays';
+      const json = flags.workers ? workersJSON(res) : relaysJSON(res);
       if (flags.json) {
         // One JSON document per refresh (a JSON-lines stream with --watch).
-        process.stdout.write(JSON.stringify(every === undefined ? relaysJSON(res) : { time: new Date().toISOString(), relays: relaysJSON(res) }) + '\n');
+        process.stdout.write(JSON.stringify(every === undefined ? json : { time: new Date().toISOString(), [key]: json }) + '\n');
       } else {
         if (every !== undefined) {
           if (process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
           process.stdout.write(`${new Date().toISOString()}  (rates over ${flags.delay} ms, every ${every} s)\n`);
         }
-        process.stdout.write(statsTable(relays));
+        process.stdout.write(flags.workers ? workersTable(res.worker ?? []) : statsTable(relays));
       }
     }
   });
