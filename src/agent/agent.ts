@@ -11,6 +11,7 @@ import type { EngineEvent } from '../engine/types.js';
 import { Reason, RelayManager, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
 import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSources } from '../metrics/index.js';
+import { workQueueObserver } from '../metrics/workqueue.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
 import type { NodeReconciler } from './node/reconciler.js';
 import type { VirtioForwarderNodeStatus } from '../kube/index.js';
@@ -220,6 +221,7 @@ export class Agent {
         socketDir: c.kubernetes.socketDir,
         allowVirtualDevices: c.kubernetes.allowVirtualDevices,
         nodeStatus: () => this.nodeInventory(),
+        queueObserver: workQueueObserver(this.metrics.registry, 'node'),
       });
       // restores the relays of the checkpoint at once, then waits for the apiserver's first
       // list: meanwhile the device plugin below already offers the restored relays to kubelet

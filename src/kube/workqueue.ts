@@ -10,6 +10,22 @@ export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   logger?: Logger;
+  /** Told about adds, waits, work and retries (metrics; see src/metrics/workqueue.ts). */
+  observer?: WorkQueueObserver;
+}
+
+/** What a work queue reports, as client-go's workqueue metrics provider. Seconds throughout. */
+export interface WorkQueueObserver {
+  /** A key was queued (not counted when it was queued already). */
+  added(): void;
+  /** Keys waiting now (queued, not being processed). */
+  depth(n: number): void;
+  /** A key waited this long between being queued and being processed. */
+  waited(seconds: number): void;
+  /** Its handler ran this long. */
+  worked(seconds: number): void;
+  /** A key failed and will be retried after a backoff. */
+  retried(): void;
 }
 
 /** What a handler returns: nothing (done) or a delay after which to look again. */
@@ -23,6 +39,8 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** When each queued key was queued (performance.now()), for the wait time. */
+  private readonly since = new Map<string, number>();
   private running = 0;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
@@ -53,6 +71,9 @@ export class WorkQueue {
     if (this.queued.has(key)) return;
     this.queued.add(key);
     this.queue.push(key);
+    this.since.set(key, performance.now());
+    this.opts.observer?.added();
+    this.opts.observer?.depth(this.queue.length);
     this.pump();
   }
 
@@ -88,12 +109,20 @@ export class WorkQueue {
     this.timers.clear();
     this.queue.length = 0;
     this.queued.clear();
+    this.since.clear();
+    this.opts.observer?.depth(0);
   }
 
   private pump(): void {
     while (!this.stopped && this.running < this.concurrency && this.queue.length > 0) {
       const key = this.queue.shift()!;
       this.queued.delete(key);
+      const at = this.since.get(key);
+      this.since.delete(key);
+      if (this.opts.observer) {
+        if (at !== undefined) this.opts.observer.waited((performance.now() - at) / 1000);
+        this.opts.observer.depth(this.queue.length);
+      }
       this.active.add(key);
       this.running++;
       void this.process(key);
@@ -107,6 +136,7 @@ export class WorkQueue {
 
   private async process(key: string): Promise<void> {
     let retryAfter: number | undefined;
+    const t0 = performance.now();
     try {
       const r = await this.handler(key);
       this.failures.delete(key);
@@ -114,8 +144,10 @@ export class WorkQueue {
     } catch (err) {
       retryAfter = this.delayFor(key);
       this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+      this.opts.observer?.retried();
       this.opts.logger?.warn({ key, err: errorMessage(err), retryInMs: retryAfter }, 'reconcile failed; will retry');
     } finally {
+      this.opts.observer?.worked((performance.now() - t0) / 1000);
       this.active.delete(key);
       this.running--;
     }

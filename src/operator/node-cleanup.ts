@@ -2,10 +2,12 @@
 // exists (its agent went with it). Keys are node names.
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { WorkQueue, type Cache, type HandlerResult, type VirtioForwarderNode, type VirtioForwarderNodeClient } from '../kube/index.js';
+import { WorkQueue, type Cache, type HandlerResult, type VirtioForwarderNode, type VirtioForwarderNodeClient, type WorkQueueObserver } from '../kube/index.js';
 import type { SchedulerCounters } from './relay-controller.js';
 
 export interface NodeCleanupOptions {
+  /** Metrics of the work queue. */
+  queueObserver?: WorkQueueObserver;
   api: { nodes: Pick<VirtioForwarderNodeClient, 'delete'> };
   vfns: Cache<VirtioForwarderNode>;
   nodes: Cache<V1Node>;
@@ -26,7 +28,12 @@ export class NodeCleanupController {
   private stopped = false;
 
   constructor(private readonly o: NodeCleanupOptions) {
-    this.queue = new WorkQueue((k) => this.reconcile(k), { concurrency: o.concurrency ?? 8, logger: o.logger, maxDelayMs: 30_000 });
+    this.queue = new WorkQueue((k) => this.reconcile(k), {
+      concurrency: o.concurrency ?? 8,
+      logger: o.logger,
+      maxDelayMs: 30_000,
+      ...(o.queueObserver ? { observer: o.queueObserver } : {}),
+    });
   }
 
   /** Looks at every VirtioForwarderNode once (the caches are synced). */

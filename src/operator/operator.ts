@@ -7,6 +7,9 @@ import type { Logger } from '../util/log.js';
 import { ValidationError } from '../util/errors.js';
 import { LeaderElector, type KubeClients, type LeaderElectorOptions } from '../kube/index.js';
 import { Scheduler, type SchedulerCounters, type SchedulerOptions } from './scheduler.js';
+import type { WorkQueueObserver } from '../kube/index.js';
+import { workQueueObserver, type WorkQueueName } from '../metrics/workqueue.js';
+import { GIT_COMMIT, VERSION } from '../util/version.js';
 
 export interface OperatorOptions {
   clients: KubeClients;
@@ -30,6 +33,7 @@ export class Operator extends EventEmitter {
   private transition: Promise<void> = Promise.resolve();
   private server: Server | undefined;
   private stopped = false;
+  private queueObserver: ((name: WorkQueueName) => WorkQueueObserver) | undefined;
   /** Totals over every term this replica led. */
   readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0 };
 
@@ -85,7 +89,13 @@ export class Operator extends EventEmitter {
   private lead(): void {
     this.transition = this.transition.then(async () => {
       if (this.stopped || !this.elector.isLeader || this.scheduler) return;
-      const s = new Scheduler({ clients: this.o.clients, logger: this.o.logger.child({ identity: this.o.identity }), identity: this.o.identity, ...this.o.scheduler });
+      const s = new Scheduler({
+        clients: this.o.clients,
+        logger: this.o.logger.child({ identity: this.o.identity }),
+        identity: this.o.identity,
+        ...this.o.scheduler,
+        ...(this.queueObserver ? { queueObservers: this.queueObserver } : {}),
+      });
       this.scheduler = s;
       // not awaited: while the apiserver is unreachable the caches never fill, and stepping
       // down must still be possible
@@ -124,6 +134,15 @@ export class Operator extends EventEmitter {
     const port = Number(m[2]);
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'vio4wd_operator_process_' });
+    const observers = new Map<WorkQueueName, WorkQueueObserver>();
+    for (const name of ['relays', 'node-cleanup'] as const) observers.set(name, workQueueObserver(registry, name));
+    this.queueObserver = (name) => observers.get(name) ?? workQueueObserver(registry, name);
+    new Gauge({
+      name: 'vio4wd_build_info',
+      help: 'Always 1; the labels say which vio4wd (version, git commit) and Node.js run',
+      labelNames: ['version', 'commit', 'node_version'] as const,
+      registers: [registry],
+    }).set({ version: VERSION, commit: GIT_COMMIT, node_version: process.versions.node }, 1);
     const isLeader = (): number => (this.isLeader ? 1 : 0);
     const pending = (): number => this.scheduler?.pendingCount() ?? 0;
     const total = (k: keyof SchedulerCounters): number => this.total(k);

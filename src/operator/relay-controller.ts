@@ -14,6 +14,7 @@ import {
   type Cache,
   type EventRecorder,
   type HandlerResult,
+  type WorkQueueObserver,
   type RelayPatch,
   type VirtioRelayClient,
   type VirtioForwarderNode,
@@ -35,6 +36,8 @@ export interface SchedulerCounters {
 }
 
 export interface RelayControllerOptions {
+  /** Metrics of the work queue. */
+  queueObserver?: WorkQueueObserver;
   api: { relays: Pick<VirtioRelayClient, 'patch' | 'patchStatus'> };
   events: Pick<EventRecorder, 'relay'>;
   relays: Cache<VirtioRelay>;
@@ -92,7 +95,12 @@ export class RelayController {
     this.vfns = o.vfns;
     this.nodes = o.nodes;
     this.counters = o.counters;
-    this.queue = new WorkQueue((k) => this.reconcile(k), { concurrency: o.concurrency ?? 8, logger: this.log, maxDelayMs: 30_000 });
+    this.queue = new WorkQueue((k) => this.reconcile(k), {
+      concurrency: o.concurrency ?? 8,
+      logger: this.log,
+      maxDelayMs: 30_000,
+      ...(o.queueObserver ? { observer: o.queueObserver } : {}),
+    });
   }
 
   /** Looks at every relay once (the caches are synced). */

@@ -4,7 +4,7 @@
 // VirtioForwarderNodes of deleted nodes.
 import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { EventRecorder, ResilientInformer, resources, type KubeClients, type VirtioForwarderNode, type VirtioRelay } from '../kube/index.js';
+import { EventRecorder, ResilientInformer, resources, type KubeClients, type VirtioForwarderNode, type VirtioRelay, type WorkQueueObserver } from '../kube/index.js';
 import { NodeCleanupController, type NodeCleanupOptions } from './node-cleanup.js';
 import { RelayController, type RelayControllerOptions, type SchedulerCounters } from './relay-controller.js';
 
@@ -19,6 +19,8 @@ export interface SchedulerOptions extends Pick<RelayControllerOptions, 'retryPen
   identity: string;
   /** Keys each controller processes at the same time. */
   concurrency?: number;
+  /** Metrics of each controller's work queue. */
+  queueObservers?: (name: 'relays' | 'node-cleanup') => WorkQueueObserver;
 }
 
 export class Scheduler {
@@ -64,8 +66,13 @@ export class Scheduler {
       events,
       ...(o.retryPendingMs !== undefined ? { retryPendingMs: o.retryPendingMs } : {}),
       ...(o.staleAfterMs !== undefined ? { staleAfterMs: o.staleAfterMs } : {}),
+      ...(o.queueObservers ? { queueObserver: o.queueObservers('relays') } : {}),
     });
-    this.cleanup = new NodeCleanupController({ ...shared, ...(o.orphanGraceMs !== undefined ? { orphanGraceMs: o.orphanGraceMs } : {}) });
+    this.cleanup = new NodeCleanupController({
+      ...shared,
+      ...(o.orphanGraceMs !== undefined ? { orphanGraceMs: o.orphanGraceMs } : {}),
+      ...(o.queueObservers ? { queueObserver: o.queueObservers('node-cleanup') } : {}),
+    });
   }
 
   /** Starts the watches; resolves when all three caches are filled and the queues run. */

@@ -20,6 +20,7 @@ import {
   type VirtioForwarderNodeStatus,
   type VirtioRelay,
   type VirtioRelayStatus,
+  type WorkQueueObserver,
 } from '../../kube/index.js';
 import { RelayCheckpoint } from './checkpoint.js';
 import { failedStatus, sameStatus, toCrStatus } from './status.js';
@@ -61,6 +62,8 @@ export interface NodeReconcilerOptions {
    * `<socketDir>/.vio4wd-relays.json`; null: none.
    */
   checkpointPath?: string | null;
+  /** Metrics of the work queue. */
+  queueObserver?: WorkQueueObserver;
 }
 
 export const SOCKET_FILE = 'vhost-user.sock';
@@ -108,7 +111,12 @@ export class NodeReconciler {
     }
     this.api = resources(o.clients, AGENT_COMPONENT);
     this.events = new EventRecorder(o.clients.core, this.log, AGENT_COMPONENT, o.nodeName);
-    this.queue = new WorkQueue((k) => this.reconcile(k), { concurrency: o.concurrency ?? 16, logger: this.log, maxDelayMs: 10_000 });
+    this.queue = new WorkQueue((k) => this.reconcile(k), {
+      concurrency: o.concurrency ?? 16,
+      logger: this.log,
+      maxDelayMs: 10_000,
+      ...(o.queueObserver ? { observer: o.queueObserver } : {}),
+    });
     const enqueue = (obj: VirtioRelay) => this.queue.add(keyOf(obj.metadata.namespace ?? '', obj.metadata.name ?? ''));
     this.policy = new NodePolicy({
       clients: o.clients,
