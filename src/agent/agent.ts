@@ -160,6 +160,18 @@ export class Agent {
       tscHz: () => engine.tscHz(),
       buildInfo: () => ({ version: VERSION, commit: GIT_COMMIT, dpdk: engine.version().dpdk, node: process.versions.node }),
     };
+    if (c.metrics.podResourcesSocket) {
+      // gRPC loads only here: a standalone agent does without it
+      const { RelayPodJoin } = await import('./pod-resources.js');
+      const join = new RelayPodJoin(c.metrics.podResourcesSocket);
+      let warned = false;
+      sources.relayPods = async () => {
+        const pods = await join.pods();
+        if (join.lastError && !warned) log.warn({ err: join.lastError }, 'no relay-to-pod join (vio4wd_relay_pod_info): kubelet pod-resources API not reachable');
+        warned = !!join.lastError;
+        return { ok: !join.lastError, pods };
+      };
+    }
     this.metrics = new AgentMetrics(sources);
     if (c.metrics.enabled) {
       const authorize = c.metrics.authorization

@@ -23,6 +23,9 @@ export interface MetricsSources {
   tscHz?(): number;
   /** What runs: vio4wd's version and git commit, DPDK's and Node's versions. */
   buildInfo?(): BuildInfo;
+  /** The pod using each relay (kubelet's pod-resources), by `${resourceName}/${relayName}`;
+   *  ok false when kubelet could not be asked. */
+  relayPods?(): Promise<{ ok: boolean; pods: Map<string, { namespace: string; pod: string; container: string }> }>;
 }
 
 export interface BuildInfo {
@@ -246,6 +249,32 @@ export class AgentMetrics {
         collect() {
           const m = mem();
           if (m) this.set(m.mbufsTotal);
+        },
+      });
+    }
+    if (src.relayPods) {
+      const relayPods = src.relayPods.bind(src);
+      // both gauges ask; the source answers both from one List (cached for a few seconds)
+      new Gauge({
+        name: 'vio4wd_relay_pod_info',
+        help: "Always 1: the pod (and container) kubelet gave the relay's device to, from kubelet's pod-resources API",
+        labelNames: ['relay', 'id', 'namespace', 'pod', 'container'] as const,
+        registers: [r],
+        async collect() {
+          this.reset();
+          const last = await relayPods();
+          for (const s of src.relays()) {
+            const p = last.pods.get(`${s.resourceName}/${s.name}`);
+            if (p) this.set({ relay: s.name, id: String(s.id), namespace: p.namespace, pod: p.pod, container: p.container }, 1);
+          }
+        },
+      });
+      new Gauge({
+        name: 'vio4wd_pod_resources_up',
+        help: "1 when kubelet's pod-resources API answered the last List (vio4wd_relay_pod_info is empty otherwise)",
+        registers: [r],
+        async collect() {
+          this.set((await relayPods()).ok ? 1 : 0);
         },
       });
     }

@@ -41,7 +41,8 @@ export interface ResolvedConfig {
     dynamicSockets: boolean;
     ovsdb?: string;
   };
-  metrics: { enabled: boolean; address: string; authorization: boolean; tls?: { certFile: string; keyFile: string } };
+  /** podResourcesSocket: kubelet's pod-resources socket; undefined = no relay-to-pod join. */
+  metrics: { enabled: boolean; address: string; authorization: boolean; podResourcesSocket?: string; tls?: { certFile: string; keyFile: string } };
   sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string>; vfProgrammer: 'netlink' | 'standin' };
   cni: { enabled: boolean; socket: string; statePath: string };
   cpuPins: Record<number, number[]>;
@@ -189,6 +190,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       address: metricsAddress,
       authorization: c.metrics?.authorization ?? false,
       ...(c.metrics?.tls ? { tls: { ...c.metrics.tls } } : {}),
+      ...podResources(c.metrics?.podResourcesSocket, c.kubernetes?.enabled ?? false),
     },
     sriov: {
       sysRoot: c.sriov?.sysRoot ?? '/',
@@ -256,4 +258,10 @@ function relayFromConfig(r: RelayConfigEntry, pins: Record<number, number[]>, mo
   const cpus = r.cpus ?? (r.id !== undefined ? pins[r.id] : undefined);
   if (cpus) spec.cpus = [...cpus];
   return spec;
+}
+
+/** The pod-resources socket: as configured ('' = none), else kubelet's default on a Kubernetes node. */
+function podResources(configured: string | undefined, kubernetes: boolean): { podResourcesSocket?: string } {
+  const socket = configured ?? (kubernetes ? '/var/lib/kubelet/pod-resources/kubelet.sock' : '');
+  return socket ? { podResourcesSocket: socket } : {};
 }

@@ -180,6 +180,11 @@ export const agentConfigSchema = {
           description: 'Serve HTTPS, so scrapers\' bearer tokens do not cross the network in clear.',
           properties: { certFile: { type: 'string', pattern: '^/' }, keyFile: { type: 'string', pattern: '^/' } },
         },
+        podResourcesSocket: {
+          type: 'string',
+          pattern: '^(/.*)?$',
+          description: "kubelet's pod-resources socket, for vio4wd_relay_pod_info (the pod of each relay); empty: none. Default with kubernetes.enabled: /var/lib/kubelet/pod-resources/kubelet.sock.",
+        },
       },
     },
     sriov: {
