@@ -159,6 +159,7 @@ export class Agent {
       workers: () => engine.workers(),
       tscHz: () => engine.tscHz(),
       buildInfo: () => ({ version: VERSION, commit: GIT_COMMIT, dpdk: engine.version().dpdk, node: process.versions.node }),
+      hugepages: () => hugepages(c.sriov.sysRoot),
     };
     if (c.metrics.podResourcesSocket) {
       // gRPC loads only here: a standalone agent does without it

@@ -23,6 +23,8 @@ export interface MetricsSources {
   tscHz?(): number;
   /** What runs: vio4wd's version and git commit, DPDK's and Node's versions. */
   buildInfo?(): BuildInfo;
+  /** Hugepages of the node per NUMA node and page size (sysfs), read at scrape time. */
+  hugepages?(): Promise<{ numaNode: number; pageSizeKiB: number; total: number; free: number }[]>;
   /** The pod using each relay (kubelet's pod-resources), by `${resourceName}/${relayName}`;
    *  ok false when kubelet could not be asked. */
   relayPods?(): Promise<{ ok: boolean; pods: Map<string, { namespace: string; pod: string; container: string }> }>;
@@ -252,20 +254,39 @@ export class AgentMetrics {
         },
       });
     }
+    if (src.hugepages) {
+      const hp = src.hugepages.bind(src);
+      const size = (kib: number): string => (kib % 1048576 === 0 ? `${kib / 1048576}Gi` : kib % 1024 === 0 ? `${kib / 1024}Mi` : `${kib}Ki`);
+      for (const [name, help, pick] of [
+        ['vio4wd_node_hugepages_capacity_bytes', 'Hugepage memory the node has (nr_hugepages x page size), per NUMA node and page size', 'total'],
+        ['vio4wd_node_hugepages_free_bytes', 'Hugepage memory nobody holds yet (free_hugepages x page size): what VMs and the engine can still get', 'free'],
+      ] as const) {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['numa', 'page_size'] as const,
+          registers: [r],
+          async collect() {
+            this.reset();
+            for (const h of await hp()) this.set({ numa: String(h.numaNode), page_size: size(h.pageSizeKiB) }, h[pick] * h.pageSizeKiB * 1024);
+          },
+        });
+      }
+    }
     if (src.relayPods) {
       const relayPods = src.relayPods.bind(src);
       // both gauges ask; the source answers both from one List (cached for a few seconds)
       new Gauge({
         name: 'vio4wd_relay_pod_info',
-        help: "Always 1: the pod (and container) kubelet gave the relay's device to, from kubelet's pod-resources API",
-        labelNames: ['relay', 'id', 'namespace', 'pod', 'container'] as const,
+        help: "Always 1: the pod (and container) kubelet gave the relay's device to, from kubelet's pod-resources API (pod_* labels: Prometheus's own namespace and pod labels name the agent)",
+        labelNames: ['relay', 'id', 'pod_namespace', 'pod_name', 'pod_container'] as const,
         registers: [r],
         async collect() {
           this.reset();
           const last = await relayPods();
           for (const s of src.relays()) {
             const p = last.pods.get(`${s.resourceName}/${s.name}`);
-            if (p) this.set({ relay: s.name, id: String(s.id), namespace: p.namespace, pod: p.pod, container: p.container }, 1);
+            if (p) this.set({ relay: s.name, id: String(s.id), pod_namespace: p.namespace, pod_name: p.pod, pod_container: p.container }, 1);
           }
         },
       });

@@ -90,7 +90,7 @@ test('vio4wd_relay_pod_info joins a relay to the pod that holds its device; one 
   const m = new AgentMetrics(src);
   const before = calls;
   const text = await m.registry.metrics();
-  assert.match(text, /^vio4wd_relay_pod_info\{relay="relay-a",id="1",namespace="tenant-1",pod="vm-a",container="compute"\} 1$/m);
+  assert.match(text, /^vio4wd_relay_pod_info\{relay="relay-a",id="1",pod_namespace="tenant-1",pod_name="vm-a",pod_container="compute"\} 1$/m);
   assert.doesNotMatch(text, /vio4wd_relay_pod_info\{relay="relay-b"/, 'relay-b has no pod: its device ID is in use under another resource');
   assert.match(text, /^vio4wd_pod_resources_up 1$/m);
   await m.registry.metrics();

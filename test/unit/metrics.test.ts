@@ -72,3 +72,21 @@ test('VF driver counters per relay, worker load in seconds from TSC cycles, buil
   assert.match(text, /vio4wd_worker_relay_directions\{cpu="3"\} 4/);
   assert.match(text, /vio4wd_build_info\{version="1.2.3",commit="abc",dpdk_version="22.11.11",node_version="20.1.0"\} 1/);
 });
+
+test('node hugepages in bytes per NUMA node and page size', async () => {
+  const m = new AgentMetrics({
+    relays: () => [],
+    stats: () => undefined,
+    engineUp: () => true,
+    ready: () => true,
+    hugepages: async () => [
+      { numaNode: 0, pageSizeKiB: 2048, total: 512, free: 100 },
+      { numaNode: 1, pageSizeKiB: 1048576, total: 4, free: 0 },
+    ],
+  });
+  const text = await m.registry.metrics();
+  assert.match(text, /vio4wd_node_hugepages_capacity_bytes\{numa="0",page_size="2Mi"\} 1073741824/);
+  assert.match(text, /vio4wd_node_hugepages_free_bytes\{numa="0",page_size="2Mi"\} 209715200/);
+  assert.match(text, /vio4wd_node_hugepages_capacity_bytes\{numa="1",page_size="1Gi"\} 4294967296/);
+  assert.match(text, /vio4wd_node_hugepages_free_bytes\{numa="1",page_size="1Gi"\} 0/);
+});
