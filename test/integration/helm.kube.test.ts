@@ -27,7 +27,27 @@ before(async () => {
   // a minimal ServiceMonitor CRD standing in for the Prometheus Operator's
   await kube.kubectlRun(['apply', '-f', '-'], { input: stringify(serviceMonitorCrd()) });
   await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com');
+  // and the PrometheusRule CRD (the rules themselves are checked by promtool: monitoring.kube.test.ts)
+  await kube.kubectlRun(['apply', '-f', '-'], { input: stringify(prometheusRuleCrd()) });
+  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/prometheusrules.monitoring.coreos.com');
+  // where the test values put the dashboard
+  await kube.kubectl('create', 'namespace', 'monitoring');
 });
+
+function prometheusRuleCrd(): Obj {
+  const groups = { type: 'array', items: { type: 'object', required: ['name', 'rules'], properties: { name: { type: 'string' }, rules: { type: 'array', items: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } } } };
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'prometheusrules.monitoring.coreos.com' },
+    spec: {
+      group: 'monitoring.coreos.com',
+      scope: 'Namespaced',
+      names: { plural: 'prometheusrules', singular: 'prometheusrule', kind: 'PrometheusRule', listKind: 'PrometheusRuleList' },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { groups } } } } } }],
+    },
+  };
+}
 
 /** The chart's CRDs, as `helm install` left them (installed here when a test runs alone). */
 async function crds(): Promise<void> {
@@ -136,6 +156,7 @@ const ALL: Obj = {
     socketDir: '/run/vfwd/sockets',
     allowVirtualDevices: ['net_tap'],
     devicePlugin: { pluginDir: '/data/kubelet/device-plugins', devinfoDir: '/run/devinfo/dp' },
+    podResources: { dir: '/data/kubelet/pod-resources' },
     hugepages: { dir: '/mnt/huge1g', size: '1Gi', amount: '2Gi' },
     vfioDir: '/dev/vfio-test',
     sysDir: '/host-sys',
@@ -176,7 +197,11 @@ const ALL: Obj = {
     agent: { name: 'vfwd-node', annotations: { 'example.com/sa': 'agent' } },
     operator: { name: 'vfwd-ctl', annotations: { 'example.com/sa': 'operator' } },
   },
-  metrics: { serviceMonitor: { enabled: true, interval: '15s', scrapeTimeout: '10s', labels: { release: 'prometheus' } } },
+  metrics: {
+    serviceMonitor: { enabled: true, interval: '15s', scrapeTimeout: '10s', labels: { release: 'prometheus' } },
+    prometheusRule: { enabled: true, labels: { release: 'prometheus' } },
+    dashboard: { enabled: true, labels: { grafana_dashboard: 'vio4wd' }, namespace: 'monitoring' },
+  },
   kubevirt: { bindingName: 'fastnic', sidecarImage: 'registry.example.com/net/sidecar:1' },
   policies: [
     {
@@ -192,7 +217,7 @@ const ALL: Obj = {
 };
 
 const DISABLED: Obj = {
-  agent: { devicePlugin: { enabled: false }, control: { enabled: false }, cni: { enabled: false }, hugepages: { amount: '' } },
+  agent: { devicePlugin: { enabled: false }, control: { enabled: false }, cni: { enabled: false }, hugepages: { amount: '' }, podResources: { enabled: false } },
   operator: { replicas: 1, podDisruptionBudget: { enabled: false } },
   serviceAccount: { agent: { create: false, name: 'existing-agent' }, operator: { create: false, name: 'existing-operator' } },
   rbac: { create: false },
@@ -267,7 +292,7 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.deepEqual(c.env.find((e: Obj) => e.name === 'NODE_NAME').valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } });
   const hostPaths = Object.fromEntries(pod.volumes.filter((v: Obj) => v.hostPath).map((v: Obj) => [v.name, v.hostPath.path]));
   const mounts = Object.fromEntries(c.volumeMounts.map((m: Obj) => [m.name, m.mountPath]));
-  for (const p of ['/var/lib/kubelet/device-plugins', '/var/run/vio4wd/sockets', '/dev/hugepages', '/dev/vfio', '/sys', '/var/run/k8s.cni.cncf.io/devinfo/dp', '/run/vio4wd', '/var/lib/vio4wd']) {
+  for (const p of ['/var/lib/kubelet/device-plugins', '/var/lib/kubelet/pod-resources', '/var/run/vio4wd/sockets', '/dev/hugepages', '/dev/vfio', '/sys', '/var/run/k8s.cni.cncf.io/devinfo/dp', '/run/vio4wd', '/var/lib/vio4wd']) {
     const vol = Object.keys(hostPaths).find((k) => hostPaths[k] === p);
     assert.ok(vol, `no hostPath volume for ${p}`);
     assert.equal(mounts[vol], p, `${p} is mounted at the same path in the agent`);
@@ -290,6 +315,9 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.deepEqual(cfg.kubernetes.allowVirtualDevices, [], 'no virtual devices unless the admin opts in');
   assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vio4wd/agent.sock', statePath: '/var/lib/vio4wd/attachments.json' }, 'vio4wd-cni\'s socket is where the plugin looks by default');
   assert.equal(cfg.sriov.vfProgrammer, 'netlink');
+  assert.equal(cfg.metrics.podResourcesSocket, '/var/lib/kubelet/pod-resources/kubelet.sock', "the relay-to-pod join asks kubelet's socket in the mounted directory");
+  assert.equal(c.volumeMounts.find((m: Obj) => m.mountPath === '/var/lib/kubelet/pod-resources').readOnly, true);
+  assert.ok(!objs.some((o) => o.kind === 'PrometheusRule' || o.metadata.labels?.grafana_dashboard), 'no rules and no dashboard unless enabled');
   const op = find(objs, 'Deployment', 'vio4wd-operator');
   assert.equal(op.spec.replicas, 2);
   assert.equal(op.spec.template.spec.securityContext.runAsNonRoot, true);
@@ -313,7 +341,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(pod.hostNetwork, false);
   assert.equal(pod.dnsPolicy, undefined);
   const hostPaths = pod.volumes.filter((v: Obj) => v.hostPath).map((v: Obj) => v.hostPath.path).sort();
-  assert.deepEqual(hostPaths, ['/data/kubelet/device-plugins', '/dev/vfio-test', '/host-sys', '/mnt/huge1g', '/run/devinfo/dp', '/run/vfwd/cni', '/run/vfwd/ipc', '/run/vfwd/sockets', '/usr/libexec/cni', '/var/lib/vfwd']);
+  assert.deepEqual(hostPaths, ['/data/kubelet/device-plugins', '/data/kubelet/pod-resources', '/dev/vfio-test', '/host-sys', '/mnt/huge1g', '/run/devinfo/dp', '/run/vfwd/cni', '/run/vfwd/ipc', '/run/vfwd/sockets', '/usr/libexec/cni', '/var/lib/vfwd']);
   // vio4wd-cni: installed by an init container into the nodes' CNI directory under its type name
   const init = pod.initContainers.find((x: Obj) => x.name === 'install-cni');
   assert.deepEqual(init.args, ['cni', 'install', '--dir=/host/cni-bin', '--run-dir=/usr/libexec/cni', '--name=vfwd']);
@@ -360,6 +388,13 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   const { name: _name, ...policySpec } = ALL.policies[0];
   assert.deepEqual(pol.spec, policySpec);
   assert.ok(objs.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'vfwd-test-metrics-reader'), 'a metrics-reader role for scrapers when metrics are exposed');
+  assert.equal(cfg.metrics.podResourcesSocket, '/data/kubelet/pod-resources/kubelet.sock');
+  const rule = find(objs, 'PrometheusRule', 'vfwd-test');
+  assert.equal(rule.metadata.labels.release, 'prometheus');
+  assert.ok(rule.spec.groups.some((g: Obj) => g.rules.some((r: Obj) => r.alert === 'Vio4wdWorkerSaturated')));
+  const dash = find(objs, 'ConfigMap', 'vfwd-test-dashboard');
+  assert.deepEqual([dash.metadata.namespace, dash.metadata.labels.grafana_dashboard], ['monitoring', 'vio4wd']);
+  assert.equal(JSON.parse(dash.data['vio4wd.json']).uid, 'vio4wd-overview');
 
   const dep = find(objs, 'Deployment', 'vfwd-test-operator');
   const opod = dep.spec.template.spec;
@@ -398,14 +433,13 @@ test('components and objects can be turned off; what remains is still accepted',
   assert.equal(pod.serviceAccountName, 'existing-agent');
   assert.equal(find(dis.objs, 'Deployment').spec.template.spec.serviceAccountName, 'existing-operator');
   const vols = pod.volumes.map((v: Obj) => v.name);
-  for (const gone of ['device-plugins', 'devinfo', 'control', 'cni-bin', 'cni-api', 'cni-state']) assert.ok(!vols.includes(gone), `${gone} volume without its feature`);
+  for (const gone of ['device-plugins', 'devinfo', 'control', 'pod-resources', 'cni-bin', 'cni-api', 'cni-state']) assert.ok(!vols.includes(gone), `${gone} volume without its feature`);
   assert.equal(pod.initContainers, undefined, 'no CNI install without vio4wd-cni');
   const res = pod.containers[0].resources;
   assert.ok(!Object.keys({ ...res.requests, ...res.limits }).some((k) => k.startsWith('hugepages-')), 'no hugepage resources when amount is empty');
   const cfg = agentConfig(dis.objs, 'vio4wd-agent');
   assert.equal(cfg.devicePlugin.enabled, false);
   assert.equal(cfg.control.enabled, false);
-  assert.equal(cfg.cni.enabled, false);
   await dryRun(dis.text);
   const off = await render(OFF, 'off');
   assert.deepEqual(kinds(off.objs), []);

@@ -85,7 +85,7 @@ app.kubernetes.io/component: {{ index . 1 }}
   "kubernetes" (dict "enabled" true "socketDir" $a.socketDir "allowVirtualDevices" $a.allowVirtualDevices)
   "devicePlugin" (dict "enabled" $a.devicePlugin.enabled "pluginDir" $a.devicePlugin.pluginDir "devinfoDir" $a.devicePlugin.devinfoDir)
   "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
-  "metrics" (dict "enabled" true "address" (printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" $exposed) (int $a.metrics.port)) "authorization" $exposed)
+  "metrics" (dict "enabled" true "address" (printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" $exposed) (int $a.metrics.port)) "authorization" $exposed "podResourcesSocket" (ternary (printf "%s/kubelet.sock" $a.podResources.dir) "" $a.podResources.enabled))
   "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac "vfProgrammer" (default "netlink" $a.sriov.vfProgrammer))
   "cni" (dict "enabled" $a.cni.enabled "socket" (printf "%s/agent.sock" $a.cni.socketDir) "statePath" (printf "%s/attachments.json" $a.cni.stateDir))
 -}}
