@@ -171,7 +171,7 @@ const ALL: Obj = {
     nodeSelector: { 'kubernetes.io/os': null, 'vio4wd.io/agent': 'true' },
     tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'nfv', effect: 'NoSchedule' }],
     affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'sriov', operator: 'Exists' }] }] } } },
-    priorityClassName: 'system-node-critical',
+    priorityClassName: 'system-cluster-critical',
     podAnnotations: { 'example.com/note': 'agent' },
     podLabels: { tier: 'dataplane' },
     updateStrategy: { type: 'OnDelete', rollingUpdate: null },
@@ -287,6 +287,9 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.deepEqual(c.args.slice(0, 2), ['agent', '--kubernetes']);
   assert.equal(pod.serviceAccountName, 'vio4wd-agent');
   assert.equal(pod.hostNetwork, true);
+  // a node agent: evicted last, and on every node whatever its taints
+  assert.equal(pod.priorityClassName, 'system-node-critical');
+  assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }]);
   assert.equal(c.securityContext.privileged, true);
   assert.equal(c.securityContext.runAsUser, 0);
   assert.deepEqual(c.env.find((e: Obj) => e.name === 'NODE_NAME').valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } });
@@ -357,7 +360,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.deepEqual(pod.nodeSelector, { 'vio4wd.io/agent': 'true' });
   assert.deepEqual(pod.tolerations, ALL.agent.tolerations);
   assert.deepEqual(pod.affinity, ALL.agent.affinity);
-  assert.equal(pod.priorityClassName, 'system-node-critical');
+  assert.equal(pod.priorityClassName, 'system-cluster-critical');
   assert.equal(pod.terminationGracePeriodSeconds, 60);
   assert.equal(pod.serviceAccountName, 'vfwd-node');
   assert.equal(ds.spec.template.metadata.annotations['example.com/note'], 'agent');
