@@ -130,8 +130,8 @@ function find(objs: Obj[], kind: string, name?: string): Obj {
   return o;
 }
 
-async function dryRun(text: string): Promise<void> {
-  const r = await kube.kubectlRun(['apply', '--dry-run=server', '--validate=strict', '-n', NS, '-f', '-'], { input: text, check: false });
+async function dryRun(text: string, namespace = NS): Promise<void> {
+  const r = await kube.kubectlRun(['apply', '--dry-run=server', '--validate=strict', '-n', namespace, '-f', '-'], { input: text, check: false });
   assert.equal(r.code, 0, `kubectl apply --dry-run=server: ${r.stderr}`);
 }
 
@@ -330,7 +330,9 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
 });
 
 test('every option shows in the rendered manifests, which the apiserver accepts', async () => {
-  const { text, objs } = await render(ALL, 'all');
+  const rendered = await render(ALL, 'all');
+  const objs = rendered.objs;
+  let text = rendered.text;
   for (const o of objs) assert.equal(o.metadata.labels?.team, 'net', `commonLabels on ${o.kind}/${o.metadata.name}`);
   const ds = find(objs, 'DaemonSet', 'vfwd-test-agent');
   const pod = ds.spec.template.spec;
@@ -398,6 +400,11 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   const dash = find(objs, 'ConfigMap', 'vfwd-test-dashboard');
   assert.deepEqual([dash.metadata.namespace, dash.metadata.labels.grafana_dashboard], ['monitoring', 'vio4wd']);
   assert.equal(JSON.parse(dash.data['vio4wd.json']).uid, 'vio4wd-overview');
+  // the dashboard goes where Grafana's sidecar looks, the rest in the release namespace
+  const docs = text.split(/^---$/m);
+  const inMonitoring = (d: string): boolean => /^\s*namespace: monitoring$/m.test(d);
+  await dryRun(docs.filter(inMonitoring).join('\n---\n'), 'monitoring');
+  text = docs.filter((d) => !inMonitoring(d)).join('\n---\n');
 
   const dep = find(objs, 'Deployment', 'vfwd-test-operator');
   const opod = dep.spec.template.spec;

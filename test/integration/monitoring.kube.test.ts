@@ -123,7 +123,7 @@ let tmp: { path: string; remove: () => void } | undefined;
 before(async () => {
   tmp = testTempDir('mon');
   const root = tmp.path;
-  for (const d of ['sockets', 'podres']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['sockets', 'podres', 'vhost']) mkdirSync(join(root, d), { recursive: true });
   kube = await startKube({ apiserverArgs: ['--shutdown-watch-termination-grace-period=2s'] });
   await kube.kubectl('apply', '-f', 'crds/');
   await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io', 'crd/virtioforwardernodes.vio4wd.io');
@@ -152,7 +152,8 @@ before(async () => {
       control: { enabled: false },
       devicePlugin: { enabled: false },
       metrics: { address: METRICS, podResourcesSocket: podResSocket },
-      relays: [{ name: 'mon-relay', id: 1, vf: { devargs: `net_vhost_mon1,iface=${join(root, 'vf.sock')}` }, socketPath: join(root, 'sockets', 'vm.sock') }],
+      vhostUser: { mode: 'server', socketDir: join(root, 'vhost') },
+      relays: [{ name: 'mon-relay', id: 1, vf: { devargs: `net_vhost_mon1,iface=${join(root, 'vf.sock')}` } }],
     },
     args: ['--kubernetes', '--kubeconfig', kube.kubeconfigPath, '--node-name', NODE, '--socket-dir', join(root, 'sockets')],
   });
