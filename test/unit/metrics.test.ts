@@ -52,7 +52,7 @@ test('VF driver counters per relay, worker load in seconds from TSC cycles, buil
   const src: MetricsSources = {
     relays: () => [relay('a', 1), relay('b', 2)],
     // relay b has no VF attached: no VF series for it
-    stats: (id) => ({ vfToVm: dir, vmToVf: dir, ...(id === 1 ? { vf } : {}) }) as unknown as RelayStats,
+    stats: (id) => ({ vfToVm: dir, vmToVf: dir, queues: [], ...(id === 1 ? { vf } : {}) }) as unknown as RelayStats,
     engineUp: () => true,
     ready: () => true,
     workers: () => [{ cpu: 3, lcore: 1, numaNode: 0, directions: 4, busyCycles: 2_000_000_000, idleCycles: 6_000_000_000, packets: 123, dropped: 4 }],
