@@ -11,7 +11,7 @@ import type { EngineEvent } from '../engine/types.js';
 import { Reason, RelayManager, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
 import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSources } from '../metrics/index.js';
-import { workQueueObserver } from '../metrics/workqueue.js';
+import { workQueueObserver } from '../kube/workqueue-metrics.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
 import type { NodeReconciler } from './node/reconciler.js';
 import type { VirtioForwarderNodeStatus } from '../kube/index.js';

@@ -8,3 +8,4 @@ export * from './informer.js';
 export * from './leader.js';
 export * from './resources.js';
 export * from './workqueue.js';
+export * from './workqueue-metrics.js';

@@ -10,7 +10,7 @@ export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   logger?: Logger;
-  /** Told about adds, waits, work and retries (metrics; see src/metrics/workqueue.ts). */
+  /** Told about adds, waits, work and retries (metrics; see ./workqueue-metrics.ts). */
   observer?: WorkQueueObserver;
 }
 

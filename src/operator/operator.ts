@@ -8,7 +8,7 @@ import { ValidationError } from '../util/errors.js';
 import { LeaderElector, type KubeClients, type LeaderElectorOptions } from '../kube/index.js';
 import { Scheduler, type SchedulerCounters, type SchedulerOptions } from './scheduler.js';
 import type { WorkQueueObserver } from '../kube/index.js';
-import { workQueueObserver, type WorkQueueName } from '../metrics/workqueue.js';
+import { workQueueObserver, type WorkQueueName } from '../kube/index.js';
 import { GIT_COMMIT, VERSION } from '../util/version.js';
 
 export interface OperatorOptions {

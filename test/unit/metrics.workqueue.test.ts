@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { WorkQueue } from '../../src/kube/index.js';
-import { workQueueObserver } from '../../src/metrics/workqueue.js';
+import { workQueueObserver } from '../../src/kube/index.js';
 
 test('adds, retries, depth, wait and work times of a work queue', async () => {
   const registry = new Registry();
