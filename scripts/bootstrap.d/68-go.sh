@@ -5,13 +5,14 @@
 # go command's GOTOOLCHAIN makes), fetched with Debian's Go 1.19 unpacked into the cache (never
 # installed system-wide: bookworm's Go is too old to build these modules itself). Cached under
 # $VIO4WD_CACHE/go-toolchain/; first run about 30 s (about 80 MB), afterwards instant.
-go_min=${VIO4WD_GO_MIN:-1.24}
+# 1.26.7: promtool (test/env/build-promtool.sh) needs it; kube-apiserver and etcd need 1.24
+go_min=${VIO4WD_GO_MIN:-1.26.7}
 go_want=${VIO4WD_GO_VERSION:-1.27.3}
-# go_at_least GO MIN: whether the go binary GO reports a version >= MIN (major.minor)
+# go_at_least GO MIN: whether the go binary GO reports a version >= MIN (dotted, compared as versions)
 go_at_least() {
   local v; v=$("$1" env GOVERSION 2>/dev/null) || return 1
   v=${v#go}
-  awk -v a="$v" -v b="$2" 'BEGIN { split(a, x, "."); split(b, y, "."); exit !((x[1] > y[1]) || (x[1] == y[1] && x[2] + 0 >= y[2] + 0)) }'
+  [[ $(printf '%s\n%s\n' "$2" "$v" | sort -V | head -n1) == "$2" ]]
 }
 go_tc="$VIO4WD_CACHE/go-toolchain/go$go_want"
 if command -v go >/dev/null && go_at_least "$(command -v go)" "$go_min"; then

@@ -29,8 +29,9 @@ export GOCACHE=$VIO4WD_CACHE/go/build
 export GOFLAGS="-buildvcs=false -modcacherw"   # -modcacherw: the cache can be removed with rm -rf
 export GOTOOLCHAIN=local
 # The Go that scripts/bootstrap.d/68-go.sh fetched into the cache, where the machine has no Go of
-# its own or only one older than these modules need (1.24).
-if ! { command -v go >/dev/null && [[ $(go env GOVERSION 2>/dev/null) =~ ^go1\.(2[4-9]|[3-9][0-9]) ]]; }; then
+# its own or only one older than these modules need (1.26.7, for promtool).
+_go_ok() { local v; v=$(go env GOVERSION 2>/dev/null) || return 1; v=${v#go}; [[ $(printf '1.26.7\n%s\n' "$v" | sort -V | head -n1) == 1.26.7 ]]; }
+if ! { command -v go >/dev/null && _go_ok; }; then
   for _go in "$VIO4WD_CACHE"/go-toolchain/go*/bin; do [[ -x $_go/go ]] && PATH="$_go:$PATH"; done
   unset _go
 fi
