@@ -1,11 +1,10 @@
 // The node agent's wiring: engine, relay manager, VF resolver, ZeroMQ control, metrics and,
 // in a cluster, the VirtioRelay reconciler and the kubelet device plugin. Roles meet only here.
-import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm, writeFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { GIT_COMMIT, VERSION } from '../util/version.js';
 import { errorMessage } from '../util/errors.js';
-import { formatPciAddress, pciFields } from '../util/identifiers.js';
 import { Engine } from '../engine/index.js';
 import type { EngineEvent } from '../engine/types.js';
 import { Reason, RelayManager, type RelayStatus } from '../relay/index.js';
@@ -14,14 +13,14 @@ import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSo
 import { workQueueObserver } from '../kube/workqueue-metrics.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
 import type { NodeReconciler } from './node/reconciler.js';
-import type { VirtioForwarderNodeStatus } from '../kube/index.js';
-import { bindVfToVfio, discoverPfs, discoverVfs, findVf, vfProgrammer, type VfPort } from '../sriov/index.js';
 import type { AttachServer, AttachmentService } from '../cni/index.js';
 import type { ResolvedConfig } from './config/load.js';
 import { HostVfResolver } from './vf-resolver.js';
 import { AgentControlBackend } from './control-backend.js';
 import { resolveOwner } from './owners.js';
 import { OvsdbMonitor, pciOfNetdev } from './ovsdb.js';
+import { bindConfiguredVfs, hugepages, nodeInventory } from './host.js';
+import { startAttachments } from './attachments.js';
 
 /** The VF MTU virtio-forwarder sets when jumbo frames are on (its JUMBO_IP_MTU). */
 export const JUMBO_MTU = 9000;
@@ -96,7 +95,7 @@ export class Agent {
       await mkdir(dirname(c.pidFile), { recursive: true });
       await writeFile(c.pidFile, `${process.pid}\n`);
     }
-    await this.bindConfiguredVfs();
+    await bindConfiguredVfs(c.sriov.bindVfio, c.sriov.sysRoot, log);
     // the Kubernetes client takes ~0.4 s to load: only when it is used, and while the engine starts
     // (a standalone agent, virtio-forwarder's drop-in, starts without it)
     const kubeModules = c.kubernetes.enabled ? Promise.all([import('./node/reconciler.js'), import('../kube/index.js')]) : undefined;
@@ -251,7 +250,11 @@ export class Agent {
       });
       await this.devicePlugins.start();
     }
-    if (c.cni.enabled) await this.startAttachments(relays);
+    if (c.cni.enabled) {
+      const { service, server } = await startAttachments(c, relays, log);
+      this.attachments = service;
+      this.attachServer = server;
+    }
     // the apiserver may not answer for a long time: a stop meanwhile ends the start-up here
     await Promise.race([Promise.all([reconcilerStarted, relays.settled()]), this.stopRequested]);
     if (this.stopping) return;
@@ -261,54 +264,6 @@ export class Agent {
       { relays: all.length, ready: all.filter((r) => r.phase === 'Ready').length, failed: all.filter((r) => r.phase === 'Failed').length, metrics: this.metricsServer?.address },
       'vio4wd agent running',
     );
-  }
-
-  /** The attachment API for vio4wd-cni: pod attachments program their relay's VF. */
-  private async startAttachments(relays: RelayManager): Promise<void> {
-    const c = this.config;
-    const { AttachServer, AttachmentService, CniCode, CniError } = await import('../cni/index.js');
-    const programmer = vfProgrammer(c.sriov.vfProgrammer);
-    const port = async (name: string): Promise<VfPort> => {
-      const spec = relays.spec(name);
-      const status = relays.get(name);
-      if (!spec || !status) throw new CniError(CniCode.RelayNotFound, `relay "${name}" is gone from this node`);
-      if (spec.vf.devargs) return { kind: 'devargs', devargs: spec.vf.devargs };
-      const addrs = status.pciAddress?.split(',') ?? [];
-      if (addrs.length > 1) throw new CniError(CniCode.InvalidConfig, `relay "${name}" bonds ${addrs.length} VFs: vio4wd-cni programs single-VF relays only; give the pool's relays one VF each`);
-      if (!addrs[0] || status.phase === 'Pending') throw new CniError(CniCode.TryAgainLater, `relay "${name}" has no VF yet (phase ${status.phase}): try again when it is Ready`);
-      const vf = await findVf(addrs[0], { root: c.sriov.sysRoot });
-      if (!vf) throw new CniError(CniCode.VfProgramming, `VF ${addrs[0]} of relay "${name}" is not on this node any more: check \`vio4wd doctor\``);
-      return { kind: 'pci', pciAddress: vf.pciAddress, pfName: vf.pfName, vfIndex: vf.vfIndex };
-    };
-    const service = new AttachmentService({
-      programmer,
-      statePath: c.cni.statePath,
-      logger: this.log,
-      relays: {
-        relay: (name) => {
-          const s = relays.get(name);
-          const spec = relays.spec(name);
-          if (!s || !spec) return undefined;
-          return { socketPath: s.socketPath, phase: s.phase, ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}) };
-        },
-        port,
-        setMac: (name, mac) => {
-          relays.setAttachedMac(name, mac);
-        },
-      },
-    });
-    await service.start();
-    // a relay restored after the checkpoint was read (the reconciler's) shows its pod's MAC again
-    const seen = new Set(relays.list().map((r) => r.name));
-    relays.on('change', (st: RelayStatus) => {
-      if (seen.has(st.name)) return;
-      seen.add(st.name);
-      service.relayAppeared(st.name);
-    });
-    relays.on('removed', (n: string) => seen.delete(n));
-    this.attachments = service;
-    this.attachServer = new AttachServer({ path: c.cni.socket, handle: (r) => service.handle(r), logger: this.log });
-    await this.attachServer.start();
   }
 
   /** Counts live migrations: a guest leaving with dirty-page logging on, and arriving after. */
@@ -328,61 +283,15 @@ export class Agent {
     });
   }
 
-  private async bindConfiguredVfs(): Promise<void> {
-    const want = this.config.sriov.bindVfio;
-    if (!want.length) return;
-    const root = this.config.sriov.sysRoot;
-    const pfs = await discoverPfs({ root });
-    const addrs: string[] = [];
-    for (const item of want) {
-      // a PCI address, with or without the domain (virtio-forwarder assumes 0000:)
-      const pci = pciFields(item);
-      if (pci) {
-        addrs.push(formatPciAddress(pci));
-        continue;
-      }
-      const [pfName, count] = item.split(':');
-      const pf = pfs.find((p) => p.name === pfName);
-      if (!pf) {
-        this.log.error({ item }, `sriov.bindVfio: no SR-IOV PF named ${pfName} on this node`);
-        continue;
-      }
-      const n = count !== undefined ? Number(count) : pf.vfs.length;
-      addrs.push(...pf.vfs.slice(0, n).map((v) => v.pciAddress));
-    }
-    for (const a of addrs) {
-      try {
-        const r = await bindVfToVfio(a, { root, logger: this.log });
-        this.log.info({ vf: a, driver: r.driver }, 'VF bound for DPDK');
-      } catch (err) {
-        this.log.error({ vf: a, err: errorMessage(err) }, 'could not bind VF to vfio-pci');
-      }
-    }
-  }
-
   /** VirtioForwarderNode status: VFs, hugepages, workers and engine health. */
-  private async nodeInventory(): Promise<Omit<VirtioForwarderNodeStatus, 'relays' | 'heartbeatTime'>> {
-    const root = this.config.sriov.sysRoot;
-    const usage = this.resolver?.usage() ?? new Map<string, string>();
-    const relays = this.relays?.list() ?? [];
-    const byName = new Map(relays.map((r) => [r.name, r.ident ?? r.name]));
-    const vfs = (await discoverVfs({ root }).catch(() => [])).map((vf) => ({
-      pciAddress: vf.pciAddress,
-      pfName: vf.pfName,
-      vfIndex: vf.vfIndex,
-      vendor: vf.vendor,
-      device: vf.device,
-      ...(vf.numaNode !== null ? { numaNode: vf.numaNode } : {}),
-      ...(vf.driver ? { driver: vf.driver } : {}),
-      ...(vf.mac ? { mac: vf.mac } : {}),
-      ...(usage.has(vf.pciAddress) ? { usedBy: byName.get(usage.get(vf.pciAddress)!) ?? usage.get(vf.pciAddress)! } : {}),
-    }));
-    return {
-      vfs,
-      hugepages: await hugepages(root),
-      workerCpus: this.engine?.workers().map((w) => w.cpu) ?? [],
-      engine: { up: !!this.engine && !this.stopping, agentVersion: VERSION, ...(this.engine ? { dpdkVersion: this.engine.version().dpdk } : {}) },
-    };
+  private nodeInventory(): ReturnType<typeof nodeInventory> {
+    return nodeInventory({
+      root: this.config.sriov.sysRoot,
+      usage: this.resolver?.usage() ?? new Map<string, string>(),
+      relays: this.relays?.list() ?? [],
+      engine: this.engine,
+      engineUp: !this.stopping,
+    });
   }
 
   /** Clean shutdown: relays removed (sockets unlinked), engine stopped, hugepages released. */
@@ -419,19 +328,4 @@ export class Agent {
     if (this.config.pidFile) await step('pid file', () => rm(this.config.pidFile!, { force: true }));
     log.info('vio4wd agent stopped');
   }
-}
-
-async function hugepages(root: string): Promise<{ numaNode: number; pageSizeKiB: number; total: number; free: number }[]> {
-  const out: { numaNode: number; pageSizeKiB: number; total: number; free: number }[] = [];
-  const nodesDir = join(root, 'sys/devices/system/node');
-  const nodes = (await readdir(nodesDir).catch(() => [] as string[])).filter((n) => /^node\d+$/.test(n));
-  for (const n of nodes) {
-    const hpDir = join(nodesDir, n, 'hugepages');
-    for (const size of await readdir(hpDir).catch(() => [] as string[])) {
-      const kib = Number(/hugepages-(\d+)kB/.exec(size)?.[1]);
-      const read = async (f: string) => Number((await readFile(join(hpDir, size, f), 'utf8').catch(() => '0')).trim());
-      out.push({ numaNode: Number(n.slice(4)), pageSizeKiB: kib, total: await read('nr_hugepages'), free: await read('free_hugepages') });
-    }
-  }
-  return out;
 }

@@ -10,6 +10,7 @@ import { basename, join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
 import { formatPciAddress, pciFields } from '../util/identifiers.js';
+import { splitJsonValues } from '../util/json-stream.js';
 
 /** virtio-forwarder's default OVSDB socket. */
 export const DEFAULT_OVSDB_SOCKET = '/usr/local/var/run/openvswitch/db.sock';
@@ -50,35 +51,9 @@ export class JsonStream {
   private buf = '';
   push(chunk: string): unknown[] {
     this.buf += chunk;
-    const out: unknown[] = [];
-    let depth = 0;
-    let inStr = false;
-    let esc = false;
-    let start = -1;
-    let consumed = 0;
-    for (let i = 0; i < this.buf.length; i++) {
-      const c = this.buf[i]!;
-      if (inStr) {
-        if (esc) esc = false;
-        else if (c === '\\') esc = true;
-        else if (c === '"') inStr = false;
-        continue;
-      }
-      if (c === '"') inStr = true;
-      else if (c === '{' || c === '[') {
-        if (depth === 0) start = i;
-        depth++;
-      } else if (c === '}' || c === ']') {
-        depth--;
-        if (depth === 0 && start >= 0) {
-          out.push(JSON.parse(this.buf.slice(start, i + 1)));
-          consumed = i + 1;
-          start = -1;
-        }
-      }
-    }
+    const { values, consumed } = splitJsonValues(this.buf);
     this.buf = this.buf.slice(consumed);
-    return out;
+    return values.map((v) => JSON.parse(v) as unknown);
   }
 }
 

@@ -7,7 +7,7 @@
 import { DOMParser, XMLSerializer, normalizeLineEndings, onErrorStopParsing, type Document, type Element, type Node } from '@xmldom/xmldom';
 import { ValidationError } from '../util/errors.js';
 import type { PciAddress } from './vmi.js';
-import type { VhostMode } from './sources.js';
+import type { VhostMode } from './explicit.js';
 
 /** KubeVirt names a VMI interface's domain device "ua-<name>" (user alias). */
 export const USER_ALIAS_PREFIX = 'ua-';

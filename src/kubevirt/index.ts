@@ -5,15 +5,12 @@ export { defineDomain, DEFAULT_BINDING_NAME, type BindingOptions, type DefineRes
 export { rewriteDomain, parseDomain, type DomainPlan, type NicPlan } from './domain.js';
 export {
   resolveSockets,
-  parseInterfaceSpec,
-  parseInterfacesEnv,
   SocketNotFoundError,
   DEFAULT_NETWORK_INFO_PATH,
   DEFAULT_DRA_METADATA_DIR,
-  INTERFACES_ANNOTATION,
-  type ExplicitInterface,
   type ResolveOptions,
   type SocketInfo,
 } from './sources.js';
+export { parseInterfaceSpec, parseInterfacesEnv, INTERFACES_ANNOTATION, type ExplicitInterface } from './explicit.js';
 export { loadHookServices, HOOK_VERSIONS, type HookServices } from './protos.js';
 export { HookClient, type HookInfo } from './client.js';

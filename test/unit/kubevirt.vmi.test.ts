@@ -12,7 +12,7 @@ import {
   vcpuCount,
   type Vmi,
 } from '../../src/kubevirt/vmi.js';
-import { explicitFromVmi, parseInterfaceSpec, parseInterfacesEnv, splitJsonStream } from '../../src/kubevirt/sources.js';
+import { explicitFromVmi, parseInterfaceSpec, parseInterfacesEnv } from '../../src/kubevirt/explicit.js';
 import { ValidationError } from '../../src/util/errors.js';
 import { parseMac } from '../../src/util/identifiers.js';
 
@@ -97,10 +97,4 @@ test('the vio4wd.io/interfaces annotation is read per interface and checked', ()
   assert.deepEqual(explicitFromVmi(vmi).get('net1'), { path: '/var/run/vio4wd/r7/vhost.sock', mac: '02:00:00:00:07:01', mtu: 9000 });
   assert.throws(() => explicitFromVmi({ metadata: { annotations: { 'vio4wd.io/interfaces': '{net1}' } } }), /not valid JSON/);
   assert.throws(() => explicitFromVmi({ metadata: { annotations: { 'vio4wd.io/interfaces': '{"net1": {"mac": "zz"}}' } } }), /vio4wd\.io\/interfaces\.net1\.mac/);
-});
-
-test('a KEP-5304 metadata stream splits into its objects, strings with braces included', () => {
-  const a = { apiVersion: 'metadata.resource.k8s.io/v1beta1', requests: [{ name: 'r', devices: [] }] };
-  const b = { apiVersion: 'metadata.resource.k8s.io/v1alpha1', note: 'a "quoted" {brace} \\ here' };
-  assert.deepEqual(splitJsonStream(`${JSON.stringify(a)}\n${JSON.stringify(b, null, 2)}\n`).map((s) => JSON.parse(s)), [a, b]);
 });

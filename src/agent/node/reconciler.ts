@@ -25,9 +25,8 @@ import {
 import { RelayCheckpoint } from './checkpoint.js';
 import { failedStatus, sameStatus, toCrStatus } from './status.js';
 import { NodePolicy } from './policy.js';
-import { resolveOwner } from '../owners.js';
+import { AGENT_COMPONENT, relayName, relaySpecOf } from './relay-spec.js';
 import { prepareSocketRoot } from '../../relay/socketdir.js';
-import type { PolicyDecision } from '../../policy/index.js';
 
 /** What the reconciler needs from RelayManager. */
 export interface NodeRelays {
@@ -64,15 +63,6 @@ export interface NodeReconcilerOptions {
   checkpointPath?: string | null;
   /** Metrics of the work queue. */
   queueObserver?: WorkQueueObserver;
-}
-
-export const SOCKET_FILE = 'vhost-user.sock';
-/** Events' source and the field manager of the agent's writes. */
-export const AGENT_COMPONENT = 'vio4wd-agent';
-
-/** The relay name (and device ID) of a VirtioRelay: namespace.name (namespaces have no dots). */
-export function relayName(namespace: string, name: string): string {
-  return `${namespace}.${name}`;
 }
 
 function keyOf(namespace: string, name: string): string {
@@ -228,7 +218,7 @@ export class NodeReconciler {
 
     // the pool policy first: a denied relay gets nothing on this node, not even a finalizer
     const decision = this.policy.decide(namespace, obj.spec);
-    const spec = decision.allowed ? await this.toRelaySpec(obj, rname, decision) : decision;
+    const spec = decision.allowed ? await relaySpecOf(obj, rname, decision, this.o.socketDir) : decision;
     if ('allowed' in spec) {
       if (this.owned.has(rname) || this.o.relays.get(rname)?.origin === 'kubernetes') {
         // the admin revoked it (policy or node labels changed): it stops here
@@ -274,55 +264,6 @@ export class NodeReconciler {
       this.lastPhase.set(rname, `Failed:${EventReason.PolicyDenied}:${message}`);
       await this.events.relay(obj, 'Warning', EventReason.PolicyDenied, message);
     }
-  }
-
-  /** The relay as the node runs it: its socket in its own directory under the agent's socket
-   *  root, owned as the pool says; or why it may not run here. */
-  private async toRelaySpec(obj: VirtioRelay, rname: string, decision: Extract<PolicyDecision, { allowed: true }>): Promise<RelaySpec | { allowed: false; message: string }> {
-    const s = obj.spec;
-    const dir = join(this.o.socketDir, rname);
-    const socketPath = join(dir, SOCKET_FILE);
-    const sock = decision.socket;
-    let uid = 0;
-    let gid = 0;
-    try {
-      if (sock.owner !== undefined) uid = await resolveOwner(sock.owner, 'user', `VirtioForwarderPolicy ${decision.policy} spec.socket.owner`);
-      if (sock.group !== undefined) gid = await resolveOwner(sock.group, 'group', `VirtioForwarderPolicy ${decision.policy} spec.socket.group`);
-    } catch (err) {
-      return { allowed: false, message: errorMessage(err) };
-    }
-    const vf = s.vf;
-    const spec: RelaySpec = {
-      name: rname,
-      origin: 'kubernetes',
-      ident: `${obj.metadata.namespace}/${obj.metadata.name}`,
-      vf: {
-        ...(vf.pciAddress ? { pciAddresses: [vf.pciAddress.toLowerCase()] } : {}),
-        ...(vf.pciAddresses ? { pciAddresses: vf.pciAddresses.map((a) => a.toLowerCase()) } : {}),
-        ...(vf.selector ? { selector: { ...vf.selector } } : {}),
-        ...(vf.devargs ? { devargs: vf.devargs } : {}),
-        ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}),
-        pool: decision.pool,
-      },
-      // vhostUser.socketDir/owner/group/perm of the VirtioRelay are never read (the apiserver
-      // refuses them; an object stored before that keeps them, ignored)
-      vhostUser: {
-        mode: s.vhostUser?.mode ?? 'client',
-        socketPath,
-        owner: uid,
-        group: gid,
-        perm: `0${sock.perm.toString(8)}`,
-        directory: { uid, gid, mode: sock.directoryMode },
-      },
-    };
-    if (s.queues !== undefined) spec.queues = s.queues;
-    if (s.mac !== undefined) spec.mac = s.mac;
-    if (s.mtu !== undefined) spec.mtu = s.mtu;
-    if (s.resourceName !== undefined) spec.resourceName = s.resourceName;
-    if (s.numaNode !== undefined) spec.numaNode = s.numaNode;
-    if (s.cpus !== undefined) spec.cpus = [...s.cpus];
-    if (obj.metadata.generation !== undefined) spec.generation = obj.metadata.generation;
-    return spec;
   }
 
   private async removeRelay(rname: string): Promise<void> {

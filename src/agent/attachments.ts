@@ -1,0 +1,53 @@
+// The attachment API for vio4wd-cni: pod attachments program their relay's VF.
+import type { Logger } from '../util/log.js';
+import type { RelayManager, RelayStatus } from '../relay/index.js';
+import { findVf, vfProgrammer, type VfPort } from '../sriov/index.js';
+import type { AttachServer, AttachmentService } from '../cni/index.js';
+import type { ResolvedConfig } from './config/load.js';
+
+/** Starts the attachment service and its socket; the caller closes the server on shutdown. */
+export async function startAttachments(c: ResolvedConfig, relays: RelayManager, log: Logger): Promise<{ service: AttachmentService; server: AttachServer }> {
+  const { AttachServer, AttachmentService, CniCode, CniError } = await import('../cni/index.js');
+  const programmer = vfProgrammer(c.sriov.vfProgrammer);
+  const port = async (name: string): Promise<VfPort> => {
+    const spec = relays.spec(name);
+    const status = relays.get(name);
+    if (!spec || !status) throw new CniError(CniCode.RelayNotFound, `relay "${name}" is gone from this node`);
+    if (spec.vf.devargs) return { kind: 'devargs', devargs: spec.vf.devargs };
+    const addrs = status.pciAddress?.split(',') ?? [];
+    if (addrs.length > 1) throw new CniError(CniCode.InvalidConfig, `relay "${name}" bonds ${addrs.length} VFs: vio4wd-cni programs single-VF relays only; give the pool's relays one VF each`);
+    if (!addrs[0] || status.phase === 'Pending') throw new CniError(CniCode.TryAgainLater, `relay "${name}" has no VF yet (phase ${status.phase}): try again when it is Ready`);
+    const vf = await findVf(addrs[0], { root: c.sriov.sysRoot });
+    if (!vf) throw new CniError(CniCode.VfProgramming, `VF ${addrs[0]} of relay "${name}" is not on this node any more: check \`vio4wd doctor\``);
+    return { kind: 'pci', pciAddress: vf.pciAddress, pfName: vf.pfName, vfIndex: vf.vfIndex };
+  };
+  const service = new AttachmentService({
+    programmer,
+    statePath: c.cni.statePath,
+    logger: log,
+    relays: {
+      relay: (name) => {
+        const s = relays.get(name);
+        const spec = relays.spec(name);
+        if (!s || !spec) return undefined;
+        return { socketPath: s.socketPath, phase: s.phase, ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}) };
+      },
+      port,
+      setMac: (name, mac) => {
+        relays.setAttachedMac(name, mac);
+      },
+    },
+  });
+  await service.start();
+  // a relay restored after the checkpoint was read (the reconciler's) shows its pod's MAC again
+  const seen = new Set(relays.list().map((r) => r.name));
+  relays.on('change', (st: RelayStatus) => {
+    if (seen.has(st.name)) return;
+    seen.add(st.name);
+    service.relayAppeared(st.name);
+  });
+  relays.on('removed', (n: string) => seen.delete(n));
+  const server = new AttachServer({ path: c.cni.socket, handle: (r) => service.handle(r), logger: log });
+  await server.start();
+  return { service, server };
+}

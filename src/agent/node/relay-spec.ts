@@ -1,0 +1,71 @@
+// A VirtioRelay as the relay this node runs for it: its name, its socket in its own directory
+// under the agent's socket root, owned as the pool policy says.
+import { join } from 'node:path';
+import { errorMessage } from '../../util/errors.js';
+import type { RelaySpec } from '../../relay/types.js';
+import type { VirtioRelay } from '../../kube/index.js';
+import type { PolicyDecision } from '../../policy/index.js';
+import { resolveOwner } from '../owners.js';
+
+export const SOCKET_FILE = 'vhost-user.sock';
+/** Events' source and the field manager of the agent's writes. */
+export const AGENT_COMPONENT = 'vio4wd-agent';
+
+/** The relay name (and device ID) of a VirtioRelay: namespace.name (namespaces have no dots). */
+export function relayName(namespace: string, name: string): string {
+  return `${namespace}.${name}`;
+}
+
+/** The relay as the node runs it: its socket in its own directory under the agent's socket
+ *  root, owned as the pool says; or why it may not run here. */
+export async function relaySpecOf(
+obj: VirtioRelay,
+rname: string,
+decision: Extract<PolicyDecision, { allowed: true }>,
+socketDir: string,
+): Promise<RelaySpec | { allowed: false; message: string }> {
+  const s = obj.spec;
+  const dir = join(socketDir, rname);
+  const socketPath = join(dir, SOCKET_FILE);
+  const sock = decision.socket;
+  let uid = 0;
+  let gid = 0;
+  try {
+    if (sock.owner !== undefined) uid = await resolveOwner(sock.owner, 'user', `VirtioForwarderPolicy ${decision.policy} spec.socket.owner`);
+    if (sock.group !== undefined) gid = await resolveOwner(sock.group, 'group', `VirtioForwarderPolicy ${decision.policy} spec.socket.group`);
+  } catch (err) {
+    return { allowed: false, message: errorMessage(err) };
+  }
+  const vf = s.vf;
+  const spec: RelaySpec = {
+    name: rname,
+    origin: 'kubernetes',
+    ident: `${obj.metadata.namespace}/${obj.metadata.name}`,
+    vf: {
+      ...(vf.pciAddress ? { pciAddresses: [vf.pciAddress.toLowerCase()] } : {}),
+      ...(vf.pciAddresses ? { pciAddresses: vf.pciAddresses.map((a) => a.toLowerCase()) } : {}),
+      ...(vf.selector ? { selector: { ...vf.selector } } : {}),
+      ...(vf.devargs ? { devargs: vf.devargs } : {}),
+      ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}),
+      pool: decision.pool,
+    },
+    // vhostUser.socketDir/owner/group/perm of the VirtioRelay are never read (the apiserver
+    // refuses them; an object stored before that keeps them, ignored)
+    vhostUser: {
+      mode: s.vhostUser?.mode ?? 'client',
+      socketPath,
+      owner: uid,
+      group: gid,
+      perm: `0${sock.perm.toString(8)}`,
+      directory: { uid, gid, mode: sock.directoryMode },
+    },
+  };
+  if (s.queues !== undefined) spec.queues = s.queues;
+  if (s.mac !== undefined) spec.mac = s.mac;
+  if (s.mtu !== undefined) spec.mtu = s.mtu;
+  if (s.resourceName !== undefined) spec.resourceName = s.resourceName;
+  if (s.numaNode !== undefined) spec.numaNode = s.numaNode;
+  if (s.cpus !== undefined) spec.cpus = [...s.cpus];
+  if (obj.metadata.generation !== undefined) spec.generation = obj.metadata.generation;
+  return spec;
+}
