@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <pthread.h>
 #include <string>
 
@@ -215,7 +216,20 @@ void OnEvent(void *, const vio_event *ev) {
   if (g_tsfn.NonBlockingCall(m) != napi_ok) delete m;
 }
 
-Napi::Value Submit(Napi::Env env, vio_cmd *cmd, bool owns_tsfn = false) {
+using CmdPtr = std::unique_ptr<vio_cmd>;
+
+// A zeroed command of this type. Its arguments are filled in while it is still owned here, so
+// an argument that throws frees it; Submit hands it to the engine.
+CmdPtr NewCmd(vio_cmd_type type) {
+  CmdPtr cmd(new vio_cmd());
+  std::memset(cmd.get(), 0, sizeof(vio_cmd));
+  cmd->type = type;
+  return cmd;
+}
+
+// Queues the command; its completion settles the returned Promise (Settle frees it).
+Napi::Value Submit(Napi::Env env, CmdPtr owned, bool owns_tsfn = false) {
+  vio_cmd *cmd = owned.release();
   auto *p = new Pending(env);
   p->owns_tsfn = owns_tsfn;
   Napi::Promise promise = p->deferred.Promise();
@@ -281,35 +295,25 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
   Napi::Array args = argsV.As<Napi::Array>();
   if (args.Length() + 1 > VIO_MAX_EAL_ARGS) throw Napi::RangeError::New(env, "too many EAL arguments");
 
-  auto *cmd = new vio_cmd();
-  std::memset(cmd, 0, sizeof(*cmd));
-  cmd->type = VIO_CMD_START;
+  CmdPtr cmd = NewCmd(VIO_CMD_START);
   vio_start_opts &s = cmd->u.start;
   // the engine copies the strings it keeps; these live until vio_submit returns
   std::string store[VIO_MAX_EAL_ARGS];
   store[0] = "vio4wd";
   for (uint32_t i = 0; i < args.Length(); i++) {
     Napi::Value a = args.Get(i);
-    if (!a.IsString()) {
-      delete cmd;
-      throw Napi::TypeError::New(env, "ealArgs must be an array of strings");
-    }
+    if (!a.IsString()) throw Napi::TypeError::New(env, "ealArgs must be an array of strings");
     store[i + 1] = a.As<Napi::String>().Utf8Value();
   }
   s.argc = static_cast<int>(args.Length()) + 1;
   for (int i = 0; i < s.argc; i++) s.argv[i] = const_cast<char *>(store[i].c_str());
-  try {
-    s.mrg_rxbuf = BoolOr(o, "mergeableRxBuffers", 1) != 0;
-    s.tso = BoolOr(o, "tso", 0) != 0;
-    s.jumbo = BoolOr(o, "jumbo", 0) != 0;
-    s.rx_desc = static_cast<uint16_t>(IntOr(o, "rxDescriptors", 256));
-    s.tx_desc = static_cast<uint16_t>(IntOr(o, "txDescriptors", 256));
-    s.pool_queue_pairs = static_cast<uint32_t>(IntOr(o, "poolQueuePairs", 256));
-    s.log_events = BoolOr(o, "logEvents", 0) != 0;
-  } catch (...) {
-    delete cmd;
-    throw;
-  }
+  s.mrg_rxbuf = BoolOr(o, "mergeableRxBuffers", 1) != 0;
+  s.tso = BoolOr(o, "tso", 0) != 0;
+  s.jumbo = BoolOr(o, "jumbo", 0) != 0;
+  s.rx_desc = static_cast<uint16_t>(IntOr(o, "rxDescriptors", 256));
+  s.tx_desc = static_cast<uint16_t>(IntOr(o, "txDescriptors", 256));
+  s.pool_queue_pairs = static_cast<uint32_t>(IntOr(o, "poolQueuePairs", 256));
+  s.log_events = BoolOr(o, "logEvents", 0) != 0;
   s.on_event = OnEvent;
   s.event_ctx = nullptr;
   bool created = false;
@@ -324,7 +328,7 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
       hooked = true;
     }
   }
-  return Submit(env, cmd, created);
+  return Submit(env, std::move(cmd), created);
 }
 
 void FillVf(Napi::Env env, const Napi::Object &vf, vio_relay_cfg &c);
@@ -380,16 +384,9 @@ void FillVf(Napi::Env env, const Napi::Object &vf, vio_relay_cfg &c) {
 Napi::Value AddRelay(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "addRelay(config)");
-  auto *cmd = new vio_cmd();
-  std::memset(cmd, 0, sizeof(*cmd));
-  cmd->type = VIO_CMD_ADD;
-  try {
-    FillRelayCfg(env, info[0].As<Napi::Object>(), cmd->u.add);
-  } catch (...) {
-    delete cmd;
-    throw;
-  }
-  return Submit(env, cmd);
+  CmdPtr cmd = NewCmd(VIO_CMD_ADD);
+  FillRelayCfg(env, info[0].As<Napi::Object>(), cmd->u.add);
+  return Submit(env, std::move(cmd));
 }
 
 int IdArg(const Napi::CallbackInfo &info, size_t i) {
@@ -399,34 +396,28 @@ int IdArg(const Napi::CallbackInfo &info, size_t i) {
 
 Napi::Value RemoveRelay(const Napi::CallbackInfo &info) {
   int id = IdArg(info, 0);
-  auto *cmd = new vio_cmd();
-  std::memset(cmd, 0, sizeof(*cmd));
-  cmd->type = VIO_CMD_REMOVE;
+  CmdPtr cmd = NewCmd(VIO_CMD_REMOVE);
   cmd->u.id = id;
-  return Submit(info.Env(), cmd);
+  return Submit(info.Env(), std::move(cmd));
 }
 
 // setRelayCpus(id, vfToVm, vmToVf): -1 keeps a direction where it is
 Napi::Value SetRelayCpus(const Napi::CallbackInfo &info) {
   int id = IdArg(info, 0);
   int a = IdArg(info, 1), b = IdArg(info, 2);
-  auto *cmd = new vio_cmd();
-  std::memset(cmd, 0, sizeof(*cmd));
-  cmd->type = VIO_CMD_SET_CPUS;
+  CmdPtr cmd = NewCmd(VIO_CMD_SET_CPUS);
   cmd->u.cpus.id = id;
   cmd->u.cpus.cpu_vf_to_vm = a;
   cmd->u.cpus.cpu_vm_to_vf = b;
-  return Submit(info.Env(), cmd);
+  return Submit(info.Env(), std::move(cmd));
 }
 
 // detachVf(id) -> Promise<RelayInfo>: the VF side goes, the vhost-user side stays
 Napi::Value DetachVf(const Napi::CallbackInfo &info) {
   int id = IdArg(info, 0);
-  auto *cmd = new vio_cmd();
-  std::memset(cmd, 0, sizeof(*cmd));
-  cmd->type = VIO_CMD_DETACH_VF;
+  CmdPtr cmd = NewCmd(VIO_CMD_DETACH_VF);
   cmd->u.id = id;
-  return Submit(info.Env(), cmd);
+  return Submit(info.Env(), std::move(cmd));
 }
 
 // attachVf(id, vf) -> Promise<RelayInfo>: attaches a VF (replacing an attached one)
@@ -434,24 +425,14 @@ Napi::Value AttachVf(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int id = IdArg(info, 0);
   if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "attachVf(id, vf)");
-  auto *cmd = new vio_cmd();
-  std::memset(cmd, 0, sizeof(*cmd));
-  cmd->type = VIO_CMD_ATTACH_VF;
+  CmdPtr cmd = NewCmd(VIO_CMD_ATTACH_VF);
   cmd->u.add.id = id;
-  try {
-    FillVf(env, info[1].As<Napi::Object>(), cmd->u.add);
-  } catch (...) {
-    delete cmd;
-    throw;
-  }
-  return Submit(env, cmd);
+  FillVf(env, info[1].As<Napi::Object>(), cmd->u.add);
+  return Submit(env, std::move(cmd));
 }
 
 Napi::Value Stop(const Napi::CallbackInfo &info) {
-  auto *cmd = new vio_cmd();
-  std::memset(cmd, 0, sizeof(*cmd));
-  cmd->type = VIO_CMD_STOP;
-  return Submit(info.Env(), cmd);
+  return Submit(info.Env(), NewCmd(VIO_CMD_STOP));
 }
 
 void ThrowIf(Napi::Env env, vio_err rc, const std::string &what) {

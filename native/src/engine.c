@@ -407,92 +407,129 @@ static uint64_t now_ms(void)
 
 #define VF_POLL_MS 500
 
+/* When the control thread next checks the VFs (vio_poll_vfs). */
+static uint64_t next_poll;
+
+static void poll_vfs(void)
+{
+	vio_poll_vfs();
+	next_poll = now_ms() + VF_POLL_MS;
+}
+
+/* What the control thread does with one command: each handler completes it (cmd->done) and
+ * says whether the thread goes on (false after a failed start or a stop: the thread ends).
+ * `state` is the engine's state when the command was taken off the queue. */
+typedef bool (*ctl_handler)(struct vio_cmd *cmd, int state);
+
+static bool on_start(struct vio_cmd *cmd, int state)
+{
+	(void)state;
+	do_start(cmd);
+	if (cmd->err.code != VIO_OK) {
+		set_state(ST_FAILED);
+		vio_log_stop();
+		cmd->done(cmd);
+		drain_rejecting();
+		return false;
+	}
+	set_state(ST_RUNNING);
+	next_poll = now_ms() + VF_POLL_MS;
+	cmd->done(cmd);
+	return true;
+}
+
+static bool on_stop(struct vio_cmd *cmd, int state)
+{
+	(void)state;
+	set_state(ST_STOPPING);
+	do_stop();
+	set_state(ST_STOPPED);
+	vio_log_stop();
+	drain_rejecting();
+	cmd->done(cmd);
+	return false;
+}
+
+static bool on_relay_cmd(struct vio_cmd *cmd, int state);
+
+/* The dispatch table, by command type. Relay commands name the operation (relay.c) that
+ * on_relay_cmd runs once it has checked that the engine is running. */
+static const struct {
+	ctl_handler handle;
+	void (*apply)(struct vio_cmd *cmd);
+} ctl_cmds[] = {
+	[VIO_CMD_START] = { on_start, NULL },
+	[VIO_CMD_STOP] = { on_stop, NULL },
+	[VIO_CMD_ADD] = { on_relay_cmd, vio_cmd_add },
+	[VIO_CMD_REMOVE] = { on_relay_cmd, vio_cmd_remove },
+	[VIO_CMD_SET_CPUS] = { on_relay_cmd, vio_cmd_set_cpus },
+	[VIO_CMD_DETACH_VF] = { on_relay_cmd, vio_cmd_detach_vf },
+	[VIO_CMD_ATTACH_VF] = { on_relay_cmd, vio_cmd_attach_vf },
+};
+
+static bool on_relay_cmd(struct vio_cmd *cmd, int state)
+{
+	if (state != ST_RUNNING) {
+		reject(cmd, VIO_ENOTSTARTED, not_running_reason(state));
+		return true;
+	}
+	ctl_cmds[cmd->type].apply(cmd);
+	cmd->done(cmd);
+	/* a steady stream of commands must not starve the VF watch */
+	if (now_ms() >= next_poll)
+		poll_vfs();
+	return true;
+}
+
+/* Waits for a command, checking the VFs every VF_POLL_MS while the engine runs (or at once
+ * when vio_wake_ctl asks); returns it with eng.qlock held. */
+static struct vio_cmd *wait_cmd_locked(void)
+{
+	while (!eng.qhead) {
+		if (eng.state != ST_RUNNING) {
+			pthread_cond_wait(&eng.qcond, &eng.qlock);
+			continue;
+		}
+		uint64_t now = now_ms();
+		if (eng.poll_now || now >= next_poll) {
+			eng.poll_now = false;
+			pthread_mutex_unlock(&eng.qlock);
+			poll_vfs();
+			pthread_mutex_lock(&eng.qlock);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t wait_ns = (next_poll - now) * 1000000ULL;
+		ts.tv_sec += (time_t)(wait_ns / 1000000000ULL);
+		ts.tv_nsec += (long)(wait_ns % 1000000000ULL);
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&eng.qcond, &eng.qlock, &ts);
+	}
+	return dequeue_locked();
+}
+
 static void *ctl_main(void *arg)
 {
-	uint64_t next_poll = 0;
-
 	(void)arg;
 	pthread_setname_np(pthread_self(), "vio-ctl");
+	next_poll = 0;
 	for (;;) {
 		pthread_mutex_lock(&eng.qlock);
-		while (!eng.qhead) {
-			if (eng.state != ST_RUNNING) {
-				pthread_cond_wait(&eng.qcond, &eng.qlock);
-				continue;
-			}
-			uint64_t now = now_ms();
-			if (eng.poll_now || now >= next_poll) {
-				eng.poll_now = false;
-				pthread_mutex_unlock(&eng.qlock);
-				vio_poll_vfs();
-				next_poll = now_ms() + VF_POLL_MS;
-				pthread_mutex_lock(&eng.qlock);
-				continue;
-			}
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t wait_ns = (next_poll - now) * 1000000ULL;
-			ts.tv_sec += (time_t)(wait_ns / 1000000000ULL);
-			ts.tv_nsec += (long)(wait_ns % 1000000000ULL);
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&eng.qcond, &eng.qlock, &ts);
-		}
-		struct vio_cmd *c = dequeue_locked();
+		struct vio_cmd *c = wait_cmd_locked();
 		int st = eng.state;
 		pthread_mutex_unlock(&eng.qlock);
 
-		switch (c->type) {
-		case VIO_CMD_START:
-			do_start(c);
-			if (c->err.code != VIO_OK) {
-				set_state(ST_FAILED);
-				vio_log_stop();
-				c->done(c);
-				drain_rejecting();
-				return NULL;
-			}
-			set_state(ST_RUNNING);
-			next_poll = now_ms() + VF_POLL_MS;
-			c->done(c);
-			break;
-		case VIO_CMD_STOP:
-			set_state(ST_STOPPING);
-			do_stop();
-			set_state(ST_STOPPED);
-			vio_log_stop();
-			drain_rejecting();
-			c->done(c);
-			return NULL;
-		case VIO_CMD_ADD:
-		case VIO_CMD_REMOVE:
-		case VIO_CMD_SET_CPUS:
-		case VIO_CMD_DETACH_VF:
-		case VIO_CMD_ATTACH_VF:
-			if (st != ST_RUNNING) {
-				reject(c, VIO_ENOTSTARTED, not_running_reason(st));
-				break;
-			}
-			if (c->type == VIO_CMD_ADD)
-				vio_cmd_add(c);
-			else if (c->type == VIO_CMD_REMOVE)
-				vio_cmd_remove(c);
-			else if (c->type == VIO_CMD_SET_CPUS)
-				vio_cmd_set_cpus(c);
-			else if (c->type == VIO_CMD_DETACH_VF)
-				vio_cmd_detach_vf(c);
-			else
-				vio_cmd_attach_vf(c);
-			c->done(c);
-			/* a steady stream of commands must not starve the VF watch */
-			if (now_ms() >= next_poll) {
-				vio_poll_vfs();
-				next_poll = now_ms() + VF_POLL_MS;
-			}
-			break;
+		unsigned type = (unsigned)c->type;
+		if (type >= sizeof(ctl_cmds) / sizeof(ctl_cmds[0]) || !ctl_cmds[type].handle) {
+			reject(c, VIO_EINVAL, "unknown engine command");
+			continue;
 		}
+		if (!ctl_cmds[type].handle(c, st))
+			return NULL;
 	}
 }
 

@@ -220,6 +220,135 @@ static int lsc_event(uint16_t port, enum rte_eth_event_type type, void *arg, voi
 	return 0;
 }
 
+/* The VF's MTU and the frame size it implies, checked against what the VF takes. */
+static int conf_mtu(struct vio_relay *r, const struct rte_eth_dev_info *di,
+		    struct rte_eth_conf *conf, struct vio_error *e)
+{
+	uint32_t room = rte_pktmbuf_data_room_size(r->mp) - RTE_PKTMBUF_HEADROOM;
+
+	if (r->mtu <= 0)
+		return 0;
+	if ((uint32_t)r->mtu > di->max_mtu || (uint32_t)r->mtu < di->min_mtu)
+		return vio_fail(e, VIO_EINVAL, "relay %d: mtu %d: VF %s accepts %u..%u", r->id,
+				r->mtu, r->port_name, di->min_mtu, di->max_mtu);
+	/* the frame limit, with ethdev's own overhead rule (rte_eth_dev_configure checks it
+	 * with a bare EINVAL) */
+	uint32_t overhead = di->max_mtu != UINT16_MAX && di->max_rx_pktlen > di->max_mtu ?
+				    di->max_rx_pktlen - di->max_mtu :
+				    RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+	if ((uint32_t)r->mtu + overhead > di->max_rx_pktlen)
+		return vio_fail(e, VIO_EINVAL, "relay %d: mtu %d: VF %s takes frames of at most "
+				"%u bytes (MTU %u)", r->id, r->mtu, r->port_name,
+				di->max_rx_pktlen, di->max_rx_pktlen - overhead);
+	conf->rxmode.mtu = (uint32_t)r->mtu;
+	if ((uint32_t)r->mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 8 > room &&
+	    (di->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER))
+		conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+	return 0;
+}
+
+/* Multi-segment sends always, TSO and checksums when the relay asks and the VF offers. */
+static void conf_tx_offloads(struct vio_relay *r, const struct rte_eth_dev_info *di,
+			     struct rte_eth_conf *conf)
+{
+	conf->txmode.offloads |= di->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	if (!r->tso)
+		return;
+	conf->txmode.offloads |= di->tx_offload_capa &
+		(RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+		 RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
+	/* virtual VF stand-ins (net_vhost, net_tap) pass offload requests on without
+	 * announcing them, so this is a warning, not an error */
+	if (!(di->tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_TSO))
+		RTE_LOG(WARNING, USER1, "vio4wd: relay %d: tso is on but VF %s announces no TCP "
+			"segmentation offload; the guest's large TCP segments may be dropped\n",
+			r->id, r->port_name);
+}
+
+/* The port's configuration from what the relay asks and what the VF offers: queues (RSS over
+ * more than one), MTU, tx offloads, link and removal interrupts. */
+static int port_conf(struct vio_relay *r, const struct rte_eth_dev_info *di,
+		     struct rte_eth_conf *conf, struct vio_error *e)
+{
+	uint16_t q = r->nb_queues;
+
+	if (di->max_rx_queues < q || di->max_tx_queues < q)
+		return vio_fail(e, VIO_EINVAL, "relay %d: queues: VF %s supports %u rx / %u tx queues, "
+				"the relay asks for %u", r->id, r->port_name, di->max_rx_queues,
+				di->max_tx_queues, q);
+	memset(conf, 0, sizeof(*conf));
+	if (q > 1 && di->flow_type_rss_offloads) {
+		conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf->rx_adv_conf.rss_conf.rss_hf =
+			(RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & di->flow_type_rss_offloads;
+	}
+	if (conf_mtu(r, di, conf, e) != 0)
+		return -1;
+	conf_tx_offloads(r, di, conf);
+	conf->intr_conf.lsc = di->dev_flags && (*di->dev_flags & RTE_ETH_DEV_INTR_LSC);
+	conf->intr_conf.rmv = di->dev_flags && (*di->dev_flags & RTE_ETH_DEV_INTR_RMV);
+	return 0;
+}
+
+static enum vio_err nomem_or_io(int ret)
+{
+	return vio_err_of_errno(-ret) == VIO_ENOMEM ? VIO_ENOMEM : VIO_EIO;
+}
+
+/* One rx and one tx queue per queue pair, with the descriptor counts the VF accepts. */
+static int setup_queues(struct vio_relay *r, struct vio_error *e)
+{
+	uint16_t port = r->port_id, q = r->nb_queues;
+	uint16_t nb_rxd = eng.opts.rx_desc, nb_txd = eng.opts.tx_desc;
+	int ret = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd);
+
+	if (ret != 0)
+		return vio_fail(e, VIO_EIO, "relay %d: rte_eth_dev_adjust_nb_rx_tx_desc(port %u %s) "
+				"failed: %s", r->id, port, r->port_name, rte_strerror(-ret));
+	int sock = rte_eth_dev_socket_id(port);
+	unsigned socket = sock < 0 ? (unsigned)r->numa : (unsigned)sock;
+	for (uint16_t i = 0; i < q; i++) {
+		ret = rte_eth_rx_queue_setup(port, i, nb_rxd, socket, NULL, r->mp);
+		if (ret != 0)
+			return vio_fail(e, nomem_or_io(ret), "relay %d: rte_eth_rx_queue_setup(port %u "
+					"%s, queue %u, %u descriptors) failed: %s", r->id, port,
+					r->port_name, i, nb_rxd, rte_strerror(-ret));
+		ret = rte_eth_tx_queue_setup(port, i, nb_txd, socket, NULL);
+		if (ret != 0)
+			return vio_fail(e, nomem_or_io(ret), "relay %d: rte_eth_tx_queue_setup(port %u "
+					"%s, queue %u, %u descriptors) failed: %s", r->id, port,
+					r->port_name, i, nb_txd, rte_strerror(-ret));
+	}
+	return 0;
+}
+
+/* Link changes and removal, where the VF interrupts for them (lsc_event). */
+static void watch_port_events(struct vio_relay *r, const struct rte_eth_conf *conf)
+{
+	if (conf->intr_conf.lsc)
+		r->lsc_cb = rte_eth_dev_callback_register(r->port_id, RTE_ETH_EVENT_INTR_LSC,
+							  lsc_event, (void *)(intptr_t)r->id) == 0;
+	if (conf->intr_conf.rmv)
+		r->rmv_cb = rte_eth_dev_callback_register(r->port_id, RTE_ETH_EVENT_INTR_RMV,
+							  lsc_event, (void *)(intptr_t)r->id) == 0;
+}
+
+/* The kernel interface to watch: named in the devargs, or the one the driver reports
+ * (net_tap's default dtapN); then the link as it is now. */
+static void watch_iface(struct vio_relay *r, const struct rte_eth_dev_info *di)
+{
+	if (!r->ifname[0] && di->if_index > 0 && !if_indextoname(di->if_index, r->ifname))
+		r->ifname[0] = '\0';
+	r->ifindex = r->ifname[0] ? if_nametoindex(r->ifname) : 0;
+	if (r->ifname[0] && r->ifindex == 0)
+		r->ifname[0] = '\0'; /* not a kernel interface of this namespace: nothing to watch */
+	int up;
+	if (vio_port_check(r, &up) < 0)
+		__atomic_store_n(&r->link_up, (uint8_t)up, __ATOMIC_RELAXED);
+}
+
+/* Configures and starts the relay's VF port: configuration, queues, event callbacks, start,
+ * then the interface and link to watch. */
 int vio_port_start(struct vio_relay *r, struct vio_error *e)
 {
 	struct rte_eth_dev_info di;
@@ -231,104 +360,22 @@ int vio_port_start(struct vio_relay *r, struct vio_error *e)
 	if (ret != 0)
 		return vio_fail(e, VIO_EIO, "relay %d: rte_eth_dev_info_get(port %u %s) failed: %s",
 				r->id, port, r->port_name, rte_strerror(-ret));
-	if (di.max_rx_queues < q || di.max_tx_queues < q)
-		return vio_fail(e, VIO_EINVAL, "relay %d: queues: VF %s supports %u rx / %u tx queues, "
-				"the relay asks for %u", r->id, r->port_name, di.max_rx_queues,
-				di.max_tx_queues, q);
-	memset(&conf, 0, sizeof(conf));
-	if (q > 1 && di.flow_type_rss_offloads) {
-		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-		conf.rx_adv_conf.rss_conf.rss_hf =
-			(RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & di.flow_type_rss_offloads;
-	}
-	uint32_t room = rte_pktmbuf_data_room_size(r->mp) - RTE_PKTMBUF_HEADROOM;
-	if (r->mtu > 0) {
-		if ((uint32_t)r->mtu > di.max_mtu || (uint32_t)r->mtu < di.min_mtu)
-			return vio_fail(e, VIO_EINVAL, "relay %d: mtu %d: VF %s accepts %u..%u", r->id,
-					r->mtu, r->port_name, di.min_mtu, di.max_mtu);
-		/* the frame limit, with ethdev's own overhead rule (rte_eth_dev_configure checks it
-		 * with a bare EINVAL) */
-		uint32_t overhead = di.max_mtu != UINT16_MAX && di.max_rx_pktlen > di.max_mtu ?
-					    di.max_rx_pktlen - di.max_mtu :
-					    RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
-		if ((uint32_t)r->mtu + overhead > di.max_rx_pktlen)
-			return vio_fail(e, VIO_EINVAL, "relay %d: mtu %d: VF %s takes frames of at most "
-					"%u bytes (MTU %u)", r->id, r->mtu, r->port_name,
-					di.max_rx_pktlen, di.max_rx_pktlen - overhead);
-		conf.rxmode.mtu = (uint32_t)r->mtu;
-		if ((uint32_t)r->mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 8 > room &&
-		    (di.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER))
-			conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
-	}
-	conf.txmode.offloads |= di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
-	if (r->tso) {
-		conf.txmode.offloads |= di.tx_offload_capa &
-			(RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
-			 RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
-		/* virtual VF stand-ins (net_vhost, net_tap) pass offload requests on without
-		 * announcing them, so this is a warning, not an error */
-		if (!(di.tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_TSO))
-			RTE_LOG(WARNING, USER1, "vio4wd: relay %d: tso is on but VF %s announces no TCP "
-				"segmentation offload; the guest's large TCP segments may be dropped\n",
-				r->id, r->port_name);
-	}
-	bool lsc = di.dev_flags && (*di.dev_flags & RTE_ETH_DEV_INTR_LSC);
-	bool rmv = di.dev_flags && (*di.dev_flags & RTE_ETH_DEV_INTR_RMV);
-	conf.intr_conf.lsc = lsc;
-	conf.intr_conf.rmv = rmv;
-
+	if (port_conf(r, &di, &conf, e) != 0)
+		return -1;
 	ret = rte_eth_dev_configure(port, q, q, &conf);
 	if (ret != 0)
 		return vio_fail(e, VIO_EIO, "relay %d: rte_eth_dev_configure(port %u %s, %u queues) "
 				"failed: %s", r->id, port, r->port_name, q, rte_strerror(-ret));
-	uint16_t nb_rxd = eng.opts.rx_desc, nb_txd = eng.opts.tx_desc;
-	ret = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd);
-	if (ret != 0)
-		return vio_fail(e, VIO_EIO, "relay %d: rte_eth_dev_adjust_nb_rx_tx_desc(port %u %s) "
-				"failed: %s", r->id, port, r->port_name, rte_strerror(-ret));
-	int sock = rte_eth_dev_socket_id(port);
-	unsigned socket = sock < 0 ? (unsigned)r->numa : (unsigned)sock;
-	for (uint16_t i = 0; i < q; i++) {
-		ret = rte_eth_rx_queue_setup(port, i, nb_rxd, socket, NULL, r->mp);
-		if (ret != 0)
-			return vio_fail(e, vio_err_of_errno(-ret) == VIO_ENOMEM ? VIO_ENOMEM : VIO_EIO,
-					"relay %d: rte_eth_rx_queue_setup(port %u %s, queue %u, %u "
-					"descriptors) failed: %s", r->id, port, r->port_name, i, nb_rxd,
-					rte_strerror(-ret));
-		ret = rte_eth_tx_queue_setup(port, i, nb_txd, socket, NULL);
-		if (ret != 0)
-			return vio_fail(e, vio_err_of_errno(-ret) == VIO_ENOMEM ? VIO_ENOMEM : VIO_EIO,
-					"relay %d: rte_eth_tx_queue_setup(port %u %s, queue %u, %u "
-					"descriptors) failed: %s", r->id, port, r->port_name, i, nb_txd,
-					rte_strerror(-ret));
-	}
-	if (lsc) {
-		ret = rte_eth_dev_callback_register(port, RTE_ETH_EVENT_INTR_LSC, lsc_event,
-						    (void *)(intptr_t)r->id);
-		r->lsc_cb = ret == 0;
-	}
-	if (rmv) {
-		ret = rte_eth_dev_callback_register(port, RTE_ETH_EVENT_INTR_RMV, lsc_event,
-						    (void *)(intptr_t)r->id);
-		r->rmv_cb = ret == 0;
-	}
+	if (setup_queues(r, e) != 0)
+		return -1;
+	watch_port_events(r, &conf);
 	ret = rte_eth_dev_start(port);
 	if (ret != 0)
-		return vio_fail(e, vio_err_of_errno(-ret) == VIO_ENOMEM ? VIO_ENOMEM : VIO_EIO,
-				"relay %d: rte_eth_dev_start(port %u %s) failed: %s", r->id, port,
-				r->port_name, rte_strerror(-ret));
+		return vio_fail(e, nomem_or_io(ret), "relay %d: rte_eth_dev_start(port %u %s) failed: %s",
+				r->id, port, r->port_name, rte_strerror(-ret));
 	/* the guest's multicast (IPv6 neighbour discovery) must reach it; not every VF allows it */
 	rte_eth_allmulticast_enable(port);
-	/* the kernel interface to watch: named in the devargs, or the one the driver reports
-	 * (net_tap's default dtapN) */
-	if (!r->ifname[0] && di.if_index > 0 && !if_indextoname(di.if_index, r->ifname))
-		r->ifname[0] = '\0';
-	r->ifindex = r->ifname[0] ? if_nametoindex(r->ifname) : 0;
-	if (r->ifname[0] && r->ifindex == 0)
-		r->ifname[0] = '\0'; /* not a kernel interface of this namespace: nothing to watch */
-	int up;
-	if (vio_port_check(r, &up) < 0)
-		__atomic_store_n(&r->link_up, (uint8_t)up, __ATOMIC_RELAXED);
+	watch_iface(r, &di);
 	return 0;
 }
 
