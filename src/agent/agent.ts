@@ -9,8 +9,7 @@ import { Engine } from '../engine/index.js';
 import type { EngineEvent } from '../engine/types.js';
 import { Reason, RelayManager, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
-import { AgentMetrics, startMetricsServer, type HttpServerHandle, type MetricsSources } from '../metrics/index.js';
-import { workQueueObserver } from '../kube/workqueue-metrics.js';
+import type { AgentMetrics, HttpServerHandle, MetricsSources } from '../metrics/index.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
 import type { NodeReconciler } from './node/reconciler.js';
 import type { AttachServer, AttachmentService } from '../cni/index.js';
@@ -21,9 +20,18 @@ import { resolveOwner } from './owners.js';
 import { OvsdbMonitor, pciOfNetdev } from './ovsdb.js';
 import { bindConfiguredVfs, hugepages, nodeInventory } from './host.js';
 import { startAttachments } from './attachments.js';
+import { checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './node/checkpoint.js';
+import { prepareSocketRoot } from '../relay/socketdir.js';
 
 /** The VF MTU virtio-forwarder sets when jumbo frames are on (its JUMBO_IP_MTU). */
 export const JUMBO_MTU = 9000;
+
+/**
+ * At start, the relays of the config and of the checkpoint get this long to attach before the
+ * rest of the agent (Kubernetes client, gRPC, ZeroMQ, metrics) loads: loading those modules
+ * holds the event loop for a second or more, which would delay every relay still attaching.
+ */
+export const DATA_PATH_FIRST_MS = 5000;
 
 export interface AgentOptions {
   logger: Logger;
@@ -90,17 +98,20 @@ export class Agent {
   private async run(): Promise<void> {
     const c = this.config;
     const log = this.log;
-    log.info({ version: VERSION, config: { engine: c.engine, relays: c.relays.length, kubernetes: c.kubernetes.enabled } }, 'vio4wd agent starting');
+    // processStart: when this process began (restart figures: bench/restart.ts)
+    log.info(
+      { version: VERSION, processStart: new Date(performance.timeOrigin).toISOString(), config: { engine: c.engine, relays: c.relays.length, kubernetes: c.kubernetes.enabled } },
+      'vio4wd agent starting',
+    );
     if (c.pidFile) {
       await mkdir(dirname(c.pidFile), { recursive: true });
       await writeFile(c.pidFile, `${process.pid}\n`);
     }
     await bindConfiguredVfs(c.sriov.bindVfio, c.sriov.sysRoot, log);
-    // the Kubernetes client takes ~0.4 s to load: only when it is used, and while the engine starts
-    // (a standalone agent, virtio-forwarder's drop-in, starts without it)
-    const kubeModules = c.kubernetes.enabled ? Promise.all([import('./node/reconciler.js'), import('../kube/index.js')]) : undefined;
-    kubeModules?.catch(() => undefined);
 
+    // The data path first: engine, then the relays of the config and of the checkpoint, before
+    // anything they do not need is even loaded (the Kubernetes client alone takes ~0.8 s to load
+    // on an idle core and holds the event loop meanwhile). Restart figures: bench/restart.ts.
     this.engine = await Engine.start(c.engine, { logger: log });
     this.engine.on('event', this.onEngineEvent);
     const engine = this.engine;
@@ -141,6 +152,23 @@ export class Agent {
         log.error({ relay: spec.name, err: errorMessage(err) }, 'relay in the config was rejected');
       }
     }
+    // the VirtioRelays' relays of this agent's previous life, before the apiserver has answered
+    let restored: CheckpointEntry[] | undefined;
+    if (c.kubernetes.enabled) {
+      await prepareSocketRoot(c.kubernetes.socketDir);
+      restored = await restoreCheckpoint(relays, checkpointPathFor(c.kubernetes.socketDir), c.nodeName, log);
+    }
+    const attaching = relays.list().length;
+    if (attaching) {
+      const t0 = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([relays.settled(), new Promise<void>((r) => (timer = setTimeout(r, DATA_PATH_FIRST_MS))), this.stopRequested]);
+      clearTimeout(timer);
+      if (this.stopping) return;
+      log.info({ relays: attaching, attached: relays.list().filter((r) => r.conditions.some((x) => x.type === 'VFAttached' && x.status === 'True')).length, ms: Date.now() - t0 }, 'data path up; starting the control plane');
+    }
+
+    const { AgentMetrics, startMetricsServer } = await import('../metrics/index.js');
 
     const sources: MetricsSources = {
       relays: () => relays.list(),
@@ -222,8 +250,12 @@ export class Agent {
     }
 
     let reconcilerStarted: Promise<void> | undefined;
-    if (c.kubernetes.enabled && kubeModules) {
-      const [{ NodeReconciler }, { kubeClients }] = await kubeModules;
+    if (c.kubernetes.enabled) {
+      const [{ NodeReconciler }, { kubeClients }, { workQueueObserver }] = await Promise.all([
+        import('./node/reconciler.js'),
+        import('../kube/index.js'),
+        import('../kube/workqueue-metrics.js'),
+      ]);
       const clients = kubeClients(c.kubernetes.kubeconfig);
       this.reconciler = new NodeReconciler({
         clients,
@@ -234,6 +266,7 @@ export class Agent {
         allowVirtualDevices: c.kubernetes.allowVirtualDevices,
         nodeStatus: () => this.nodeInventory(),
         queueObserver: workQueueObserver(this.metrics.registry, 'node'),
+        ...(restored ? { restored } : {}),
       });
       // restores the relays of the checkpoint at once, then waits for the apiserver's first
       // list: meanwhile the device plugin below already offers the restored relays to kubelet

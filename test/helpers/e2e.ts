@@ -93,7 +93,7 @@ class LoggedProcess {
  * a listener in the namespace forwards each connection to a unix socket, which this process
  * forwards to the apiserver.
  */
-async function proxyApiserverInto(ns: Netns, port: number, unixPath: string, cleanups: Cleanups): Promise<void> {
+export async function proxyApiserverInto(ns: Netns, port: number, unixPath: string, cleanups: Cleanups): Promise<void> {
   const open = new Set<Socket>();
   const server: Server = createServer((c) => {
     const up = createConnection(port, '127.0.0.1');

@@ -1,6 +1,7 @@
 // The relays a node runs for VirtioRelays, kept in a file so that an agent that starts again
 // (e.g. after a crash) runs them at once, before the apiserver has answered.
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { errorCode, errorMessage } from '../../util/errors.js';
 import type { RelaySpec } from '../../relay/types.js';
@@ -15,6 +16,11 @@ interface CheckpointFile {
   version: 1;
   node: string;
   relays: CheckpointEntry[];
+}
+
+/** Where the node reconciler keeps its checkpoint by default: beside the relays' sockets. */
+export function checkpointPathFor(socketDir: string): string {
+  return join(socketDir, '.vio4wd-relays.json');
 }
 
 export class RelayCheckpoint {
@@ -83,4 +89,26 @@ export class RelayCheckpoint {
       }
     });
   }
+}
+
+/**
+ * Applies the relays of the node reconciler's checkpoint at `path` (the VirtioRelays this node
+ * ran before it restarted) and returns those taken, for the reconciler to own. The agent calls
+ * it before it loads the Kubernetes client, so that they forward again at once.
+ */
+export async function restoreCheckpoint(relays: { apply(spec: RelaySpec): unknown }, path: string, node: string, log: Logger): Promise<CheckpointEntry[]> {
+  const cp = new RelayCheckpoint(path, node, log, () => []);
+  const taken: CheckpointEntry[] = [];
+  for (const entry of await cp.read()) {
+    try {
+      // the relay's directory is created by the relay manager with the owner and mode in the
+      // spec (spec.vhostUser.directory), after its VF passed the pool's checks
+      relays.apply(entry.spec);
+      taken.push(entry);
+    } catch (err) {
+      log.warn({ relay: entry.spec.name, err: errorMessage(err) }, 'relay from the checkpoint not restored; the VirtioRelay will bring it');
+    }
+  }
+  if (taken.length) log.info({ relays: taken.length, path: cp.path }, 'relays restored from the checkpoint; reconciling them once the apiserver answers');
+  return taken;
 }

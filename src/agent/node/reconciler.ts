@@ -2,7 +2,6 @@
 // RelayManager; their status, events and finalizers follow what the relay does. It also
 // publishes the node's VirtioForwarderNode.
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { errorMessage } from '../../util/errors.js';
 import type { RelaySpec, RelayStatus } from '../../relay/types.js';
@@ -22,7 +21,7 @@ import {
   type VirtioRelayStatus,
   type WorkQueueObserver,
 } from '../../kube/index.js';
-import { RelayCheckpoint } from './checkpoint.js';
+import { RelayCheckpoint, checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './checkpoint.js';
 import { failedStatus, sameStatus, toCrStatus } from './status.js';
 import { NodePolicy } from './policy.js';
 import { AGENT_COMPONENT, relayName, relaySpecOf } from './relay-spec.js';
@@ -63,6 +62,11 @@ export interface NodeReconcilerOptions {
   checkpointPath?: string | null;
   /** Metrics of the work queue. */
   queueObserver?: WorkQueueObserver;
+  /**
+   * The checkpoint's relays, already applied to `relays` by the caller (the agent does it before
+   * it loads the Kubernetes client): taken as restored instead of reading the file again.
+   */
+  restored?: CheckpointEntry[];
 }
 
 function keyOf(namespace: string, name: string): string {
@@ -93,7 +97,7 @@ export class NodeReconciler {
 
   constructor(private readonly o: NodeReconcilerOptions) {
     this.log = o.logger.child({ component: 'node-reconciler', node: o.nodeName });
-    const checkpointPath = o.checkpointPath === null ? undefined : (o.checkpointPath ?? join(o.socketDir, '.vio4wd-relays.json'));
+    const checkpointPath = o.checkpointPath === null ? undefined : (o.checkpointPath ?? checkpointPathFor(o.socketDir));
     if (checkpointPath) {
       this.checkpoint = new RelayCheckpoint(checkpointPath, o.nodeName, this.log, () =>
         [...this.owned.values()].flatMap((x) => (x.spec ? [{ key: x.key, spec: x.spec }] : [])),
@@ -165,20 +169,8 @@ export class NodeReconciler {
    *  reconciles each of them like any other (a VirtioRelay deleted meanwhile removes its relay). */
   private async restoreCheckpoint(): Promise<void> {
     if (!this.checkpoint) return;
-    const entries = await this.checkpoint.read();
-    let n = 0;
-    for (const { key, spec } of entries) {
-      try {
-        // the relay's directory is created by the relay manager with the owner and mode in the
-        // spec (spec.vhostUser.directory), after its VF passed the pool's checks
-        this.o.relays.apply(spec);
-        this.owned.set(spec.name, { key, spec });
-        n++;
-      } catch (err) {
-        this.log.warn({ relay: spec.name, err: errorMessage(err) }, 'relay from the checkpoint not restored; the VirtioRelay will bring it');
-      }
-    }
-    if (n) this.log.info({ relays: n, path: this.checkpoint.path }, 'relays restored from the checkpoint; reconciling them once the apiserver answers');
+    const entries = this.o.restored ?? (await restoreCheckpoint(this.o.relays, this.checkpoint.path, this.o.nodeName, this.log));
+    for (const { key, spec } of entries) this.owned.set(spec.name, { key, spec });
   }
 
   private scheduleCheckpoint(): void {
