@@ -1,19 +1,15 @@
 # profiles: test
 # A Go toolchain for the Go-module builds of the test control plane (kube-apiserver, etcd and
-# KubeVirt's CRDs, test/env/): the machine's `go` when it is $VIO4WD_GO_MIN or newer, otherwise
+# KubeVirt's CRDs, test/env/): the machine's `go` when it is GO_MIN or newer (test/env/go.sh), otherwise
 # Go $VIO4WD_GO_VERSION from the Go module proxy (module golang.org/toolchain, the same download the
 # go command's GOTOOLCHAIN makes), fetched with Debian's Go 1.19 unpacked into the cache (never
 # installed system-wide: bookworm's Go is too old to build these modules itself). Cached under
 # $VIO4WD_CACHE/go-toolchain/; first run about 30 s (about 80 MB), afterwards instant.
-# 1.26.7: promtool (test/env/build-promtool.sh) needs it; kube-apiserver and etcd need 1.24
-go_min=${VIO4WD_GO_MIN:-1.26.7}
+# GO_MIN (the newest go line of test/env/*/go.mod) and go_at_least
+# shellcheck source=test/env/go.sh
+source "$ROOT/test/env/go.sh"
+go_min=$GO_MIN
 go_want=${VIO4WD_GO_VERSION:-1.27.3}
-# go_at_least GO MIN: whether the go binary GO reports a version >= MIN (dotted, compared as versions)
-go_at_least() {
-  local v; v=$("$1" env GOVERSION 2>/dev/null) || return 1
-  v=${v#go}
-  [[ $(printf '%s\n%s\n' "$2" "$v" | sort -V | head -n1) == "$2" ]]
-}
 go_tc="$VIO4WD_CACHE/go-toolchain/go$go_want"
 if command -v go >/dev/null && go_at_least "$(command -v go)" "$go_min"; then
   say "go: ok ($(go env GOVERSION) on PATH)"
@@ -43,5 +39,5 @@ else
   export PATH="$go_tc/bin:$PATH"
   say "go: ok ($(go env GOVERSION), $go_tc)"
 fi
-unset go_min go_want go_tc go_tmp go_old
+unset go_min go_want go_tc go_tmp go_old GO_MIN
 unset -f go_at_least

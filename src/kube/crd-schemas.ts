@@ -161,6 +161,12 @@ export const virtioRelayStatusSchema = {
   },
 } as const;
 
+export const virtioForwarderNodeSpecSchema = {
+  type: 'object',
+  description: 'Nothing to set: the object is named after its node.',
+  properties: { nodeName: { type: 'string', description: 'The node (same as metadata.name).' } },
+} as const;
+
 export const virtioForwarderNodeStatusSchema = {
   type: 'object',
   description: 'What the node agent found on its node.',

@@ -6,7 +6,8 @@ import { isMacAddress, isPciAddress } from '../util/identifiers.js';
 import { MAX_BOND_MEMBERS, MAX_DEVARGS, MAX_QUEUES, MAX_SOCKET_PATH, MTU_MAX, MTU_MIN } from '../util/limits.js';
 import type { RelayConfig } from '../engine/types.js';
 import { DEFAULT_RELAY_DEFAULTS, type RelayDefaults, type ResolvedVf } from './contracts.js';
-import type { RelaySpec } from './types.js';
+import type { RelaySpec, RelayVf } from './types.js';
+import type { VfSelector } from '../util/vf-selector.js';
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
@@ -133,4 +134,28 @@ export function engineConfig(spec: RelaySpec, id: number, socketPath: string, re
   const cpus = wantedCpus(spec);
   if (cpus) cfg.cpus = cpus;
   return cfg;
+}
+
+/** A VF as a config file or a VirtioRelay names it: one address, several (a bond), a selector
+ *  or devargs. */
+export interface VfRequest {
+  pciAddress?: string;
+  pciAddresses?: string[];
+  selector?: VfSelector;
+  devargs?: string;
+  bondMode?: number;
+  bondName?: string;
+}
+
+/** The relay's VF from a request: addresses lower-cased (one becomes a list of one), only the
+ *  fields given, nothing shared with the request. */
+export function relayVfOf(vf: VfRequest): RelayVf {
+  return {
+    ...(vf.pciAddress ? { pciAddresses: [vf.pciAddress.toLowerCase()] } : {}),
+    ...(vf.pciAddresses ? { pciAddresses: vf.pciAddresses.map((a) => a.toLowerCase()) } : {}),
+    ...(vf.selector ? { selector: { ...vf.selector } } : {}),
+    ...(vf.devargs ? { devargs: vf.devargs } : {}),
+    ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}),
+    ...(vf.bondName ? { bondName: vf.bondName } : {}),
+  };
 }

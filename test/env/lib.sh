@@ -29,9 +29,10 @@ export GOCACHE=$VIO4WD_CACHE/go/build
 export GOFLAGS="-buildvcs=false -modcacherw"   # -modcacherw: the cache can be removed with rm -rf
 export GOTOOLCHAIN=local
 # The Go that scripts/bootstrap.d/68-go.sh fetched into the cache, where the machine has no Go of
-# its own or only one older than these modules need (1.26.7, for promtool).
-_go_ok() { local v; v=$(go env GOVERSION 2>/dev/null) || return 1; v=${v#go}; [[ $(printf '1.26.7\n%s\n' "$v" | sort -V | head -n1) == 1.26.7 ]]; }
-if ! { command -v go >/dev/null && _go_ok; }; then
+# its own or only one older than these modules need (GO_MIN, test/env/go.sh).
+# shellcheck source=test/env/go.sh
+source "$TESTENV_DIR/go.sh"
+if ! { command -v go >/dev/null && go_at_least; }; then
   for _go in "$VIO4WD_CACHE"/go-toolchain/go*/bin; do [[ -x $_go/go ]] && PATH="$_go:$PATH"; done
   unset _go
 fi

@@ -2,7 +2,7 @@
 // from it, the state machine's status phases, conditions from the engine's view, reasons.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { configKey, engineConfig, normalizeSpec, socketPathFor, wantedCpus } from '../../src/relay/spec.js';
+import { configKey, engineConfig, normalizeSpec, relayVfOf, socketPathFor, wantedCpus } from '../../src/relay/spec.js';
 import { DEFAULT_RELAY_DEFAULTS } from '../../src/relay/contracts.js';
 import { afterDetach, isAttached, statusPhase, type RelayState } from '../../src/relay/state.js';
 import { attachFailed, deriveReady, detached, initialConditions, observeEngine } from '../../src/relay/conditions.js';
@@ -29,6 +29,15 @@ test('normalizeSpec fills the default mode and refuses what the engine would, na
     [{ cpus: [1, 2, 3] }, /^cpus: give one CPU/],
   ];
   for (const [over, re] of bad) assert.throws(() => normalizeSpec(spec(over)), (e: Error) => re.test(e.message), JSON.stringify(over));
+});
+
+test('a VF request (config file or VirtioRelay) becomes the relay VF: addresses lower-cased, only what was given', () => {
+  assert.deepEqual(relayVfOf({ pciAddress: '0000:3B:02.1' }), { pciAddresses: ['0000:3b:02.1'] });
+  const selector = { pfName: 'ens1f0' };
+  const bond = relayVfOf({ pciAddresses: ['0000:3B:02.1', '0000:3b:02.2'], bondMode: 4, bondName: 'net_bonding_x', selector });
+  assert.deepEqual(bond, { pciAddresses: ['0000:3b:02.1', '0000:3b:02.2'], selector: { pfName: 'ens1f0' }, bondMode: 4, bondName: 'net_bonding_x' });
+  assert.notEqual(bond.selector, selector, 'the selector is a copy');
+  assert.deepEqual(relayVfOf({ devargs: 'net_tap0,iface=t0', bondMode: 0 }), { devargs: 'net_tap0,iface=t0', bondMode: 0 });
 });
 
 test('the engine config comes from the spec and the defaults; only what needs a re-attach is in the config key', () => {

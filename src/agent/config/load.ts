@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { LineCounter, parseDocument } from 'yaml';
 import { VioError } from '../../util/errors.js';
 import type { RelaySpec } from '../../relay/types.js';
+import { relayVfOf } from '../../relay/spec.js';
 import type { EngineOptions } from '../../engine/types.js';
 import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ConfigError, checkConfig } from './validate.js';
@@ -221,18 +222,10 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
 }
 
 function relayFromConfig(r: RelayConfigEntry, pins: Record<number, number[]>, mode: 'client' | 'server'): RelaySpec {
-  const vf = r.vf;
   const spec: RelaySpec = {
     name: r.name ?? (r.id !== undefined ? `relay-${r.id}` : ''),
     origin: 'config',
-    vf: {
-      ...(vf.pciAddress ? { pciAddresses: [vf.pciAddress.toLowerCase()] } : {}),
-      ...(vf.pciAddresses ? { pciAddresses: vf.pciAddresses.map((a) => a.toLowerCase()) } : {}),
-      ...(vf.selector ? { selector: { ...vf.selector } } : {}),
-      ...(vf.devargs ? { devargs: vf.devargs } : {}),
-      ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}),
-      ...(vf.bondName ? { bondName: vf.bondName } : {}),
-    },
+    vf: relayVfOf(r.vf),
     vhostUser: { mode: r.vhostUser?.mode ?? mode },
   };
   if (!spec.name) spec.name = `relay-${spec.vf.pciAddresses?.[0]?.replace(/[:]/g, '-') ?? 'x'}`;

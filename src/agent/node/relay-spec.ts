@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { errorMessage } from '../../util/errors.js';
 import type { RelaySpec } from '../../relay/types.js';
+import { relayVfOf } from '../../relay/spec.js';
 import type { VirtioRelay } from '../../kube/index.js';
 import type { PolicyDecision } from '../../policy/index.js';
 import { resolveOwner } from '../owners.js';
@@ -36,19 +37,12 @@ socketDir: string,
   } catch (err) {
     return { allowed: false, message: errorMessage(err) };
   }
-  const vf = s.vf;
   const spec: RelaySpec = {
     name: rname,
     origin: 'kubernetes',
     ident: `${obj.metadata.namespace}/${obj.metadata.name}`,
-    vf: {
-      ...(vf.pciAddress ? { pciAddresses: [vf.pciAddress.toLowerCase()] } : {}),
-      ...(vf.pciAddresses ? { pciAddresses: vf.pciAddresses.map((a) => a.toLowerCase()) } : {}),
-      ...(vf.selector ? { selector: { ...vf.selector } } : {}),
-      ...(vf.devargs ? { devargs: vf.devargs } : {}),
-      ...(vf.bondMode !== undefined ? { bondMode: vf.bondMode } : {}),
-      pool: decision.pool,
-    },
+    // bondName is not a VirtioRelay field: the engine names a bond after its relay
+    vf: { ...relayVfOf({ ...s.vf, bondName: undefined }), pool: decision.pool },
     // vhostUser.socketDir/owner/group/perm of the VirtioRelay are never read (the apiserver
     // refuses them; an object stored before that keeps them, ignored)
     vhostUser: {
