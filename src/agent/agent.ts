@@ -265,6 +265,9 @@ export class Agent {
         socketDir: c.kubernetes.socketDir,
         allowVirtualDevices: c.kubernetes.allowVirtualDevices,
         nodeStatus: () => this.nodeInventory(),
+        ...(c.devicePlugin.enabled ? { devicePlugins: () => this.devicePlugins?.pools().map((p) => ({ resourceName: p.resourceName, registered: p.registered })) ?? [] } : {}),
+        leaseNamespace: c.kubernetes.leaseNamespace,
+        leaseRenewSeconds: c.kubernetes.leaseRenewSeconds,
         queueObserver: workQueueObserver(this.metrics.registry, 'node'),
         ...(restored ? { restored } : {}),
       });

@@ -79,7 +79,7 @@ export interface InventoryInput {
 }
 
 /** VirtioForwarderNode status: VFs, hugepages, workers and engine health. */
-export async function nodeInventory(i: InventoryInput): Promise<Omit<VirtioForwarderNodeStatus, 'relays' | 'heartbeatTime'>> {
+export async function nodeInventory(i: InventoryInput): Promise<Pick<VirtioForwarderNodeStatus, 'vfs' | 'hugepages' | 'workerCpus' | 'engine'>> {
   const byName = new Map(i.relays.map((r) => [r.name, r.ident ?? r.name]));
   const vfs = (await discoverVfs({ root: i.root }).catch(() => [])).map((vf) => ({
     pciAddress: vf.pciAddress,
@@ -94,7 +94,7 @@ export async function nodeInventory(i: InventoryInput): Promise<Omit<VirtioForwa
   }));
   return {
     vfs,
-    hugepages: await hugepages(i.root),
+    hugepages: (await hugepages(i.root)).map((h) => ({ ...h })),
     workerCpus: i.engine?.workers().map((w) => w.cpu) ?? [],
     engine: { up: !!i.engine && i.engineUp, agentVersion: VERSION, ...(i.engine ? { dpdkVersion: i.engine.version().dpdk } : {}) },
   };

@@ -25,19 +25,24 @@ export const POLICY_PLURAL = 'virtioforwarderpolicies';
 
 const pci = pciAddressSchema;
 
-const condition = {
-  type: 'object',
-  description: 'A Kubernetes-style condition.',
-  required: ['type', 'status', 'reason', 'lastTransitionTime'],
-  properties: {
-    type: { type: 'string', description: 'VFAttached, SocketReady, GuestConnected or Ready.' },
-    status: { type: 'string', enum: ['True', 'False', 'Unknown'], description: 'True, False or Unknown.' },
-    reason: { type: 'string', description: 'CamelCase reason, e.g. VFNotFound.' },
-    message: { type: 'string', description: 'Human-readable detail.' },
-    lastTransitionTime: { type: 'string', format: 'date-time', description: 'When status last changed.' },
-    observedGeneration: { type: 'integer', description: 'Generation this condition was computed from.' },
-  },
-} as const;
+/** A Kubernetes-style condition (metav1.Condition's shape); typeText names the types it takes. */
+function conditionSchema<const D extends string, const R extends string>(typeText: D, reasonExample: R) {
+  return {
+    type: 'object',
+    description: 'A Kubernetes-style condition.',
+    required: ['type', 'status', 'reason', 'lastTransitionTime'],
+    properties: {
+      type: { type: 'string', description: typeText },
+      status: { type: 'string', enum: ['True', 'False', 'Unknown'], description: 'True, False or Unknown.' },
+      reason: { type: 'string', description: `CamelCase reason, e.g. ${reasonExample}.` },
+      message: { type: 'string', description: 'Human-readable detail.' },
+      lastTransitionTime: { type: 'string', format: 'date-time', description: 'When status last changed.' },
+      observedGeneration: { type: 'integer', description: 'Generation this condition was computed from.' },
+    },
+  } as const;
+}
+
+const condition = conditionSchema('VFAttached, SocketReady, GuestConnected or Ready.', 'VFNotFound');
 
 export const virtioRelaySpecSchema = {
   type: 'object',
@@ -223,7 +228,15 @@ export const virtioForwarderNodeStatusSchema = {
         message: { type: 'string', description: 'Detail when not up.' },
       },
     },
-    heartbeatTime: { type: 'string', format: 'date-time', description: 'Last time the agent wrote this status.' },
+    conditions: {
+      type: 'array',
+      description:
+        'EngineRunning, HugepagesAvailable, DevicePluginRegistered (with the device plugin on) and Ready, as the agent sees them; all Unknown (reason AgentNotReporting) when the operator saw the agent\'s Lease go unrenewed. The agent writes this status only when it changes: its Lease (coordination.k8s.io, named after the node, in the agent\'s namespace) says it is alive.',
+      items: conditionSchema('EngineRunning, HugepagesAvailable, DevicePluginRegistered or Ready.', 'EngineStopped'),
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+    },
+    observedGeneration: { type: 'integer', description: 'The generation of this object the status describes.' },
   },
 } as const;
 

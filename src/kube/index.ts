@@ -6,6 +6,8 @@ export * from './crds.js';
 export * from './events.js';
 export * from './informer.js';
 export * from './leader.js';
+export * from './node-conditions.js';
+export * from './node-lease.js';
 export * from './resources.js';
 export * from './workqueue.js';
 export * from './workqueue-metrics.js';

@@ -14,7 +14,6 @@ import {
   VERSION,
   type VirtioForwarderNode,
   type VirtioForwarderPolicy,
-  type VirtioForwarderNodeStatus,
   type VirtioRelay,
 } from './crd-schemas.js';
 import { ResilientInformer, type InformerOptions } from './informer.js';
@@ -127,31 +126,50 @@ export class VirtioForwarderNodeClient {
     private readonly fieldManager: string,
   ) {}
 
+  /** A cache of the VirtioForwarderNodes (of one node with fieldSelector `metadata.name=<node>`). */
   informer(opts: WatchOptions<VirtioForwarderNode>): ResilientInformer<VirtioForwarderNode> {
+    const fieldSelector = opts.fieldSelector;
     return new ResilientInformer<VirtioForwarderNode>(this.clients.kc, {
       ...opts,
       path: `/apis/${GROUP}/${VERSION}/${NODE_PLURAL}`,
-      list: async () => (await this.clients.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: NODE_PLURAL })) as KubernetesListObject<VirtioForwarderNode>,
+      list: async () =>
+        (await this.clients.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: NODE_PLURAL, ...(fieldSelector ? { fieldSelector } : {}) })) as KubernetesListObject<VirtioForwarderNode>,
     });
   }
 
-  /** Writes a node's status, creating its VirtioForwarderNode first when there is none. */
-  async publishStatus(name: string, status: VirtioForwarderNodeStatus): Promise<void> {
+  /** Creates a node's VirtioForwarderNode (no status yet); the existing one when there is one. */
+  async create(name: string): Promise<VirtioForwarderNode> {
     const api = this.clients.custom;
-    const patch = () =>
-      api.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: NODE_PLURAL, name, body: { status }, fieldManager: this.fieldManager }, mergePatch);
     try {
-      await patch();
-    } catch (err) {
-      if (httpStatus(err) !== 404) throw err;
-      await api.createClusterCustomObject({
+      return (await api.createClusterCustomObject({
         group: GROUP,
         version: VERSION,
         plural: NODE_PLURAL,
         body: { apiVersion: API_VERSION, kind: NODE_KIND, metadata: { name }, spec: { nodeName: name } },
         fieldManager: this.fieldManager,
-      });
-      await patch();
+      })) as VirtioForwarderNode;
+    } catch (err) {
+      if (httpStatus(err) !== 409) throw new Error(`creating VirtioForwarderNode ${name}: ${kubeErrorMessage(err)}`, { cause: err });
+      return (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: NODE_PLURAL, name })) as VirtioForwarderNode;
+    }
+  }
+
+  /**
+   * Merge-patches a node's status (only the fields given; null removes one). With resourceVersion,
+   * conditioned on it (ConflictError when the object changed since). NotFoundError when it is gone.
+   */
+  async patchStatus(name: string, status: unknown, opts: { resourceVersion?: string } = {}): Promise<VirtioForwarderNode> {
+    const body = opts.resourceVersion ? { metadata: { resourceVersion: opts.resourceVersion }, status } : { status };
+    try {
+      return (await this.clients.custom.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: NODE_PLURAL, name, body, fieldManager: this.fieldManager },
+        mergePatch,
+      )) as VirtioForwarderNode;
+    } catch (err) {
+      const code = httpStatus(err);
+      if (code === 404) throw new NotFoundError(`status update of VirtioForwarderNode ${name}: it was deleted`);
+      if (code === 409) throw new ConflictError(`status update of VirtioForwarderNode ${name}: it changed meanwhile; retrying with the current version`);
+      throw new Error(`status update of VirtioForwarderNode ${name}: ${kubeErrorMessage(err)}`, { cause: err });
     }
   }
 

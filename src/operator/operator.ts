@@ -14,7 +14,8 @@ import { GIT_COMMIT, VERSION } from '../util/version.js';
 export interface OperatorOptions {
   clients: KubeClients;
   logger: Logger;
-  /** Namespace and name of the Lease the replicas compete for. */
+  /** Namespace and name of the Lease the replicas compete for; the agents' node Leases are
+   *  looked for in the same namespace (unless scheduler.leaseNamespace says another). */
   namespace: string;
   leaseName: string;
   /** This replica's name in the Lease (unique among replicas). */
@@ -22,7 +23,7 @@ export interface OperatorOptions {
   /** host:port for /metrics, /healthz and /readyz. */
   metricsAddress?: string;
   election?: Pick<LeaderElectorOptions, 'leaseDurationMs' | 'renewIntervalMs' | 'renewDeadlineMs' | 'retryIntervalMs'>;
-  scheduler?: Pick<SchedulerOptions, 'concurrency' | 'retryPendingMs' | 'orphanGraceMs' | 'staleAfterMs'>;
+  scheduler?: Pick<SchedulerOptions, 'concurrency' | 'retryPendingMs' | 'orphanGraceMs' | 'staleAfterMs' | 'leaseNamespace'>;
 }
 
 /** Events: 'leading' (Scheduler started), 'following' (Scheduler stopped). */
@@ -35,7 +36,7 @@ export class Operator extends EventEmitter {
   private stopped = false;
   private queueObserver: ((name: WorkQueueName) => WorkQueueObserver) | undefined;
   /** Totals over every term this replica led. */
-  readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0 };
+  readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0, agentsNotReporting: 0 };
 
   constructor(private readonly o: OperatorOptions) {
     super();
@@ -93,6 +94,7 @@ export class Operator extends EventEmitter {
         clients: this.o.clients,
         logger: this.o.logger.child({ identity: this.o.identity }),
         identity: this.o.identity,
+        leaseNamespace: this.o.namespace,
         ...this.o.scheduler,
         ...(this.queueObserver ? { queueObservers: this.queueObserver } : {}),
       });
@@ -169,6 +171,7 @@ export class Operator extends EventEmitter {
       ['nodeLost', 'vio4wd_operator_node_lost_total', 'VirtioRelays left on a deleted node (reschedule: Never)'],
       ['finalizersRemoved', 'vio4wd_operator_finalizers_removed_total', 'Finalizers removed from deleted VirtioRelays whose node is gone'],
       ['nodesCleanedUp', 'vio4wd_operator_nodes_cleaned_up_total', 'VirtioForwarderNodes deleted after their node'],
+      ['agentsNotReporting', 'vio4wd_operator_agents_not_reporting_total', 'VirtioForwarderNodes marked AgentNotReporting (their agent stopped renewing its node Lease)'],
     ];
     for (const [k, name, help] of counters) {
       new Counter({

@@ -22,6 +22,7 @@ import {
   type VirtioRelayStatus,
 } from '../kube/index.js';
 import { normalizeVf, placeRelay, usedByKey, type AssignedRelay, type PlacementNode } from './placement.js';
+import { AgentLiveness } from './liveness.js';
 
 /** Annotation the operator writes with the VF(s) it counted for a relay (a hint for the agent). */
 export const SCHEDULED_VF_ANNOTATION = 'vio4wd.io/scheduled-vf';
@@ -33,6 +34,7 @@ export interface SchedulerCounters {
   nodeLost: number;
   finalizersRemoved: number;
   nodesCleanedUp: number;
+  agentsNotReporting: number;
 }
 
 export interface RelayControllerOptions {
@@ -48,10 +50,9 @@ export interface RelayControllerOptions {
   concurrency?: number;
   /** Unschedulable relays are retried when nodes change, and at least this often (default 60 s). */
   retryPendingMs?: number;
-  /** A node whose agent has not changed its VirtioForwarderNode's heartbeatTime for this long
-   *  (this process's clock, so skew does not matter) gets no new relays (default 150 s: five
-   *  missed 30 s heartbeats). */
-  staleAfterMs?: number;
+  /** Which agents renew their node Lease (shared with NodeCleanupController); default one of
+   *  its own. A node whose agent does not gets no new relays. */
+  liveness?: AgentLiveness;
 }
 
 /** A node picked for a relay whose patch the informer may not show yet. */
@@ -84,8 +85,7 @@ export class RelayController {
   private readonly lastFailure = new Map<string, string>();
   /** uid@node of relays already reported NodeLost */
   private readonly nodeLostNoted = new Set<string>();
-  /** node -> heartbeatTime last seen and when it changed (local clock) */
-  private readonly heartbeats = new Map<string, { time: string; seenAt: number }>();
+  private readonly liveness: AgentLiveness;
   private ready = false;
   private stopped = false;
 
@@ -95,6 +95,7 @@ export class RelayController {
     this.vfns = o.vfns;
     this.nodes = o.nodes;
     this.counters = o.counters;
+    this.liveness = o.liveness ?? new AgentLiveness();
     this.queue = new WorkQueue((k) => this.reconcile(k), {
       concurrency: o.concurrency ?? 8,
       logger: this.log,
@@ -132,17 +133,13 @@ export class RelayController {
     this.enqueuePending(); // its VF may be free now
   }
 
-  /** A VirtioForwarderNode was added or changed: its heartbeat, and maybe room for pending relays. */
-  agentChanged(vfn: VirtioForwarderNode): void {
-    const name = vfn.metadata.name;
-    if (!name) return;
-    const time = String(vfn.status?.heartbeatTime ?? '');
-    if (this.heartbeats.get(name)?.time !== time) this.heartbeats.set(name, { time, seenAt: Date.now() });
+  /** A VirtioForwarderNode was added or changed (an agent writes it only when something
+   *  changed): maybe room for pending relays. */
+  agentChanged(): void {
     this.enqueuePending();
   }
 
-  agentDeleted(name: string): void {
-    this.heartbeats.delete(name);
+  agentDeleted(): void {
     this.enqueuePending();
   }
 
@@ -318,8 +315,7 @@ export class RelayController {
   }
 
   private stale(node: string): boolean {
-    const hb = this.heartbeats.get(node);
-    return hb !== undefined && Date.now() - hb.seenAt > (this.o.staleAfterMs ?? 150_000);
+    return this.liveness.stale(node);
   }
 
   /** Relays on nodes: from the cache, plus reservations the cache does not show yet. */

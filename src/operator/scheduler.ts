@@ -1,19 +1,26 @@
 // The cluster operator's control loops, run only in the elected leader (see operator.ts): one
-// set of caches (VirtioRelays, VirtioForwarderNodes, Nodes) feeding two controllers with a work
-// queue each: RelayController places relays on nodes, NodeCleanupController deletes the
+// set of caches (VirtioRelays, VirtioForwarderNodes, Nodes, the agents' node Leases) feeding two
+// controllers with a work queue each: RelayController places relays on nodes whose agent renews
+// its Lease, NodeCleanupController marks nodes whose agent stopped renewing it and deletes the
 // VirtioForwarderNodes of deleted nodes.
-import type { V1Node } from '@kubernetes/client-node';
+import type { V1Lease, V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { EventRecorder, ResilientInformer, resources, type KubeClients, type VirtioForwarderNode, type VirtioRelay, type WorkQueueObserver } from '../kube/index.js';
+import { EventRecorder, ResilientInformer, nodeLeaseInformer, resources, type KubeClients, type VirtioForwarderNode, type VirtioRelay, type WorkQueueObserver } from '../kube/index.js';
 import { NodeCleanupController, type NodeCleanupOptions } from './node-cleanup.js';
 import { RelayController, type RelayControllerOptions, type SchedulerCounters } from './relay-controller.js';
+import { AgentLiveness } from './liveness.js';
 
 export { SCHEDULED_VF_ANNOTATION, type SchedulerCounters } from './relay-controller.js';
 /** Events' source and the field manager of the operator's writes. */
 export const COMPONENT = 'vio4wd-operator';
 
-export interface SchedulerOptions extends Pick<RelayControllerOptions, 'retryPendingMs' | 'staleAfterMs'>, Pick<NodeCleanupOptions, 'orphanGraceMs'> {
+export interface SchedulerOptions extends Pick<RelayControllerOptions, 'retryPendingMs'>, Pick<NodeCleanupOptions, 'orphanGraceMs'> {
   clients: KubeClients;
+  /** Namespace of the agents' node Leases (the release namespace; default "default"). */
+  leaseNamespace?: string;
+  /** An agent whose Lease's renewTime has not moved for this long is not reporting (default: the
+   *  Lease's leaseDurationSeconds, 40 s with the agent's defaults). */
+  staleAfterMs?: number;
   logger: Logger;
   /** Shown as the source host of events (the operator replica's identity). */
   identity: string;
@@ -28,10 +35,12 @@ export class Scheduler {
   private readonly relays: ResilientInformer<VirtioRelay>;
   private readonly vfns: ResilientInformer<VirtioForwarderNode>;
   private readonly nodes: ResilientInformer<V1Node>;
+  private readonly leases: ResilientInformer<V1Lease>;
+  private readonly liveness: AgentLiveness;
   private readonly placement: RelayController;
   private readonly cleanup: NodeCleanupController;
   private stopped = false;
-  readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0 };
+  readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0, agentsNotReporting: 0 };
 
   constructor(o: SchedulerOptions) {
     this.log = o.logger.child({ component: 'operator' });
@@ -47,7 +56,22 @@ export class Scheduler {
       logger: this.log,
       onAdd: (n) => this.agentChanged(n),
       onUpdate: (n) => this.agentChanged(n),
-      onDelete: (n) => this.placement.agentDeleted(n.metadata.name ?? ''),
+      onDelete: () => this.placement.agentDeleted(),
+    });
+    this.liveness = new AgentLiveness(o.staleAfterMs);
+    const leaseNamespace = o.leaseNamespace ?? 'default';
+    const leaseSeen = (l: V1Lease): void => {
+      // a renewal after a silence (or a new Lease): room for relays again, and a new deadline
+      if (this.liveness.observe(l) && l.metadata?.name) {
+        this.placement.enqueuePending();
+        this.cleanup.agentChanged(l.metadata.name);
+      }
+    };
+    this.leases = nodeLeaseInformer(o.clients, leaseNamespace, {
+      logger: this.log,
+      onAdd: leaseSeen,
+      onUpdate: leaseSeen,
+      onDelete: (l) => l.metadata?.name && this.liveness.forget(l.metadata.name),
     });
     this.nodes = new ResilientInformer<V1Node>(o.clients.kc, {
       path: '/api/v1/nodes',
@@ -60,16 +84,25 @@ export class Scheduler {
       onUpdate: () => this.placement.enqueuePending(),
       onDelete: (n) => this.nodeDeleted(n.metadata?.name),
     });
-    const shared = { api, logger: this.log, relays: this.relays, vfns: this.vfns, nodes: this.nodes, counters: this.counters, ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}) };
+    const shared = {
+      api,
+      logger: this.log,
+      relays: this.relays,
+      vfns: this.vfns,
+      nodes: this.nodes,
+      counters: this.counters,
+      liveness: this.liveness,
+      ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+    };
     this.placement = new RelayController({
       ...shared,
       events,
       ...(o.retryPendingMs !== undefined ? { retryPendingMs: o.retryPendingMs } : {}),
-      ...(o.staleAfterMs !== undefined ? { staleAfterMs: o.staleAfterMs } : {}),
       ...(o.queueObservers ? { queueObserver: o.queueObservers('relays') } : {}),
     });
     this.cleanup = new NodeCleanupController({
       ...shared,
+      leaseNamespace,
       ...(o.orphanGraceMs !== undefined ? { orphanGraceMs: o.orphanGraceMs } : {}),
       ...(o.queueObservers ? { queueObserver: o.queueObservers('node-cleanup') } : {}),
     });
@@ -77,8 +110,8 @@ export class Scheduler {
 
   /** Starts the watches; resolves when all three caches are filled and the queues run. */
   async start(): Promise<void> {
-    await Promise.all([this.relays.start(), this.vfns.start(), this.nodes.start()]);
-    await Promise.all([this.relays.synced(), this.vfns.synced(), this.nodes.synced()]);
+    await Promise.all([this.relays.start(), this.vfns.start(), this.nodes.start(), this.leases.start()]);
+    await Promise.all([this.relays.synced(), this.vfns.synced(), this.nodes.synced(), this.leases.synced()]);
     if (this.stopped) return;
     this.placement.start();
     this.cleanup.start();
@@ -89,7 +122,7 @@ export class Scheduler {
     this.stopped = true;
     this.placement.stop();
     this.cleanup.stop();
-    await Promise.all([this.relays.stop(), this.vfns.stop(), this.nodes.stop()]);
+    await Promise.all([this.relays.stop(), this.vfns.stop(), this.nodes.stop(), this.leases.stop()]);
   }
 
   /** Resolves when neither controller has a key queued or being worked on (tests). */
@@ -106,7 +139,7 @@ export class Scheduler {
   private agentChanged(vfn: VirtioForwarderNode): void {
     const name = vfn.metadata.name;
     if (!name) return;
-    this.placement.agentChanged(vfn);
+    this.placement.agentChanged();
     this.cleanup.agentChanged(name);
   }
 

@@ -83,7 +83,8 @@ before(async () => {
     logger: process.env.DEBUG_NR ? createLogger({ level: 'debug' }) : silentLogger(),
     socketDir: sockets,
     allowVirtualDevices: ['net_tap'],
-    heartbeatSeconds: 2,
+    leaseNamespace: 'default',
+    leaseRenewSeconds: 1,
     nodeStatus: async () => ({ engine: { up: true, dpdkVersion: '22.11' }, workerCpus: [1], vfs: [] }),
   });
   await rec.start();
@@ -195,8 +196,56 @@ test('the node publishes its VirtioForwarderNode with relay counts', async () =>
     return o.status?.relays?.ready === 1 && o;
   });
   assert.equal(out.status?.engine?.up, true);
-  const table = await kube.kubectl('get', 'vfn');
-  assert.match(table, /node-a\s+true\s+1\s+1\s+0/);
+  const table = await kube.kubectl('get', 'vfnode');
+  assert.match(table, /^NAME\s+READY\s+ENGINE\s+RELAYS\s+RELAYS-READY\s+RELAYS-FAILED\s+AGE$/m);
+  assert.match(table, /node-a\s+True\s+true\s+1\s+1\s+0/);
+});
+
+interface Vfn {
+  metadata: { resourceVersion: string; generation: number };
+  status?: { observedGeneration?: number; conditions?: { type: string; status: string; reason: string; lastTransitionTime: string; observedGeneration?: number }[] };
+}
+const getVfn = async (): Promise<Vfn> => JSON.parse(await kube.kubectl('get', 'vfnode', 'node-a', '-o', 'json')) as Vfn;
+const renewTime = (): Promise<string> => kube.kubectl('get', 'lease', '-n', 'default', 'node-a', '-o', 'jsonpath={.spec.renewTime}');
+
+test('kubectl wait reads Ready; the Lease is renewed while the status, at rest, is not rewritten', async () => {
+  await kube.kubectl('wait', '--for=condition=Ready', '--timeout=30s', 'vfnode/node-a');
+  const vfn = await getVfn();
+  assert.deepEqual(vfn.status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`), ['EngineRunning=True/EngineStarted', 'HugepagesAvailable=False/NoHugepages', 'Ready=True/AgentReady']);
+  assert.equal(vfn.status?.observedGeneration, vfn.metadata.generation);
+  assert.ok(vfn.status?.conditions?.every((c) => c.observedGeneration === vfn.metadata.generation));
+  const lease = JSON.parse(await kube.kubectl('get', 'lease', '-n', 'default', 'node-a', '-o', 'json')) as { metadata: { labels?: Record<string, string> }; spec: { holderIdentity: string; leaseDurationSeconds: number } };
+  assert.equal(lease.spec.holderIdentity, 'node-a');
+  assert.equal(lease.spec.leaseDurationSeconds, 4, 'four renew intervals');
+  assert.equal(lease.metadata.labels?.['vio4wd.io/lease'], 'node');
+  // at rest (the relays settled above): over three renew intervals the Lease moves, the status does not
+  await until('the relays at rest', async () => mgr.list().every((r) => r.phase === 'Ready' || r.phase === 'Failed'));
+  await new Promise((r) => setTimeout(r, 1500));
+  const rv = (await getVfn()).metadata.resourceVersion;
+  const writes = rec.publisher.writes;
+  const renewed = [await renewTime()];
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 1100));
+    renewed.push(await renewTime());
+  }
+  assert.equal(new Set(renewed).size >= 3, true, `renewTime moved: ${renewed.join(', ')}`);
+  assert.equal((await getVfn()).metadata.resourceVersion, rv, 'the VirtioForwarderNode was not written at rest');
+  assert.equal(rec.publisher.writes, writes);
+});
+
+test('conditions someone else set (the operator\'s AgentNotReporting) are levelled back by the live agent', async () => {
+  const before = await getVfn();
+  const unknown = before.status!.conditions!.map((c) => ({ ...c, status: 'Unknown', reason: 'AgentNotReporting', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }));
+  await kube.kubectl('patch', 'vfnode', 'node-a', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { conditions: unknown } }));
+  await until('Ready=True again', async () => (await getVfn()).status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
+  // and a deleted VirtioForwarderNode is made again
+  const uid = await kube.kubectl('get', 'vfnode', 'node-a', '-o', 'jsonpath={.metadata.uid}');
+  await kube.kubectl('delete', 'vfnode', 'node-a');
+  await until('made again', async () => {
+    const r = await kube.kubectlRun(['get', 'vfnode', 'node-a', '-o', 'jsonpath={.metadata.uid}'], { check: false });
+    return r.code === 0 && r.stdout !== uid;
+  });
+  await kube.kubectl('wait', '--for=condition=Ready', '--timeout=30s', 'vfnode/node-a');
 });
 
 test('apiserver down: relays keep running; changes made meanwhile are caught up after', async () => {

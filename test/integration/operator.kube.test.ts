@@ -12,6 +12,7 @@ import {
   FINALIZER,
   GROUP,
   LeaderElector,
+  NodeLease,
   VERSION,
   kubeClients,
   mergePatch,
@@ -110,7 +111,7 @@ async function agentNode(name: string, status: VirtioForwarderNodeStatus, opts: 
 
 async function reportStatus(name: string, status: VirtioForwarderNodeStatus): Promise<void> {
   await api.custom.patchClusterCustomObjectStatus(
-    { group: GROUP, version: VERSION, plural: 'virtioforwardernodes', name, body: { status: { heartbeatTime: new Date().toISOString(), ...status } } },
+    { group: GROUP, version: VERSION, plural: 'virtioforwardernodes', name, body: { status } },
     mergePatch,
   );
 }
@@ -490,17 +491,29 @@ test('vio4wd operator: a standby replica takes over, serves metrics, and release
   assert.ok(logs.some((l) => l.msg === 'released the lease'));
 });
 
-test('a node whose agent stops reporting gets no new relays until it reports again', async () => {
-  const o = startOperator('stale-test', { staleAfterMs: 2000 });
+test('a node whose agent stops renewing its Lease is marked not reporting and gets no new relays until it renews again', async () => {
+  const o = startOperator('stale-test');
   await o.start();
   await waitUntil('it leads', () => o.isLeader, 15_000);
   await agentNode('quiet-1', up(vfList({ pf: 'ensq0', bus: '90', count: 2, numa: 0, device: 'b0b0' })));
+  // the agent's Lease, as the agent renews it (every 0.5 s: it lasts 2 s), in the operator's namespace
+  const nodeLease = new NodeLease({ clients: api, namespace: LEASE_NS, nodeName: 'quiet-1', logger: createLogger({ level: 'silent' }), renewSeconds: 0.5, fieldManager: 'test-agent' });
+  assert.equal(await nodeLease.renew(), true);
   await apply(relayObj('quiet-a', { vf: { selector: { device: 'b0b0' } } }));
   assert.equal(await scheduledTo('quiet-a'), 'quiet-1');
-  await new Promise((r) => setTimeout(r, 2500)); // no heartbeat for longer than staleAfterMs
+  // the agent stops renewing: after the Lease's 2 s the operator marks the node
+  let marked = '';
+  await waitUntil('quiet-1 marked AgentNotReporting', async () => {
+    marked = await kube.kubectl('get', 'vfnode', 'quiet-1', '-o', "jsonpath={.status.conditions[?(@.type=='Ready')]}");
+    return marked.includes('"reason":"AgentNotReporting"');
+  }, 15_000);
+  assert.match(marked, /"status":"Unknown"/);
+  assert.match(marked, /stopped renewing its Lease default\/quiet-1 \(last renewed \d{4}-/);
+  assert.match(await kube.kubectl('get', 'vfnode', 'quiet-1'), /quiet-1\s+Unknown\s+true/);
   await apply(relayObj('quiet-b', { vf: { selector: { device: 'b0b0' } } }));
   assert.match((await eventWith('quiet-b', 'FailedScheduling')).message!, /^no node has a free VF matching selector device=b0b0 \(0\/\d+ nodes available: .*\d+ agent not reporting/);
-  await reportStatus('quiet-1', {}); // a heartbeat
+  assert.equal(await nodeLease.renew(), true); // alive again
   assert.equal(await scheduledTo('quiet-b'), 'quiet-1');
+  assert.ok(o.counters.agentsNotReporting + (o.activeScheduler?.counters.agentsNotReporting ?? 0) >= 1);
   await stopOperator(o);
 });

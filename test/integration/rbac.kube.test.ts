@@ -60,7 +60,7 @@ before(async () => {
   const rbac = parseAllDocuments(rendered)
     .map((d) => d.toJS() as { kind?: string } | null)
     .filter((o) => o && RBAC_KINDS.has(o.kind ?? ''));
-  assert.deepEqual(rbac.map((o) => o!.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
+  assert.deepEqual(rbac.map((o) => o!.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
   await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }) });
   agentKubeconfig = kube.kubeconfigForToken('agent', await kube.serviceAccountToken(NS, 'vio4wd-agent'));
   operatorKubeconfig = kube.kubeconfigForToken('operator', await kube.serviceAccountToken(NS, 'vio4wd-operator'));
@@ -115,7 +115,8 @@ test('the node reconciler, with the agent ServiceAccount, publishes its VirtioFo
     logger,
     socketDir: sockets,
     allowVirtualDevices: ['net_tap'],
-    heartbeatSeconds: 2,
+    leaseNamespace: NS,
+    leaseRenewSeconds: 1,
     nodeStatus: async () => ({ engine: { up: true, dpdkVersion: '22.11.11' }, workerCpus: [1], vfs: [] }),
   });
   await rec.start();
@@ -123,6 +124,11 @@ test('the node reconciler, with the agent ServiceAccount, publishes its VirtioFo
     const r = await kube.kubectlRun(['get', 'vfn', 'node-a', '-o', 'jsonpath={.status.engine.up}'], { check: false });
     return r.stdout === 'true';
   });
+  await kube.kubectl('wait', '--for=condition=Ready', '--timeout=30s', 'vfnode/node-a');
+  // its node Lease, created and renewed (get, create, update in the release namespace)
+  const renewTime = () => kube.kubectl('get', 'lease', '-n', NS, 'node-a', '-o', 'jsonpath={.spec.renewTime}');
+  const first = await renewTime();
+  await waitUntil('the node Lease is renewed', async () => (await renewTime()) !== first);
   assert.deepEqual(denials(), []);
 });
 
@@ -221,7 +227,16 @@ test('kubectl auth can-i: each ServiceAccount may do what it does, and nothing i
     [['delete', 'virtioforwardernodes.vio4wd.io'], 'no'],
     [['patch', 'virtioforwardernodes.vio4wd.io'], 'no'],
     [['patch', 'nodes'], 'no'],
-    [['create', 'leases.coordination.k8s.io', '-n', NS], 'no'],
+    // its node Lease, in the release namespace only
+    [['create', 'leases.coordination.k8s.io', '-n', NS], 'yes'],
+    [['get', 'leases.coordination.k8s.io/node-a', '-n', NS], 'yes'],
+    [['update', 'leases.coordination.k8s.io/node-a', '-n', NS], 'yes'],
+    [['get', 'virtioforwardernodes.vio4wd.io/node-a'], 'yes'],
+    [['watch', 'virtioforwardernodes.vio4wd.io'], 'yes'],
+    [['delete', 'leases.coordination.k8s.io/node-a', '-n', NS], 'no'],
+    [['list', 'leases.coordination.k8s.io', '-n', NS], 'no'],
+    [['create', 'leases.coordination.k8s.io', '-n', 'other'], 'no'],
+    [['update', 'leases.coordination.k8s.io/node-a', '-n', 'kube-node-lease'], 'no'],
     [['delete', 'events', '-n', APP], 'no'],
     [['create', 'clusterrolebindings'], 'no'],
   ];
@@ -243,8 +258,13 @@ test('kubectl auth can-i: each ServiceAccount may do what it does, and nothing i
     [['list', 'pods', '-A'], 'no'],
     [['delete', 'virtiorelays.vio4wd.io', '-n', APP], 'no'],
     [['create', 'virtiorelays.vio4wd.io', '-n', APP], 'no'],
+    // the agents' node Leases (read only), and their nodes' conditions when an agent goes silent
+    [['list', 'leases.coordination.k8s.io', '-n', NS], 'yes'],
+    [['watch', 'leases.coordination.k8s.io', '-n', NS], 'yes'],
+    [['patch', 'virtioforwardernodes.vio4wd.io', '--subresource=status'], 'yes'],
+    [['update', 'leases.coordination.k8s.io/node-a', '-n', NS], 'no'],
+    [['list', 'leases.coordination.k8s.io', '-n', 'other'], 'no'],
     [['create', 'virtioforwardernodes.vio4wd.io'], 'no'],
-    [['patch', 'virtioforwardernodes.vio4wd.io', '--subresource=status'], 'no'],
     [['patch', 'nodes'], 'no'],
     [['delete', 'nodes'], 'no'],
     [['create', 'leases.coordination.k8s.io', '-n', 'other'], 'no'],

@@ -1,7 +1,8 @@
 // The chart's ValidatingAdmissionPolicy on the real kube-apiserver: the agent's ServiceAccount,
 // with a token bound to one node (TokenRequest bound to the Node, or to a Pod on that node),
-// may write the status and finalizers of VirtioRelays on that node and that node's
-// VirtioForwarderNode, and nothing of another node; a token bound to no node writes nothing.
+// may write the status and finalizers of VirtioRelays on that node, that node's
+// VirtioForwarderNode and its node Lease, and nothing of another node; a token bound to no node
+// writes nothing.
 // The real node reconciler runs with a node-bound token through a relay's life, unrefused.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import { MemEngine } from '../helpers/mem-engine.js';
 import { testPoolPolicy, TEST_VIRTUAL_DEVICES } from '../helpers/policy.js';
 import { RelayManager } from '../../src/relay/index.js';
 import { NodeReconciler } from '../../src/agent/node/reconciler.js';
-import { kubeClients, kubeErrorMessage, mergePatch } from '../../src/kube/index.js';
+import { NodeLease, kubeClients, kubeErrorMessage, mergePatch } from '../../src/kube/index.js';
 import { GROUP, VERSION } from '../../src/kube/crd-schemas.js';
 import { silentLogger } from '../../src/util/log.js';
 
@@ -132,6 +133,25 @@ test('an agent creates and updates only its own VirtioForwarderNode', async () =
   assert.equal(await kube.kubectl('get', 'vfn', 'node-b', '-o', 'jsonpath={.status.workerCpus}'), '[2]');
 });
 
+test('an agent creates and renews only its own node Lease', async () => {
+  const lease = (kubeconfig: string, nodeName: string) => new NodeLease({ clients: kubeClients(kubeconfig), namespace: NS, nodeName, logger: silentLogger(), fieldManager: 'vio4wd-agent' });
+  assert.equal(await lease(onA, 'node-a').renew(), true, 'create');
+  assert.equal(await lease(onA, 'node-a').renew(), true, 'renew (read, then update)');
+  assert.equal(await lease(onB, 'node-b').renew(), true);
+  assert.equal(await lease(onA, 'node-b').renew(), false, "node-b's Lease, with node-a's token");
+  assert.equal(await lease(unbound, 'node-a').renew(), false);
+  // directly: the apiserver's reasons
+  const coord = kubeClients(onA).coordination;
+  const other = await coord.createNamespacedLease({ namespace: NS, body: { metadata: { name: 'node-c' }, spec: { holderIdentity: 'node-c' } } }).then(() => '', (e: unknown) => kubeErrorMessage(e));
+  assert.match(other, /the vio4wd agent of node node-a may write only Lease node-a, held by node-a/);
+  const own = await coord.readNamespacedLease({ name: 'node-a', namespace: NS });
+  const hijack = await coord.replaceNamespacedLease({ name: 'node-a', namespace: NS, body: { ...own, spec: { holderIdentity: 'node-b' } } }).then(() => '', (e: unknown) => kubeErrorMessage(e));
+  assert.match(hijack, /may write only Lease node-a, held by node-a/);
+  const del = await coord.deleteNamespacedLease({ name: 'node-a', namespace: NS }).then(() => '', (e: unknown) => kubeErrorMessage(e));
+  assert.match(del, /forbidden/i);
+  assert.equal(await kube.kubectl('get', 'lease', '-n', NS, '-o', 'jsonpath={range .items[*]}{.metadata.name}={.spec.holderIdentity} {end}'), 'node-a=node-a node-b=node-b ');
+});
+
 test('a token bound to no node writes nothing', async () => {
   assert.match(await asAgent(unbound, 'relayStatus', 'ra', phase('Failed')), /the vio4wd agent may write only with a token bound to its node/);
   assert.match(await asAgent(unbound, 'nodeStatus', 'node-a', { status: { workerCpus: [9] } }), /token bound to its node/);
@@ -147,14 +167,16 @@ test('the real node reconciler with a node-bound token serves a relay through it
     logger: silentLogger(),
     socketDir: sockets,
     allowVirtualDevices: TEST_VIRTUAL_DEVICES,
-    heartbeatSeconds: 1,
+    leaseNamespace: NS,
+    leaseRenewSeconds: 1,
     nodeStatus: async () => ({ engine: { up: true }, workerCpus: [1], vfs: [] }),
   });
   try {
     await rec.start();
     await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify(relay('rc', 'node-a')) });
     await waitUntil('rc Ready, written by the agent of node-a', async () => (await kube.kubectl('get', 'vr', '-n', APP, 'rc', '-o', 'jsonpath={.status.phase}')) === 'Ready');
-    await waitUntil('node-a heartbeat', async () => (await kube.kubectl('get', 'vfn', 'node-a', '-o', 'jsonpath={.status.relays.ready}')) !== '');
+    await waitUntil('node-a published', async () => (await kube.kubectl('get', 'vfn', 'node-a', '-o', 'jsonpath={.status.relays.ready}')) !== '');
+    await kube.kubectl('wait', '--for=condition=Ready', '--timeout=30s', 'vfnode/node-a');
     await kube.kubectl('delete', 'vr', '-n', APP, 'rc', '--wait=true', '--timeout=60s');
     assert.equal(mgr.get(`${APP}.rc`), undefined);
     // node-b's relay was never touched by node-a's agent

@@ -4,10 +4,11 @@
 // same controllers against a real kube-apiserver: test/integration/operator.kube.test.ts.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { V1Node } from '@kubernetes/client-node';
+import type { V1Lease, V1Node } from '@kubernetes/client-node';
 import { RelayController, SCHEDULED_VF_ANNOTATION, type SchedulerCounters } from '../../src/operator/relay-controller.js';
 import { NodeCleanupController } from '../../src/operator/node-cleanup.js';
-import { ConflictError, FINALIZER, objectKey, type Cache, type RelayPatch, type VirtioForwarderNode, type VirtioRelay } from '../../src/kube/index.js';
+import { AgentLiveness } from '../../src/operator/liveness.js';
+import { ConflictError, FINALIZER, objectKey, type Cache, type NodeCondition, type RelayPatch, type VirtioForwarderNode, type VirtioRelay } from '../../src/kube/index.js';
 import { silentLogger } from '../../src/util/log.js';
 
 class MapCache<T extends { metadata?: { name?: string; namespace?: string } }> implements Cache<T> {
@@ -33,7 +34,9 @@ class Fixture {
   readonly relays: MapCache<VirtioRelay>;
   readonly vfns: MapCache<VirtioForwarderNode>;
   readonly nodes: MapCache<V1Node>;
-  readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0 };
+  readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0, agentsNotReporting: 0 };
+  /** the agents' node Leases as the operator saw them (5 s without renewal: not reporting) */
+  readonly liveness = new AgentLiveness(5000);
   /** the next status write conflicts (409), as when the agent wrote first */
   conflictOnStatus = false;
   private rv = 100;
@@ -78,6 +81,7 @@ class Fixture {
       relays: this.relays,
       vfns: this.vfns,
       nodes: this.nodes,
+      liveness: this.liveness,
       logger: silentLogger(),
       counters: this.counters,
       ...(opts.retryPendingMs !== undefined ? { retryPendingMs: opts.retryPendingMs } : {}),
@@ -94,8 +98,17 @@ class Fixture {
             this.actions.push(`delete vfn ${name} uid=${uid}`);
             return true;
           },
+          patchStatus: async (name: string, status: unknown, opts: { resourceVersion?: string } = {}) => {
+            const conds = (status as { conditions: { type: string; status: string; reason: string }[] }).conditions;
+            this.actions.push(`status vfn ${name} ${conds.map((c) => `${c.type}=${c.status}/${c.reason}`).join(',')}${opts.resourceVersion ? ' (guarded)' : ''}`);
+            const cur = this.vfns.get(name)!;
+            const next = { ...cur, metadata: { ...cur.metadata, resourceVersion: String(++this.rv) }, status: { ...cur.status, ...(status as object) } } as VirtioForwarderNode;
+            this.vfns.put(next);
+            return next;
+          },
         },
       },
+      liveness: this.liveness,
       vfns: this.vfns,
       nodes: this.nodes,
       logger: silentLogger(),
@@ -196,4 +209,62 @@ test('the VirtioForwarderNode of a node seen deleted goes at once; an orphan wai
   await run(c);
   assert.deepEqual(f.actions, ['delete vfn seen uid=vfn-seen']);
   assert.equal(f.counters.nodesCleanedUp, 1);
+});
+
+/** A node Lease as the agent writes it, renewed at renewTime. */
+const lease = (name: string, renewTime: string): V1Lease => ({ metadata: { name, namespace: 'vio4wd-system' }, spec: { holderIdentity: name, leaseDurationSeconds: 4, renewTime: renewTime as unknown as Date } });
+
+test('a node whose agent stopped renewing its Lease gets no new relay until it renews again', async (t) => {
+  const f = new Fixture(t, { relays: [relay('vm1')], nodes: [node('n1')], vfns: [agent('n1', ['0000:3b:02.0'])] });
+  // renewed once, 10 s ago (this process's clock), with 5 s allowed
+  assert.equal(f.liveness.observe(lease('n1', '2026-01-01T00:00:00.000000Z'), Date.now() - 10_000), true);
+  assert.equal(f.liveness.stale('n1'), true);
+  await run(f.relayController({ retryPendingMs: 60_000 }));
+  assert.deepEqual(f.actions, ['status app/vm1 Pending (guarded)']);
+  assert.match(f.events[0]!, /^Warning FailedScheduling app\/vm1: .*1 agent not reporting/);
+  // the same renewTime again (a relist) is no renewal; a new one is, and says "room again"
+  assert.equal(f.liveness.observe(lease('n1', '2026-01-01T00:00:00.000000Z')), false);
+  assert.equal(f.liveness.stale('n1'), true);
+  assert.equal(f.liveness.observe(lease('n1', '2026-01-01T00:00:10.000000Z')), true);
+  assert.equal(f.liveness.stale('n1'), false);
+  assert.equal(f.liveness.observe(lease('n1', '2026-01-01T00:00:20.000000Z')), false, 'a renewal of a live agent changes nothing');
+});
+
+test('a node without a Lease (an agent before Leases) is not judged', async (t) => {
+  const f = new Fixture(t, { relays: [relay('vm1')], nodes: [node('n1')], vfns: [agent('n1', ['0000:3b:02.0'])] });
+  await run(f.relayController());
+  assert.match(f.actions[0]!, /"nodeName":"n1"/);
+  const c = f.cleanupController();
+  await run(c);
+  assert.deepEqual(f.actions.filter((a) => a.startsWith('status vfn')), []);
+});
+
+test('the cleanup controller marks a silent agent\'s conditions Unknown once, and waits for a live one\'s deadline', async (t) => {
+  const conditions: NodeCondition[] = [
+    { type: 'EngineRunning', status: 'True', reason: 'EngineStarted', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' },
+    { type: 'Ready', status: 'True', reason: 'AgentReady', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' },
+  ];
+  const silent = agent('silent', [], { resourceVersion: '7' });
+  silent.status!.conditions = conditions;
+  const live = agent('live', [], { resourceVersion: '8' });
+  live.status!.conditions = conditions;
+  const f = new Fixture(t, { nodes: [node('silent'), node('live')], vfns: [silent, live] });
+  f.liveness.observe(lease('silent', '2026-01-01T00:00:00.000000Z'), Date.now() - 6000);
+  f.liveness.observe(lease('live', '2026-01-01T00:00:00.000000Z'), Date.now() - 4000);
+  const c = f.cleanupController();
+  await run(c);
+  assert.deepEqual(f.actions, ['status vfn silent EngineRunning=Unknown/AgentNotReporting,Ready=Unknown/AgentNotReporting (guarded)']);
+  assert.equal(f.counters.agentsNotReporting, 1);
+  const marked = f.vfns.get('silent')!.status!.conditions!;
+  assert.match(marked[1]!.message!, /stopped renewing its Lease silent \(last renewed 2026-01-01T00:00:00\.000Z\)/);
+  assert.notEqual(marked[1]!.lastTransitionTime, '2026-01-01T00:00:00Z', 'a new transition');
+  // the agent writes its status again while its Lease stays silent: it is not fought over
+  f.vfns.put(silent);
+  c.agentChanged('silent');
+  await c.queue.idle();
+  assert.equal(f.actions.length, 1);
+  // the live one's deadline comes (its requeue, ~1 s), unrenewed: marked too
+  await new Promise((r) => setTimeout(r, 1300));
+  await c.queue.idle();
+  assert.deepEqual(f.actions.slice(1), ['status vfn live EngineRunning=Unknown/AgentNotReporting,Ready=Unknown/AgentNotReporting (guarded)']);
 });

@@ -1,5 +1,6 @@
 // Loads the agent's configuration from YAML or from a virtio-forwarder settings file (told apart
 // by content), validates it, and fills in defaults.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { LineCounter, parseDocument } from 'yaml';
@@ -11,6 +12,19 @@ import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ConfigError, checkConfig } from './validate.js';
 import { envToConfig, looksLikeEnvFile, parseEnvFile } from './envfile.js';
 import { DEFAULT_AGENT_SOCKET } from '../../cni/protocol.js';
+
+/** Lease renewals by default (kubelet's interval; src/kube/node-lease.ts has the same). */
+export const DEFAULT_LEASE_RENEW_SECONDS = 10;
+
+/** The agent pod's namespace (the chart sets POD_NAMESPACE), else its ServiceAccount's, else default. */
+function podNamespace(): string {
+  if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || 'default';
+  } catch {
+    return 'default';
+  }
+}
 
 export interface LoadedConfig {
   format: 'yaml' | 'virtioforwarder';
@@ -47,7 +61,7 @@ export interface ResolvedConfig {
   sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string>; vfProgrammer: 'netlink' | 'standin' };
   cni: { enabled: boolean; socket: string; statePath: string };
   cpuPins: Record<number, number[]>;
-  kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[] };
+  kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[]; leaseNamespace: string; leaseRenewSeconds: number };
   devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
   relays: RelaySpec[];
 }
@@ -211,6 +225,8 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       ...(c.kubernetes?.kubeconfig ? { kubeconfig: c.kubernetes.kubeconfig } : {}),
       socketDir: c.kubernetes?.socketDir ?? '/var/run/vio4wd/sockets',
       allowVirtualDevices: [...(c.kubernetes?.allowVirtualDevices ?? [])],
+      leaseNamespace: c.kubernetes?.leaseNamespace ?? podNamespace(),
+      leaseRenewSeconds: c.kubernetes?.leaseRenewSeconds ?? DEFAULT_LEASE_RENEW_SECONDS,
     },
     devicePlugin: {
       enabled: c.devicePlugin?.enabled ?? c.kubernetes?.enabled ?? false,

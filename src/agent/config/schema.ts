@@ -234,6 +234,18 @@ export const agentConfigSchema = {
           description: 'DPDK virtual-device drivers (devargs) VirtioRelays may use on this node, e.g. [net_tap] for tests and demos; default none. A pool\'s VirtioForwarderPolicy must list them too. A virtual device reaches the host (net_tap creates interfaces, net_af_packet opens any netdev): never on nodes that serve tenants.',
           items: { type: 'string', pattern: '^net_[a-z0-9_]+$' },
         },
+        leaseNamespace: {
+          type: 'string',
+          pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+          maxLength: 63,
+          description: "Namespace of the node's Lease (coordination.k8s.io, named after the node), which the agent renews to say it is alive. Default: the pod's (POD_NAMESPACE, else its ServiceAccount's), else default. The operator watches the Leases in its own namespace: keep both in one.",
+        },
+        leaseRenewSeconds: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 300,
+          description: "Seconds between renewals of the node's Lease (default 10; the Lease lasts four of them, and the operator calls the agent not reporting after that). The VirtioForwarderNode's status is written only when it changes.",
+        },
       },
     },
     devicePlugin: {

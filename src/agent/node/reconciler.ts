@@ -1,6 +1,6 @@
 // The node agent's Kubernetes loop: VirtioRelays scheduled to this node become relays in
 // RelayManager; their status, events and finalizers follow what the relay does. It also
-// publishes the node's VirtioForwarderNode.
+// keeps the node's Lease and VirtioForwarderNode (publisher.ts).
 import { rm } from 'node:fs/promises';
 import type { Logger } from '../../util/log.js';
 import { errorMessage } from '../../util/errors.js';
@@ -11,12 +11,10 @@ import {
   FINALIZER,
   NotFoundError,
   WorkQueue,
-  kubeErrorMessage,
   resources,
   type KubeClients,
   type ResilientInformer,
   type Resources,
-  type VirtioForwarderNodeStatus,
   type VirtioRelay,
   type VirtioRelayStatus,
   type WorkQueueObserver,
@@ -25,6 +23,8 @@ import { RelayCheckpoint, checkpointPathFor, restoreCheckpoint, type CheckpointE
 import { failedStatus, sameStatus, toCrStatus } from './status.js';
 import { NodePolicy } from './policy.js';
 import { AGENT_COMPONENT, relayName, relaySpecOf } from './relay-spec.js';
+import { NodePublisher, type NodeInventory } from './publisher.js';
+import type { PluginState } from './conditions.js';
 import { prepareSocketRoot } from '../../relay/socketdir.js';
 
 /** What the reconciler needs from RelayManager. */
@@ -49,9 +49,16 @@ export interface NodeReconcilerOptions {
    *  kubernetes.allowVirtualDevices); default none. */
   allowVirtualDevices?: readonly string[];
   /** The node's inventory for VirtioForwarderNode (VFs, hugepages, workers, engine). */
-  nodeStatus: () => Promise<Omit<VirtioForwarderNodeStatus, 'relays' | 'heartbeatTime'>>;
-  /** Seconds between VirtioForwarderNode heartbeats. */
-  heartbeatSeconds?: number;
+  nodeStatus: () => Promise<NodeInventory>;
+  /** The device plugin's pools and whether kubelet has them; leave out when it is off. */
+  devicePlugins?: () => readonly PluginState[] | undefined;
+  /** Namespace of the node's Lease, named after the node (the agent's namespace; default "default"). */
+  leaseNamespace?: string;
+  /** Seconds between renewals of the node's Lease (default 10). */
+  leaseRenewSeconds?: number;
+  /** Seconds between looks at the node's inventory, written only when it changed (default: the
+   *  Lease's renew interval). */
+  refreshSeconds?: number;
   concurrency?: number;
   /**
    * File where the relays this node runs for VirtioRelays are kept (written after every change).
@@ -85,14 +92,14 @@ export class NodeReconciler {
   private readonly owned = new Map<string, { key: string; spec?: RelaySpec }>();
   private readonly lastPhase = new Map<string, string>();
   private readonly lastGuest = new Map<string, boolean>();
-  private heartbeat: NodeJS.Timeout | undefined;
-  private nodePublishTimer: NodeJS.Timeout | undefined;
+  /** The node's Lease and VirtioForwarderNode. */
+  readonly publisher: NodePublisher;
   private stopped = false;
   private readonly checkpoint: RelayCheckpoint | undefined;
   private readonly onRelayChange = (s: RelayStatus): void => {
     const key = this.owned.get(s.name)?.key;
     if (key) this.queue.add(key);
-    this.scheduleNodePublish();
+    this.publisher.changed();
   };
 
   constructor(private readonly o: NodeReconcilerOptions) {
@@ -105,6 +112,19 @@ export class NodeReconciler {
     }
     this.api = resources(o.clients, AGENT_COMPONENT);
     this.events = new EventRecorder(o.clients.core, this.log, AGENT_COMPONENT, o.nodeName);
+    this.publisher = new NodePublisher({
+      clients: o.clients,
+      api: this.api,
+      nodeName: o.nodeName,
+      logger: this.log,
+      fieldManager: AGENT_COMPONENT,
+      inventory: o.nodeStatus,
+      relays: () => o.relays.list(),
+      ...(o.devicePlugins ? { devicePlugins: o.devicePlugins } : {}),
+      leaseNamespace: o.leaseNamespace ?? 'default',
+      ...(o.leaseRenewSeconds !== undefined ? { leaseRenewSeconds: o.leaseRenewSeconds } : {}),
+      ...(o.refreshSeconds !== undefined ? { refreshSeconds: o.refreshSeconds } : {}),
+    });
     this.queue = new WorkQueue((k) => this.reconcile(k), {
       concurrency: o.concurrency ?? 16,
       logger: this.log,
@@ -148,16 +168,13 @@ export class NodeReconciler {
       if (!this.owned.has(s.name)) this.owned.set(s.name, { key });
       this.queue.add(key);
     }
-    await this.publishNode();
-    const every = (this.o.heartbeatSeconds ?? 30) * 1000;
-    this.heartbeat = setInterval(() => void this.publishNode(), every);
+    await this.publisher.start();
     this.log.info({ relays: this.informer.list().length }, 'watching VirtioRelays for this node');
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.heartbeat);
-    clearTimeout(this.nodePublishTimer);
+    await this.publisher.stop();
     await this.checkpoint?.flush();
     this.o.relays.off('change', this.onRelayChange);
     this.queue.stop();
@@ -301,36 +318,6 @@ export class NodeReconciler {
     if ((this.lastGuest.get(s.name) ?? false) !== guest) {
       this.lastGuest.set(s.name, guest);
       await this.events.relay(obj, 'Normal', guest ? EventReason.GuestConnected : EventReason.GuestDisconnected, guest ? `a guest connected to ${s.socketPath}` : 'the guest disconnected');
-    }
-  }
-
-  private scheduleNodePublish(): void {
-    if (this.nodePublishTimer || this.stopped) return;
-    this.nodePublishTimer = setTimeout(() => {
-      this.nodePublishTimer = undefined;
-      void this.publishNode();
-    }, 1000);
-  }
-
-  /** Creates or updates this node's VirtioForwarderNode; errors are logged and retried later. */
-  private async publishNode(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      const inv = await this.o.nodeStatus();
-      const relays = this.o.relays.list();
-      const status: VirtioForwarderNodeStatus = {
-        ...inv,
-        relays: {
-          total: relays.length,
-          ready: relays.filter((r) => r.phase === 'Ready').length,
-          failed: relays.filter((r) => r.phase === 'Failed').length,
-        },
-        heartbeatTime: new Date().toISOString(),
-      };
-      await this.api.nodes.publishStatus(this.o.nodeName, status);
-    } catch (err) {
-      this.log.warn({ err: kubeErrorMessage(err) }, 'could not publish VirtioForwarderNode; retrying');
-      this.scheduleNodePublish();
     }
   }
 }
