@@ -152,6 +152,7 @@ before(async () => {
       control: { enabled: false },
       devicePlugin: { enabled: false },
       metrics: { address: METRICS, podResourcesSocket: podResSocket },
+      kubernetes: { leaseRenewSeconds: 1 },
       vhostUser: { mode: 'server', socketDir: join(root, 'vhost') },
       relays: [{ name: 'mon-relay', id: 1, vf: { devargs: `net_vhost_mon1,iface=${join(root, 'vf.sock')}` } }],
     },
@@ -208,6 +209,16 @@ test("every metric and label of the rules and the dashboard is in a live scrape 
     for (const l of u.grouping) if (!labelsOfExpr.has(l) && !TARGET_LABELS.has(l)) missing.push(`${name}: no metric of "${expr}" has the label ${l}`);
   }
   assert.deepEqual(missing, []);
+});
+
+test("the running agent's node is Ready for kubectl wait, and its Lease is renewed", async () => {
+  assert.ok(kube && agent);
+  await kube.kubectl('wait', '--for=condition=Ready', '--timeout=60s', `vfnode/${NODE}`);
+  assert.match(await kube.kubectl('get', 'vfnode', NODE), new RegExp(`^${NODE}\\s+True\\s+true\\s+1\\s+`, 'm'));
+  const renewTime = () => kube!.kubectl('get', 'lease', '-n', 'default', NODE, '-o', 'jsonpath={.spec.renewTime}');
+  const first = await renewTime();
+  for (let i = 0; i < 50 && (await renewTime()) === first; i++) await new Promise((r) => setTimeout(r, 200));
+  assert.notEqual(await renewTime(), first, 'the agent renews its node Lease (every second here)');
 });
 
 test('the chart renders exactly these rules and this dashboard, when asked to', async () => {
