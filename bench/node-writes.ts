@@ -131,7 +131,7 @@ try {
   const elapsed = (Date.now() - started) / 1000;
   for (const r of runs) {
     r.after = await requestCounts(r.kube);
-    r.vfnSize = (await r.kube.kubectl('get', 'vfnode', NODE, '-o', 'json')).length;
+    r.vfnSize = (await r.kube.kubectl('get', 'virtioforwardernodes', NODE, '-o', 'json')).length;
     const l = await r.kube.kubectlRun(['get', 'lease', '-n', 'default', NODE, '-o', 'json'], { check: false });
     r.leaseSize = l.code === 0 ? l.stdout.length : 0;
   }
