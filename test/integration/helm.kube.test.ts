@@ -155,6 +155,7 @@ const ALL: Obj = {
     hostNetwork: false,
     socketDir: '/run/vfwd/sockets',
     allowVirtualDevices: ['net_tap'],
+    leaseRenewSeconds: 5,
     devicePlugin: { pluginDir: '/data/kubelet/device-plugins', devinfoDir: '/run/devinfo/dp' },
     podResources: { dir: '/data/kubelet/pod-resources' },
     hugepages: { dir: '/mnt/huge1g', size: '1Gi', amount: '2Gi' },
@@ -316,6 +317,9 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.equal(cfg.metrics.authorization, false);
   assert.equal(c.livenessProbe.httpGet.host, '127.0.0.1');
   assert.deepEqual(cfg.kubernetes.allowVirtualDevices, [], 'no virtual devices unless the admin opts in');
+  assert.equal(cfg.kubernetes.leaseRenewSeconds, 10, "the node Lease renewed as often as kubelet's");
+  assert.equal(cfg.kubernetes.leaseNamespace, undefined, 'the Lease in the pod\'s namespace (POD_NAMESPACE)');
+  assert.deepEqual(c.env.find((e: Obj) => e.name === 'POD_NAMESPACE').valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
   assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vio4wd/agent.sock', statePath: '/var/lib/vio4wd/attachments.json' }, 'vio4wd-cni\'s socket is where the plugin looks by default');
   assert.equal(cfg.sriov.vfProgrammer, 'netlink');
   assert.equal(cfg.metrics.podResourcesSocket, '/var/lib/kubelet/pod-resources/kubelet.sock', "the relay-to-pod join asks kubelet's socket in the mounted directory");
@@ -389,6 +393,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(cfg.metrics.authorization, true);
   assert.equal(c.livenessProbe.httpGet.host, undefined);
   assert.deepEqual(cfg.kubernetes.allowVirtualDevices, ['net_tap']);
+  assert.equal(cfg.kubernetes.leaseRenewSeconds, 5);
   const pol = find(objs, 'VirtioForwarderPolicy', 'fast');
   const { name: _name, ...policySpec } = ALL.policies[0];
   assert.deepEqual(pol.spec, policySpec);
