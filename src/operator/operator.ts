@@ -148,6 +148,15 @@ export class Operator extends EventEmitter {
     const isLeader = (): number => (this.isLeader ? 1 : 0);
     const pending = (): number => this.scheduler?.pendingCount() ?? 0;
     const total = (k: keyof SchedulerCounters): number => this.total(k);
+    const notReporting = (): number => this.scheduler?.notReportingCount() ?? 0;
+    new Gauge({
+      name: 'vio4wd_operator_agents_not_reporting',
+      help: 'Nodes whose agent has not renewed its node Lease in time: no new relays go there, their conditions are Unknown (leader only)',
+      registers: [registry],
+      collect() {
+        this.set(notReporting());
+      },
+    });
     new Gauge({
       name: 'vio4wd_operator_leader',
       help: '1 while this replica holds the Lease and schedules',

@@ -136,6 +136,11 @@ export class Scheduler {
     return this.placement.pendingCount();
   }
 
+  /** Nodes (with a VirtioForwarderNode) whose agent has not renewed its node Lease in time. */
+  notReportingCount(): number {
+    return this.vfns.list().filter((v) => v.metadata.name && this.nodes.get(v.metadata.name) && this.liveness.stale(v.metadata.name)).length;
+  }
+
   private agentChanged(vfn: VirtioForwarderNode): void {
     const name = vfn.metadata.name;
     if (!name) return;

@@ -510,10 +510,12 @@ test('a node whose agent stops renewing its Lease is marked not reporting and ge
   assert.match(marked, /"status":"Unknown"/);
   assert.match(marked, /stopped renewing its Lease default\/quiet-1 \(last renewed \d{4}-/);
   assert.match(await kube.kubectl('get', 'vfnode', 'quiet-1'), /quiet-1\s+Unknown\s+true/);
+  assert.equal(o.activeScheduler?.notReportingCount(), 1, 'vio4wd_operator_agents_not_reporting');
   await apply(relayObj('quiet-b', { vf: { selector: { device: 'b0b0' } } }));
   assert.match((await eventWith('quiet-b', 'FailedScheduling')).message!, /^no node has a free VF matching selector device=b0b0 \(0\/\d+ nodes available: .*\d+ agent not reporting/);
   assert.equal(await nodeLease.renew(), true); // alive again
   assert.equal(await scheduledTo('quiet-b'), 'quiet-1');
+  assert.equal(o.activeScheduler?.notReportingCount(), 0);
   assert.ok(o.counters.agentsNotReporting + (o.activeScheduler?.counters.agentsNotReporting ?? 0) >= 1);
   await stopOperator(o);
 });
