@@ -2,8 +2,11 @@
 // from the kube-apiserver's own /metrics (apiserver_request_total by verb, resource and
 // subresource), and the watch events (count and bytes) a watcher of VirtioForwarderNodes and
 // Leases receives meanwhile (what the operator, or any controller, gets). Each tree given runs on
-// its own real kube-apiserver + etcd, all at once; the agent is the tree's node reconciler
-// (bench/node-writes-agent.ts) with that tree's default intervals. Figures go into bench/RESULTS.md.
+// its own real kube-apiserver + etcd, all at once, beside one more apiserver with no agent at all:
+// the apiserver renews Leases of its own (kube-system/apiserver-*, every 10 s), which the metrics
+// count among "leases" too, so the agent's writes are a tree's minus that baseline's. The agent is
+// the tree's node reconciler (bench/node-writes-agent.ts) with that tree's default intervals.
+// Figures go into bench/RESULTS.md.
 //
 //   flock /tmp/vio4wd-it.lock node --import tsx bench/node-writes.ts \
 //     [--tree before=/tmp/vio4wd-4f2b1ee] [--tree after=.] [--minutes 5] [--warmup 20] [--json FILE]
@@ -48,37 +51,53 @@ interface WatchTally {
   events: number;
   bytes: number;
 }
+/** namespace/name -> the events a watcher got for that object */
+type Tallies = Map<string, WatchTally>;
 
-/** A watcher of one resource: counts the events and their JSON bytes. */
-async function tallyWatch(kube: KubeEnv, path: string, tally: WatchTally): Promise<{ abort: () => void }> {
+/** A watcher of one resource: counts the events of each object and their JSON bytes. */
+async function tallyWatch(kube: KubeEnv, path: string, tallies: Tallies): Promise<{ abort: () => void }> {
   const w = new Watch(kubeClients(kube.kubeconfigPath).kc);
   const ctl = await w.watch(
     path,
     {},
-    (_type: string, obj: unknown) => {
-      tally.events++;
-      tally.bytes += JSON.stringify(obj).length;
+    (_type: string, obj: { metadata?: { namespace?: string; name?: string } }) => {
+      const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+      const t = tallies.get(key) ?? { events: 0, bytes: 0 };
+      t.events++;
+      t.bytes += JSON.stringify(obj).length;
+      tallies.set(key, t);
     },
     () => undefined,
   );
   return { abort: () => ctl.abort() };
 }
 
+function sum(t: Tallies, keep: (key: string) => boolean = () => true): WatchTally {
+  const out = { events: 0, bytes: 0 };
+  for (const [k, v] of t) {
+    if (!keep(k)) continue;
+    out.events += v.events;
+    out.bytes += v.bytes;
+  }
+  return out;
+}
+
 interface Run {
   name: string;
   tree: string;
   kube: KubeEnv;
-  agent: ChildProcess;
+  /** none for the baseline (the apiserver alone) */
+  agent: ChildProcess | undefined;
   tmp: { path: string; remove: () => void };
-  watches: { vfn: WatchTally; lease: WatchTally; stop: (() => void)[] };
+  watches: { vfn: Tallies; lease: Tallies; stop: (() => void)[] };
   before?: Map<string, number>;
   after?: Map<string, number>;
   vfnSize?: number;
   leaseSize?: number;
 }
 
-async function startRun(spec: string): Promise<Run> {
-  const [name, dir] = spec.includes('=') ? (spec.split('=', 2) as [string, string]) : [spec, spec];
+async function startRun(spec: string | undefined): Promise<Run> {
+  const [name, dir] = spec === undefined ? ['apiserver alone', '.'] : spec.includes('=') ? (spec.split('=', 2) as [string, string]) : [spec, spec];
   const tree = resolve(dir);
   const kube = await startKube();
   const tmp = testTempDir(`nodewrites-${name}`);
@@ -87,6 +106,8 @@ async function startRun(spec: string): Promise<Run> {
   await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE } }) });
   const sockets = join(tmp.path, 'sockets');
   mkdirSync(sockets);
+  const watches = { vfn: new Map(), lease: new Map(), stop: [] };
+  if (spec === undefined) return { name, tree, kube, agent: undefined, tmp, watches };
   const agent = spawn(process.execPath, ['--import', 'tsx', 'bench/node-writes-agent.ts', '--tree', tree, '--kubeconfig', kube.kubeconfigPath, '--node', NODE, '--socket-dir', sockets], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -94,16 +115,15 @@ async function startRun(spec: string): Promise<Run> {
     agent.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && ok());
     agent.once('exit', (c) => fail(new Error(`${name}: the agent exited (${c})`)));
   });
-  const vfn: WatchTally = { events: 0, bytes: 0 };
-  const lease: WatchTally = { events: 0, bytes: 0 };
-  return { name, tree, kube, agent, tmp, watches: { vfn, lease, stop: [] } };
+  return { name, tree, kube, agent, tmp, watches };
 }
 
 async function stopRun(r: Run): Promise<void> {
   for (const s of r.watches.stop) s();
-  if (r.agent.exitCode === null) {
-    r.agent.kill('SIGTERM');
-    await new Promise((done) => r.agent.once('exit', done));
+  const agent = r.agent;
+  if (agent && agent.exitCode === null) {
+    agent.kill('SIGTERM');
+    await new Promise((done) => agent.once('exit', done));
   }
   await r.kube.stop();
   r.tmp.remove();
@@ -111,6 +131,7 @@ async function stopRun(r: Run): Promise<void> {
 
 const runs: Run[] = [];
 try {
+  runs.push(await startRun(undefined));
   for (const t of values.tree) runs.push(await startRun(t));
   // past the agents' start (object created, first status, first Lease)
   await new Promise((r) => setTimeout(r, Number(values.warmup) * 1000));
@@ -121,8 +142,8 @@ try {
   // a new watch first sends an ADDED per existing object: not traffic of the window
   await new Promise((r) => setTimeout(r, 1000));
   for (const r of runs) {
-    r.watches.vfn.events = r.watches.vfn.bytes = 0;
-    r.watches.lease.events = r.watches.lease.bytes = 0;
+    r.watches.vfn.clear();
+    r.watches.lease.clear();
     r.before = await requestCounts(r.kube);
   }
   const started = Date.now();
@@ -131,42 +152,60 @@ try {
   const elapsed = (Date.now() - started) / 1000;
   for (const r of runs) {
     r.after = await requestCounts(r.kube);
+    if (!r.agent) continue;
     r.vfnSize = (await r.kube.kubectl('get', 'virtioforwardernodes', NODE, '-o', 'json')).length;
     const l = await r.kube.kubectlRun(['get', 'lease', '-n', 'default', NODE, '-o', 'json'], { check: false });
     r.leaseSize = l.code === 0 ? l.stdout.length : 0;
   }
 
   const rows: Record<string, unknown>[] = [];
-  console.log(`one node at rest, ${elapsed.toFixed(0)} s window (after ${values.warmup} s warm-up); apiserver_request_total deltas, watch events a watcher received`);
-  console.log('');
-  const header = ['tree', 'writes', 'writes/10 s', 'ratio', 'write requests (verb resource)', 'reads', 'vfn watch events (bytes)', 'lease watch events (bytes)', 'vfn obj B', 'lease obj B'];
-  console.log(header.join(' | '));
-  let base: number | undefined;
-  for (const r of runs) {
+  const deltas = (r: Run): Map<string, number> => {
     const delta = new Map<string, number>();
     for (const [k, v] of r.after!) {
       const d = v - (r.before!.get(k) ?? 0);
       if (d) delta.set(k, d);
     }
-    const writes = [...delta].filter(([k]) => WRITE_VERBS.has(k.split(' ')[0]!));
-    const reads = [...delta].filter(([k]) => !WRITE_VERBS.has(k.split(' ')[0]!));
-    const nWrites = writes.reduce((a, [, v]) => a + v, 0);
-    const nReads = reads.reduce((a, [, v]) => a + v, 0);
-    base ??= nWrites;
-    const per10 = (nWrites / elapsed) * 10;
-    rows.push({ tree: r.name, path: r.tree, elapsedS: elapsed, writes: Object.fromEntries(writes), reads: Object.fromEntries(reads), watch: { virtioforwardernodes: r.watches.vfn, leases: r.watches.lease }, objectBytes: { virtioforwardernode: r.vfnSize, lease: r.leaseSize } });
+    return delta;
+  };
+  const writesOf = (d: Map<string, number>) => [...d].filter(([k]) => WRITE_VERBS.has(k.split(' ')[0]!));
+  const total = (xs: [string, number][]) => xs.reduce((a, [, v]) => a + v, 0);
+  const baseline = total(writesOf(deltas(runs[0]!)));
+  console.log(`one node at rest, ${elapsed.toFixed(0)} s window (after ${values.warmup} s warm-up); apiserver_request_total deltas; watch events a watcher of all VirtioForwarderNodes and all Leases received`);
+  console.log('');
+  const header = ['run', 'writes (all)', 'agent writes', 'agent writes / 10 s', 'write requests (verb resource)', 'reads', 'its VirtioForwarderNode: watch events (bytes)', 'its Lease: watch events (bytes)', 'other Leases: events', 'object bytes (vfn / Lease)'];
+  console.log(header.join(' | '));
+  for (const r of runs) {
+    const d = deltas(r);
+    const writes = writesOf(d);
+    const reads = [...d].filter(([k]) => !WRITE_VERBS.has(k.split(' ')[0]!));
+    const all = total(writes);
+    const agentWrites = all - baseline;
+    const own = `/${NODE}`;
+    const vfn = sum(r.watches.vfn, (k) => k.endsWith(own));
+    const lease = sum(r.watches.lease, (k) => k === `default${own}`);
+    const otherLeases = sum(r.watches.lease, (k) => k !== `default${own}`);
+    rows.push({
+      run: r.name,
+      path: r.agent ? r.tree : null,
+      elapsedS: elapsed,
+      writes: Object.fromEntries(writes),
+      reads: Object.fromEntries(reads),
+      agentWrites,
+      watch: { virtioforwardernodes: Object.fromEntries(r.watches.vfn), leases: Object.fromEntries(r.watches.lease) },
+      objectBytes: { virtioforwardernode: r.vfnSize, lease: r.leaseSize },
+    });
     console.log(
       [
         r.name,
-        nWrites,
-        per10.toFixed(2),
-        base ? (nWrites / base).toFixed(2) : '-',
+        all,
+        r.agent ? agentWrites : '-',
+        r.agent ? ((agentWrites / elapsed) * 10).toFixed(2) : '-',
         writes.map(([k, v]) => `${v} ${k}`).join(', ') || 'none',
-        nReads,
-        `${r.watches.vfn.events} (${r.watches.vfn.bytes})`,
-        `${r.watches.lease.events} (${r.watches.lease.bytes})`,
-        r.vfnSize,
-        r.leaseSize,
+        total(reads),
+        `${vfn.events} (${vfn.bytes})`,
+        `${lease.events} (${lease.bytes})`,
+        otherLeases.events,
+        `${r.vfnSize ?? '-'} / ${r.leaseSize || '-'}`,
       ].join(' | '),
     );
   }
