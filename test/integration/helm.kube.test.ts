@@ -318,7 +318,8 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.equal(c.livenessProbe.httpGet.host, '127.0.0.1');
   assert.deepEqual(cfg.kubernetes.allowVirtualDevices, [], 'no virtual devices unless the admin opts in');
   assert.equal(cfg.kubernetes.leaseRenewSeconds, 10, "the node Lease renewed as often as kubelet's");
-  assert.equal(cfg.kubernetes.leaseNamespace, undefined, 'the Lease in the pod\'s namespace (POD_NAMESPACE)');
+  // the Lease in the pod's namespace: the config names none, the agent reads POD_NAMESPACE
+  assert.doesNotMatch(find(objs, 'ConfigMap', 'vio4wd-agent').data['agent.yaml'] as string, /leaseNamespace/);
   assert.deepEqual(c.env.find((e: Obj) => e.name === 'POD_NAMESPACE').valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
   assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vio4wd/agent.sock', statePath: '/var/lib/vio4wd/attachments.json' }, 'vio4wd-cni\'s socket is where the plugin looks by default');
   assert.equal(cfg.sriov.vfProgrammer, 'netlink');
