@@ -49,7 +49,7 @@ export function register(program: Command): void {
     .command('operator')
     .description('run the cluster operator: schedule VirtioRelays onto nodes with a free matching VF, move relays off deleted nodes (reschedule: OnNodeLoss), clean up after deleted nodes; replicas elect a leader with a Lease')
     .option('--kubeconfig <file>', 'kubeconfig to use (default: in-cluster service account, else $KUBECONFIG or ~/.kube/config)')
-    .addOption(new Option('--namespace <ns>', 'namespace of the leader-election Lease').env('POD_NAMESPACE').default(defaultNamespace(), "the pod's namespace, else default"))
+    .addOption(new Option('--namespace <ns>', "namespace of the leader-election Lease and of the agents' node Leases").env('POD_NAMESPACE').default(defaultNamespace(), "the pod's namespace, else default"))
     .option('--lease-name <name>', 'name of the leader-election Lease', 'vio4wd-operator')
     .addOption(
       new Option('--identity <id>', 'this replica\'s name in the Lease, unique among replicas').env('POD_NAME').default(`${hostname()}_${process.pid}`, 'hostname_pid'),
