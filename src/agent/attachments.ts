@@ -2,6 +2,8 @@
 import type { Logger } from '../util/log.js';
 import type { RelayManager, RelayStatus } from '../relay/index.js';
 import { findVf, vfProgrammer, type VfPort } from '../sriov/index.js';
+import { resourceNameOf } from '../deviceplugin/index.js';
+import { listPodResources } from './pod-resources.js';
 import type { AttachServer, AttachmentService } from '../cni/index.js';
 import type { ResolvedConfig } from './config/load.js';
 
@@ -21,8 +23,18 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
     if (!vf) throw new CniError(CniCode.VfProgramming, `VF ${addrs[0]} of relay "${name}" is not on this node any more: check \`vio4wd doctor\``);
     return { kind: 'pci', pciAddress: vf.pciAddress, pfName: vf.pfName, vfIndex: vf.vfIndex };
   };
+  const podSocket = c.cni.allocationCheck ? c.cni.podResourcesSocket : undefined;
   const service = new AttachmentService({
     programmer,
+    // a fresh List on every ADD: the allocation of a pod being created is seconds old
+    ...(podSocket
+      ? {
+          allocatedTo: async (relay: string, resourceName: string | undefined) =>
+            (await listPodResources(podSocket))
+              .filter((a) => a.deviceId === relay && (resourceName === undefined || a.resourceName === resourceName))
+              .map((a) => ({ namespace: a.namespace, name: a.pod })),
+        }
+      : {}),
     statePath: c.cni.statePath,
     logger: log,
     relays: {
@@ -30,7 +42,7 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
         const s = relays.get(name);
         const spec = relays.spec(name);
         if (!s || !spec) return undefined;
-        return { socketPath: s.socketPath, phase: s.phase, ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}) };
+        return { socketPath: s.socketPath, phase: s.phase, resourceName: resourceNameOf(spec), ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}) };
       },
       port,
       setMac: (name, mac) => {

@@ -7,12 +7,12 @@ import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
 import type { VfPort, VfProgrammer } from '../sriov/programmer.js';
-import { CniCode, CniError, errorReply, type AttachReply, type AttachRequest, type Attachment } from './protocol.js';
+import { CniCode, CniError, errorReply, type AttachReply, type AttachRequest, type Attachment, type PodRef } from './protocol.js';
 
 /** What the service needs from the relays of this node (the agent wires in RelayManager). */
 export interface AttachRelays {
-  /** The relay's socket, MTU and spec MAC; undefined when no relay has that name. */
-  relay(name: string): { socketPath: string; mtu?: number; specMac?: string; phase: string } | undefined;
+  /** The relay's socket, MTU, spec MAC and resource; undefined when no relay has that name. */
+  relay(name: string): { socketPath: string; mtu?: number; specMac?: string; phase: string; resourceName?: string } | undefined;
   /** Where the relay's VF is; throws CniError TryAgainLater while the relay has no VF yet. */
   port(name: string): Promise<VfPort>;
   /** Shows the attachment's MAC on the relay (status.mac, and what a re-attached VF gets). */
@@ -22,6 +22,13 @@ export interface AttachRelays {
 export interface AttachmentServiceOptions {
   relays: AttachRelays;
   programmer: VfProgrammer;
+  /**
+   * The pods kubelet allocated a relay to (its device under the relay's resource name), from
+   * kubelet's pod-resources API. Set: ADD attaches a relay only to a pod that holds it, so a
+   * network config that writes another pod's relay as deviceID cannot reprogram its VF.
+   * Unset (cni.allocationCheck: false): no check, for runtimes outside Kubernetes.
+   */
+  allocatedTo?: (relay: string, resourceName: string | undefined) => Promise<PodRef[]>;
   /** The checkpoint file (JSON, mode 0600); null: none (tests of pure logic). */
   statePath: string | null;
   logger: Logger;
@@ -122,6 +129,7 @@ export class AttachmentService {
     if (!relay) {
       throw new CniError(CniCode.RelayNotFound, `deviceID "${name}": no relay of that ID on this node; the pod must request the pool's resource (vio4wd.io/<pool>) so that the device plugin allocates a relay, and the attachment must name that pool in k8s.v1.cni.cncf.io/resourceName`);
     }
+    await this.checkAllocated(name, relay.resourceName, req.pod);
     if (req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
       throw new CniError(CniCode.InvalidConfig, `mtu: the attachment asks for ${req.mtu} but relay "${name}" forwards ${relay.mtu}; set the VirtioRelay's spec.mtu to ${req.mtu} or drop mtu from the network config`);
     }
@@ -153,6 +161,7 @@ export class AttachmentService {
       ifName: req.ifName!,
       network: req.network ?? '',
       ...(req.netns ? { netns: req.netns } : {}),
+      ...(req.pod ? { pod: { ...req.pod } } : {}),
       mac,
       vlan,
       spoofchk,
@@ -166,6 +175,35 @@ export class AttachmentService {
     await this.save();
     this.log.info({ relay: name, container: a.containerId, ifName: a.ifName, mac, vlan, vf: port.kind === 'pci' ? port.pciAddress : port.devargs }, 'relay attached to a pod: VF programmed');
     return { ...a };
+  }
+
+  /** With allocatedTo set: refuses the ADD unless kubelet gave the relay to the pod that asks. */
+  private async checkAllocated(name: string, resourceName: string | undefined, pod: PodRef | undefined): Promise<void> {
+    const lookup = this.o.allocatedTo;
+    if (!lookup) return;
+    if (!pod) {
+      throw new CniError(
+        CniCode.InvalidEnv,
+        `CNI_ARGS name no pod (K8S_POD_NAMESPACE, K8S_POD_NAME): this agent attaches relay "${name}" only to the pod kubelet allocated it to, and the container runtime names the pod for every pod sandbox; outside Kubernetes, turn the check off in the agent's config (cni.allocationCheck: false)`,
+      );
+    }
+    let holders: PodRef[];
+    try {
+      holders = await lookup(name, resourceName);
+    } catch (err) {
+      throw new CniError(
+        CniCode.TryAgainLater,
+        `cannot ask kubelet which pod holds relay "${name}": ${errorMessage(err)}; the agent needs kubelet's pod-resources socket (chart: agent.podResources.enabled, the default) to check allocations`,
+      );
+    }
+    if (!holders.some((h) => h.namespace === pod.namespace && h.name === pod.name)) {
+      this.log.warn({ relay: name, pod: `${pod.namespace}/${pod.name}` }, 'ADD refused: kubelet did not allocate the relay to the pod');
+      throw new CniError(
+        CniCode.RelayNotAllocated,
+        `deviceID "${name}": kubelet did not allocate this relay to pod ${pod.namespace}/${pod.name} (no container of the pod holds device "${name}"${resourceName ? ` of ${resourceName}` : ''}); ` +
+          'a pod attaches only the relay the device plugin gave it: request the pool\'s resource in the pod and name it in the NetworkAttachmentDefinition\'s k8s.v1.cni.cncf.io/resourceName annotation, instead of writing deviceID into the network config',
+      );
+    }
   }
 
   private async check(req: AttachRequest): Promise<Attachment> {

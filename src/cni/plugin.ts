@@ -156,7 +156,26 @@ function base(op: 'add' | 'del' | 'check', env: NodeJS.ProcessEnv, conf: NetConf
   const r: AttachRequest = { version: PROTOCOL_VERSION, op, containerId: need(env, 'CNI_CONTAINERID'), ifName, network: conf.name };
   if (env.CNI_NETNS) r.netns = env.CNI_NETNS;
   if (conf.deviceID !== undefined) r.deviceId = conf.deviceID;
+  const pod = podOf(env.CNI_ARGS);
+  if (pod) r.pod = pod;
   return r;
+}
+
+/**
+ * The pod from CNI_ARGS ("K8S_POD_NAMESPACE=ns;K8S_POD_NAME=name;..."), which kubelet's runtime
+ * (and Multus, for the delegates it runs) sets; undefined when either is missing. The agent
+ * checks the values; the network config cannot set CNI_ARGS.
+ */
+export function podOf(cniArgs: string | undefined): { namespace: string; name: string } | undefined {
+  if (!cniArgs) return undefined;
+  const kv = new Map<string, string>();
+  for (const part of cniArgs.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) kv.set(part.slice(0, i), part.slice(i + 1));
+  }
+  const namespace = kv.get('K8S_POD_NAMESPACE');
+  const name = kv.get('K8S_POD_NAME');
+  return namespace && name ? { namespace, name } : undefined;
 }
 
 async function add(conf: NetConf, env: NodeJS.ProcessEnv, ask: AskAgent): Promise<unknown> {

@@ -2,7 +2,7 @@
 // JSON object per line each way. Every field is checked here, on the agent's side, because the
 // values come from tenants (a NetworkAttachmentDefinition, the pod's network annotation).
 import { ValidationError } from '../util/errors.js';
-import { parseMac } from '../util/identifiers.js';
+import { isNamespaceName, isObjectName, parseMac } from '../util/identifiers.js';
 
 /** Where the agent serves the attachment API (the chart mounts /run/vio4wd into the agent). */
 export const DEFAULT_AGENT_SOCKET = '/run/vio4wd/agent.sock';
@@ -30,6 +30,8 @@ export const CniCode = {
   RelayInUse: 101,
   VfProgramming: 102,
   AttachmentMissing: 103,
+  /** kubelet did not allocate the relay to the pod that asks for it. */
+  RelayNotAllocated: 104,
 } as const;
 
 export type Op = 'add' | 'del' | 'check' | 'status' | 'gc';
@@ -47,6 +49,8 @@ export interface AttachRequest {
   network?: string;
   /** The relay's device ID as the device plugin allocated it (= the relay's name). */
   deviceId?: string;
+  /** The pod of the attachment, from CNI_ARGS K8S_POD_NAMESPACE / K8S_POD_NAME (set by the runtime). */
+  pod?: PodRef;
   mac?: string;
   vlan?: number;
   mtu?: number;
@@ -55,12 +59,20 @@ export interface AttachRequest {
   valid?: { containerId: string; ifName: string }[];
 }
 
+/** A pod, by namespace and name. */
+export interface PodRef {
+  namespace: string;
+  name: string;
+}
+
 export interface Attachment {
   deviceId: string;
   containerId: string;
   ifName: string;
   network: string;
   netns?: string;
+  /** The pod, when the runtime named it (CNI_ARGS). */
+  pod?: PodRef;
   mac: string;
   vlan: number;
   spoofchk: boolean;
@@ -87,7 +99,7 @@ export class CniError extends Error {
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const OPS: readonly Op[] = ['add', 'del', 'check', 'status', 'gc'];
-const KNOWN = new Set(['version', 'op', 'containerId', 'ifName', 'netns', 'network', 'deviceId', 'mac', 'vlan', 'mtu', 'spoofchk', 'valid']);
+const KNOWN = new Set(['version', 'op', 'containerId', 'ifName', 'netns', 'network', 'deviceId', 'pod', 'mac', 'vlan', 'mtu', 'spoofchk', 'valid']);
 
 function bad(field: string, msg: string): never {
   throw new CniError(CniCode.InvalidConfig, new ValidationError(field, msg).message);
@@ -138,6 +150,7 @@ export function parseRequest(line: string): AttachRequest {
   r.ifName = checkIfName(o.ifName);
   if (o.netns !== undefined) r.netns = str(o.netns, 'netns', 4096);
   if (o.deviceId !== undefined) r.deviceId = str(o.deviceId, 'deviceId', 253, ID_RE, 'the relay ID the device plugin allocated (see the pod\'s vio4wd.io/<pool> resource)');
+  if (o.pod !== undefined) r.pod = parsePod(o.pod);
   if ((r.op === 'add' || r.op === 'check') && r.deviceId === undefined) {
     bad('deviceID', 'missing: the network attachment must name the pool in its k8s.v1.cni.cncf.io/resourceName annotation, so that Multus passes the allocated relay as deviceID');
   }
@@ -161,6 +174,17 @@ export function parseRequest(line: string): AttachRequest {
     r.spoofchk = o.spoofchk;
   }
   return r;
+}
+
+function parsePod(v: unknown): PodRef {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad('pod', 'expected {"namespace": ..., "name": ...} (CNI_ARGS K8S_POD_NAMESPACE and K8S_POD_NAME)');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'namespace' && k !== 'name') bad(`pod.${k}`, 'unknown field; known: namespace, name');
+  const namespace = str(o.namespace, 'pod.namespace', 63);
+  if (!isNamespaceName(namespace)) bad('pod.namespace', `"${namespace}" is not a namespace name (K8S_POD_NAMESPACE): lower-case letters, digits and -`);
+  const name = str(o.name, 'pod.name', 253);
+  if (!isObjectName(name)) bad('pod.name', `"${name}" is not a pod name (K8S_POD_NAME): lower-case letters, digits, - and .`);
+  return { namespace, name };
 }
 
 export function errorReply(err: unknown): AttachReply {

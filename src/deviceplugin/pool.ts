@@ -1,5 +1,6 @@
 // A device-plugin pool: one extended resource name, one plugin socket, one kubelet registration.
 import { ValidationError } from '../util/errors.js';
+import { DNS_LABEL } from '../util/identifiers.js';
 import { DEFAULT_RESOURCE_NAME } from './constants.js';
 
 export interface Pool {
@@ -13,7 +14,6 @@ export interface Pool {
   envKey: string;
 }
 
-const DNS_LABEL = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
 const DOMAIN_RE = new RegExp(`^${DNS_LABEL}(\\.${DNS_LABEL})*$`);
 const NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 

@@ -190,3 +190,20 @@ export function formatCpuList(cpus: readonly number[]): string {
   }
   return parts.join(',');
 }
+
+// ---- Kubernetes object names ---------------------------------------------------------------
+
+/** An RFC 1123 label (a namespace; one part of a subdomain), without anchors. */
+export const DNS_LABEL = '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
+const LABEL = new RegExp(`^${DNS_LABEL}$`);
+const SUBDOMAIN = new RegExp(`^${DNS_LABEL}(\\.${DNS_LABEL})*$`);
+
+/** True for a namespace name: an RFC 1123 label of at most 63 characters. */
+export function isNamespaceName(text: string): boolean {
+  return text.length <= 63 && LABEL.test(text);
+}
+
+/** True for a pod name (and most object names): an RFC 1123 subdomain of at most 253 characters. */
+export function isObjectName(text: string): boolean {
+  return text.length <= 253 && SUBDOMAIN.test(text);
+}

@@ -720,9 +720,10 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
       // target pod: vio4wd-cni with the relay each pod got and the VM's MAC
       const sandboxA = await e.cni.pod('mig-src');
       const sandboxB = await e.cni.pod('mig-dst');
-      for (const [sandbox, id] of [[sandboxA, ID3A], [sandboxB, ID3B]] as const) {
+      for (const [sandbox, id, pod] of [[sandboxA, ID3A, podA], [sandboxB, ID3B, podB]] as const) {
         e.cni.writeConf(MIG_NET, { cniVersion: '1.0.0', type: 'vio4wd', capabilities: { mac: true }, deviceID: id });
-        const r = await e.cni.run('add', MIG_NET, sandbox, { capArgs: { mac: MAC3 } });
+        // the agent checks with kubelet's pod-resources API that the relay is this pod's
+        const r = await e.cni.run('add', MIG_NET, sandbox, { capArgs: { mac: MAC3 }, cniArgs: pod.cniArgs });
         assert.equal(r.code, 0, `CNI ADD of ${id}: ${r.stderr}`);
         assert.equal((JSON.parse(r.stdout) as { interfaces: { mac: string }[] }).interfaces[0]!.mac, MAC3);
       }
@@ -781,13 +782,13 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
 
       // the source pod goes (its CNI DEL): relay A's VF is back on the pool default
       e.cni.writeConf(MIG_NET, { cniVersion: '1.0.0', type: 'vio4wd', capabilities: { mac: true }, deviceID: ID3A });
-      const del = await e.cni.run('del', MIG_NET, sandboxA, { capArgs: { mac: MAC3 } });
+      const del = await e.cni.run('del', MIG_NET, sandboxA, { capArgs: { mac: MAC3 }, cniArgs: podA.cniArgs });
       assert.equal(del.code, 0, del.stderr);
       assert.deepEqual(await standInMacs(e, 'upma'), [own.vfma], "the source's VF receives for its own MAC again");
       assert.deepEqual(await standInMacs(e, 'upmb'), [MAC3]);
       await e.waitRelay(VM3A, 'shows the pool default MAC again', (r) => r.status?.mac === own.vfma);
       e.cni.writeConf(MIG_NET, { cniVersion: '1.0.0', type: 'vio4wd', capabilities: { mac: true }, deviceID: ID3B });
-      assert.equal((await e.cni.run('del', MIG_NET, sandboxB, { capArgs: { mac: MAC3 } })).code, 0);
+      assert.equal((await e.cni.run('del', MIG_NET, sandboxB, { capArgs: { mac: MAC3 }, cniArgs: podB.cniArgs })).code, 0);
       report(t, `KubeVirt-style migration ${ID3A} -> ${ID3B} at pod path ${pathA}, VFs filtering by MAC: ${result.totalTimeMs} ms total, ${result.downtimeMs} ms downtime; pings ${summary.received}/${count}, ${summary.lost} lost (${src.pings.length} on the source pod, ${dst.pings.length} on the target pod)`);
     } finally {
       await cleanups.run();

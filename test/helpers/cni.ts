@@ -66,8 +66,9 @@ export class CniDriver {
     writeFileSync(join(this.confDir, `${name}.conf`), text);
   }
 
-  /** `cnitool <cmd> <net> <netns>`; CAP_ARGS carries runtimeConfig (e.g. {"mac": ...}). */
-  async run(cmd: 'add' | 'check' | 'del' | 'status' | 'gc', net: string, pod: Netns, o: { capArgs?: Record<string, unknown>; ifName?: string } = {}): Promise<CniRun> {
+  /** `cnitool <cmd> <net> <netns>`; CAP_ARGS carries runtimeConfig (e.g. {"mac": ...}), CNI_ARGS
+   *  what the runtime passes (K8S_POD_NAMESPACE=...;K8S_POD_NAME=...). */
+  async run(cmd: 'add' | 'check' | 'del' | 'status' | 'gc', net: string, pod: Netns, o: { capArgs?: Record<string, unknown>; ifName?: string; cniArgs?: string } = {}): Promise<CniRun> {
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       CNI_PATH: this.binDir,
@@ -75,6 +76,7 @@ export class CniDriver {
       CNI_IFNAME: o.ifName ?? 'net1',
       VIO4WD_AGENT_SOCKET: this.agentSocket,
       ...(o.capArgs ? { CAP_ARGS: JSON.stringify(o.capArgs) } : {}),
+      ...(o.cniArgs ? { CNI_ARGS: o.cniArgs } : {}),
     };
     try {
       const { stdout, stderr } = await execFileP(this.cnitool, [cmd, net, `/var/run/netns/${pod.name}`], { env, encoding: 'utf8', timeout: 60_000 });

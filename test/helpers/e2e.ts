@@ -22,6 +22,7 @@ import { TEST_VIRTUAL_DEVICES, testPoolPolicy } from './policy.js';
 import { Netns, spawnTracked, testTempDir, type TrackedProcess } from './netns.js';
 import { AgentProcess } from './agent.js';
 import { TestKubelet } from './kubelet.js';
+import { PodResourcesServer, listReply, type Holding } from './pod-resources.js';
 import type { Guest, GuestNicOptions } from './guest.js';
 import { GROUP, VERSION, httpStatus, kubeClients, type KubeClients, type VirtioRelay, type VirtioRelaySpec } from '../../src/kube/index.js';
 import { HookClient } from '../../src/kubevirt/client.js';
@@ -145,7 +146,14 @@ export class PodView {
     readonly response: AllocateResponse__Output,
     /** device ID -> the device-info file content the agent wrote at Allocate */
     readonly deviceInfo: Map<string, DeviceInfo>,
+    /** the pod kubelet allocated the devices to (what its pod-resources API reports) */
+    readonly pod: { namespace: string; name: string } = { namespace: 'vms', name: 'virt-launcher' },
   ) {}
+
+  /** The CNI_ARGS the container runtime passes for this pod's sandbox. */
+  get cniArgs(): string {
+    return `IgnoreUnknown=1;K8S_POD_NAMESPACE=${this.pod.namespace};K8S_POD_NAME=${this.pod.name}`;
+  }
 
   get mounts(): Mount__Output[] {
     return this.response.container_responses.flatMap((c) => c.mounts);
@@ -314,6 +322,8 @@ export interface E2eDirs {
   cniSocket: string;
   /** the agent's attachments checkpoint */
   cniState: string;
+  /** kubelet's pod-resources API (which pod holds which device) */
+  podResources: string;
 }
 
 export class E2eEnv {
@@ -323,6 +333,9 @@ export class E2eEnv {
   ns!: Netns;
   dirs!: E2eDirs;
   kubelet!: TestKubelet;
+  podResources!: PodResourcesServer;
+  /** what kubelet allocated to which pod (allocate()) */
+  private readonly holdings: Holding[] = [];
   agent!: AgentProcess;
   operator!: LoggedProcess;
   sidecar!: LoggedProcess;
@@ -364,8 +377,9 @@ export class E2eEnv {
       ipc: join(root, 'ipc'),
       cniSocket: join(root, 'run', 'agent.sock'),
       cniState: join(root, 'state', 'attachments.json'),
+      podResources: join(root, 'pod-resources', 'kubelet.sock'),
     };
-    for (const d of [this.dirs.sockets, this.dirs.plugins, this.dirs.devinfo, join(this.dirs.hooks, 'hook-sidecar-0'), join(root, 'podinfo')]) await mkdir(d, { recursive: true });
+    for (const d of [this.dirs.sockets, this.dirs.plugins, this.dirs.devinfo, join(this.dirs.hooks, 'hook-sidecar-0'), join(root, 'podinfo'), join(root, 'pod-resources')]) await mkdir(d, { recursive: true });
 
     // the control plane, CRDs, the node object the scheduler needs
     this.kube = await startKube();
@@ -388,6 +402,9 @@ export class E2eEnv {
     // kubelet first, as on a node: the agent's device plugin registers when it starts
     this.kubelet = await TestKubelet.start(this.dirs.plugins);
     c.add('kubelet', () => this.kubelet.stop());
+    // its pod-resources API: the agent's metrics join and vio4wd-cni's allocation check ask it
+    this.podResources = await PodResourcesServer.start(this.dirs.podResources, () => listReply(this.holdings));
+    c.add('kubelet pod-resources', () => this.podResources.stop());
 
     const repo = process.cwd();
     this.operator = new LoggedProcess(
@@ -432,7 +449,7 @@ export class E2eEnv {
       // leftover hugepage files would show under /dev/hugepages
       engine: { workerCpus: [1], mainCpu: 0, filePrefix: this.filePrefix, noPci: true },
       control: { ipcDir: this.dirs.ipc },
-      metrics: { address: '127.0.0.1:9464' },
+      metrics: { address: '127.0.0.1:9464', podResourcesSocket: this.dirs.podResources },
       // the VF stand-ins are veths on bridges: vio4wd-cni programs their bridge FDB entries
       sriov: { vfProgrammer: 'standin' },
       cni: { enabled: true, socket: this.dirs.cniSocket, statePath: this.dirs.cniState },
@@ -537,12 +554,15 @@ export class E2eEnv {
     }, timeoutMs);
   }
 
-  /** Allocate for one container (as for a virt-launcher pod) and read the device-info files written. */
-  async allocate(ids: string[]): Promise<PodView> {
+  /** Allocate for one container of a pod (as for a virt-launcher pod; pod-resources then reports
+   *  the devices as the pod's) and read the device-info files written. */
+  async allocate(ids: string[], podName = `virt-launcher-${this.holdings.length + 1}`): Promise<PodView> {
     const res = await this.kubelet.allocate(RESOURCE, [ids]);
+    const pod = { namespace: 'vms', name: podName };
+    this.holdings.push({ namespace: pod.namespace, pod: pod.name, resourceName: RESOURCE, deviceIds: [...ids] });
     const info = new Map<string, DeviceInfo>();
     for (const id of ids) info.set(id, JSON.parse(await readFile(this.deviceInfoPath(id), 'utf8')) as DeviceInfo);
-    return new PodView(res, info);
+    return new PodView(res, info, pod);
   }
 
   deviceInfoPath(id: string): string {

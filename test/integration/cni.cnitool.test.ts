@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Netns, testTempDir } from '../helpers/netns.js';
 import { AgentProcess } from '../helpers/agent.js';
 import { CniDriver } from '../helpers/cni.js';
+import { PodResourcesServer, listReply, type Holding } from '../helpers/pod-resources.js';
 
 const MAC_A = '52:54:00:c0:00:01';
 const MAC_B = '52:54:00:c0:00:02';
@@ -29,7 +30,7 @@ let pod1: Netns;
 let pod2: Netns;
 let pod3: Netns;
 
-function agentConfig(): Record<string, unknown> {
+function agentConfig(cniExtra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     log: { level: 'info' },
     engine: { workerCpus: [1], mainCpu: 0, inMemory: true, noPci: true },
@@ -37,7 +38,7 @@ function agentConfig(): Record<string, unknown> {
     control: { enabled: false },
     metrics: { enabled: false },
     sriov: { vfProgrammer: 'standin' },
-    cni: { enabled: true, socket, statePath: join(tmp.path, 'state', 'attachments.json') },
+    cni: { enabled: true, socket, statePath: join(tmp.path, 'state', 'attachments.json'), ...cniExtra },
     relays: [
       { name: 'r-a', vf: { devargs: 'net_af_packet_ra,iface=vfa' }, mac: DEFAULT_A, resourceName: 'vio4wd.io/pool' },
       { name: 'r-b', vf: { devargs: 'net_af_packet_rb,iface=vfb' }, mtu: 1500, resourceName: 'vio4wd.io/pool' },
@@ -237,4 +238,38 @@ test('DEL puts the pool default back (spec.mac, else the VF\'s own MAC); a secon
   assert.equal(del3.code, 0, del3.stderr);
   const cp = JSON.parse(readFileSync(join(tmp.path, 'state', 'attachments.json'), 'utf8')) as { attachments: unknown[] };
   assert.deepEqual(cp.attachments, []);
+});
+
+test('with cni.allocationCheck, ADD attaches a relay only to the pod kubelet allocated it to', async () => {
+  // kubelet (its pod-resources API over real gRPC) gave r-b to tenant-1/vm-b
+  const holdings: Holding[] = [{ namespace: 'tenant-1', pod: 'vm-b', resourceName: 'vio4wd.io/pool', deviceIds: ['r-b'] }];
+  const kubelet = await PodResourcesServer.start(join(tmp.path, 'kubelet.sock'), () => listReply(holdings));
+  try {
+    await agent!.stop();
+    agent = await AgentProcess.start({ config: agentConfig({ allocationCheck: true, podResourcesSocket: kubelet.socket }), workDir: tmp.path, netns: ns });
+    const pod = await cni.pod('alloc');
+    cni.writeConf('pool', poolConf('r-b'));
+    const before = await fdb('upb');
+    // a network config that writes r-b as deviceID, for a pod that was not given r-b
+    const stolen = await cni.run('add', 'pool', pod, { capArgs: { mac: MAC_A }, cniArgs: 'K8S_POD_NAMESPACE=tenant-2;K8S_POD_NAME=intruder' });
+    assert.notEqual(stolen.code, 0);
+    assert.match(stolen.stderr, /kubelet did not allocate this relay to pod tenant-2\/intruder/);
+    assert.doesNotMatch(stolen.stderr, /vm-b/, 'the refusal does not name the holder');
+    // no pod named at all (a runtime outside Kubernetes)
+    const anonymous = await cni.run('add', 'pool', pod, { capArgs: { mac: MAC_A } });
+    assert.notEqual(anonymous.code, 0);
+    assert.match(anonymous.stderr, /CNI_ARGS name no pod/);
+    assert.deepEqual(await fdb('upb'), before, 'the refused ADDs did not touch the VF');
+    // the pod kubelet gave r-b to attaches it
+    const mine = await cni.run('add', 'pool', pod, { capArgs: { mac: MAC_A }, cniArgs: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=tenant-1;K8S_POD_NAME=vm-b' });
+    assert.equal(mine.code, 0, mine.stderr);
+    assert.deepEqual(await fdb('upb'), [MAC_A]);
+    assert.equal(kubelet.calls, 2, 'each ADD that named a pod asked kubelet, afresh');
+    const del = await cni.run('del', 'pool', pod, { capArgs: { mac: MAC_A }, cniArgs: 'K8S_POD_NAMESPACE=tenant-1;K8S_POD_NAME=vm-b' });
+    assert.equal(del.code, 0, del.stderr);
+    assert.deepEqual(await fdb('upb'), [vfbOwnMac]);
+    assert.equal(agent!.exitCode, null, 'the agent is still running');
+  } finally {
+    await kubelet.stop();
+  }
 });

@@ -6,21 +6,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Server, ServerCredentials, loadPackageDefinition, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { RelayPodJoin, listPodResources } from '../../src/agent/pod-resources.js';
 import { AgentMetrics, type MetricsSources } from '../../src/metrics/index.js';
 import type { RelayStatus } from '../../src/relay/types.js';
-
-const PROTO = fileURLToPath(new URL('../fixtures/podresources/kubelet-v1.proto', import.meta.url));
+import { PodResourcesServer, type ListReply } from '../helpers/pod-resources.js';
 
 let dir: string;
 let socket: string;
-let server: Server;
-let calls = 0;
+let server: PodResourcesServer;
 
-const REPLY = {
+const REPLY: ListReply = {
   pod_resources: [
     {
       name: 'vm-a',
@@ -45,23 +40,11 @@ const REPLY = {
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vio4wd-podres-'));
   socket = join(dir, 'kubelet.sock');
-  const pkg = loadPackageDefinition(loadSync(PROTO, { keepCase: true, longs: Number, defaults: true, arrays: true })) as unknown as {
-    v1: { PodResourcesLister: { service: ServiceDefinition } };
-  };
-  server = new Server();
-  const impl: UntypedServiceImplementation = {
-    List: (_call: unknown, cb: (err: null, res: unknown) => void) => {
-      calls++;
-      cb(null, REPLY);
-    },
-    GetAllocatableResources: (_call: unknown, cb: (err: null, res: unknown) => void) => cb(null, { devices: [], cpu_ids: [] }),
-  };
-  server.addService(pkg.v1.PodResourcesLister.service, impl);
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  server = await PodResourcesServer.start(socket, () => REPLY);
 });
 
 after(async () => {
-  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  await server.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -88,13 +71,13 @@ test('vio4wd_relay_pod_info joins a relay to the pod that holds its device; one 
     relayPods: async () => ({ ok: !join.lastError, pods: await join.pods() }),
   };
   const m = new AgentMetrics(src);
-  const before = calls;
+  const before = server.calls;
   const text = await m.registry.metrics();
   assert.match(text, /^vio4wd_relay_pod_info\{relay="relay-a",id="1",pod_namespace="tenant-1",pod_name="vm-a",pod_container="compute"\} 1$/m);
   assert.doesNotMatch(text, /vio4wd_relay_pod_info\{relay="relay-b"/, 'relay-b has no pod: its device ID is in use under another resource');
   assert.match(text, /^vio4wd_pod_resources_up 1$/m);
   await m.registry.metrics();
-  assert.equal(calls - before, 1, 'two gauges and two scrapes within maxAge: one List');
+  assert.equal(server.calls - before, 1, 'two gauges and two scrapes within maxAge: one List');
 });
 
 test('no kubelet on the socket: the join is empty, pod_resources_up is 0 and the error names the socket', async () => {

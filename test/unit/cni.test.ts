@@ -4,9 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { runPlugin, type AskAgent } from '../../src/cni/plugin.js';
+import { podOf, runPlugin, type AskAgent } from '../../src/cni/plugin.js';
 import { AttachmentService, type AttachRelays } from '../../src/cni/attachments.js';
-import { CniError, parseRequest, type AttachRequest } from '../../src/cni/protocol.js';
+import { CniError, parseRequest, type AttachRequest, type PodRef } from '../../src/cni/protocol.js';
 import type { VfPort, VfProgrammer, VfSettings } from '../../src/sriov/programmer.js';
 
 const env = (cmd: string, more: Record<string, string> = {}) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '/var/run/netns/p1', ...more });
@@ -70,6 +70,8 @@ test('the agent API refuses unknown fields, bad ids and MACs, naming the field',
     ['{"version":1,"op":"add","containerId":"c","ifName":"n","deviceId":"r","mac":"00:00:00:00:00:00"}', 7, /all-zero MAC/],
     ['{"version":1,"op":"add","containerId":"c","ifName":"n","deviceId":"r","mtu":40}', 7, /mtu: 40 is not an MTU: give 68..9702/],
     ['[]', 6, /must be a JSON object/],
+    ['{"version":1,"op":"add","containerId":"c","ifName":"n","deviceId":"r","pod":{"namespace":"Ten/ant","name":"p"}}', 7, /pod.namespace: "Ten\/ant" is not a namespace name/],
+    ['{"version":1,"op":"add","containerId":"c","ifName":"n","deviceId":"r","pod":{"namespace":"t","name":"p","uid":"x"}}', 7, /pod.uid: unknown field/],
   ];
   for (const [line, code, re] of bad) {
     assert.throws(() => parseRequest(line), (e: unknown) => e instanceof CniError && e.code === code && re.test(e.message), line);
@@ -77,11 +79,11 @@ test('the agent API refuses unknown fields, bad ids and MACs, naming the field',
 });
 
 /** A node with relays r1 (spec.mac) and r2 (none) and a VF programmer that records settings. */
-function node() {
+function node(allocatedTo?: (relay: string, resourceName: string | undefined) => Promise<PodRef[]>) {
   const vf = new Map<string, VfSettings>([['r2', { mac: '02:00:00:00:00:b2', vlan: 0, spoofchk: true }]]);
   const shown = new Map<string, string | undefined>();
   const relays: AttachRelays = {
-    relay: (n) => (n === 'r1' ? { socketPath: '/s1', phase: 'Ready', specMac: '02:00:00:00:00:a1' } : n === 'r2' ? { socketPath: '/s2', phase: 'Ready' } : undefined),
+    relay: (n) => (n === 'r1' ? { socketPath: '/s1', phase: 'Ready', specMac: '02:00:00:00:00:a1', resourceName: 'vio4wd.io/pool' } : n === 'r2' ? { socketPath: '/s2', phase: 'Ready' } : undefined),
     port: async (n): Promise<VfPort> => ({ kind: 'devargs', devargs: `net_null_${n}` }),
     setMac: (n, m) => shown.set(n, m),
   };
@@ -91,7 +93,7 @@ function node() {
     program: async (p, s) => void vf.set(name(p), s),
     readMac: async (p) => vf.get(name(p))?.mac,
   };
-  const svc = new AttachmentService({ relays, programmer, statePath: null, logger: pino({ level: 'silent' }) });
+  const svc = new AttachmentService({ relays, programmer, statePath: null, logger: pino({ level: 'silent' }), ...(allocatedTo ? { allocatedTo } : {}) });
   const req = (o: Partial<AttachRequest>): AttachRequest => ({ version: 1, op: 'add', containerId: 'c1', ifName: 'net1', network: 'n', deviceId: 'r1', ...o });
   return { svc, vf, shown, req };
 }
@@ -123,4 +125,49 @@ test('attachments: one pod per relay, DEL restores spec.mac or the VF\'s first M
   await svc.handle(req({ containerId: 'c4', mac: '52:54:00:00:00:04' }));
   assert.deepEqual(await svc.handle({ version: 1, op: 'gc', network: 'n', valid: [] }), { ok: true, removed: 1 });
   assert.equal(svc.list().length, 0);
+});
+
+test('CNI_ARGS name the pod: K8S_POD_NAMESPACE and K8S_POD_NAME, both or none', () => {
+  assert.deepEqual(podOf('IgnoreUnknown=1;K8S_POD_NAMESPACE=tenant-1;K8S_POD_NAME=vm-a;K8S_POD_INFRA_CONTAINER_ID=abc'), { namespace: 'tenant-1', name: 'vm-a' });
+  assert.equal(podOf('K8S_POD_NAME=vm-a'), undefined);
+  assert.equal(podOf(undefined), undefined);
+});
+
+test('ADD sends the pod of CNI_ARGS to the agent', async () => {
+  let sent: AttachRequest | undefined;
+  const ask: AskAgent = async (r) => {
+    sent = r;
+    return { ok: true, attachment: { deviceId: 'r1', containerId: 'c1', ifName: 'net1', network: 'pool-a', mac: '52:54:00:00:00:01', vlan: 0, spoofchk: true, socketPath: '/s', since: 'now' } };
+  };
+  const out = await runPlugin({ env: env('ADD', { CNI_ARGS: 'K8S_POD_NAMESPACE=tenant-1;K8S_POD_NAME=vm-a' }), stdin: conf(), ask });
+  assert.equal(out.exitCode, 0, out.stdout);
+  assert.deepEqual(sent?.pod, { namespace: 'tenant-1', name: 'vm-a' });
+});
+
+test('allocation check: only the pod kubelet gave the relay attaches it; no VF is touched otherwise', async () => {
+  const asked: [string, string | undefined][] = [];
+  let kubeletUp = true;
+  const { svc, vf, req } = node(async (relay, resourceName) => {
+    asked.push([relay, resourceName]);
+    if (!kubeletUp) throw new Error('connect ENOENT /var/lib/kubelet/pod-resources/kubelet.sock');
+    return relay === 'r1' ? [{ namespace: 'tenant-1', name: 'vm-a' }] : [];
+  });
+  const noPod = await svc.handle(req({ mac: '52:54:00:00:00:01' }));
+  assert.ok(!noPod.ok && noPod.code === 4 && /CNI_ARGS name no pod.*cni.allocationCheck: false/.test(noPod.msg), JSON.stringify(noPod));
+  const other = await svc.handle(req({ mac: '52:54:00:00:00:01', pod: { namespace: 'tenant-2', name: 'evil' } }));
+  assert.ok(!other.ok && other.code === 104, JSON.stringify(other));
+  assert.match(!other.ok ? other.msg : '', /kubelet did not allocate this relay to pod tenant-2\/evil \(no container of the pod holds device "r1" of vio4wd.io\/pool\).*k8s.v1.cni.cncf.io\/resourceName/);
+  assert.doesNotMatch(!other.ok ? other.msg : '', /vm-a/, 'the refusal does not name the pod that holds the relay');
+  assert.equal(vf.get('r1'), undefined, 'a refused ADD programs nothing');
+  kubeletUp = false;
+  const down = await svc.handle(req({ mac: '52:54:00:00:00:01', pod: { namespace: 'tenant-1', name: 'vm-a' } }));
+  assert.ok(!down.ok && down.code === 11 && /cannot ask kubelet which pod holds relay "r1".*agent.podResources.enabled/.test(down.msg), JSON.stringify(down));
+  kubeletUp = true;
+  const ok = await svc.handle(req({ mac: '52:54:00:00:00:01', pod: { namespace: 'tenant-1', name: 'vm-a' } }));
+  assert.ok(ok.ok && ok.attachment?.pod?.name === 'vm-a', JSON.stringify(ok));
+  assert.equal(vf.get('r1')?.mac, '52:54:00:00:00:01');
+  assert.deepEqual(asked[0], ['r1', 'vio4wd.io/pool'], 'the lookup is by device ID under the relay\'s resource name');
+  // DEL needs no allocation (kubelet may have freed the device already)
+  kubeletUp = false;
+  assert.deepEqual(await svc.handle(req({ op: 'del' })), { ok: true, removed: 1 });
 });

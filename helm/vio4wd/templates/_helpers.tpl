@@ -87,7 +87,10 @@ app.kubernetes.io/component: {{ index . 1 }}
   "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
   "metrics" (dict "enabled" true "address" (printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" $exposed) (int $a.metrics.port)) "authorization" $exposed "podResourcesSocket" (ternary (printf "%s/kubelet.sock" $a.podResources.dir) "" $a.podResources.enabled))
   "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac "vfProgrammer" (default "netlink" $a.sriov.vfProgrammer))
-  "cni" (dict "enabled" $a.cni.enabled "socket" (printf "%s/agent.sock" $a.cni.socketDir) "statePath" (printf "%s/attachments.json" $a.cni.stateDir))
+  "cni" (dict "enabled" $a.cni.enabled "socket" (printf "%s/agent.sock" $a.cni.socketDir) "statePath" (printf "%s/attachments.json" $a.cni.stateDir) "allocationCheck" $a.cni.allocationCheck)
 -}}
+{{- if and $a.cni.enabled $a.cni.allocationCheck (not $a.podResources.enabled) -}}
+{{- fail "agent.cni.allocationCheck needs kubelet's pod-resources API: set agent.podResources.enabled=true (the default), or agent.cni.allocationCheck=false (then a network config can name any relay of the node as deviceID)" -}}
+{{- end -}}
 {{- toYaml (mergeOverwrite $cfg (deepCopy $a.extraConfig)) -}}
 {{- end -}}

@@ -59,7 +59,8 @@ export interface ResolvedConfig {
   /** podResourcesSocket: kubelet's pod-resources socket; undefined = no relay-to-pod join. */
   metrics: { enabled: boolean; address: string; authorization: boolean; podResourcesSocket?: string; tls?: { certFile: string; keyFile: string } };
   sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string>; vfProgrammer: 'netlink' | 'standin' };
-  cni: { enabled: boolean; socket: string; statePath: string };
+  /** allocationCheck: ADD only for the pod kubelet allocated the relay to, asked at podResourcesSocket. */
+  cni: { enabled: boolean; socket: string; statePath: string; allocationCheck: boolean; podResourcesSocket?: string };
   cpuPins: Record<number, number[]>;
   kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[]; leaseNamespace: string; leaseRenewSeconds: number };
   devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
@@ -218,6 +219,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       enabled: c.cni?.enabled ?? c.kubernetes?.enabled ?? false,
       socket: c.cni?.socket ?? DEFAULT_AGENT_SOCKET,
       statePath: c.cni?.statePath ?? '/var/lib/vio4wd/attachments.json',
+      ...allocationCheck(c),
     },
     cpuPins,
     kubernetes: {
@@ -267,6 +269,22 @@ function relayFromConfig(r: RelayConfigEntry, pins: Record<number, number[]>, mo
   const cpus = r.cpus ?? (r.id !== undefined ? pins[r.id] : undefined);
   if (cpus) spec.cpus = [...cpus];
   return spec;
+}
+
+/** cni.allocationCheck (default: with kubernetes.enabled) and the pod-resources socket it asks. */
+function allocationCheck(c: AgentConfig): { allocationCheck: boolean; podResourcesSocket?: string } {
+  const on = c.cni?.allocationCheck ?? c.kubernetes?.enabled ?? false;
+  if (!on) return { allocationCheck: false };
+  const socket = c.cni?.podResourcesSocket ?? podResources(c.metrics?.podResourcesSocket, true).podResourcesSocket;
+  if (!socket) {
+    throw new ConfigError('config', [
+      {
+        field: 'cni.podResourcesSocket',
+        message: "cni.allocationCheck needs kubelet's pod-resources socket, and metrics.podResourcesSocket is empty: give cni.podResourcesSocket (e.g. /var/lib/kubelet/pod-resources/kubelet.sock), or set cni.allocationCheck: false where no kubelet runs",
+      },
+    ]);
+  }
+  return { allocationCheck: true, podResourcesSocket: socket };
 }
 
 /** The pod-resources socket: as configured ('' = none), else kubelet's default on a Kubernetes node. */

@@ -214,6 +214,12 @@ export const agentConfigSchema = {
         enabled: { type: 'boolean', description: 'Serve the attachment API for vio4wd-cni (default: with kubernetes.enabled).' },
         socket: { type: 'string', pattern: '^/', description: 'Unix socket of the attachment API (mode 0600).' },
         statePath: { type: 'string', pattern: '^/', description: 'Checkpoint file of the pod attachments.' },
+        allocationCheck: {
+          type: 'boolean',
+          description:
+            "ADD attaches a relay only to the pod kubelet allocated it to (kubelet's pod-resources API; CNI_ARGS name the pod), so a network config cannot name another pod's relay as deviceID. Default: with kubernetes.enabled. Off only where no kubelet runs.",
+        },
+        podResourcesSocket: { type: 'string', pattern: '^/', description: "kubelet's pod-resources socket for allocationCheck (default: metrics.podResourcesSocket, else /var/lib/kubelet/pod-resources/kubelet.sock)." },
       },
     },
     cpuPins: {
