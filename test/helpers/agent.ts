@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { spawnTracked, type Netns, type TrackedProcess } from './netns.js';
+import { until } from './wait.js';
 
 const execFileP = promisify(execFile);
 
@@ -81,16 +82,14 @@ export class AgentProcess {
   }
 
   async waitForLog(re: RegExp, timeoutMs = 30_000, from = 0): Promise<string> {
-    const end = Date.now() + timeoutMs;
-    while (Date.now() < end) {
-      const m = re.exec(this.out.slice(from));
-      if (m) return m[0];
-      if (this.proc.child.exitCode !== null || this.proc.child.signalCode !== null) {
-        throw new Error(`agent exited (${this.proc.child.exitCode ?? this.proc.child.signalCode}) before ${re}:\n${this.out.slice(-4000)}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`timed out waiting for ${re} in the agent's log:\n${this.out.slice(-4000)}`);
+    const child = this.proc.child;
+    const found = await until(`${re} in the agent's log`, () => re.exec(this.out.slice(from)), {
+      timeoutMs,
+      detail: () => this.out.slice(-4000),
+      // a match the agent wrote before it exited still counts
+      failIf: () => (child.exitCode !== null || child.signalCode !== null) && !re.test(this.out.slice(from)) ? `agent exited (${child.exitCode ?? child.signalCode}) before ${re}:\n${this.out.slice(-4000)}` : undefined,
+    });
+    return found[0];
   }
 
   /** Runs `vio4wd ARGS` (in the agent's namespace); resolves with stdout, rejects on failure. */

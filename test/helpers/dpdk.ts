@@ -1,26 +1,25 @@
 // Real DPDK parts for engine tests: dpdk-testpmd peers (net_virtio_user on a relay's sockets,
 // driven through its interactive prompt), an engine in a child process (optionally inside a
-// network namespace), and namespaces with veth pairs. Everything started here is tracked and
-// cleaned up by PID (testpmd also dies with this process: setpriv --pdeathsig), even when a
-// test fails.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+// network namespace). Everything started here is tracked and cleaned up by PID (testpmd also
+// dies with this process: setpriv --pdeathsig), even when a test fails. Namespaces: netns.ts.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { onProcessExit } from './exit.js';
+import { sleep, until } from './wait.js';
 
 const tracked = new Set<ChildProcess>();
-const namespaces = new Set<string>();
 let hooked = false;
 let seq = 0;
 
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  process.on('exit', () => {
+  onProcessExit(() => {
     for (const p of tracked) killProc(p);
-    for (const ns of namespaces) spawnSyncQuiet('ip', ['netns', 'del', ns]);
   });
 }
 
@@ -34,15 +33,7 @@ function killProc(p: ChildProcess, sig: NodeJS.Signals = 'SIGKILL'): void {
   }
 }
 
-function spawnSyncQuiet(cmd: string, args: string[]): void {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-  } catch {
-    // best effort
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
 /** A unique name for DPDK --file-prefix, sockets and interfaces of this test process. */
 export function uniqueName(tag: string): string {
@@ -61,17 +52,9 @@ export function isSocket(path: string): boolean {
   }
 }
 
-/** Waits until `check()` is true; fails with `what` after `timeoutMs`. */
-export async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000, stepMs = 20): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
-
-export const waitForSocket = (path: string, timeoutMs = 10_000): Promise<void> =>
-  waitFor(`socket ${path}`, () => isSocket(path), timeoutMs);
+export const waitForSocket = async (path: string, timeoutMs = 10_000): Promise<void> => {
+  await until(`socket ${path}`, () => isSocket(path), { timeoutMs, intervalMs: 20 });
+};
 
 // ------------------------------------------------------------------------------ testpmd
 
@@ -135,7 +118,7 @@ export class Testpmd {
     tracked.add(proc);
     const t = new Testpmd(proc, o.vdevs.length);
     try {
-      await waitFor('testpmd prompt', () => t.out.includes('testpmd> ') || t.exited, o.startTimeoutMs ?? 30_000);
+      await until('testpmd prompt', () => t.out.includes('testpmd> ') || t.exited, { timeoutMs: o.startTimeoutMs ?? 30_000, intervalMs: 20 });
       if (t.exited || /No probed ethernet devices|Fail/i.test(t.out.slice(0, t.out.indexOf('testpmd> '))))
         throw new Error(`dpdk-testpmd did not start its ports:\n${t.out.slice(-2000)}`);
     } catch (err) {
@@ -158,7 +141,7 @@ export class Testpmd {
     if (this.exited) throw new Error(`testpmd exited; cannot run "${line}"`);
     const from = this.out.length;
     this.proc.stdin?.write(`${line}\n`);
-    await waitFor(`testpmd to answer "${line}"`, () => this.out.indexOf('testpmd> ', from) >= 0 || this.exited, timeoutMs, 10);
+    await until(`testpmd to answer "${line}"`, () => this.out.indexOf('testpmd> ', from) >= 0 || this.exited, { timeoutMs, intervalMs: 10 });
     const end = this.out.indexOf('testpmd> ', from);
     return this.out.slice(from, end < 0 ? undefined : end);
   }
@@ -180,13 +163,15 @@ export class Testpmd {
 
   /** Waits until port `port` has received `packets` in total. */
   async waitRx(port: number, packets: number, timeoutMs = 10_000): Promise<PortStats> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const s = await this.portStats(port);
-      if (s.rxPackets >= packets) return s;
-      if (Date.now() > end) throw new Error(`port ${port} received ${s.rxPackets} of ${packets} packets`);
-      await sleep(50);
-    }
+    let last: PortStats | undefined;
+    return until(
+      `port ${port} to receive ${packets} packets`,
+      async () => {
+        last = await this.portStats(port);
+        return last.rxPackets >= packets ? last : undefined;
+      },
+      { timeoutMs, detail: () => `port ${port} received ${last?.rxPackets ?? 0} of ${packets} packets` },
+    );
   }
 
   /** Link of a port as testpmd sees it. */
@@ -208,47 +193,7 @@ export class Testpmd {
   }
 
   async waitExit(timeoutMs = 5000): Promise<void> {
-    await waitFor('testpmd to exit', () => this.exited, timeoutMs);
-  }
-}
-
-// ------------------------------------------------------------------------ network namespaces
-
-/** A network namespace of this test; `ip netns del` on destroy (and at process exit). */
-export class Netns {
-  private constructor(readonly name: string) {}
-
-  static create(tag: string): Netns {
-    hookExit();
-    const name = `vio4wd-e${process.pid % 100000}-${tag}`.slice(0, 40);
-    spawnSyncQuiet('ip', ['netns', 'del', name]);
-    execFileSync('ip', ['netns', 'add', name]);
-    namespaces.add(name);
-    const ns = new Netns(name);
-    ns.exec('ip', 'link', 'set', 'lo', 'up');
-    // no IPv6 chatter (router solicitations, MLD) on interfaces created later: counters stay exact
-    ns.exec('sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1');
-    ns.exec('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
-    return ns;
-  }
-
-  exec(cmd: string, ...args: string[]): string {
-    return execFileSync('ip', ['netns', 'exec', this.name, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  }
-
-  /** Kernel counters of an interface in the namespace. */
-  ifStats(ifname: string): { rxPackets: number; txPackets: number } {
-    const j = JSON.parse(this.exec('ip', '-s', '-j', 'link', 'show', ifname)) as {
-      stats64: { rx: { packets: number }; tx: { packets: number } };
-    }[];
-    const s = j[0]?.stats64;
-    if (!s) throw new Error(`no statistics for ${ifname} in ${this.name}`);
-    return { rxPackets: s.rx.packets, txPackets: s.tx.packets };
-  }
-
-  destroy(): void {
-    spawnSyncQuiet('ip', ['netns', 'del', this.name]);
-    namespaces.delete(this.name);
+    await until('testpmd to exit', () => this.exited, { timeoutMs, intervalMs: 20 });
   }
 }
 

@@ -27,28 +27,18 @@ import type { Guest, GuestNicOptions } from './guest.js';
 import { GROUP, VERSION, httpStatus, kubeClients, type KubeClients, type VirtioRelay, type VirtioRelaySpec } from '../../src/kube/index.js';
 import { HookClient } from '../../src/kubevirt/client.js';
 import type { AllocateResponse__Output, Mount__Output } from '../../src/deviceplugin/proto.js';
+import { sleep, until as waitUntil } from './wait.js';
 
 export const RESOURCE = 'vio4wd.io/vhostuser';
 export const NODE = 'e2e-node';
 export const NAMESPACE = 'vms';
 const METRICS = 'http://127.0.0.1:9464';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
-/** Polls `fn` until it returns something truthy; the error names `what` and the last failure. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ''}`);
-    await sleep(intervalMs);
-  }
+/** wait.ts's until with the e2e's defaults (30 s, every 100 ms) and positional bounds. */
+export function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  return waitUntil(what, fn, { timeoutMs, intervalMs });
 }
 
 /** Cleanups run in reverse order; each failure is logged and the rest still run. */

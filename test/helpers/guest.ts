@@ -8,7 +8,8 @@ import { createConnection, type Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { onProcessExit, spawnTracked, testTempDir, type Netns, type TrackedProcess } from './netns.js';
+import { onProcessExit } from './exit.js';
+import { spawnTracked, testTempDir, type Netns, type TrackedProcess } from './netns.js';
 
 // ---------------------------------------------------------------- the image
 export interface GuestImage {

@@ -13,6 +13,8 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync, accessSync, const
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onProcessExit } from './exit.js';
+import { until } from './wait.js';
 
 const KUBE_ENV = fileURLToPath(new URL('../env/kube-env', import.meta.url));
 
@@ -123,16 +125,7 @@ function stopAllSync(): void {
 function installExitHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
-  process.on('exit', stopAllSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      stopAllSync();
-      process.removeListener(sig, onSignal);
-      // re-raise so the process ends the way it would have without this hook
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
+  onProcessExit(stopAllSync);
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, opts: RunOptions = {}): Promise<RunResult> {
@@ -297,20 +290,7 @@ export async function startKube(options: StartKubeOptions = {}): Promise<KubeEnv
  * served, a controller writes status.
  */
 export async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000, intervalMs = 100): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}${why}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  await until(what, check, { timeoutMs, intervalMs });
 }
 
 /** After a failed start: kube-env cleans up after itself; remove an empty leftover folder. */

@@ -1,7 +1,7 @@
 // Network namespaces for tests: unique names, veth pairs, bridges, addresses, processes run
 // inside, and cleanup that happens even when a test fails or the process is killed:
 // - destroy() (call it from after()/afterEach) kills the namespace's processes and deletes it;
-// - a process 'exit'/SIGINT/SIGTERM hook does the same for whatever is left;
+// - the process-exit registry (exit.ts) does the same for whatever is left;
 // - processes are started under `setpriv --pdeathsig SIGKILL`, so they die with this process
 //   even if it is SIGKILLed; a namespace left behind by a killed run is swept by the next
 //   create() (its name carries the PID of the process that made it).
@@ -10,57 +10,13 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { killPid, onProcessExit } from './exit.js';
+import { until } from './wait.js';
 
 const execFileP = promisify(execFile);
 
 const NS_PREFIX = 'vio4wd-t';
 const NS_NAME_RE = new RegExp(`^${NS_PREFIX}(\\d+)-`);
-
-// ---------------------------------------------------------------- process-exit cleanup
-type SyncCleanup = () => void;
-const exitCleanups = new Set<SyncCleanup>();
-let hooksInstalled = false;
-
-function runExitCleanups(): void {
-  for (const fn of [...exitCleanups].reverse()) {
-    try {
-      fn();
-    } catch {
-      // best effort: the process is going away
-    }
-  }
-  exitCleanups.clear();
-}
-
-/**
- * Registers a synchronous cleanup that runs when the process exits (normally, by an uncaught
- * error, or by SIGINT/SIGTERM/SIGHUP). Returns a function that unregisters it (call that once
- * the resource was cleaned up the ordinary way).
- */
-export function onProcessExit(fn: SyncCleanup): () => void {
-  if (!hooksInstalled) {
-    hooksInstalled = true;
-    process.on('exit', runExitCleanups);
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      process.once(sig, () => {
-        runExitCleanups();
-        process.kill(process.pid, sig);
-      });
-    }
-  }
-  exitCleanups.add(fn);
-  return () => exitCleanups.delete(fn);
-}
-
-/** Kills a process we started (by PID) and ignores "no such process". */
-export function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
-  if (!pid) return;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
-}
 
 function pidAlive(pid: number): boolean {
   try {
@@ -214,9 +170,10 @@ export class Netns {
 
   /**
    * Creates a namespace named `vio4wd-t<pid>-<n>-<label>` with `lo` up. Sweeps namespaces left
-   * by earlier runs that were killed.
+   * by earlier runs that were killed. ipv6: false keeps IPv6 off on the interfaces created in it
+   * (no router solicitations or MLD: packet counters stay exact).
    */
-  static async create(label = 'ns'): Promise<Netns> {
+  static async create(label = 'ns', opts: { ipv6?: boolean } = {}): Promise<Netns> {
     if (!/^[a-z0-9-]{1,20}$/.test(label)) throw new Error(`netns label "${label}": use 1-20 of a-z, 0-9, -`);
     sweepStaleNetns();
     const name = `${NS_PREFIX}${process.pid}-${++nsCounter}-${label}`;
@@ -224,6 +181,10 @@ export class Netns {
     const ns = new Netns(name);
     try {
       await ns.ip('link', 'set', 'lo', 'up');
+      if (opts.ipv6 === false) {
+        await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+        await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+      }
     } catch (e) {
       await ns.destroy();
       throw e;
@@ -298,11 +259,7 @@ export class Netns {
 
   /** Waits until an interface (e.g. a tap that DPDK creates) exists here. */
   async waitForLink(ifname: string, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await this.hasLink(ifname))) {
-      if (Date.now() > deadline) throw new Error(`interface ${ifname} did not appear in netns ${this.name} within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(`interface ${ifname} in netns ${this.name}`, () => this.hasLink(ifname), { timeoutMs, intervalMs: 100 });
   }
 
   /** RX/TX packet counters of an interface (from `ip -s -j link`). */

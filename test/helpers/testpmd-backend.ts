@@ -6,6 +6,7 @@ import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Netns, TrackedProcess } from './netns.js';
+import { until } from './wait.js';
 
 export interface TestpmdBackendOptions {
   /** Namespace that testpmd (and so its tap interface) lives in. */
@@ -81,19 +82,19 @@ export class TestpmdBackend {
     }
     void proc.exited.then(() => file.end());
     const backend = new TestpmdBackend(opts, proc, logPath, () => text);
-    const deadline = Date.now() + timeoutMs;
     let exited = false;
     void proc.exited.then(() => (exited = true));
-    for (;;) {
-      const ready = (await opts.netns.hasLink(opts.tapName)) && (opts.vhostClient || existsSync(opts.socketPath));
-      if (ready && text.includes('Press enter to exit')) return backend;
-      if (exited) throw new Error(`dpdk-testpmd exited during start-up:\n${tail(text)}`);
-      if (Date.now() > deadline) {
-        await backend.stop();
-        throw new Error(`dpdk-testpmd not ready within ${timeoutMs} ms (tap ${opts.tapName}, socket ${opts.socketPath}):\n${tail(text)}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
+    try {
+      await until(
+        `dpdk-testpmd ready (tap ${opts.tapName}, socket ${opts.socketPath})`,
+        async () => (await opts.netns.hasLink(opts.tapName)) && (opts.vhostClient || existsSync(opts.socketPath)) && text.includes('Press enter to exit'),
+        { timeoutMs, intervalMs: 100, detail: () => tail(text), failIf: () => (exited ? `dpdk-testpmd exited during start-up:\n${tail(text)}` : undefined) },
+      );
+    } catch (e) {
+      if (!exited) await backend.stop();
+      throw e;
     }
+    return backend;
   }
 
   /** Kills testpmd with SIGKILL, as a crash would (its socket file stays behind). */

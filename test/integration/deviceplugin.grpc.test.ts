@@ -12,6 +12,7 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import { DevicePluginManager } from '../../src/deviceplugin/index.js';
 import type { RelayStatus, RelayView } from '../../src/relay/types.js';
 import { TestKubelet } from '../helpers/kubelet.js';
+import { until } from '../helpers/wait.js';
 
 const DEFAULT = 'vio4wd.io/vhostuser';
 const FAST = 'vio4wd.io/fast';
@@ -283,11 +284,7 @@ test('Allocate mounts each relay socket directory, names it in env and annotatio
 });
 
 async function waitFor(fn: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until('the condition', fn, { timeoutMs, intervalMs: 20 });
 }
 
 test('preferred allocation keeps to one NUMA node and honours must-include devices', async (t) => {

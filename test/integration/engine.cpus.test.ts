@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Engine, EngineError } from '../../src/engine/index.js';
-import { removeDir, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
+import { removeDir, tempDir, Testpmd, uniqueName } from '../helpers/dpdk.js';
+import { until } from '../helpers/wait.js';
 
 describe('worker assignment (two workers)', { timeout: 120_000 }, () => {
   const dir = tempDir('cpus');
@@ -41,7 +42,7 @@ describe('worker assignment (two workers)', { timeout: 120_000 }, () => {
     const vm = join(dir, 'vm1.sock');
     const tp = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vf}`, `net_virtio_user1,path=${vm}`] });
     peers.push(tp);
-    await waitFor('relay 1 connected', () => engine.relay(1)?.guestConnected === true && engine.relay(1)?.linkUp === true);
+    await until('relay 1 connected', () => engine.relay(1)?.guestConnected === true && engine.relay(1)?.linkUp === true);
     const send = async (expect: number): Promise<void> => {
       await tp.cmd('start tx_first 1');
       await tp.waitRx(0, expect);

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import { Engine, EngineError, type DirectionCounters, type EngineEvent } from '../../src/engine/index.js';
-import { removeDir, sleep, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
+import { removeDir, tempDir, Testpmd, uniqueName } from '../helpers/dpdk.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const POOL_QP = 300;
 const RXD = 64;
@@ -65,7 +66,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     assert.ok(statSync(vm).isSocket(), 'the relay created its vhost-user socket');
 
     const tp = await peer(vf, vm); // port 0 = behind the VF, port 1 = the VM
-    await waitFor('guest connected and VF link up', () => {
+    await until('guest connected and VF link up', () => {
       const r = engine.relay(1);
       return !!r && r.guestConnected && r.linkUp && r.enabledQueues === 2;
     });
@@ -95,7 +96,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     assert.deepEqual([s.vf.rxPackets, s.vf.rxBytes, s.vf.txPackets, s.vf.rxMissed, s.vf.rxNoMbuf], [fromVf.txPackets, fromVf.txBytes, atVf.rxPackets, 0, 0]);
 
     await tp.quit();
-    await waitFor('guest disconnected', () => engine.relay(1)?.guestConnected === false && engine.relay(1)?.linkUp === false);
+    await until('guest disconnected', () => engine.relay(1)?.guestConnected === false && engine.relay(1)?.linkUp === false);
     assert.ok(events.some((e) => e.type === 'guest-disconnected' && e.relayId === 1));
     await engine.removeRelay(1);
     assert.equal(engine.relay(1), undefined);
@@ -108,10 +109,10 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     await engine.addRelay({ id: 2, vf: { devargs: vhostVf(vf) }, socketPath: vm, mode: 'server', queues: 1 });
     const w0 = engine.workers()[0]!;
     const behindVf = await peer(vf);
-    await waitFor('VF link up', () => engine.relay(2)?.linkUp === true);
+    await until('VF link up', () => engine.relay(2)?.linkUp === true);
     // no guest yet: everything from the VF is dropped as not connected
     await behindVf.cmd('start tx_first 2');
-    await waitFor('16 packets dropped as not connected', () => engine.stats(2).vfToVm.droppedNotConnectedPackets === 16);
+    await until('16 packets dropped as not connected', () => engine.stats(2).vfToVm.droppedNotConnectedPackets === 16);
     await behindVf.cmd('stop');
     const nc = engine.stats(2).vfToVm;
     assert.equal(nc.rxPackets, 16);
@@ -120,7 +121,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
 
     // a guest that does not read its queue (testpmd not forwarding): its rx ring fills up
     const guest = await peer(vm);
-    await waitFor('guest connected', () => engine.relay(2)?.guestConnected === true);
+    await until('guest connected', () => engine.relay(2)?.guestConnected === true);
     await sleep(200);
     // two rounds of up to 256 packets (the VF peer's tx ring): more than the guest's rx ring holds
     let sent = 0;
@@ -128,7 +129,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
       await behindVf.cmd('start tx_first 32');
       await behindVf.cmd('stop');
       sent = (await behindVf.portStats(0)).txPackets - 16;
-      await waitFor('the relay took every packet from the VF', () => engine.stats(2).vfToVm.rxPackets === 16 + sent);
+      await until('the relay took every packet from the VF', () => engine.stats(2).vfToVm.rxPackets === 16 + sent);
     }
     assert.ok(sent > 256, `the VF peer sent ${sent} packets`);
     const full = engine.stats(2).vfToVm;
@@ -161,7 +162,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     // a guest that asks for TSO and checksum offload (TCP_TSO | TCP_CKSUM | UDP_CKSUM)
     const guest = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vm}`], args: ['--tx-offloads=0x2c'] });
     peers.push(guest);
-    await waitFor('guest connected', () => engine.relay(6)?.guestConnected === true && engine.relay(6)?.linkUp === true);
+    await until('guest connected', () => engine.relay(6)?.guestConnected === true && engine.relay(6)?.linkUp === true);
     const f = engine.relay(6)?.guestFeatures;
     assert.deepEqual([f?.mergeableRxBuffers, f?.tso, f?.checksum], [false, true, true]);
     await behindVf.cmd('start tx_first 1');
@@ -172,7 +173,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     assert.equal(engine.stats(6).vmToVf.txPackets, 8);
     await guest.quit();
     await behindVf.quit();
-    await waitFor('guest gone', () => engine.relay(6)?.guestConnected === false);
+    await until('guest gone', () => engine.relay(6)?.guestConnected === false);
     assert.equal(engine.relay(6)?.guestFeatures, undefined);
     await engine.removeRelay(6);
   });
@@ -187,7 +188,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
       queues: 4,
     });
     peers.push(tp);
-    await waitFor('8 vrings enabled', () => engine.relay(4)?.enabledQueues === 8 && engine.relay(4)?.linkUp === true);
+    await until('8 vrings enabled', () => engine.relay(4)?.enabledQueues === 8 && engine.relay(4)?.linkUp === true);
     await tp.cmd('start tx_first 2'); // 2 bursts of 8 on each of the 4 queues of each port
     await tp.waitRx(1, 64);
     await tp.waitRx(0, 64);
@@ -216,9 +217,9 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     peers.push(behindVf);
     const guest = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vm},queues=4`], queues: 1 });
     peers.push(guest);
-    await waitFor('guest connected', () => engine.relay(5)?.guestConnected === true && engine.relay(5)?.linkUp === true);
+    await until('guest connected', () => engine.relay(5)?.guestConnected === true && engine.relay(5)?.linkUp === true);
     await guest.cmd('start');
-    await waitFor('only the first queue pair enabled', () => engine.relay(5)?.enabledQueues === 2, 5000);
+    await until('only the first queue pair enabled', () => engine.relay(5)?.enabledQueues === 2, 5000);
     await behindVf.cmd('start tx_first 2'); // 16 packets on each of the VF's 4 queues
     await guest.waitRx(0, 64);
     await behindVf.cmd('stop');
@@ -242,7 +243,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     };
     let guest = await startVm(); // its start waits until the relay (re)connects
     const behindVf = await peer(vf);
-    await waitFor('guest connected, link up', () => engine.relay(3)?.guestConnected === true && engine.relay(3)?.linkUp === true);
+    await until('guest connected, link up', () => engine.relay(3)?.guestConnected === true && engine.relay(3)?.linkUp === true);
 
     await behindVf.cmd('start tx_first 1');
     await guest.cmd('start tx_first 1');
@@ -254,14 +255,14 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
 
     // the VM goes away: the relay notices, counts what it cannot deliver, and reconnects
     await guest.quit();
-    await waitFor('guest disconnected', () => engine.relay(3)?.guestConnected === false);
+    await until('guest disconnected', () => engine.relay(3)?.guestConnected === false);
     await behindVf.cmd('stop');
     await behindVf.cmd('start tx_first 1');
-    await waitFor('8 dropped as not connected', () => engine.stats(3).vfToVm.droppedNotConnectedPackets === 8);
+    await until('8 dropped as not connected', () => engine.stats(3).vfToVm.droppedNotConnectedPackets === 8);
     await behindVf.cmd('stop');
     removeDir(vm); // QEMU removes a stale socket before it listens again
     guest = await startVm();
-    await waitFor('guest reconnected', () => engine.relay(3)?.guestConnected === true);
+    await until('guest reconnected', () => engine.relay(3)?.guestConnected === true);
     const connects = events.filter((e) => e.type === 'guest-connected' && e.relayId === 3).length;
     assert.ok(connects >= 2, `guest-connected seen ${connects} times`);
     await behindVf.cmd('start tx_first 1');
@@ -284,9 +285,9 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     // generator: io forwarding keeps 2 x 4 x 8 packets looping through relay 10
     const gen = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vf},queues=1`, `net_virtio_user1,path=${vm},queues=1`], fwd: 'io' });
     peers.push(gen);
-    await waitFor('relay 10 connected', () => engine.relay(10)?.guestConnected === true && engine.relay(10)?.linkUp === true);
+    await until('relay 10 connected', () => engine.relay(10)?.guestConnected === true && engine.relay(10)?.linkUp === true);
     await gen.cmd('start tx_first 4');
-    await waitFor('traffic flows', () => engine.stats(10).vfToVm.txPackets > 10_000);
+    await until('traffic flows', () => engine.stats(10).vfToVm.txPackets > 10_000);
 
     const add = (id: number): Promise<unknown> =>
       engine.addRelay({ id, vf: { devargs: vhostVf(join(dir, `vf${id}.sock`)) }, socketPath: join(dir, `vm${id}.sock`), mode: 'server', queues: 1 });
@@ -375,7 +376,7 @@ describe('relay engine on DPDK (net_vhost VF, testpmd peers)', { timeout: 240_00
     assert.equal(engine.relays().length, 256);
     const [vf, vm] = [join(dir, 'v500.sock'), join(dir, 'm500.sock')];
     const tp = await peer(vf, vm);
-    await waitFor('relay 500 connected', () => engine.relay(500)?.guestConnected === true && engine.relay(500)?.linkUp === true);
+    await until('relay 500 connected', () => engine.relay(500)?.guestConnected === true && engine.relay(500)?.linkUp === true);
     await tp.cmd('start tx_first 2');
     await tp.waitRx(0, 16);
     await tp.waitRx(1, 16);

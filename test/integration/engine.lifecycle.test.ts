@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, EngineError } from '../../src/engine/index.js';
 import { loadAddon } from '../../src/engine/native.js';
-import { EngineChild, removeDir, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
+import { EngineChild, removeDir, tempDir, Testpmd, uniqueName } from '../helpers/dpdk.js';
+import { until } from '../helpers/wait.js';
 
 const dir = tempDir('life');
 const children: EngineChild[] = [];
@@ -73,7 +74,7 @@ test('one CPU for everything (taskset -c 1): the main lcore sleeps beside the wo
   await child.call('addRelay', { id: 5, vf: { devargs: `net_vhost0,iface=${vf}` }, socketPath: vm, mode: 'server', queues: 1 });
   const tp = await Testpmd.start({ vdevs: [`net_virtio_user0,path=${vf}`, `net_virtio_user1,path=${vm}`] });
   peers.push(tp);
-  await waitFor('relay 5 connected', () => child.events.some((e) => e.type === 'guest-connected' && e.relayId === 5));
+  await until('relay 5 connected', () => child.events.some((e) => e.type === 'guest-connected' && e.relayId === 5));
   await tp.cmd('start tx_first 2');
   await tp.waitRx(0, 16);
   await tp.waitRx(1, 16);

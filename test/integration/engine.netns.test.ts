@@ -6,7 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { RelayStats } from '../../src/engine/index.js';
-import { EngineChild, Netns, removeDir, sleep, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
+import { EngineChild, removeDir, tempDir, Testpmd, uniqueName } from '../helpers/dpdk.js';
+import { Netns } from '../helpers/netns.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const GUEST_MAC = '02:00:00:00:00:02';
 
@@ -17,14 +19,14 @@ describe('kernel-interface VF stand-ins in a network namespace', { timeout: 180_
   const peers: Testpmd[] = [];
 
   before(async () => {
-    ns = Netns.create('vf');
+    ns = await Netns.create('vf', { ipv6: false });
     child = EngineChild.spawn({ netns: ns.name });
     await child.call('start', { workerCpus: [1], mainCpu: 0, inMemory: true, noPci: true, filePrefix: uniqueName('ns'), poolQueuePairs: 8, rxDescriptors: 128, txDescriptors: 128 });
   });
   after(async () => {
     for (const p of peers) p.kill();
     await child?.close();
-    ns?.destroy();
+    await ns?.destroy();
     removeDir(dir);
   });
 
@@ -38,25 +40,25 @@ describe('kernel-interface VF stand-ins in a network namespace', { timeout: 180_
 
   /** Sends `count` UDP datagrams from the kernel side to the guest's address (static neighbour
    *  entry: no ARP; the guest does not answer, testpmd only counts). */
-  function sendUdp(ip: string, count: number): void {
-    ns.exec('python3', '-c', `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(${count}): s.sendto(b'vio4wd', ('${ip}', 9))`);
+  async function sendUdp(ip: string, count: number): Promise<void> {
+    await ns.exec('python3', ['-c', `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(${count}): s.sendto(b'vio4wd', ('${ip}', 9))`]);
   }
 
   async function exchange(id: number, kernelIf: string, guestIp: string, tp: Testpmd): Promise<void> {
     const s0 = (await child.call<RelayStats>('stats', id));
     const g0 = await tp.portStats(0);
-    const k0 = ns.ifStats(kernelIf);
-    sendUdp(guestIp, 5);
+    const k0 = (await ns.linkStats(kernelIf));
+    await sendUdp(guestIp, 5);
     await tp.waitRx(0, g0.rxPackets + 5);
     await sleep(300);
     assert.equal((await tp.portStats(0)).rxPackets - g0.rxPackets, 5, 'the guest got the 5 datagrams, nothing else');
-    assert.equal(ns.ifStats(kernelIf).txPackets - k0.txPackets, 5);
+    assert.equal((await ns.linkStats(kernelIf)).txPackets - k0.txPackets, 5);
     await tp.cmd('stop');
     await tp.cmd('start tx_first 1'); // 8 packets from the guest
-    await waitFor(`${kernelIf} received 8`, () => ns.ifStats(kernelIf).rxPackets - k0.rxPackets >= 8);
+    await until(`${kernelIf} received 8`, async () => (await ns.linkStats(kernelIf)).rxPackets - k0.rxPackets >= 8);
     await tp.cmd('stop');
     await sleep(200);
-    assert.equal(ns.ifStats(kernelIf).rxPackets - k0.rxPackets, 8);
+    assert.equal((await ns.linkStats(kernelIf)).rxPackets - k0.rxPackets, 8);
     const s1 = await child.call<RelayStats>('stats', id);
     assert.equal(s1.vfToVm.rxPackets - s0.vfToVm.rxPackets, 5);
     assert.equal(s1.vfToVm.txPackets - s0.vfToVm.txPackets, 5);
@@ -71,30 +73,30 @@ describe('kernel-interface VF stand-ins in a network namespace', { timeout: 180_
       id: 1, vf: { devargs: 'net_tap0,iface=vio4wdtap0' }, socketPath: sock, mode: 'server', queues: 1,
     });
     assert.equal(info.portName, 'net_tap0');
-    ns.exec('ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'vio4wdtap0');
-    ns.exec('ip', 'link', 'set', 'vio4wdtap0', 'up');
-    ns.exec('ip', 'neigh', 'replace', '10.77.0.2', 'lladdr', GUEST_MAC, 'dev', 'vio4wdtap0', 'nud', 'permanent');
+    await ns.ip('addr', 'add', '10.77.0.1/24', 'dev', 'vio4wdtap0');
+    await ns.ip('link', 'set', 'vio4wdtap0', 'up');
+    await ns.ip('neigh', 'replace', '10.77.0.2', 'lladdr', GUEST_MAC, 'dev', 'vio4wdtap0', 'nud', 'permanent');
     const tp = await guest(sock, info.mac);
-    await waitFor('guest connected', () => child.events.some((e) => e.type === 'guest-connected' && e.relayId === 1));
+    await until('guest connected', () => child.events.some((e) => e.type === 'guest-connected' && e.relayId === 1));
     await exchange(1, 'vio4wdtap0', '10.77.0.2', tp);
     await tp.quit();
     await child.call('removeRelay', 1);
-    assert.throws(() => ns.exec('ip', 'link', 'show', 'vio4wdtap0'), 'removing the relay removes the tap interface');
+    assert.equal(await ns.hasLink('vio4wdtap0'), false, 'removing the relay removes the tap interface');
   });
 
   test('net_af_packet on a veth: the same, through a kernel veth pair', async () => {
-    ns.exec('ip', 'link', 'add', 'vio4wdvf', 'type', 'veth', 'peer', 'name', 'vio4wdpeer');
-    ns.exec('ip', 'link', 'set', 'vio4wdvf', 'up');
-    ns.exec('ip', 'link', 'set', 'vio4wdpeer', 'up');
-    ns.exec('ip', 'addr', 'add', '10.78.0.1/24', 'dev', 'vio4wdpeer');
-    ns.exec('ip', 'neigh', 'replace', '10.78.0.2', 'lladdr', GUEST_MAC, 'dev', 'vio4wdpeer', 'nud', 'permanent');
+    await ns.ip('link', 'add', 'vio4wdvf', 'type', 'veth', 'peer', 'name', 'vio4wdpeer');
+    await ns.ip('link', 'set', 'vio4wdvf', 'up');
+    await ns.ip('link', 'set', 'vio4wdpeer', 'up');
+    await ns.ip('addr', 'add', '10.78.0.1/24', 'dev', 'vio4wdpeer');
+    await ns.ip('neigh', 'replace', '10.78.0.2', 'lladdr', GUEST_MAC, 'dev', 'vio4wdpeer', 'nud', 'permanent');
     const sock = join(dir, 'afp.sock');
     const info = await child.call<{ portName: string; mac: string; linkUp: boolean }>('addRelay', {
       id: 2, vf: { devargs: 'net_af_packet0,iface=vio4wdvf' }, socketPath: sock, mode: 'server', queues: 1,
     });
     assert.equal(info.portName, 'net_af_packet0');
     const tp = await guest(sock, info.mac);
-    await waitFor('guest connected and link up', () => child.events.some((e) => e.type === 'guest-connected' && e.relayId === 2));
+    await until('guest connected and link up', () => child.events.some((e) => e.type === 'guest-connected' && e.relayId === 2));
     await exchange(2, 'vio4wdpeer', '10.78.0.2', tp);
     await tp.quit();
     await child.call('removeRelay', 2);

@@ -12,8 +12,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { RelayInfo, RelayStats } from '../../src/engine/index.js';
-import { EngineChild, Netns, removeDir, sleep, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
-import { Netns as TestNetns, testTempDir } from '../helpers/netns.js';
+import { EngineChild, removeDir, tempDir, Testpmd, uniqueName } from '../helpers/dpdk.js';
+import { sleep, until } from '../helpers/wait.js';
+import { Netns, testTempDir } from '../helpers/netns.js';
 import { AgentProcess } from '../helpers/agent.js';
 
 const execFileP = promisify(execFile);
@@ -28,35 +29,29 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
   const guests = new Map<number, Testpmd>();
 
   before(async () => {
-    ns = Netns.create('vfl');
+    ns = await Netns.create('vfl', { ipv6: false });
     child = EngineChild.spawn({ netns: ns.name });
     await child.call('start', { workerCpus: [1], mainCpu: 0, inMemory: true, noPci: true, filePrefix: uniqueName('vfl'), poolQueuePairs: 8, rxDescriptors: 128, txDescriptors: 128 });
   });
   after(async () => {
     for (const p of peers) p.kill();
     await child?.close();
-    ns?.destroy();
+    await ns?.destroy();
     removeDir(dir);
   });
 
   const relay = (id: number) => child.call<RelayInfo | null>('relay', id);
   const stats = (id: number) => child.call<RelayStats>('stats', id);
   const eventsOf = (id: number, type: string) => child.events.filter((e) => e.relayId === id && e.type === type);
-  async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${child.stderr.slice(-2000)}`);
-      await sleep(50);
-    }
-  }
+  const untilEngine = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) => until(what, check, { timeoutMs, detail: () => child.stderr.slice(-2000) });
 
   /** A veth pair: `vf` is the relay's side (net_af_packet), `peer` the host behind the VF. */
-  function addVeth(vf: string, peer: string, cidr: string, guestIp: string): void {
-    ns.exec('ip', 'link', 'add', vf, 'type', 'veth', 'peer', 'name', peer);
-    ns.exec('ip', 'link', 'set', vf, 'up');
-    ns.exec('ip', 'link', 'set', peer, 'up');
-    ns.exec('ip', 'addr', 'add', cidr, 'dev', peer);
-    ns.exec('ip', 'neigh', 'replace', guestIp, 'lladdr', GUEST_MAC, 'dev', peer, 'nud', 'permanent');
+  async function addVeth(vf: string, peer: string, cidr: string, guestIp: string): Promise<void> {
+    await ns.ip('link', 'add', vf, 'type', 'veth', 'peer', 'name', peer);
+    await ns.ip('link', 'set', vf, 'up');
+    await ns.ip('link', 'set', peer, 'up');
+    await ns.ip('addr', 'add', cidr, 'dev', peer);
+    await ns.ip('neigh', 'replace', guestIp, 'lladdr', GUEST_MAC, 'dev', peer, 'nud', 'permanent');
   }
 
   async function addGuest(id: number, sock: string, peerMac: string): Promise<Testpmd> {
@@ -64,12 +59,12 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
     peers.push(t);
     guests.set(id, t);
     await t.cmd('start'); // rxonly: count what arrives
-    await waitFor(`guest on relay ${id}`, () => eventsOf(id, 'guest-connected').length > 0);
+    await untilEngine(`guest on relay ${id}`, () => eventsOf(id, 'guest-connected').length > 0);
     return t;
   }
 
-  function sendUdp(ip: string, count: number): void {
-    ns.exec('python3', '-c', `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(${count}): s.sendto(b'vio4wd', ('${ip}', 9))`);
+  async function sendUdp(ip: string, count: number): Promise<void> {
+    await ns.exec('python3', ['-c', `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(${count}): s.sendto(b'vio4wd', ('${ip}', 9))`]);
   }
 
   /** 5 datagrams kernel -> guest and 8 packets guest -> kernel through relay `id`, all counted. */
@@ -77,12 +72,12 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
     const tp = guests.get(id)!;
     const s0 = await stats(id);
     const g0 = await tp.portStats(0);
-    const k0 = ns.ifStats(kernelIf);
-    sendUdp(guestIp, 5);
+    const k0 = (await ns.linkStats(kernelIf));
+    await sendUdp(guestIp, 5);
     await tp.waitRx(0, g0.rxPackets + 5);
     await tp.cmd('stop');
     await tp.cmd('start tx_first 1'); // 8 packets from the guest
-    await waitFor(`${kernelIf} received 8`, () => ns.ifStats(kernelIf).rxPackets - k0.rxPackets >= 8);
+    await untilEngine(`${kernelIf} received 8`, async () => (await ns.linkStats(kernelIf)).rxPackets - k0.rxPackets >= 8);
     await tp.cmd('stop');
     await tp.cmd('start');
     const s1 = await stats(id);
@@ -93,22 +88,22 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
   const AFP2 = 'net_af_packet2,iface=vfl2';
 
   test('two relays on af_packet veths and one on a tap forward with guests connected', async () => {
-    addVeth('vfl1', 'vfl1p', '10.81.0.1/24', '10.81.0.2');
-    addVeth('vfl2', 'vfl2p', '10.82.0.1/24', '10.82.0.2');
+    await addVeth('vfl1', 'vfl1p', '10.81.0.1/24', '10.81.0.2');
+    await addVeth('vfl2', 'vfl2p', '10.82.0.1/24', '10.82.0.2');
     const i1 = await child.call<RelayInfo>('addRelay', { id: 1, vf: { devargs: 'net_af_packet1,iface=vfl1' }, socketPath: join(dir, 'r1.sock'), mode: 'server', queues: 1 });
     const i2 = await child.call<RelayInfo>('addRelay', { id: 2, vf: { devargs: AFP2 }, socketPath: join(dir, 'r2.sock'), mode: 'server', queues: 1 });
     assert.equal(i2.vfAttached, true);
     assert.equal(i2.portName, 'net_af_packet2');
     await addGuest(1, join(dir, 'r1.sock'), i1.mac);
     await addGuest(2, join(dir, 'r2.sock'), i2.mac);
-    await until('links up', async () => (await relay(1))?.linkUp === true && (await relay(2))?.linkUp === true);
+    await untilEngine('links up', async () => (await relay(1))?.linkUp === true && (await relay(2))?.linkUp === true);
     await exchange(1, 'vfl1p', '10.81.0.2');
     await exchange(2, 'vfl2p', '10.82.0.2');
   });
 
   test('the veth behind relay 2 is deleted: VF detached by the engine, guest still connected, its packets dropped as not connected', async () => {
-    ns.exec('ip', 'link', 'del', 'vfl2'); // takes vfl2p with it
-    await until('vf-removed on relay 2', async () => eventsOf(2, 'vf-removed').length === 1);
+    await ns.ip('link', 'del', 'vfl2'); // takes vfl2p with it
+    await untilEngine('vf-removed on relay 2', async () => eventsOf(2, 'vf-removed').length === 1);
     assert.equal(eventsOf(2, 'vf-removed')[0]!.cause, 'interface-gone');
     const r2 = (await relay(2))!;
     assert.equal(r2.vfAttached, false);
@@ -123,7 +118,7 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
     const tp = guests.get(2)!;
     await tp.cmd('stop');
     await tp.cmd('start tx_first 1');
-    await until('8 drops', async () => (await stats(2)).vmToVf.droppedNotConnectedPackets - s0.vmToVf.droppedNotConnectedPackets >= 8);
+    await untilEngine('8 drops', async () => (await stats(2)).vmToVf.droppedNotConnectedPackets - s0.vmToVf.droppedNotConnectedPackets >= 8);
     await tp.cmd('stop');
     await tp.cmd('start');
     const s1 = await stats(2);
@@ -137,13 +132,13 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
   });
 
   test('the veth comes back with the same name: attachVf re-attaches, traffic flows on the same guest connection', async () => {
-    addVeth('vfl2', 'vfl2p', '10.82.0.1/24', '10.82.0.2');
+    await addVeth('vfl2', 'vfl2p', '10.82.0.1/24', '10.82.0.2');
     const info = await child.call<RelayInfo>('attachVf', 2, { devargs: AFP2 });
     assert.equal(info.vfAttached, true);
     assert.equal(info.portName, 'net_af_packet2');
     assert.ok(info.portId >= 0);
     assert.equal(info.vfLoss, undefined);
-    await until('link up on relay 2', async () => (await relay(2))?.linkUp === true);
+    await untilEngine('link up on relay 2', async () => (await relay(2))?.linkUp === true);
     await exchange(2, 'vfl2p', '10.82.0.2');
     assert.equal(eventsOf(2, 'guest-connected').length, 1, 'the guest never reconnected');
     assert.equal(eventsOf(2, 'guest-disconnected').length, 0);
@@ -152,14 +147,14 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
 
   test('the peer link goes down and up: link events, the VF stays attached', async () => {
     const before = eventsOf(1, 'link').length;
-    ns.exec('ip', 'link', 'set', 'vfl1p', 'down');
-    await until('link down on relay 1', async () => (await relay(1))?.linkUp === false);
+    await ns.ip('link', 'set', 'vfl1p', 'down');
+    await untilEngine('link down on relay 1', async () => (await relay(1))?.linkUp === false);
     assert.deepEqual(eventsOf(1, 'link').slice(before).map((e) => e.up), [false]);
     assert.equal((await relay(1))!.vfAttached, true);
-    ns.exec('ip', 'link', 'set', 'vfl1p', 'up');
+    await ns.ip('link', 'set', 'vfl1p', 'up');
     // a link going down flushes even permanent neighbour entries
-    ns.exec('ip', 'neigh', 'replace', '10.81.0.2', 'lladdr', GUEST_MAC, 'dev', 'vfl1p', 'nud', 'permanent');
-    await until('link up on relay 1', async () => (await relay(1))?.linkUp === true);
+    await ns.ip('neigh', 'replace', '10.81.0.2', 'lladdr', GUEST_MAC, 'dev', 'vfl1p', 'nud', 'permanent');
+    await untilEngine('link up on relay 1', async () => (await relay(1))?.linkUp === true);
     await exchange(1, 'vfl1p', '10.81.0.2');
   });
 
@@ -167,17 +162,17 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
     const sock = join(dir, 'r3.sock');
     const devargs = 'net_tap3,iface=vfl3tap';
     const i3 = await child.call<RelayInfo>('addRelay', { id: 3, vf: { devargs }, socketPath: sock, mode: 'server', queues: 1 });
-    ns.exec('ip', 'link', 'set', 'vfl3tap', 'up');
+    await ns.ip('link', 'set', 'vfl3tap', 'up');
     await addGuest(3, sock, i3.mac);
-    ns.exec('ip', 'link', 'del', 'vfl3tap');
-    await until('vf-removed on relay 3', async () => eventsOf(3, 'vf-removed').length === 1);
+    await ns.ip('link', 'del', 'vfl3tap');
+    await untilEngine('vf-removed on relay 3', async () => eventsOf(3, 'vf-removed').length === 1);
     assert.equal((await relay(3))!.guestConnected, true);
     const back = await child.call<RelayInfo>('attachVf', 3, { devargs });
     assert.equal(back.vfAttached, true);
-    ns.exec('ip', 'link', 'set', 'vfl3tap', 'up');
-    ns.exec('ip', 'addr', 'add', '10.83.0.1/24', 'dev', 'vfl3tap');
-    ns.exec('ip', 'neigh', 'replace', '10.83.0.2', 'lladdr', GUEST_MAC, 'dev', 'vfl3tap', 'nud', 'permanent');
-    await until('tap link up', async () => (await relay(3))?.linkUp === true);
+    await ns.ip('link', 'set', 'vfl3tap', 'up');
+    await ns.ip('addr', 'add', '10.83.0.1/24', 'dev', 'vfl3tap');
+    await ns.ip('neigh', 'replace', '10.83.0.2', 'lladdr', GUEST_MAC, 'dev', 'vfl3tap', 'nud', 'permanent');
+    await untilEngine('tap link up', async () => (await relay(3))?.linkUp === true);
     await exchange(3, 'vfl3tap', '10.83.0.2');
   });
 
@@ -194,7 +189,7 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
     await assert.rejects(child.call('attachVf', 1, { devargs: 'net_nosuchdriver0' }), (e: { code?: string }) => e.code === 'EINVAL' || e.code === 'ENODEV');
     const a = await child.call<RelayInfo>('attachVf', 1, { devargs: 'net_af_packet1,iface=vfl1' });
     assert.equal(a.vfAttached, true);
-    await until('link up on relay 1', async () => (await relay(1))?.linkUp === true);
+    await untilEngine('link up on relay 1', async () => (await relay(1))?.linkUp === true);
     await exchange(1, 'vfl1p', '10.81.0.2');
     // removing relays with and without their VF works
     await child.call('detachVf', 3);
@@ -204,7 +199,7 @@ describe('VF loss and return under a connected guest (real engine, netns)', { ti
 });
 
 describe('the agent keeps a guest connected while its VF is gone and re-attaches the VF when it is back', { timeout: 240_000 }, () => {
-  let ns: TestNetns;
+  let ns: Netns;
   let tmp: { path: string; remove: () => void };
   let agent: AgentProcess;
   const vms: Testpmd[] = [];
@@ -229,18 +224,19 @@ describe('the agent keeps a guest connected while its VF is gone and re-attaches
     const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((x) => l.includes(x)));
     return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
   }
-  async function untilMetric(what: string, check: (m: string) => boolean, timeoutMs = 20_000): Promise<string> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const m = await metrics();
-      if (check(m)) return m;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${agent.output.slice(-3000)}`);
-      await sleep(200);
-    }
+  function untilMetric(what: string, check: (m: string) => boolean, timeoutMs = 20_000): Promise<string> {
+    return until(
+      what,
+      async () => {
+        const m = await metrics();
+        return check(m) ? m : undefined;
+      },
+      { timeoutMs, intervalMs: 200, detail: () => agent.output.slice(-3000) },
+    );
   }
 
   before(async () => {
-    ns = await TestNetns.create('vfl-agent');
+    ns = await Netns.create('vfl-agent');
     tmp = testTempDir('vfl-agent');
     const sockDir = join(tmp.path, 'sock');
     mkdirSync(sockDir);

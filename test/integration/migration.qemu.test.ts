@@ -122,11 +122,7 @@ function guestStatuses(relay: string): string[] {
 }
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${agent.output.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitUntil(what, check, { timeoutMs, intervalMs: 100, detail: () => agent.output.slice(-3000) });
 }
 
 function report(t: TestContext, msg: string): void {
@@ -276,3 +272,4 @@ while True:
             if addr[2] != socket.PACKET_OUTGOING and f[12:14] == b'\\x80\\x35':
                 print('rarp', name, ':'.join('%02x' % b for b in f[6:12]), flush=True)
 `;
+import { until as waitUntil } from '../helpers/wait.js';

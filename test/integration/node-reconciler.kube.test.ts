@@ -12,6 +12,7 @@ import { RelayManager } from '../../src/relay/index.js';
 import { NodeReconciler } from '../../src/agent/node/reconciler.js';
 import { kubeClients } from '../../src/kube/index.js';
 import { createLogger, silentLogger } from '../../src/util/log.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 let kube: KubeEnv;
 let sockets: string;
@@ -38,19 +39,8 @@ async function getVr(name: string): Promise<Vr> {
   return JSON.parse(await kube.kubectl('get', 'vr', '-n', 'app', name, '-o', 'json')) as Vr;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  return waitUntil(what, fn, { timeoutMs, intervalMs: 100 });
 }
 
 function apply(name: string, spec: Record<string, unknown>): Promise<unknown> {

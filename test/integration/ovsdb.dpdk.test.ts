@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Netns, spawnTracked, testTempDir, type TrackedProcess } from '../helpers/netns.js';
 import { AgentProcess } from '../helpers/agent.js';
 import { SysfsTree } from '../helpers/sysfs.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 interface RelayJson {
   id: number;
@@ -32,11 +33,7 @@ function startServer(): TrackedProcess {
 }
 
 async function until(what: string, f: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}\n${agent?.output.slice(-3000) ?? ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitUntil(what, f, { timeoutMs: ms, intervalMs: 200, detail: () => agent?.output.slice(-3000) ?? '' });
 }
 
 /** ovs-vsctl's separator between commands of one transaction. */

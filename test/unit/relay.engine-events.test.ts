@@ -12,15 +12,12 @@ import type { RelayInfo } from '../../src/engine/types.js';
 import type { RelayStatus } from '../../src/relay/index.js';
 import { MemEngine } from '../helpers/mem-engine.js';
 import { silentLogger } from '../../src/util/log.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 const cond = (s: RelayStatus | undefined, type: string) => s?.conditions.find((c) => c.type === type);
 
 async function until(what: string, f: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitUntil(what, f, { timeoutMs: ms, intervalMs: 5 });
 }
 
 test('a lost VF: relay Failed and unhealthy with VFRemoved, guest still connected, re-attached with backoff when back, never detached', async () => {
