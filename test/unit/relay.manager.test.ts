@@ -1,6 +1,6 @@
 // RelayManager's pure logic against a small in-memory engine: phases, conditions, retries,
 // conflicts and isolation between relays. The real engine is exercised in test/integration.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,11 +10,20 @@ import { MemEngine } from '../helpers/mem-engine.js';
 import type { RelaySpec, RelayStatus } from '../../src/relay/index.js';
 import { silentLogger } from '../../src/util/log.js';
 
-function setup(retryMs = 20) {
+/** The manager is closed and its directory removed after the test, whether it passed or not. */
+function cleanUpAfter(t: TestContext, mgr: RelayManager, dir: string): void {
+  t.after(async () => {
+    await mgr.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+function setup(t: TestContext, retryMs = 20) {
   const dir = mkdtempSync(join(tmpdir(), 'vio4wd-relay-'));
   const engine = new MemEngine();
   const mgr = new RelayManager({ engine, logger: silentLogger(), defaults: { socketDir: dir }, retry: { initialMs: retryMs, maxMs: 100 } });
-  return { dir, engine, mgr, done: async () => { await mgr.close(); rmSync(dir, { recursive: true, force: true }); } };
+  cleanUpAfter(t, mgr, dir);
+  return { dir, engine, mgr };
 }
 
 const tap = (name: string, devargs = `net_tap_${name},iface=${name}`): RelaySpec => ({
@@ -25,8 +34,8 @@ function cond(s: RelayStatus | undefined, type: string) {
   return s?.conditions.find((c) => c.type === type);
 }
 
-test('a relay goes Pending -> Configuring -> Ready with a virtio-forwarder style socket path', async () => {
-  const { dir, mgr, done } = setup();
+test('a relay goes Pending -> Configuring -> Ready with a virtio-forwarder style socket path', async (t) => {
+  const { dir, mgr } = setup(t);
   const phases: string[] = [];
   mgr.on('change', (s: RelayStatus) => phases.push(s.phase));
   const st = mgr.apply(tap('vm1'));
@@ -40,11 +49,10 @@ test('a relay goes Pending -> Configuring -> Ready with a virtio-forwarder style
   assert.equal(cond(s, 'SocketReady')?.reason, 'Listening');
   assert.equal(cond(s, 'GuestConnected')?.reason, 'WaitingForGuest');
   assert.deepEqual([...new Set(phases)], ['Pending', 'Configuring', 'Ready']);
-  await done();
 });
 
-test('guest and link events from the engine update conditions and health', async () => {
-  const { engine, mgr, done } = setup();
+test('guest and link events from the engine update conditions and health', async (t) => {
+  const { engine, mgr } = setup(t);
   mgr.apply(tap('vm1'));
   await mgr.settled();
   engine.fire({ type: 'guest-connected', relayId: 1 });
@@ -56,11 +64,10 @@ test('guest and link events from the engine update conditions and health', async
   assert.notEqual(s?.phase, 'Ready');
   engine.fire({ type: 'link', relayId: 1, up: true });
   assert.equal(mgr.get('vm1')?.phase, 'Ready');
-  await done();
 });
 
-test('a failing relay is marked Failed with a reason, retried, and never disturbs another relay', async () => {
-  const { engine, mgr, done } = setup();
+test('a failing relay is marked Failed with a reason, retried, and never disturbs another relay', async (t) => {
+  const { engine, mgr } = setup(t);
   engine.failDevargs.set('net_tap_bad,iface=bad', 'ENODEV');
   mgr.apply(tap('good'));
   mgr.apply(tap('bad'));
@@ -78,22 +85,20 @@ test('a failing relay is marked Failed with a reason, retried, and never disturb
   });
   await ready;
   assert.equal(engine.relays.size, 2);
-  await done();
 });
 
-test('an invalid spec in the engine (EINVAL) is not retried', async () => {
-  const { engine, mgr, done } = setup();
+test('an invalid spec in the engine (EINVAL) is not retried', async (t) => {
+  const { engine, mgr } = setup(t);
   engine.failDevargs.set('bogus', 'EINVAL');
   mgr.apply(tap('x', 'bogus'));
   await mgr.settled();
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(engine.calls.filter((c) => c === 'add 1').length, 1);
   assert.equal(cond(mgr.get('x'), 'VFAttached')?.reason, 'InvalidSpec');
-  await done();
 });
 
-test('conflicting ids and socket paths are rejected naming the field; bad fields name the fix', async () => {
-  const { mgr, done } = setup();
+test('conflicting ids and socket paths are rejected naming the field; bad fields name the fix', async (t) => {
+  const { mgr } = setup(t);
   mgr.apply({ ...tap('a'), id: 5 });
   assert.throws(() => mgr.apply({ ...tap('b'), id: 5 }), /id: relay id 5 is already used by relay "a"/);
   assert.throws(() => mgr.apply({ ...tap('c'), vhostUser: { mode: 'server', socketPath: mgr.get('a')!.socketPath } }), /vhostUser.socketPath: .* already used by relay "a"/);
@@ -102,22 +107,20 @@ test('conflicting ids and socket paths are rejected naming the field; bad fields
   assert.throws(() => mgr.apply({ ...tap('Bad_Name') }), /name: "Bad_Name" is not a valid relay name/);
   assert.throws(() => mgr.apply({ name: 'f', origin: 'config', vf: { devargs: 'x', pciAddresses: ['0000:01:00.1'] }, vhostUser: { mode: 'server' } }), /vf: give exactly one of/);
   assert.throws(() => mgr.apply({ name: 'g', origin: 'config', vf: { pciAddresses: ['01:00.1'] }, vhostUser: { mode: 'server' } }), /vf.pciAddresses\[0\]: "01:00.1" is not a PCI address/);
-  await done();
 });
 
-test('a missing explicit socket directory fails with SocketDirMissing', async () => {
-  const { mgr, done } = setup();
+test('a missing explicit socket directory fails with SocketDirMissing', async (t) => {
+  const { mgr } = setup(t);
   mgr.apply({ ...tap('a'), vhostUser: { mode: 'server', socketPath: '/nonexistent-vio4wd/dir/x.sock' } });
   await mgr.settled();
   const s = mgr.get('a');
   assert.equal(s?.phase, 'Failed');
   assert.equal(cond(s, 'SocketReady')?.reason, 'SocketDirMissing');
   assert.match(cond(s, 'SocketReady')?.message ?? '', /does not exist/);
-  await done();
 });
 
-test('changing a relay re-attaches it; changing only its CPUs moves it live', async () => {
-  const { engine, mgr, done } = setup();
+test('changing a relay re-attaches it; changing only its CPUs moves it live', async (t) => {
+  const { engine, mgr } = setup(t);
   mgr.apply(tap('a'));
   await mgr.settled();
   mgr.apply({ ...tap('a'), queues: 4 });
@@ -128,11 +131,10 @@ test('changing a relay re-attaches it; changing only its CPUs moves it live', as
   await mgr.settled();
   assert.deepEqual(engine.calls, ['add 1', 'rm 1', 'add 1']);
   assert.deepEqual(mgr.get('a')?.cpus, { vfToVm: 0, vmToVf: 1 });
-  await done();
 });
 
-test('removing a relay detaches it and emits removed; the id is free again', async () => {
-  const { engine, mgr, done } = setup();
+test('removing a relay detaches it and emits removed; the id is free again', async (t) => {
+  const { engine, mgr } = setup(t);
   const removed: string[] = [];
   mgr.on('removed', (n: string) => removed.push(n));
   mgr.apply(tap('a'));
@@ -142,11 +144,10 @@ test('removing a relay detaches it and emits removed; the id is free again', asy
   assert.deepEqual(removed, ['a']);
   assert.equal(engine.relays.size, 0);
   assert.equal(mgr.apply(tap('b')).id, 1);
-  await done();
 });
 
-test('VF removal marks the relay Failed with VFRemoved and it recovers when the VF returns', async () => {
-  const { engine, mgr, done } = setup();
+test('VF removal marks the relay Failed with VFRemoved and it recovers when the VF returns', async (t) => {
+  const { engine, mgr } = setup(t);
   mgr.apply(tap('a'));
   await mgr.settled();
   engine.failDevargs.set('net_tap_a,iface=a', 'ENODEV');
@@ -161,10 +162,9 @@ test('VF removal marks the relay Failed with VFRemoved and it recovers when the 
     mgr.on('change', on);
   });
   assert.equal(mgr.get('a')?.healthy, true);
-  await done();
 });
 
-test('a pod attachment\'s MAC (vio4wd-cni) shows in the status, survives a re-attach and reaches the VF resolver', async () => {
+test('a pod attachment\'s MAC (vio4wd-cni) shows in the status, survives a re-attach and reaches the VF resolver', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vio4wd-relay-'));
   const engine = new MemEngine();
   const asked: (string | undefined)[] = [];
@@ -176,41 +176,33 @@ test('a pod attachment\'s MAC (vio4wd-cni) shows in the status, survives a re-at
     release: () => undefined,
   };
   const mgr = new RelayManager({ engine, logger: silentLogger(), defaults: { socketDir: dir }, resolver, retry: { initialMs: 20, maxMs: 100 } });
-  try {
-    mgr.apply(tap('a'));
-    await mgr.settled();
-    assert.equal(mgr.get('a')?.mac, '02:00:00:00:00:01', 'the VF\'s own MAC');
-    assert.equal(mgr.setAttachedMac('a', '52:54:00:AA:00:01').mac, '52:54:00:aa:00:01');
-    mgr.apply({ ...tap('a'), queues: 2 }); // a change that re-attaches the VF
-    await mgr.settled();
-    assert.equal(mgr.get('a')?.mac, '52:54:00:aa:00:01', 'kept across the re-attach');
-    assert.equal(asked.at(-1), '52:54:00:aa:00:01', 'a re-resolved VF is given the attachment\'s MAC, not spec.mac');
-    assert.equal(mgr.setAttachedMac('a', undefined).mac, '02:00:00:00:00:01', 'attachment gone: the VF\'s own MAC again');
-    assert.throws(() => mgr.setAttachedMac('nope', undefined), /no relay named "nope"/);
-  } finally {
-    await mgr.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  cleanUpAfter(t, mgr, dir);
+  mgr.apply(tap('a'));
+  await mgr.settled();
+  assert.equal(mgr.get('a')?.mac, '02:00:00:00:00:01', 'the VF\'s own MAC');
+  assert.equal(mgr.setAttachedMac('a', '52:54:00:AA:00:01').mac, '52:54:00:aa:00:01');
+  mgr.apply({ ...tap('a'), queues: 2 }); // a change that re-attaches the VF
+  await mgr.settled();
+  assert.equal(mgr.get('a')?.mac, '52:54:00:aa:00:01', 'kept across the re-attach');
+  assert.equal(asked.at(-1), '52:54:00:aa:00:01', 'a re-resolved VF is given the attachment\'s MAC, not spec.mac');
+  assert.equal(mgr.setAttachedMac('a', undefined).mac, '02:00:00:00:00:01', 'attachment gone: the VF\'s own MAC again');
+  assert.throws(() => mgr.setAttachedMac('nope', undefined), /no relay named "nope"/);
 });
 
-test('with relayDirs (device plugin on) each relay gets a directory of its own, never shared, removed with it', async () => {
+test('with relayDirs (device plugin on) each relay gets a directory of its own, never shared, removed with it', async (t) => {
   const { statSync, existsSync } = await import('node:fs');
   const dir = mkdtempSync(join(tmpdir(), 'vio4wd-relaydirs-'));
   const mgr = new RelayManager({ engine: new MemEngine(), logger: silentLogger(), defaults: { socketDir: dir, relayDirs: true, group: 107 } });
-  try {
-    const a = mgr.apply(tap('vm1'));
-    const b = mgr.apply(tap('vm2'));
-    assert.equal(a.socketPath, join(dir, 'vm1', 'virtio-forwarder1.sock'));
-    assert.equal(b.socketPath, join(dir, 'vm2', 'virtio-forwarder2.sock'));
-    await mgr.settled();
-    const st = statSync(join(dir, 'vm1'));
-    assert.equal(st.mode & 0o7777, 0o2770);
-    assert.equal(st.gid, 107);
-    await mgr.remove('vm1');
-    assert.equal(existsSync(join(dir, 'vm1')), false);
-    assert.equal(existsSync(join(dir, 'vm2')), true);
-  } finally {
-    await mgr.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  cleanUpAfter(t, mgr, dir);
+  const a = mgr.apply(tap('vm1'));
+  const b = mgr.apply(tap('vm2'));
+  assert.equal(a.socketPath, join(dir, 'vm1', 'virtio-forwarder1.sock'));
+  assert.equal(b.socketPath, join(dir, 'vm2', 'virtio-forwarder2.sock'));
+  await mgr.settled();
+  const st = statSync(join(dir, 'vm1'));
+  assert.equal(st.mode & 0o7777, 0o2770);
+  assert.equal(st.gid, 107);
+  await mgr.remove('vm1');
+  assert.equal(existsSync(join(dir, 'vm1')), false);
+  assert.equal(existsSync(join(dir, 'vm2')), true);
 });
