@@ -7,23 +7,19 @@ import { errorMessage } from '../../util/errors.js';
 import type { RelaySpec, RelayStatus } from '../../relay/types.js';
 import {
   EventReason,
-  EventRecorder,
   FINALIZER,
   NotFoundError,
   WorkQueue,
-  resources,
   type KubeClients,
-  type ResilientInformer,
-  type Resources,
   type VirtioRelay,
   type VirtioRelayStatus,
   type WorkQueueObserver,
 } from '../../kube/index.js';
 import { RelayCheckpoint, checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './checkpoint.js';
 import { failedStatus, sameStatus, toCrStatus } from './status.js';
-import { NodePolicy } from './policy.js';
+import { nodeKube, type NodeKube, type NodePolicyView, type NodePublisherView, type RelayCache } from './kube.js';
 import { AGENT_COMPONENT, relayName, relaySpecOf } from './relay-spec.js';
-import { NodePublisher, type NodeInventory } from './publisher.js';
+import type { NodeInventory } from './publisher.js';
 import type { PluginState } from './conditions.js';
 import { prepareSocketRoot } from '../../relay/socketdir.js';
 
@@ -38,7 +34,9 @@ export interface NodeRelays {
 }
 
 export interface NodeReconcilerOptions {
-  clients: KubeClients;
+  /** The apiserver: either clients (the agent) or a NodeKube (a unit test's fixture). */
+  clients?: KubeClients;
+  kube?: NodeKube;
   nodeName: string;
   relays: NodeRelays;
   logger: Logger;
@@ -82,18 +80,17 @@ function keyOf(namespace: string, name: string): string {
 
 export class NodeReconciler {
   private readonly log: Logger;
-  private readonly informer: ResilientInformer<VirtioRelay>;
-  private readonly policy: NodePolicy;
+  private readonly informer: RelayCache;
+  private readonly policy: NodePolicyView;
   private readonly queue: WorkQueue;
-  private readonly api: Resources;
-  private readonly events: EventRecorder;
+  private readonly kube: NodeKube;
   /** relay name -> its VirtioRelay key and the spec applied for it (what the checkpoint holds;
    *  no spec for a relay found in the manager at start and not yet reconciled) */
   private readonly owned = new Map<string, { key: string; spec?: RelaySpec }>();
   private readonly lastPhase = new Map<string, string>();
   private readonly lastGuest = new Map<string, boolean>();
   /** The node's Lease and VirtioForwarderNode. */
-  readonly publisher: NodePublisher;
+  readonly publisher: NodePublisherView;
   private stopped = false;
   private readonly checkpoint: RelayCheckpoint | undefined;
   private readonly onRelayChange = (s: RelayStatus): void => {
@@ -110,14 +107,10 @@ export class NodeReconciler {
         [...this.owned.values()].flatMap((x) => (x.spec ? [{ key: x.key, spec: x.spec }] : [])),
       );
     }
-    this.api = resources(o.clients, AGENT_COMPONENT);
-    this.events = new EventRecorder(o.clients.core, this.log, AGENT_COMPONENT, o.nodeName);
-    this.publisher = new NodePublisher({
-      clients: o.clients,
-      api: this.api,
-      nodeName: o.nodeName,
-      logger: this.log,
-      fieldManager: AGENT_COMPONENT,
+    if (o.kube) this.kube = o.kube;
+    else if (o.clients) this.kube = nodeKube({ clients: o.clients, nodeName: o.nodeName, component: AGENT_COMPONENT, virtualDevices: o.allowVirtualDevices ?? [], logger: this.log });
+    else throw new Error('NodeReconciler: give clients or kube');
+    this.publisher = this.kube.nodePublisher({
       inventory: o.nodeStatus,
       relays: () => o.relays.list(),
       ...(o.devicePlugins ? { devicePlugins: o.devicePlugins } : {}),
@@ -132,25 +125,12 @@ export class NodeReconciler {
       ...(o.queueObserver ? { observer: o.queueObserver } : {}),
     });
     const enqueue = (obj: VirtioRelay) => this.queue.add(keyOf(obj.metadata.namespace ?? '', obj.metadata.name ?? ''));
-    this.policy = new NodePolicy({
-      clients: o.clients,
-      policies: this.api.policies,
-      nodeName: o.nodeName,
-      allowances: { virtualDevices: [...(o.allowVirtualDevices ?? [])] },
-      logger: this.log,
-      // a policy (or the node's labels) changed: every relay of this node is checked again
-      onChange: () => {
-        if (!this.informer.hasSynced) return;
-        for (const obj of this.informer.list()) enqueue(obj);
-      },
+    // a policy (or the node's labels) changed: every relay of this node is checked again
+    this.policy = this.kube.policy(() => {
+      if (!this.informer.hasSynced) return;
+      for (const obj of this.informer.list()) enqueue(obj);
     });
-    this.informer = this.api.relays.informer({
-      fieldSelector: `spec.nodeName=${o.nodeName}`,
-      logger: this.log,
-      onAdd: enqueue,
-      onUpdate: enqueue,
-      onDelete: enqueue,
-    });
+    this.informer = this.kube.relayCache({ onAdd: enqueue, onUpdate: enqueue, onDelete: enqueue });
   }
 
   async start(): Promise<void> {
@@ -220,7 +200,7 @@ export class NodeReconciler {
     if (obj.metadata.deletionTimestamp) {
       if (!obj.metadata.finalizers?.includes(FINALIZER)) return;
       await this.removeRelay(rname);
-      await this.events.relay(obj, 'Normal', EventReason.RelayRemoved, `relay ${rname} removed from node ${this.o.nodeName}; socket directory deleted`);
+      await this.kube.event(obj, 'Normal', EventReason.RelayRemoved, `relay ${rname} removed from node ${this.o.nodeName}; socket directory deleted`);
       await this.patchMeta(obj, { finalizers: (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) });
       return;
     }
@@ -257,7 +237,7 @@ export class NodeReconciler {
       await this.writeStatus(current, failedStatus(current, this.o.nodeName, EventReason.InvalidSpec, message));
       if (this.lastPhase.get(rname) !== 'Failed') {
         this.lastPhase.set(rname, 'Failed');
-        await this.events.relay(current, 'Warning', EventReason.InvalidSpec, message);
+        await this.kube.event(current, 'Warning', EventReason.InvalidSpec, message);
       }
       return;
     }
@@ -271,7 +251,7 @@ export class NodeReconciler {
     await this.writeStatus(obj, failedStatus(obj, this.o.nodeName, EventReason.PolicyDenied, message));
     if (this.lastPhase.get(rname) !== `Failed:${EventReason.PolicyDenied}:${message}`) {
       this.lastPhase.set(rname, `Failed:${EventReason.PolicyDenied}:${message}`);
-      await this.events.relay(obj, 'Warning', EventReason.PolicyDenied, message);
+      await this.kube.event(obj, 'Warning', EventReason.PolicyDenied, message);
     }
   }
 
@@ -291,7 +271,7 @@ export class NodeReconciler {
   private async patchMeta(obj: VirtioRelay, meta: { finalizers: string[] }): Promise<VirtioRelay | undefined> {
     // conditioned on the resourceVersion: a 409 requeues with fresh data
     try {
-      return await this.api.relays.patch(obj, { metadata: { finalizers: meta.finalizers } });
+      return await this.kube.patchRelay(obj, { metadata: { finalizers: meta.finalizers } });
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;
@@ -300,7 +280,7 @@ export class NodeReconciler {
 
   private async writeStatus(obj: VirtioRelay, status: VirtioRelayStatus): Promise<void> {
     if (sameStatus(obj.status, status)) return;
-    await this.api.relays.patchStatus(obj, status);
+    await this.kube.patchRelayStatus(obj, status);
   }
 
   private async emitTransitions(obj: VirtioRelay, s: RelayStatus): Promise<void> {
@@ -309,15 +289,15 @@ export class NodeReconciler {
       this.lastPhase.set(s.name, s.phase);
       const ready = s.conditions.find((c) => c.type === 'Ready');
       if (s.phase === 'Ready') {
-        await this.events.relay(obj, 'Normal', EventReason.RelayReady, `VF ${s.pciAddress ?? '?'} relayed to ${s.socketPath} (${s.mode} mode, ${s.queues} queue pair(s))`);
+        await this.kube.event(obj, 'Normal', EventReason.RelayReady, `VF ${s.pciAddress ?? '?'} relayed to ${s.socketPath} (${s.mode} mode, ${s.queues} queue pair(s))`);
       } else if (s.phase === 'Failed') {
-        await this.events.relay(obj, 'Warning', ready?.reason ?? EventReason.RelayFailed, ready?.message ?? 'relay failed');
+        await this.kube.event(obj, 'Warning', ready?.reason ?? EventReason.RelayFailed, ready?.message ?? 'relay failed');
       }
     }
     const guest = s.conditions.some((c) => c.type === 'GuestConnected' && c.status === 'True');
     if ((this.lastGuest.get(s.name) ?? false) !== guest) {
       this.lastGuest.set(s.name, guest);
-      await this.events.relay(obj, 'Normal', guest ? EventReason.GuestConnected : EventReason.GuestDisconnected, guest ? `a guest connected to ${s.socketPath}` : 'the guest disconnected');
+      await this.kube.event(obj, 'Normal', guest ? EventReason.GuestConnected : EventReason.GuestDisconnected, guest ? `a guest connected to ${s.socketPath}` : 'the guest disconnected');
     }
   }
 }

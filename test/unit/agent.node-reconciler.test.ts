@@ -1,0 +1,182 @@
+// The node reconciler against an in-memory fixture, as sample-controller's controller_test.go
+// tests its controller: a cache filled with VirtioRelays and VirtioForwarderPolicies in, the
+// apiserver actions (metadata and status patches, events, node status) and the relays the node
+// runs out. The pool policy is the real one (src/policy), the relays run in a real RelayManager
+// over an in-memory engine. The same reconciler against a real kube-apiserver:
+// test/integration/node-reconciler.kube.test.ts.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NodeReconciler } from '../../src/agent/node/reconciler.js';
+import type { NodeKube, RelayCache, RelayHandlers } from '../../src/agent/node/kube.js';
+import { FINALIZER, objectKey, type VirtioForwarderPolicy, type VirtioRelay } from '../../src/kube/index.js';
+import { decide } from '../../src/policy/index.js';
+import { RelayManager } from '../../src/relay/index.js';
+import { silentLogger } from '../../src/util/log.js';
+import { MemEngine } from '../helpers/mem-engine.js';
+
+const NODE = 'node-a';
+
+/** The fixture: the node's VirtioRelays and the policies, a NodeKube that records every action
+ *  and applies metadata patches to the cache, and the node's RelayManager. */
+class Fixture implements NodeKube {
+  readonly actions: string[] = [];
+  readonly events: string[] = [];
+  readonly objects = new Map<string, VirtioRelay>();
+  readonly engine = new MemEngine();
+  readonly relays: RelayManager;
+  readonly dir: string;
+  private handlers: RelayHandlers | undefined;
+  private rv = 100;
+
+  constructor(
+    t: TestContext,
+    objs: VirtioRelay[],
+    readonly policies: VirtioForwarderPolicy[],
+  ) {
+    for (const o of objs) this.objects.set(objectKey(o), o);
+    this.dir = mkdtempSync(join(tmpdir(), 'vio4wd-noderec-'));
+    this.relays = new RelayManager({ engine: this.engine, logger: silentLogger(), defaults: { socketDir: this.dir }, retry: { initialMs: 20, maxMs: 100 } });
+    t.after(async () => {
+      await this.relays.close();
+      rmSync(this.dir, { recursive: true, force: true });
+    });
+  }
+
+  async reconciler(t: TestContext): Promise<NodeReconciler> {
+    const r = new NodeReconciler({ kube: this, nodeName: NODE, relays: this.relays, logger: silentLogger(), socketDir: this.dir, allowVirtualDevices: ['net_tap'], nodeStatus: async () => ({ vfs: [], hugepages: [], workerCpus: [], engine: { up: true } }), checkpointPath: null });
+    t.after(() => r.stop());
+    await r.start();
+    await this.settle(r);
+    return r;
+  }
+
+  /** Until the reconciler and the relays have nothing left to do. */
+  async settle(r: NodeReconciler): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      await r.idle();
+      await this.relays.settled();
+    }
+    await r.idle();
+  }
+
+  /** What the apiserver's watch would tell: the object changed (or is gone). */
+  change(obj: VirtioRelay | undefined, key: string): void {
+    if (obj) {
+      this.objects.set(key, obj);
+      this.handlers?.onUpdate(obj);
+    } else {
+      const old = this.objects.get(key)!;
+      this.objects.delete(key);
+      this.handlers?.onDelete(old);
+    }
+  }
+
+  relayCache(handlers: RelayHandlers): RelayCache {
+    this.handlers = handlers;
+    const objects = this.objects;
+    return {
+      get: (name, namespace) => objects.get(`${namespace ?? ''}/${name}`),
+      list: () => [...objects.values()],
+      hasSynced: true,
+      start: async () => {
+        for (const o of objects.values()) handlers.onAdd(o);
+      },
+      synced: async () => undefined,
+      stop: async () => undefined,
+    };
+  }
+
+  async patchRelay(obj: VirtioRelay, body: { metadata?: Record<string, unknown> }): Promise<VirtioRelay> {
+    this.actions.push(`patch ${objectKey(obj)} finalizers=${JSON.stringify(body.metadata?.finalizers)}`);
+    const next = structuredClone(this.objects.get(objectKey(obj))!);
+    next.metadata = { ...next.metadata, finalizers: body.metadata?.finalizers as string[], resourceVersion: String(++this.rv) };
+    this.objects.set(objectKey(next), next);
+    return next;
+  }
+
+  async patchRelayStatus(obj: VirtioRelay, status: { phase?: string; conditions?: { type: string; reason?: string }[] }): Promise<void> {
+    const ready = status.conditions?.find((c) => c.type === 'Ready')?.reason;
+    this.actions.push(`status ${objectKey(obj)} ${status.phase}${ready ? ` (${ready})` : ''}`);
+  }
+
+  async event(obj: VirtioRelay, type: string, reason: string): Promise<void> {
+    this.events.push(`${type} ${reason} ${objectKey(obj)}`);
+  }
+
+  /** The node's Lease and VirtioForwarderNode: here, how often the reconciler said the node's
+   *  status changed (publisher.ts's own tests and the .kube test cover what it writes). */
+  nodeChanges = 0;
+  nodePublisher() {
+    return { start: async () => undefined, stop: async () => undefined, changed: () => void this.nodeChanges++, writes: 0 };
+  }
+
+  policy() {
+    return { decide: (namespace: string, spec: VirtioRelay['spec']) => decide({ namespace, spec }, this.policies, {}, { virtualDevices: ['net_tap'] }), start: async () => undefined, stop: async () => undefined };
+  }
+
+  /** The actions on one object, in order. */
+  on(key: string): string[] {
+    return this.actions.filter((a) => a.split(' ')[1] === key);
+  }
+}
+
+const pool: VirtioForwarderPolicy = { metadata: { name: 'taps' }, spec: { resourceName: 'vio4wd.io/taps', namespaces: ['app'], vfs: { virtualDevices: ['net_tap'] } } };
+
+const relay = (name: string, meta: Partial<VirtioRelay['metadata']> = {}): VirtioRelay => ({
+  metadata: { name, namespace: 'app', uid: `uid-${name}`, resourceVersion: '1', generation: 1, ...meta },
+  spec: { nodeName: NODE, resourceName: 'vio4wd.io/taps', vf: { devargs: `net_tap_${name},iface=t${name}` } },
+});
+
+test('an allowed VirtioRelay gets the finalizer first, then its relay, then status Ready and one RelayReady event', async (t) => {
+  const f = new Fixture(t, [relay('r1')], [pool]);
+  await f.reconciler(t);
+  const acts = f.on('app/r1');
+  assert.equal(acts[0], `patch app/r1 finalizers=["${FINALIZER}"]`, 'the finalizer guards the relay before it exists');
+  assert.equal(acts.at(-1), 'status app/r1 Ready (RelayReady)');
+  assert.ok(acts.slice(1).every((a) => a.startsWith('status ')), `only status writes after the finalizer: ${acts.join('; ')}`);
+  assert.deepEqual(f.events, ['Normal RelayReady app/r1']);
+  assert.equal(f.relays.get('app.r1')?.phase, 'Ready');
+  assert.equal(f.relays.get('app.r1')?.socketPath, join(f.dir, 'app.r1', 'vhost-user.sock'), 'its socket in a directory of its own');
+  assert.ok(f.nodeChanges > 0, 'the node publisher hears of the new relay');
+});
+
+test('a VirtioRelay no policy allows is Failed with PolicyDenied: no finalizer, no relay, one event', async (t) => {
+  const f = new Fixture(t, [relay('r2', {}), { ...relay('r3'), metadata: { ...relay('r3').metadata, namespace: 'other' } }], [pool]);
+  const r = await f.reconciler(t);
+  assert.deepEqual(f.on('other/r3'), ['status other/r3 Failed (PolicyDenied)']);
+  assert.deepEqual(f.events.filter((e) => e.includes('other/r3')), ['Warning PolicyDenied other/r3']);
+  assert.equal(f.relays.get('other.r3'), undefined);
+  // the same denial again writes nothing new
+  f.change(f.objects.get('other/r3'), 'other/r3');
+  await f.settle(r);
+  assert.equal(f.events.filter((e) => e.includes('other/r3')).length, 1, 'the event is not repeated');
+});
+
+test('a deleted VirtioRelay loses its relay and socket directory, then its finalizer, with a RelayRemoved event', async (t) => {
+  const f = new Fixture(t, [relay('r4')], [pool]);
+  const r = await f.reconciler(t);
+  assert.equal(f.relays.get('app.r4')?.phase, 'Ready');
+  f.actions.length = 0;
+  const cur = f.objects.get('app/r4')!;
+  f.change({ ...cur, metadata: { ...cur.metadata, deletionTimestamp: new Date() } }, 'app/r4');
+  await f.settle(r);
+  assert.equal(f.relays.get('app.r4'), undefined);
+  assert.equal(existsSync(join(f.dir, 'app.r4')), false, 'its socket directory is deleted');
+  assert.deepEqual(f.on('app/r4'), ['patch app/r4 finalizers=[]']);
+  assert.equal(f.events.at(-1), 'Normal RelayRemoved app/r4');
+});
+
+test('a VirtioRelay that leaves this node (moved or gone) takes its relay along, with no write to it', async (t) => {
+  const f = new Fixture(t, [relay('r5'), relay('r6')], [pool]);
+  const r = await f.reconciler(t);
+  f.actions.length = 0;
+  f.change(undefined, 'app/r5');
+  await f.settle(r);
+  assert.equal(f.relays.get('app.r5'), undefined);
+  assert.equal(f.relays.get('app.r6')?.phase, 'Ready', 'the other relay is untouched');
+  assert.deepEqual(f.on('app/r5'), []);
+  assert.deepEqual(f.on('app/r6'), []);
+});
