@@ -526,6 +526,8 @@ Napi::Value Memory(const Napi::CallbackInfo &info) {
   }
   o.Set("mempools", pools);
   o.Set("hugepageBytes", static_cast<double>(m.hugepage_bytes));
+  o.Set("heapAllocatedBytes", static_cast<double>(m.heap_allocated_bytes));
+  o.Set("heapFreeBytes", static_cast<double>(m.heap_free_bytes));
   return o;
 }
 

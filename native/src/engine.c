@@ -686,8 +686,9 @@ enum vio_err vio_query_memory(struct vio_memory_info *out)
 		pthread_mutex_unlock(&eng.lock);
 		return VIO_ENOTSTARTED;
 	}
-	for (int n = 0; n < VIO_NUMA_MAX && out->n_pools < (int)RTE_DIM(out->pools); n++) {
-		struct rte_mempool *mp = eng.pools[n];
+	for (int i = 0; i < VIO_NUMA_MAX * VIO_POOL_CHUNKS && out->n_pools < (int)RTE_DIM(out->pools); i++) {
+		int n = i / VIO_POOL_CHUNKS;
+		struct rte_mempool *mp = eng.pools[n][i % VIO_POOL_CHUNKS];
 		if (!mp)
 			continue;
 		struct vio_pool_info *p = &out->pools[out->n_pools++];
@@ -700,6 +701,13 @@ enum vio_err vio_query_memory(struct vio_memory_info *out)
 	uint64_t total = 0;
 	rte_memseg_walk(sum_memseg, &total);
 	out->hugepage_bytes = total;
+	for (unsigned i = 0; i < rte_socket_count(); i++) {
+		struct rte_malloc_socket_stats st;
+		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &st) != 0)
+			continue;
+		out->heap_allocated_bytes += st.heap_allocsz_bytes;
+		out->heap_free_bytes += st.heap_freesz_bytes;
+	}
 	pthread_mutex_unlock(&eng.lock);
 	return VIO_OK;
 }

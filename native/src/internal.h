@@ -20,6 +20,9 @@
 
 #define VIO_BURST 32
 #define VIO_NUMA_MAX 8
+/* mbuf pools per NUMA node: the node's pool grows by one more of poolQueuePairs queue pairs
+ * when the relays' queue pairs outgrow it (pool.c) */
+#define VIO_POOL_CHUNKS 32
 #define VIO_NO_VRING 0xff
 
 /* Counters of one direction of one queue pair. Exactly one worker writes a cell at a time
@@ -41,6 +44,7 @@ struct vio_relay {
 	uint16_t nb_queues;                   /* VF queue pairs */
 	uint16_t nb_vqp;                      /* guest queue pairs offered (>= nb_queues) */
 	struct rte_mempool *mp;
+	int pool_chunk;                       /* which of the NUMA node's pools mp is, -1 = none */
 	struct vio_ctr *ctr;                  /* [nb_vqp * 2], index q * 2 + dir: VF->VM by VF
 					       * rx queue, VM->VF by guest tx vring pair */
 
@@ -134,8 +138,8 @@ struct vio_engine {
 	unsigned n_workers;
 	struct rte_rcu_qsbr *qs;
 
-	struct rte_mempool *pools[VIO_NUMA_MAX];
-	uint32_t pool_qp_used[VIO_NUMA_MAX];
+	struct rte_mempool *pools[VIO_NUMA_MAX][VIO_POOL_CHUNKS];
+	uint32_t pool_qp_used[VIO_NUMA_MAX][VIO_POOL_CHUNKS];
 
 	struct vio_start_opts opts;
 	char *argv_copy[VIO_MAX_EAL_ARGS];
@@ -166,9 +170,10 @@ void vio_emit(enum vio_event_type type, int relay_id, int queue, int flag);
 struct vio_relay *vio_relay_by_path_locked(const char *path);
 
 /* pool.c */
-struct rte_mempool *vio_pool_get(int numa, struct vio_error *e);
-int vio_pool_reserve(int numa, int queues, int relay_id, struct vio_error *e);
-void vio_pool_release(int numa, int queues);
+/* reserves r->nb_queues queue pairs in a pool of r->numa (creating one when all are full):
+ * sets r->mp and r->pool_chunk */
+int vio_pool_reserve(struct vio_relay *r, struct vio_error *e);
+void vio_pool_release(struct vio_relay *r);
 void vio_pool_free_all(void);
 uint32_t vio_pool_size(unsigned n_lcores);
 

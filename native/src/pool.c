@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
- * One mbuf pool per NUMA node, shared by every relay whose memory lives on that node. It is
- * created with the first relay on the node, never grows and lives until the engine stops, so
- * adding and removing relays costs no hugepage memory. Its size follows from the rings:
+ * mbuf pools per NUMA node, shared by the relays whose memory lives on that node. The first is
+ * created with the first relay on the node, the next when the relays' queue pairs outgrow it;
+ * they live until the engine stops, so adding and removing relays costs no hugepage memory. Its size follows from the rings:
  *
  *   mbufs = Q x (RXD + TXD + 2 x BURST) + L x 1.5 x CACHE
  *
@@ -14,8 +14,10 @@
  *
  * The vhost side holds no mbufs: vhost copies into guest buffers on enqueue, and allocates
  * on dequeue only what the worker then hands to the VF. A relay with N queue pairs reserves
- * N of the Q pairs; adding one beyond Q fails with ENOMEM rather than starving the others.
- * With the defaults: 256 x 576 + 2 x 384 = 148,224 mbufs of 2,368 bytes = 335 MiB per node.
+ * N of the Q pairs, so a full pool is never starved by one more relay: when the node's relays
+ * outgrow it, the node gets one more pool of the same size (up to VIO_POOL_CHUNKS), and a relay
+ * fails with ENOMEM only when the hugepages for that pool are not there.
+ * With the defaults: 256 x 576 + 2 x 384 = 148,224 mbufs of 2,368 bytes = 335 MiB per pool.
  */
 #include <stdio.h>
 
@@ -35,6 +37,14 @@ uint32_t vio_pool_size(unsigned n_lcores)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+static uint16_t data_room(void);
+
+/* bytes of one mbuf in the pool: data room, mbuf header and the mempool's object header */
+static uint32_t mp_elt_bytes(void)
+{
+	return (uint32_t)(data_room() + sizeof(struct rte_mbuf) + 64);
+}
+
 static uint16_t data_room(void)
 {
 	/* jumbo: one mbuf holds a whole 9216-byte frame; otherwise 2048 + headroom (frames
@@ -42,50 +52,67 @@ static uint16_t data_room(void)
 	return eng.opts.jumbo ? (uint16_t)(9216 + RTE_PKTMBUF_HEADROOM) : RTE_MBUF_DEFAULT_BUF_SIZE;
 }
 
-struct rte_mempool *vio_pool_get(int numa, struct vio_error *e)
+static struct rte_mempool *pool_create(int numa, int chunk, struct vio_error *e)
 {
-	if (eng.pools[numa])
-		return eng.pools[numa];
 	char name[RTE_MEMPOOL_NAMESIZE];
 	uint32_t n = vio_pool_size(rte_lcore_count());
 
-	snprintf(name, sizeof(name), "vio_mbuf_%d", numa);
+	snprintf(name, sizeof(name), "vio_mbuf_%d_%d", numa, chunk);
 	struct rte_mempool *mp = rte_pktmbuf_pool_create(name, n, VIO_POOL_CACHE, 0, data_room(), numa);
 	if (!mp) {
 		vio_fail(e, VIO_ENOMEM, "rte_pktmbuf_pool_create(%s, %u mbufs of %u bytes, NUMA node %d) "
-			 "failed: %s; reserve more hugepages or lower poolQueuePairs (%u)", name, n,
-			 (unsigned)data_room(), numa, rte_strerror(rte_errno), eng.opts.pool_queue_pairs);
+			 "failed: %s; reserve more hugepages (each pool of poolQueuePairs %u queue pairs "
+			 "needs %u MiB) or run fewer relays on this node", name, n, (unsigned)data_room(), numa,
+			 rte_strerror(rte_errno), eng.opts.pool_queue_pairs,
+			 (unsigned)(((uint64_t)n * (mp_elt_bytes()) + (1 << 20) - 1) >> 20));
 		return NULL;
 	}
 	pthread_mutex_lock(&eng.lock);
-	eng.pools[numa] = mp;
+	eng.pools[numa][chunk] = mp;
 	pthread_mutex_unlock(&eng.lock);
 	return mp;
 }
 
-int vio_pool_reserve(int numa, int queues, int relay_id, struct vio_error *e)
+int vio_pool_reserve(struct vio_relay *r, struct vio_error *e)
 {
 	uint32_t cap = eng.opts.pool_queue_pairs;
+	uint32_t need = r->nb_queues;
+	int numa = r->numa;
 
-	if (eng.pool_qp_used[numa] + (uint32_t)queues > cap)
-		return vio_fail(e, VIO_ENOMEM, "relay %d: the mbuf pool of NUMA node %d is sized for %u "
-				"queue pairs and %u are in use, the relay needs %d more; raise "
-				"poolQueuePairs", relay_id, numa, cap, eng.pool_qp_used[numa], queues);
-	eng.pool_qp_used[numa] += queues;
-	return 0;
+	if (need > cap)
+		return vio_fail(e, VIO_ENOMEM, "relay %d: needs %u queue pairs and a mbuf pool is sized "
+				"for %u (poolQueuePairs); raise poolQueuePairs to at least %u", r->id, need,
+				cap, need);
+	/* first fit among the node's pools, so that relays fill the pools already made */
+	for (int c = 0; c < VIO_POOL_CHUNKS; c++) {
+		if (!eng.pools[numa][c] && !pool_create(numa, c, e))
+			return -1;
+		if (eng.pool_qp_used[numa][c] + need > cap)
+			continue;
+		eng.pool_qp_used[numa][c] += need;
+		r->mp = eng.pools[numa][c];
+		r->pool_chunk = c;
+		return 0;
+	}
+	return vio_fail(e, VIO_ENOMEM, "relay %d: the %d mbuf pools of NUMA node %d (poolQueuePairs "
+			"%u each) are full; raise poolQueuePairs", r->id, VIO_POOL_CHUNKS, numa, cap);
 }
 
-void vio_pool_release(int numa, int queues)
+void vio_pool_release(struct vio_relay *r)
 {
-	eng.pool_qp_used[numa] -= queues;
+	if (!r->mp)
+		return;
+	eng.pool_qp_used[r->numa][r->pool_chunk] -= r->nb_queues;
+	r->mp = NULL;
 }
 
 /* at stop, with eng.lock held and no relay left */
 void vio_pool_free_all(void)
 {
-	for (int n = 0; n < VIO_NUMA_MAX; n++) {
-		rte_mempool_free(eng.pools[n]);
-		eng.pools[n] = NULL;
-		eng.pool_qp_used[n] = 0;
-	}
+	for (int n = 0; n < VIO_NUMA_MAX; n++)
+		for (int c = 0; c < VIO_POOL_CHUNKS; c++) {
+			rte_mempool_free(eng.pools[n][c]);
+			eng.pools[n][c] = NULL;
+			eng.pool_qp_used[n][c] = 0;
+		}
 }

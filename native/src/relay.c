@@ -298,8 +298,7 @@ void vio_cmd_add(struct vio_cmd *cmd)
 	r->port_attached = true;
 	int sock = rte_eth_dev_socket_id(r->port_id);
 	r->numa = c->numa >= 0 ? c->numa : (sock >= 0 && sock < VIO_NUMA_MAX ? sock : 0);
-	r->mp = vio_pool_get(r->numa, e);
-	if (!r->mp || vio_pool_reserve(r->numa, r->nb_queues, r->id, e) != 0)
+	if (vio_pool_reserve(r, e) != 0)
 		goto fail;
 	reserved = true;
 	if (vio_port_start(r, e) != 0)
@@ -340,7 +339,7 @@ fail:
 	if (r->port_attached)
 		vio_port_detach(r);
 	if (reserved)
-		vio_pool_release(r->numa, r->nb_queues);
+		vio_pool_release(r);
 	free_relay(r);
 }
 
@@ -352,7 +351,7 @@ static void teardown(struct vio_relay *r)
 	set_table(r->id, NULL);
 	if (r->port_attached)
 		vio_port_detach(r);
-	vio_pool_release(r->numa, r->nb_queues);
+	vio_pool_release(r);
 	free_relay(r);
 }
 

@@ -205,8 +205,12 @@ struct vio_pool_info {
 
 struct vio_memory_info {
 	int n_pools;
-	struct vio_pool_info pools[8];
+	struct vio_pool_info pools[64];
+	/* hugepage memory the EAL has mapped (memsegs), and what of it the rte_malloc heaps
+	 * hand out (mempools, rings, ethdev and vhost structures) */
 	uint64_t hugepage_bytes;
+	uint64_t heap_allocated_bytes;
+	uint64_t heap_free_bytes;
 };
 
 enum vio_cmd_type {

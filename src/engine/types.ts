@@ -212,8 +212,13 @@ export interface WorkerInfo {
 
 export interface MemoryInfo {
   mempools: { numaNode: number; name: string; size: number; inUse: number; bytes: number }[];
-  /** Hugepage memory the EAL has mapped, bytes. */
+  /** Hugepage memory the EAL has mapped, bytes (its memsegs: what the engine takes from the
+   *  node's hugepages). */
   hugepageBytes: number;
+  /** Of that, what the rte_malloc heaps hand out: the mbuf pools, rings, ethdev and vhost
+   *  structures; the rest is free in the heaps (mapped in 2 MiB steps, kept for reuse). */
+  heapAllocatedBytes: number;
+  heapFreeBytes: number;
 }
 
 export type EngineEvent =

@@ -44,12 +44,13 @@ test('human output: one PASS/WARN/FAIL line per check with its fix, then a summa
 test('--json: the report as JSON, exit 1 when a check FAILs', (t) => {
   const tree = devHost(t);
   rmSync(tree.abs('proc/mounts'));
-  // 1024 relays: a pool for 1024 queue pairs, 675 pages, more than the 512 the host has
+  // 1024 relays: four pools of 256 queue pairs and 1024 relays' structures, 734 pages, more than
+  // the 512 the host has
   const r = vio4wd('doctor', '--root', tree.root, '--json', '--relays', '1024');
   assert.equal(r.status, 1, r.stderr);
   const report = JSON.parse(r.stdout) as DoctorReport;
   assert.equal(report.relays, 1024);
-  assert.equal(report.hugepagesNeededPerNode, 675);
+  assert.equal(report.hugepagesNeededPerNode, 734);
   assert.deepEqual(report.checks.filter((c) => c.status === 'FAIL').map((c) => c.id), ['hugepages.node0', 'hugetlbfs']);
   assert.deepEqual(report.summary, { pass: 5, warn: 2, fail: 2 });
 });
@@ -69,11 +70,17 @@ test('--config sizes hugepages for the relays in the agent config; --relays wins
   let report = JSON.parse(vio4wd('doctor', '--root', tree.root, '--json', '--config', config).stdout) as DoctorReport;
   assert.equal(report.relays, 300);
   assert.equal(report.relaysFrom, config);
-  // 300 queue pairs outgrow the default pool (256): 204 pages
-  assert.equal(report.hugepagesNeededPerNode, 204);
+  // 300 queue pairs outgrow the default pool (256): a second pool, 360 pages
+  assert.equal(report.hugepagesNeededPerNode, 360);
   report = JSON.parse(vio4wd('doctor', '--root', tree.root, '--json', '--config', config, '--relays', '2').stdout) as DoctorReport;
   assert.equal(report.relays, 2);
-  assert.equal(report.hugepagesNeededPerNode, 176);
+  assert.equal(report.hugepagesNeededPerNode, 177);
+
+  // the config's pool step and rings count: one pool of 64 queue pairs of 64 + 64 descriptors
+  // each (a fifth of the default's mbufs per pair), five of them for 300 relays
+  writeFileSync(config, `engine:\n  workerCpus: [1]\n  poolQueuePairs: 64\n  rxDescriptors: 64\n  txDescriptors: 64\nrelays:\n${Array.from({ length: 300 }, (_, i) => relay(i + 1)).join('')}`);
+  report = JSON.parse(vio4wd('doctor', '--root', tree.root, '--json', '--config', config).stdout) as DoctorReport;
+  assert.equal(report.hugepagesNeededPerNode, 98);
 
   writeFileSync(config, 'relays:\n  - id: 1\n');
   const bad = vio4wd('doctor', '--root', tree.root, '--config', config);

@@ -1,6 +1,6 @@
 // `vio4wd doctor`: the CLI face of src/doctor.
 import { Command, InvalidArgumentError } from 'commander';
-import { exitStatus, formatReport, runDoctor } from '../../doctor/index.js';
+import { exitStatus, formatReport, hugepagesForRelays, runDoctor } from '../../doctor/index.js';
 import { loadConfigFile, resolveConfig } from '../../agent/config/load.js';
 import { MAX_RELAYS } from '../../util/limits.js';
 
@@ -15,15 +15,28 @@ export interface DoctorCliOptions {
 export async function doctorCommand(opts: DoctorCliOptions, write: (s: string) => void): Promise<number> {
   let relays = opts.relays;
   let relaysFrom = '--relays';
-  if (relays === undefined && opts.config) {
-    relays = resolveConfig((await loadConfigFile(opts.config)).config).relays.length;
-    relaysFrom = opts.config;
+  let sizing: Parameters<typeof hugepagesForRelays>[1] = {};
+  if (opts.config) {
+    const cfg = resolveConfig((await loadConfigFile(opts.config)).config);
+    // the pool's step and ring sizes of that agent
+    const e = cfg.engine;
+    sizing = {
+      workers: e.workerCpus.length,
+      ...(e.poolQueuePairs !== undefined ? { poolQueuePairs: e.poolQueuePairs } : {}),
+      ...(e.rxDescriptors !== undefined ? { rxDescriptors: e.rxDescriptors } : {}),
+      ...(e.txDescriptors !== undefined ? { txDescriptors: e.txDescriptors } : {}),
+      ...(e.jumbo !== undefined ? { jumbo: e.jumbo } : {}),
+    };
+    if (relays === undefined) {
+      relays = cfg.relays.length;
+      relaysFrom = opts.config;
+    }
   }
   if (relays === undefined) {
     relays = 1;
     relaysFrom = 'default';
   }
-  const report = await runDoctor({ root: opts.root ?? '/', relays, relaysFrom });
+  const report = await runDoctor({ root: opts.root ?? '/', relays, relaysFrom, hugepagesForRelays: (n) => hugepagesForRelays(n, sizing) });
   write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
   return exitStatus(report);
 }
