@@ -13,11 +13,14 @@ const { values, positionals } = parseArgs({
     'pool-queue-pairs': { type: 'string' },
     tso: { type: 'boolean', default: false },
     'no-mrg': { type: 'boolean', default: false },
+    // the idle relays' VFs: net_vhost devices (a socket each, as before) or net_null devices
+    // (no socket: rte_vhost serves at most 1024 sockets, so 1,000 relays need null VFs)
+    'idle-vf': { type: 'string', default: 'vhost' },
   },
 });
 const [vfSock, vmSock] = positionals;
 if (!vfSock || !vmSock) {
-  process.stderr.write('usage: dut-vio4wd VF_SOCK VM_SOCK [--relays N] [--workdir DIR] [--pool-queue-pairs Q] [--tso] [--no-mrg]\n');
+  process.stderr.write('usage: dut-vio4wd VF_SOCK VM_SOCK [--relays N] [--idle-vf vhost|null] [--workdir DIR] [--pool-queue-pairs Q] [--tso] [--no-mrg]\n');
   process.exit(2);
 }
 const relays = Number(values.relays);
@@ -38,15 +41,17 @@ const engine = await Engine.start({
   // default: the engine's default pool (256 queue pairs), as an agent would run
   ...(values['pool-queue-pairs'] ? { poolQueuePairs: Number(values['pool-queue-pairs']) } : {}),
 });
-await engine.addRelay({ id: 0, vf: { devargs: `net_vhost0,iface=${vfSock},queues=1` }, socketPath: vmSock, mode: 'server', queues: 1 });
+if (values['idle-vf'] !== 'vhost' && values['idle-vf'] !== 'null') throw new Error(`--idle-vf: ${values['idle-vf']}: give vhost or null`);
+// the idle relays first: relaybench starts the generator once relay 0's sockets are there
 for (let id = 1; id < relays; id++)
   await engine.addRelay({
     id,
-    vf: { devargs: `net_vhost${id},iface=${join(work, `vf${id}.sock`)},queues=1` },
+    vf: { devargs: values['idle-vf'] === 'null' ? `net_null${id},no-rx=1` : `net_vhost${id},iface=${join(work, `vf${id}.sock`)},queues=1` },
     socketPath: join(work, `vm${id}.sock`),
     mode: 'server',
     queues: 1,
   });
+await engine.addRelay({ id: 0, vf: { devargs: `net_vhost0,iface=${vfSock},queues=1` }, socketPath: vmSock, mode: 'server', queues: 1 });
 const mem = engine.memory();
 process.stdout.write(
   `dut-vio4wd: ready in ${Date.now() - t0} ms: ${relays} relay(s) on CPU ${worker} (main lcore CPU ${engine.mainCpu}), ` +
