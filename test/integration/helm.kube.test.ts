@@ -163,7 +163,7 @@ const ALL: Obj = {
     sysDir: '/host-sys',
     engine: { workerCpus: [2, 3], mainCpu: 0, inMemory: false, socketMemMb: [1024, 0], extraEalArgs: ['--iova-mode=va'] },
     sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' },
-    cni: { binDir: '/usr/libexec/cni', type: 'vfwd', socketDir: '/run/vfwd/cni', stateDir: '/var/lib/vfwd' },
+    cni: { binDir: '/usr/libexec/cni', type: 'vfwd', socketDir: '/run/vfwd/cni', stateDir: '/var/lib/vfwd', allocationCheck: false },
     control: { ipcDir: '/run/vfwd/ipc' },
     metrics: { port: 19464, expose: true },
     extraConfig: { vhostUser: { perm: '0660' }, engine: { tso: true } },
@@ -321,7 +321,11 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   // the Lease in the pod's namespace: the config names none, the agent reads POD_NAMESPACE
   assert.doesNotMatch(find(objs, 'ConfigMap', 'vio4wd-agent').data['agent.yaml'] as string, /leaseNamespace/);
   assert.deepEqual(c.env.find((e: Obj) => e.name === 'POD_NAMESPACE').valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
-  assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vio4wd/agent.sock', statePath: '/var/lib/vio4wd/attachments.json' }, 'vio4wd-cni\'s socket is where the plugin looks by default');
+  assert.deepEqual(
+    cfg.cni,
+    { enabled: true, socket: '/run/vio4wd/agent.sock', statePath: '/var/lib/vio4wd/attachments.json', allocationCheck: true, podResourcesSocket: '/var/lib/kubelet/pod-resources/kubelet.sock' },
+    "vio4wd-cni's socket is where the plugin looks by default; ADD is checked against kubelet's allocations",
+  );
   assert.equal(cfg.sriov.vfProgrammer, 'netlink');
   assert.equal(cfg.metrics.podResourcesSocket, '/var/lib/kubelet/pod-resources/kubelet.sock', "the relay-to-pod join asks kubelet's socket in the mounted directory");
   assert.equal(c.volumeMounts.find((m: Obj) => m.mountPath === '/var/lib/kubelet/pod-resources').readOnly, true);
@@ -384,7 +388,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(cfg.engine.tso, true, 'extraConfig merged');
   assert.equal(cfg.vhostUser.perm, '0660', 'extraConfig merged');
   assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, standIns: {}, vfProgrammer: 'standin' });
-  assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vfwd/cni/agent.sock', statePath: '/var/lib/vfwd/attachments.json' });
+  assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vfwd/cni/agent.sock', statePath: '/var/lib/vfwd/attachments.json', allocationCheck: false });
   assert.equal(cfg.control.ipcDir, '/run/vfwd/ipc');
   assert.equal(cfg.kubernetes.socketDir, '/run/vfwd/sockets');
   assert.equal(cfg.devicePlugin.pluginDir, '/data/kubelet/device-plugins');

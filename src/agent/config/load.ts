@@ -273,7 +273,8 @@ function relayFromConfig(r: RelayConfigEntry, pins: Record<number, number[]>, mo
 
 /** cni.allocationCheck (default: with kubernetes.enabled) and the pod-resources socket it asks. */
 function allocationCheck(c: AgentConfig): { allocationCheck: boolean; podResourcesSocket?: string } {
-  const on = c.cni?.allocationCheck ?? c.kubernetes?.enabled ?? false;
+  const enabled = c.cni?.enabled ?? c.kubernetes?.enabled ?? false;
+  const on = enabled && (c.cni?.allocationCheck ?? c.kubernetes?.enabled ?? false);
   if (!on) return { allocationCheck: false };
   const socket = c.cni?.podResourcesSocket ?? podResources(c.metrics?.podResourcesSocket, true).podResourcesSocket;
   if (!socket) {
