@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <malloc.h>
 #include <memory>
 #include <pthread.h>
 #include <string>
@@ -535,6 +536,26 @@ Napi::Value Version(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), vio_dpdk_version());
 }
 
+// The process's C heap (glibc malloc, all arenas): what the agent's native parts (DPDK's
+// control path, OpenSSL, libuv, V8's compiler zones) hold outside the JS heap.
+Napi::Value NativeHeap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct mallinfo2 mi = mallinfo2();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("arenaBytes", Napi::Number::New(env, (double)mi.arena));
+  o.Set("mmapBytes", Napi::Number::New(env, (double)mi.hblkhd));
+  o.Set("inUseBytes", Napi::Number::New(env, (double)(mi.uordblks + mi.hblkhd)));
+  o.Set("freeBytes", Napi::Number::New(env, (double)mi.fordblks));
+  return o;
+}
+
+// Gives the free pages of every malloc arena back to the system (malloc_trim(0)): glibc keeps
+// freed memory inside each thread's arena, so a burst of native work (relays added and
+// removed) would stay in the RSS. Returns whether memory was released.
+Napi::Value TrimNativeHeap(const Napi::CallbackInfo &info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   g_js_thread = pthread_self();
   exports.Set("start", Napi::Function::New(env, Start));
@@ -549,6 +570,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("workers", Napi::Function::New(env, Workers));
   exports.Set("memory", Napi::Function::New(env, Memory));
+  exports.Set("nativeHeap", Napi::Function::New(env, NativeHeap));
+  exports.Set("trimNativeHeap", Napi::Function::New(env, TrimNativeHeap));
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("maxRelays", Napi::Number::New(env, VIO_MAX_RELAYS));
   exports.Set("maxQueues", Napi::Number::New(env, VIO_MAX_QUEUES));

@@ -33,6 +33,9 @@ export const JUMBO_MTU = 9000;
  */
 export const DATA_PATH_FIRST_MS = 5000;
 
+/** Delay from a relay removal to giving malloc's free memory back (see trackMigrations). */
+export const TRIM_AFTER_REMOVAL_MS = 2000;
+
 export interface AgentOptions {
   logger: Logger;
 }
@@ -51,6 +54,7 @@ export class Agent {
   private attachServer: AttachServer | undefined;
   attachments: AttachmentService | undefined;
   private ready = false;
+  private trimTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   /** run() while it is in progress: stop() lets it reach a safe point first */
   private running: Promise<void> | undefined;
@@ -316,6 +320,14 @@ export class Agent {
     relays.on('removed', (n: string) => {
       guest.delete(n);
       this.metrics?.forgetRelay(n);
+      // what the relay's set-up allocated natively (DPDK's device probe, vhost, TLS for the
+      // status writes) was freed into malloc's arenas, which keep it: hand it back shortly
+      // after (at most once per delay under churn), so that relay churn leaves the RSS flat
+      // (issue #20, bench/RESULTS.md K)
+      this.trimTimer ??= setTimeout(() => {
+        this.trimTimer = undefined;
+        Engine.trimNativeHeap();
+      }, TRIM_AFTER_REMOVAL_MS).unref();
     });
   }
 
@@ -345,6 +357,7 @@ export class Agent {
   private async shutdown(): Promise<void> {
     const log = this.log;
     log.info('vio4wd agent stopping');
+    clearTimeout(this.trimTimer);
     this.ready = false;
     const step = async (what: string, f: () => Promise<unknown> | undefined) => {
       try {

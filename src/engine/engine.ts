@@ -16,6 +16,7 @@ import type {
   GuestArrival,
   GuestDeparture,
   MemoryInfo,
+  NativeHeapInfo,
   RelayConfig,
   RelayInfo,
   RelayStats,
@@ -237,6 +238,16 @@ export class Engine extends EventEmitter {
     } catch (err) {
       throw fromNative(err);
     }
+  }
+
+  /** The process's C heap (all malloc arenas): what native code holds outside the JS heap. */
+  static nativeHeap(): NativeHeapInfo {
+    return loadAddon().nativeHeap();
+  }
+
+  /** Returns the free memory of every malloc arena to the system (glibc's malloc_trim). */
+  static trimNativeHeap(): boolean {
+    return loadAddon().trimNativeHeap();
   }
 
   /** Capacity: relay ids, queue pairs per relay, and ethdev ports of the DPDK build (each

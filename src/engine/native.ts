@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './errors.js';
-import type { MemoryInfo, RelayConfig, RelayInfo, RelayStats, VfSource, WorkerInfo } from './types.js';
+import type { MemoryInfo, NativeHeapInfo, RelayConfig, RelayInfo, RelayStats, VfSource, WorkerInfo } from './types.js';
 
 /** An event as the addon posts it (EngineEvent plus fields of other types left out). */
 export interface NativeEvent {
@@ -62,6 +62,9 @@ export interface NativeAddon {
   stats(id: number): RelayStats;
   workers(): WorkerInfo[];
   memory(): MemoryInfo;
+  nativeHeap(): NativeHeapInfo;
+  /** malloc_trim(0): true when memory went back to the system */
+  trimNativeHeap(): boolean;
   version(): string;
   /** TSC ticks per second (the unit of WorkerInfo's cycle counts). */
   tscHz(): number;

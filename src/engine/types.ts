@@ -221,6 +221,17 @@ export interface MemoryInfo {
   heapFreeBytes: number;
 }
 
+/** The process's C heap (glibc malloc over all arenas), bytes. */
+export interface NativeHeapInfo {
+  /** taken from the system by the arenas (brk and mmap'd heaps) */
+  arenaBytes: number;
+  /** large blocks mmap'd one by one */
+  mmapBytes: number;
+  inUseBytes: number;
+  /** free inside the arenas: kept by malloc, counted in the RSS until trimmed */
+  freeBytes: number;
+}
+
 export type EngineEvent =
   | { type: 'guest-connected'; relayId: number; arrival?: GuestArrival }
   | { type: 'guest-disconnected'; relayId: number; departure?: GuestDeparture }

@@ -18,7 +18,9 @@ type AgentFactory = (cluster: { server?: string } | null, options: Record<string
  * connection and does a full TLS handshake: at a few thousand writes (a node starting 1,000
  * relays, a cluster of 100 agents) that handshake is most of the client's and the apiserver's
  * CPU. One keep-alive agent per set of TLS options (they change only when the client cert or
- * CA files do) keeps connections open and reused, as client-go does.
+ * CA files do) keeps connections open and reused, as client-go does. It also keeps the RSS
+ * flat: each new connection's OpenSSL context is native memory, freed only when V8 collects the
+ * small JS objects holding it (issue #20, bench/RESULTS.md K).
  */
 function reuseConnections(kc: KubeConfig): void {
   const target = kc as unknown as { createAgent: AgentFactory };
@@ -28,7 +30,9 @@ function reuseConnections(kc: KubeConfig): void {
     const key = JSON.stringify([cluster?.server, options]);
     let agent = agents.get(key);
     if (!agent) {
-      agent = make(cluster, { ...options, keepAlive: true });
+      // at rest at most two idle connections stay open (a burst opens more, closed after): the
+      // agent's file descriptors stay flat under relay churn (the soak counts them)
+      agent = make(cluster, { ...options, keepAlive: true, maxFreeSockets: 2, scheduling: 'lifo' });
       // the agent of older TLS material (a rotated cert) is dropped: requests still on it finish,
       // its idle connections close when the apiserver closes them
       if (agents.size >= 8) agents.delete(agents.keys().next().value as string);

@@ -35,6 +35,8 @@ export interface LogLine {
 
 export class AgentProcess {
   private out = '';
+  /** the inspector was opened (heapAfterGc) */
+  private inspecting = false;
   private constructor(
     readonly proc: TrackedProcess,
     readonly configPath: string,
@@ -108,6 +110,40 @@ export class AgentProcess {
     const { stdout } = await execFileP(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
     const nl = stdout.indexOf('\n');
     return { status: Number(stdout.slice(0, nl)), body: stdout.slice(nl + 1) };
+  }
+
+  /**
+   * The agent's JS heap right after a full garbage collection (what it retains, not the GC's
+   * sawtooth). Opens Node's inspector on the agent's loopback (SIGUSR1, as `node --inspect`
+   * would, port 9229 in its namespace) and asks it over the DevTools protocol.
+   */
+  async heapAfterGc(): Promise<{ usedBytes: number; totalBytes: number }> {
+    if (!this.inspecting) {
+      process.kill(this.pid, 'SIGUSR1');
+      this.inspecting = true;
+    }
+    const script = `
+      let list;
+      for (let i = 0; ; i++) {
+        try { list = await (await fetch('http://127.0.0.1:9229/json/list')).json(); break; }
+        catch (e) { if (i > 100) throw e; await new Promise((r) => setTimeout(r, 50)); }
+      }
+      const ws = new WebSocket(list[0].webSocketDebuggerUrl);
+      await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+      const pending = new Map();
+      let id = 0;
+      ws.onmessage = (m) => { const d = JSON.parse(m.data); pending.get(d.id)?.(d); };
+      const call = (method) => new Promise((r) => { pending.set(++id, r); ws.send(JSON.stringify({ id, method })); });
+      await call('HeapProfiler.enable');
+      await call('HeapProfiler.collectGarbage');
+      const u = (await call('Runtime.getHeapUsage')).result;
+      ws.close();
+      process.stdout.write(JSON.stringify(u));`;
+    const cmd = this.netns ? 'ip' : process.execPath;
+    const argv = [...(this.netns ? ['netns', 'exec', this.netns.name, process.execPath] : []), '--input-type=module', '-e', script];
+    const { stdout } = await execFileP(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
+    const u = JSON.parse(stdout) as { usedSize: number; totalSize: number };
+    return { usedBytes: u.usedSize, totalBytes: u.totalSize };
   }
 
   /** SIGTERM (clean shutdown); resolves with the exit code. */
