@@ -526,12 +526,13 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     assert.ok(first2.at - attached2 < 3000, `eth1 resumed ${first2.at - attached2} ms after the relay was attached`);
     assert.ok(gap2.gapMs < 6000, `eth1 outage ${gap2.gapMs} ms`);
     // the restart bound (issue #20): the agent brings its relays back from the checkpoint before
-    // it loads anything else. Measured 555 ms (client mode) and 950 ms (server mode) from the
-    // spawn to the first reply (bench/restart.ts has the phases); before, 3.3 s and 4.2 s. The
-    // bounds leave room for a loaded 2-core machine: client mode < 1.5 s, server mode within
-    // QEMU's reconnect interval (1 s here) + 1.5 s.
+    // it loads anything else. Measured from the spawn to the first reply 411-555 ms (client
+    // mode) and 950-2450 ms (server mode: QEMU under TCG redials every second, then stands still
+    // for up to 0.6 s while it negotiates); before, 3.3 s and 4.2 s. bench/restart.ts has the
+    // phases. The bounds leave room for a loaded 2-core machine: client mode < 1.5 s, server
+    // mode < 3.5 s.
     assert.ok(first1.at - spawnAt < 1500, `eth0 (client mode) forwarded again ${first1.at - spawnAt} ms after the new agent was spawned`);
-    assert.ok(first2.at - spawnAt < 2500, `eth1 (server mode) forwarded again ${first2.at - spawnAt} ms after the new agent was spawned`);
+    assert.ok(first2.at - spawnAt < 3500, `eth1 (server mode) forwarded again ${first2.at - spawnAt} ms after the new agent was spawned`);
 
     // statuses: never gone, same socket, device and node afterwards
     const lost = seen.filter((s) => s.phase === undefined || s.socketPath === undefined);
