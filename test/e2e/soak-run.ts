@@ -96,10 +96,11 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
       iterations,
     });
   };
-  const fdsBefore = fdCount(e.agent.pid);
   await ping.start(o.peer, o.intervalS ?? 0.2);
   await ping.more(3);
   await sample();
+  // after the first sample: it opened the agent's inspector (its thread, loop and socket)
+  const fdsBefore = fdCount(e.agent.pid);
   let lastSample = Date.now();
   const sampleEvery = Math.max(2000, Math.min(10_000, o.durationMs / 30));
 
