@@ -100,14 +100,23 @@ async function startRun(spec: string | undefined): Promise<Run> {
   const [name, dir] = spec === undefined ? ['apiserver alone', '.'] : spec.includes('=') ? (spec.split('=', 2) as [string, string]) : [spec, spec];
   const tree = resolve(dir);
   const kube = await startKube();
-  const tmp = testTempDir(`nodewrites-${name}`);
+  try {
+    return await startAgent(name, tree, kube, spec === undefined);
+  } catch (err) {
+    await kube.stop();
+    throw err;
+  }
+}
+
+async function startAgent(name: string, tree: string, kube: KubeEnv, baseline: boolean): Promise<Run> {
+  const tmp = testTempDir(`nodewrites-${name.toLowerCase().replace(/[^a-z0-9-]+/g, '-')}`.slice(0, 30));
   await kube.kubectl('apply', '-f', join(tree, 'crds/'));
   await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtioforwardernodes.vio4wd.io');
   await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE } }) });
   const sockets = join(tmp.path, 'sockets');
   mkdirSync(sockets);
   const watches = { vfn: new Map(), lease: new Map(), stop: [] };
-  if (spec === undefined) return { name, tree, kube, agent: undefined, tmp, watches };
+  if (baseline) return { name, tree, kube, agent: undefined, tmp, watches };
   const agent = spawn(process.execPath, ['--import', 'tsx', 'bench/node-writes-agent.ts', '--tree', tree, '--kubeconfig', kube.kubeconfigPath, '--node', NODE, '--socket-dir', sockets], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
