@@ -1,0 +1,68 @@
+// A cluster of 100 nodes x 64 relays on one real kube-apiserver + etcd: per node its own
+// ServiceAccount token and the agent's real Kubernetes code over the in-memory engine (25 nodes
+// per process), the real operator, 6,400 VirtioRelays at once, then a steady stream, a quiet
+// window and a lost node (test/helpers/cluster-scale.ts). Prints one table; figures go into
+// bench/RESULTS.md (section K).
+//
+//   flock /tmp/vio4wd-it.lock node --import tsx bench/cluster-scale.ts [--nodes 100] [--relays 64] \
+//     [--stream 300 --rate 10] [--quiet 60] [--json bench/results/FILE.json]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runClusterScale, type Requests } from '../test/helpers/cluster-scale.js';
+import { pct } from '../test/helpers/node-scale.js';
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '100' },
+    relays: { type: 'string', default: '64' },
+    'per-process': { type: 'string', default: '25' },
+    stream: { type: 'string', default: '300' },
+    rate: { type: 'string', default: '10' },
+    quiet: { type: 'string', default: '60' },
+    json: { type: 'string' },
+  },
+});
+const log = (l: string): void => void process.stderr.write(`[cluster-scale] ${l}\n`);
+const r = await runClusterScale({
+  nodes: Number(values.nodes),
+  relaysPerNode: Number(values.relays),
+  agentsPerProcess: Number(values['per-process']),
+  stream: Number(values.stream),
+  streamPerSecond: Number(values.rate),
+  quietSeconds: Number(values.quiet),
+  timeoutMs: 1_200_000,
+  log,
+});
+
+const ms = (x: number): string => `${x.toFixed(0)} ms`;
+const perSec = (q: Requests): string =>
+  Object.entries(q.byKey)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([k, v]) => `${k} ${(v / q.seconds).toFixed(1)}/s`)
+    .join(', ');
+const foreign = r.agents.reduce((a, x) => a + x.foreign, 0);
+const events = r.agents.map((a) => a.events);
+const rows: [string, string][] = [
+  ['cluster', `${r.nodes} nodes (own ServiceAccount token each), ${r.relays} VirtioRelays, real operator`],
+  ['burst: created (64 in flight)', `${(r.burst.createdMs / 1000).toFixed(1)} s`],
+  ['burst: last Ready after the first create', `${(r.burst.allReadyMs / 1000).toFixed(1)} s (${r.burst.scheduledPerSecond.toFixed(0)} relays/s scheduled and Ready)`],
+  ['burst: apply -> Ready', `median ${ms(pct(r.burst.applyToReadyMs, 50))}, p99 ${ms(pct(r.burst.applyToReadyMs, 99))}, max ${ms(Math.max(...r.burst.applyToReadyMs))}`],
+  ['burst: apiserver requests', `${r.burst.requests.writes} writes, ${r.burst.requests.reads} reads in ${r.burst.requests.seconds.toFixed(1)} s: ${perSec(r.burst.requests)}`],
+  [`stream (${r.stream.rate}/s): apply -> Ready`, `median ${ms(pct(r.stream.applyToReadyMs, 50))}, p99 ${ms(pct(r.stream.applyToReadyMs, 99))} (${r.stream.applyToReadyMs.length} relays)`],
+  ['stream: apiserver requests', perSec(r.stream.requests)],
+  [`quiet ${r.quiet.seconds} s: apiserver writes`, `${r.quiet.writes} = ${r.quiet.writesPerNodePer10s.toFixed(2)} per node per 10 s (${perSec(r.quiet)})`],
+  ['operator RSS after the burst', `${(r.operator.rssBytes / 2 ** 20).toFixed(0)} MiB`],
+  ['agents: other nodes\' relays received', `${foreign} (informer caches of ${r.agents.length} agents)`],
+  ['agents: watch events per agent', `median ${pct(events, 50)}, max ${Math.max(...events)} (adds + updates)`],
+  ['node lost: relays moved / Ready elsewhere', `${r.nodeLost.relays} relays of ${r.nodeLost.node}: spec.nodeName moved in ${ms(r.nodeLost.movedMs)}, all Ready in ${ms(r.nodeLost.allReadyMs)}`],
+  ['apiserver watch events sent (whole run)', Object.entries(r.watchEvents).map(([k, v]) => `${k} ${v}`).join(', ')],
+];
+const w = Math.max(...rows.map(([k]) => k.length));
+process.stdout.write(`\nvio4wd cluster scale (one kube-apiserver 1.34 + etcd on this machine)\n`);
+for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(w)}  ${v}\n`);
+if (values.json) {
+  mkdirSync(dirname(values.json), { recursive: true });
+  writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), args: values, result: r }, null, 1) + '\n');
+}
