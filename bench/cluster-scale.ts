@@ -52,7 +52,7 @@ const rows: [string, string][] = [
   ['burst: apiserver requests', `${r.burst.requests.writes} writes, ${r.burst.requests.reads} reads in ${r.burst.requests.seconds.toFixed(1)} s: ${perSec(r.burst.requests)}`],
   [`stream (${r.stream.rate}/s): apply -> Ready`, `median ${ms(pct(r.stream.applyToReadyMs, 50))}, p99 ${ms(pct(r.stream.applyToReadyMs, 99))} (${r.stream.applyToReadyMs.length} relays)`],
   ['stream: apiserver requests', perSec(r.stream.requests)],
-  [`quiet ${r.quiet.seconds} s: apiserver writes`, `${r.quiet.writes} = ${r.quiet.writesPerNodePer10s.toFixed(2)} per node per 10 s (${perSec(r.quiet)})`],
+  [`quiet ${r.quiet.seconds} s: apiserver writes`, `${r.quiet.writes} (${r.quiet.operatorLeaseWrites} of them the operator's leader Lease): ${r.quiet.writesPerNodePer10s.toFixed(2)} per node per 10 s (${perSec(r.quiet)})`],
   ['operator RSS after the burst', `${(r.operator.rssBytes / 2 ** 20).toFixed(0)} MiB`],
   ['agents: other nodes\' relays received', `${foreign} (informer caches of ${r.agents.length} agents)`],
   ['agents: watch events per agent', `median ${pct(events, 50)}, max ${Math.max(...events)} (adds + updates)`],

@@ -53,7 +53,9 @@ export interface ClusterScaleResult {
   relays: number;
   burst: { applyToReadyMs: number[]; allReadyMs: number; createdMs: number; requests: Requests; scheduledPerSecond: number };
   stream: { applyToReadyMs: number[]; rate: number; requests: Requests };
-  quiet: Requests & { writesPerNodePer10s: number };
+  /** writesPerNodePer10s: the writes less the operator's own (its leader-election Lease, renewed
+   *  every 2 s: quiet seconds / 2 PUTs), per node and 10 s */
+  quiet: Requests & { writesPerNodePer10s: number; operatorLeaseWrites: number };
   agents: AgentReport[];
   operator: { rssBytes: number; heapUsedBytes?: number };
   nodeLost: { node: string; relays: number; movedMs: number; allReadyMs: number };
@@ -272,7 +274,9 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     await new Promise((r) => setTimeout(r, quietS * 1000));
     const q1 = await requestTotals(kube);
     const quiet = diff(q0.req, q1.req, quietS);
-    const writesPerNodePer10s = quiet.writes / o.nodes / (quietS / 10);
+    // the operator renews its leader-election Lease every 2 s (LeaderElector's default): not a node's
+    const operatorLeaseWrites = Math.round(quietS / 2);
+    const writesPerNodePer10s = Math.max(0, quiet.writes - operatorLeaseWrites) / o.nodes / (quietS / 10);
     log(`quiet ${quietS} s: ${quiet.writes} writes (${writesPerNodePer10s.toFixed(2)} per node per 10 s), ${quiet.reads} reads`);
 
     // what each agent received
@@ -319,7 +323,7 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
       relays: total,
       burst: { applyToReadyMs, allReadyMs, createdMs, requests: burstRequests, scheduledPerSecond: total / (allReadyMs / 1000) },
       stream: { applyToReadyMs: streamLat, rate, requests: streamRequests },
-      quiet: { ...quiet, writesPerNodePer10s },
+      quiet: { ...quiet, writesPerNodePer10s, operatorLeaseWrites },
       agents: reports,
       operator: { rssBytes: operatorRss },
       nodeLost: { node: lost, relays: onLost.length, movedMs, allReadyMs: lostReadyMs },
