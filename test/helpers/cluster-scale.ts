@@ -165,7 +165,7 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     log(`${o.nodes} nodes, ServiceAccounts and tokens made`);
 
     // the operator, as `vio4wd operator` runs it
-    const operator = spawn(process.execPath, ['bin/vio4wd.js', 'operator', '--kubeconfig', kube.kubeconfigPath, '--namespace', SYS, '--identity', 'scale-op', '--log-level', 'warn'], {
+    const operator = spawn(process.execPath, ['bin/vio4wd.js', 'operator', '--kubeconfig', kube.kubeconfigPath, '--namespace', SYS, '--identity', 'scale-op', '--log-level', 'error'], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     children.push(operator);
