@@ -2,7 +2,7 @@
 // ServiceAccount token and the agent's real Kubernetes code over the in-memory engine (25 nodes
 // per process), the real operator, 6,400 VirtioRelays at once, then a steady stream, a quiet
 // window and a lost node (test/helpers/cluster-scale.ts). Prints one table; figures go into
-// bench/RESULTS.md (section L).
+// bench/RESULTS.md (section N).
 //
 //   flock /tmp/vio4wd-it.lock node --import tsx bench/cluster-scale.ts [--nodes 100] [--relays 64] \
 //     [--stream 300 --rate 10] [--quiet 60] [--json bench/results/FILE.json]

@@ -1,6 +1,6 @@
 // One node with 1,000 relays: the real kube-apiserver, the real agent and engine, net_null VF
 // stand-ins (test/helpers/node-scale.ts), then relaybench with one active relay among 999 idle
-// ones against a single relay. Prints one table; figures go into bench/RESULTS.md (section K).
+// ones against a single relay. Prints one table; figures go into bench/RESULTS.md (section M).
 //
 //   flock /tmp/vio4wd-it.lock node --import tsx bench/node-scale.ts [--relays 1000] \
 //     [--relaybench ../shared/tools/relaybench] [--rounds 3] [--json bench/results/FILE.json]

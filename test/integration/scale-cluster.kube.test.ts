@@ -1,7 +1,7 @@
 // The cluster-scale benchmark's short form (bench/cluster-scale.ts runs 100 nodes x 64): 10 nodes
 // x 16 relays on one real kube-apiserver, each node's agent with its own ServiceAccount token, the
 // real operator placing the relays. Bounds a loaded 2-core machine holds; figures in
-// bench/RESULTS.md (L).
+// bench/RESULTS.md (N).
 // time limit: 10 min
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 // The node-scale benchmark's short form (bench/node-scale.ts runs 1,000 relays): 300 VirtioRelays
 // on one node with the real kube-apiserver, agent and engine, then a SIGKILL and a restart that
 // runs them all again from the checkpoint. Bounds a loaded 2-core machine holds; figures in
-// bench/RESULTS.md (K).
+// bench/RESULTS.md (M).
 // time limit: 10 min
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
