@@ -22,6 +22,7 @@ import { bindConfiguredVfs, hugepages, nodeInventory } from './host.js';
 import { startAttachments } from './attachments.js';
 import { checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './node/checkpoint.js';
 import { prepareSocketRoot } from '../relay/socketdir.js';
+import type { DraHandle } from './dra.js';
 
 /** The VF MTU virtio-forwarder sets when jumbo frames are on (its JUMBO_IP_MTU). */
 export const JUMBO_MTU = 9000;
@@ -53,6 +54,7 @@ export class Agent {
   private resolver: HostVfResolver | undefined;
   private attachServer: AttachServer | undefined;
   attachments: AttachmentService | undefined;
+  dra: DraHandle | undefined;
   private ready = false;
   private trimTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
@@ -130,8 +132,8 @@ export class Agent {
         socketDir: v.socketDir,
         socketNamePattern: v.socketNamePattern,
         mode: v.mode,
-        // the device plugin mounts a relay's socket directory into a pod: one per relay
-        relayDirs: c.devicePlugin.enabled,
+        // the device plugin and the DRA driver mount a relay's socket directory into a pod: one per relay
+        relayDirs: c.devicePlugin.enabled || c.dra.enabled,
         ...(v.owner !== undefined ? { owner: await resolveOwner(v.owner, 'user', 'vhostUser.owner') } : {}),
         ...(v.group !== undefined ? { group: await resolveOwner(v.group, 'group', 'vhostUser.group') } : {}),
         ...(v.perm !== undefined ? { perm: parseInt(v.perm, 8) } : {}),
@@ -290,10 +292,15 @@ export class Agent {
       });
       await this.devicePlugins.start();
     }
-    if (c.cni.enabled) {
+    // the attachment service programs VFs for vio4wd-cni and the DRA driver alike
+    if (c.cni.enabled || c.dra.enabled) {
       const { service, server } = await startAttachments(c, relays, log);
       this.attachments = service;
       this.attachServer = server;
+    }
+    if (c.dra.enabled && this.attachments) {
+      const { startDra } = await import('./dra.js');
+      this.dra = await startDra(c, relays, this.attachments, log);
     }
     // the apiserver may not answer for a long time: a stop meanwhile ends the start-up here
     await Promise.race([Promise.all([reconcilerStarted, relays.settled()]), this.stopRequested]);
@@ -368,6 +375,7 @@ export class Agent {
     };
     await step('reconciler', () => this.reconciler?.stop());
     await step('device plugin', () => this.devicePlugins?.stop());
+    await step('DRA driver', () => this.dra?.stop());
     await step('ovsdb', () => this.ovsdb?.stop());
     await step('control', () => this.control?.close());
     await step('attachment API', () => this.attachServer?.close());

@@ -1,4 +1,5 @@
-// The attachment API for vio4wd-cni: pod attachments program their relay's VF.
+// The attachment service: pod attachments program their relay's VF, asked by vio4wd-cni (over
+// the attachment API's socket) or by the DRA driver (in process).
 import type { Logger } from '../util/log.js';
 import type { RelayManager, RelayStatus } from '../relay/index.js';
 import { findVf, vfProgrammer, type VfPort } from '../sriov/index.js';
@@ -7,8 +8,8 @@ import { listPodResources } from './pod-resources.js';
 import type { AttachServer, AttachmentService } from '../cni/index.js';
 import type { ResolvedConfig } from './config/load.js';
 
-/** Starts the attachment service and its socket; the caller closes the server on shutdown. */
-export async function startAttachments(c: ResolvedConfig, relays: RelayManager, log: Logger): Promise<{ service: AttachmentService; server: AttachServer }> {
+/** Starts the attachment service, and its socket when cni.enabled; the caller closes the server on shutdown. */
+export async function startAttachments(c: ResolvedConfig, relays: RelayManager, log: Logger): Promise<{ service: AttachmentService; server: AttachServer | undefined }> {
   const { AttachServer, AttachmentService, CniCode, CniError } = await import('../cni/index.js');
   const programmer = vfProgrammer(c.sriov.vfProgrammer);
   const port = async (name: string): Promise<VfPort> => {
@@ -59,6 +60,7 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
     service.relayAppeared(st.name);
   });
   relays.on('removed', (n: string) => seen.delete(n));
+  if (!c.cni.enabled) return { service, server: undefined };
   const server = new AttachServer({ path: c.cni.socket, handle: (r) => service.handle(r), logger: log });
   await server.start();
   return { service, server };

@@ -2,7 +2,7 @@
 // VirtioForwarderPolicies and the node agent's own allowances. Pure functions (no I/O), so the
 // node agent enforces them and the operator or a DRA driver can reuse them.
 import type { VirtioForwarderPolicy, VirtioForwarderPolicySpec, VirtioRelaySpec } from '../kube/crd-schemas.js';
-import { allowedVirtualDriver, type VfPool } from '../util/vf-pool.js';
+import { allowedVirtualDriver, vfInPool as vfInPoolLocal, type VfPool } from '../util/vf-pool.js';
 
 export { allowedVirtualDriver, vfInPool, type VfPool } from '../util/vf-pool.js';
 
@@ -132,4 +132,44 @@ export function decide(
     perm: parseInt(sock.perm ?? '0660', 8),
   };
   return { allowed: true, policy: pname, pool, socket };
+}
+
+export type DeviceDecision = { allowed: true; policy: string; limits: { maxQueues?: number; maxMtu?: number } } | { allowed: false; message: string };
+
+/**
+ * Decides whether a relay's VF may be offered as a DRA device of `poolName` on this node: exactly
+ * one policy must define the pool here, and the VF must be one the pool may draw on (its PF,
+ * address or ids), or, for a DPDK virtual device, a driver both the policy and the node allow.
+ * The same rules decide() applies to a VirtioRelay's VF.
+ */
+export function decideDevice(
+  poolName: string,
+  vf: { pciAddress?: string; pfName?: string; vendor?: string; device?: string; devargs?: string },
+  policies: readonly VirtioForwarderPolicy[],
+  nodeLabels: Record<string, string>,
+  node: NodeAllowances,
+): DeviceDecision {
+  const matching = policiesForPool(policies, poolName, nodeLabels);
+  if (matching.length === 0) return { allowed: false, message: `no VirtioForwarderPolicy defines pool ${poolName} on this node` };
+  if (matching.length > 1) return { allowed: false, message: `pool ${poolName} is defined on this node by more than one VirtioForwarderPolicy (${matching.map((p) => p.metadata.name).join(', ')})` };
+  const policy = matching[0]!;
+  const pname = policy.metadata.name ?? '?';
+  const p = policy.spec;
+  const limits = { ...(p.limits?.maxQueues !== undefined ? { maxQueues: p.limits.maxQueues } : {}), ...(p.limits?.maxMtu !== undefined ? { maxMtu: p.limits.maxMtu } : {}) };
+  if (vf.devargs !== undefined) {
+    const allowed = (p.vfs.virtualDevices ?? []).filter((d) => node.virtualDevices.includes(d));
+    if (!allowedVirtualDriver(vf.devargs, allowed)) return { allowed: false, message: `virtual device "${vf.devargs}" is not allowed in pool ${poolName} (VirtioForwarderPolicy ${pname} spec.vfs.virtualDevices and the agent's kubernetes.allowVirtualDevices)` };
+    return { allowed: true, policy: pname, limits };
+  }
+  if (!vf.pciAddress) return { allowed: false, message: 'the relay has no VF yet' };
+  const pool: VfPool = {
+    name: poolName,
+    policy: pname,
+    pfNames: [...(p.vfs.pfNames ?? [])],
+    pciAddresses: (p.vfs.pciAddresses ?? []).map((a) => a.toLowerCase()),
+    devices: (p.vfs.devices ?? []).map((d) => ({ vendor: d.vendor.toLowerCase(), device: d.device.toLowerCase() })),
+    virtualDevices: [],
+  };
+  if (!vfInPoolLocal(vf as { pciAddress: string }, pool)) return { allowed: false, message: `VF ${vf.pciAddress} is not one pool ${poolName} may draw on (VirtioForwarderPolicy ${pname} spec.vfs)` };
+  return { allowed: true, policy: pname, limits };
 }

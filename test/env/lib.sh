@@ -15,6 +15,7 @@ TESTENV_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VIO4WD_CACHE=${VIO4WD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vio4wd}
 KUBE_CACHE=$VIO4WD_CACHE/kube/$KUBE_VERSION
 KUBE_APISERVER_BIN=$KUBE_CACHE/kube-apiserver
+KUBE_SCHEDULER_BIN=$KUBE_CACHE/kube-scheduler
 KUBE_BIN_DIR=$VIO4WD_CACHE/kube/bin
 KUBECTL_BIN=$KUBE_BIN_DIR/kubectl
 HELM_BIN=$KUBE_BIN_DIR/helm
@@ -22,6 +23,7 @@ KUBEVIRT_CRDS=$VIO4WD_CACHE/kubevirt/$KUBEVIRT_VERSION/crds.yaml
 ETCD_BIN=${ETCD_BIN:-$VIO4WD_CACHE/etcd/$ETCD_VERSION/etcd}
 CNITOOL_BIN=$VIO4WD_CACHE/cni/$CNI_VERSION/cnitool
 PROMTOOL_BIN=$VIO4WD_CACHE/promtool/$PROMTOOL_VERSION/promtool
+DRA_HARNESS_BIN=$KUBE_CACHE/dra-kubelet-harness
 
 # Go builds keep their module and build caches beside the binaries, so CI can cache one folder.
 export GOMODCACHE=$VIO4WD_CACHE/go/mod

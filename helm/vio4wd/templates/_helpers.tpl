@@ -87,10 +87,17 @@ app.kubernetes.io/component: {{ index . 1 }}
   "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
   "metrics" (dict "enabled" true "address" (printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" $exposed) (int $a.metrics.port)) "authorization" $exposed "podResourcesSocket" (ternary (printf "%s/kubelet.sock" $a.podResources.dir) "" $a.podResources.enabled))
   "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac "vfProgrammer" (default "netlink" $a.sriov.vfProgrammer))
-  "cni" (dict "enabled" $a.cni.enabled "socket" (printf "%s/agent.sock" $a.cni.socketDir) "statePath" (printf "%s/attachments.json" $a.cni.stateDir) "allocationCheck" $a.cni.allocationCheck)
+"  "cni" (dict "enabled" $a.cni.enabled "socket" (printf "%s/agent.sock" $a.cni.socketDir) "statePath" (printf "%s/attachments.json" $a.cni.stateDir) "allocationCheck" $a.cni.allocationCheck)
+  "dra" (dict "enabled" $a.dra.enabled "registryDir" (printf "%s/plugins_registry" $a.dra.kubeletDir) "pluginDir" (printf "%s/plugins/vio4wd.io" $a.dra.kubeletDir) "cdiDir" $a.dra.cdiDir "metadataDir" $a.dra.metadataDir "statePath" (printf "%s/dra-claims.json" $a.dra.stateDir))
 -}}
 {{- if and $a.cni.enabled $a.cni.allocationCheck (not $a.podResources.enabled) -}}
 {{- fail "agent.cni.allocationCheck needs kubelet's pod-resources API: set agent.podResources.enabled=true (the default), or agent.cni.allocationCheck=false (then a network config can name any relay of the node as deviceID)" -}}
 {{- end -}}
 {{- toYaml (mergeOverwrite $cfg (deepCopy $a.extraConfig)) -}}
+{{- end -}}
+
+{{/* The DeviceClass name of a pool: vio4wd.io/<name> -> <name>.vio4wd.io (lower case, other characters as "-"). */}}
+{{- define "vio4wd.dra.className" -}}
+{{- $parts := splitList "/" . -}}
+{{- printf "%s.%s" (regexReplaceAll "[^a-z0-9.-]" (lower (last $parts)) "-") (first $parts) -}}
 {{- end -}}

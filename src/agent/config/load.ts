@@ -64,6 +64,7 @@ export interface ResolvedConfig {
   cpuPins: Record<number, number[]>;
   kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[]; leaseNamespace: string; leaseRenewSeconds: number };
   devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
+  dra: { enabled: boolean; kubeconfig?: string; registryDir: string; pluginDir: string; cdiDir: string; metadataDir: string; statePath: string; resyncSeconds: number };
   relays: RelaySpec[];
 }
 
@@ -234,6 +235,16 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       enabled: c.devicePlugin?.enabled ?? c.kubernetes?.enabled ?? false,
       pluginDir: c.devicePlugin?.pluginDir ?? '/var/lib/kubelet/device-plugins',
       devinfoDir: c.devicePlugin?.devinfoDir ?? '/var/run/k8s.cni.cncf.io/devinfo/dp',
+    },
+    dra: {
+      enabled: c.dra?.enabled ?? false,
+      ...((c.dra?.kubeconfig ?? c.kubernetes?.kubeconfig) ? { kubeconfig: (c.dra?.kubeconfig ?? c.kubernetes?.kubeconfig)! } : {}),
+      registryDir: c.dra?.registryDir ?? '/var/lib/kubelet/plugins_registry',
+      pluginDir: c.dra?.pluginDir ?? '/var/lib/kubelet/plugins/vio4wd.io',
+      cdiDir: c.dra?.cdiDir ?? '/var/run/cdi',
+      metadataDir: c.dra?.metadataDir ?? '/var/run/vio4wd/dra',
+      statePath: c.dra?.statePath ?? '/var/lib/vio4wd/dra-claims.json',
+      resyncSeconds: c.dra?.resyncSeconds ?? 10,
     },
     relays,
   };

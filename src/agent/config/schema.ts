@@ -263,6 +263,21 @@ export const agentConfigSchema = {
         devinfoDir: { type: 'string', pattern: '^/' },
       },
     },
+    dra: {
+      type: 'object',
+      description: 'Dynamic Resource Allocation driver (resource.k8s.io/v1): relays published as ResourceSlices, prepared for claims by the kubelet plugin (docs/dra.md).',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean', description: 'Run the DRA driver (default false); runs beside the device plugin or alone.' },
+        kubeconfig: { type: 'string', pattern: '^/', description: 'kubeconfig for the apiserver (default: kubernetes.kubeconfig, else in-cluster).' },
+        registryDir: { type: 'string', pattern: '^/', description: "kubelet's plugin registration directory (default /var/lib/kubelet/plugins_registry)." },
+        pluginDir: { type: 'string', pattern: '^/', description: 'Directory of the DRA service socket (default /var/lib/kubelet/plugins/vio4wd.io).' },
+        cdiDir: { type: 'string', pattern: '^/', description: 'Where CDI specs are written (default /var/run/cdi).' },
+        metadataDir: { type: 'string', pattern: '^/', description: 'Host directory of the device-metadata files mounted into pods (default /var/run/vio4wd/dra).' },
+        statePath: { type: 'string', pattern: '^/', description: 'Checkpoint of prepared claims (default /var/lib/vio4wd/dra-claims.json).' },
+        resyncSeconds: { type: 'integer', minimum: 1, maximum: 3600, description: 'How often the ResourceSlices are compared with the relays (default 10).' },
+      },
+    },
     relays: { type: 'array', items: relaySchema },
   },
 } as const;

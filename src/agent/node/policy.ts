@@ -54,6 +54,11 @@ export class NodePolicy {
     return this.policies.hasSynced && this.node.hasSynced;
   }
 
+  /** The VirtioForwarderPolicies as last seen. */
+  policyObjects(): VirtioForwarderPolicy[] {
+    return this.policies.list();
+  }
+
   nodeLabels(): Record<string, string> {
     return this.node.get(this.o.nodeName)?.metadata?.labels ?? {};
   }
