@@ -81,7 +81,8 @@ export function sliceName(nodeName: string, resourceName: string, index: number)
 /** The attributes of one relay's device. Names are unqualified: they belong to the driver's domain. */
 export function deviceAttributes(s: RelayStatus, hw: RelayHardware): Record<string, DeviceAttribute> {
   const a: Record<string, DeviceAttribute> = {
-    relay: { string: s.name },
+    // string attributes hold at most 64 characters: a longer relay name is left out (the device name maps it)
+    ...(s.name.length <= 64 ? { relay: { string: s.name } } : {}),
     pool: { string: resourceNameOf(s) },
     socketMode: { string: s.mode },
     maxQueues: { int: s.queues },
@@ -95,7 +96,7 @@ export function deviceAttributes(s: RelayStatus, hw: RelayHardware): Record<stri
     a.deviceId = { string: hw.vf.device };
     a.vfIndex = { int: hw.vf.vfIndex };
   } else if (s.pciAddress && !isPciAddress(s.pciAddress.split(',')[0]!)) {
-    a.virtualDevice = { string: s.pciAddress.split(',')[0]! };
+    a.virtualDevice = { string: s.pciAddress.split(',')[0]!.slice(0, 64) };
   }
   if (hw.linkSpeedMbps !== undefined && hw.linkSpeedMbps > 0) a.linkSpeedMbps = { int: hw.linkSpeedMbps };
   if (s.mtu !== undefined) a.mtu = { int: s.mtu };

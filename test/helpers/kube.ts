@@ -90,7 +90,16 @@ export interface KubeEnv {
   etcdPid: number;
   apiserverLog: string;
   /** paths of the binaries, for tests that run them directly */
-  bin: { kubectl: string; helm: string; kubeApiserver: string; etcd: string; kubevirtCrds: string };
+  bin: {
+    kubectl: string;
+    helm: string;
+    kubeApiserver: string;
+    etcd: string;
+    kubevirtCrds: string;
+    /** kube-scheduler and the DRA kubelet harness (test/env/build-*.sh) */
+    kubeScheduler: string;
+    draHarness: string;
+  };
   /** users given at start: name -> token and a kubeconfig for that user */
   users: Record<string, { token: string; kubeconfigPath: string }>;
   /** kubectl as admin; resolves to stdout, rejects with KubeCommandError on a non-zero exit */
@@ -204,6 +213,8 @@ export async function startKube(options: StartKubeOptions = {}): Promise<KubeEnv
     kubeApiserver: must(e, 'KUBE_APISERVER'),
     etcd: must(e, 'ETCD'),
     kubevirtCrds: must(e, 'KUBEVIRT_CRDS'),
+    kubeScheduler: must(e, 'KUBE_SCHEDULER'),
+    draHarness: must(e, 'DRA_HARNESS'),
   };
   const server = must(e, 'KUBE_SERVER');
   const caFile = must(e, 'CA_FILE');

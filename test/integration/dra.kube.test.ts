@@ -1,0 +1,348 @@
+// time limit: 12 min
+// The DRA driver against real parts: kube-apiserver 1.34 and kube-scheduler 1.34 (built from their
+// Go modules), the real agent on the real DPDK engine in a test network namespace with relays on
+// VF stand-ins (net_af_packet on veths whose peers are ports of a bridge playing the PF), and
+// kubelet's own plugin watcher and DRA manager (test/env/dra-kubelet-harness) registering the
+// plugin and preparing a pod's claim; the CDI spec is checked with the CDI library.
+//
+// Run: flock /tmp/vio4wd-it.lock node scripts/run-tests.mjs test/integration/dra.kube.test.ts
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { startKube, type KubeEnv } from '../helpers/kube.js';
+import { Netns, testTempDir } from '../helpers/netns.js';
+import { AgentProcess } from '../helpers/agent.js';
+import { KubeletHarness, bridgeApiserver, startScheduler } from '../helpers/dra.js';
+import { resolveSockets } from '../../src/kubevirt/sources.js';
+import { POD_METADATA_ROOT } from '../../src/dra/constants.js';
+
+const NODE = 'dra-node';
+const POOL = 'vio4wd.io/dra';
+const CLASS = 'dra.vio4wd.io';
+const DEFAULT_A = '02:00:00:0d:00:01'; // r-a's configured MAC: the pool default unprepare restores
+const MAC_VM = '52:54:00:d4:a0:01';
+
+let kube: KubeEnv;
+let ns: Netns;
+let tmp: { path: string; remove: () => void };
+let agent: AgentProcess | undefined;
+let scheduler: Awaited<ReturnType<typeof startScheduler>> | undefined;
+let bridge: { close: () => Promise<void> } | undefined;
+const harnesses: KubeletHarness[] = [];
+
+const dirs = () => ({
+  registry: join(tmp.path, 'kubelet', 'plugins_registry'),
+  plugin: join(tmp.path, 'kubelet', 'plugins', 'vio4wd.io'),
+  cdi: join(tmp.path, 'cdi'),
+  metadata: join(tmp.path, 'dra-metadata'),
+  state: join(tmp.path, 'state'),
+});
+
+function agentConfig(): Record<string, unknown> {
+  const d = dirs();
+  return {
+    log: { level: 'info' },
+    nodeName: NODE,
+    engine: { workerCpus: [1], mainCpu: 0, inMemory: true, noPci: true },
+    vhostUser: { mode: 'server', socketDir: join(tmp.path, 'sock') },
+    control: { enabled: false },
+    metrics: { enabled: false },
+    sriov: { vfProgrammer: 'standin' },
+    kubernetes: { enabled: true, kubeconfig: kube.kubeconfigPath, socketDir: join(tmp.path, 'ksock'), allowVirtualDevices: ['net_af_packet', 'net_null'] },
+    devicePlugin: { enabled: false },
+    cni: { enabled: false, statePath: join(d.state, 'attachments.json') },
+    dra: { enabled: true, registryDir: d.registry, pluginDir: d.plugin, cdiDir: d.cdi, metadataDir: d.metadata, statePath: join(d.state, 'dra-claims.json'), resyncSeconds: 2 },
+    relays: [
+      { name: 'r-a', vf: { devargs: 'net_af_packet_ra,iface=vfa' }, mac: DEFAULT_A, queues: 2, numaNode: 0, resourceName: POOL },
+      { name: 'r-b', vf: { devargs: 'net_af_packet_rb,iface=vfb' }, mac: '02:00:00:0d:00:02', queues: 1, numaNode: 0, resourceName: POOL },
+      // the policy allows only net_af_packet in the pool: this one is never offered
+      { name: 'r-null', vf: { devargs: 'net_null_rn' }, mac: '02:00:00:0d:00:03', numaNode: 0, resourceName: POOL },
+    ],
+  };
+}
+
+async function json<T>(...args: string[]): Promise<T> {
+  return JSON.parse(await kube.kubectl(...args, '-o', 'json')) as T;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+async function apply(obj: object): Promise<void> {
+  await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify(obj) });
+}
+
+async function fdb(port: string): Promise<string[]> {
+  const all = JSON.parse(await ns.exec('bridge', ['-j', 'fdb', 'show', 'dev', port])) as { mac: string; state?: string }[];
+  return all.filter((e) => e.state === 'static').map((e) => e.mac);
+}
+
+interface Slice {
+  metadata: { name: string; ownerReferences?: { kind: string; name: string }[] };
+  spec: { driver: string; nodeName: string; pool: { name: string; generation: number }; devices?: { name: string; attributes: Record<string, { int?: number; string?: string }> }[] };
+}
+interface Claim {
+  metadata: { uid: string };
+  status?: {
+    allocation?: { devices: { results: { driver: string; pool: string; device: string; request: string }[] } };
+    reservedFor?: { name: string }[];
+    devices?: { device: string; conditions?: { type: string; status: string; reason: string; message: string }[]; networkData?: { hardwareAddress?: string }; data?: Record<string, unknown> }[];
+  };
+}
+interface Pod {
+  spec: { nodeName?: string };
+  status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+}
+
+function claim(name: string, cel: string, config?: Record<string, unknown>): object {
+  return {
+    apiVersion: 'resource.k8s.io/v1',
+    kind: 'ResourceClaim',
+    metadata: { name, namespace: 'vms' },
+    spec: {
+      devices: {
+        requests: [{ name: 'nic', exactly: { deviceClassName: CLASS, selectors: [{ cel: { expression: cel } }] } }],
+        ...(config ? { config: [{ requests: ['nic'], opaque: { driver: 'vio4wd.io', parameters: { apiVersion: 'vio4wd.io/v1alpha1', kind: 'RelayConfig', ...config } } }] } : {}),
+      },
+    },
+  };
+}
+
+function pod(name: string, claimName: string): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'vms' },
+    spec: {
+      resourceClaims: [{ name: 'net', resourceClaimName: claimName }],
+      containers: [{ name: 'compute', image: 'virt-launcher', resources: { claims: [{ name: 'net' }] } }],
+    },
+  };
+}
+
+function harness(podName: string, stateLabel: string): KubeletHarness {
+  const h = KubeletHarness.start(kube, { registryDir: dirs().registry, stateDir: join(tmp.path, `kubelet-state-${stateLabel}`), cdiDir: dirs().cdi, node: NODE, namespace: 'vms', pod: podName });
+  harnesses.push(h);
+  return h;
+}
+
+before(async () => {
+  tmp = testTempDir('dra');
+  kube = await startKube();
+  // the DRA API is served (GA in 1.34): no feature gate or runtime-config needed
+  const versions = await kube.kubectl('api-versions');
+  assert.match(versions, /^resource\.k8s\.io\/v1$/m, 'kube-apiserver 1.34 serves resource.k8s.io/v1');
+  await kube.kubectl('apply', '-f', join(process.cwd(), 'crds'));
+  await kube.kubectl('create', 'namespace', 'vms');
+  // the admin's pool: virtual devices of type net_af_packet only, nodes labelled for it
+  await apply({
+    apiVersion: 'vio4wd.io/v1alpha1',
+    kind: 'VirtioForwarderPolicy',
+    metadata: { name: 'dra' },
+    spec: { resourceName: POOL, nodeSelector: { matchLabels: { 'vio4wd.io/dra': 'true' } }, vfs: { virtualDevices: ['net_af_packet'] }, limits: { maxQueues: 4 }, namespaces: ['vms'] },
+  });
+  // the chart's DeviceClass for that pool
+  const rendered = await kube.helm('template', 't', join(process.cwd(), 'helm', 'vio4wd'), '--set', 'agent.dra.enabled=true', '--set-json', `policies=[{"name":"dra","resourceName":"${POOL}","vfs":{"virtualDevices":["net_af_packet"]},"namespaces":["vms"]}]`);
+  const classes = parseAllDocuments(rendered).map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } }).filter((o) => o?.kind === 'DeviceClass');
+  assert.deepEqual(classes.map((c) => c.metadata?.name), [CLASS]);
+  await apply(classes[0]!);
+  // the agent's node, schedulable, with room for pods
+  await apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: { 'vio4wd.io/dra': 'true', 'kubernetes.io/hostname': NODE } } });
+  await kube.kubectlRun(['patch', 'node', NODE, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { capacity: { cpu: '8', memory: '16Gi', pods: '110' }, allocatable: { cpu: '8', memory: '16Gi', pods: '110' }, conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: new Date().toISOString() }] } })]);
+
+  ns = await Netns.create('dra');
+  await ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  await ns.addBridge('pf0');
+  for (const [vf, up] of [['vfa', 'upa'], ['vfb', 'upb']] as const) {
+    await ns.addVeth(vf, up);
+    await ns.setMaster(up, 'pf0');
+  }
+  bridge = await bridgeApiserver(kube, ns, tmp.path);
+  agent = await AgentProcess.start({ config: agentConfig(), workDir: tmp.path, netns: ns, readyTimeoutMs: 120_000 });
+  scheduler = await startScheduler(kube, tmp.path);
+}, { timeout: 400_000 });
+
+after(async () => {
+  for (const h of harnesses) await h.stop().catch(() => undefined);
+  await scheduler?.stop();
+  await agent?.stop();
+  await bridge?.close();
+  await ns?.destroy();
+  await kube?.stop();
+  tmp?.remove();
+}, { timeout: 120_000 });
+
+test('the agent publishes its relays as ResourceSlices with their attributes; the pool policy keeps a device out', async () => {
+  const slices = await until('the agent\'s ResourceSlices', async () => {
+    const l = await json<{ items: Slice[] }>('get', 'resourceslices');
+    const mine = l.items.filter((s) => s.spec.nodeName === NODE && s.spec.driver === 'vio4wd.io');
+    return mine.length > 0 && (mine[0]!.spec.devices ?? []).length === 2 && mine;
+  });
+  assert.equal(slices.length, 1);
+  const s = slices[0]!;
+  assert.equal(s.spec.pool.name, `${NODE}/dra`);
+  assert.deepEqual(s.metadata.ownerReferences?.map((o) => `${o.kind}/${o.name}`), [`Node/${NODE}`]);
+  const byName = new Map((s.spec.devices ?? []).map((d) => [d.name, d.attributes]));
+  assert.deepEqual([...byName.keys()].sort(), ['r-a', 'r-b'], 'r-null (net_null, not allowed by the policy) is not offered');
+  const a = byName.get('r-a')!;
+  assert.equal(a.numaNode?.int, 0);
+  assert.equal(a.maxQueues?.int, 2);
+  assert.equal(a.socketMode?.string, 'server');
+  assert.equal(a.pool?.string, POOL);
+  assert.equal(a.relay?.string, 'r-a');
+  assert.equal(a.virtualDevice?.string, 'net_af_packet_ra');
+  assert.equal(byName.get('r-b')!.maxQueues?.int, 1);
+  assert.match(agent!.output, /relay not published as a DRA device: the pool policy does not allow it.*r-null|r-null.*relay not published as a DRA device/);
+
+  // a deleted slice (kubelet wipes a driver's slices when its plugin goes away) comes back
+  await kube.kubectl('delete', 'resourceslice', s.metadata.name);
+  const back = await until('the slice published again', async () => {
+    const l = await json<{ items: Slice[] }>('get', 'resourceslices');
+    return l.items.find((x) => x.spec.nodeName === NODE && (x.spec.devices ?? []).length === 2);
+  }, 30_000);
+  assert.ok(back.spec.pool.generation >= 1);
+});
+
+test('the scheduler allocates a claim for a relay on NUMA node 0; a claim for NUMA node 1 stays unallocated with the scheduler\'s reason', async () => {
+  await apply(claim('numa0', 'device.attributes["vio4wd.io"].numaNode == 0 && device.attributes["vio4wd.io"].maxQueues >= 2', { mac: MAC_VM, queues: 2 }));
+  await apply(pod('vm-a', 'numa0'));
+  const c = await until('claim numa0 allocated and reserved', async () => {
+    const x = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'numa0');
+    return x.status?.allocation && (x.status.reservedFor ?? []).length > 0 && x;
+  });
+  assert.deepEqual(c.status!.allocation!.devices.results.map((r) => [r.driver, r.pool, r.device, r.request]), [['vio4wd.io', `${NODE}/dra`, 'r-a', 'nic']], 'only r-a has 2 queues');
+  assert.deepEqual(c.status!.reservedFor!.map((r) => r.name), ['vm-a']);
+  const p = await until('pod vm-a bound', async () => {
+    const x = await json<Pod>('get', 'pod', '-n', 'vms', 'vm-a');
+    return x.spec.nodeName ? x : undefined;
+  });
+  assert.equal(p.spec.nodeName, NODE);
+
+  await apply(claim('numa1', 'device.attributes["vio4wd.io"].numaNode == 1'));
+  await apply(pod('vm-b', 'numa1'));
+  const cond = await until('pod vm-b unschedulable', async () => {
+    const x = await json<Pod>('get', 'pod', '-n', 'vms', 'vm-b');
+    return x.status?.conditions?.find((k) => k.type === 'PodScheduled' && k.status === 'False' && k.reason === 'Unschedulable');
+  });
+  assert.match(cond.message ?? '', /cannot allocate all claims/, cond.message);
+  const c1 = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'numa1');
+  assert.equal(c1.status?.allocation, undefined, 'the claim stays unallocated');
+});
+
+test('kubelet\'s DRA manager registers the plugin and prepares the claim: the VF gets the claim\'s MAC, the CDI spec is valid and names the relay\'s socket', async () => {
+  const h = harness('vm-a', 'a');
+  const reg = await h.next(['registered']);
+  assert.equal(reg.driver, 'vio4wd.io');
+  assert.equal(reg.endpoint, join(dirs().plugin, 'dra.sock'));
+  assert.deepEqual(reg.versions, ['v1.DRAPlugin', 'v1beta1.DRAPlugin']);
+  const prep = await h.next(['prepared', 'prepareError']);
+  assert.equal(prep.event, 'prepared', `${prep.error}\n${h.log.slice(-2000)}`);
+  const c = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'numa0');
+  const cdiName = `vio4wd.io/relay=${c.metadata.uid}-r-a`;
+  assert.deepEqual(prep.cdiDevices, [cdiName]);
+  assert.deepEqual(prep.specErrors, {}, 'the CDI library accepts every spec in the directory');
+  const oci = prep.oci as { mounts: { source: string; destination: string; options: string[] }[]; env: string[] };
+  const sockDir = '/var/run/vio4wd/dra/net/nic';
+  const relayDir = oci.mounts.find((m) => m.destination === sockDir);
+  assert.ok(relayDir, JSON.stringify(oci.mounts));
+  assert.equal(relayDir.source, join(tmp.path, 'sock', 'r-a'), 'the relay\'s own socket directory');
+  assert.ok(oci.env.includes(`VIO4WD_DEVICE_R_A_SOCKET=${sockDir}/virtio-forwarder1.sock`) || oci.env.some((e) => new RegExp(`^VIO4WD_DEVICE_R_A_SOCKET=${sockDir}/[^/]+\\.sock$`).test(e)), oci.env.join('\n'));
+  assert.ok(oci.env.includes(`VIO4WD_DEVICE_R_A_MAC=${MAC_VM}`));
+  assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_QUEUES=2'));
+  assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_MODE=client'));
+  assert.ok(oci.env.includes('VIO4WD_DRA_DEVICES=r-a'));
+  // the socket the pod is told about is the relay's, in the mounted directory
+  const sockEnv = oci.env.find((e) => e.startsWith('VIO4WD_DEVICE_R_A_SOCKET='))!.split('=')[1]!;
+  assert.ok(existsSync(join(relayDir.source, sockEnv.split('/').pop()!)), 'the relay\'s socket exists on the host');
+  // KEP-5304 device metadata for KubeVirt's binding, mounted where it looks
+  const md = oci.mounts.find((m) => m.destination === '/var/run/kubernetes.io/dra-device-attributes/resourceclaims/numa0/nic/vio4wd.io-metadata.json');
+  assert.ok(md, JSON.stringify(oci.mounts));
+  const meta = JSON.parse(readFileSync(md.source, 'utf8')) as { requests: { name: string; devices: { attributes: Record<string, { string?: string; int?: number }> }[] }[] };
+  assert.equal(meta.requests[0]!.devices[0]!.attributes['vhost-user-path']!.string, sockEnv);
+  assert.equal(meta.requests[0]!.devices[0]!.attributes.mac!.string, MAC_VM);
+  // ... and the vio4wd KubeVirt sidecar resolves the VM's NIC from it, as it sees it in the pod
+  const podView = join(tmp.path, 'pod-view');
+  for (const m of oci.mounts.filter((x) => x.destination.startsWith(POD_METADATA_ROOT))) {
+    const dest = join(podView, m.destination.slice(POD_METADATA_ROOT.length));
+    mkdirSync(dirname(dest), { recursive: true });
+    copyFileSync(m.source, dest);
+  }
+  const vmi = { spec: { networks: [{ name: 'net1', resourceClaim: { claimName: 'net', requestName: 'nic' } }], resourceClaims: [{ name: 'net', resourceClaimName: 'numa0' }] } };
+  const found = (await resolveSockets(vmi, ['net1'], { draMetadataDir: podView, networkInfoPath: join(podView, 'none'), networkInfoTimeoutMs: 0, explicit: new Map() })).get('net1');
+  assert.equal(found?.path, sockEnv);
+  assert.equal(found?.mode, 'client', 'the relay serves the socket: QEMU connects');
+  assert.equal(found?.mac, MAC_VM);
+  // the VF receives for the claim's MAC only; the claim says so too
+  assert.deepEqual(await fdb('upa'), [MAC_VM]);
+  const dev = c.status?.devices?.find((d) => d.device === 'r-a');
+  assert.equal(dev?.conditions?.find((k) => k.type === 'Ready')?.status, 'True', JSON.stringify(c.status?.devices));
+  assert.equal(dev?.networkData?.hardwareAddress, MAC_VM);
+});
+
+test('an agent restart keeps the prepared claim: the plugin registers again, a repeated prepare answers the same, unprepare restores the pool default', async () => {
+  await harnesses[0]!.stop();
+  await agent!.stop();
+  agent = await AgentProcess.start({ config: agentConfig(), workDir: tmp.path, netns: ns, readyTimeoutMs: 120_000 });
+  assert.deepEqual(await fdb('upa'), [MAC_VM], 'the restart left the VF as the claim wants it');
+  // a kubelet that lost its own state calls NodePrepareResources again for the same claim
+  const h = harness('vm-a', 'a2');
+  await h.next(['registered']);
+  const again = await h.next(['prepared', 'prepareError']);
+  assert.equal(again.event, 'prepared', String(again.error));
+  const c = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'numa0');
+  assert.deepEqual(again.cdiDevices, [`vio4wd.io/relay=${c.metadata.uid}-r-a`]);
+  assert.deepEqual(await fdb('upa'), [MAC_VM]);
+  assert.match(agent!.output, /prepared claims restored from the checkpoint/);
+  h.send('unprepare');
+  const un = await h.next(['unprepared', 'unprepareError']);
+  assert.equal(un.event, 'unprepared', String(un.error));
+  assert.deepEqual(await fdb('upa'), [DEFAULT_A], 'the VF is back on the pool default');
+  assert.equal(existsSync(join(dirs().cdi, `vio4wd.io-relay_${c.metadata.uid}.json`)), false, 'the CDI spec is gone');
+  assert.equal(existsSync(join(dirs().metadata, c.metadata.uid)), false, 'the device metadata is gone');
+  const cp = JSON.parse(readFileSync(join(dirs().state, 'dra-claims.json'), 'utf8')) as { claims: Record<string, unknown> };
+  assert.deepEqual(cp.claims, {});
+  await h.stop();
+});
+
+test('a claim whose opaque config is wrong is refused with the field named, in the claim\'s status, and the VF is untouched', async () => {
+  await apply(claim('bad', 'device.attributes["vio4wd.io"].relay == "r-b"', { mac: '52:54:00:zz:00:01', vlan: 5000 }));
+  await apply(pod('vm-c', 'bad'));
+  await until('claim bad allocated', async () => (await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'bad')).status?.reservedFor?.length);
+  const before = await fdb('upb');
+  const h = harness('vm-c', 'c');
+  await h.next(['registered']);
+  const r = await h.next(['prepared', 'prepareError']);
+  assert.equal(r.event, 'prepareError');
+  assert.match(r.error ?? '', /ResourceClaim vms\/bad spec\.devices\.config\[0\]\.opaque\.parameters: mac: "52:54:00:zz:00:01" is not a MAC address/);
+  assert.match(r.error ?? '', /vlan: 5000 is out of range: use 0\.\.4094/);
+  const c = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'bad');
+  const cond = c.status?.devices?.find((d) => d.device === 'r-b')?.conditions?.find((k) => k.type === 'Ready');
+  assert.equal(cond?.status, 'False');
+  assert.equal(cond?.reason, 'InvalidConfig');
+  assert.match(cond?.message ?? '', /mac: "52:54:00:zz:00:01" is not a MAC address/);
+  assert.deepEqual(await fdb('upb'), before, 'nothing was programmed');
+  await h.stop();
+});
+
+test('the KubeVirt example\'s ResourceClaimTemplate is accepted by the apiserver and names the chart\'s DeviceClass for its pool', async () => {
+  const out = JSON.parse(await kube.kubectl('apply', '--dry-run=server', '--validate=strict', '-o', 'json', '-f', 'examples/kubevirt-dra/10-resourceclaimtemplate.yaml')) as {
+    spec: { spec: { devices: { requests: { exactly: { deviceClassName: string } }[]; config: { opaque: { parameters: unknown } }[] } } };
+  };
+  assert.equal(out.spec.spec.devices.requests[0]!.exactly.deviceClassName, 'vhostuser.vio4wd.io');
+  const { parseRelayConfig } = await import('../../src/dra/config.js');
+  assert.deepEqual(parseRelayConfig(out.spec.spec.devices.config[0]!.opaque.parameters, 'example'), { mac: '52:54:00:6a:00:01', queues: 2 });
+});
