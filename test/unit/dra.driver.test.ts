@@ -1,0 +1,182 @@
+// DraDriver and ResourceSlicePublisher as pure logic, with small in-memory stand-ins for the
+// apiserver, the relays and the attachment service (the real ones: test/integration/dra.kube.test.ts):
+// a bad config touches nothing, prepare and unprepare are idempotent and checkpointed, the
+// publisher writes a new pool generation only when something changed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DraDriver, type ResourceClaim } from '../../src/dra/driver.js';
+import { ResourceSlicePublisher } from '../../src/dra/publisher.js';
+import type { SliceApi, StoredSlice } from '../../src/dra/kube.js';
+import type { ResourceSliceBody } from '../../src/dra/devices.js';
+import type { RelayStatus, RelayView } from '../../src/relay/types.js';
+import type { AttachReply, AttachRequest } from '../../src/cni/protocol.js';
+import { silentLogger } from '../../src/util/log.js';
+
+class Relays extends EventEmitter implements RelayView {
+  constructor(public items: RelayStatus[]) {
+    super();
+  }
+  list(): RelayStatus[] {
+    return this.items;
+  }
+  get(name: string): RelayStatus | undefined {
+    return this.items.find((r) => r.name === name);
+  }
+}
+
+function relay(name: string, over: Partial<RelayStatus> = {}): RelayStatus {
+  return { name, id: 1, origin: 'config', phase: 'Ready', conditions: [], socketPath: `/run/s/${name}/vf.sock`, mode: 'server', queues: 2, numaNode: 0, resourceName: 'vio4wd.io/p', healthy: true, ...over };
+}
+
+const cfg = (p: Record<string, unknown>) => ({ source: 'FromClaim', opaque: { driver: 'vio4wd.io', parameters: { apiVersion: 'vio4wd.io/v1alpha1', kind: 'RelayConfig', ...p } } });
+
+function setup(claim: ResourceClaim) {
+  const dir = mkdtempSync(join(tmpdir(), 'dra-unit-'));
+  const calls: AttachRequest[] = [];
+  const reports: unknown[] = [];
+  const relays = new Relays([relay('r1'), relay('r2')]);
+  const mk = () =>
+    new DraDriver({
+      relays,
+      devices: { relayOf: (pool, device) => (pool === 'n/p' ? device : undefined) },
+      claims: { get: async () => claim, reportStatus: async (_ns, _n, d) => void reports.push(d) },
+      attach: async (req): Promise<AttachReply> => {
+        calls.push(req);
+        return req.op === 'add' ? { ok: true, attachment: { deviceId: req.deviceId!, containerId: req.containerId!, ifName: req.ifName!, network: '', mac: req.mac ?? '02:00:00:00:00:99', vlan: 0, spoofchk: true, socketPath: '', since: '' } } : { ok: true, removed: 1 };
+      },
+      poolLimits: () => ({ policy: 'pol', maxQueues: 2 }),
+      cdiDir: join(dir, 'cdi'),
+      metadataDir: join(dir, 'md'),
+      statePath: join(dir, 'state', 'dra.json'),
+      logger: silentLogger(),
+    });
+  return { dir, calls, reports, mk, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const ref = { namespace: 'vms', name: 'c1', uid: 'u1' };
+function claimWith(config: object[]): ResourceClaim {
+  return {
+    metadata: { name: 'c1', namespace: 'vms', uid: 'u1' },
+    status: { allocation: { devices: { results: [{ request: 'nic', driver: 'vio4wd.io', pool: 'n/p', device: 'r1' }, { request: 'gpu', driver: 'gpu.example.com', pool: 'x', device: 'g' }], config: config as never } } },
+  };
+}
+
+test('prepare: a bad configuration programs nothing and is reported on the device; the error names the field', async () => {
+  const s = setup(claimWith([cfg({ queues: 3 })]));
+  try {
+    const d = s.mk();
+    await d.start();
+    const r = await d.prepare([ref]);
+    assert.match(r.u1!.error, /queues: 3 exceeds device r1's maxQueues 2; ask for at most 2, or select a device with device\.attributes\["vio4wd\.io"\]\.maxQueues >= 3/);
+    assert.deepEqual(s.calls, [], 'no VF was touched');
+    assert.deepEqual(s.reports, [[{ pool: 'n/p', device: 'r1', ready: false, reason: 'InvalidConfig', message: r.u1!.error }]]);
+    assert.equal(existsSync(join(s.dir, 'cdi')), false);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('prepare and unprepare: idempotent, checkpointed across a restart, only this driver\'s devices', async () => {
+  const s = setup(claimWith([cfg({ mac: '52:54:00:00:00:01', queues: 1 })]));
+  try {
+    const d = s.mk();
+    await d.start();
+    const r = await d.prepare([ref]);
+    assert.equal(r.u1!.error, '');
+    assert.deepEqual(r.u1!.devices, [{ request_names: ['nic'], pool_name: 'n/p', device_name: 'r1', cdi_device_ids: ['vio4wd.io/relay=u1-r1'] }]);
+    assert.deepEqual(s.calls.map((c) => [c.op, c.deviceId, c.containerId, c.ifName, c.mac]), [['add', 'r1', 'dra:u1', 'nic/r1', '52:54:00:00:00:01']]);
+    assert.deepEqual(await d.prepare([ref]), r, 'a repeated prepare answers the same');
+    const cp = JSON.parse(readFileSync(join(s.dir, 'state', 'dra.json'), 'utf8')) as { claims: Record<string, unknown> };
+    assert.deepEqual(Object.keys(cp.claims), ['u1']);
+    assert.ok(existsSync(join(s.dir, 'cdi', 'vio4wd.io-relay_u1.json')));
+    // a new agent reads the checkpoint and can unprepare what the old one prepared
+    const d2 = s.mk();
+    await d2.start();
+    assert.deepEqual(d2.preparedClaims(), ['u1']);
+    s.calls.length = 0;
+    assert.deepEqual(await d2.unprepare([ref]), { u1: { error: '' } });
+    assert.deepEqual(s.calls.map((c) => [c.op, c.containerId, c.ifName]), [['del', 'dra:u1', 'nic/r1']]);
+    assert.equal(existsSync(join(s.dir, 'cdi', 'vio4wd.io-relay_u1.json')), false);
+    assert.equal(existsSync(join(s.dir, 'md', 'u1')), false);
+    s.calls.length = 0;
+    assert.deepEqual(await d2.unprepare([ref]), { u1: { error: '' } }, 'unprepare of an unknown claim is fine');
+    assert.deepEqual(s.calls, []);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('prepare: a claim recreated under the same name (another UID) or a device no longer published is refused', async () => {
+  const s = setup(claimWith([]));
+  try {
+    const d = s.mk();
+    assert.match((await d.prepare([{ ...ref, uid: 'old' }])).old!.error, /has UID u1, kubelet asked for old: it was deleted and recreated/);
+    const s2 = setup({ ...claimWith([]), status: { allocation: { devices: { results: [{ request: 'nic', driver: 'vio4wd.io', pool: 'other/p', device: 'r9' }] } } } });
+    try {
+      assert.match((await s2.mk().prepare([ref])).u1!.error, /device r9 of pool other\/p is not published by this node any more/);
+    } finally {
+      s2.cleanup();
+    }
+  } finally {
+    s.cleanup();
+  }
+});
+
+class Slices implements SliceApi {
+  store = new Map<string, StoredSlice>();
+  writes = 0;
+  rv = 0;
+  async list(): Promise<StoredSlice[]> {
+    // the apiserver returns maps with its own key order
+    return [...this.store.values()].map((s) => JSON.parse(JSON.stringify(s, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v))) as StoredSlice);
+  }
+  async create(b: ResourceSliceBody): Promise<void> {
+    if (this.store.has(b.metadata.name)) throw new Error('exists');
+    this.writes++;
+    this.store.set(b.metadata.name, { ...b, metadata: { ...b.metadata, resourceVersion: String(++this.rv) } });
+  }
+  async replace(b: ResourceSliceBody, resourceVersion: string): Promise<void> {
+    assert.equal(this.store.get(b.metadata.name)?.metadata.resourceVersion, resourceVersion);
+    this.writes++;
+    this.store.set(b.metadata.name, { ...b, metadata: { ...b.metadata, resourceVersion: String(++this.rv) } });
+  }
+  async delete(name: string): Promise<void> {
+    this.writes++;
+    this.store.delete(name);
+  }
+  async nodeUid(): Promise<string | undefined> {
+    return 'node-uid';
+  }
+}
+
+test('publisher: writes only what changed, as a new pool generation; a deleted slice comes back; a denied relay is left out', async () => {
+  const api = new Slices();
+  const relays = new Relays([relay('r1'), relay('r2'), relay('r3', { resourceName: 'vio4wd.io/q' })]);
+  const pub = new ResourceSlicePublisher({ nodeName: 'n', relays, api, hardware: async () => ({}), admit: (s) => (s.name === 'r2' ? 'not in the pool' : true), logger: silentLogger(), resyncMs: 3_600_000 });
+  await pub.start();
+  try {
+    const gen = () => [...api.store.values()].map((s) => `${s.spec.pool.name}@${s.spec.pool.generation}:${s.spec.devices.map((d) => d.name).join(',')}`).sort();
+    assert.deepEqual(gen(), ['n/p@1:r1', 'n/q@1:r3']);
+    assert.equal(pub.relayOf('n/p', 'r1'), 'r1');
+    assert.equal(pub.relayOf('n/p', 'r2'), undefined);
+    assert.equal(api.writes, 2);
+    await pub.sync();
+    assert.equal(api.writes, 2, 'nothing changed: nothing written');
+    relays.items = [relay('r1', { queues: 4 }), relay('r3', { resourceName: 'vio4wd.io/q' })];
+    await pub.sync();
+    assert.deepEqual(gen(), ['n/p@2:r1', 'n/q@1:r3'], 'only the changed pool gets a new generation');
+    api.store.delete([...api.store.keys()].find((k) => api.store.get(k)!.spec.pool.name === 'n/q')!);
+    await pub.sync();
+    assert.deepEqual(gen(), ['n/p@2:r1', 'n/q@1:r3']);
+    relays.items = [relay('r1', { queues: 4 })];
+    await pub.sync();
+    assert.deepEqual(gen(), ['n/p@2:r1'], 'an emptied pool\'s slice is deleted');
+    assert.deepEqual([...api.store.values()][0]!.metadata.ownerReferences, [{ apiVersion: 'v1', kind: 'Node', name: 'n', uid: 'node-uid', controller: true }]);
+  } finally {
+    await pub.stop();
+  }
+});
