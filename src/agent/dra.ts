@@ -43,12 +43,15 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
     await policy.start();
   }
   const vfOf = (s: RelayStatus): { pciAddress?: string; devargs?: string } => {
+    const devargs = relays.spec(s.name)?.vf.devargs;
+    if (devargs) return { devargs };
     const first = s.pciAddress?.split(',')[0];
     if (!first) return {};
-    return isPciAddress(first) ? { pciAddress: first.toLowerCase() } : { devargs: relays.spec(s.name)?.vf.devargs ?? s.pciAddress! };
+    return isPciAddress(first) ? { pciAddress: first.toLowerCase() } : { devargs: first };
   };
   const hardware = async (s: RelayStatus): Promise<RelayHardware> => {
-    const { pciAddress } = vfOf(s);
+    const { pciAddress, devargs } = vfOf(s);
+    if (devargs) return { devargs };
     if (!pciAddress) return {};
     const vf = await findVf(pciAddress, { root: c.sriov.sysRoot });
     if (!vf) return {};

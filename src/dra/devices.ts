@@ -20,6 +20,8 @@ export interface RelayHardware {
   vf?: VfIdentity;
   /** The PF's link speed in Mbit/s (sysfs speed), when the kernel reports one. */
   linkSpeedMbps?: number;
+  /** A DPDK virtual device's devargs (test stand-ins), when the relay has no VF. */
+  devargs?: string;
 }
 
 /** One device as published, and the relay it stands for. */
@@ -95,8 +97,9 @@ export function deviceAttributes(s: RelayStatus, hw: RelayHardware): Record<stri
     a.vendor = { string: hw.vf.vendor };
     a.deviceId = { string: hw.vf.device };
     a.vfIndex = { int: hw.vf.vfIndex };
-  } else if (s.pciAddress && !isPciAddress(s.pciAddress.split(',')[0]!)) {
-    a.virtualDevice = { string: s.pciAddress.split(',')[0]!.slice(0, 64) };
+  } else {
+    const devargs = hw.devargs ?? (s.pciAddress && !isPciAddress(s.pciAddress.split(',')[0]!) ? s.pciAddress : undefined);
+    if (devargs) a.virtualDevice = { string: devargs.split(',')[0]!.slice(0, 64) };
   }
   if (hw.linkSpeedMbps !== undefined && hw.linkSpeedMbps > 0) a.linkSpeedMbps = { int: hw.linkSpeedMbps };
   if (s.mtu !== undefined) a.mtu = { int: s.mtu };

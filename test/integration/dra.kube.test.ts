@@ -3,7 +3,8 @@
 // Go modules), the real agent on the real DPDK engine in a test network namespace with relays on
 // VF stand-ins (net_af_packet on veths whose peers are ports of a bridge playing the PF), and
 // kubelet's own plugin watcher and DRA manager (test/env/dra-kubelet-harness) registering the
-// plugin and preparing a pod's claim; the CDI spec is checked with the CDI library.
+// plugin and preparing a pod's claim; the CDI spec is checked with the CDI library, and a QEMU
+// guest on the claimed relay's socket pings through the VF with the claim's MAC.
 //
 // Run: flock /tmp/vio4wd-it.lock node scripts/run-tests.mjs test/integration/dra.kube.test.ts
 import { after, before, test } from 'node:test';
@@ -17,6 +18,7 @@ import { AgentProcess } from '../helpers/agent.js';
 import { KubeletHarness, bridgeApiserver, startScheduler } from '../helpers/dra.js';
 import { resolveSockets } from '../../src/kubevirt/sources.js';
 import { POD_METADATA_ROOT } from '../../src/dra/constants.js';
+import { Guest } from '../helpers/guest.js';
 
 const NODE = 'dra-node';
 const POOL = 'vio4wd.io/dra';
@@ -31,6 +33,8 @@ let agent: AgentProcess | undefined;
 let scheduler: Awaited<ReturnType<typeof startScheduler>> | undefined;
 let bridge: { close: () => Promise<void> } | undefined;
 const harnesses: KubeletHarness[] = [];
+/** the claimed relay's socket on the host (from the CDI mount), for the guest */
+let hostSocket = '';
 
 const dirs = () => ({
   registry: join(tmp.path, 'kubelet', 'plugins_registry'),
@@ -134,6 +138,14 @@ function pod(name: string, claimName: string): object {
   };
 }
 
+/** What a failed scheduling wait shows: the pod's status, the events, the scheduler's log. */
+async function diagnostics(podName: string): Promise<string> {
+  const r = await kube.kubectlRun(['get', 'pod', '-n', 'vms', podName, '-o', 'jsonpath={.status}'], { check: false });
+  const ev = await kube.kubectlRun(['get', 'events', '-A'], { check: false });
+  const sl = await kube.kubectlRun(['get', 'resourceslices', '-o', 'yaml'], { check: false });
+  return `pod status: ${r.stdout}\nevents:\n${ev.stdout}\nslices:\n${sl.stdout.slice(0, 3000)}\nscheduler log:\n${scheduler?.log().slice(-6000) ?? ''}`;
+}
+
 function harness(podName: string, stateLabel: string): KubeletHarness {
   const h = KubeletHarness.start(kube, { registryDir: dirs().registry, stateDir: join(tmp.path, `kubelet-state-${stateLabel}`), cdiDir: dirs().cdi, node: NODE, namespace: 'vms', pod: podName });
   harnesses.push(h);
@@ -148,6 +160,8 @@ before(async () => {
   assert.match(versions, /^resource\.k8s\.io\/v1$/m, 'kube-apiserver 1.34 serves resource.k8s.io/v1');
   await kube.kubectl('apply', '-f', join(process.cwd(), 'crds'));
   await kube.kubectl('create', 'namespace', 'vms');
+  // no controller-manager makes it: pods need their namespace's default ServiceAccount
+  await kube.kubectl('create', 'serviceaccount', 'default', '-n', 'vms');
   // the admin's pool: virtual devices of type net_af_packet only, nodes labelled for it
   await apply({
     apiVersion: 'vio4wd.io/v1alpha1',
@@ -163,6 +177,11 @@ before(async () => {
   // the agent's node, schedulable, with room for pods
   await apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: { 'vio4wd.io/dra': 'true', 'kubernetes.io/hostname': NODE } } });
   await kube.kubectlRun(['patch', 'node', NODE, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { capacity: { cpu: '8', memory: '16Gi', pods: '110' }, allocatable: { cpu: '8', memory: '16Gi', pods: '110' }, conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: new Date().toISOString() }] } })]);
+  // the apiserver's TaintNodesByCondition admission gives a new Node the not-ready taint; the node
+  // lifecycle controller (not running here) would lift it once the node reports Ready
+  await kube.kubectlRun(['taint', 'node', NODE, 'node.kubernetes.io/not-ready:NoSchedule-'], { check: false });
+  const taints = (await json<{ spec: { taints?: unknown[] } }>('get', 'node', NODE)).spec.taints ?? [];
+  assert.deepEqual(taints, [], 'the node is schedulable');
 
   ns = await Netns.create('dra');
   await ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
@@ -223,6 +242,8 @@ test('the scheduler allocates a claim for a relay on NUMA node 0; a claim for NU
   const c = await until('claim numa0 allocated and reserved', async () => {
     const x = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'numa0');
     return x.status?.allocation && (x.status.reservedFor ?? []).length > 0 && x;
+  }).catch(async (err: unknown) => {
+    throw new Error(`${String(err)}\n${await diagnostics('vm-a')}`);
   });
   assert.deepEqual(c.status!.allocation!.devices.results.map((r) => [r.driver, r.pool, r.device, r.request]), [['vio4wd.io', `${NODE}/dra`, 'r-a', 'nic']], 'only r-a has 2 queues');
   assert.deepEqual(c.status!.reservedFor!.map((r) => r.name), ['vm-a']);
@@ -291,6 +312,31 @@ test('kubelet\'s DRA manager registers the plugin and prepares the claim: the VF
   const dev = c.status?.devices?.find((d) => d.device === 'r-a');
   assert.equal(dev?.conditions?.find((k) => k.type === 'Ready')?.status, 'True', JSON.stringify(c.status?.devices));
   assert.equal(dev?.networkData?.hardwareAddress, MAC_VM);
+  hostSocket = join(relayDir.source, sockEnv.split('/').pop()!);
+});
+
+test('QEMU on the claimed relay\'s socket pings the peer behind the VF with the claim\'s MAC; another MAC gets nothing through', async () => {
+  // the peer behind the stand-in PF, on another port of its bridge
+  await ns.addVeth('peer0', 'upp');
+  await ns.setMaster('upp', 'pf0');
+  await ns.addAddress('peer0', '10.0.9.1/24');
+  const run = async (mac: string, count: number) => {
+    const g = await Guest.start({
+      name: 'dra-vm', netns: ns, workDir: join(tmp.path, `guest-${mac.replaceAll(':', '')}`),
+      nics: [{ socketPath: hostSocket, mode: 'client', queues: 2, mac, ip: '10.0.9.2/24' }],
+      job: { kind: 'ping', peer: '10.0.9.1', count, intervalS: 0.2 },
+    });
+    try {
+      const ready = await g.waitForReady();
+      assert.deepEqual(ready.nics.map((n) => [n.name, n.mac, n.queues]), [['eth0', mac, 2]]);
+      return await g.waitForPingSummary();
+    } finally {
+      await g.stop();
+    }
+  };
+  assert.deepEqual(await run(MAC_VM, 5), { sent: 5, received: 5, lost: 0 }, 'the VF receives for the claim\'s MAC');
+  const other = await run('52:54:00:d4:a0:99', 3);
+  assert.equal(other.received, 0, 'the VF does not receive for a MAC the claim did not give it');
 });
 
 test('an agent restart keeps the prepared claim: the plugin registers again, a repeated prepare answers the same, unprepare restores the pool default', async () => {
