@@ -164,6 +164,7 @@ const ALL: Obj = {
     engine: { workerCpus: [2, 3], mainCpu: 0, inMemory: false, socketMemMb: [1024, 0], extraEalArgs: ['--iova-mode=va'] },
     sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' },
     cni: { binDir: '/usr/libexec/cni', type: 'vfwd', socketDir: '/run/vfwd/cni', stateDir: '/var/lib/vfwd', allocationCheck: false },
+    dra: { enabled: true, kubeletDir: '/data/kubelet', cdiDir: '/run/cdi-test', metadataDir: '/run/vfwd/dra', stateDir: '/var/lib/vfwd-dra', deviceClasses: true },
     control: { ipcDir: '/run/vfwd/ipc' },
     metrics: { port: 19464, expose: true },
     extraConfig: { vhostUser: { perm: '0660' }, engine: { tso: true } },
@@ -218,7 +219,7 @@ const ALL: Obj = {
 };
 
 const DISABLED: Obj = {
-  agent: { devicePlugin: { enabled: false }, control: { enabled: false }, cni: { enabled: false }, hugepages: { amount: '' }, podResources: { enabled: false } },
+  agent: { devicePlugin: { enabled: false }, control: { enabled: false }, cni: { enabled: false }, dra: { deviceClasses: false }, hugepages: { amount: '' }, podResources: { enabled: false } },
   operator: { replicas: 1, podDisruptionBudget: { enabled: false } },
   serviceAccount: { agent: { create: false, name: 'existing-agent' }, operator: { create: false, name: 'existing-operator' } },
   rbac: { create: false },
@@ -355,7 +356,10 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(pod.hostNetwork, false);
   assert.equal(pod.dnsPolicy, undefined);
   const hostPaths = pod.volumes.filter((v: Obj) => v.hostPath).map((v: Obj) => v.hostPath.path).sort();
-  assert.deepEqual(hostPaths, ['/data/kubelet/device-plugins', '/data/kubelet/pod-resources', '/dev/vfio-test', '/host-sys', '/mnt/huge1g', '/run/devinfo/dp', '/run/vfwd/cni', '/run/vfwd/ipc', '/run/vfwd/sockets', '/usr/libexec/cni', '/var/lib/vfwd']);
+  assert.deepEqual(hostPaths, [
+    '/data/kubelet/device-plugins', '/data/kubelet/plugins/vio4wd.io', '/data/kubelet/plugins_registry', '/data/kubelet/pod-resources', '/dev/vfio-test', '/host-sys', '/mnt/huge1g',
+    '/run/cdi-test', '/run/devinfo/dp', '/run/vfwd/cni', '/run/vfwd/dra', '/run/vfwd/ipc', '/run/vfwd/sockets', '/usr/libexec/cni', '/var/lib/vfwd', '/var/lib/vfwd-dra',
+  ]);
   // vio4wd-cni: installed by an init container into the nodes' CNI directory under its type name
   const init = pod.initContainers.find((x: Obj) => x.name === 'install-cni');
   assert.deepEqual(init.args, ['cni', 'install', '--dir=/host/cni-bin', '--run-dir=/usr/libexec/cni', '--name=vfwd']);
@@ -399,6 +403,18 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(c.livenessProbe.httpGet.host, undefined);
   assert.deepEqual(cfg.kubernetes.allowVirtualDevices, ['net_tap']);
   assert.equal(cfg.kubernetes.leaseRenewSeconds, 5);
+  // DRA: the kubelet plugin's directories, CDI and metadata dirs, checkpoint; a DeviceClass per pool; RBAC
+  assert.deepEqual(cfg.dra, {
+    enabled: true, registryDir: '/data/kubelet/plugins_registry', pluginDir: '/data/kubelet/plugins/vio4wd.io', cdiDir: '/run/cdi-test', metadataDir: '/run/vfwd/dra', statePath: '/var/lib/vfwd-dra/dra-claims.json',
+  });
+  for (const p of ['/data/kubelet/plugins_registry', '/data/kubelet/plugins/vio4wd.io', '/run/cdi-test', '/run/vfwd/dra', '/var/lib/vfwd-dra']) {
+    assert.ok(c.volumeMounts.some((m: Obj) => m.mountPath === p), `agent mounts ${p}`);
+  }
+  const dc = find(objs, 'DeviceClass', 'fast.vio4wd.io');
+  assert.match(dc.spec.selectors[0].cel.expression, /device\.driver == "vio4wd\.io" && device\.attributes\["vio4wd\.io"\]\.pool == "vio4wd\.io\/fast"/);
+  const agentRole = find(objs, 'ClusterRole', 'vfwd-test-agent');
+  assert.ok(agentRole.rules.some((r: Obj) => r.apiGroups.includes('resource.k8s.io') && r.resources.includes('resourceslices') && r.verbs.includes('create')));
+  assert.ok(agentRole.rules.some((r: Obj) => r.apiGroups.includes('resource.k8s.io') && r.resources.includes('resourceclaims/status') && r.verbs.includes('patch')));
   const pol = find(objs, 'VirtioForwarderPolicy', 'fast');
   const { name: _name, ...policySpec } = ALL.policies[0];
   assert.deepEqual(pol.spec, policySpec);
