@@ -104,7 +104,9 @@ export class ResourceSlicePublisher implements DeviceLookup {
     const node = this.o.nodeName;
     const entries: { status: RelayStatus; hw: RelayHardware }[] = [];
     for (const status of this.o.relays.list()) {
-      if (status.phase === 'Terminating') continue;
+      // a relay that cannot serve (Failed: its reason is in its status) is not offered; one still
+      // coming up is (prepare refuses it until it is healthy, and kubelet retries)
+      if (status.phase === 'Terminating' || status.phase === 'Failed') continue;
       let hw: RelayHardware = {};
       try {
         hw = await this.o.hardware(status);

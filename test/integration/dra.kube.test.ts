@@ -59,7 +59,7 @@ function agentConfig(): Record<string, unknown> {
     cni: { enabled: false, statePath: join(d.state, 'attachments.json') },
     dra: { enabled: true, registryDir: d.registry, pluginDir: d.plugin, cdiDir: d.cdi, metadataDir: d.metadata, statePath: join(d.state, 'dra-claims.json'), resyncSeconds: 2 },
     relays: [
-      { name: 'r-a', vf: { devargs: 'net_af_packet_ra,iface=vfa' }, mac: DEFAULT_A, queues: 2, numaNode: 0, resourceName: POOL },
+      { name: 'r-a', vf: { devargs: 'net_af_packet_ra,iface=vfa,qpairs=2' }, mac: DEFAULT_A, queues: 2, numaNode: 0, resourceName: POOL },
       { name: 'r-b', vf: { devargs: 'net_af_packet_rb,iface=vfb' }, mac: '02:00:00:0d:00:02', queues: 1, numaNode: 0, resourceName: POOL },
       // the policy allows only net_af_packet in the pool: this one is never offered
       { name: 'r-null', vf: { devargs: 'net_null_rn' }, mac: '02:00:00:0d:00:03', numaNode: 0, resourceName: POOL },
@@ -321,8 +321,10 @@ test('QEMU on the claimed relay\'s socket pings the peer behind the VF with the 
   await ns.setMaster('upp', 'pf0');
   await ns.addAddress('peer0', '10.0.9.1/24');
   const run = async (mac: string, count: number) => {
+    const workDir = join(tmp.path, `guest-${mac.replaceAll(':', '')}`);
+    mkdirSync(workDir, { recursive: true });
     const g = await Guest.start({
-      name: 'dra-vm', netns: ns, workDir: join(tmp.path, `guest-${mac.replaceAll(':', '')}`),
+      name: 'dra-vm', netns: ns, workDir,
       nics: [{ socketPath: hostSocket, mode: 'client', queues: 2, mac, ip: '10.0.9.2/24' }],
       job: { kind: 'ping', peer: '10.0.9.1', count, intervalS: 0.2 },
     });

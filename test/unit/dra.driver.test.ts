@@ -155,7 +155,7 @@ class Slices implements SliceApi {
 
 test('publisher: writes only what changed, as a new pool generation; a deleted slice comes back; a denied relay is left out', async () => {
   const api = new Slices();
-  const relays = new Relays([relay('r1'), relay('r2'), relay('r3', { resourceName: 'vio4wd.io/q' })]);
+  const relays = new Relays([relay('r1'), relay('r2'), relay('r3', { resourceName: 'vio4wd.io/q' }), relay('r4', { phase: 'Failed', healthy: false })]);
   const pub = new ResourceSlicePublisher({ nodeName: 'n', relays, api, hardware: async () => ({}), admit: (s) => (s.name === 'r2' ? 'not in the pool' : true), logger: silentLogger(), resyncMs: 3_600_000 });
   await pub.start();
   try {
@@ -163,6 +163,7 @@ test('publisher: writes only what changed, as a new pool generation; a deleted s
     assert.deepEqual(gen(), ['n/p@1:r1', 'n/q@1:r3']);
     assert.equal(pub.relayOf('n/p', 'r1'), 'r1');
     assert.equal(pub.relayOf('n/p', 'r2'), undefined);
+    assert.equal(pub.relayOf('n/p', 'r4'), undefined, 'a Failed relay is not offered');
     assert.equal(api.writes, 2);
     await pub.sync();
     assert.equal(api.writes, 2, 'nothing changed: nothing written');
