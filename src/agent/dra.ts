@@ -9,6 +9,7 @@ import { kubeClients, resources } from '../kube/index.js';
 import { decideDevice } from '../policy/index.js';
 import type { RelayManager, RelayStatus } from '../relay/index.js';
 import { findVf } from '../sriov/index.js';
+import { errorMessage } from '../util/errors.js';
 import { isPciAddress } from '../util/identifiers.js';
 import type { Logger } from '../util/log.js';
 import type { ResolvedConfig } from './config/load.js';
@@ -40,7 +41,6 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
       logger: log,
       onChange: () => void publisher.sync(),
     });
-    await policy.start();
   }
   const vfOf = (s: RelayStatus): { pciAddress?: string; devargs?: string } => {
     const devargs = relays.spec(s.name)?.vf.devargs;
@@ -94,18 +94,26 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
     logger: log,
   });
   await driver.start();
-  await publisher.start();
   const plugin = new KubeletPlugin({ driver, registryDir: c.dra.registryDir, pluginDir: c.dra.pluginDir, logger: log });
   await plugin.start();
+  // the apiserver may be away for a long time: publishing starts in the background, once the
+  // policies are known (before that every relay would look denied and its slice be deleted)
+  let stopped = false;
+  void (async () => {
+    await policy?.start();
+    if (!stopped) await publisher.start();
+  })().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'DRA ResourceSlice publishing did not start'));
   return {
     driver,
     publisher,
     plugin,
     async stop() {
+      stopped = true;
       await plugin.stop();
+      // publishing may still wait for the policies' first list: stopping them ends that wait
+      await policy?.stop();
       // the slices stay: the relays come back with the next agent (kubelet wipes them if not)
       await publisher.stop(false);
-      await policy?.stop();
     },
   };
 }

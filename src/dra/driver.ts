@@ -52,6 +52,8 @@ export interface ClaimApi {
 /** The device -> relay map the ResourceSlice publisher keeps. */
 export interface DeviceLookup {
   relayOf(pool: string, device: string): string | undefined;
+  /** Publish once now (a claim may name a device published before this agent started). */
+  refresh?(): Promise<void>;
 }
 
 export interface PoolLimits {
@@ -194,7 +196,11 @@ export class DraDriver {
       // 1. resolve and check everything first: a bad config changes nothing on the node
       const planned: { d: PreparedDevice; status: RelayStatus; spoofchk: boolean }[] = [];
       for (const r of results) {
-        const relay = this.o.devices.relayOf(r.pool, r.device);
+        let relay = this.o.devices.relayOf(r.pool, r.device);
+        if (!relay && this.o.devices.refresh) {
+          await this.o.devices.refresh();
+          relay = this.o.devices.relayOf(r.pool, r.device);
+        }
         if (!relay) throw new PrepareError(r, `device ${r.device} of pool ${r.pool} is not published by this node any more (its relay is gone): delete the pod so the claim is allocated again`);
         const status = this.o.relays.get(relay);
         if (!status) throw new PrepareError(r, `relay ${relay} (device ${r.device}) is gone from this node`);

@@ -45,6 +45,11 @@ export class ResourceSlicePublisher implements DeviceLookup {
     return this.devices.get(`${pool}\0${device}`)?.relay;
   }
 
+  /** One publishing round now (when started): prepare's lookup of a device not seen yet. */
+  async refresh(): Promise<void> {
+    if (this.running) await this.sync();
+  }
+
   published(): PublishedDevice[] {
     return [...this.devices.values()];
   }
