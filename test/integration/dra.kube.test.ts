@@ -277,7 +277,8 @@ test('kubelet\'s DRA manager registers the plugin and prepares the claim: the VF
   assert.deepEqual(prep.cdiDevices, [cdiName]);
   assert.deepEqual(prep.specErrors, {}, 'the CDI library accepts every spec in the directory');
   const oci = prep.oci as { mounts: { source: string; destination: string; options: string[] }[]; env: string[] };
-  const sockDir = '/var/run/vio4wd/dra/net/nic';
+  // named after the claim and its request (a claim made from a template: the pod's name for it)
+  const sockDir = '/var/run/vio4wd/dra/numa0/nic';
   const relayDir = oci.mounts.find((m) => m.destination === sockDir);
   assert.ok(relayDir, JSON.stringify(oci.mounts));
   assert.equal(relayDir.source, join(tmp.path, 'sock', 'r-a'), 'the relay\'s own socket directory');
@@ -316,6 +317,7 @@ test('kubelet\'s DRA manager registers the plugin and prepares the claim: the VF
 });
 
 test('QEMU on the claimed relay\'s socket pings the peer behind the VF with the claim\'s MAC; another MAC gets nothing through', async () => {
+  assert.ok(hostSocket, 'the claim was prepared (previous test)');
   // the peer behind the stand-in PF, on another port of its bridge
   await ns.addVeth('peer0', 'upp');
   await ns.setMaster('upp', 'pf0');

@@ -405,7 +405,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(cfg.kubernetes.leaseRenewSeconds, 5);
   // DRA: the kubelet plugin's directories, CDI and metadata dirs, checkpoint; a DeviceClass per pool; RBAC
   assert.deepEqual(cfg.dra, {
-    enabled: true, registryDir: '/data/kubelet/plugins_registry', pluginDir: '/data/kubelet/plugins/vio4wd.io', cdiDir: '/run/cdi-test', metadataDir: '/run/vfwd/dra', statePath: '/var/lib/vfwd-dra/dra-claims.json',
+    enabled: true, registryDir: '/data/kubelet/plugins_registry', pluginDir: '/data/kubelet/plugins/vio4wd.io', cdiDir: '/run/cdi-test', metadataDir: '/run/vfwd/dra', statePath: '/var/lib/vfwd-dra/dra-claims.json', resyncSeconds: 10,
   });
   for (const p of ['/data/kubelet/plugins_registry', '/data/kubelet/plugins/vio4wd.io', '/run/cdi-test', '/run/vfwd/dra', '/var/lib/vfwd-dra']) {
     assert.ok(c.volumeMounts.some((m: Obj) => m.mountPath === p), `agent mounts ${p}`);
