@@ -86,7 +86,8 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
     relays,
     devices: publisher,
     claims: kubeClaimApi(clients),
-    attach: (req) => attachments.handle(req),
+    // the claim's allocation (the scheduler's, for this claim) is the allocation check
+    attach: (req) => attachments.handle(req, { allocated: true }),
     poolLimits,
     cdiDir: c.dra.cdiDir,
     metadataDir: c.dra.metadataDir,

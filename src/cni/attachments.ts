@@ -96,19 +96,23 @@ export class AttachmentService {
     if (a) this.o.relays.setMac(name, a.mac);
   }
 
-  /** Answers one request (never throws: a failure is an error reply with a CNI code). */
-  handle(req: AttachRequest): Promise<AttachReply> {
-    const run = this.queue.then(() => this.dispatch(req)).catch((err: unknown) => errorReply(err));
+  /**
+   * Answers one request (never throws: a failure is an error reply with a CNI code). `allocated`:
+   * the caller already knows the relay was allocated to this attachment (the DRA driver: the
+   * claim's allocation names the device), so kubelet's pod-resources are not asked.
+   */
+  handle(req: AttachRequest, opts: { allocated?: boolean } = {}): Promise<AttachReply> {
+    const run = this.queue.then(() => this.dispatch(req, opts.allocated ?? false)).catch((err: unknown) => errorReply(err));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async dispatch(req: AttachRequest): Promise<AttachReply> {
+  private async dispatch(req: AttachRequest, allocated: boolean): Promise<AttachReply> {
     switch (req.op) {
       case 'status':
         return { ok: true };
       case 'add':
-        return { ok: true, attachment: await this.add(req) };
+        return { ok: true, attachment: await this.add(req, allocated) };
       case 'check':
         return { ok: true, attachment: await this.check(req) };
       case 'del':
@@ -123,13 +127,13 @@ export class AttachmentService {
     return undefined;
   }
 
-  private async add(req: AttachRequest): Promise<Attachment> {
+  private async add(req: AttachRequest, allocated: boolean): Promise<Attachment> {
     const name = req.deviceId!;
     const relay = this.o.relays.relay(name);
     if (!relay) {
       throw new CniError(CniCode.RelayNotFound, `deviceID "${name}": no relay of that ID on this node; the pod must request the pool's resource (vio4wd.io/<pool>) so that the device plugin allocates a relay, and the attachment must name that pool in k8s.v1.cni.cncf.io/resourceName`);
     }
-    await this.checkAllocated(name, relay.resourceName, req.pod);
+    if (!allocated) await this.checkAllocated(name, relay.resourceName, req.pod);
     if (req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
       throw new CniError(CniCode.InvalidConfig, `mtu: the attachment asks for ${req.mtu} but relay "${name}" forwards ${relay.mtu}; set the VirtioRelay's spec.mtu to ${req.mtu} or drop mtu from the network config`);
     }

@@ -171,3 +171,18 @@ test('allocation check: only the pod kubelet gave the relay attaches it; no VF i
   kubeletUp = false;
   assert.deepEqual(await svc.handle(req({ op: 'del' })), { ok: true, removed: 1 });
 });
+
+test('allocation check: the DRA driver, in process, attaches what the claim\'s allocation names without asking kubelet', async () => {
+  let asked = 0;
+  const { svc, vf, req } = node(async () => {
+    asked++;
+    return [];
+  });
+  const dra = await svc.handle(req({ containerId: 'dra:uid-1', ifName: 'nic/r1', mac: '52:54:00:00:00:09' }), { allocated: true });
+  assert.ok(dra.ok, JSON.stringify(dra));
+  assert.equal(vf.get('r1')?.mac, '52:54:00:00:00:09');
+  assert.equal(asked, 0);
+  // the same request without the in-process flag (what the socket passes on) is checked
+  const viaSocket = await svc.handle(req({ containerId: 'c9', ifName: 'net1', deviceId: 'r2', mac: '52:54:00:00:00:0a', pod: { namespace: 'x', name: 'y' } }));
+  assert.ok(!viaSocket.ok && viaSocket.code === 104, JSON.stringify(viaSocket));
+});
