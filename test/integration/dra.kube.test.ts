@@ -19,6 +19,7 @@ import { KubeletHarness, bridgeApiserver, startScheduler } from '../helpers/dra.
 import { resolveSockets } from '../../src/kubevirt/sources.js';
 import { POD_METADATA_ROOT } from '../../src/dra/constants.js';
 import { Guest } from '../helpers/guest.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 const NODE = 'dra-node';
 const POOL = 'vio4wd.io/dra';
@@ -71,19 +72,9 @@ async function json<T>(...args: string[]): Promise<T> {
   return JSON.parse(await kube.kubectl(...args, '-o', 'json')) as T;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+/** The tests' one wait (test/helpers/wait.ts), with this file's longer default: the scheduler and the agent are busy. */
+function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  return waitUntil(what, fn, { timeoutMs, intervalMs: 200 });
 }
 
 async function apply(obj: object): Promise<void> {
