@@ -9,5 +9,5 @@ export * from './leader.js';
 export * from './node-conditions.js';
 export * from './node-lease.js';
 export * from './resources.js';
-export * from './workqueue.js';
+export * from '../util/workqueue.js';
 export * from './workqueue-metrics.js';

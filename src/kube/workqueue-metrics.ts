@@ -2,7 +2,7 @@
 // cleanup, the agent's node reconciler), named after client-go's workqueue metrics with the vio4wd_ prefix; `name` is one
 // of a few fixed queue names, so the label stays bounded.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { WorkQueueObserver } from './workqueue.js';
+import type { WorkQueueObserver } from '../util/workqueue.js';
 
 /** The queues: the operator's RelayController and NodeCleanupController, the agent's node reconciler. */
 export type WorkQueueName = 'relays' | 'node-cleanup' | 'node';

@@ -93,7 +93,7 @@ export class RelayManager extends RelayStore {
     const entry = this.relays.get(name);
     if (!entry || entry.state.phase === 'removing') return false;
     entry.state = { phase: 'removing', attached: isAttached(entry.state) };
-    clearTimeout(entry.retryTimer);
+    this.cancelRetry(entry);
     clearTimeout(entry.observeTimer);
     entry.status.phase = 'Terminating';
     this.emitChange(entry);
@@ -123,8 +123,7 @@ export class RelayManager extends RelayStore {
     entry.chain = entry.chain.then(async () => {
       const s = entry.state;
       if (s.phase !== 'attached' && s.phase !== 'vf-lost') return;
-      clearTimeout(entry.retryTimer);
-      entry.retryTimer = undefined;
+      this.cancelRetry(entry);
       await this.engine.detachVf(entry.id);
       this.setState(entry, { phase: 'vf-released', appliedKey: s.appliedKey, appliedCpus: s.appliedCpus, since: now() });
       entry.status.pciAddress = undefined;
@@ -204,6 +203,7 @@ export class RelayManager extends RelayStore {
   /** Detaches every relay (clean shutdown); the manager accepts nothing afterwards. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopRetries();
     await Promise.all(this.relays.values().map((e) => this.remove(e.spec.name)));
     this.engine.off('event', this.onEngineEvent);
   }

@@ -7,6 +7,7 @@ import { errorMessage } from '../util/errors.js';
 import { deriveReady } from './conditions.js';
 import { isAttached, statusPhase, type RelayState } from './state.js';
 import { RelayTable } from './table.js';
+import { WorkQueue } from '../util/workqueue.js';
 import type { RelaySpec, RelayStatus, RelayView } from './types.js';
 
 export interface Entry {
@@ -18,7 +19,6 @@ export interface Entry {
   /** Attempts of attaching the relay / re-attaching its lost VF, for the backoff. */
   attempt: number;
   vfAttempt: number;
-  retryTimer?: NodeJS.Timeout;
   chain: Promise<void>;
   /** JSON of the status last emitted. */
   emitted?: string;
@@ -39,6 +39,9 @@ export interface Backoff {
 
 export abstract class RelayStore extends EventEmitter implements RelayView {
   protected readonly relays: RelayTable<Entry>;
+  /** The retries: a relay's name is added after its backoff; taking it schedules the relay's
+   *  next reconcile step on its chain (which keeps the steps of one relay in order). */
+  private readonly retries: WorkQueue;
 
   constructor(
     protected readonly log: Logger,
@@ -49,6 +52,13 @@ export abstract class RelayStore extends EventEmitter implements RelayView {
   ) {
     super();
     this.relays = new RelayTable(maxRelays);
+    this.retries = new WorkQueue(
+      async (name) => {
+        const entry = this.relays.get(name);
+        if (entry) this.schedule(entry);
+      },
+      { concurrency: maxRelays, logger: log },
+    );
   }
 
   /** One reconcile step of a relay; runs on the relay's chain. */
@@ -83,8 +93,7 @@ export abstract class RelayStore extends EventEmitter implements RelayView {
   }
 
   protected schedule(entry: Entry): void {
-    clearTimeout(entry.retryTimer);
-    entry.retryTimer = undefined;
+    this.cancelRetry(entry);
     entry.chain = entry.chain
       .then(() => this.reconcile(entry))
       .catch((err: unknown) => this.log.error({ relay: entry.spec.name, err: errorMessage(err) }, 'reconcile crashed'));
@@ -96,8 +105,18 @@ export abstract class RelayStore extends EventEmitter implements RelayView {
     const policy = vf ? this.vfRetry : this.retry;
     const attempt = vf ? entry.vfAttempt++ : entry.attempt++;
     const delay = Math.min(policy.maxMs, policy.initialMs * 2 ** attempt);
-    clearTimeout(entry.retryTimer);
-    entry.retryTimer = setTimeout(() => this.schedule(entry), delay);
+    this.retries.forget(entry.spec.name);
+    this.retries.addAfter(entry.spec.name, delay);
+  }
+
+  /** Drops a pending retry of the relay (it is being scheduled, removed or given up). */
+  protected cancelRetry(entry: Entry): void {
+    this.retries.forget(entry.spec.name);
+  }
+
+  /** No retry runs after this (the manager is closing). */
+  protected stopRetries(): void {
+    this.retries.stop();
   }
 
   /** Moves a relay to its next state; a relay being removed stays so (an attach that was on its

@@ -1,6 +1,7 @@
 // A keyed work queue with per-key exponential backoff, as controllers use: a key is queued at
 // most once, is never processed by two workers at a time, and one failing key never blocks the
-// others.
+// others. Shared by the Kubernetes controllers (src/kube re-exports it) and RelayManager's
+// retries (src/relay/store.ts).
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
 
@@ -85,6 +86,21 @@ export class WorkQueue {
       this.add(key);
     }, delayMs);
     this.timers.set(key, t);
+  }
+
+  /** Drops a key's pending delayed add and its place in the queue (a run in progress finishes). */
+  forget(key: string): void {
+    const t = this.timers.get(key);
+    if (t) {
+      clearTimeout(t);
+      this.timers.delete(key);
+    }
+    this.dirty.delete(key);
+    if (!this.queued.delete(key)) return;
+    this.queue.splice(this.queue.indexOf(key), 1);
+    this.since.delete(key);
+    this.opts.observer?.depth(this.queue.length);
+    this.pump();
   }
 
   /** Backoff for a key that failed n times in a row. */
