@@ -250,7 +250,8 @@ test('the cleanup controller marks a silent agent\'s conditions Unknown once, an
   live.status!.conditions = conditions;
   const f = new Fixture(t, { nodes: [node('silent'), node('live')], vfns: [silent, live] });
   f.liveness.observe(lease('silent', '2026-01-01T00:00:00.000000Z'), Date.now() - 6000);
-  f.liveness.observe(lease('live', '2026-01-01T00:00:00.000000Z'), Date.now() - 4000);
+  // 2.5 s left: room for a loaded machine before the first pass is done
+  f.liveness.observe(lease('live', '2026-01-01T00:00:00.000000Z'), Date.now() - 2500);
   const c = f.cleanupController();
   await run(c);
   assert.deepEqual(f.actions, ['status vfn silent EngineRunning=Unknown/AgentNotReporting,Ready=Unknown/AgentNotReporting (guarded)']);
@@ -263,8 +264,9 @@ test('the cleanup controller marks a silent agent\'s conditions Unknown once, an
   c.agentChanged('silent');
   await c.queue.idle();
   assert.equal(f.actions.length, 1);
-  // the live one's deadline comes (its requeue, ~1 s), unrenewed: marked too
-  await new Promise((r) => setTimeout(r, 1300));
+  // the live one's deadline comes (its requeue, < 2.5 s), unrenewed: marked too
+  await new Promise((r) => setTimeout(r, Math.max(0, f.liveness.remainingMs('live')!) + 300));
+  for (let i = 0; i < 50 && f.actions.length < 2; i++) await new Promise((r) => setTimeout(r, 100)); // a loaded machine
   await c.queue.idle();
   assert.deepEqual(f.actions.slice(1), ['status vfn live EngineRunning=Unknown/AgentNotReporting,Ready=Unknown/AgentNotReporting (guarded)']);
 });
