@@ -23,6 +23,8 @@ import { startAttachments } from './attachments.js';
 import { checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './node/checkpoint.js';
 import { prepareSocketRoot } from '../relay/socketdir.js';
 import type { DraHandle } from './dra.js';
+import { startCoreScheduler } from './core-sched.js';
+import type { CoreScheduler } from '../sched/index.js';
 
 /** The VF MTU virtio-forwarder sets when jumbo frames are on (its JUMBO_IP_MTU). */
 export const JUMBO_MTU = 9000;
@@ -47,6 +49,7 @@ export class Agent {
   relays: RelayManager | undefined;
   private control: ControlServer | undefined;
   private ovsdb: OvsdbMonitor | undefined;
+  coreScheduler: CoreScheduler | undefined;
   private metricsServer: HttpServerHandle | undefined;
   metrics: AgentMetrics | undefined;
   private devicePlugins: DevicePluginManager | undefined;
@@ -255,6 +258,8 @@ export class Agent {
       await this.control.start();
     }
 
+    if (c.coreScheduler.enabled) this.coreScheduler = startCoreScheduler(c.coreScheduler, { engine, relays, metrics: this.metrics, logger: log });
+
     let reconcilerStarted: Promise<void> | undefined;
     if (c.kubernetes.enabled) {
       const [{ NodeReconciler }, { kubeClients }, { workQueueObserver }] = await Promise.all([
@@ -376,6 +381,7 @@ export class Agent {
     await step('reconciler', () => this.reconciler?.stop());
     await step('device plugin', () => this.devicePlugins?.stop());
     await step('DRA driver', () => this.dra?.stop());
+    await step('core scheduler', () => this.coreScheduler?.stop());
     await step('ovsdb', () => this.ovsdb?.stop());
     await step('control', () => this.control?.close());
     await step('attachment API', () => this.attachServer?.close());

@@ -46,6 +46,8 @@ function scraped<L extends string>(
 export class AgentMetrics {
   readonly registry = new Registry();
   private readonly migrations: Counter<'relay' | 'direction'>;
+  private readonly coreSchedMoves: Counter<'relay' | 'direction'>;
+  private readonly coreSchedVariation: Gauge<'numa_node'>;
 
   constructor(private readonly src: MetricsSources) {
     const r = this.registry;
@@ -55,12 +57,34 @@ export class AgentMetrics {
     this.workerMetrics(r);
     this.engineMetrics(r);
     this.nodeMetrics(r);
+    this.coreSchedMoves = new Counter({
+      name: 'vio4wd_core_sched_moves_total',
+      help: 'Relay directions the core scheduler moved to another worker CPU (by load)',
+      labelNames: ['relay', 'direction'] as const,
+      registers: [r],
+    });
+    this.coreSchedVariation = new Gauge({
+      name: 'vio4wd_core_sched_load_variation',
+      help: "Coefficient of variation of the worker CPUs' loads at the core scheduler's last evaluation, per NUMA node (-1: all workers); it moves relays when that drops by more than its sensitivity",
+      labelNames: ['numa_node'] as const,
+      registers: [r],
+    });
     this.migrations = new Counter({
       name: 'vio4wd_relay_migrations_total',
       help: 'Live migrations seen on a relay: out = the guest left with dirty logging on, in = a migrated guest arrived',
       labelNames: ['relay', 'direction'] as const,
       registers: [r],
     });
+  }
+
+  /** A relay direction the core scheduler moved to another worker CPU. */
+  countCoreSchedMove(relay: string, direction: 'vfToVm' | 'vmToVf'): void {
+    this.coreSchedMoves.inc({ relay, direction: direction === 'vfToVm' ? 'vf_to_vm' : 'vm_to_vf' });
+  }
+
+  /** The core scheduler's last measure of imbalance, per NUMA node (-1: all workers). */
+  setCoreSchedVariation(groups: { numaNode: number; variation: number }[]): void {
+    for (const g of groups) this.coreSchedVariation.set({ numa_node: String(g.numaNode) }, g.variation);
   }
 
   countMigration(relay: string, direction: 'in' | 'out'): void {
@@ -70,6 +94,7 @@ export class AgentMetrics {
   /** A removed relay's series go with it (the other metrics follow the relay list anyway). */
   forgetRelay(relay: string): void {
     for (const direction of ['in', 'out'] as const) this.migrations.remove({ relay, direction });
+    for (const direction of ['vf_to_vm', 'vm_to_vf'] as const) this.coreSchedMoves.remove({ relay, direction });
   }
 
   /** Each relay the engine holds, with its counters. */

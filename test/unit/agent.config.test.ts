@@ -138,8 +138,10 @@ VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT=true
   ]);
   const named = warnings.map((w) => /^[A-Z0-9_]+/.exec(w)![0]);
   assert.deepEqual(named.sort(), [
-    'VIO4WD_CORE_SCHED_ENABLE', 'VIRTIOFWD_CPU_NIC_SAME_NUMA', 'VIRTIOFWD_OVSDB_SOCK_PATH', 'VIRTIOFWD_ZERO_COPY',
+    'VIRTIOFWD_CPU_NIC_SAME_NUMA', 'VIRTIOFWD_OVSDB_SOCK_PATH', 'VIRTIOFWD_ZERO_COPY',
   ]);
+  // the core scheduler runs in the agent, with the settings vio4wd_core_scheduler takes
+  assert.deepEqual(r.coreScheduler, { enabled: true, intervalSeconds: 5, sensitivity: 25, globalNuma: true, minLoad: 0.05, movePinned: true, logLevel: 'info' });
   // "n" switches the option on in virtio-forwarder (any non-empty value does): said so
   assert.match(warnings.find((w) => w.startsWith('VIRTIOFWD_CPU_NIC_SAME_NUMA'))!, /=n: virtio-forwarder switches this on for any non-empty value/);
 });
@@ -217,7 +219,50 @@ test('the shipped settings file as it comes: its defaults and what vio4wd says a
   assert.deepEqual(r.relays, []);
   assert.deepEqual(r.cpuPins, {});
   assert.deepEqual(r.sriov.bindVfio, []);
-  assert.deepEqual(warnings.map((w) => /^[A-Z0-9_]+/.exec(w)![0]).sort(), ['VIO4WD_CORE_SCHED_ENABLE', 'VIRTIOFWD_DYNAMIC_SOCKETS']);
+  assert.deepEqual(warnings.map((w) => /^[A-Z0-9_]+/.exec(w)![0]).sort(), ['VIRTIOFWD_DYNAMIC_SOCKETS']);
+  // VIO4WD_CORE_SCHED_ENABLE=true with the other settings empty: vio4wd_core_scheduler's defaults
+  assert.deepEqual(r.coreScheduler, { enabled: true, intervalSeconds: 5, sensitivity: 0.25, globalNuma: false, minLoad: 0.05, movePinned: true, logLevel: 'info' });
+});
+
+test('VIO4WD_CORE_SCHED_*: every form the settings file documents, read as vio4wd_core_scheduler reads it', () => {
+  const sched = (extra: string) => resolveEnv(`VIRTIOFWD_CPU_MASK=1,2\nVIO4WD_CORE_SCHED_ENABLE=true\n${extra}`);
+  // anything but "true" leaves the scheduler off (and the endpoint unserved)
+  for (const v of ['', 'false', 'yes', '1', 'TRUE']) {
+    const { r } = resolveEnv(`VIRTIOFWD_CPU_MASK=1,2\nVIO4WD_CORE_SCHED_ENABLE=${v}\nVIO4WD_CORE_SCHED_SENSITIVITY=0.5\n`);
+    assert.equal(r.coreScheduler.enabled, false, `ENABLE=${v}`);
+    assert.equal(r.control.coreSched, '', `ENABLE=${v}`);
+  }
+  assert.equal(resolveEnv('VIRTIOFWD_CPU_MASK=1,2\n').r.coreScheduler.enabled, false, 'off unless asked for');
+  assert.equal(sched('VIO4WD_CORE_SCHED_SENSITIVITY=0.1\n').r.coreScheduler.sensitivity, 0.1);
+  assert.equal(sched('VIO4WD_CORE_SCHED_SENSITIVITY=0\n').r.coreScheduler.sensitivity, 0);
+  const neg = sched('VIO4WD_CORE_SCHED_SENSITIVITY=-1\n');
+  assert.equal(neg.r.coreScheduler.sensitivity, 0.25);
+  assert.match(neg.warnings.join('\n'), /VIO4WD_CORE_SCHED_SENSITIVITY=-1: below 0; the default 0.25 is used/);
+  assert.equal(sched('VIO4WD_CORE_SCHED_POLL_INTERVAL=0.5\n').r.coreScheduler.intervalSeconds, 0.5);
+  assert.equal(sched('VIO4WD_CORE_SCHED_POLL_INTERVAL=10\n').r.coreScheduler.intervalSeconds, 10);
+  assert.equal(sched('VIO4WD_CORE_SCHED_POLL_INTERVAL=0\n').r.coreScheduler.intervalSeconds, 5, '0 = the default, as in the daemon');
+  assert.equal(sched('VIO4WD_CORE_SCHED_LOG_LEVEL=7\n').r.coreScheduler.logLevel, 'debug');
+  assert.equal(sched('VIO4WD_CORE_SCHED_LOG_LEVEL=3\n').r.coreScheduler.logLevel, 'error');
+  const lvl = sched('VIO4WD_CORE_SCHED_LOG_LEVEL=9\n');
+  assert.equal(lvl.r.coreScheduler.logLevel, 'debug');
+  assert.match(lvl.warnings.join('\n'), /VIO4WD_CORE_SCHED_LOG_LEVEL=9: not a syslog level 0..7/);
+  assert.equal(sched('VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT=\n').r.coreScheduler.globalNuma, false);
+  assert.equal(sched('VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT=true\n').r.coreScheduler.globalNuma, true);
+  assert.equal(sched('VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT=1\n').r.coreScheduler.globalNuma, true);
+  // virtio-forwarder's scheduler overrides pinnings: so does vio4wd's with a settings file
+  assert.equal(sched('').r.coreScheduler.movePinned, true);
+  // text that is no number stops the agent, naming the variable
+  assert.throws(() => sched('VIO4WD_CORE_SCHED_SENSITIVITY=high\n'), /VIO4WD_CORE_SCHED_SENSITIVITY.*"high" is not a number/);
+  assert.throws(() => sched('VIO4WD_CORE_SCHED_POLL_INTERVAL=5s\n'), /VIO4WD_CORE_SCHED_POLL_INTERVAL.*"5s" is not a number/);
+  assert.throws(() => sched('VIO4WD_CORE_SCHED_POLL_INTERVAL=-2\n'), /VIO4WD_CORE_SCHED_POLL_INTERVAL.*below 0/);
+});
+
+test('coreScheduler in a YAML config: defaults, and bad values named', () => {
+  const r = resolveConfig(parseConfigText('engine:\n  workerCpus: [1, 2]\ncoreScheduler:\n  enabled: true\n', 'x.yaml').config);
+  assert.deepEqual(r.coreScheduler, { enabled: true, intervalSeconds: 5, sensitivity: 0.25, globalNuma: false, minLoad: 0.05, movePinned: false });
+  assert.match(problems('coreScheduler:\n  intervalSeconds: 0\n').join('\n'), /coreScheduler\.intervalSeconds/);
+  assert.match(problems('coreScheduler:\n  sensitivity: -1\n').join('\n'), /coreScheduler\.sensitivity/);
+  assert.match(problems('coreScheduler:\n  interval: 5\n').join('\n'), /coreScheduler/);
 });
 
 test('VIRTIOFWD_CPU_PINS: array, one-item array, scalar, ";"-separated and empty forms', () => {

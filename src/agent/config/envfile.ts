@@ -225,6 +225,42 @@ export function vfioTokenArgs(token: string | undefined): string[] {
 }
 
 /**
+ * VIO4WD_CORE_SCHED_*: the settings of virtio-forwarder's vio4wd_core_scheduler, which runs inside
+ * the agent when VIO4WD_CORE_SCHED_ENABLE=true. Each value is read as that daemon reads its
+ * flag: empty (or 0) keeps the default, an out-of-range sensitivity or log level falls back to
+ * the default with a warning, text that is no number stops the agent with the variable named.
+ */
+export function coreSchedSettings(
+  get: (k: string) => string | undefined,
+  flag: (k: string) => boolean | undefined,
+  warnings: string[],
+): NonNullable<AgentConfig['coreScheduler']> | undefined {
+  if (get('VIO4WD_CORE_SCHED_ENABLE') !== 'true') return undefined;
+  const num = (k: string): number | undefined => {
+    const x = get(k);
+    if (!x) return undefined;
+    if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(x)) throw new ValidationError(k, `"${x}" is not a number: leave it empty for the default, or write e.g. ${k.endsWith('INTERVAL') ? '5 (seconds)' : k.endsWith('LEVEL') ? '6 (0..7)' : '0.25'}`);
+    return Number(x);
+  };
+  // virtio-forwarder's scheduler overrides every pinning (its settings file says so)
+  const out: NonNullable<AgentConfig['coreScheduler']> = { enabled: true, movePinned: true };
+  const sens = num('VIO4WD_CORE_SCHED_SENSITIVITY');
+  if (sens !== undefined && sens < 0) warnings.push(`VIO4WD_CORE_SCHED_SENSITIVITY=${sens}: below 0; the default 0.25 is used, as by virtio-forwarder`);
+  else if (sens !== undefined) out.sensitivity = sens;
+  const interval = num('VIO4WD_CORE_SCHED_POLL_INTERVAL');
+  if (interval !== undefined && interval < 0) throw new ValidationError('VIO4WD_CORE_SCHED_POLL_INTERVAL', `${interval} is below 0: give the seconds between evaluations, e.g. 5, or leave it empty`);
+  if (interval) out.intervalSeconds = interval;
+  const level = num('VIO4WD_CORE_SCHED_LOG_LEVEL');
+  if (level) {
+    const l = Number.isInteger(level) && level >= 0 && level <= 7 ? level : 7;
+    if (l !== level) warnings.push(`VIO4WD_CORE_SCHED_LOG_LEVEL=${level}: not a syslog level 0..7; 7 (debug) is used, as by virtio-forwarder`);
+    out.logLevel = l <= 3 ? 'error' : l === 4 ? 'warn' : l <= 6 ? 'info' : 'debug';
+  }
+  if (flag('VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT')) out.globalNuma = true;
+  return out;
+}
+
+/**
  * Maps a parsed settings file onto AgentConfig with the meaning virtio-forwarder's start script
  * gives each variable. A variable left out of the file keeps vio4wd's default; a variable set
  * to the empty string means what the start script makes of it (the option is not passed).
@@ -358,9 +394,8 @@ export function envToConfig(parsed: EnvParseResult): EnvConversion {
   // VIRTIOFWD_CPU_NIC_SAME_NUMA: vio4wd makes an mbuf pool only on the NUMA nodes that have
   // relays, as virtio-forwarder does with it set; it takes no more memory without it
   flag('VIRTIOFWD_CPU_NIC_SAME_NUMA');
-  if (schedEnable === 'true') {
-    warnings.push('VIO4WD_CORE_SCHED_ENABLE=true: vio4wd has no load-based core scheduler daemon yet; its core scheduling endpoint serves UPDATE and GET_EAL_CORES (virtio-forwarder\'s core scheduler script and core pinner work against it)');
-  }
+  const sched = coreSchedSettings(get, flag, warnings);
+  if (sched) config.coreScheduler = sched;
   // VIRTIOFWD_BINARY is the start script's path to the daemon: the daemon is vio4wd here
 
   if (Object.keys(engine).length) config.engine = engine;

@@ -12,6 +12,7 @@ import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ConfigError, checkConfig } from './validate.js';
 import { envToConfig, looksLikeEnvFile, parseEnvFile } from './envfile.js';
 import { DEFAULT_AGENT_SOCKET } from '../../cni/protocol.js';
+import { CORE_SCHED_DEFAULTS } from '../../sched/scheduler.js';
 
 /** Lease renewals by default (kubelet's interval; src/kube/node-lease.ts has the same). */
 export const DEFAULT_LEASE_RENEW_SECONDS = 10;
@@ -62,6 +63,7 @@ export interface ResolvedConfig {
   /** allocationCheck: ADD only for the pod kubelet allocated the relay to, asked at podResourcesSocket. */
   cni: { enabled: boolean; socket: string; statePath: string; allocationCheck: boolean; podResourcesSocket?: string };
   cpuPins: Record<number, number[]>;
+  coreScheduler: { enabled: boolean; intervalSeconds: number; sensitivity: number; globalNuma: boolean; minLoad: number; movePinned: boolean; logLevel?: string };
   kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[]; leaseNamespace: string; leaseRenewSeconds: number };
   devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
   dra: { enabled: boolean; kubeconfig?: string; registryDir: string; pluginDir: string; cdiDir: string; metadataDir: string; statePath: string; resyncSeconds: number };
@@ -223,6 +225,15 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       ...allocationCheck(c),
     },
     cpuPins,
+    coreScheduler: {
+      enabled: c.coreScheduler?.enabled ?? false,
+      intervalSeconds: c.coreScheduler?.intervalSeconds ?? CORE_SCHED_DEFAULTS.intervalSeconds,
+      sensitivity: c.coreScheduler?.sensitivity ?? CORE_SCHED_DEFAULTS.sensitivity,
+      globalNuma: c.coreScheduler?.globalNuma ?? CORE_SCHED_DEFAULTS.globalNuma,
+      minLoad: c.coreScheduler?.minLoad ?? CORE_SCHED_DEFAULTS.minLoad,
+      movePinned: c.coreScheduler?.movePinned ?? false,
+      ...(c.coreScheduler?.logLevel ? { logLevel: c.coreScheduler.logLevel } : {}),
+    },
     kubernetes: {
       enabled: c.kubernetes?.enabled ?? false,
       ...(c.kubernetes?.kubeconfig ? { kubeconfig: c.kubernetes.kubeconfig } : {}),

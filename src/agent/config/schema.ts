@@ -222,6 +222,28 @@ export const agentConfigSchema = {
         podResourcesSocket: { type: 'string', pattern: '^/', description: "kubelet's pod-resources socket for allocationCheck (default: metrics.podResourcesSocket, else /var/lib/kubelet/pod-resources/kubelet.sock)." },
       },
     },
+    coreScheduler: {
+      type: 'object',
+      description: "Dynamic core scheduling: relay directions move between worker CPUs by measured load (virtio-forwarder's vio4wd_core_scheduler, VIO4WD_CORE_SCHED_*).",
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean', description: 'Run the core scheduler (default false; VIO4WD_CORE_SCHED_ENABLE=true).' },
+        intervalSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 3600, description: 'Seconds between evaluations (default 5; VIO4WD_CORE_SCHED_POLL_INTERVAL).' },
+        sensitivity: {
+          type: 'number',
+          minimum: 0,
+          maximum: 100,
+          description: 'Move only when the coefficient of variation of the worker loads drops by more than this (default 0.25; higher = fewer moves; VIO4WD_CORE_SCHED_SENSITIVITY).',
+        },
+        globalNuma: { type: 'boolean', description: 'Balance over all workers instead of within each NUMA node (VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT).' },
+        minLoad: { type: 'number', minimum: 0, maximum: 1, description: 'Leave the workers alone while the busiest is below this share of a core (default 0.05).' },
+        movePinned: {
+          type: 'boolean',
+          description: 'Move relays with pinned CPUs (relays[].cpus, cpuPins, a VirtioRelay\'s spec.cpus, core pinner UPDATE) too, as virtio-forwarder\'s scheduler does (default false; true for a settings file).',
+        },
+        logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'Log level of the scheduler (VIO4WD_CORE_SCHED_LOG_LEVEL).' },
+      },
+    },
     cpuPins: {
       type: 'object',
       description: 'Worker CPUs by relay id ("<id>": [cpu] or [vfToVm, vmToVf]).',
