@@ -200,37 +200,22 @@ export class RelayManager extends RelayStore {
     return structuredClone(entry.status);
   }
 
-  /**
-   * Moves an attached relay's directions to other workers now (the core scheduler): unlike
-   * setCpus this is no new pin, so a relay without one stays free for later moves; a pin that
-   * is overridden takes the new CPUs. Rejects when the relay is not in the engine.
-   */
-  async moveCpus(name: string, cpus: { vfToVm: number; vmToVf: number }): Promise<RelayStatus> {
+  /** Moves an attached relay's directions now (the core scheduler): no new pin, so a relay
+   *  without one stays free to move; an overridden pin takes the new CPUs. */
+  async moveCpus(name: string, cpus: { vfToVm: number; vmToVf: number }): Promise<void> {
     const entry = this.relays.get(name);
     if (!entry || entry.state.phase === 'removing') throw new VioError('ENOENT', `no relay named "${name}"`);
-    let failure: unknown;
-    entry.chain = entry.chain.then(async () => {
+    const step = entry.chain.then(async () => {
       const s = entry.state;
-      if (!holdsConfig(s)) {
-        failure = new VioError('EAGAIN', `relay ${entry.id} is not in the engine (phase ${entry.status.phase})`);
-        return;
-      }
-      try {
-        await this.engine.setRelayCpus(entry.id, cpus);
-        const now = this.engine.relay(entry.id)?.cpus ?? cpus;
-        if (entry.spec.cpus) {
-          entry.spec.cpus = [now.vfToVm, now.vmToVf];
-          s.appliedCpus = cpusKey(now);
-        }
-        entry.status.cpus = { ...now };
-        this.emitChange(entry);
-      } catch (err) {
-        failure = err;
-      }
+      if (!holdsConfig(s)) throw new VioError('EAGAIN', `relay ${entry.id} is not in the engine (phase ${entry.status.phase})`);
+      await this.engine.setRelayCpus(entry.id, cpus);
+      const now = this.engine.relay(entry.id)?.cpus ?? cpus;
+      if (entry.spec.cpus) [entry.spec.cpus, s.appliedCpus] = [[now.vfToVm, now.vmToVf], cpusKey(now)];
+      entry.status.cpus = { ...now };
+      this.emitChange(entry);
     });
-    await entry.chain;
-    if (failure) throw failure;
-    return structuredClone(entry.status);
+    entry.chain = step.catch(() => undefined);
+    await step;
   }
 
   /** Detaches every relay (clean shutdown); the manager accepts nothing afterwards. */
