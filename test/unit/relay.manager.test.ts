@@ -133,6 +133,25 @@ test('changing a relay re-attaches it; changing only its CPUs moves it live', as
   assert.deepEqual(mgr.get('a')?.cpus, { vfToVm: 0, vmToVf: 1 });
 });
 
+test('moveCpus (the core scheduler) moves live without pinning; a pinned relay takes the new CPUs', async (t) => {
+  const { engine, mgr } = setup(t);
+  mgr.apply(tap('free'));
+  mgr.apply({ ...tap('pinned'), cpus: [0] });
+  await mgr.settled();
+  await mgr.moveCpus('free', { vfToVm: 1, vmToVf: 0 });
+  assert.deepEqual(mgr.get('free')?.cpus, { vfToVm: 1, vmToVf: 0 });
+  assert.equal(mgr.spec('free')?.cpus, undefined, 'still free to move');
+  await mgr.moveCpus('pinned', { vfToVm: 1, vmToVf: 1 });
+  assert.deepEqual(mgr.spec('pinned')?.cpus, [1, 1]);
+  assert.deepEqual(engine.relay(2)?.cpus, { vfToVm: 1, vmToVf: 1 });
+  // a later pin back to where it was is applied (the move was recorded)
+  mgr.setCpus('pinned', [0]);
+  await mgr.settled();
+  assert.deepEqual(engine.relay(2)?.cpus, { vfToVm: 0, vmToVf: 0 });
+  assert.deepEqual(engine.calls.filter((c) => c.startsWith('rm')), [], 'no re-attach for any move');
+  await assert.rejects(mgr.moveCpus('nope', { vfToVm: 0, vmToVf: 0 }), { code: 'ENOENT' });
+});
+
 test('removing a relay detaches it and emits removed; the id is free again', async (t) => {
   const { engine, mgr } = setup(t);
   const removed: string[] = [];
