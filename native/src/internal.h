@@ -40,6 +40,10 @@ struct vio_relay {
 	uint8_t link_up;                      /* VF link */
 	uint64_t vring_enabled;               /* bit per vring the guest enabled */
 	uint8_t rx_vring[VIO_MAX_QUEUES];     /* VF queue q -> guest rx vring, VIO_NO_VRING */
+	/* the guest rx vrings enabled, in order; when there are more of them than VF queues, VF
+	 * queue q spreads its packets by flow hash over rx_spread[q], [q + nb_queues], ... */
+	uint8_t rx_spread[VIO_MAX_QUEUES];
+	uint8_t n_spread;
 	uint16_t port_id;
 	uint16_t nb_queues;                   /* VF queue pairs */
 	uint16_t nb_vqp;                      /* guest queue pairs offered (>= nb_queues) */

@@ -54,7 +54,9 @@ static struct vio_relay *relay_of_vid_locked(int vid)
 }
 
 /* VF queue q -> guest rx vring: its own when enabled, else spread over the enabled ones
- * (a guest may enable fewer queue pairs than the VF spreads traffic over). */
+ * (a guest may enable fewer queue pairs than the VF spreads traffic over). A guest that enabled
+ * more rx queues than the VF has gets the VF's packets spread over all of them by flow hash
+ * (worker.c), as virtio-forwarder does. */
 static void update_rx_map_locked(struct vio_relay *r)
 {
 	uint8_t enabled[VIO_MAX_QUEUES];
@@ -63,6 +65,12 @@ static void update_rx_map_locked(struct vio_relay *r)
 	for (int q = 0; q < VIO_MAX_QUEUES; q++)
 		if (r->vring_enabled & (1ULL << (2 * q)))
 			enabled[n++] = (uint8_t)(2 * q);
+	/* workers read the list without a lock: fewer first, then the list, then the count */
+	if (n < r->n_spread)
+		__atomic_store_n(&r->n_spread, (uint8_t)n, __ATOMIC_RELEASE);
+	for (int i = 0; i < n; i++)
+		__atomic_store_n(&r->rx_spread[i], enabled[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&r->n_spread, (uint8_t)n, __ATOMIC_RELEASE);
 	for (int q = 0; q < r->nb_queues; q++) {
 		uint8_t v;
 		if (r->vring_enabled & (1ULL << (2 * q)))

@@ -9,12 +9,16 @@
  */
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_hash_crc.h>
+#include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_vhost.h>
 
+#include <netinet/in.h>
 #include <sched.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -42,6 +46,80 @@ static inline uint64_t sum_len(struct rte_mbuf **pkts, uint16_t from, uint16_t t
 
 #define CTR_ADD(c, field, v) __atomic_store_n(&(c)->field, (c)->field + (v), __ATOMIC_RELAXED)
 
+/* A flow's hash: the NIC's RSS hash when it gave one, else a CRC of the IP addresses, protocol
+ * and TCP/UDP ports (one VLAN tag skipped; anything else hashes to 0, so it stays in order). */
+static inline uint32_t flow_hash(const struct rte_mbuf *m)
+{
+	if (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH)
+		return m->hash.rss;
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m), off = 12;
+
+	if (len < 14)
+		return 0;
+	uint16_t type = (uint16_t)(p[off] << 8 | p[off + 1]);
+	if (type == RTE_ETHER_TYPE_VLAN && len >= 18) {
+		off += 4;
+		type = (uint16_t)(p[off] << 8 | p[off + 1]);
+	}
+	off += 2;
+	uint32_t h = 0, l4 = 0;
+	uint8_t proto;
+	if (type == RTE_ETHER_TYPE_IPV4 && len >= off + 20) {
+		const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(p + off);
+		proto = ip->next_proto_id;
+		h = rte_hash_crc_4byte(ip->src_addr, rte_hash_crc_4byte(ip->dst_addr, proto));
+		if (!(ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
+			l4 = off + (uint32_t)(ip->version_ihl & 0x0f) * 4;
+	} else if (type == RTE_ETHER_TYPE_IPV6 && len >= off + 40) {
+		const struct rte_ipv6_hdr *ip = (const struct rte_ipv6_hdr *)(p + off);
+		proto = ip->proto;
+		h = rte_hash_crc(ip->src_addr, 32, proto); /* src_addr and dst_addr are adjacent */
+		l4 = off + 40;
+	} else {
+		return 0;
+	}
+	if (l4 && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && len >= l4 + 4) {
+		uint32_t ports;
+		memcpy(&ports, p + l4, 4);
+		h = rte_hash_crc_4byte(ports, h);
+	}
+	return h;
+}
+
+/* VF queue q's packets over the guest rx vrings rx_spread[q], [q + nb_queues], ... by flow
+ * hash, each flow in order; returns how many the guest took, the bytes it did not in *dropped. */
+static inline uint16_t spread_enqueue(int vid, const struct vio_relay *r, uint16_t q, uint8_t ns,
+				      struct rte_mbuf **pkts, uint16_t n, uint64_t *dropped)
+{
+	uint16_t nbq = r->nb_queues;
+	uint32_t ways = (uint32_t)(ns - q + nbq - 1) / nbq; /* 1..32 */
+	uint8_t way[VIO_BURST];
+	uint64_t used = 0;
+	uint16_t sent = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		way[i] = (uint8_t)(flow_hash(pkts[i]) % ways);
+		used |= 1ULL << way[i];
+	}
+	while (used) {
+		unsigned k = (unsigned)__builtin_ctzll(used);
+		struct rte_mbuf *sub[VIO_BURST];
+		uint16_t m = 0;
+
+		used &= used - 1;
+		for (uint16_t i = 0; i < n; i++)
+			if (way[i] == k)
+				sub[m++] = pkts[i];
+		uint8_t vring = __atomic_load_n(&r->rx_spread[q + k * nbq], __ATOMIC_RELAXED);
+		uint16_t s = rte_vhost_enqueue_burst(vid, vring, sub, m);
+		sent += s;
+		if (s != m)
+			*dropped += sum_len(sub, s, m);
+	}
+	return sent;
+}
+
 static inline uint16_t vf_to_vm(const struct vio_entry *e, uint32_t *drops)
 {
 	struct rte_mbuf *pkts[VIO_BURST];
@@ -63,12 +141,19 @@ static inline uint16_t vf_to_vm(const struct vio_entry *e, uint32_t *drops)
 	CTR_ADD(c, rx_bytes, bytes);
 	if (likely(vid >= 0 && vring != VIO_NO_VRING)) {
 		/* vhost copies into guest buffers: every mbuf goes back to the pool below */
-		sent = rte_vhost_enqueue_burst(vid, vring, pkts, n);
+		uint8_t ns = __atomic_load_n(&r->n_spread, __ATOMIC_ACQUIRE);
+		uint64_t dropped = 0;
+		if (ns > r->nb_queues) {
+			sent = spread_enqueue(vid, r, e->q, ns, pkts, n, &dropped);
+		} else {
+			sent = rte_vhost_enqueue_burst(vid, vring, pkts, n);
+			if (sent != n)
+				dropped = sum_len(pkts, sent, n);
+		}
 		if (likely(sent == n)) {
 			CTR_ADD(c, tx_pkts, n);
 			CTR_ADD(c, tx_bytes, bytes);
 		} else {
-			uint64_t dropped = sum_len(pkts, sent, n);
 			CTR_ADD(c, tx_pkts, sent);
 			CTR_ADD(c, tx_bytes, bytes - dropped);
 			CTR_ADD(c, drop_full_pkts, n - sent);

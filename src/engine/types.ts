@@ -66,7 +66,8 @@ export interface RelayConfig {
   queues: number;
   /** Queue pairs offered to the guest, queues..32 (default queues): the guest enables up to
    *  this many (QEMU refuses a device with more); each guest tx queue is polled and sent on VF
-   *  queue q % queues, VF rx queues spread over the guest rx queues it enabled. */
+   *  queue q % queues; VF rx queue q's packets go to the guest rx queues it enabled, spread
+   *  by flow hash when it enabled more than the VF has (queue q: its q-th, q+queues-th, ...). */
   vhostQueues?: number;
   mtu?: number;
   mergeableRxBuffers?: boolean;
