@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { testTempDir } from '../helpers/netns.js';
 import { Testpmd } from '../helpers/dpdk.js';
 import { AgentProcess } from '../helpers/agent.js';
+import { until } from '../helpers/wait.js';
 
 interface Dir {
   internal_state: string;
@@ -57,15 +58,6 @@ after(async () => {
 
 const n = (v: string | undefined): number => Number(v ?? 0);
 
-async function waitForAsync<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, stepMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
 
 test('skewed load: the core scheduler moves relays to the idle worker, losing no packet', async () => {
   const ipc = join(tmp.path, 'ipc');
@@ -118,19 +110,18 @@ test('skewed load: the core scheduler moves relays to the idle worker, losing no
     // packets waiting in rx queues are counted, not thrown away, when forwarding starts again
     args: ['--no-flush-rx'],
   });
-  await waitForAsync('both relays forwarding (VF and guest side up)', async () => (await stats()).every((r) => r.vf_to_vm.internal_state === 'DPDK_READY' && r.vm_to_vf.internal_state === 'VIRTIO_READY'), 20_000, 200);
+  await until('both relays forwarding (VF and guest side up)', async () => (await stats()).every((r) => r.vf_to_vm.internal_state === 'DPDK_READY' && r.vm_to_vf.internal_state === 'VIRTIO_READY'), { timeoutMs: 20_000, intervalMs: 200 });
   const quietMoves = agent.logs().filter((l) => l.msg === 'relay moved to another worker CPU by the core scheduler').length;
   assert.equal(quietMoves, 0, 'no load, no moves');
 
   await tp.cmd(`start tx_first ${BURSTS}`);
-  const moved = await waitForAsync(
+  const moved = await until(
     'the core scheduler to move relay directions to CPU 1',
     async () => {
       const rs = await stats();
       return rs.some((r) => r.cpu?.vf_to_vm === 1 || r.cpu?.vm_to_vf === 1) ? rs : undefined;
     },
-    15_000,
-    250,
+    { timeoutMs: 15_000, intervalMs: 250 },
   );
   assert.notDeepEqual(cpus(moved), [[1, 0, 0], [2, 0, 0]]);
   // traffic goes on for a while as the scheduler sees the new layout (it may move again)

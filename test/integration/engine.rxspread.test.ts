@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Engine } from '../../src/engine/index.js';
-import { removeDir, tempDir, Testpmd, uniqueName, waitFor } from '../helpers/dpdk.js';
+import { removeDir, tempDir, Testpmd, uniqueName } from '../helpers/dpdk.js';
+import { until } from '../helpers/wait.js';
 
 const dir = tempDir('rxspread');
 let engine: Engine;
@@ -40,11 +41,11 @@ test('one VF queue, four guest rx queues: packets spread over all four by flow',
     peers.push(tp);
     return tp;
   };
-  await waitFor('guest with 4 rx queues', () => engine.relay(1)?.guestConnected === true && (engine.relay(1)?.enabledQueues ?? 0) >= 8, 20_000);
+  await until('guest with 4 rx queues', () => engine.relay(1)?.guestConnected === true && (engine.relay(1)?.enabledQueues ?? 0) >= 8, 20_000);
   await guest.cmd('start');
 
   const many = await sender(true);
-  await waitFor('VF link', () => engine.relay(1)?.linkUp === true, 10_000);
+  await until('VF link', () => engine.relay(1)?.linkUp === true, 10_000);
   await many.cmd('start');
   await sleep(1000);
   await many.cmd('stop');
