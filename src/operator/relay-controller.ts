@@ -18,11 +18,13 @@ import {
   type RelayPatch,
   type VirtioRelayClient,
   type VirtioForwarderNode,
+  type VirtioForwarderPolicy,
   type VirtioRelay,
   type VirtioRelayStatus,
 } from '../kube/index.js';
 import { normalizeVf, placeRelay, usedByKey, type AssignedRelay, type PlacementNode } from './placement.js';
 import { AgentLiveness } from './liveness.js';
+import { applyPoolPolicy } from './pool-policy.js';
 
 /** Annotation the operator writes with the VF(s) it counted for a relay (a hint for the agent). */
 export const SCHEDULED_VF_ANNOTATION = 'vio4wd.io/scheduled-vf';
@@ -45,6 +47,8 @@ export interface RelayControllerOptions {
   relays: Cache<VirtioRelay>;
   vfns: Cache<VirtioForwarderNode>;
   nodes: Cache<V1Node>;
+  /** The admin's VirtioForwarderPolicies: a relay goes only where its pool is defined for it. */
+  policies: Cache<VirtioForwarderPolicy>;
   logger: Logger;
   counters: SchedulerCounters;
   concurrency?: number;
@@ -203,10 +207,11 @@ export class RelayController {
   private async schedule(obj: VirtioRelay, key: string): Promise<HandlerResult> {
     const relay = { key, vf: obj.spec.vf, ...(obj.spec.numaNode !== undefined ? { numaNode: obj.spec.numaNode } : {}) };
     // from here to the reservation nothing awaits: concurrent reconciles see each other's picks
-    const result = placeRelay(relay, this.placementNodes(), this.assignedRelays());
+    const allowed = applyPoolPolicy(this.placementNodes(), { namespace: obj.metadata.namespace ?? '', spec: obj.spec }, this.o.policies.list(), (n) => this.nodes.get(n)?.metadata?.labels ?? {});
+    const result = placeRelay(relay, allowed.nodes, this.assignedRelays());
     if (!result.ok) {
       this.reservations.delete(key);
-      await this.unschedulable(obj, key, result.message);
+      await this.unschedulable(obj, key, allowed.denial ? `${result.message}; ${allowed.denial}` : result.message);
       return { requeueAfterMs: this.o.retryPendingMs ?? 60_000 };
     }
     const preRv = obj.metadata.resourceVersion ?? '';

@@ -5,7 +5,7 @@
 // VirtioForwarderNodes of deleted nodes.
 import type { V1Lease, V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../util/log.js';
-import { EventRecorder, ResilientInformer, nodeLeaseInformer, resources, type KubeClients, type VirtioForwarderNode, type VirtioRelay, type WorkQueueObserver } from '../kube/index.js';
+import { EventRecorder, ResilientInformer, nodeLeaseInformer, resources, type KubeClients, type VirtioForwarderNode, type VirtioForwarderPolicy, type VirtioRelay, type WorkQueueObserver } from '../kube/index.js';
 import { NodeCleanupController, type NodeCleanupOptions } from './node-cleanup.js';
 import { RelayController, type RelayControllerOptions, type SchedulerCounters } from './relay-controller.js';
 import { AgentLiveness } from './liveness.js';
@@ -36,6 +36,7 @@ export class Scheduler {
   private readonly vfns: ResilientInformer<VirtioForwarderNode>;
   private readonly nodes: ResilientInformer<V1Node>;
   private readonly leases: ResilientInformer<V1Lease>;
+  private readonly policies: ResilientInformer<VirtioForwarderPolicy>;
   private readonly liveness: AgentLiveness;
   private readonly placement: RelayController;
   private readonly cleanup: NodeCleanupController;
@@ -57,6 +58,13 @@ export class Scheduler {
       onAdd: (n) => this.agentChanged(n),
       onUpdate: (n) => this.agentChanged(n),
       onDelete: () => this.placement.agentDeleted(),
+    });
+    // a new or changed pool policy may make room for a pending relay
+    this.policies = api.policies.informer({
+      logger: this.log,
+      onAdd: () => this.placement.enqueuePending(),
+      onUpdate: () => this.placement.enqueuePending(),
+      onDelete: () => this.placement.enqueuePending(),
     });
     this.liveness = new AgentLiveness(o.staleAfterMs);
     const leaseNamespace = o.leaseNamespace ?? 'default';
@@ -90,6 +98,7 @@ export class Scheduler {
       relays: this.relays,
       vfns: this.vfns,
       nodes: this.nodes,
+      policies: this.policies,
       counters: this.counters,
       liveness: this.liveness,
       ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
@@ -110,8 +119,8 @@ export class Scheduler {
 
   /** Starts the watches; resolves when all three caches are filled and the queues run. */
   async start(): Promise<void> {
-    await Promise.all([this.relays.start(), this.vfns.start(), this.nodes.start(), this.leases.start()]);
-    await Promise.all([this.relays.synced(), this.vfns.synced(), this.nodes.synced(), this.leases.synced()]);
+    await Promise.all([this.relays.start(), this.vfns.start(), this.nodes.start(), this.leases.start(), this.policies.start()]);
+    await Promise.all([this.relays.synced(), this.vfns.synced(), this.nodes.synced(), this.leases.synced(), this.policies.synced()]);
     if (this.stopped) return;
     this.placement.start();
     this.cleanup.start();
@@ -122,7 +131,7 @@ export class Scheduler {
     this.stopped = true;
     this.placement.stop();
     this.cleanup.stop();
-    await Promise.all([this.relays.stop(), this.vfns.stop(), this.nodes.stop(), this.leases.stop()]);
+    await Promise.all([this.relays.stop(), this.vfns.stop(), this.nodes.stop(), this.leases.stop(), this.policies.stop()]);
   }
 
   /** Resolves when neither controller has a key queued or being worked on (tests). */

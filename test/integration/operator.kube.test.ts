@@ -40,8 +40,10 @@ before(async () => {
   // without it, an apiserver with open watches waits for them until kube-env kills it (30 s)
   kube = await startKube({ apiserverArgs: ['--shutdown-watch-termination-grace-period=2s'] });
   await kube.kubectl('apply', '-f', 'crds/');
-  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io', 'crd/virtioforwardernodes.vio4wd.io');
+  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io', 'crd/virtioforwardernodes.vio4wd.io', 'crd/virtioforwarderpolicies.vio4wd.io');
   await kube.kubectl('create', 'namespace', NS);
+  // the default pool for the relays' namespace: every VF the tests' nodes report, and net_null
+  await apply(policyObj('test-pool', 'vio4wd.io/vhostuser', ['a001', 'a701', 'a702', 'b001', 'b0b0', 'c001', 'd001', 'e001', 'f001']));
   api = kubeClients(kube.kubeconfigPath);
 });
 
@@ -122,6 +124,16 @@ function up(vfs: NonNullable<VirtioForwarderNodeStatus['vfs']>): VirtioForwarder
 
 function relayObj(name: string, spec: VirtioRelaySpec, meta: Record<string, unknown> = {}): Record<string, unknown> {
   return { apiVersion: `${GROUP}/${VERSION}`, kind: 'VirtioRelay', metadata: { name, namespace: NS, ...meta }, spec };
+}
+
+/** A VirtioForwarderPolicy giving NS the VFs of vendor 8086 with these device ids, and net_null. */
+function policyObj(name: string, resourceName: string, devices: string[]): Record<string, unknown> {
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'VirtioForwarderPolicy',
+    metadata: { name },
+    spec: { resourceName, namespaces: [NS], vfs: { devices: devices.map((device) => ({ vendor: '8086', device })), virtualDevices: ['net_null'] } },
+  };
 }
 
 /** kubectl apply, as a user would: all objects in one List. */
@@ -518,4 +530,16 @@ test('a node whose agent stops renewing its Lease is marked not reporting and ge
   assert.equal(o.activeScheduler?.notReportingCount(), 0);
   assert.ok(o.counters.agentsNotReporting + (o.activeScheduler?.counters.agentsNotReporting ?? 0) >= 1);
   await stopOperator(o);
+});
+
+test('pool policy: a relay of a pool no policy defines waits, and is placed once the admin adds the policy', async () => {
+  await apply(relayObj('pool-late', { resourceName: 'vio4wd.io/late', vf: { devargs: 'net_null_late' } }));
+  const ev = await eventWith('pool-late', 'FailedScheduling', /denied by pool policy \(spec.resourceName\)/);
+  assert.match(ev.message!, /no VirtioForwarderPolicy defines pool vio4wd.io\/late/);
+  assert.equal((await getRelay('pool-late')).spec.nodeName, undefined);
+  // the policy's watch brings the relay back without waiting for the retry period
+  const t0 = Date.now();
+  await apply(policyObj('late-pool', 'vio4wd.io/late', []));
+  await scheduledTo('pool-late');
+  assert.ok(Date.now() - t0 < 30_000, `placed ${Date.now() - t0} ms after the policy appeared`);
 });

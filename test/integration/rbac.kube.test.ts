@@ -251,6 +251,10 @@ test('kubectl auth can-i: each ServiceAccount may do what it does, and nothing i
     [['create', 'events', '-n', APP], 'yes'],
     [['create', 'leases.coordination.k8s.io', '-n', NS], 'yes'],
     [['update', 'leases.coordination.k8s.io/vio4wd-operator', '-n', NS], 'yes'],
+    // the pool policies it places relays by (read only)
+    [['list', 'virtioforwarderpolicies.vio4wd.io'], 'yes'],
+    [['watch', 'virtioforwarderpolicies.vio4wd.io'], 'yes'],
+    [['patch', 'virtioforwarderpolicies.vio4wd.io'], 'no'],
     // not needed
     [['get', 'secrets', '-n', NS], 'no'],
     [['list', 'secrets', '-A'], 'no'],

@@ -8,7 +8,7 @@ import type { V1Lease, V1Node } from '@kubernetes/client-node';
 import { RelayController, SCHEDULED_VF_ANNOTATION, type SchedulerCounters } from '../../src/operator/relay-controller.js';
 import { NodeCleanupController } from '../../src/operator/node-cleanup.js';
 import { AgentLiveness } from '../../src/operator/liveness.js';
-import { ConflictError, FINALIZER, objectKey, type Cache, type NodeCondition, type RelayPatch, type VirtioForwarderNode, type VirtioRelay } from '../../src/kube/index.js';
+import { ConflictError, FINALIZER, objectKey, type Cache, type NodeCondition, type RelayPatch, type VirtioForwarderNode, type VirtioForwarderPolicy, type VirtioRelay } from '../../src/kube/index.js';
 import { silentLogger } from '../../src/util/log.js';
 
 class MapCache<T extends { metadata?: { name?: string; namespace?: string } }> implements Cache<T> {
@@ -34,6 +34,7 @@ class Fixture {
   readonly relays: MapCache<VirtioRelay>;
   readonly vfns: MapCache<VirtioForwarderNode>;
   readonly nodes: MapCache<V1Node>;
+  readonly policies: MapCache<VirtioForwarderPolicy>;
   readonly counters: SchedulerCounters = { scheduled: 0, failedScheduling: 0, rescheduled: 0, nodeLost: 0, finalizersRemoved: 0, nodesCleanedUp: 0, agentsNotReporting: 0 };
   /** the agents' node Leases as the operator saw them (5 s without renewal: not reporting) */
   readonly liveness = new AgentLiveness(5000);
@@ -41,10 +42,11 @@ class Fixture {
   conflictOnStatus = false;
   private rv = 100;
 
-  constructor(t: TestContext, objs: { relays?: VirtioRelay[]; vfns?: VirtioForwarderNode[]; nodes?: V1Node[] }) {
+  constructor(t: TestContext, objs: { relays?: VirtioRelay[]; vfns?: VirtioForwarderNode[]; nodes?: V1Node[]; policies?: VirtioForwarderPolicy[] }) {
     this.relays = new MapCache(objs.relays);
     this.vfns = new MapCache(objs.vfns);
     this.nodes = new MapCache(objs.nodes);
+    this.policies = new MapCache(objs.policies ?? [policy('default-pool', { namespaces: ['app'], vfs: { pfNames: ['ens1f0'] } })]);
     t.after(() => this.stop());
   }
 
@@ -81,6 +83,7 @@ class Fixture {
       relays: this.relays,
       vfns: this.vfns,
       nodes: this.nodes,
+      policies: this.policies,
       liveness: this.liveness,
       logger: silentLogger(),
       counters: this.counters,
@@ -124,7 +127,9 @@ const relay = (name: string, spec: Partial<VirtioRelay['spec']> = {}, meta: Part
   metadata: { name, namespace: 'app', uid: `uid-${name}`, resourceVersion: '1', ...meta },
   spec: { vf: { selector: { pfName: 'ens1f0' } }, ...spec },
 });
-const node = (name: string): V1Node => ({ metadata: { name }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+const node = (name: string, labels: Record<string, string> = {}): V1Node => ({ metadata: { name, labels }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+const policy = (name: string, spec: Partial<VirtioForwarderPolicy['spec']>): VirtioForwarderPolicy =>
+  ({ metadata: { name }, spec: { resourceName: 'vio4wd.io/vhostuser', namespaces: ['app'], vfs: {}, ...spec } }) as VirtioForwarderPolicy;
 const agent = (name: string, vfs: string[], extra: Partial<VirtioForwarderNode['metadata']> = {}): VirtioForwarderNode => ({
   metadata: { name, uid: `vfn-${name}`, creationTimestamp: new Date(0), ...extra },
   status: {
@@ -269,4 +274,29 @@ test('the cleanup controller marks a silent agent\'s conditions Unknown once, an
   for (let i = 0; i < 50 && f.actions.length < 2; i++) await new Promise((r) => setTimeout(r, 100)); // a loaded machine
   await c.queue.idle();
   assert.deepEqual(f.actions.slice(1), ['status vfn live EngineRunning=Unknown/AgentNotReporting,Ready=Unknown/AgentNotReporting (guarded)']);
+});
+
+test('pool policy: a relay goes only where a policy defines its pool for its namespace, and takes only a VF of the pool', async (t) => {
+  // node-a has fewer relays, but only node-b carries the label the pool's nodeSelector asks for
+  const vfnA = agent('node-a', ['0000:01:00.1']);
+  const vfnB = agent('node-b', ['0000:02:00.1', '0000:02:00.2']);
+  vfnB.status!.relays = { total: 3 };
+  vfnB.status!.vfs![1]!.pfName = 'ens2f0';
+  const f = new Fixture(t, {
+    relays: [relay('r1'), relay('other-ns', {}, { namespace: 'elsewhere' }), relay('big', { queues: 8 }), relay('ens2', { vf: { selector: { pfName: 'ens2f0' } } })],
+    vfns: [vfnA, vfnB],
+    nodes: [node('node-a'), node('node-b', { 'vio4wd.io/sriov': 'true' })],
+    policies: [policy('pool', { namespaces: ['app'], nodeSelector: { matchLabels: { 'vio4wd.io/sriov': 'true' } }, vfs: { pfNames: ['ens1f0'] }, limits: { maxQueues: 4 } })],
+  });
+  await run(f.relayController());
+  assert.deepEqual(
+    f.actions.filter((a) => a.startsWith('patch')),
+    [`patch app/r1 ${JSON.stringify({ metadata: { annotations: { [SCHEDULED_VF_ANNOTATION]: '0000:02:00.1' } }, spec: { nodeName: 'node-b' } })}`],
+    'r1 on the node where its pool is defined, the other relays nowhere',
+  );
+  const failed = (k: string): string => f.events.find((e) => e.startsWith(`Warning FailedScheduling ${k}:`)) ?? '';
+  assert.match(failed('elsewhere/other-ns'), /2 denied by pool policy \(spec.resourceName\).*node node-a: spec.resourceName: no VirtioForwarderPolicy defines pool vio4wd.io\/vhostuser/);
+  assert.match(failed('app/big'), /denied by pool policy \(spec.queues\).*spec.queues: 8 exceeds the pool's limit of 4/);
+  // ens2f0's VF on node-b is free but not in the pool
+  assert.match(failed('app/ens2'), /no node has a free VF matching selector pfName=ens2f0 \(0\/2 nodes available: 1 denied by pool policy \(spec.resourceName\), 1 no matching VF\)/);
 });
