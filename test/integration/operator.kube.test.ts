@@ -533,6 +533,9 @@ test('a node whose agent stops renewing its Lease is marked not reporting and ge
 });
 
 test('pool policy: a relay of a pool no policy defines waits, and is placed once the admin adds the policy', async () => {
+  const o = startOperator('pool-policy-test');
+  await o.start();
+  await waitUntil('it leads', () => o.isLeader, 15_000);
   await apply(relayObj('pool-late', { resourceName: 'vio4wd.io/late', vf: { devargs: 'net_null_late' } }));
   const ev = await eventWith('pool-late', 'FailedScheduling', /denied by pool policy \(spec.resourceName\)/);
   assert.match(ev.message!, /no VirtioForwarderPolicy defines pool vio4wd.io\/late/);
@@ -542,4 +545,5 @@ test('pool policy: a relay of a pool no policy defines waits, and is placed once
   await apply(policyObj('late-pool', 'vio4wd.io/late', []));
   await scheduledTo('pool-late');
   assert.ok(Date.now() - t0 < 30_000, `placed ${Date.now() - t0} ms after the policy appeared`);
+  await stopOperator(o);
 });

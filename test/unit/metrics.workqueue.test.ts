@@ -37,5 +37,6 @@ test('adds, retries, depth, wait and work times of a work queue', async () => {
   const fast = Number(/vio4wd_workqueue_queue_duration_seconds_bucket\{le="0.001",name="node"\} (\d+)/.exec(text)?.[1]);
   assert.ok(fast < 3, text);
   const sum = Number(/vio4wd_workqueue_work_duration_seconds_sum\{name="node"\} (\S+)/.exec(text)?.[1]);
-  assert.ok(sum >= 0.04, `work time ${sum}`);
+  // two 20 ms sleeps; timers may fire a fraction of a millisecond early on the clock the queue reads
+  assert.ok(sum >= 0.035, `work time ${sum}`);
 });
