@@ -2,12 +2,13 @@
 // programs the relay's VF through its PF (MAC, VLAN, spoof check) and gives the relay that MAC;
 // DEL puts the pool's default back; a relay held by one pod is refused to another. The
 // attachments are kept in a checkpoint file, so an agent restart keeps them.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
 import type { VfPort, VfProgrammer } from '../sriov/programmer.js';
 import { CniCode, CniError, errorReply, type AttachReply, type AttachRequest, type Attachment, type PodRef } from './protocol.js';
+import { readIfExists } from '../util/files.js';
 
 /** What the service needs from the relays of this node (the agent wires in RelayManager). */
 export interface AttachRelays {
@@ -56,13 +57,8 @@ export class AttachmentService {
   /** Loads the checkpoint and shows each attachment's MAC on its relay again. */
   async start(): Promise<void> {
     if (!this.o.statePath) return;
-    let text: string;
-    try {
-      text = await readFile(this.o.statePath, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
+    const text = await readIfExists(this.o.statePath);
+    if (text === undefined) return;
     let cp: Checkpoint;
     try {
       cp = JSON.parse(text) as Checkpoint;

@@ -10,6 +10,7 @@ import { DEFAULT_DEVICE_INFO_DIR, DEFAULT_DEVICE_PLUGIN_DIR, KUBELET_SOCKET, MAX
 import { DeviceInfoFiles } from './deviceinfo.js';
 import { parsePool, type Pool } from './pool.js';
 import { PoolPlugin, fileIdentity } from './server.js';
+import { CoalescedRunner } from '../util/coalesce.js';
 
 export interface DevicePluginManagerOptions {
   /** The node's relays (RelayManager). */
@@ -51,8 +52,14 @@ export class DevicePluginManager {
   private retry: NodeJS.Timeout | null = null;
   private retryDelayMs = 100;
   private kicked: NodeJS.Immediate | null = null;
-  private loop: Promise<void> = Promise.resolve();
-  private pending = false;
+  private readonly runner = new CoalescedRunner({
+    pass: () => this.reconcileOnce(),
+    active: () => this.running,
+    onError: (err) => {
+      this.log.error({ err: errorMessage(err) }, 'device plugin reconcile failed');
+      this.scheduleRetry();
+    },
+  });
   private readonly warned = new Set<string>();
 
   private readonly onChange = (status: RelayStatus): void => this.relayChanged(status);
@@ -98,7 +105,7 @@ export class DevicePluginManager {
     this.poll = this.retry = null;
     if (this.kicked) clearImmediate(this.kicked);
     this.kicked = null;
-    await this.loop;
+    await this.runner.settled();
     for (const p of this.plugins.values()) await p.stop();
     this.plugins.clear();
     await this.files.removeAll();
@@ -118,20 +125,8 @@ export class DevicePluginManager {
 
   /** Run one reconcile now (and wait for it); the watcher and timer call this too. */
   reconcile(): Promise<void> {
-    if (!this.running) return this.loop;
-    if (this.pending) return this.loop;
-    this.pending = true;
-    this.loop = this.loop.then(async () => {
-      this.pending = false;
-      if (!this.running) return;
-      try {
-        await this.reconcileOnce();
-      } catch (err) {
-        this.log.error({ err: errorMessage(err) }, 'device plugin reconcile failed');
-        this.scheduleRetry();
-      }
-    });
-    return this.loop;
+    if (!this.running) return this.runner.settled();
+    return this.runner.request();
   }
 
   private kick(): void {

@@ -3,7 +3,7 @@
 // the same attachment service vio4wd-cni uses), writes the claim's CDI spec and device metadata
 // and returns the CDI device IDs; NodeUnprepareResources puts the pool default back and removes
 // the files. Both are idempotent and checkpointed, so an agent restart loses nothing.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { resolveDevices } from '../deviceplugin/allocate.js';
 import { parsePool } from '../deviceplugin/pool.js';
@@ -15,6 +15,7 @@ import { PROTOCOL_VERSION } from '../cni/protocol.js';
 import { cdiNameOf, cdiQualifiedName, draPodSocketDir, removeClaimFiles, writeClaimFiles, type ClaimIdentity, type PreparedDevice } from './cdi.js';
 import { ClaimConfigError, configFor, type AllocationConfig } from './config.js';
 import { DRIVER_NAME } from './constants.js';
+import { readIfExists } from '../util/files.js';
 
 /** resource.k8s.io/v1 ResourceClaim, the parts the driver reads. */
 export interface ResourceClaim {
@@ -111,13 +112,8 @@ export class DraDriver {
 
   async start(): Promise<void> {
     if (!this.o.statePath) return;
-    let text: string;
-    try {
-      text = await readFile(this.o.statePath, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
+    const text = await readIfExists(this.o.statePath);
+    if (text === undefined) return;
     try {
       const cp = JSON.parse(text) as Checkpoint;
       if (cp.version !== 1 || typeof cp.claims !== 'object' || cp.claims === null) throw new Error('not a version 1 checkpoint');

@@ -9,6 +9,7 @@ import { kubeErrorMessage } from '../kube/client.js';
 import { poolSlices, publishedDevices, type PublishedDevice, type RelayHardware, type ResourceSliceBody } from './devices.js';
 import type { DeviceLookup } from './driver.js';
 import type { SliceApi, StoredSlice } from './kube.js';
+import { CoalescedRunner } from '../util/coalesce.js';
 
 export interface PublisherOptions {
   nodeName: string;
@@ -30,9 +31,12 @@ export class ResourceSlicePublisher implements DeviceLookup {
   private devices = new Map<string, PublishedDevice>();
   private timer: NodeJS.Timeout | null = null;
   private debounce: NodeJS.Timeout | null = null;
-  private loop: Promise<void> = Promise.resolve();
-  private pending = false;
   private running = false;
+  private readonly runner = new CoalescedRunner({
+    pass: () => this.syncOnce(),
+    active: () => this.running,
+    onError: (err) => this.log.warn({ err: kubeErrorMessage(err) }, 'publishing ResourceSlices failed: retrying at the next resync'),
+  });
   private readonly denied = new Map<string, string>();
   private readonly onChange = (): void => this.kick();
 
@@ -70,7 +74,7 @@ export class ResourceSlicePublisher implements DeviceLookup {
     this.o.relays.off('removed', this.onChange);
     for (const t of [this.timer, this.debounce]) if (t) clearTimeout(t);
     this.timer = this.debounce = null;
-    await this.loop;
+    await this.runner.settled();
     if (removeSlices) {
       try {
         for (const s of await this.o.api.list(this.o.nodeName)) await this.o.api.delete(s.metadata.name);
@@ -91,18 +95,7 @@ export class ResourceSlicePublisher implements DeviceLookup {
 
   /** One comparison of the wanted and the stored slices (serialized; runs again if asked meanwhile). */
   sync(): Promise<void> {
-    if (this.pending) return this.loop;
-    this.pending = true;
-    this.loop = this.loop.then(async () => {
-      this.pending = false;
-      if (!this.running) return;
-      try {
-        await this.syncOnce();
-      } catch (err) {
-        this.log.warn({ err: kubeErrorMessage(err) }, 'publishing ResourceSlices failed: retrying at the next resync');
-      }
-    });
-    return this.loop;
+    return this.runner.request();
   }
 
   private async syncOnce(): Promise<void> {

@@ -116,14 +116,7 @@ export function decide(
       return { allowed: false, message: 'spec.vf.devargs: this node allows no such virtual device (the agent\'s kubernetes.allowVirtualDevices does not list it): use a VF' };
     }
   }
-  const pool: VfPool = {
-    name: poolName,
-    policy: pname,
-    pfNames: [...(p.vfs.pfNames ?? [])],
-    pciAddresses: (p.vfs.pciAddresses ?? []).map((a) => a.toLowerCase()),
-    devices: (p.vfs.devices ?? []).map((d) => ({ vendor: d.vendor.toLowerCase(), device: d.device.toLowerCase() })),
-    virtualDevices,
-  };
+  const pool = poolOf(poolName, pname, p, virtualDevices);
   const sock = p.socket ?? {};
   const socket: SocketOwnership = {
     ...(sock.owner !== undefined ? { owner: sock.owner } : {}),
@@ -132,6 +125,18 @@ export function decide(
     perm: parseInt(sock.perm ?? '0660', 8),
   };
   return { allowed: true, policy: pname, pool, socket };
+}
+
+/** The VFs a policy's pool may draw on, with the virtual devices the node leaves it. */
+function poolOf(name: string, policy: string, p: VirtioForwarderPolicySpec, virtualDevices: string[]): VfPool {
+  return {
+    name,
+    policy,
+    pfNames: [...(p.vfs.pfNames ?? [])],
+    pciAddresses: (p.vfs.pciAddresses ?? []).map((a) => a.toLowerCase()),
+    devices: (p.vfs.devices ?? []).map((d) => ({ vendor: d.vendor.toLowerCase(), device: d.device.toLowerCase() })),
+    virtualDevices,
+  };
 }
 
 export type DeviceDecision = { allowed: true; policy: string; limits: { maxQueues?: number; maxMtu?: number } } | { allowed: false; message: string };
@@ -162,14 +167,7 @@ export function decideDevice(
     return { allowed: true, policy: pname, limits };
   }
   if (!vf.pciAddress) return { allowed: false, message: 'the relay has no VF yet' };
-  const pool: VfPool = {
-    name: poolName,
-    policy: pname,
-    pfNames: [...(p.vfs.pfNames ?? [])],
-    pciAddresses: (p.vfs.pciAddresses ?? []).map((a) => a.toLowerCase()),
-    devices: (p.vfs.devices ?? []).map((d) => ({ vendor: d.vendor.toLowerCase(), device: d.device.toLowerCase() })),
-    virtualDevices: [],
-  };
+  const pool = poolOf(poolName, pname, p, []);
   if (!vfInPoolLocal(vf as { pciAddress: string }, pool)) return { allowed: false, message: `VF ${vf.pciAddress} is not one pool ${poolName} may draw on (VirtioForwarderPolicy ${pname} spec.vfs)` };
   return { allowed: true, policy: pname, limits };
 }
