@@ -118,7 +118,10 @@ export class Testpmd {
     tracked.add(proc);
     const t = new Testpmd(proc, o.vdevs.length);
     try {
-      await until('testpmd prompt', () => t.out.includes('testpmd> ') || t.exited, { timeoutMs: o.startTimeoutMs ?? 30_000, intervalMs: 20 });
+      await until('testpmd prompt', () => t.out.includes('testpmd> ') || t.exited, { timeoutMs: o.startTimeoutMs ?? 30_000, intervalMs: 20 }).catch((err: unknown) => {
+        // what testpmd printed says where it stopped (EAL, a vdev's handshake, port start)
+        throw new Error(`${(err as Error).message}; dpdk-testpmd ${argv.slice(argv.indexOf('dpdk-testpmd') + 1).join(' ')} printed:\n${t.out.slice(-2000)}`);
+      });
       if (t.exited || /No probed ethernet devices|Fail/i.test(t.out.slice(0, t.out.indexOf('testpmd> '))))
         throw new Error(`dpdk-testpmd did not start its ports:\n${t.out.slice(-2000)}`);
     } catch (err) {
