@@ -352,8 +352,9 @@ void FillRelayCfg(Napi::Env env, const Napi::Object &o, vio_relay_cfg &c) {
   if (!sp.IsString()) throw Napi::TypeError::New(env, "socketPath must be a string");
   CopyStr(env, c.socket_path, sizeof(c.socket_path), sp.As<Napi::String>().Utf8Value(), "socketPath");
   Napi::Value vfV = o.Get("vf");
-  if (!vfV.IsObject()) throw Napi::TypeError::New(env, "vf must be an object");
-  FillVf(env, vfV.As<Napi::Object>(), c);
+  if (vfV.IsUndefined()) c.no_vf = true; /* a socket without a VF, given one by attachVf */
+  else if (!vfV.IsObject()) throw Napi::TypeError::New(env, "vf must be an object");
+  else FillVf(env, vfV.As<Napi::Object>(), c);
   c.cpu_vf_to_vm = c.cpu_vm_to_vf = -1;
   Napi::Value cpus = o.Get("cpus");
   if (cpus.IsObject()) {

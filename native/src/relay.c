@@ -205,7 +205,7 @@ static int validate(const struct vio_relay_cfg *c, struct vio_error *e)
 	if (c->vhost_queues > 0 && (c->vhost_queues < c->queues || c->vhost_queues > VIO_MAX_QUEUES))
 		return vio_fail(e, VIO_EINVAL, "relay %d: vhostQueues: %d is out of range %d..%d (at "
 				"least the VF's queues)", c->id, c->vhost_queues, c->queues, VIO_MAX_QUEUES);
-	if ((c->n_pci > 0) == (c->devargs[0] != '\0'))
+	if (c->no_vf ? (c->n_pci > 0 || c->devargs[0] != '\0') : (c->n_pci > 0) == (c->devargs[0] != '\0'))
 		return vio_fail(e, VIO_EINVAL, "relay %d: vf: give exactly one of pciAddresses or "
 				"devargs", c->id);
 	if (c->n_pci > 1 && (c->bond_mode < 0 || c->bond_mode > 6))
@@ -293,15 +293,18 @@ void vio_cmd_add(struct vio_cmd *cmd)
 	/* in the table (not yet visible to queries) so that link and vhost callbacks find it */
 	set_table(r->id, r);
 
-	if (vio_port_attach(r, c, e) != 0)
-		goto fail;
-	r->port_attached = true;
-	int sock = rte_eth_dev_socket_id(r->port_id);
+	int sock = 0;
+	if (!c->no_vf) {
+		if (vio_port_attach(r, c, e) != 0)
+			goto fail;
+		r->port_attached = true;
+		sock = rte_eth_dev_socket_id(r->port_id);
+	}
 	r->numa = c->numa >= 0 ? c->numa : (sock >= 0 && sock < VIO_NUMA_MAX ? sock : 0);
 	if (vio_pool_reserve(r, e) != 0)
 		goto fail;
 	reserved = true;
-	if (vio_port_start(r, e) != 0)
+	if (!c->no_vf && vio_port_start(r, e) != 0)
 		goto fail;
 	if (vio_vhost_register(r, c, e) != 0)
 		goto fail;

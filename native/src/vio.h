@@ -134,6 +134,9 @@ struct vio_relay_cfg {
 	int mrg_rxbuf, tso; /* -1 = engine default, 0/1 */
 	int numa;
 	int cpu_vf_to_vm, cpu_vm_to_vf;
+	/* add only: no VF yet (n_pci 0, devargs empty). The socket and the guest side are made
+	 * up front, as virtio-forwarder makes its default sockets; attach_vf gives it a VF. */
+	bool no_vf;
 };
 
 struct vio_relay_info {

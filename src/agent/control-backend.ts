@@ -224,7 +224,7 @@ export class AgentControlBackend implements ControlBackend {
 
   private requireDynamic(): void {
     if (!this.o.dynamicSockets) {
-      throw new VioError('EPERM', 'dynamic sockets are off: set control.dynamicSockets: true (VIRTIOFWD_DYNAMIC_SOCKETS=y) to use ADD_SOCK/REMOVE_SOCK');
+      throw new VioError('EPERM', 'dynamic sockets are off (the relay sockets are made at start, as virtio-forwarder makes them without VIRTIOFWD_DYNAMIC_SOCKETS): set VIRTIOFWD_DYNAMIC_SOCKETS=y (control.dynamicSockets: true) to use ADD_SOCK/REMOVE_SOCK');
     }
   }
 }

@@ -53,7 +53,9 @@ export interface VfSource {
 export interface RelayConfig {
   /** Engine-wide relay number, 0 <= id < MAX_RELAYS (1024). */
   id: number;
-  vf: VfSource;
+  /** The VF; absent: the relay starts without one (its socket made up front, as
+   *  virtio-forwarder makes its default sockets) and attachVf() gives it one later. */
+  vf?: VfSource;
   /** Absolute path of the vhost-user socket; its directory must exist. */
   socketPath: string;
   /** server: the relay creates the socket; client: the relay connects (and reconnects) to it. */

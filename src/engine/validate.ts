@@ -63,7 +63,7 @@ export function validateVfSource(vf: VfSource): void {
 export function validateRelayConfig(cfg: RelayConfig, workerCpus: number[]): void {
   if (typeof cfg !== 'object' || cfg === null) throw new ValidationError('relay', 'must be an object');
   intIn('id', cfg.id, 0, RELAY_ID_MAX);
-  validateVfSource(cfg.vf);
+  if (cfg.vf !== undefined) validateVfSource(cfg.vf);
   if (cfg.mode !== 'server' && cfg.mode !== 'client') throw new ValidationError('mode', `${JSON.stringify(cfg.mode)}: use "server" or "client"`);
   const p = cfg.socketPath;
   if (typeof p !== 'string' || !isAbsolute(p)) throw new ValidationError('socketPath', `${JSON.stringify(p)} is not an absolute path`);

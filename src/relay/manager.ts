@@ -247,18 +247,20 @@ export class RelayManager extends RelayStore {
     entry.status.phase = 'Configuring';
     this.emitChange(entry);
     try {
-      const resolved = await resolveVf(spec, this.resolver, entry.attachedMac);
-      entry.status.pciAddress = resolved.display;
-      if (resolved.numaNode !== undefined && spec.numaNode === undefined) entry.status.numaNode = resolved.numaNode;
+      // vf.none: a socket made up front, without a VF until port control ADDs one
+      const resolved = spec.vf.none ? undefined : await resolveVf(spec, this.resolver, entry.attachedMac);
+      entry.status.pciAddress = resolved?.display;
+      if (resolved?.numaNode !== undefined && spec.numaNode === undefined) entry.status.numaNode = resolved.numaNode;
       await ensureSocketDir(entry.socketPath, spec, this.defaults);
       const cfg = engineConfig(spec, entry.id, entry.socketPath, resolved, this.defaults);
       const info = await this.engine.addRelay(cfg);
-      this.setState(entry, { phase: 'attached', appliedKey: key, appliedCpus: cpusKey(cfg.cpus) });
+      const applied = { appliedKey: key, appliedCpus: cpusKey(cfg.cpus) };
+      this.setState(entry, resolved ? { phase: 'attached', ...applied } : { phase: 'vf-released', ...applied, since: now() });
       entry.attempt = 0;
       entry.vfAttempt = 0;
       entry.status.numaNode = info.numaNode;
       entry.vfMac = info.mac;
-        entry.status.mac = entry.attachedMac ?? spec.mac?.toLowerCase() ?? info.mac;
+      entry.status.mac = entry.attachedMac ?? spec.mac?.toLowerCase() ?? info.mac;
       entry.status.cpus = { ...info.cpus };
       this.log.info({ relay: spec.name, id: entry.id, port: info.portName, socket: info.socketPath }, 'relay attached');
       this.observe(entry);
@@ -391,7 +393,6 @@ export class RelayManager extends RelayStore {
     }
     this.observe(entry);
   }
-
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -21,7 +21,7 @@ export function normalizeSpec(input: RelaySpec, defaults: RelayDefaults = DEFAUL
     throw new ValidationError('id', `${spec.id} is not a relay id: use a whole number >= 0`);
   }
   const vf = spec.vf ?? {};
-  const sources = [vf.pciAddresses?.length ? 1 : 0, vf.selector ? 1 : 0, vf.devargs ? 1 : 0].reduce((a, b) => a + b, 0);
+  const sources = [vf.pciAddresses?.length ? 1 : 0, vf.selector ? 1 : 0, vf.devargs ? 1 : 0, vf.none ? 1 : 0].reduce((a, b) => a + b, 0);
   if (sources !== 1) {
     throw new ValidationError('vf', 'give exactly one of vf.pciAddress(es), vf.selector or vf.devargs');
   }
@@ -109,11 +109,12 @@ export function cpusKey(c: { vfToVm?: number; vmToVf?: number } | undefined): st
 }
 
 /** The engine's RelayConfig for a relay with its resolved VF. */
-export function engineConfig(spec: RelaySpec, id: number, socketPath: string, resolved: ResolvedVf, defaults: RelayDefaults): RelayConfig {
+/** `resolved` undefined: a relay without a VF yet (vf.none). */
+export function engineConfig(spec: RelaySpec, id: number, socketPath: string, resolved: ResolvedVf | undefined, defaults: RelayDefaults): RelayConfig {
   const v = spec.vhostUser;
   const cfg: RelayConfig = {
     id,
-    vf: resolved.vf,
+    ...(resolved ? { vf: resolved.vf } : {}),
     socketPath,
     mode: v.mode,
     queues: spec.queues ?? defaults.queues,
@@ -129,7 +130,7 @@ export function engineConfig(spec: RelaySpec, id: number, socketPath: string, re
   if (mtu !== undefined) cfg.mtu = mtu;
   if (defaults.mergeableRxBuffers !== undefined) cfg.mergeableRxBuffers = defaults.mergeableRxBuffers;
   if (defaults.tso !== undefined) cfg.tso = defaults.tso;
-  const numa = spec.numaNode ?? resolved.numaNode;
+  const numa = spec.numaNode ?? resolved?.numaNode;
   if (numa !== undefined) cfg.numaNode = numa;
   const cpus = wantedCpus(spec);
   if (cpus) cfg.cpus = cpus;

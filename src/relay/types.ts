@@ -17,6 +17,9 @@ export interface RelayVf {
   bondName?: string;
   /** What the relay may draw on (a Kubernetes relay's pool): checked before anything is probed. */
   pool?: VfPool;
+  /** No VF yet: the socket is made up front (virtio-forwarder's default sockets) and the relay
+   *  waits, as after port control REMOVE, for an ADD to give it one (replaceVf). */
+  none?: boolean;
 }
 
 export interface RelayVhostUser {

@@ -16,13 +16,13 @@ export class MemEngine extends EventEmitter implements RelayEngine {
   attachCalls = 0;
   async addRelay(cfg: RelayConfig): Promise<RelayInfo> {
     this.calls.push(`add ${cfg.id}`);
-    const code = cfg.vf.devargs ? this.failDevargs.get(cfg.vf.devargs) : undefined;
-    if (code) throw new VioError(code, `relay ${cfg.id}: cannot attach ${cfg.vf.devargs}`);
+    const code = cfg.vf?.devargs ? this.failDevargs.get(cfg.vf.devargs) : undefined;
+    if (code) throw new VioError(code, `relay ${cfg.id}: cannot attach ${cfg.vf?.devargs}`);
     if (this.relays.has(cfg.id)) throw new VioError('EEXIST', `relay ${cfg.id} exists`);
     const info: RelayInfo = {
       id: cfg.id, socketPath: cfg.socketPath, mode: cfg.mode, queues: cfg.queues, vhostQueues: cfg.vhostQueues ?? cfg.queues, numaNode: cfg.numaNode ?? 0,
-      portId: cfg.id, portName: cfg.vf.devargs ?? 'pci', mac: '02:00:00:00:00:01', linkUp: true,
-      guestConnected: false, enabledQueues: 0, cpus: { vfToVm: cfg.cpus?.vfToVm ?? 1, vmToVf: cfg.cpus?.vmToVf ?? 1 },
+      portId: cfg.vf ? cfg.id : -1, portName: cfg.vf ? cfg.vf.devargs ?? 'pci' : '', mac: '02:00:00:00:00:01', linkUp: !!cfg.vf,
+      guestConnected: false, enabledQueues: 0, ...(cfg.vf ? {} : { vfAttached: false }), cpus: { vfToVm: cfg.cpus?.vfToVm ?? 1, vmToVf: cfg.cpus?.vmToVf ?? 1 },
     };
     this.relays.set(cfg.id, info);
     this.configs.set(cfg.id, cfg);

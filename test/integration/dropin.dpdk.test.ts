@@ -11,14 +11,18 @@ import { promisify } from 'node:util';
 import { Netns, testTempDir } from '../helpers/netns.js';
 import { Testpmd } from '../helpers/dpdk.js';
 import { AgentProcess } from '../helpers/agent.js';
+import { until } from '../helpers/wait.js';
 
 const execFileP = promisify(execFile);
 
 interface RelayJson {
   id: number;
+  active: boolean;
   cpu?: { vf_to_vm?: number; vm_to_vf?: number };
   vhost: { vhost_socket_name: string };
   vf?: { pci_addr_str?: string };
+  vf_to_vm: { internal_state: string };
+  vm_to_vf: { internal_state: string };
 }
 
 let ns: Netns;
@@ -45,8 +49,8 @@ after(async () => {
   tmp?.remove();
 });
 
-async function ping(count: number): Promise<number> {
-  const r = await execFileP('ip', ['netns', 'exec', ns.name, 'ping', '-n', '-c', String(count), '-i', '0.2', '-W', '2', '10.0.0.2'], { encoding: 'utf8' }).catch(
+async function ping(count: number, ip = '10.0.0.2'): Promise<number> {
+  const r = await execFileP('ip', ['netns', 'exec', ns.name, 'ping', '-n', '-c', String(count), '-i', '0.2', '-W', '2', ip], { encoding: 'utf8' }).catch(
     (e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }),
   );
   return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
@@ -57,7 +61,10 @@ async function mtu(ifname: string): Promise<number> {
   return Number(out.trim());
 }
 
-const relays = async (): Promise<RelayJson[]> => JSON.parse(await agent!.cli('relay', 'ls', '--ipc-dir', ipc, '--json')) as RelayJson[];
+const allRelays = async (): Promise<RelayJson[]> => JSON.parse(await agent!.cli('relay', 'ls', '--ipc-dir', ipc, '--json')) as RelayJson[];
+/** The relays that have a VF (the others are the sockets made at start). */
+const relays = async (): Promise<RelayJson[]> => (await allRelays()).filter((r) => r.vf?.pci_addr_str);
+const sock = (id: number): string => join(sockDir, `virtio-forwarder${id}.sock`);
 
 test('a settings file in the shipped forms starts the agent with virtio-forwarder\'s meaning', async () => {
   const envFile = join(tmp.path, 'virtioforwarder');
@@ -118,6 +125,9 @@ test('a settings file in the shipped forms starts the agent with virtio-forwarde
     [[0, '0000:00:10.3', 1, 1, join(sockDir, 'virtio-forwarder0.sock')]],
   );
   assert.match(out, /"relay":"relay-0"[^\n]*"msg":"relay attached"/);
+  // VIRTIOFWD_DYNAMIC_SOCKETS empty: the sockets of relay ids 0..63 are there from the start
+  assert.deepEqual((await allRelays()).map((r) => r.id), Array.from({ length: 64 }, (_, id) => id));
+  for (let id = 0; id < 64; id++) assert.ok(existsSync(sock(id)), `socket of relay ${id}`);
 
   // port control answers although VIRTIOFWD_IPC_PORT_CONTROL is empty; the jumbo MTU reaches
   // the VF: a tap takes no 9000-byte MTU, so the ADD fails saying so (virtio-forwarder's ADD
@@ -128,6 +138,12 @@ test('a settings file in the shipped forms starts the agent with virtio-forwarde
   });
   ls = await relays();
   assert.deepEqual(ls.map((r) => r.id), [0]);
+  assert.ok(existsSync(sock(5)), 'the failed ADD leaves relay 5\'s socket as it was');
+  // ADD_SOCK finds no free relay, as in virtio-forwarder: the error names the setting
+  await assert.rejects(agent.cli('relay', 'add', '--ipc-dir', ipc, '--socket', join(sockDir, 'extra.sock'), '--pci', '0000:00:10.2'), (e: { stderr?: string }) => {
+    assert.match(e.stderr ?? '', /VIRTIOFWD_DYNAMIC_SOCKETS=y/);
+    return true;
+  });
   // the empty config endpoint is not served; core scheduling is (VIO4WD_CORE_SCHED_ENABLE=true)
   assert.equal(existsSync(join(ipc, 'config')), false);
   assert.equal(existsSync(join(ipc, 'core_sched')), true);
@@ -172,9 +188,58 @@ test('virtio-forwarder\'s command line, as its start script passes it, runs the 
   vm = undefined;
   assert.equal(await agent.stop(), 0);
   agent = undefined;
+  assert.equal(existsSync(sock(7)), false, 'the sockets go at exit');
 
   // a flag vio4wd does not know fails at once, naming it
   const bad = await execFileP(process.execPath, ['bin/vio4wd.js', '-C1', '--no-such-flag'], { encoding: 'utf8' }).catch((e: { code: number; stderr: string }) => e);
   assert.equal((bad as { code: number }).code, 1);
   assert.match((bad as { stderr: string }).stderr, /unknown option --no-such-flag/);
+});
+
+test('without -d the sockets are there before any ADD: a guest connects, then ADD gives it its VF', async () => {
+  if (agent && agent.exitCode === null) await agent.stop();
+  const base = ['-C1', '-M0', `--zmq-port-control-ep=ipc://${ipc}/port_control`, `--zmq-stats-ep=ipc://${ipc}/stats`, `--vhost-path=${sockDir}`, '--metrics-address', '127.0.0.1:9466'];
+  agent = await AgentProcess.start({ config: '', command: [...base, '--vf-stand-in', STAND_INS[1]!], workDir: tmp.path, netns: ns });
+  assert.deepEqual(await relays(), [], 'no VF yet');
+  const before = (await allRelays()).find((r) => r.id === 7)!;
+  assert.deepEqual([before.vhost.vhost_socket_name, before.vf_to_vm.internal_state, before.vm_to_vf.internal_state, before.active], [sock(7), 'DPDK_UNINIT', 'VIRTIO_UNINIT', false]);
+
+  // the "VM" connects to relay 7's socket before relay 7 has a VF
+  vm = await Testpmd.start({
+    vdevs: [`net_virtio_user0,path=${sock(7)},queues=1,mac=52:54:00:00:00:0b`],
+    fwd: 'io',
+    cpu: 0,
+    netns: ns.name,
+    args: ['--forward-mode=icmpecho'],
+  });
+  await vm.cmd('start');
+  await until('the guest side of relay 7 is up without a VF', async () => {
+    const r = (await allRelays()).find((x) => x.id === 7)!;
+    return r.vm_to_vf.internal_state === 'VIRTIO_READY' && r.vf_to_vm.internal_state === 'DPDK_UNINIT' && !r.active;
+  }, { timeoutMs: 20_000, intervalMs: 200 });
+
+  // port control ADD of relay 7: the guest gets the VF without reconnecting
+  await agent.cli('relay', 'add', '--ipc-dir', ipc, '--id', '7', '--pci', '0000:00:10.2');
+  await ns.addAddress('vfd1', '10.0.1.1/24');
+  await ns.linkUp('vfd1');
+  const after7 = (await relays())[0]!;
+  assert.deepEqual([after7.id, after7.vf?.pci_addr_str, after7.vf_to_vm.internal_state, after7.vm_to_vf.internal_state, after7.active], [7, '0000:00:10.2', 'DPDK_READY', 'VIRTIO_READY', true]);
+  assert.equal(await ping(5, '10.0.1.2'), 5, agent.output.slice(-2000));
+  const connects = agent.output.split('\n').filter((l) => l.includes('"relay":"relay-7"') && l.includes('"guestConnected":"True"'));
+  assert.equal(connects.length, 1, `the guest connected once:\n${connects.join('\n')}`);
+  await vm.quit();
+  vm = undefined;
+  assert.equal(await agent.stop(), 0);
+  agent = undefined;
+
+  // -d (VIRTIOFWD_DYNAMIC_SOCKETS): no socket at start; ADD_SOCK pairs a socket with a VF
+  agent = await AgentProcess.start({ config: '', command: [...base, '-d', '--vf-stand-in', STAND_INS[2]!], workDir: tmp.path, netns: ns });
+  assert.deepEqual(await allRelays(), []);
+  assert.equal(existsSync(sock(0)), false);
+  const dyn = join(sockDir, 'dyn.sock');
+  await agent.cli('relay', 'add', '--ipc-dir', ipc, '--socket', dyn, '--pci', '0000:00:10.3');
+  assert.ok(existsSync(dyn));
+  assert.deepEqual((await relays()).map((r) => [r.vf?.pci_addr_str, r.vhost.vhost_socket_name]), [['0000:00:10.3', dyn]]);
+  assert.equal(await agent.stop(), 0);
+  agent = undefined;
 });

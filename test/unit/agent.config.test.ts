@@ -215,11 +215,23 @@ test('the shipped settings file as it comes: its defaults and what vio4wd says a
   assert.equal(r.control.stats, 'ipc:///var/run/virtio-forwarder/stats');
   assert.equal(r.control.coreSched, 'ipc:///var/run/virtio-forwarder/core_sched');
   assert.equal(r.control.config ?? '', '', 'an empty config endpoint is not served');
-  assert.equal(r.control.dynamicSockets, true, 'ADD_SOCK works whatever VIRTIOFWD_DYNAMIC_SOCKETS says');
-  assert.deepEqual(r.relays, []);
+  // VIRTIOFWD_DYNAMIC_SOCKETS empty: the sockets of relay ids 0..63 are made at start (in client
+  // mode, as here: dialled), each a relay without a VF; ADD_SOCK is refused as there is no free relay
+  assert.equal(r.control.dynamicSockets, false, 'no ADD_SOCK with the sockets made at start');
+  assert.equal(r.vhostUser.precreateSockets, 64);
+  assert.deepEqual(r.relays.map((x) => [x.id, x.name, x.vf, x.vhostUser.mode]), Array.from({ length: 64 }, (_, id) => [id, `relay-${id}`, { none: true }, 'client']));
   assert.deepEqual(r.cpuPins, {});
   assert.deepEqual(r.sriov.bindVfio, []);
-  assert.deepEqual(warnings.map((w) => /^[A-Z0-9_]+/.exec(w)![0]).sort(), ['VIRTIOFWD_DYNAMIC_SOCKETS']);
+  assert.deepEqual(warnings, []);
+  // VIRTIOFWD_DYNAMIC_SOCKETS set: no socket at start, ADD_SOCK/REMOVE_SOCK on; a static VF
+  // takes its relay id's socket, and left out, the variable keeps vio4wd's default (none made)
+  const dyn = resolveEnv(shipped.replace('VIRTIOFWD_DYNAMIC_SOCKETS=', 'VIRTIOFWD_DYNAMIC_SOCKETS=y')).r;
+  assert.equal(dyn.control.dynamicSockets, true);
+  assert.deepEqual(dyn.relays, []);
+  const stat = resolveEnv(shipped.replace('VIRTIOFWD_STATIC_VFS=', 'VIRTIOFWD_STATIC_VFS=0000:05:08.1=3')).r;
+  assert.equal(stat.relays.length, 64);
+  assert.deepEqual(stat.relays.filter((x) => !x.vf.none).map((x) => [x.id, x.vf.pciAddresses]), [[3, ['0000:05:08.1']]]);
+  assert.equal(resolveEnv(shipped.replace('VIRTIOFWD_DYNAMIC_SOCKETS=\n', '')).r.relays.length, 0);
   // VIO4WD_CORE_SCHED_ENABLE=true with the other settings empty: vio4wd_core_scheduler's defaults
   assert.deepEqual(r.coreScheduler, { enabled: true, intervalSeconds: 5, sensitivity: 0.25, globalNuma: false, minLoad: 0.05, movePinned: true, logLevel: 'info' });
 });

@@ -48,7 +48,10 @@ VIRTIOFWD_VFIO_VF_TOKEN=0
   const viaFile = parseConfigText(file, 'virtioforwarder');
   assert.deepEqual(viaArgs.r, resolveConfig(viaFile.config));
   assert.deepEqual(viaArgs.warnings.sort(), viaFile.warnings.sort());
-  assert.deepEqual(viaArgs.r.relays.map((x) => [x.id, x.cpus]), [[0, [1, 1]], [1, [2]]]);
+  // the static VFs, and a socket without a VF for each other relay id up to 63 (no -d)
+  assert.deepEqual(viaArgs.r.relays.filter((x) => !x.vf.none).map((x) => [x.id, x.cpus]), [[0, [1, 1]], [1, [2]]]);
+  assert.deepEqual(viaArgs.r.relays.filter((x) => x.vf.none).map((x) => x.id), Array.from({ length: 62 }, (_, i) => i + 2));
+  assert.equal(fromArgs([...args, '-d']).r.relays.length, 2, '-d (dynamic sockets): none made at start');
   assert.equal(viaArgs.r.engine.jumbo, true);
   assert.equal(viaArgs.r.vhostUser.mode, 'client');
 });

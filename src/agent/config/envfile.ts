@@ -155,6 +155,9 @@ export const KNOWN_VARIABLES = [
 
 /** Queue pairs offered to the guest by relays made the virtio-forwarder way (its own limit). */
 export const DROP_IN_GUEST_QUEUES = MAX_QUEUES;
+/** Sockets virtio-forwarder makes at start without VIRTIOFWD_DYNAMIC_SOCKETS: one per relay id
+ *  0..63 (its MAX_RELAYS, the 64 ethdev ports of its packaged DPDK). */
+export const VIRTIOFWD_DEFAULT_SOCKETS = 64;
 /** virtio-forwarder's built-in VFIO VF token, used when VIRTIOFWD_VFIO_VF_TOKEN=0. */
 export const DEFAULT_VFIO_VF_TOKEN = '14d63f20-8445-11ea-8900-1f9ce7d5650d';
 /** virtio-forwarder's default stats endpoint: served whenever its core scheduling endpoint is. */
@@ -325,10 +328,13 @@ export function envToConfig(parsed: EnvParseResult): EnvConversion {
   const schedEnable = get('VIO4WD_CORE_SCHED_ENABLE');
   if (v.has('VIO4WD_CORE_SCHED_ENABLE') && schedEnable !== 'true') control.coreSched = '';
   if (control.coreSched !== '' && control.stats === '') control.stats = VIRTIOFWD_STATS_EP;
-  // ADD_SOCK/REMOVE_SOCK work in virtio-forwarder whatever VIRTIOFWD_DYNAMIC_SOCKETS says
-  control.dynamicSockets = true;
-  if (flag('VIRTIOFWD_DYNAMIC_SOCKETS') === false) {
-    warnings.push('VIRTIOFWD_DYNAMIC_SOCKETS is empty: virtio-forwarder then creates a socket for every relay id at start; vio4wd creates a relay\'s socket when its VF is added (port control ADD or VIRTIOFWD_STATIC_VFS)');
+  // VIRTIOFWD_DYNAMIC_SOCKETS empty: virtio-forwarder makes the sockets of its 64 relay ids at
+  // start (a guest may connect before its VF is added), and ADD_SOCK finds no free relay;
+  // non-empty: no socket at start, ADD_SOCK/REMOVE_SOCK pair sockets with VFs
+  const dynamic = flag('VIRTIOFWD_DYNAMIC_SOCKETS');
+  if (dynamic !== undefined) {
+    control.dynamicSockets = dynamic;
+    vhost.precreateSockets = dynamic ? 0 : VIRTIOFWD_DEFAULT_SOCKETS;
   }
 
   const pid = get('VIRTIOFWD_PID_DIR');

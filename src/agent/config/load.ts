@@ -10,7 +10,7 @@ import { relayVfOf } from '../../relay/spec.js';
 import type { EngineOptions } from '../../engine/types.js';
 import type { AgentConfig, RelayConfigEntry } from './schema.js';
 import { ConfigError, checkConfig } from './validate.js';
-import { envToConfig, looksLikeEnvFile, parseEnvFile } from './envfile.js';
+import { DROP_IN_GUEST_QUEUES, envToConfig, looksLikeEnvFile, parseEnvFile } from './envfile.js';
 import { DEFAULT_AGENT_SOCKET } from '../../cni/protocol.js';
 import { CORE_SCHED_DEFAULTS } from '../../sched/scheduler.js';
 
@@ -42,6 +42,8 @@ export interface ResolvedConfig {
     mode: 'client' | 'server';
     socketDir: string;
     socketNamePattern: string;
+    /** Relay ids 0..precreateSockets-1 get their socket at start, without a VF. */
+    precreateSockets: number;
     owner?: string | number;
     group?: string | number;
     perm?: string;
@@ -165,6 +167,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
     }
     ids.set(r.id, i);
   });
+  relays.push(...precreatedSockets(v.precreateSockets ?? 0, ids, cpuPins, v.mode ?? 'server', c.kubernetes?.enabled ?? false));
 
   // the metrics name every tenant's relays: beyond loopback only to callers the apiserver
   // authorises, unless the node admin says otherwise
@@ -189,6 +192,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       mode: v.mode ?? 'server',
       socketDir: v.socketDir ?? '/tmp/virtio-forwarder',
       socketNamePattern: v.socketNamePattern ?? 'virtio-forwarder%u.sock',
+      precreateSockets: v.precreateSockets ?? 0,
       ...(v.owner !== undefined ? { owner: v.owner } : {}),
       ...(v.group !== undefined ? { group: v.group } : {}),
       ...(v.perm !== undefined ? { perm: v.perm } : {}),
@@ -291,6 +295,28 @@ function relayFromConfig(r: RelayConfigEntry, pins: Record<number, number[]>, mo
   const cpus = r.cpus ?? (r.id !== undefined ? pins[r.id] : undefined);
   if (cpus) spec.cpus = [...cpus];
   return spec;
+}
+
+/**
+ * virtio-forwarder's default sockets: relay ids 0..count-1 that no static relay takes get a
+ * relay without a VF, so that their sockets exist (and a guest may connect) before any ADD.
+ */
+function precreatedSockets(count: number, taken: Map<number, number>, pins: Record<number, number[]>, mode: 'client' | 'server', kubernetes: boolean): RelaySpec[] {
+  if (count > 0 && kubernetes) {
+    throw new ConfigError('config', [{ field: 'vhostUser.precreateSockets', message: 'is for the standalone agent: VirtioRelays make their own sockets; leave it out with kubernetes.enabled' }]);
+  }
+  return Array.from({ length: count }, (_, id) => id)
+    .filter((id) => !taken.has(id))
+    .map((id) => ({
+      name: `relay-${id}`,
+      id,
+      origin: 'config' as const,
+      vf: { none: true },
+      vhostUser: { mode },
+      // as a relay that port control ADDs: the guest's queue count is followed
+      guestQueues: DROP_IN_GUEST_QUEUES,
+      ...(pins[id] ? { cpus: [...pins[id]] } : {}),
+    }));
 }
 
 /** cni.allocationCheck (default: with kubernetes.enabled) and the pod-resources socket it asks. */

@@ -137,6 +137,12 @@ export const agentConfigSchema = {
         mode: { enum: ['client', 'server'] },
         socketDir: { type: 'string', pattern: '^/' },
         socketNamePattern: { type: 'string', pattern: '^[^/%]*%u[^/%]*$', description: 'File name with exactly one %u (relay id).' },
+        precreateSockets: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 511,
+          description: 'Make the sockets of relay ids 0..N-1 at start, before any VF is added, as virtio-forwarder does without VIRTIOFWD_DYNAMIC_SOCKETS (it makes 64); a port control ADD or a static relay of such an id gives it its VF (default 0).',
+        },
         owner,
         group: owner,
         perm: socketPermSchema,
