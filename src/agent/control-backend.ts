@@ -5,6 +5,7 @@ import { basename } from 'node:path';
 import { VioError } from '../util/errors.js';
 import { DROP_IN_GUEST_QUEUES } from './config/envfile.js';
 import { codeForReason, Reason, type RelayManager } from '../relay/index.js';
+import { vfwdStates } from './vfwd-states.js';
 import type { RelaySpec, RelayStatus } from '../relay/types.js';
 import type { DirectionCounters, RelayStats, WorkerInfo } from '../engine/types.js';
 import type {
@@ -42,6 +43,8 @@ function sameVfs(status: RelayStatus | undefined, spec: RelaySpec | undefined, p
 }
 
 export class AgentControlBackend implements ControlBackend {
+  /** Relay ids whose VF a port control REMOVE is taking away. */
+  private readonly releasing = new Set<number>();
   constructor(private readonly o: AgentControlOptions) {}
 
   async addVf(req: AddVfRequest): Promise<PortChange> {
@@ -100,8 +103,13 @@ export class AgentControlBackend implements ControlBackend {
       throw new VioError('ENODEV', `relay ${req.virtioId} has bond ${spec.vf.bondName}, not ${req.bondName}`);
     }
     // as virtio-forwarder: only the VF goes; the socket and the guest's connection stay, so
-    // that another VF can be ADDed under the running VM
-    return (await mgr.releaseVf(existing.name)) ? 'changed' : 'unchanged';
+    // that another VF can be ADDed under the running VM. Meanwhile the stats say DPDK_REMOVING1.
+    this.releasing.add(existing.id);
+    try {
+      return (await mgr.releaseVf(existing.name)) ? 'changed' : 'unchanged';
+    } finally {
+      this.releasing.delete(existing.id);
+    }
   }
 
   async addSocket(req: AddSocketRequest): Promise<PortChange> {
@@ -188,13 +196,7 @@ export class AgentControlBackend implements ControlBackend {
 
   private snapshot(s: RelayStatus): RelaySnapshot {
     const st = this.o.engine.stats(s.id);
-    const vfAttached = s.conditions.some((c) => c.type === 'VFAttached' && c.status === 'True');
-    const guest = s.conditions.some((c) => c.type === 'GuestConnected' && c.status === 'True');
-    // virtio-forwarder's words: DPDK_UNINIT (no VF), DPDK_ADDED (a VF, no guest), DPDK_READY
-    // (a VF and a guest); VIRTIO_UNINIT / VIRTIO_READY for the guest side
-    const vfReason = s.conditions.find((c) => c.type === 'VFAttached')?.reason;
-    const hasVf = vfAttached || vfReason === Reason.LinkDown;
-    const vfState = !hasVf ? 'DPDK_UNINIT' : guest ? 'DPDK_READY' : 'DPDK_ADDED';
+    const w = vfwdStates(s, this.releasing.has(s.id));
     const dir = (active: boolean, state: string, c: DirectionCounters | undefined, cpu: number | undefined): DirectionSnapshot => ({
       active,
       state,
@@ -203,13 +205,13 @@ export class AgentControlBackend implements ControlBackend {
     });
     return {
       id: s.id,
-      active: vfAttached && guest,
+      active: w.active,
       ...(s.ident ? { ident: s.ident } : {}),
       socketPath: s.socketPath,
       ...(s.pciAddress ? { pciAddress: s.pciAddress } : {}),
       numaNode: s.numaNode,
-      vfToVm: dir(vfAttached, vfState, st?.vfToVm, s.cpus?.vfToVm),
-      vmToVf: dir(guest, guest ? 'VIRTIO_READY' : 'VIRTIO_UNINIT', st?.vmToVf, s.cpus?.vmToVf),
+      vfToVm: dir(w.vfActive, w.vf, st?.vfToVm, s.cpus?.vfToVm),
+      vmToVf: dir(w.vmActive, w.vm, st?.vmToVf, s.cpus?.vmToVf),
       ...(st?.vf ? { vf: { ...st.vf } } : {}),
     };
   }

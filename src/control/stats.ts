@@ -158,13 +158,14 @@ export function workerState(w: WorkerSnapshot, prev: WorkerSnapshot | undefined,
   return out;
 }
 
-/** What virtio-forwarder reports for a relay number that has nothing on it. */
+/** What virtio-forwarder reports for a relay number that has nothing on it (its socket name
+ *  "NONE": virtio_forwarder_get_stats for a relay without a socket). */
 export function emptyRelayState(id: number): RelayState {
   return relayState(
     {
       id,
       active: false,
-      socketPath: '',
+      socketPath: 'NONE',
       numaNode: 0,
       vfToVm: { active: false, state: 'DPDK_UNINIT' },
       vmToVf: { active: false, state: 'VIRTIO_UNINIT' },

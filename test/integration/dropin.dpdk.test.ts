@@ -229,6 +229,11 @@ test('without -d the sockets are there before any ADD: a guest connects, then AD
   assert.equal(connects.length, 1, `the guest connected once:\n${connects.join('\n')}`);
   await vm.quit();
   vm = undefined;
+  // virtio-forwarder's transitions: the guest goes (READY -> ADDED), REMOVE takes the VF (UNINIT)
+  const state7 = async () => (await allRelays()).filter((r) => r.id === 7).map((r) => [r.vf_to_vm.internal_state, r.vm_to_vf.internal_state, r.active])[0];
+  await until('relay 7 without its guest', async () => JSON.stringify(await state7()) === JSON.stringify(['DPDK_ADDED', 'VIRTIO_UNINIT', false]), { timeoutMs: 10_000, intervalMs: 200 });
+  await agent.cli('relay', 'rm', '--ipc-dir', ipc, '--id', '7', '--pci', '0000:00:10.2');
+  assert.deepEqual(await state7(), ['DPDK_UNINIT', 'VIRTIO_UNINIT', false]);
   assert.equal(await agent.stop(), 0);
   agent = undefined;
 

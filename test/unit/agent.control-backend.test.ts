@@ -17,7 +17,14 @@ import { silentLogger } from '../../src/util/log.js';
 class VfEngine extends MemEngine {
   attached = new Map<number, VfSource>();
   failAttach = false;
+  /** While set, detachVf and removeRelay wait for it (the engine's work under way). */
+  hold: Promise<void> | undefined;
+  override async removeRelay(id: number): Promise<void> {
+    await this.hold;
+    return super.removeRelay(id);
+  }
   override async detachVf(id: number): Promise<RelayInfo> {
+    await this.hold;
     const r = this.relays.get(id);
     if (!r) throw new VioError('ENOENT', `no relay ${id}`);
     this.calls.push(`detachVf ${id}`);
@@ -105,6 +112,63 @@ test('ADD of a VF that cannot be attached leaves the relay without a VF and says
     engine.failAttach = false;
     assert.equal(await backend.addVf({ virtioId: 1, pciAddrs: ['0000:05:00.7'] }), 'changed');
     assert.equal(relays.getById(1)?.pciAddress, '0000:05:00.7');
+  } finally {
+    await relays.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('internal_state walks virtio-forwarder\'s states and transitions, the transient ones included', async () => {
+  const { dir, engine, relays, backend } = setup();
+  const states = () => {
+    const r = backend.relayStates([7])[0]!;
+    return [r.vfToVm.state, r.vmToVf.state, r.vfToVm.active, r.vmToVf.active, r.active];
+  };
+  const gate = () => {
+    let open!: () => void;
+    engine.hold = new Promise<void>((r) => (open = r));
+    return () => {
+      engine.hold = undefined;
+      open();
+    };
+  };
+  try {
+    // a socket made at start (VIRTIOFWD_DYNAMIC_SOCKETS empty): no VF, no guest
+    relays.apply({ name: 'relay-7', id: 7, origin: 'config', vf: { none: true }, vhostUser: { mode: 'server' } });
+    await relays.settled();
+    assert.deepEqual(states(), ['DPDK_UNINIT', 'VIRTIO_UNINIT', false, false, false]);
+    // the guest connects before any VF
+    engine.fire({ type: 'guest-connected', relayId: 7, arrival: 'started' });
+    assert.deepEqual(states(), ['DPDK_UNINIT', 'VIRTIO_READY', false, true, false]);
+    // ADD: DPDK_READY at once (a guest is there)
+    assert.equal(await backend.addVf({ virtioId: 7, pciAddrs: ['0000:05:00.7'] }), 'changed');
+    assert.deepEqual(states(), ['DPDK_READY', 'VIRTIO_READY', true, true, true]);
+    // the guest goes: READY -> ADDED; it comes back: READY again
+    engine.fire({ type: 'guest-disconnected', relayId: 7 });
+    assert.deepEqual(states(), ['DPDK_ADDED', 'VIRTIO_UNINIT', true, false, false]);
+    engine.fire({ type: 'guest-connected', relayId: 7, arrival: 'started' });
+    assert.deepEqual(states(), ['DPDK_READY', 'VIRTIO_READY', true, true, true]);
+    // a VF whose link went down is still the relay's VF (virtio-forwarder does not look)
+    engine.fire({ type: 'link', relayId: 7, up: false });
+    assert.deepEqual(states(), ['DPDK_READY', 'VIRTIO_READY', true, true, true]);
+    engine.fire({ type: 'link', relayId: 7, up: true });
+    // REMOVE: DPDK_REMOVING1 while the engine takes the VF from the workers, then DPDK_UNINIT
+    let release = gate();
+    const removing = backend.removeVf({ virtioId: 7, pciAddrs: [] });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(states(), ['DPDK_REMOVING1', 'VIRTIO_READY', false, true, false]);
+    release();
+    assert.equal(await removing, 'changed');
+    assert.deepEqual(states(), ['DPDK_UNINIT', 'VIRTIO_READY', false, true, false]);
+    // ADD again, then the relay torn down with its guest (REMOVE_SOCK, shutdown): both REMOVING1
+    await backend.addVf({ virtioId: 7, pciAddrs: ['0000:05:00.8'] });
+    release = gate();
+    const gone = relays.remove('relay-7');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(states(), ['DPDK_REMOVING1', 'VIRTIO_REMOVING1', false, false, false]);
+    release();
+    await gone;
+    assert.deepEqual(backend.relayStates([7]), []);
   } finally {
     await relays.close();
     rmSync(dir, { recursive: true, force: true });

@@ -205,7 +205,7 @@ test('stats: out-of-range relay numbers are left out, unknown in-range ones repo
   assert.deepEqual(asked, [2, 1, 7]);
   assert.deepEqual(res.relay?.map((r) => [r.id, r.active]), [[2, false], [1, true], [7, false]]);
   const empty = res.relay?.[2];
-  assert.equal(empty?.vhost.vhost_socket_name, '');
+  assert.equal(empty?.vhost.vhost_socket_name, 'NONE', 'virtio-forwarder\'s word for no socket');
   assert.equal(empty?.vf_to_vm.internal_state, 'DPDK_UNINIT');
   assert.equal(empty?.vm_to_vf.internal_state, 'VIRTIO_UNINIT');
   const active = await serveStats({ relay: [2, 1, 7], include_inactive: false }, c);
