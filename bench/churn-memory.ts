@@ -1,145 +1,114 @@
 // Memory profile of the node agent under relay churn: VirtioRelays created, attached and
-// deleted through the real apiserver, and every N rounds the agent's memory by kind: RSS, the JS
-// heap right after a full GC (forced through the inspector), the C heap (glibc's mallinfo2 over
-// all arenas) and RSS again after malloc_trim, and which memory mappings grew (from
-// /proc/<pid>/smaps: V8's heap pages, malloc's thread arenas at 64 MiB boundaries, [heap]).
-// This is how issue #20's RSS growth with a flat heap was found; figures: bench/RESULTS.md K.
+// deleted through the real apiserver, and every N rounds the agent's memory by owner: RSS (anon
+// and file-backed), the JS heap right after a full GC (forced through the inspector) used and
+// committed (the young generation apart: V8 grows it in steps), the C heap (glibc's mallinfo2
+// over all arenas, and how many arenas), RSS again after malloc_trim, and the RSS of the
+// mappings by owner (/proc/<pid>/smaps: malloc's [heap] and thread arenas at 64 MiB boundaries,
+// file-backed code, the rest: V8's pages, stacks). With --snapshots, heap snapshots after the
+// first and the last interval, diffed by constructor. Figures: bench/RESULTS.md K.
 //
-//   timeout 900 flock /tmp/vio4wd-it.lock node --import tsx bench/churn-memory.ts [--rounds 200] [--every 25]
+//   timeout 900 flock /tmp/vio4wd-it.lock node --import tsx bench/churn-memory.ts [--rounds 200] [--every 25] [--snapshots DIR] [--malloc-arena-max N|unset]
 //
 // Each round creates two relays (client and server mode, net_tap VF stand-ins), waits for both
 // to be Ready, deletes them and waits until they are gone. The agent is the DaemonSet's
 // (ZeroMQ control, metrics, device plugin to a test kubelet, CNI API) inside a netns.
 import { parseArgs } from 'node:util';
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { startKube } from '../test/helpers/kube.js';
-import { Netns, testTempDir } from '../test/helpers/netns.js';
-import { AgentProcess } from '../test/helpers/agent.js';
-import { TestKubelet } from '../test/helpers/kubelet.js';
-import { TEST_VIRTUAL_DEVICES, testPoolPolicy } from '../test/helpers/policy.js';
-import { Cleanups, proxyApiserverInto, until } from '../test/helpers/e2e.js';
-import { ADDON_PATH } from '../src/engine/native.js';
-import { GROUP, VERSION, kubeClients } from '../src/kube/index.js';
+import { Cleanups, until } from '../test/helpers/e2e.js';
+import { grownMappings } from '../test/helpers/proc-memory.js';
+import { GROUP, VERSION } from '../src/kube/index.js';
+import { BENCH_NS, benchRelay, sampleAgentMemory, startBenchAgent, type MemorySample } from './lib/agent-proc.js';
 
-const execFileP = promisify(execFile);
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '200' }, every: { type: 'string', default: '25' } } });
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '200' }, every: { type: 'string', default: '25' }, snapshots: { type: 'string' }, 'malloc-arena-max': { type: 'string' } },
+});
 const ROUNDS = Number(values.rounds);
 const EVERY = Number(values.every);
-const NS = 'bench';
-const NODE = 'bench-node';
 
-/** Runs in the agent's netns: a full GC and the heap through the inspector, then an expression. */
-const inspectorScript = `
-const [expr] = process.argv.slice(1);
-const list = await (await fetch('http://127.0.0.1:9229/json/list')).json();
-const ws = new WebSocket(list[0].webSocketDebuggerUrl);
-await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
-const pending = new Map();
-let id = 0;
-ws.onmessage = (m) => { const d = JSON.parse(m.data); pending.get(d.id)?.(d.result); };
-const call = (method, params = {}) => new Promise((r) => { pending.set(++id, r); ws.send(JSON.stringify({ id, method, params })); });
-await call('HeapProfiler.enable');
-await call('HeapProfiler.collectGarbage');
-const heap = await call('Runtime.getHeapUsage');
-const ev = await call('Runtime.evaluate', { expression: expr, returnByValue: true });
-ws.close();
-process.stdout.write(JSON.stringify({ heap, value: ev.result.value }));`;
-
-function mappings(pid: number): Map<string, { rssKb: number; name: string }> {
-  const out = new Map<string, { rssKb: number; name: string }>();
-  let cur = '';
-  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const h = /^([0-9a-f]+-[0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (h) {
-      cur = h[1]!;
-      out.set(cur, { rssKb: 0, name: h[2] ?? '' });
-      continue;
-    }
-    const r = /^Rss:\s+(\d+)/.exec(line);
-    if (r) out.get(cur)!.rssKb = Number(r[1]);
+/** A heap snapshot's objects counted by type and constructor: [count, self bytes]. */
+function snapshotCensus(path: string): Map<string, [number, number]> {
+  const snap = JSON.parse(readFileSync(path, 'utf8')) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
+  const f = snap.snapshot.meta.node_fields;
+  const [iType, iName, iSize] = [f.indexOf('type'), f.indexOf('name'), f.indexOf('self_size')];
+  const types = snap.snapshot.meta.node_types[0];
+  const out = new Map<string, [number, number]>();
+  for (let i = 0; i < snap.nodes.length; i += f.length) {
+    const type = types[snap.nodes[i + iType]!]!;
+    const key = type === 'object' || type === 'closure' || type === 'native' ? `${type} ${snap.strings[snap.nodes[i + iName]!]!.slice(0, 60)}` : type;
+    const e = out.get(key) ?? [0, 0];
+    e[0]++;
+    e[1] += snap.nodes[i + iSize]!;
+    out.set(key, e);
   }
   return out;
 }
 
-const rssKb = (pid: number): number => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+const MiB = (b: number): string => (b / 2 ** 20).toFixed(1);
+const kB = (k: number): string => (k / 1024).toFixed(1);
 
 const cleanups = new Cleanups();
 try {
-  const kube = await startKube();
-  cleanups.add('kube', () => kube.stop());
-  await kube.kubectl('apply', '-f', 'crds/');
-  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io');
-  await kube.kubectl('create', 'namespace', NS);
-  await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify(testPoolPolicy([NS])) });
-  const api = kubeClients(kube.kubeconfigPath);
-  await api.core.createNode({ body: { metadata: { name: NODE, labels: { 'kubernetes.io/hostname': NODE } } } });
-  const tmp = testTempDir('churnmem');
-  cleanups.add('temp dir', () => tmp.remove());
-  const dirs = { sockets: join(tmp.path, 'sockets'), plugins: join(tmp.path, 'plugins'), devinfo: join(tmp.path, 'devinfo'), ipc: join(tmp.path, 'ipc') };
-  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
-  const ns = await Netns.create('churnmem');
-  cleanups.add('netns', () => ns.destroy());
-  await proxyApiserverInto(ns, Number(new URL(kube.server).port), join(tmp.path, 'apiserver.sock'), cleanups);
-  const kubelet = await TestKubelet.start(dirs.plugins);
-  cleanups.add('kubelet', () => kubelet.stop());
-  const agent = await AgentProcess.start({
-    workDir: tmp.path,
-    netns: ns,
-    readyTimeoutMs: 120_000,
-    env: { NODE_OPTIONS: '--inspect=127.0.0.1:9229' },
-    config: {
-      log: { level: 'info' },
-      engine: { workerCpus: [1], mainCpu: 0, filePrefix: `vio4wd-cm-${process.pid}`, noPci: true },
-      control: { ipcDir: dirs.ipc },
-      metrics: { address: '127.0.0.1:9464' },
-      sriov: { vfProgrammer: 'standin' },
-      cni: { enabled: true, socket: join(tmp.path, 'run', 'agent.sock'), statePath: join(tmp.path, 'state', 'attachments.json') },
-      kubernetes: { allowVirtualDevices: TEST_VIRTUAL_DEVICES },
-    },
-    args: ['--kubernetes', '--kubeconfig', kube.kubeconfigPath, '--node-name', NODE, '--socket-dir', dirs.sockets, '--device-plugin-dir', dirs.plugins, '--devinfo-dir', dirs.devinfo],
-  });
-  cleanups.add('agent', async () => {
-    if (agent.exitCode === null) await agent.stop();
-  });
-  const inspect = async (expr: string): Promise<{ heap: { usedSize: number; totalSize: number }; value: string }> => {
-    const { stdout } = await execFileP('ip', ['netns', 'exec', ns.name, process.execPath, '--input-type=module', '-e', inspectorScript, expr], { encoding: 'utf8' });
-    return JSON.parse(stdout) as { heap: { usedSize: number; totalSize: number }; value: string };
-  };
-  // the agent's own addon (the same file is loaded once per process)
-  const addon = `process.getBuiltinModule('module').createRequire('/')(${JSON.stringify(ADDON_PATH)})`;
-
-  const relay = (name: string, spec: Record<string, unknown>) => ({ apiVersion: `${GROUP}/${VERSION}`, kind: 'VirtioRelay', metadata: { name, namespace: NS }, spec: { nodeName: NODE, ...spec } });
-  const get = (name: string) => api.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'virtiorelays', name }).catch(() => undefined) as Promise<{ status?: { phase?: string } } | undefined>;
-  let prev = mappings(agent.pid);
-  const rows: string[] = [];
-  const sample = async (round: number): Promise<void> => {
-    const rss = rssKb(agent.pid);
-    const info = await inspect(`JSON.stringify(${addon}.nativeHeap())`);
-    const c = JSON.parse(info.value) as { inUseBytes: number; freeBytes: number };
-    await inspect(`JSON.stringify(${addon}.trimNativeHeap())`);
-    const trimmed = rssKb(agent.pid);
-    const now = mappings(agent.pid);
-    const grew = [...now].map(([k, v]) => ({ k, v, d: v.rssKb - (prev.get(k)?.rssKb ?? 0) })).filter((x) => x.d >= 256).sort((a, b) => b.d - a.d);
-    prev = now;
-    const row =
-      `${String(round).padStart(6)} ${String(rss).padStart(9)} ${String(trimmed).padStart(12)} ${String((info.heap.usedSize / 1024) | 0).padStart(12)} ` +
-      `${String((c.inUseBytes / 1024) | 0).padStart(10)} ${String((c.freeBytes / 1024) | 0).padStart(9)}  ${grew.slice(0, 4).map((x) => `${x.k}${x.v.name ? ` ${x.v.name.split('/').pop()}` : ''} +${x.d}`).join('; ')}`;
-    rows.push(row);
+  // the agent's MALLOC_ARENA_MAX (`unset`: glibc's own, 8 arenas per core)
+  const arenaMax = values['malloc-arena-max'];
+  const env = arenaMax ? { MALLOC_ARENA_MAX: arenaMax === 'unset' ? undefined : arenaMax } : {};
+  const b = await startBenchAgent({ name: 'churnmem', env }, cleanups);
+  const { api, agent } = b;
+  const get = (name: string) => api.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: BENCH_NS, plural: 'virtiorelays', name }).catch(() => undefined) as Promise<{ status?: { phase?: string } } | undefined>;
+  const addon = `Object.values(process.getBuiltinModule('module').createRequire('/').cache).find((m) => typeof m.exports?.trimNativeHeap === 'function').exports`;
+  let prev: MemorySample | undefined;
+  const snapshots: string[] = [];
+  if (values.snapshots) mkdirSync(values.snapshots, { recursive: true });
+  const sample = async (round: number, snapshot: boolean): Promise<void> => {
+    const s = await sampleAgentMemory(agent, true);
+    if (snapshot && values.snapshots) {
+      const path = join(values.snapshots, `round-${round}.heapsnapshot`);
+      await agent.evaluateAfterGc('1', path);
+      snapshots.push(path);
+    }
+    await agent.evaluateAfterGc(`String(${addon}.trimNativeHeap())`);
+    const trimmedKb = (await sampleAgentMemory(agent, false)).proc.rssKb;
+    const g = s.gc!;
+    const o = s.owners;
+    const grew = prev ? grownMappings(prev.maps, s.maps) : [];
+    prev = s;
+    const row = [
+      String(round).padStart(5),
+      kB(s.proc.rssKb).padStart(6),
+      kB(s.proc.anonKb).padStart(6),
+      kB(s.proc.fileKb).padStart(5),
+      kB(trimmedKb).padStart(7),
+      `${MiB(g.heapUsedBytes)}/${MiB(g.heapTotalBytes)}`.padStart(10),
+      `${MiB(g.spaces.new_space?.size ?? 0)}`.padStart(5),
+      `${MiB(g.nativeHeap?.inUseBytes ?? NaN)}/${MiB(g.nativeHeap?.freeBytes ?? NaN)}`.padStart(10),
+      String(g.nativeHeap?.arenas ?? '').padStart(6),
+      `${kB(o.heapKb)}/${kB(o.arenasKb)}(${o.arenaHeaps})/${kB(o.fileKb)}/${kB(o.otherAnonKb)}`.padStart(26),
+      `  ${grew.slice(0, 3).map((x) => `${x.owner.replace('Kb', '')}${x.name ? ` ${x.name}` : ''} +${x.kb}`).join('; ')}`,
+    ].join(' ');
     process.stdout.write(row + '\n');
   };
-  process.stdout.write(` round    RSS kB  RSS trimmed  heap GC kB  C heap kB   free kB  mappings grown since the last sample (kB)\n`);
-  await sample(0);
+  process.stdout.write(`churn-memory: ${ROUNDS} rounds of 2 relays, a sample every ${EVERY}, MALLOC_ARENA_MAX=${arenaMax ?? process.env.MALLOC_ARENA_MAX ?? 'unset'}; MiB\n`);
+  process.stdout.write(
+    `round    RSS   anon  file trimmed  heap used/committed  new  C heap use/free arenas  mappings: heap/arenas(n)/file/other  grown most since the last sample (kB)\n`,
+  );
+  await sample(0, false);
   for (let i = 0; i < ROUNDS; i++) {
     const names = [`c${i}-a`, `c${i}-b`];
-    await api.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'virtiorelays', body: relay(names[0]!, { vf: { devargs: `net_tap_ca${i},iface=ca${i}` } }) });
-    await api.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'virtiorelays', body: relay(names[1]!, { vf: { devargs: `net_tap_cb${i},iface=cb${i}` }, vhostUser: { mode: 'server' } }) });
+    await api.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: BENCH_NS, plural: 'virtiorelays', body: benchRelay(names[0]!, { vf: { devargs: `net_tap_ca${i},iface=ca${i}` } }) });
+    await api.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: BENCH_NS, plural: 'virtiorelays', body: benchRelay(names[1]!, { vf: { devargs: `net_tap_cb${i},iface=cb${i}` }, vhostUser: { mode: 'server' } }) });
     for (const n of names) await until(`${n} Ready`, async () => (await get(n))?.status?.phase === 'Ready', 60_000, 50);
-    for (const n of names) await api.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'virtiorelays', name: n });
+    for (const n of names) await api.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: BENCH_NS, plural: 'virtiorelays', name: n });
     for (const n of names) await until(`${n} gone`, async () => (await get(n)) === undefined, 60_000, 50);
-    if ((i + 1) % EVERY === 0) await sample(i + 1);
+    if ((i + 1) % EVERY === 0) await sample(i + 1, i + 1 === EVERY || i + 1 === ROUNDS);
+  }
+  if (snapshots.length === 2) {
+    const [a, z] = snapshots.map(snapshotCensus) as [Map<string, [number, number]>, Map<string, [number, number]>];
+    const rows = [...new Set([...a.keys(), ...z.keys()])]
+      .map((k) => ({ k, n: (z.get(k)?.[0] ?? 0) - (a.get(k)?.[0] ?? 0), bytes: (z.get(k)?.[1] ?? 0) - (a.get(k)?.[1] ?? 0) }))
+      .sort((x, y) => Math.abs(y.bytes) - Math.abs(x.bytes));
+    const total = rows.reduce((t, r) => t + r.bytes, 0);
+    process.stdout.write(`\nheap snapshots after round ${EVERY} and ${ROUNDS} (${(ROUNDS - EVERY) * 2} relays between): ${total >= 0 ? '+' : ''}${total} bytes; the largest changes\n`);
+    for (const r of rows.slice(0, 20)) process.stdout.write(`  ${String(r.bytes).padStart(9)} B ${String(r.n).padStart(7)} objects  ${r.k}\n`);
   }
 } finally {
   await cleanups.run();

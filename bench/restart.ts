@@ -27,23 +27,17 @@
 //                      through the relay both ways)
 //   r2 listening       r2's socket accepts a connection (polled every 5 ms)
 import { parseArgs } from 'node:util';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { startKube } from '../test/helpers/kube.js';
-import { Netns, testTempDir } from '../test/helpers/netns.js';
 import { AgentProcess, type LogLine } from '../test/helpers/agent.js';
 import { Testpmd } from '../test/helpers/dpdk.js';
-import { TestKubelet } from '../test/helpers/kubelet.js';
-import { TEST_VIRTUAL_DEVICES, testPoolPolicy } from '../test/helpers/policy.js';
-import { Cleanups, proxyApiserverInto, sleep, until } from '../test/helpers/e2e.js';
-import { kubeClients } from '../src/kube/index.js';
+import { Cleanups, sleep, until } from '../test/helpers/e2e.js';
+import { BENCH_NS as NS, benchRelay as relay, startBenchAgent } from './lib/agent-proc.js';
 
 const { values } = parseArgs({ options: { restarts: { type: 'string', default: '10' }, json: { type: 'string' } } });
 const RESTARTS = Number(values.restarts);
-const NS = 'bench';
-const NODE = 'bench-node';
 const MAC1 = '52:54:00:be:00:01';
 const GUEST1 = '10.0.9.2';
 
@@ -76,50 +70,22 @@ async function listening(path: string, timeoutMs: number): Promise<number> {
 const cleanups = new Cleanups();
 const rows: Record<Phase, number>[] = [];
 try {
-  const kube = await startKube();
-  cleanups.add('kube', () => kube.stop());
-  await kube.kubectl('apply', '-f', 'crds/');
-  await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io');
-  await kube.kubectl('create', 'namespace', NS);
-  await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify(testPoolPolicy([NS])) });
-  const api = kubeClients(kube.kubeconfigPath);
-  await api.core.createNode({ body: { metadata: { name: NODE, labels: { 'kubernetes.io/hostname': NODE } } } });
-
-  const tmp = testTempDir('restartbench');
-  cleanups.add('temp dir', () => tmp.remove());
-  const dirs = { sockets: join(tmp.path, 'sockets'), plugins: join(tmp.path, 'plugins'), devinfo: join(tmp.path, 'devinfo'), ipc: join(tmp.path, 'ipc') };
-  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
-
-  const ns = await Netns.create('restart');
-  cleanups.add('netns', () => ns.destroy());
-  await proxyApiserverInto(ns, Number(new URL(kube.server).port), join(tmp.path, 'apiserver.sock'), cleanups);
-  const kubelet = await TestKubelet.start(dirs.plugins);
-  cleanups.add('kubelet', () => kubelet.stop());
-  for (const [vf, up, addr] of [['vf1', 'up1', '10.0.9.1/24'], ['vf2', 'up2', '10.0.10.1/24']] as const) {
-    await ns.addVeth(vf, up);
-    await ns.addAddress(up, addr);
-  }
-  // the peer reaches the guest stand-in without ARP (testpmd's icmpecho answers ARP too, but a
-  // neighbour entry in its probe phase would add its own timer to the gap)
-  await ns.ip('neigh', 'replace', GUEST1, 'lladdr', MAC1, 'dev', 'up1', 'nud', 'permanent');
-
-  const config = {
-    log: { level: 'info' },
-    engine: { workerCpus: [1], mainCpu: 0, filePrefix: `vio4wd-rb-${process.pid}`, noPci: true },
-    control: { ipcDir: dirs.ipc },
-    metrics: { address: '127.0.0.1:9464' },
-    sriov: { vfProgrammer: 'standin' },
-    cni: { enabled: true, socket: join(tmp.path, 'run', 'agent.sock'), statePath: join(tmp.path, 'state', 'attachments.json') },
-    kubernetes: { allowVirtualDevices: TEST_VIRTUAL_DEVICES },
-  };
-  const args = ['--kubernetes', '--kubeconfig', kube.kubeconfigPath, '--node-name', NODE, '--socket-dir', dirs.sockets, '--device-plugin-dir', dirs.plugins, '--devinfo-dir', dirs.devinfo];
-  let agent = await AgentProcess.start({ config, workDir: tmp.path, netns: ns, args, readyTimeoutMs: 120_000 });
-  const configPath = agent.configPath;
-  cleanups.add('agent', async () => {
-    if (agent.exitCode === null) await agent.stop();
-  });
-
-  const relay = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'vio4wd.io/v1alpha1', kind: 'VirtioRelay', metadata: { name, namespace: NS }, spec: { nodeName: NODE, ...spec } });
+  const b = await startBenchAgent(
+    {
+      name: 'restart',
+      beforeAgent: async (ns) => {
+        for (const [vf, up, addr] of [['vf1', 'up1', '10.0.9.1/24'], ['vf2', 'up2', '10.0.10.1/24']] as const) {
+          await ns.addVeth(vf, up);
+          await ns.addAddress(up, addr);
+        }
+        // the peer reaches the guest stand-in without ARP (testpmd's icmpecho answers ARP too, but a
+        // neighbour entry in its probe phase would add its own timer to the gap)
+        await ns.ip('neigh', 'replace', GUEST1, 'lladdr', MAC1, 'dev', 'up1', 'nud', 'permanent');
+      },
+    },
+    cleanups,
+  );
+  const { kube, ns, dirs, configPath, args } = b;
   await kube.kubectlRun(['apply', '-f', '-'], {
     input: JSON.stringify({
       apiVersion: 'v1',
@@ -129,7 +95,7 @@ try {
   });
   const sock1 = join(dirs.sockets, `${NS}.r1`, 'vhost-user.sock');
   const sock2 = join(dirs.sockets, `${NS}.r2`, 'vhost-user.sock');
-  await agent.waitForLog(/"relay":"bench\.r1"[^\n]*"msg":"relay attached"|"msg":"relay attached"[^\n]*"relay":"bench\.r1"/, 60_000);
+  await b.agent.waitForLog(/"relay":"bench\.r1"[^\n]*"msg":"relay attached"|"msg":"relay attached"[^\n]*"relay":"bench\.r1"/, 60_000);
   // the guest stand-in: creates r1's socket (server) and keeps it while agents come and go
   const vm = await Testpmd.start({
     vdevs: [`net_virtio_user0,path=${sock1},server=1,queues=1,mac=${MAC1}`],
@@ -163,9 +129,9 @@ try {
     // traffic flows before every kill; the checkpoint holds both relays
     const before = replies.length;
     await until('pings flow before the kill', () => replies.length >= before + 20, 20_000, 20);
-    await agent.kill();
+    await b.agent.kill();
     const spawnAt = Date.now();
-    agent = await AgentProcess.start({ config: configPath, workDir: tmp.path, netns: ns, args, waitReady: false });
+    const agent = (b.agent = await AgentProcess.start({ config: configPath, workDir: b.tmpPath, netns: ns, args, waitReady: false }));
     const r2At = listening(sock2, 30_000);
     const first = await until('a ping reply through the restarted agent', () => replies.find((r) => r.at > spawnAt), 30_000, 5);
     const r2 = await r2At;

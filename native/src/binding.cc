@@ -547,6 +547,21 @@ Napi::Value NativeHeap(const Napi::CallbackInfo &info) {
   o.Set("mmapBytes", Napi::Number::New(env, (double)mi.hblkhd));
   o.Set("inUseBytes", Napi::Number::New(env, (double)(mi.uordblks + mi.hblkhd)));
   o.Set("freeBytes", Napi::Number::New(env, (double)mi.fordblks));
+  // malloc_info's XML has one <heap nr="N"> per arena: how many arenas the threads spread over
+  // (glibc gives each new thread its own, up to 8 per core, unless MALLOC_ARENA_MAX says less)
+  char *xml = nullptr;
+  size_t len = 0;
+  FILE *f = open_memstream(&xml, &len);
+  unsigned arenas = 0;
+  if (f != nullptr) {
+    if (malloc_info(0, f) == 0) {
+      fflush(f);
+      for (const char *p = xml; p != nullptr && (p = strstr(p, "<heap nr=")) != nullptr; p++) arenas++;
+    }
+    fclose(f);
+    free(xml);
+  }
+  o.Set("arenas", Napi::Number::New(env, arenas));
   return o;
 }
 

@@ -233,6 +233,8 @@ export interface NativeHeapInfo {
   inUseBytes: number;
   /** free inside the arenas: kept by malloc, counted in the RSS until trimmed */
   freeBytes: number;
+  /** malloc arenas (the main one and one per thread group; MALLOC_ARENA_MAX caps them) */
+  arenas: number;
 }
 
 export type EngineEvent =

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import type { Guest } from '../helpers/guest.js';
 import { E2eEnv, GuestPing, NAMESPACE, sleep, until, type Reply } from '../helpers/e2e.js';
+import { procMemory } from '../helpers/proc-memory.js';
 
 export interface SoakOptions {
   durationMs: number;
@@ -20,7 +21,17 @@ export interface SoakOptions {
 export interface MemorySample {
   atMs: number;
   rssKb: number;
+  /** the RSS's anonymous and file-backed parts (/proc/<pid>/status) */
+  anonKb: number;
+  fileKb: number;
+  /** after a full GC: the JS heap used, V8's committed heap (all spaces; the young generation) */
   heapUsedBytes: number;
+  heapCommittedBytes: number;
+  newSpaceBytes: number;
+  /** after the same GC: malloc's heap in use and taken from the system (mallinfo2), its arenas */
+  cInUseBytes: number;
+  cSystemBytes: number;
+  arenas: number;
   iterations: number;
 }
 
@@ -87,12 +98,20 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
   const sample = async (): Promise<void> => {
     // the RSS as the agent runs, then the heap after a full GC: what the agent retains, not
     // where the GC's sawtooth happens to be
-    const rssKb = e.agentRssKb();
-    const heap = await e.agent.heapAfterGc();
+    const p = procMemory(e.agent.pid);
+    const m = await e.agent.memoryAfterGc();
+    const c = m.nativeHeap;
     samples.push({
       atMs: Date.now() - start,
-      rssKb,
-      heapUsedBytes: heap.usedBytes,
+      rssKb: p.rssKb,
+      anonKb: p.anonKb,
+      fileKb: p.fileKb,
+      heapUsedBytes: m.heapUsedBytes,
+      heapCommittedBytes: Object.values(m.spaces).reduce((t, x) => t + x.size, 0),
+      newSpaceBytes: m.spaces.new_space?.size ?? NaN,
+      cInUseBytes: c?.inUseBytes ?? NaN,
+      cSystemBytes: c ? c.arenaBytes + c.mmapBytes : NaN,
+      arenas: c?.arenas ?? NaN,
       iterations,
     });
   };
@@ -189,6 +208,12 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
       `(growth ${((result.rssEndKb - result.rssWarmKb) / 1024).toFixed(2)} MiB, limit ${RSS_GROWTH_LIMIT_KB / 1024}), ` +
       `heap after GC ${(result.heapWarmBytes / 2 ** 20).toFixed(1)} -> ${(result.heapEndBytes / 2 ** 20).toFixed(1)} MiB; fds ${fdsBefore} -> ${fdsAfter}; leftovers: ${leftovers.length ? leftovers.join('; ') : 'none'}`,
   );
-  o.report(`soak memory samples (s: RSS MiB / heap after GC MiB / rounds): ${samples.map((x) => `${Math.round(x.atMs / 1000)}: ${(x.rssKb / 1024).toFixed(1)}/${(x.heapUsedBytes / 2 ** 20).toFixed(1)}/${x.iterations}`).join(', ')}`);
+  const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+  o.report(
+    'soak memory samples (s: RSS = anon + file MiB | after a GC: JS heap used / V8 committed (young) | C heap in use / from the system (arenas) MiB | rounds): ' +
+      samples
+        .map((x) => `${Math.round(x.atMs / 1000)}: ${mib(x.rssKb * 1024)} = ${mib(x.anonKb * 1024)} + ${mib(x.fileKb * 1024)} | ${mib(x.heapUsedBytes)} / ${mib(x.heapCommittedBytes)} (${mib(x.newSpaceBytes)}) | ${mib(x.cInUseBytes)} / ${mib(x.cSystemBytes)} (${x.arenas}) | ${x.iterations}`)
+        .join(', '),
+  );
   return result;
 }

@@ -33,6 +33,61 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+export interface AgentMemory {
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
+  /** V8's heap spaces: committed (size) and resident (physical) bytes, and what is used */
+  spaces: Record<string, { size: number; physical: number; used: number }>;
+  /** the addon's mallinfo2 (Engine.nativeHeap), absent before the agent loaded the addon */
+  nativeHeap?: { arenaBytes: number; mmapBytes: number; inUseBytes: number; freeBytes: number; arenas: number };
+}
+
+/** Runs in the agent: its memory as V8 and malloc see it, as JSON. */
+const MEMORY_EXPRESSION = `(() => {
+  const mu = process.memoryUsage();
+  const spaces = {};
+  for (const s of process.getBuiltinModule('v8').getHeapSpaceStatistics()) spaces[s.space_name] = { size: s.space_size, physical: s.physical_space_size, used: s.space_used_size };
+  const cache = process.getBuiltinModule('module').createRequire('/').cache;
+  const addon = Object.keys(cache).find((k) => k.endsWith('.node') && typeof cache[k].exports?.nativeHeap === 'function');
+  return JSON.stringify({ rssBytes: mu.rss, heapUsedBytes: mu.heapUsed, heapTotalBytes: mu.heapTotal, externalBytes: mu.external, arrayBuffersBytes: mu.arrayBuffers, spaces, nativeHeap: addon ? cache[addon].exports.nativeHeap() : undefined });
+})()`;
+
+/**
+ * Runs in the agent's namespace: connects to its inspector, forces a full GC, evaluates argv[1]
+ * (by value) and prints it; with argv[2], first writes a heap snapshot to that file.
+ */
+const INSPECTOR_SCRIPT = `
+const [expr, snapshot] = process.argv.slice(1);
+let list;
+for (let i = 0; ; i++) {
+  try { list = await (await fetch('http://127.0.0.1:9229/json/list')).json(); break; }
+  catch (e) { if (i > 100) throw e; await new Promise((r) => setTimeout(r, 50)); }
+}
+const ws = new WebSocket(list[0].webSocketDebuggerUrl);
+await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+const pending = new Map();
+const chunks = [];
+let id = 0;
+ws.onmessage = (m) => {
+  const d = JSON.parse(m.data);
+  if (d.method === 'HeapProfiler.addHeapSnapshotChunk') chunks.push(d.params.chunk);
+  else pending.get(d.id)?.(d);
+};
+const call = (method, params = {}) => new Promise((r) => { pending.set(++id, r); ws.send(JSON.stringify({ id, method, params })); });
+await call('HeapProfiler.enable');
+await call('HeapProfiler.collectGarbage');
+if (snapshot) {
+  await call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+  process.getBuiltinModule('fs').writeFileSync(snapshot, chunks.join(''));
+}
+const ev = await call('Runtime.evaluate', { expression: expr, returnByValue: true });
+ws.close();
+if (ev.result.exceptionDetails) throw new Error(JSON.stringify(ev.result.exceptionDetails));
+process.stdout.write(String(ev.result.result.value));`;
+
 export class AgentProcess {
   private out = '';
   /** the inspector was opened (heapAfterGc) */
@@ -113,39 +168,37 @@ export class AgentProcess {
   }
 
   /**
-   * The agent's JS heap right after a full garbage collection (what it retains, not the GC's
-   * sawtooth). Opens Node's inspector on the agent's loopback (SIGUSR1, as `node --inspect`
-   * would, port 9229 in its namespace) and asks it over the DevTools protocol.
+   * The agent's memory right after a full garbage collection (what it retains, not the GC's
+   * sawtooth), as V8 and malloc see it: the JS heap used and committed by space (the young
+   * generation grows in steps as V8 sizes it to the load), and the C heap (mallinfo2 through the
+   * addon, when the agent has loaded it). Opens Node's inspector on the agent's loopback
+   * (SIGUSR1, as `node --inspect` would, port 9229 in its namespace) and asks over the DevTools
+   * protocol.
    */
+  async memoryAfterGc(): Promise<AgentMemory> {
+    return JSON.parse(await this.evaluateAfterGc(MEMORY_EXPRESSION)) as AgentMemory;
+  }
+
+  /** The JS heap used and committed right after a full GC (see memoryAfterGc). */
   async heapAfterGc(): Promise<{ usedBytes: number; totalBytes: number }> {
+    const m = await this.memoryAfterGc();
+    return { usedBytes: m.heapUsedBytes, totalBytes: m.heapTotalBytes };
+  }
+
+  /**
+   * A full GC in the agent, then `expression` evaluated in it (a string, returned by value).
+   * `snapshotPath` also writes a heap snapshot there (after the GC), for bench/churn-memory.ts.
+   */
+  async evaluateAfterGc(expression: string, snapshotPath?: string): Promise<string> {
     if (!this.inspecting) {
       process.kill(this.pid, 'SIGUSR1');
       this.inspecting = true;
     }
-    const script = `
-      let list;
-      for (let i = 0; ; i++) {
-        try { list = await (await fetch('http://127.0.0.1:9229/json/list')).json(); break; }
-        catch (e) { if (i > 100) throw e; await new Promise((r) => setTimeout(r, 50)); }
-      }
-      const ws = new WebSocket(list[0].webSocketDebuggerUrl);
-      await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
-      const pending = new Map();
-      let id = 0;
-      ws.onmessage = (m) => { const d = JSON.parse(m.data); pending.get(d.id)?.(d); };
-      const call = (method) => new Promise((r) => { pending.set(++id, r); ws.send(JSON.stringify({ id, method })); });
-      await call('HeapProfiler.enable');
-      await call('HeapProfiler.collectGarbage');
-      const u = (await call('Runtime.getHeapUsage')).result;
-      ws.close();
-      process.stdout.write(JSON.stringify(u));`;
     const cmd = this.netns ? 'ip' : process.execPath;
-    const argv = [...(this.netns ? ['netns', 'exec', this.netns.name, process.execPath] : []), '--input-type=module', '-e', script];
-    const { stdout } = await execFileP(cmd, argv, { encoding: 'utf8', timeout: 30_000 });
-    const u = JSON.parse(stdout) as { usedSize: number; totalSize: number };
-    return { usedBytes: u.usedSize, totalBytes: u.totalSize };
+    const argv = [...(this.netns ? ['netns', 'exec', this.netns.name, process.execPath] : []), '--input-type=module', '-e', INSPECTOR_SCRIPT, expression, snapshotPath ?? ''];
+    const { stdout } = await execFileP(cmd, argv, { encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 2 ** 20 });
+    return stdout;
   }
-
   /** SIGTERM (clean shutdown); resolves with the exit code. */
   async stop(graceMs = 15_000): Promise<number | string> {
     await this.proc.stop(graceMs);

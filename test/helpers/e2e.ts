@@ -470,12 +470,6 @@ export class E2eEnv {
     return r.body;
   }
 
-  /** Resident memory of the agent process (kB, from /proc). */
-  agentRssKb(): number {
-    const s = readFileSync(`/proc/${this.agent.pid}/status`, 'utf8');
-    return Number(/^VmRSS:\s+(\d+) kB/m.exec(s)?.[1] ?? NaN);
-  }
-
   // ---------------------------------------------------------------- VirtioRelays
   relayObject(name: string, spec: VirtioRelaySpec): Record<string, unknown> {
     return { apiVersion: `${GROUP}/${VERSION}`, kind: 'VirtioRelay', metadata: { name, namespace: NAMESPACE }, spec };
