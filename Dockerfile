@@ -123,7 +123,9 @@ COPY --from=build /src/native/build/vio4wd.node native/build/vio4wd.node
 COPY --from=build /src/dist dist
 RUN ln -s /opt/vio4wd/bin/vio4wd.js /usr/local/bin/vio4wd && vio4wd --version \
  && node -e "const a = require('/opt/vio4wd/native/build/vio4wd.node'); console.log(a.version() + ', ' + a.maxPorts + ' ethdev ports')"
-ENV NODE_ENV=production
+# at most 2 malloc arenas (glibc's default is 8 per core): the agent's threads each kept an arena
+# whose freed pages stayed resident, so relay churn grew the RSS (bench/RESULTS.md K)
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2
 USER 65532:65532
 ENTRYPOINT ["vio4wd"]
 CMD ["--help"]

@@ -17,6 +17,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanups, until } from '../test/helpers/e2e.js';
 import { grownMappings } from '../test/helpers/proc-memory.js';
+import { AGENT_ENV } from '../test/helpers/agent.js';
 import { GROUP, VERSION } from '../src/kube/index.js';
 import { BENCH_NS, benchRelay, sampleAgentMemory, startBenchAgent, type MemorySample } from './lib/agent-proc.js';
 
@@ -49,7 +50,7 @@ const kB = (k: number): string => (k / 1024).toFixed(1);
 
 const cleanups = new Cleanups();
 try {
-  // the agent's MALLOC_ARENA_MAX (`unset`: glibc's own, 8 arenas per core)
+  // the agent's MALLOC_ARENA_MAX: 2 as shipped (test/helpers/agent.ts AGENT_ENV); `unset`: glibc's own (8 per core)
   const arenaMax = values['malloc-arena-max'];
   const env = arenaMax ? { MALLOC_ARENA_MAX: arenaMax === 'unset' ? undefined : arenaMax } : {};
   const b = await startBenchAgent({ name: 'churnmem', env }, cleanups);
@@ -87,7 +88,7 @@ try {
     ].join(' ');
     process.stdout.write(row + '\n');
   };
-  process.stdout.write(`churn-memory: ${ROUNDS} rounds of 2 relays, a sample every ${EVERY}, MALLOC_ARENA_MAX=${arenaMax ?? process.env.MALLOC_ARENA_MAX ?? 'unset'}; MiB\n`);
+  process.stdout.write(`churn-memory: ${ROUNDS} rounds of 2 relays, a sample every ${EVERY}, MALLOC_ARENA_MAX=${arenaMax ?? AGENT_ENV.MALLOC_ARENA_MAX}; MiB\n`);
   process.stdout.write(
     `round    RSS   anon  file trimmed  heap used/committed  new  C heap use/free arenas  mappings: heap/arenas(n)/file/other  grown most since the last sample (kB)\n`,
   );

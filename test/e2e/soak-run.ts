@@ -8,6 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import type { Guest } from '../helpers/guest.js';
 import { E2eEnv, GuestPing, NAMESPACE, sleep, until, type Reply } from '../helpers/e2e.js';
 import { procMemory } from '../helpers/proc-memory.js';
+import { AGENT_ENV } from '../helpers/agent.js';
 
 export interface SoakOptions {
   durationMs: number;
@@ -199,6 +200,9 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
       assert.ok(this.rssEndKb - this.rssWarmKb < RSS_GROWTH_LIMIT_KB, `agent RSS grew ${this.rssEndKb - this.rssWarmKb} kB (limit ${RSS_GROWTH_LIMIT_KB})`);
       assert.ok(this.heapEndBytes - this.heapWarmBytes < HEAP_GROWTH_LIMIT_BYTES, `agent heap grew ${this.heapEndBytes - this.heapWarmBytes} bytes (limit ${HEAP_GROWTH_LIMIT_BYTES})`);
       assert.ok(this.fds.after <= this.fds.before + 4, `agent file descriptors ${this.fds.before} -> ${this.fds.after}`);
+      // the agent runs with the image's malloc settings (AGENT_ENV), which the RSS bound assumes
+      const arenaMax = Number(AGENT_ENV.MALLOC_ARENA_MAX);
+      assert.ok(this.samples.every((x) => x.arenas <= arenaMax), `malloc arenas ${this.samples.map((x) => x.arenas).join(', ')} (MALLOC_ARENA_MAX=${arenaMax})`);
     },
   };
   o.report(

@@ -33,6 +33,13 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+/**
+ * What the image (Dockerfile ENV) and packaging/systemd/vio4wd.service give the agent: at most 2
+ * malloc arenas. glibc's default, 8 per core, spread relay set-up over an arena per thread whose
+ * freed pages stayed resident (issue #20; bench/churn-memory.ts, bench/RESULTS.md K).
+ */
+export const AGENT_ENV: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: '2' };
+
 export interface AgentMemory {
   rssBytes: number;
   heapUsedBytes: number;
@@ -105,7 +112,8 @@ export class AgentProcess {
     const configPath = typeof o.config === 'string' ? o.config : join(o.workDir, 'agent.yaml');
     if (typeof o.config !== 'string') writeFileSync(configPath, stringify(o.config));
     const args = o.command ? ['bin/vio4wd.js', ...o.command] : ['bin/vio4wd.js', 'agent', '--config', configPath, ...(o.args ?? [])];
-    const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], env: { ...process.env, ...o.env } };
+    // malloc's arenas capped as the image and the systemd unit do (undefined in o.env unsets it)
+    const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[], env: { ...AGENT_ENV, ...process.env, ...o.env } };
     const proc = o.netns ? o.netns.spawn(process.execPath, args, spawnOpts) : spawnTracked(process.execPath, args, spawnOpts);
     const a = new AgentProcess(proc, configPath, o.netns);
     if (o.waitReady ?? true) await a.waitForLog(/"msg":"vio4wd agent running"/, o.readyTimeoutMs ?? 60_000);
