@@ -285,7 +285,7 @@ void CopyStr(const Napi::Env &env, char *dst, size_t cap, const std::string &s, 
 // ---- exported functions -----------------------------------------------------------------
 
 // start({ealArgs, mergeableRxBuffers, tso, jumbo, rxDescriptors, txDescriptors,
-//        poolQueuePairs}, onEvent) -> Promise<void>
+//        poolQueuePairs, idleSweepMicros}, onEvent) -> Promise<void>
 Napi::Value Start(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
@@ -314,6 +314,7 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
   s.rx_desc = static_cast<uint16_t>(IntOr(o, "rxDescriptors", 256));
   s.tx_desc = static_cast<uint16_t>(IntOr(o, "txDescriptors", 256));
   s.pool_queue_pairs = static_cast<uint32_t>(IntOr(o, "poolQueuePairs", 256));
+  s.idle_sweep_us = static_cast<uint32_t>(IntOr(o, "idleSweepMicros", 100));
   s.log_events = BoolOr(o, "logEvents", 0) != 0;
   s.on_event = OnEvent;
   s.event_ctx = nullptr;
@@ -506,6 +507,9 @@ Napi::Value Workers(const Napi::CallbackInfo &info) {
     o.Set("idleCycles", static_cast<double>(w[i].idle_cycles));
     o.Set("packets", static_cast<double>(w[i].packets));
     o.Set("dropped", static_cast<double>(w[i].dropped));
+    o.Set("entries", w[i].entries);
+    o.Set("hotEntries", w[i].hot_entries);
+    o.Set("wakeups", static_cast<double>(w[i].wakeups));
     a.Set(i, o);
   }
   return a;

@@ -666,6 +666,9 @@ int vio_query_workers(struct vio_worker_info *out, int max)
 			out[n].idle_cycles = __atomic_load_n(&st->idle_cycles, __ATOMIC_RELAXED);
 			out[n].packets = __atomic_load_n(&st->packets, __ATOMIC_RELAXED);
 			out[n].dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
+			out[n].entries = __atomic_load_n(&st->entries, __ATOMIC_RELAXED);
+			out[n].hot_entries = __atomic_load_n(&st->hot_entries, __ATOMIC_RELAXED);
+			out[n].wakeups = __atomic_load_n(&st->wakeups, __ATOMIC_RELAXED);
 		}
 	pthread_mutex_unlock(&eng.lock);
 	return n;

@@ -87,7 +87,9 @@ struct vio_relay {
 	int mtu;
 };
 
-/* One polled (relay, queue, direction). Each worker owns its copy; `idle` is its scratch. */
+/* One polled (relay, queue, direction). Each worker owns its copy; idle, hot and parked are its
+ * scratch (worker.c: hot entries are polled every pass, cold ones by a sweep of bounded period,
+ * parked ones not at all until a vhost event). */
 struct vio_entry {
 	struct vio_relay *r;
 	struct vio_ctr *ctr;
@@ -96,14 +98,25 @@ struct vio_entry {
 	uint16_t txvring;                     /* VM->VF: guest tx vring 2q+1 */
 	uint8_t dir;
 	uint8_t has_vf;                       /* 0 while the relay's VF is detached */
-	uint32_t idle;                        /* consecutive empty polls */
-	uint32_t slot;                        /* phase for the idle back-off */
+	uint16_t idle;                        /* consecutive empty polls while hot */
+	uint8_t hot;                          /* in the list's hot[] */
+	uint8_t parked;                       /* VM->VF with no guest or vring disabled */
+	uint32_t key;                         /* relay id, direction, queue: for build_list */
 };
 
 struct vio_plist {
 	uint32_t n;
+	uint32_t n_hot;                       /* hot[0..n_hot) at publication (then the worker's) */
+	uint32_t *hot;                        /* [n] indices into e[], same allocation */
 	struct vio_entry e[];
 };
+
+/* Bumped (release) after a vhost callback changed a relay's vid or vring_enabled: workers then
+ * poll their parked VM->VF entries again. On a cache line of its own: read once per pass. */
+struct vio_wake {
+	uint32_t gen;
+} __rte_cache_aligned;
+extern struct vio_wake vio_wake;
 
 /* A worker's load, written only by the worker, once per pass (not per packet), on a cache line
  * of its own; queries read it with relaxed loads. */
@@ -112,6 +125,8 @@ struct vio_wstats {
 	uint64_t idle_cycles;                 /* TSC cycles of passes that found nothing */
 	uint64_t packets;                     /* received from VFs and guests */
 	uint64_t dropped;                     /* of those, dropped (far side full or absent) */
+	uint64_t wakeups;                     /* cold entries that found packets */
+	uint32_t entries, hot_entries;        /* of its current list */
 } __rte_cache_aligned;
 
 struct vio_worker {

@@ -48,6 +48,15 @@ void vio_fill_info_locked(const struct vio_relay *r, struct vio_relay_info *out)
 
 /* ---- worker lists ---------------------------------------------------------------------- */
 
+static inline uint32_t entry_key(const struct vio_relay *r, int d, uint16_t q)
+{
+	return (uint32_t)r->id << 7 | (uint32_t)d << 6 | q;
+}
+
+/* Worker w's new list. Its entries keep the hot/cold state they have in w's current list
+ * (both lists are in relay id, direction, queue order: one merge walk, reading the worker's
+ * scratch with relaxed loads; a stale hint costs at most one sweep period); entries new to w
+ * (a relay added, or a direction moved in, often a busy one) start hot. */
 static struct vio_plist *build_list(unsigned w)
 {
 	uint32_t n = 0;
@@ -60,9 +69,12 @@ static struct vio_plist *build_list(unsigned w)
 			if (r->worker[d] == (int)w)
 				n += d == VIO_DIR_VF_TO_VM ? r->nb_queues : r->nb_vqp;
 	}
-	struct vio_plist *l = calloc(1, sizeof(*l) + n * sizeof(struct vio_entry));
+	struct vio_plist *l = calloc(1, sizeof(*l) + n * (sizeof(struct vio_entry) + sizeof(uint32_t)));
 	if (!l)
 		return NULL;
+	l->hot = (uint32_t *)&l->e[n];
+	const struct vio_plist *old = eng.workers[w].list;
+	uint32_t oi = 0;
 	for (int i = 0; i < VIO_MAX_RELAYS; i++) {
 		struct vio_relay *r = eng.relays[i];
 		if (!r || !r->polled)
@@ -84,7 +96,16 @@ static struct vio_plist *build_list(unsigned w)
 				e->txvring = (uint16_t)(2 * q + 1);
 				e->dir = (uint8_t)d;
 				e->has_vf = r->port_attached;
-				e->slot = l->n;
+				e->key = entry_key(r, d, q);
+				e->hot = 1;
+				while (old && oi < old->n && old->e[oi].key < e->key)
+					oi++;
+				if (old && oi < old->n && old->e[oi].key == e->key && old->e[oi].r == r) {
+					e->hot = __atomic_load_n(&old->e[oi].hot, __ATOMIC_RELAXED);
+					e->idle = __atomic_load_n(&old->e[oi].idle, __ATOMIC_RELAXED);
+				}
+				if (e->hot)
+					l->hot[l->n_hot++] = l->n;
 				l->n++;
 			}
 		}

@@ -280,6 +280,7 @@ static int new_device(int vid)
 		r->conn_had_device = true;
 		r->features = features;
 		__atomic_store_n(&r->vid, vid, __ATOMIC_RELEASE);
+		__atomic_fetch_add(&vio_wake.gen, 1, __ATOMIC_RELEASE); /* workers: unpark */
 	}
 	pthread_mutex_unlock(&eng.lock);
 	if (r)
@@ -334,6 +335,8 @@ static int vring_state_changed(int vid, uint16_t vring, int enable)
 		__atomic_store_n(&r->vring_enabled, enable ? before | bit : before & ~bit, __ATOMIC_RELAXED);
 		changed = before != r->vring_enabled;
 		update_rx_map_locked(r);
+		if (changed)
+			__atomic_fetch_add(&vio_wake.gen, 1, __ATOMIC_RELEASE); /* workers: unpark */
 	}
 	pthread_mutex_unlock(&eng.lock);
 	if (changed)

@@ -109,6 +109,9 @@ struct vio_start_opts {
 	uint16_t rx_desc;
 	uint16_t tx_desc;
 	uint32_t pool_queue_pairs;
+	/* a worker sweeps its idle (cold) entries once per this many microseconds; 0 = every
+	 * entry polled on every pass (worker.c) */
+	uint32_t idle_sweep_us;
 	vio_event_fn on_event;
 	void *event_ctx;
 	/* deliver DPDK's log lines as VIO_EV_LOG events instead of printing them to stderr */
@@ -196,6 +199,10 @@ struct vio_worker_info {
 	 * since the engine started; packets received and dropped by the worker's directions */
 	uint64_t busy_cycles, idle_cycles;
 	uint64_t packets, dropped;
+	/* (queue, direction) entries it polls; of those, hot ones (polled every pass, the rest by
+	 * the idle sweep or parked); how often a cold entry found packets and turned hot */
+	uint32_t entries, hot_entries;
+	uint64_t wakeups;
 };
 
 struct vio_pool_info {

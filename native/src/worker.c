@@ -23,17 +23,27 @@
 
 #include "internal.h"
 
-/* An entry that came up empty IDLE_AFTER times in a row is polled only every IDLE_EVERY-th
- * pass until it delivers a packet again: with 63 idle relays the busy one keeps 93-99% of
- * its single-relay rate instead of 92-95% (bench/RESULTS.md). IDLE_AFTER passes take
- * hundreds of microseconds, so a relay that carries any traffic (even one packet in flight)
- * is never slowed down. */
+/* Idle relays cost (nearly) nothing. A worker keeps its entries in two sets:
+ *  - hot: polled on every pass. An entry joins on its first packet and leaves after IDLE_AFTER
+ *    empty polls in a row (hundreds of microseconds at least), so any relay that carries
+ *    traffic, even one packet in flight, is polled as before;
+ *  - cold: visited by a sweep that walks the whole list once per IDLE_SWEEP_US, a share of it
+ *    on each pass (more when the pass found no work, so an idle worker sweeps at once).
+ * A pass therefore costs the hot entries plus about n * pass_time / IDLE_SWEEP_US visits,
+ * whatever the number of idle relays, and a cold entry is polled at most IDLE_SWEEP_US (plus
+ * one pass) after its previous poll: that is the worst latency a waking relay's first packet
+ * gets added, and the VF rx ring must hold what arrives meanwhile (rxDescriptors / rate: 256
+ * descriptors last 256 us at 1 Mpps, 17 us at 10GbE's 14.88 Mpps; bench/RESULTS.md M).
+ * IDLE_SWEEP_US is the engine option idleSweepMicros (eng.opts.idle_sweep_us, default 100).
+ * A VM->VF entry whose relay has no guest, or whose tx vring the guest has not enabled, has
+ * nothing to poll: the sweep parks it, and the worker unparks all on the next vhost event
+ * (vio_wake.gen). idleSweepMicros 0 switches it all off: every entry is polled every pass. */
 #ifndef IDLE_AFTER
 #define IDLE_AFTER 1024
 #endif
-#ifndef IDLE_EVERY /* a power of two; 1 switches the back-off off (for measurements) */
-#define IDLE_EVERY 16
-#endif
+#define SWEEP_MIN 16u /* cold visits in a pass whose hot entries moved nothing */
+
+struct vio_wake vio_wake;
 
 static inline uint64_t sum_len(struct rte_mbuf **pkts, uint16_t from, uint16_t to)
 {
@@ -214,40 +224,125 @@ static inline uint16_t vm_to_vf(const struct vio_entry *e, uint32_t *drops)
 	return n;
 }
 
+static inline uint16_t poll_entry(const struct vio_entry *e, uint32_t *drops)
+{
+	return e->dir == VIO_DIR_VF_TO_VM ? vf_to_vm(e, drops) : vm_to_vf(e, drops);
+}
+
+/* VM->VF with nothing to dequeue until a vhost callback changes the relay (it bumps
+ * vio_wake.gen afterwards) */
+static inline bool vm_side_absent(const struct vio_entry *e)
+{
+	const struct vio_relay *r = e->r;
+
+	return __atomic_load_n(&r->vid, __ATOMIC_ACQUIRE) < 0 ||
+	       !(__atomic_load_n(&r->vring_enabled, __ATOMIC_RELAXED) & (1ULL << e->txvring));
+}
+
+static void unpark_all(struct vio_plist *l)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		l->e[i].parked = 0;
+}
+
 /* Load accounting (as OVS-DPDK's pmd-stats-show): one TSC read per pass, its cycles counted as
  * busy when the pass moved a packet and as idle when it found none. The totals live in locals and
  * are stored to the worker's own cache line once per pass, never per packet. */
 #define WST_SET(w, field, v) __atomic_store_n(&(w)->st.field, (v), __ATOMIC_RELAXED)
 
+/* credit for sweep visits, in 1/65536 of a visit */
+#define CREDIT_SHIFT 16
+
 int vio_worker_main(void *arg)
 {
 	struct vio_worker *w = arg;
 	struct rte_rcu_qsbr *qs = eng.qs;
-	uint32_t pass = 0;
 	uint64_t busy = w->st.busy_cycles, idle = w->st.idle_cycles;
-	uint64_t packets = w->st.packets, dropped = w->st.dropped;
+	uint64_t packets = w->st.packets, dropped = w->st.dropped, wakeups = w->st.wakeups;
 	uint64_t t = rte_rdtsc();
+	/* TSC cycles of one sweep of the whole list; 0 = no back-off */
+	const uint64_t sweep = rte_get_tsc_hz() / 1000000 * eng.opts.idle_sweep_us;
+	uint64_t credit = 0;
+	struct vio_plist *cur_list = NULL;
+	uint32_t nh = 0, cursor = 0;
+	uint32_t seen_gen = __atomic_load_n(&vio_wake.gen, __ATOMIC_ACQUIRE);
 
 	rte_rcu_qsbr_thread_register(qs, w->idx);
 	rte_rcu_qsbr_thread_online(qs, w->idx);
 	while (likely(!w->stop)) {
 		struct vio_plist *l = __atomic_load_n(&w->list, __ATOMIC_ACQUIRE);
-		struct vio_entry *e = l->e;
-		struct vio_entry *end = e + l->n;
+		uint32_t gen = __atomic_load_n(&vio_wake.gen, __ATOMIC_ACQUIRE);
 		uint32_t moved = 0, drops = 0;
 
-		for (; e < end; e++) {
-			if (e->idle >= IDLE_AFTER && ((pass + e->slot) & (IDLE_EVERY - 1)) != 0)
-				continue;
-			uint16_t n = e->dir == VIO_DIR_VF_TO_VM ? vf_to_vm(e, &drops) : vm_to_vf(e, &drops);
-			if (n)
-				e->idle = 0;
-			else if (e->idle < IDLE_AFTER)
-				e->idle++;
-			moved += n;
+		if (unlikely(l != cur_list)) {
+			cur_list = l;
+			nh = sweep ? l->n_hot : 0;
+			cursor = 0;
+			WST_SET(w, entries, l->n);
 		}
-		pass++;
+		if (unlikely(gen != seen_gen)) {
+			seen_gen = gen;
+			unpark_all(l);
+		}
+		if (unlikely(!sweep)) {
+			for (uint32_t i = 0; i < l->n; i++)
+				moved += poll_entry(&l->e[i], &drops);
+			goto pass_done;
+		}
+		/* hot entries; one that stayed empty too long goes cold (the last hot one takes its
+		 * place, and is polled next) */
+		for (uint32_t i = 0; i < nh;) {
+			struct vio_entry *e = &l->e[l->hot[i]];
+			uint16_t n = poll_entry(e, &drops);
+
+			moved += n;
+			if (n) {
+				e->idle = 0;
+				i++;
+			} else if (++e->idle < IDLE_AFTER) {
+				i++;
+			} else {
+				e->hot = 0;
+				l->hot[i] = l->hot[--nh];
+			}
+		}
+		/* the sweep: this pass's share of the list, in order */
+		uint32_t visits = (uint32_t)RTE_MIN(credit >> CREDIT_SHIFT, (uint64_t)l->n);
+		credit -= (uint64_t)visits << CREDIT_SHIFT;
+		if (!moved && visits < SWEEP_MIN)
+			visits = RTE_MIN(SWEEP_MIN, l->n);
+		for (; visits; visits--) {
+			uint32_t k = cursor;
+			struct vio_entry *e = &l->e[k];
+
+			if (++cursor == l->n)
+				cursor = 0;
+			if (e->hot | e->parked)
+				continue;
+			if (e->dir == VIO_DIR_VM_TO_VF && vm_side_absent(e)) {
+				e->parked = 1;
+				continue;
+			}
+			uint16_t n = poll_entry(e, &drops);
+			if (n) {
+				moved += n;
+				e->hot = 1;
+				e->idle = 0;
+				l->hot[nh++] = k;
+				WST_SET(w, wakeups, ++wakeups);
+			}
+		}
+pass_done:;
 		uint64_t now = rte_rdtsc();
+		if (sweep) {
+			/* beyond one sweep's time the whole list is due anyway */
+			credit += (RTE_MIN(now - t, sweep) * l->n << CREDIT_SHIFT) / sweep;
+			credit = RTE_MIN(credit, (uint64_t)l->n << CREDIT_SHIFT);
+			l->n_hot = nh;
+			WST_SET(w, hot_entries, nh);
+		} else {
+			WST_SET(w, hot_entries, l->n);
+		}
 		if (moved) {
 			busy += now - t;
 			packets += moved;

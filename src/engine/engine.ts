@@ -27,7 +27,7 @@ import type {
 import { validateEngineOptions, validateRelayConfig, validateVfSource } from './validate.js';
 
 /** Defaults of the sizing options (see native/src/pool.c and bench/README.md). */
-export const ENGINE_DEFAULTS = { rxDescriptors: 256, txDescriptors: 256, poolQueuePairs: 256 } as const;
+export const ENGINE_DEFAULTS = { rxDescriptors: 256, txDescriptors: 256, poolQueuePairs: 256, idleSweepMicros: 100 } as const;
 
 export interface EngineDeps {
   logger?: Logger;
@@ -91,6 +91,7 @@ export class Engine extends EventEmitter {
           rxDescriptors: opts.rxDescriptors ?? ENGINE_DEFAULTS.rxDescriptors,
           txDescriptors: opts.txDescriptors ?? ENGINE_DEFAULTS.txDescriptors,
           poolQueuePairs: opts.poolQueuePairs ?? ENGINE_DEFAULTS.poolQueuePairs,
+          idleSweepMicros: opts.idleSweepMicros ?? ENGINE_DEFAULTS.idleSweepMicros,
           logEvents,
         },
         (e) => engine.dispatch(e),

@@ -31,6 +31,7 @@ export interface NativeStartOptions {
   rxDescriptors: number;
   txDescriptors: number;
   poolQueuePairs: number;
+  idleSweepMicros: number;
   /** DPDK's log lines as 'log' events instead of stderr. */
   logEvents?: boolean;
 }

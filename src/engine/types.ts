@@ -34,6 +34,14 @@ export interface EngineOptions {
    *  sized for (default 256). mbufs = poolQueuePairs x (rxDescriptors + txDescriptors + 64)
    *  + lcores x 384; adding a relay beyond it fails with ENOMEM. */
   poolQueuePairs?: number;
+  /** Idle relays: a queue that found no packet for 1,024 passes is no longer polled on every
+   *  pass but by a sweep that visits every idle queue once per this many microseconds (default
+   *  100; 0 = poll every queue on every pass). It bounds the latency a waking relay's first
+   *  packet gets added; the VF rx ring must hold what arrives meanwhile (rxDescriptors /
+   *  idleSweepMicros = the packet rate, per microsecond, a waking queue takes without loss:
+   *  2.56 Mpps at the defaults). Shorter costs the busy relays more when many relays are idle
+   *  (native/README.md, "Idle relays"). */
+  idleSweepMicros?: number;
 }
 
 export type VhostMode = 'server' | 'client';
@@ -211,6 +219,13 @@ export interface WorkerInfo {
   /** Packets the worker received (from VFs and guests) and, of those, dropped. */
   packets: number;
   dropped: number;
+  /** (relay, queue, direction) entries it polls; of those, the hot ones, polled on every pass
+   *  (the others are idle: visited by a sweep that comes round within the engine's idle sweep
+   *  period, or parked while their guest is absent); how often an idle entry found packets and
+   *  turned hot again. */
+  entries: number;
+  hotEntries: number;
+  wakeups: number;
 }
 
 export interface MemoryInfo {

@@ -34,6 +34,7 @@ export function validateEngineOptions(opts: EngineOptions): void {
     if (v % 32 !== 0) throw new ValidationError(f, `${v} is not a multiple of 32 (VF drivers need that)`);
   }
   if (opts.poolQueuePairs !== undefined) intIn('poolQueuePairs', opts.poolQueuePairs, 1, MAX_RELAYS * MAX_QUEUES);
+  if (opts.idleSweepMicros !== undefined) intIn('idleSweepMicros', opts.idleSweepMicros, 0, 10_000);
 }
 
 /** Checks where a VF comes from (RelayConfig.vf, Engine.attachVf). */

@@ -226,6 +226,8 @@ export class AgentMetrics {
     perWorker('vio4wd_worker_packets_total', 'Packets the worker received from VFs and guests', (w) => w.packets);
     perWorker('vio4wd_worker_dropped_packets_total', "Packets the worker received and dropped (the far side's queue full, or not connected)", (w) => w.dropped);
     perWorker('vio4wd_worker_relay_directions', 'Relay directions (VF->VM, VM->VF) the worker polls', (w) => w.directions, 'gauge');
+    perWorker('vio4wd_worker_hot_entries', 'Queue entries the worker polls on every pass (the rest are idle: swept within the idle sweep period, or parked)', (w) => w.hotEntries, 'gauge');
+    perWorker('vio4wd_worker_wakeups_total', 'Idle queue entries that found packets and were polled on every pass again', (w) => w.wakeups);
   }
 
   /** The engine's health, memory and build. */

@@ -51,7 +51,7 @@ function setup() {
   const relays = new RelayManager({ engine, logger: silentLogger(), defaults: { socketDir: dir } });
   const backend = new AgentControlBackend({
     relays,
-    engine: { stats: () => undefined, workers: () => [{ cpu: 1, lcore: 1, numaNode: 0, directions: 0, busyCycles: 0, idleCycles: 0, packets: 0, dropped: 0 }] },
+    engine: { stats: () => undefined, workers: () => [{ cpu: 1, lcore: 1, numaNode: 0, directions: 0, busyCycles: 0, idleCycles: 0, packets: 0, dropped: 0, entries: 0, hotEntries: 0, wakeups: 0 }] },
     mode: 'server',
     dynamicSockets: true,
     cpuPins: {},

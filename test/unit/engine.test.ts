@@ -68,6 +68,9 @@ test('engine options: descriptor counts and pool size are checked', () => {
   assert.throws(() => validateEngineOptions({ workerCpus: [1], rxDescriptors: 100 }), /rxDescriptors: 100 is not a multiple of 32/);
   assert.throws(() => validateEngineOptions({ workerCpus: [1], txDescriptors: 8192 }), /txDescriptors: 8192 is not an integer in 64\.\.4096/);
   assert.throws(() => validateEngineOptions({ workerCpus: [1], poolQueuePairs: 0 }), /poolQueuePairs/);
+  assert.doesNotThrow(() => validateEngineOptions({ workerCpus: [1], idleSweepMicros: 0 }));
+  assert.throws(() => validateEngineOptions({ workerCpus: [1], idleSweepMicros: 20_000 }), /idleSweepMicros: 20000 is not an integer in 0\.\.10000/);
+  assert.throws(() => validateEngineOptions({ workerCpus: [1], idleSweepMicros: 1.5 }), /idleSweepMicros/);
   assert.throws(() => validateEngineOptions({ workerCpus: [1], tso: 'yes' as never }), /tso: "yes" is not a boolean/);
 });
 

@@ -55,7 +55,7 @@ test('VF driver counters per relay, worker load in seconds from TSC cycles, buil
     stats: (id) => ({ vfToVm: dir, vmToVf: dir, queues: [], ...(id === 1 ? { vf } : {}) }) as unknown as RelayStats,
     engineUp: () => true,
     ready: () => true,
-    workers: () => [{ cpu: 3, lcore: 1, numaNode: 0, directions: 4, busyCycles: 2_000_000_000, idleCycles: 6_000_000_000, packets: 123, dropped: 4 }],
+    workers: () => [{ cpu: 3, lcore: 1, numaNode: 0, directions: 4, busyCycles: 2_000_000_000, idleCycles: 6_000_000_000, packets: 123, dropped: 4, entries: 8, hotEntries: 2, wakeups: 1 }],
     tscHz: () => 2_000_000_000,
     buildInfo: () => ({ version: '1.2.3', commit: 'abc', dpdk: '22.11.11', node: '20.1.0' }),
   };
@@ -70,6 +70,8 @@ test('VF driver counters per relay, worker load in seconds from TSC cycles, buil
   assert.match(text, /vio4wd_worker_packets_total\{cpu="3"\} 123/);
   assert.match(text, /vio4wd_worker_dropped_packets_total\{cpu="3"\} 4/);
   assert.match(text, /vio4wd_worker_relay_directions\{cpu="3"\} 4/);
+  assert.match(text, /vio4wd_worker_hot_entries\{cpu="3"\} 2/);
+  assert.match(text, /vio4wd_worker_wakeups_total\{cpu="3"\} 1/);
   assert.match(text, /vio4wd_build_info\{version="1.2.3",commit="abc",dpdk_version="22.11.11",node_version="20.1.0"\} 1/);
 });
 

@@ -78,7 +78,7 @@ test('the loop measures between evaluations, moves through move(), reports each 
     { id: 2, name: 'b', numaNode: 0, cpus: { vfToVm: 0, vmToVf: 1 }, pinned: false },
   ];
   const stats = new Map<number, RelayStats>(relays.map((r) => [r.id, { id: r.id, vfToVm: zero(), vmToVf: zero(), queues: [] }]));
-  const workers: WorkerInfo[] = [0, 1].map((cpu) => ({ cpu, lcore: cpu, numaNode: 0, directions: 2, busyCycles: 0, idleCycles: 0, packets: 0, dropped: 0 }));
+  const workers: WorkerInfo[] = [0, 1].map((cpu) => ({ cpu, lcore: cpu, numaNode: 0, directions: 2, busyCycles: 0, idleCycles: 0, packets: 0, dropped: 0, entries: 2, hotEntries: 2, wakeups: 0 }));
   const advance = (): void => {
     for (const s of stats.values()) {
       s.vfToVm.rxPackets += 1e6;

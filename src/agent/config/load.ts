@@ -145,6 +145,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
   if (e.poolQueuePairs !== undefined) engine.poolQueuePairs = e.poolQueuePairs;
   if (e.rxDescriptors !== undefined) engine.rxDescriptors = e.rxDescriptors;
   if (e.txDescriptors !== undefined) engine.txDescriptors = e.txDescriptors;
+  if (e.idleSweepMicros !== undefined) engine.idleSweepMicros = e.idleSweepMicros;
 
   const cpuPins: Record<number, number[]> = {};
   for (const [k, cpus] of Object.entries(c.cpuPins ?? {})) cpuPins[Number(k)] = [...(cpus as number[])];

@@ -127,6 +127,12 @@ export const agentConfigSchema = {
         },
         rxDescriptors: { type: 'integer', minimum: 64, maximum: 4096, description: 'VF rx ring size (default 256).' },
         txDescriptors: { type: 'integer', minimum: 64, maximum: 4096, description: 'VF tx ring size (default 256).' },
+        idleSweepMicros: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 10000,
+          description: 'Idle queues are polled once per this many microseconds, busy ones on every pass (default 100; 0 = poll all on every pass). Bounds the latency added to a waking relay; rxDescriptors / idleSweepMicros = the packets per microsecond it takes without loss.',
+        },
       },
     },
     vhostUser: {
