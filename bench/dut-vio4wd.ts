@@ -17,11 +17,13 @@ const { values, positionals } = parseArgs({
     // the idle relays' VFs: net_vhost devices (a socket each, as before) or net_null devices
     // (no socket: rte_vhost serves at most 1024 sockets, so 1,000 relays need null VFs)
     'idle-vf': { type: 'string', default: 'vhost' },
+    // the engine's idleSweepMicros (default: the engine's)
+    'idle-sweep-us': { type: 'string' },
   },
 });
 const [vfSock, vmSock] = positionals;
 if (!vfSock || !vmSock) {
-  process.stderr.write('usage: dut-vio4wd VF_SOCK VM_SOCK [--relays N] [--idle-vf vhost|null] [--workdir DIR] [--pool-queue-pairs Q] [--vhost-queues Q] [--tso] [--no-mrg]\n');
+  process.stderr.write('usage: dut-vio4wd VF_SOCK VM_SOCK [--relays N] [--idle-vf vhost|null] [--workdir DIR] [--pool-queue-pairs Q] [--vhost-queues Q] [--idle-sweep-us U] [--tso] [--no-mrg]\n');
   process.exit(2);
 }
 const relays = Number(values.relays);
@@ -41,6 +43,7 @@ const engine = await Engine.start({
   mergeableRxBuffers: !values['no-mrg'],
   // default: the engine's default pool (256 queue pairs), as an agent would run
   ...(values['pool-queue-pairs'] ? { poolQueuePairs: Number(values['pool-queue-pairs']) } : {}),
+  ...(values['idle-sweep-us'] !== undefined ? { idleSweepMicros: Number(values['idle-sweep-us']) } : {}),
 });
 if (values['idle-vf'] !== 'vhost' && values['idle-vf'] !== 'null') throw new Error(`--idle-vf: ${values['idle-vf']}: give vhost or null`);
 // the idle relays first: relaybench starts the generator once relay 0's sockets are there
@@ -67,7 +70,9 @@ const stop = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
   const s = engine.stats(0);
+  const w = engine.workers()[0];
   process.stdout.write(`dut-vio4wd: relay 0 vfToVm ${JSON.stringify(s.vfToVm)}\ndut-vio4wd: relay 0 vmToVf ${JSON.stringify(s.vmToVf)}\n`);
+  if (w && 'hotEntries' in w) process.stdout.write(`dut-vio4wd: worker entries ${w.entries}, hot ${w.hotEntries}, wakeups ${w.wakeups}\n`);
   await engine.stop();
   if (!values.workdir) rmSync(work, { recursive: true, force: true });
   process.exit(0);

@@ -87,7 +87,10 @@ struct vio_relay {
 	int mtu;
 };
 
-/* One polled (relay, queue, direction). Each worker owns its copy; idle, hot and parked are its
+/* Worker time for the idle logic: TSC >> VIO_TICK_SHIFT, 32 bits */
+#define VIO_TICK_SHIFT 10
+
+/* One polled (relay, queue, direction). Each worker owns its copy; seen, hot and parked are its
  * scratch (worker.c: hot entries are polled every pass, cold ones by a sweep of bounded period,
  * parked ones not at all until a vhost event). */
 struct vio_entry {
@@ -98,10 +101,9 @@ struct vio_entry {
 	uint16_t txvring;                     /* VM->VF: guest tx vring 2q+1 */
 	uint8_t dir;
 	uint8_t has_vf;                       /* 0 while the relay's VF is detached */
-	uint16_t idle;                        /* consecutive empty polls while hot */
+	uint32_t seen;                        /* tick of its last packet (or of turning hot) */
 	uint8_t hot;                          /* in the list's hot[] */
 	uint8_t parked;                       /* VM->VF with no guest or vring disabled */
-	uint32_t key;                         /* relay id, direction, queue: for build_list */
 };
 
 struct vio_plist {

@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
+
 #include "internal.h"
 
 static const char *const dir_name[2] = { "vfToVm", "vmToVf" };
@@ -48,9 +50,12 @@ void vio_fill_info_locked(const struct vio_relay *r, struct vio_relay_info *out)
 
 /* ---- worker lists ---------------------------------------------------------------------- */
 
-static inline uint32_t entry_key(const struct vio_relay *r, int d, uint16_t q)
+/* the order of list entries: relay id, direction, queue (VM->VF: its tx vring 2q+1) */
+static inline uint32_t entry_key(const struct vio_entry *e)
 {
-	return (uint32_t)r->id << 7 | (uint32_t)d << 6 | q;
+	uint32_t q = e->dir == VIO_DIR_VF_TO_VM ? e->q : (uint32_t)(e->txvring - 1) / 2;
+
+	return (uint32_t)e->r->id << 7 | (uint32_t)e->dir << 6 | q;
 }
 
 /* Worker w's new list. Its entries keep the hot/cold state they have in w's current list
@@ -75,6 +80,7 @@ static struct vio_plist *build_list(unsigned w)
 	l->hot = (uint32_t *)&l->e[n];
 	const struct vio_plist *old = eng.workers[w].list;
 	uint32_t oi = 0;
+	const uint32_t tick = (uint32_t)(rte_rdtsc() >> VIO_TICK_SHIFT);
 	for (int i = 0; i < VIO_MAX_RELAYS; i++) {
 		struct vio_relay *r = eng.relays[i];
 		if (!r || !r->polled)
@@ -96,13 +102,14 @@ static struct vio_plist *build_list(unsigned w)
 				e->txvring = (uint16_t)(2 * q + 1);
 				e->dir = (uint8_t)d;
 				e->has_vf = r->port_attached;
-				e->key = entry_key(r, d, q);
 				e->hot = 1;
-				while (old && oi < old->n && old->e[oi].key < e->key)
+				e->seen = tick;
+				uint32_t key = entry_key(e);
+				while (old && oi < old->n && entry_key(&old->e[oi]) < key)
 					oi++;
-				if (old && oi < old->n && old->e[oi].key == e->key && old->e[oi].r == r) {
+				if (old && oi < old->n && old->e[oi].r == r && entry_key(&old->e[oi]) == key) {
 					e->hot = __atomic_load_n(&old->e[oi].hot, __ATOMIC_RELAXED);
-					e->idle = __atomic_load_n(&old->e[oi].idle, __ATOMIC_RELAXED);
+					e->seen = __atomic_load_n(&old->e[oi].seen, __ATOMIC_RELAXED);
 				}
 				if (e->hot)
 					l->hot[l->n_hot++] = l->n;

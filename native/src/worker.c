@@ -24,9 +24,9 @@
 #include "internal.h"
 
 /* Idle relays cost (nearly) nothing. A worker keeps its entries in two sets:
- *  - hot: polled on every pass. An entry joins on its first packet and leaves after IDLE_AFTER
- *    empty polls in a row (hundreds of microseconds at least), so any relay that carries
- *    traffic, even one packet in flight, is polled as before;
+ *  - hot: polled on every pass. An entry joins on its first packet and leaves when it has had
+ *    none for IDLE_AFTER_US, so any relay that carries traffic (more than a packet a
+ *    millisecond) is polled as before;
  *  - cold: visited by a sweep that walks the whole list once per IDLE_SWEEP_US, a share of it
  *    on each pass (more when the pass found no work, so an idle worker sweeps at once).
  * A pass therefore costs the hot entries plus about n * pass_time / IDLE_SWEEP_US visits,
@@ -35,11 +35,13 @@
  * gets added, and the VF rx ring must hold what arrives meanwhile (rxDescriptors / rate: 256
  * descriptors last 256 us at 1 Mpps, 17 us at 10GbE's 14.88 Mpps; bench/RESULTS.md M).
  * IDLE_SWEEP_US is the engine option idleSweepMicros (eng.opts.idle_sweep_us, default 100).
+ * Time is the TSC >> VIO_TICK_SHIFT (about 0.4 us at 2.5 GHz) in 32 bits: it wraps after half an
+ * hour, and only differences of recent ticks are compared.
  * A VM->VF entry whose relay has no guest, or whose tx vring the guest has not enabled, has
  * nothing to poll: the sweep parks it, and the worker unparks all on the next vhost event
  * (vio_wake.gen). idleSweepMicros 0 switches it all off: every entry is polled every pass. */
-#ifndef IDLE_AFTER
-#define IDLE_AFTER 1024
+#ifndef IDLE_AFTER_US
+#define IDLE_AFTER_US 1000
 #endif
 #define SWEEP_MIN 16u /* cold visits in a pass whose hot entries moved nothing */
 
@@ -266,6 +268,7 @@ int vio_worker_main(void *arg)
 	struct vio_plist *cur_list = NULL;
 	uint32_t nh = 0, cursor = 0;
 	uint32_t seen_gen = __atomic_load_n(&vio_wake.gen, __ATOMIC_ACQUIRE);
+	const uint32_t idle_after = (uint32_t)((rte_get_tsc_hz() / 1000000 * IDLE_AFTER_US) >> VIO_TICK_SHIFT);
 
 	rte_rcu_qsbr_thread_register(qs, w->idx);
 	rte_rcu_qsbr_thread_online(qs, w->idx);
@@ -273,6 +276,7 @@ int vio_worker_main(void *arg)
 		struct vio_plist *l = __atomic_load_n(&w->list, __ATOMIC_ACQUIRE);
 		uint32_t gen = __atomic_load_n(&vio_wake.gen, __ATOMIC_ACQUIRE);
 		uint32_t moved = 0, drops = 0;
+		const uint32_t tick = (uint32_t)(t >> VIO_TICK_SHIFT); /* this pass's start */
 
 		if (unlikely(l != cur_list)) {
 			cur_list = l;
@@ -297,9 +301,9 @@ int vio_worker_main(void *arg)
 
 			moved += n;
 			if (n) {
-				e->idle = 0;
+				e->seen = tick;
 				i++;
-			} else if (++e->idle < IDLE_AFTER) {
+			} else if (tick - e->seen <= idle_after) {
 				i++;
 			} else {
 				e->hot = 0;
@@ -327,7 +331,7 @@ int vio_worker_main(void *arg)
 			if (n) {
 				moved += n;
 				e->hot = 1;
-				e->idle = 0;
+				e->seen = tick;
 				l->hot[nh++] = k;
 				WST_SET(w, wakeups, ++wakeups);
 			}

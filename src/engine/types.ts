@@ -34,7 +34,7 @@ export interface EngineOptions {
    *  sized for (default 256). mbufs = poolQueuePairs x (rxDescriptors + txDescriptors + 64)
    *  + lcores x 384; adding a relay beyond it fails with ENOMEM. */
   poolQueuePairs?: number;
-  /** Idle relays: a queue that found no packet for 1,024 passes is no longer polled on every
+  /** Idle relays: a queue that found no packet for 1 ms is no longer polled on every
    *  pass but by a sweep that visits every idle queue once per this many microseconds (default
    *  100; 0 = poll every queue on every pass). It bounds the latency a waking relay's first
    *  packet gets added; the VF rx ring must hold what arrives meanwhile (rxDescriptors /
