@@ -366,6 +366,15 @@ int vio_port_start(struct vio_relay *r, struct vio_error *e)
 	if (ret != 0)
 		return vio_fail(e, VIO_EIO, "relay %d: rte_eth_dev_configure(port %u %s, %u queues) "
 				"failed: %s", r->id, port, r->port_name, q, rte_strerror(-ret));
+	/* configure only records the MTU for most PMDs; set_mtu makes the VF take it (a kernel
+	 * interface behind af_packet or tap gets it too). A PMD without mtu_set keeps the record. */
+	if (r->mtu > 0) {
+		ret = rte_eth_dev_set_mtu(port, (uint16_t)r->mtu);
+		if (ret != 0 && ret != -ENOTSUP)
+			return vio_fail(e, VIO_EINVAL, "relay %d: rte_eth_dev_set_mtu(port %u %s, %d) "
+					"failed: %s", r->id, port, r->port_name, r->mtu,
+					rte_strerror(-ret));
+	}
 	if (setup_queues(r, e) != 0)
 		return -1;
 	watch_port_events(r, &conf);

@@ -18,6 +18,9 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
     if (!spec || !status) throw new CniError(CniCode.RelayNotFound, `relay "${name}" is gone from this node`);
     if (spec.vf.devargs) return { kind: 'devargs', devargs: spec.vf.devargs };
     const addrs = status.pciAddress?.split(',') ?? [];
+    // a PCI address that stands for a DPDK virtual device (sriov.standIns) is that device
+    const standIn = addrs.length === 1 ? c.sriov.standIns[addrs[0]!.toLowerCase()] : undefined;
+    if (standIn) return { kind: 'devargs', devargs: standIn };
     if (addrs.length > 1) throw new CniError(CniCode.InvalidConfig, `relay "${name}" bonds ${addrs.length} VFs: vio4wd-cni programs single-VF relays only; give the pool's relays one VF each`);
     if (!addrs[0] || status.phase === 'Pending') throw new CniError(CniCode.TryAgainLater, `relay "${name}" has no VF yet (phase ${status.phase}): try again when it is Ready`);
     const vf = await findVf(addrs[0], { root: c.sriov.sysRoot });
@@ -43,11 +46,14 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
         const s = relays.get(name);
         const spec = relays.spec(name);
         if (!s || !spec) return undefined;
-        return { socketPath: s.socketPath, phase: s.phase, resourceName: resourceNameOf(spec), ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}) };
+        return { socketPath: s.socketPath, phase: s.phase, queues: s.queues, resourceName: resourceNameOf(spec), ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}) };
       },
       port,
       setMac: (name, mac) => {
         relays.setAttachedMac(name, mac);
+      },
+      configure: async (name, o) => {
+        await relays.setAttachConfig(name, o);
       },
     },
   });

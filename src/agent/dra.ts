@@ -14,6 +14,7 @@ import { isPciAddress } from '../util/identifiers.js';
 import type { Logger } from '../util/log.js';
 import type { ResolvedConfig } from './config/load.js';
 import { NodePolicy } from './node/policy.js';
+import { listFreeVfs, vfRelays } from './dra-vfs.js';
 
 export interface DraHandle {
   driver: DraDriver;
@@ -71,6 +72,7 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
             const d = decision(s, hw)!;
             return d.allowed ? true : d.message;
           },
+          freeVfs: () => listFreeVfs(c, relays, policy, (pf) => linkSpeed(c.sriov.sysRoot, pf)),
         }
       : {}),
     logger: log,
@@ -87,8 +89,10 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
     devices: publisher,
     claims: kubeClaimApi(clients),
     // the claim's allocation (the scheduler's, for this claim) is the allocation check
-    attach: (req) => attachments.handle(req, { allocated: true }),
+    // and the claim's queues and MTU are applied to the relay (not only checked)
+    attach: (req) => attachments.handle(req, { allocated: true, reconfigure: true }),
     poolLimits,
+    ...(policy ? { vfRelays: vfRelays(c, relays, policy) } : {}),
     cdiDir: c.dra.cdiDir,
     metadataDir: c.dra.metadataDir,
     statePath: c.dra.statePath,

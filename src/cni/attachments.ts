@@ -13,11 +13,22 @@ import { readIfExists } from '../util/files.js';
 /** What the service needs from the relays of this node (the agent wires in RelayManager). */
 export interface AttachRelays {
   /** The relay's socket, MTU, spec MAC and resource; undefined when no relay has that name. */
-  relay(name: string): { socketPath: string; mtu?: number; specMac?: string; phase: string; resourceName?: string } | undefined;
+  relay(name: string): { socketPath: string; queues?: number; mtu?: number; specMac?: string; phase: string; resourceName?: string } | undefined;
   /** Where the relay's VF is; throws CniError TryAgainLater while the relay has no VF yet. */
   port(name: string): Promise<VfPort>;
   /** Shows the attachment's MAC on the relay (status.mac, and what a re-attached VF gets). */
   setMac(name: string, mac: string | undefined): void;
+  /** Gives the relay an attachment's queue pairs and MTU (undefined: its own again); resolves
+   *  once the relay runs with them. Absent: attachments cannot change them. */
+  configure?(name: string, o: { queues?: number; mtu?: number } | undefined): Promise<void>;
+}
+
+/** How an in-process caller asks (the DRA driver). */
+export interface HandleOptions {
+  /** The caller knows the relay was allocated to this attachment (a claim's allocation): kubelet's pod-resources are not asked. */
+  allocated?: boolean;
+  /** Queue pairs and MTU that differ from the relay's are applied to it (until DEL), not refused. */
+  reconfigure?: boolean;
 }
 
 export interface AttachmentServiceOptions {
@@ -73,7 +84,7 @@ export class AttachmentService {
     for (const a of cp.attachments) {
       this.byRelay.set(a.deviceId, a);
       try {
-        if (this.o.relays.relay(a.deviceId)) this.o.relays.setMac(a.deviceId, a.mac);
+        if (this.o.relays.relay(a.deviceId)) this.relayAppeared(a.deviceId);
       } catch (err) {
         this.log.warn({ relay: a.deviceId, err: errorMessage(err) }, 'restored attachment: relay not there yet');
       }
@@ -89,7 +100,12 @@ export class AttachmentService {
   /** A relay comes back (agent restart): shows its attachment's MAC on it again. */
   relayAppeared(name: string): void {
     const a = this.byRelay.get(name);
-    if (a) this.o.relays.setMac(name, a.mac);
+    if (!a) return;
+    this.o.relays.setMac(name, a.mac);
+    // the relay came back with its own queues and MTU: the attachment's are put back on it
+    if (a.relayConfig && this.o.relays.configure) {
+      this.o.relays.configure(name, a.relayConfig).catch((err: unknown) => this.log.warn({ relay: name, err: errorMessage(err) }, 'restored attachment: cannot give the relay its queues and MTU again'));
+    }
   }
 
   /**
@@ -97,18 +113,18 @@ export class AttachmentService {
    * the caller already knows the relay was allocated to this attachment (the DRA driver: the
    * claim's allocation names the device), so kubelet's pod-resources are not asked.
    */
-  handle(req: AttachRequest, opts: { allocated?: boolean } = {}): Promise<AttachReply> {
-    const run = this.queue.then(() => this.dispatch(req, opts.allocated ?? false)).catch((err: unknown) => errorReply(err));
+  handle(req: AttachRequest, opts: HandleOptions = {}): Promise<AttachReply> {
+    const run = this.queue.then(() => this.dispatch(req, opts)).catch((err: unknown) => errorReply(err));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async dispatch(req: AttachRequest, allocated: boolean): Promise<AttachReply> {
+  private async dispatch(req: AttachRequest, opts: HandleOptions): Promise<AttachReply> {
     switch (req.op) {
       case 'status':
         return { ok: true };
       case 'add':
-        return { ok: true, attachment: await this.add(req, allocated) };
+        return { ok: true, attachment: await this.add(req, opts) };
       case 'check':
         return { ok: true, attachment: await this.check(req) };
       case 'del':
@@ -123,14 +139,14 @@ export class AttachmentService {
     return undefined;
   }
 
-  private async add(req: AttachRequest, allocated: boolean): Promise<Attachment> {
+  private async add(req: AttachRequest, opts: HandleOptions): Promise<Attachment> {
     const name = req.deviceId!;
     const relay = this.o.relays.relay(name);
     if (!relay) {
       throw new CniError(CniCode.RelayNotFound, `deviceID "${name}": no relay of that ID on this node; the pod must request the pool's resource (vio4wd.io/<pool>) so that the device plugin allocates a relay, and the attachment must name that pool in k8s.v1.cni.cncf.io/resourceName`);
     }
-    if (!allocated) await this.checkAllocated(name, relay.resourceName, req.pod);
-    if (req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
+    if (!opts.allocated) await this.checkAllocated(name, relay.resourceName, req.pod);
+    if (!opts.reconfigure && req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
       throw new CniError(CniCode.InvalidConfig, `mtu: the attachment asks for ${req.mtu} but relay "${name}" forwards ${relay.mtu}; set the VirtioRelay's spec.mtu to ${req.mtu} or drop mtu from the network config`);
     }
     const held = this.byRelay.get(name);
@@ -150,11 +166,19 @@ export class AttachmentService {
     const mac = req.mac ?? held?.mac ?? fallback;
     const vlan = req.vlan ?? 0;
     const spoofchk = req.spoofchk ?? true;
-    if (held && held.mac === mac && held.vlan === vlan && held.spoofchk === spoofchk) return { ...held };
+    const relayConfig = opts.reconfigure ? relayConfigOf(req, relay) : undefined;
+    const sameConfig = JSON.stringify(relayConfig) === JSON.stringify(held?.relayConfig);
+    if (held && held.mac === mac && held.vlan === vlan && held.spoofchk === spoofchk && sameConfig) return { ...held };
     if (!mac) {
       throw new CniError(CniCode.InvalidConfig, `relay "${name}" has no MAC to give its VF: pass the VM's MAC (runtimeConfig.mac, with "capabilities": {"mac": true} in the network config) or set the VirtioRelay's spec.mac`);
     }
-    await this.program(name, port, mac, vlan, spoofchk);
+    if (!sameConfig) await this.configure(name, relayConfig);
+    try {
+      await this.program(name, port, mac, vlan, spoofchk);
+    } catch (err) {
+      if (!sameConfig) await this.configure(name, held?.relayConfig).catch(() => undefined);
+      throw err;
+    }
     const a: Attachment = {
       deviceId: name,
       containerId: req.containerId!,
@@ -167,6 +191,7 @@ export class AttachmentService {
       spoofchk,
       ...(req.mtu !== undefined ? { mtu: req.mtu } : relay.mtu !== undefined ? { mtu: relay.mtu } : {}),
       ...(port.kind === 'pci' ? { pciAddress: port.pciAddress } : {}),
+      ...(relayConfig ? { relayConfig } : {}),
       socketPath: relay.socketPath,
       since: held?.since ?? new Date().toISOString(),
     };
@@ -245,6 +270,10 @@ export class AttachmentService {
   private async release(a: Attachment): Promise<void> {
     const relay = this.o.relays.relay(a.deviceId);
     if (relay) {
+      if (a.relayConfig) {
+        // the relay's own queues and MTU again; a relay that cannot take them back shows why in its status
+        await this.configure(a.deviceId, undefined).catch((err: unknown) => this.log.warn({ relay: a.deviceId, err: errorMessage(err) }, 'the relay did not re-attach with its own queues and MTU'));
+      }
       const port = await this.o.relays.port(a.deviceId);
       const mac = relay.specMac ?? this.defaults.get(a.deviceId);
       if (mac) await this.program(a.deviceId, port, mac, 0, true);
@@ -269,6 +298,16 @@ export class AttachmentService {
     return found;
   }
 
+  /** Queue pairs and MTU on the relay, through the relays' own re-attach. */
+  private async configure(name: string, o: { queues?: number; mtu?: number } | undefined): Promise<void> {
+    if (!this.o.relays.configure) throw new CniError(CniCode.InvalidConfig, `relay "${name}": this agent cannot change a relay's queues or MTU for an attachment`);
+    try {
+      await this.o.relays.configure(name, o);
+    } catch (err) {
+      throw new CniError(CniCode.VfProgramming, `giving relay "${name}" ${o ? `queues ${o.queues ?? 'unchanged'}, MTU ${o.mtu ?? 'unchanged'}` : 'its own queues and MTU'} failed: ${errorMessage(err)}`);
+    }
+  }
+
   private async program(name: string, port: VfPort, mac: string, vlan: number, spoofchk: boolean): Promise<void> {
     try {
       await this.o.programmer.program(port, { mac, vlan, spoofchk });
@@ -286,4 +325,13 @@ export class AttachmentService {
     await writeFile(tmp, `${JSON.stringify(cp, null, 2)}\n`, { mode: 0o600 });
     await rename(tmp, path);
   }
+}
+
+/** The queue pairs and MTU an attachment asks for that differ from the relay's own; undefined: none. */
+function relayConfigOf(req: AttachRequest, relay: { queues?: number; mtu?: number }): { queues?: number; mtu?: number } | undefined {
+  const o = {
+    ...(req.queues !== undefined && req.queues !== relay.queues ? { queues: req.queues } : {}),
+    ...(req.mtu !== undefined && req.mtu !== relay.mtu ? { mtu: req.mtu } : {}),
+  };
+  return Object.keys(o).length > 0 ? o : undefined;
 }

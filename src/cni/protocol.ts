@@ -54,6 +54,8 @@ export interface AttachRequest {
   mac?: string;
   vlan?: number;
   mtu?: number;
+  /** Queue pairs for the relay (in-process callers only: the DRA driver; not on the wire). */
+  queues?: number;
   spoofchk?: boolean;
   /** gc: the attachments still valid for `network`. */
   valid?: { containerId: string; ifName: string }[];
@@ -79,6 +81,8 @@ export interface Attachment {
   mtu?: number;
   /** PCI address of a real VF (CNI 1.1 interfaces[].pciID). */
   pciAddress?: string;
+  /** Queue pairs and MTU this attachment set on the relay (its own back at DEL). */
+  relayConfig?: { queues?: number; mtu?: number };
   /** The relay's socket on the host. */
   socketPath: string;
   since: string;

@@ -1,5 +1,6 @@
 // From the node's relays to ResourceSlices: one DRA pool per vio4wd pool on this node, one device
-// per relay of the pool, with the attributes a DeviceClass or a claim selects on. Pure functions.
+// per relay of the pool and one per free VF the pool may turn into a relay, with the attributes a
+// DeviceClass or a claim selects on. Pure functions.
 import { createHash } from 'node:crypto';
 import type { RelayStatus } from '../relay/types.js';
 import { resourceNameOf } from '../deviceplugin/pool.js';
@@ -24,7 +25,30 @@ export interface RelayHardware {
   devargs?: string;
 }
 
-/** One device as published, and the relay it stands for. */
+/**
+ * A VF the pool policy lets a pool draw on that no relay holds: published as a device of its
+ * own; preparing a claim for it creates its relay (named relayNameOfVf), unpreparing deletes it.
+ */
+export interface FreeVf {
+  /** vio4wd pool, e.g. vio4wd.io/vhostuser */
+  resourceName: string;
+  /** the VF's PCI address (or the address a DPDK virtual device stands in for: sriov.standIns) */
+  pciAddress: string;
+  /** what sysfs tells of a real VF */
+  vf?: VfIdentity;
+  /** the stand-in's devargs */
+  devargs?: string;
+  linkSpeedMbps?: number;
+  /** queue pairs a claim may ask for (the pool policy's limit, else the engine's) */
+  maxQueues: number;
+  /** the vhost-user mode its relay gets */
+  mode: 'client' | 'server';
+  /** the pool policy's limits, checked at prepare */
+  maxMtu?: number;
+  policy?: string;
+}
+
+/** One device as published, and the relay it stands for (for a free VF: the relay prepare creates). */
 export interface PublishedDevice {
   /** vio4wd pool, e.g. vio4wd.io/vhostuser */
   resourceName: string;
@@ -32,6 +56,40 @@ export interface PublishedDevice {
   pool: string;
   device: SliceDevice;
   relay: string;
+  /** set for a free VF's device */
+  vf?: FreeVf;
+}
+
+/** The device name of a free VF: "vf-" and its PCI address, e.g. vf-0000-3b-02-1. */
+export function vfDeviceName(pciAddress: string): string {
+  return `vf-${pciAddress.toLowerCase().replace(/[:.]/g, '-')}`;
+}
+
+/** The relay prepare creates for a free VF's device. */
+export function relayNameOfVf(pciAddress: string): string {
+  return `dra.${vfDeviceName(pciAddress)}`;
+}
+
+/** The attributes of a free VF's device: those of a relay on it, and onDemand. */
+export function vfDeviceAttributes(v: FreeVf): Record<string, DeviceAttribute> {
+  const a: Record<string, DeviceAttribute> = {
+    pool: { string: v.resourceName },
+    socketMode: { string: v.mode },
+    maxQueues: { int: v.maxQueues },
+    // the relay is made for the claim (with its queues and MTU) and deleted after it
+    onDemand: { bool: true },
+    pciAddress: { string: v.pciAddress },
+  };
+  if (v.vf) {
+    if (v.vf.numaNode !== null && v.vf.numaNode !== undefined && v.vf.numaNode >= 0) a.numaNode = { int: v.vf.numaNode };
+    a.pfName = { string: v.vf.pfName };
+    a.vendor = { string: v.vf.vendor };
+    a.deviceId = { string: v.vf.device };
+    a.vfIndex = { int: v.vf.vfIndex };
+  }
+  if (v.devargs) a.virtualDevice = { string: v.devargs.split(',')[0]!.slice(0, 64) };
+  if (v.linkSpeedMbps !== undefined && v.linkSpeedMbps > 0) a.linkSpeedMbps = { int: v.linkSpeedMbps };
+  return a;
 }
 
 export interface ResourceSliceBody {
@@ -106,14 +164,21 @@ export function deviceAttributes(s: RelayStatus, hw: RelayHardware): Record<stri
   return a;
 }
 
-/** The devices of every pool, grouped by vio4wd pool; device names unique per pool. */
-export function publishedDevices(nodeName: string, relays: readonly { status: RelayStatus; hw: RelayHardware }[]): Map<string, PublishedDevice[]> {
+/** The devices of every pool, grouped by vio4wd pool: relays first, then free VFs; device names unique per pool. */
+export function publishedDevices(nodeName: string, relays: readonly { status: RelayStatus; hw: RelayHardware }[], vfs: readonly FreeVf[] = []): Map<string, PublishedDevice[]> {
   const byPool = new Map<string, PublishedDevice[]>();
+  const add = (d: PublishedDevice): void => {
+    const list = byPool.get(d.resourceName) ?? [];
+    byPool.set(d.resourceName, list);
+    // a relay someone named like a VF's device keeps the name; the VF is left out
+    if (!list.some((x) => x.device.name === d.device.name)) list.push(d);
+  };
   for (const { status, hw } of [...relays].sort((x, y) => x.status.name.localeCompare(y.status.name))) {
     const rn = resourceNameOf(status);
-    const list = byPool.get(rn) ?? [];
-    byPool.set(rn, list);
-    list.push({ resourceName: rn, pool: draPoolName(nodeName, rn), relay: status.name, device: { name: deviceNameOf(status.name), attributes: deviceAttributes(status, hw) } });
+    add({ resourceName: rn, pool: draPoolName(nodeName, rn), relay: status.name, device: { name: deviceNameOf(status.name), attributes: deviceAttributes(status, hw) } });
+  }
+  for (const v of [...vfs].sort((x, y) => x.pciAddress.localeCompare(y.pciAddress))) {
+    add({ resourceName: v.resourceName, pool: draPoolName(nodeName, v.resourceName), relay: relayNameOfVf(v.pciAddress), vf: v, device: { name: vfDeviceName(v.pciAddress), attributes: vfDeviceAttributes(v) } });
   }
   return byPool;
 }

@@ -13,55 +13,13 @@ import type { Logger } from '../util/log.js';
 import type { AttachReply, AttachRequest } from '../cni/protocol.js';
 import { PROTOCOL_VERSION } from '../cni/protocol.js';
 import { cdiNameOf, cdiQualifiedName, draPodSocketDir, removeClaimFiles, writeClaimFiles, type ClaimIdentity, type PreparedDevice } from './cdi.js';
-import { ClaimConfigError, configFor, type AllocationConfig } from './config.js';
+import { ClaimConfigError, configFor, type RelayConfig } from './config.js';
 import { DRIVER_NAME } from './constants.js';
 import { readIfExists } from '../util/files.js';
+import type { FreeVf } from './devices.js';
+import type { ClaimApi, ClaimRef, DeviceLookup, DeviceStatusReport, PoolLimits, ResourceClaim, VfRelays } from './types.js';
 
-/** resource.k8s.io/v1 ResourceClaim, the parts the driver reads. */
-export interface ResourceClaim {
-  metadata?: { name?: string; namespace?: string; uid?: string; annotations?: Record<string, string> };
-  status?: {
-    allocation?: { devices?: { results?: { request: string; driver: string; pool: string; device: string }[]; config?: AllocationConfig[] } };
-    reservedFor?: { resource?: string; name?: string; uid?: string }[];
-  };
-}
-
-/** A claim as kubelet names it in NodePrepareResources. */
-export interface ClaimRef {
-  namespace: string;
-  uid: string;
-  name: string;
-}
-
-/** Per-device status the driver reports in the claim (status.devices, KEP-4817). */
-export interface DeviceStatusReport {
-  pool: string;
-  device: string;
-  ready: boolean;
-  reason: string;
-  message: string;
-  data?: Record<string, unknown>;
-  hardwareAddress?: string;
-}
-
-/** The apiserver side: read a claim, report device status on it. */
-export interface ClaimApi {
-  get(namespace: string, name: string): Promise<ResourceClaim>;
-  reportStatus(namespace: string, name: string, devices: DeviceStatusReport[]): Promise<void>;
-}
-
-/** The device -> relay map the ResourceSlice publisher keeps. */
-export interface DeviceLookup {
-  relayOf(pool: string, device: string): string | undefined;
-  /** Publish once now (a claim may name a device published before this agent started). */
-  refresh?(): Promise<void>;
-}
-
-export interface PoolLimits {
-  maxQueues?: number;
-  maxMtu?: number;
-  policy: string;
-}
+export type { ClaimApi, ClaimRef, DeviceLookup, DeviceStatusReport, PoolLimits, ResourceClaim, VfRelays } from './types.js';
 
 export interface DraDriverOptions {
   relays: RelayView;
@@ -71,6 +29,8 @@ export interface DraDriverOptions {
   attach: (req: AttachRequest) => Promise<AttachReply>;
   /** The admin's limits for a pool on this node (VirtioForwarderPolicy spec.limits), if any. */
   poolLimits?: (resourceName: string) => PoolLimits | undefined;
+  /** Makes and deletes the relays of free VFs' devices; absent: such devices cannot be prepared. */
+  vfRelays?: VfRelays;
   cdiDir: string;
   metadataDir: string;
   /** Checkpoint of prepared claims (JSON, 0600); null: none (unit tests). */
@@ -82,7 +42,7 @@ interface CheckpointClaim {
   namespace: string;
   name: string;
   podClaimName?: string;
-  devices: (PreparedDevice & { cdiId: string })[];
+  devices: (PreparedDevice & { cdiId: string; created?: FreeVf })[];
 }
 
 interface Checkpoint {
@@ -121,6 +81,13 @@ export class DraDriver {
         if (c && Array.isArray(c.devices) && typeof c.name === 'string') this.prepared.set(uid, c);
       }
       this.log.info({ claims: this.prepared.size }, 'prepared claims restored from the checkpoint');
+      // the relays made for free VFs come back as they were prepared (the agent's own config lacks them)
+      for (const c of this.prepared.values()) {
+        for (const d of c.devices) {
+          if (!d.created || !this.o.vfRelays) continue;
+          this.o.vfRelays.create(d.created, d.relay, { queues: d.queues, ...(d.mtu !== undefined ? { mtu: d.mtu } : {}), namespace: c.namespace, claim: c.name }).catch((err: unknown) => this.log.error({ relay: d.relay, err: errorMessage(err) }, 'relay of a prepared claim not restored'));
+        }
+      }
     } catch (err) {
       this.log.error({ path: this.o.statePath, err: errorMessage(err) }, 'DRA checkpoint unreadable: moved aside, starting without prepared claims');
       await rename(this.o.statePath, `${this.o.statePath}.bad`).catch(() => undefined);
@@ -186,17 +153,31 @@ export class DraDriver {
     };
     const configs = claim.status?.allocation?.devices?.config ?? [];
     const reports: DeviceStatusReport[] = [];
-    const ready: { d: PreparedDevice; status: RelayStatus }[] = [];
+    const ready: { d: PreparedDevice; status: RelayStatus; created?: FreeVf }[] = [];
+    const created: string[] = [];
     const perRequest = new Map<string, number>();
     try {
       // 1. resolve and check everything first: a bad config changes nothing on the node
-      const planned: { d: PreparedDevice; status: RelayStatus; spoofchk: boolean }[] = [];
+      const planned: { d: PreparedDevice; spoofchk: boolean; create?: FreeVf }[] = [];
       for (const r of results) {
-        let relay = this.o.devices.relayOf(r.pool, r.device);
-        if (!relay && this.o.devices.refresh) {
+        const look = () => ({ relay: this.o.devices.relayOf(r.pool, r.device), vf: this.o.devices.vfOf?.(r.pool, r.device) });
+        let found = look();
+        if (!found.relay && !found.vf && this.o.devices.refresh) {
           await this.o.devices.refresh();
-          relay = this.o.devices.relayOf(r.pool, r.device);
+          found = look();
         }
+        const cfg = configFor(configs, r.request, claimRef);
+        const n = perRequest.get(r.request) ?? 0;
+        perRequest.set(r.request, n + 1);
+        const base = { request: r.request, pool: r.pool, device: r.device, cdiName: cdiNameOf(ref.uid, r.device), podDir: draPodSocketDir(identity, r.request, n), vlan: cfg.vlan ?? 0, ...(cfg.mac ? { mac: cfg.mac } : {}) };
+        if (found.vf) {
+          // a free VF: its relay is made for this claim, with the claim's queues and MTU
+          const { vf, relay } = found.vf;
+          const { queues, mtu } = checkQueuesMtu(claimRef, r, cfg, { maxQueues: vf.maxQueues, ...(vf.maxMtu !== undefined ? { maxMtu: vf.maxMtu } : {}), policy: vf.policy ?? '?' }, 1, undefined, vf.resourceName);
+          planned.push({ d: { ...base, relay, resourceName: vf.resourceName, queues, ...(mtu !== undefined ? { mtu } : {}) }, spoofchk: cfg.spoofchk ?? true, create: vf });
+          continue;
+        }
+        const relay = found.relay;
         if (!relay) throw new PrepareError(r, `device ${r.device} of pool ${r.pool} is not published by this node any more (its relay is gone): delete the pod so the claim is allocated again`);
         const status = this.o.relays.get(relay);
         if (!status) throw new PrepareError(r, `relay ${relay} (device ${r.device}) is gone from this node`);
@@ -206,42 +187,24 @@ export class DraDriver {
         } catch (err) {
           throw new PrepareError(r, `${errorMessage(err)}; kubelet retries`, 'NotReady');
         }
-        const cfg = configFor(configs, r.request, claimRef);
         const limits = this.o.poolLimits?.(status.resourceName);
-        const queues = cfg.queues ?? status.queues;
-        if (queues > status.queues) {
-          throw new ClaimConfigError(
-            `ResourceClaim ${claimRef} request "${r.request}": queues: ${queues} exceeds device ${r.device}'s maxQueues ${status.queues}; ask for at most ${status.queues}, or select a device with device.attributes["${DRIVER_NAME}"].maxQueues >= ${queues}`,
-          );
-        }
-        if (limits?.maxQueues !== undefined && queues > limits.maxQueues) {
-          throw new ClaimConfigError(`ResourceClaim ${claimRef} request "${r.request}": queues: ${queues} exceeds pool ${status.resourceName}'s limit of ${limits.maxQueues} (VirtioForwarderPolicy ${limits.policy} spec.limits.maxQueues)`);
-        }
-        if (cfg.mtu !== undefined && limits?.maxMtu !== undefined && cfg.mtu > limits.maxMtu) {
-          throw new ClaimConfigError(`ResourceClaim ${claimRef} request "${r.request}": mtu: ${cfg.mtu} exceeds pool ${status.resourceName}'s limit of ${limits.maxMtu} (VirtioForwarderPolicy ${limits.policy} spec.limits.maxMtu)`);
-        }
-        if (cfg.mtu !== undefined && status.mtu !== undefined && cfg.mtu !== status.mtu) {
-          throw new ClaimConfigError(`ResourceClaim ${claimRef} request "${r.request}": mtu: ${cfg.mtu} differs from the ${status.mtu} device ${r.device} forwards; leave mtu out or set it to ${status.mtu}`);
-        }
-        const n = perRequest.get(r.request) ?? 0;
-        perRequest.set(r.request, n + 1);
-        const d: PreparedDevice = {
-          request: r.request,
-          pool: r.pool,
-          device: r.device,
-          relay,
-          resourceName: status.resourceName,
-          cdiName: cdiNameOf(ref.uid, r.device),
-          podDir: draPodSocketDir(identity, r.request, n),
-          vlan: cfg.vlan ?? 0,
-          queues,
-          ...(cfg.mac ? { mac: cfg.mac } : {}),
-          ...((cfg.mtu ?? status.mtu) !== undefined ? { mtu: cfg.mtu ?? status.mtu } : {}),
-        };
-        planned.push({ d, status, spoofchk: cfg.spoofchk ?? true });
+        const { queues, mtu } = checkQueuesMtu(claimRef, r, cfg, { ...limits, maxQueues: status.queues, policy: limits?.policy ?? '?' }, status.queues, status.mtu, status.resourceName, limits?.maxQueues);
+        planned.push({ d: { ...base, relay, resourceName: status.resourceName, queues, ...(mtu !== undefined ? { mtu } : {}) }, spoofchk: cfg.spoofchk ?? true });
       }
-      // 2. program each VF through the attachment service (idempotent for the same claim)
+      // 2. make the relays of free VFs, then program each VF (and the relay's queues and MTU)
+      //    through the attachment service (idempotent for the same claim)
       for (const p of planned) {
+        if (p.create) {
+          if (!this.o.vfRelays) throw new PrepareError(p.d, `device ${p.d.device} is a free VF and this agent makes no relays for VFs`, 'PrepareFailed');
+          const existed = this.o.relays.get(p.d.relay) !== undefined;
+          try {
+            await this.o.vfRelays.create(p.create, p.d.relay, { queues: p.d.queues, ...(p.d.mtu !== undefined ? { mtu: p.d.mtu } : {}), namespace: ref.namespace, claim: ref.name });
+          } catch (err) {
+            if (!existed) await this.o.vfRelays.remove(p.d.relay).catch(() => undefined);
+            throw new PrepareError(p.d, `making relay ${p.d.relay} on VF ${p.create.pciAddress} failed: ${errorMessage(err)}`, 'RelayFailed');
+          }
+          if (!existed) created.push(p.d.relay);
+        }
         const key = attachmentKey(ref.uid, p.d);
         const reply = await this.o.attach({
           version: PROTOCOL_VERSION,
@@ -251,6 +214,7 @@ export class DraDriver {
           deviceId: p.d.relay,
           vlan: p.d.vlan,
           spoofchk: p.spoofchk,
+          queues: p.d.queues,
           ...(p.d.mac ? { mac: p.d.mac } : {}),
           ...(p.d.mtu !== undefined ? { mtu: p.d.mtu } : {}),
         });
@@ -259,7 +223,9 @@ export class DraDriver {
           throw new PrepareError({ ...p.d }, `${reply.msg}${hint}`, 'VFProgrammingFailed');
         }
         if (!p.d.mac && reply.attachment?.mac) p.d.mac = reply.attachment.mac;
-        ready.push({ d: p.d, status: p.status });
+        const status = this.o.relays.get(p.d.relay);
+        if (!status) throw new PrepareError(p.d, `relay ${p.d.relay} (device ${p.d.device}) is gone from this node`);
+        ready.push({ d: p.d, status, ...(p.create ? { created: p.create } : {}) });
       }
       // 3. files, checkpoint
       await writeClaimFiles(this.o.cdiDir, this.o.metadataDir, identity, ready);
@@ -267,7 +233,7 @@ export class DraDriver {
         namespace: ref.namespace,
         name: ref.name,
         ...(identity.podClaimName ? { podClaimName: identity.podClaimName } : {}),
-        devices: ready.map(({ d }) => ({ ...d, cdiId: cdiQualifiedName(d.cdiName) })),
+        devices: ready.map(({ d, created: vf }) => ({ ...d, cdiId: cdiQualifiedName(d.cdiName), ...(vf ? { created: vf } : {}) })),
       };
       this.prepared.set(ref.uid, entry);
       await this.save();
@@ -290,6 +256,7 @@ export class DraDriver {
       // roll back attachments made for this call's devices that no earlier prepare holds
       if (!this.prepared.has(ref.uid)) {
         for (const { d } of ready) await this.o.attach({ version: PROTOCOL_VERSION, op: 'del', ...attachmentKey(ref.uid, d) }).catch(() => undefined);
+        for (const relay of created) await this.o.vfRelays?.remove(relay).catch(() => undefined);
       }
       const msg = errorMessage(err);
       const bad = err instanceof PrepareError ? err.device : undefined;
@@ -326,6 +293,8 @@ export class DraDriver {
       for (const d of c.devices) {
         const reply = await this.o.attach({ version: PROTOCOL_VERSION, op: 'del', ...attachmentKey(ref.uid, d) });
         if (!reply.ok) throw new Error(`putting relay ${d.relay} back to its pool default failed: ${reply.msg}`);
+        // a relay made for a free VF goes: the VF is free again
+        if (d.created) await this.o.vfRelays?.remove(d.relay);
       }
     }
     await removeClaimFiles(this.o.cdiDir, this.o.metadataDir, ref.uid);
@@ -356,4 +325,33 @@ class PrepareError extends Error {
     super(message);
     this.name = 'PrepareError';
   }
+}
+
+/**
+ * The queue pairs and MTU a device gets: the claim's (checked against the device's maxQueues and
+ * the pool policy's limits) or the device's own.
+ */
+function checkQueuesMtu(
+  claimRef: string,
+  r: { request: string; device: string },
+  cfg: RelayConfig,
+  lim: { maxQueues: number; maxMtu?: number; policy: string },
+  ownQueues: number,
+  ownMtu: number | undefined,
+  resourceName: string,
+  policyMaxQueues?: number,
+): { queues: number; mtu?: number } {
+  const where = `ResourceClaim ${claimRef} request "${r.request}"`;
+  const queues = cfg.queues ?? ownQueues;
+  if (queues > lim.maxQueues) {
+    throw new ClaimConfigError(`${where}: queues: ${queues} exceeds device ${r.device}'s maxQueues ${lim.maxQueues}; ask for at most ${lim.maxQueues}, or select a device with device.attributes["${DRIVER_NAME}"].maxQueues >= ${queues}`);
+  }
+  if (policyMaxQueues !== undefined && queues > policyMaxQueues) {
+    throw new ClaimConfigError(`${where}: queues: ${queues} exceeds pool ${resourceName}'s limit of ${policyMaxQueues} (VirtioForwarderPolicy ${lim.policy} spec.limits.maxQueues)`);
+  }
+  if (cfg.mtu !== undefined && lim.maxMtu !== undefined && cfg.mtu > lim.maxMtu) {
+    throw new ClaimConfigError(`${where}: mtu: ${cfg.mtu} exceeds pool ${resourceName}'s limit of ${lim.maxMtu} (VirtioForwarderPolicy ${lim.policy} spec.limits.maxMtu)`);
+  }
+  const mtu = cfg.mtu ?? ownMtu;
+  return { queues, ...(mtu !== undefined ? { mtu } : {}) };
 }

@@ -6,7 +6,7 @@ import type { RelayStatus, RelayView } from '../relay/types.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { kubeErrorMessage } from '../kube/client.js';
-import { poolSlices, publishedDevices, type PublishedDevice, type RelayHardware, type ResourceSliceBody } from './devices.js';
+import { poolSlices, publishedDevices, type FreeVf, type PublishedDevice, type RelayHardware, type ResourceSliceBody } from './devices.js';
 import type { DeviceLookup } from './driver.js';
 import type { SliceApi, StoredSlice } from './kube.js';
 import { CoalescedRunner } from '../util/coalesce.js';
@@ -19,6 +19,9 @@ export interface PublisherOptions {
   hardware: (status: RelayStatus) => Promise<RelayHardware>;
   /** Whether the admin's policy lets this relay's device into its pool; a string says why not. */
   admit?: (status: RelayStatus, hw: RelayHardware) => true | string;
+  /** The VFs the pools may turn into relays that no relay holds (one device each); a VF held by
+   *  a relay the driver made for a claim stays one (its device is the claim's). */
+  freeVfs?: () => Promise<FreeVf[]>;
   logger: Logger;
   /** Full resync period (default 10 s). */
   resyncMs?: number;
@@ -46,7 +49,14 @@ export class ResourceSlicePublisher implements DeviceLookup {
 
   /** The relay behind a published device (for prepare). */
   relayOf(pool: string, device: string): string | undefined {
-    return this.devices.get(`${pool}\0${device}`)?.relay;
+    const d = this.devices.get(`${pool}\0${device}`);
+    return d && !d.vf ? d.relay : undefined;
+  }
+
+  /** The free VF behind a published device (prepare creates its relay), and that relay's name. */
+  vfOf(pool: string, device: string): { vf: FreeVf; relay: string } | undefined {
+    const d = this.devices.get(`${pool}\0${device}`);
+    return d?.vf ? { vf: d.vf, relay: d.relay } : undefined;
   }
 
   /** One publishing round now (when started): prepare's lookup of a device not seen yet. */
@@ -104,7 +114,8 @@ export class ResourceSlicePublisher implements DeviceLookup {
     for (const status of this.o.relays.list()) {
       // a relay that cannot serve (Failed: its reason is in its status) is not offered; one still
       // coming up is (prepare refuses it until it is healthy, and kubelet retries)
-      if (status.phase === 'Terminating' || status.phase === 'Failed') continue;
+      // a relay the driver made for a free VF is published as that VF's device, not as its own
+      if (status.phase === 'Terminating' || status.phase === 'Failed' || status.origin === 'dra') continue;
       let hw: RelayHardware = {};
       try {
         hw = await this.o.hardware(status);
@@ -120,7 +131,13 @@ export class ResourceSlicePublisher implements DeviceLookup {
       this.denied.delete(status.name);
       entries.push({ status, hw });
     }
-    const byPool = publishedDevices(node, entries);
+    let vfs: FreeVf[] = [];
+    try {
+      vfs = (await this.o.freeVfs?.()) ?? [];
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'cannot list the free VFs: none published this round');
+    }
+    const byPool = publishedDevices(node, entries, vfs);
     const stored = await this.o.api.list(node);
     const storedByName = new Map(stored.map((s) => [s.metadata.name, s]));
     const uid = await this.o.api.nodeUid(node).catch(() => undefined);

@@ -15,7 +15,7 @@ import { Reason, isPermanent, reasonForCode } from './reasons.js';
 import { configKey, cpusKey, engineConfig, normalizeSpec, socketPathFor, wantedCpus } from './spec.js';
 import { ensureSocketDir, initialStatus, refreshStatus, resolveVf } from './prepare.js';
 import { afterDetach, holdsConfig, isAttached, type RelayState } from './state.js';
-import { RelayStore, type Entry } from './store.js';
+import { RelayStore, effectiveSpec, type Entry } from './store.js';
 
 /**
  * While a guest is live-migrating, the vhost-user events of its relay are taken into the status
@@ -229,7 +229,7 @@ export class RelayManager extends RelayStore {
   /** One step toward the spec: re-attach a lost VF, move CPUs, or (re)attach the relay. */
   protected async reconcile(entry: Entry): Promise<void> {
     if (entry.state.phase === 'removing' || this.closed) return;
-    const key = configKey(entry.spec, entry.socketPath);
+    const key = configKey(effectiveSpec(entry), entry.socketPath);
     const s = entry.state;
     if (holdsConfig(s) && s.appliedKey === key) {
       if (s.phase === 'vf-lost') await this.reattachVf(entry);
@@ -242,7 +242,7 @@ export class RelayManager extends RelayStore {
   }
 
   private async attach(entry: Entry, key: string): Promise<void> {
-    const { spec } = entry;
+    const spec = effectiveSpec(entry);
     this.setState(entry, { phase: 'configuring' });
     entry.status.phase = 'Configuring';
     this.emitChange(entry);

@@ -3,7 +3,7 @@
 // RelayManager (manager.ts) adds what reconciling means.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../util/log.js';
-import { errorMessage } from '../util/errors.js';
+import { VioError, errorMessage } from '../util/errors.js';
 import { deriveReady } from './conditions.js';
 import { isAttached, statusPhase, type RelayState } from './state.js';
 import { RelayTable } from './table.js';
@@ -30,6 +30,23 @@ export interface Entry {
   attachedMac?: string;
   /** The VF's own MAC as the engine reported it at attach. */
   vfMac?: string;
+  /** A pod attachment's queue pairs and MTU (a DRA claim's): they win over the spec's. */
+  attachConfig?: AttachConfig;
+}
+
+/** What a pod attachment may set on the relay it holds, beside the VF's MAC. */
+export interface AttachConfig {
+  /** queue pairs the relay serves and offers the guest */
+  queues?: number;
+  /** the VF's MTU */
+  mtu?: number;
+}
+
+/** The spec the engine gets: the relay's own, with its pod attachment's queues and MTU. */
+export function effectiveSpec(entry: Entry): RelaySpec {
+  const o = entry.attachConfig;
+  if (!o) return entry.spec;
+  return { ...entry.spec, ...(o.queues !== undefined ? { queues: o.queues, guestQueues: o.queues } : {}), ...(o.mtu !== undefined ? { mtu: o.mtu } : {}) };
 }
 
 export interface Backoff {
@@ -90,6 +107,41 @@ export abstract class RelayStore extends EventEmitter implements RelayView {
       chains = this.relays.values().map((e) => e.chain);
       await Promise.all(chains);
     } while (this.relays.values().some((e, i) => e.chain !== chains[i]));
+  }
+
+  /**
+   * Gives the relay its pod attachment's queue pairs and MTU (undefined: back to its own spec)
+   * and resolves once the relay is attached again with them; rejects with the attach failure.
+   * The status keeps the relay's own values: they are what the relay offers a pool.
+   */
+  async setAttachConfig(name: string, o: AttachConfig | undefined): Promise<RelayStatus> {
+    const entry = this.relays.get(name);
+    if (!entry || entry.state.phase === 'removing') throw new VioError('ENOENT', `no relay named "${name}"`);
+    const next = o && (o.queues !== undefined || o.mtu !== undefined) ? { ...o } : undefined;
+    if (JSON.stringify(next) !== JSON.stringify(entry.attachConfig)) {
+      entry.attachConfig = next;
+      entry.attempt = 0;
+      this.schedule(entry);
+    }
+    return this.attached(name, 20_000);
+  }
+
+  /**
+   * Resolves when the relay's queued steps have run and it is healthy (VF attached, socket
+   * ready); rejects at once when its attach failed (with the reason), or after timeoutMs.
+   */
+  async attached(name: string, timeoutMs: number): Promise<RelayStatus> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const entry = this.relays.get(name);
+      if (!entry || entry.state.phase === 'removing') throw new VioError('ENOENT', `relay "${name}" is gone`);
+      await entry.chain;
+      const why = (): string => entry.status.conditions.filter((x) => x.status !== 'True' && x.type !== 'GuestConnected' && x.type !== 'Ready').map((x) => `${x.type} ${x.reason}: ${x.message}`).join('; ');
+      if (entry.state.phase === 'failed') throw new VioError('EIO', `relay "${name}" did not attach: ${why() || entry.status.phase}`);
+      if (entry.status.healthy) return structuredClone(entry.status);
+      if (Date.now() > end) throw new VioError('ETIMEDOUT', `relay "${name}" is not ready after ${timeoutMs} ms: ${why() || entry.status.phase}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   protected schedule(entry: Entry): void {

@@ -5,7 +5,8 @@ import type { VfPool } from '../util/vf-pool.js';
 import type { VfSelector } from '../util/vf-selector.js';
 import type { Reason } from './reasons.js';
 
-export type RelayOrigin = 'config' | 'zmq' | 'kubernetes';
+/** dra: made by the DRA driver for a claim on a free VF (src/dra), deleted when the claim is unprepared. */
+export type RelayOrigin = 'config' | 'zmq' | 'kubernetes' | 'dra';
 
 export interface RelayVf {
   /** One VF by PCI address; or several (a bond). */

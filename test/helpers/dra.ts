@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { KubeEnv } from './kube.js';
 import { spawnTracked, type Netns, type TrackedProcess } from './netns.js';
+import { until } from './wait.js';
 
 /** Starts kube-scheduler with the admin kubeconfig (no leader election, no serving port). */
 export async function startScheduler(kube: KubeEnv, logDir: string): Promise<{ proc: TrackedProcess; log: () => string; stop: () => Promise<void> }> {
@@ -18,12 +19,12 @@ export async function startScheduler(kube: KubeEnv, logDir: string): Promise<{ p
   });
   proc.child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
   proc.child.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const end = Date.now() + 60_000;
-  while (!/Starting Kubernetes Scheduler|"Starting Kubernetes Scheduler"/.test(out)) {
-    if (proc.child.exitCode !== null) throw new Error(`kube-scheduler exited (${proc.child.exitCode}):\n${out.slice(-3000)}`);
-    if (Date.now() > end) throw new Error(`kube-scheduler did not start:\n${out.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until('kube-scheduler to start', () => /Starting Kubernetes Scheduler/.test(out), {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+    failIf: () => (proc.child.exitCode !== null ? `kube-scheduler exited (${proc.child.exitCode}):\n${out.slice(-3000)}` : undefined),
+    detail: () => out.slice(-3000),
+  });
   return { proc, log: () => out, stop: () => proc.stop(5000) };
 }
 
@@ -109,17 +110,20 @@ export class KubeletHarness {
 
   /** The next event (after those already taken) whose name is one of `names`. */
   async next(names: string[], timeoutMs = 90_000): Promise<HarnessEvent> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
+    let fatal: string | undefined;
+    const take = (): HarnessEvent | undefined => {
       while (this.read < this.events.length) {
         const e = this.events[this.read++]!;
-        if (e.event === 'fatal') throw new Error(`harness: ${e.error}\n${this.stderr.slice(-4000)}`);
-        if (names.includes(e.event)) return e;
+        if (e.event === 'fatal') fatal = `harness: ${e.error}\n${this.stderr.slice(-4000)}`;
+        else if (names.includes(e.event)) return e;
       }
-      if (this.proc.child.exitCode !== null) throw new Error(`harness exited (${this.proc.child.exitCode}) waiting for ${names.join('|')}:\n${this.stderr.slice(-4000)}`);
-      if (Date.now() > end) throw new Error(`harness: no ${names.join('|')} within ${timeoutMs} ms:\n${this.stderr.slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return undefined;
+    };
+    return until(`harness event ${names.join('|')}`, take, {
+      timeoutMs,
+      failIf: () => fatal ?? (this.proc.child.exitCode !== null && this.read >= this.events.length ? `harness exited (${this.proc.child.exitCode}):\n${this.stderr.slice(-4000)}` : undefined),
+      detail: () => this.stderr.slice(-4000),
+    });
   }
 
   send(cmd: 'prepare' | 'unprepare' | 'quit'): void {
@@ -136,4 +140,39 @@ export class KubeletHarness {
     await this.proc.exited;
     clearTimeout(t);
   }
+}
+
+/**
+ * Asks a relay's vhost-user socket (the relay is the server) how many queue pairs it offers, as
+ * QEMU does before it sets up a multiqueue device: VHOST_USER_GET_QUEUE_NUM (17), version 1.
+ */
+export async function vhostQueueNum(socketPath: string, timeoutMs = 5000): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const c = createConnection(socketPath);
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => fail(new Error(`no GET_QUEUE_NUM answer on ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      c.destroy();
+      reject(err);
+    };
+    c.on('error', fail);
+    c.on('connect', () => {
+      const msg = Buffer.alloc(12);
+      msg.writeUInt32LE(17, 0); // request
+      msg.writeUInt32LE(1, 4); // flags: version 1
+      msg.writeUInt32LE(0, 8); // no payload
+      c.write(msg);
+    });
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 20) return;
+      clearTimeout(timer);
+      c.destroy();
+      const request = buf.readUInt32LE(0);
+      const flags = buf.readUInt32LE(4);
+      if (request !== 17 || (flags & 0x4) === 0) reject(new Error(`not a GET_QUEUE_NUM reply: request ${request}, flags 0x${flags.toString(16)}`));
+      else resolve(Number(buf.readBigUInt64LE(12)));
+    });
+  });
 }

@@ -15,7 +15,7 @@ import { parseAllDocuments } from 'yaml';
 import { startKube, type KubeEnv } from '../helpers/kube.js';
 import { Netns, testTempDir } from '../helpers/netns.js';
 import { AgentProcess } from '../helpers/agent.js';
-import { KubeletHarness, bridgeApiserver, startScheduler } from '../helpers/dra.js';
+import { KubeletHarness, bridgeApiserver, startScheduler, vhostQueueNum } from '../helpers/dra.js';
 import { resolveSockets } from '../../src/kubevirt/sources.js';
 import { POD_METADATA_ROOT } from '../../src/dra/constants.js';
 import { Guest } from '../helpers/guest.js';
@@ -24,6 +24,13 @@ import { until as waitUntil } from '../helpers/wait.js';
 const NODE = 'dra-node';
 const POOL = 'vio4wd.io/dra';
 const CLASS = 'dra.vio4wd.io';
+/** a pool of VFs only: relays are made for claims (prepare) and deleted after them (unprepare) */
+const VF_POOL = 'vio4wd.io/dravf';
+const VF_CLASS = 'dravf.vio4wd.io';
+const VF_ADDR = '0000:00:0a.0';
+const VF_DEVICE = 'vf-0000-00-0a-0';
+const VF_RELAY = 'dra.vf-0000-00-0a-0';
+const MAC_VF = '52:54:00:d4:a0:0c';
 const DEFAULT_A = '02:00:00:0d:00:01'; // r-a's configured MAC: the pool default unprepare restores
 const MAC_VM = '52:54:00:d4:a0:01';
 
@@ -54,13 +61,14 @@ function agentConfig(): Record<string, unknown> {
     vhostUser: { mode: 'server', socketDir: join(tmp.path, 'sock') },
     control: { enabled: false },
     metrics: { enabled: false },
-    sriov: { vfProgrammer: 'standin' },
+    // a VF without a relay: the stand-in for PCI address VF_ADDR (the VF pool lists that address)
+    sriov: { vfProgrammer: 'standin', standIns: { [VF_ADDR]: 'net_af_packet_vc,iface=vfc,qpairs=2' } },
     kubernetes: { enabled: true, kubeconfig: kube.kubeconfigPath, socketDir: join(tmp.path, 'ksock'), allowVirtualDevices: ['net_af_packet', 'net_null'] },
     devicePlugin: { enabled: false },
     cni: { enabled: false, statePath: join(d.state, 'attachments.json') },
     dra: { enabled: true, registryDir: d.registry, pluginDir: d.plugin, cdiDir: d.cdi, metadataDir: d.metadata, statePath: join(d.state, 'dra-claims.json'), resyncSeconds: 2 },
     relays: [
-      { name: 'r-a', vf: { devargs: 'net_af_packet_ra,iface=vfa,qpairs=2' }, mac: DEFAULT_A, queues: 2, numaNode: 0, resourceName: POOL },
+      { name: 'r-a', vf: { devargs: 'net_af_packet_ra,iface=vfa,qpairs=2' }, mac: DEFAULT_A, queues: 2, mtu: 1500, numaNode: 0, resourceName: POOL },
       { name: 'r-b', vf: { devargs: 'net_af_packet_rb,iface=vfb' }, mac: '02:00:00:0d:00:02', queues: 1, numaNode: 0, resourceName: POOL },
       // the policy allows only net_af_packet in the pool: this one is never offered
       { name: 'r-null', vf: { devargs: 'net_null_rn' }, mac: '02:00:00:0d:00:03', numaNode: 0, resourceName: POOL },
@@ -79,6 +87,10 @@ function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeou
 
 async function apply(obj: object): Promise<void> {
   await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify(obj) });
+}
+
+async function mtu(ifname: string): Promise<number> {
+  return Number((await ns.exec('cat', [`/sys/class/net/${ifname}/mtu`])).trim());
 }
 
 async function fdb(port: string): Promise<string[]> {
@@ -103,14 +115,14 @@ interface Pod {
   status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
 }
 
-function claim(name: string, cel: string, config?: Record<string, unknown>): object {
+function claim(name: string, cel: string, config?: Record<string, unknown>, deviceClass = CLASS): object {
   return {
     apiVersion: 'resource.k8s.io/v1',
     kind: 'ResourceClaim',
     metadata: { name, namespace: 'vms' },
     spec: {
       devices: {
-        requests: [{ name: 'nic', exactly: { deviceClassName: CLASS, selectors: [{ cel: { expression: cel } }] } }],
+        requests: [{ name: 'nic', exactly: { deviceClassName: deviceClass, selectors: [{ cel: { expression: cel } }] } }],
         ...(config ? { config: [{ requests: ['nic'], opaque: { driver: 'vio4wd.io', parameters: { apiVersion: 'vio4wd.io/v1alpha1', kind: 'RelayConfig', ...config } } }] } : {}),
       },
     },
@@ -160,11 +172,19 @@ before(async () => {
     metadata: { name: 'dra' },
     spec: { resourceName: POOL, nodeSelector: { matchLabels: { 'vio4wd.io/dra': 'true' } }, vfs: { virtualDevices: ['net_af_packet'] }, limits: { maxQueues: 4 }, namespaces: ['vms'] },
   });
-  // the chart's DeviceClass for that pool
-  const rendered = await kube.helm('template', 't', join(process.cwd(), 'helm', 'vio4wd'), '--set', 'agent.dra.enabled=true', '--set-json', `policies=[{"name":"dra","resourceName":"${POOL}","vfs":{"virtualDevices":["net_af_packet"]},"namespaces":["vms"]}]`);
+  // and a pool of one VF (by its address), with limits a claim is held to
+  await apply({
+    apiVersion: 'vio4wd.io/v1alpha1',
+    kind: 'VirtioForwarderPolicy',
+    metadata: { name: 'dravf' },
+    spec: { resourceName: VF_POOL, nodeSelector: { matchLabels: { 'vio4wd.io/dra': 'true' } }, vfs: { pciAddresses: [VF_ADDR] }, limits: { maxQueues: 2, maxMtu: 2000 }, namespaces: ['vms'] },
+  });
+  // the chart's DeviceClasses for those pools
+  const rendered = await kube.helm('template', 't', join(process.cwd(), 'helm', 'vio4wd'), '--set', 'agent.dra.enabled=true', '--set-json',
+    `policies=[{"name":"dra","resourceName":"${POOL}","vfs":{"virtualDevices":["net_af_packet"]},"namespaces":["vms"]},{"name":"dravf","resourceName":"${VF_POOL}","vfs":{"pciAddresses":["${VF_ADDR}"]},"namespaces":["vms"]}]`);
   const classes = parseAllDocuments(rendered).map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } }).filter((o) => o?.kind === 'DeviceClass');
-  assert.deepEqual(classes.map((c) => c.metadata?.name), [CLASS]);
-  await apply(classes[0]!);
+  assert.deepEqual(classes.map((c) => c.metadata?.name), [CLASS, VF_CLASS]);
+  for (const c of classes) await apply(c);
   // the agent's node, schedulable, with room for pods
   await apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: { 'vio4wd.io/dra': 'true', 'kubernetes.io/hostname': NODE } } });
   await kube.kubectlRun(['patch', 'node', NODE, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { capacity: { cpu: '8', memory: '16Gi', pods: '110' }, allocatable: { cpu: '8', memory: '16Gi', pods: '110' }, conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: new Date().toISOString() }] } })]);
@@ -177,10 +197,14 @@ before(async () => {
   ns = await Netns.create('dra');
   await ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   await ns.addBridge('pf0');
-  for (const [vf, up] of [['vfa', 'upa'], ['vfb', 'upb']] as const) {
+  for (const [vf, up] of [['vfa', 'upa'], ['vfb', 'upb'], ['vfc', 'upc']] as const) {
     await ns.addVeth(vf, up);
     await ns.setMaster(up, 'pf0');
   }
+  // the peer behind the stand-in PF, on another port of its bridge
+  await ns.addVeth('peer0', 'upp');
+  await ns.setMaster('upp', 'pf0');
+  await ns.addAddress('peer0', '10.0.9.1/24');
   bridge = await bridgeApiserver(kube, ns, tmp.path);
   agent = await AgentProcess.start({ config: agentConfig(), workDir: tmp.path, netns: ns, readyTimeoutMs: 120_000 });
   scheduler = await startScheduler(kube, tmp.path);
@@ -200,10 +224,10 @@ test('the agent publishes its relays as ResourceSlices with their attributes; th
   const slices = await until('the agent\'s ResourceSlices', async () => {
     const l = await json<{ items: Slice[] }>('get', 'resourceslices');
     const mine = l.items.filter((s) => s.spec.nodeName === NODE && s.spec.driver === 'vio4wd.io');
-    return mine.length > 0 && (mine[0]!.spec.devices ?? []).length === 2 && mine;
+    const relaysSlice = mine.find((x) => x.spec.pool.name === `${NODE}/dra`);
+    return mine.length === 2 && (relaysSlice?.spec.devices ?? []).length === 2 && mine;
   });
-  assert.equal(slices.length, 1);
-  const s = slices[0]!;
+  const s = slices.find((x) => x.spec.pool.name === `${NODE}/dra`)!;
   assert.equal(s.spec.pool.name, `${NODE}/dra`);
   assert.deepEqual(s.metadata.ownerReferences?.map((o) => `${o.kind}/${o.name}`), [`Node/${NODE}`]);
   const byName = new Map((s.spec.devices ?? []).map((d) => [d.name, d.attributes]));
@@ -217,6 +241,11 @@ test('the agent publishes its relays as ResourceSlices with their attributes; th
   assert.equal(a.virtualDevice?.string, 'net_af_packet_ra');
   assert.equal(byName.get('r-b')!.maxQueues?.int, 1);
   assert.match(agent!.output, /relay not published as a DRA device: the pool policy does not allow it.*r-null|r-null.*relay not published as a DRA device/);
+  // the VF pool: its free VF is a device of its own, made into a relay only for a claim
+  const vfSlice = slices.find((x) => x.spec.pool.name === `${NODE}/dravf`)!;
+  assert.deepEqual((vfSlice.spec.devices ?? []).map((d) => d.name), [VF_DEVICE]);
+  const v = vfSlice.spec.devices![0]!.attributes as Record<string, { int?: number; string?: string; bool?: boolean }>;
+  assert.deepEqual([v.onDemand?.bool, v.pciAddress?.string, v.virtualDevice?.string, v.maxQueues?.int, v.pool?.string], [true, VF_ADDR, 'net_af_packet_vc', 2, VF_POOL]);
 
   // a deleted slice (kubelet wipes a driver's slices when its plugin goes away) comes back
   await kube.kubectl('delete', 'resourceslice', s.metadata.name);
@@ -228,7 +257,7 @@ test('the agent publishes its relays as ResourceSlices with their attributes; th
 });
 
 test('the scheduler allocates a claim for a relay on NUMA node 0; a claim for NUMA node 1 stays unallocated with the scheduler\'s reason', async () => {
-  await apply(claim('numa0', 'device.attributes["vio4wd.io"].numaNode == 0 && device.attributes["vio4wd.io"].maxQueues >= 2', { mac: MAC_VM, queues: 2 }));
+  await apply(claim('numa0', 'device.attributes["vio4wd.io"].numaNode == 0 && device.attributes["vio4wd.io"].maxQueues >= 2', { mac: MAC_VM, queues: 1, mtu: 1400 }));
   await apply(pod('vm-a', 'numa0'));
   const c = await until('claim numa0 allocated and reserved', async () => {
     const x = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'numa0');
@@ -275,7 +304,8 @@ test('kubelet\'s DRA manager registers the plugin and prepares the claim: the VF
   assert.equal(relayDir.source, join(tmp.path, 'sock', 'r-a'), 'the relay\'s own socket directory');
   assert.ok(oci.env.includes(`VIO4WD_DEVICE_R_A_SOCKET=${sockDir}/virtio-forwarder1.sock`) || oci.env.some((e) => new RegExp(`^VIO4WD_DEVICE_R_A_SOCKET=${sockDir}/[^/]+\\.sock$`).test(e)), oci.env.join('\n'));
   assert.ok(oci.env.includes(`VIO4WD_DEVICE_R_A_MAC=${MAC_VM}`));
-  assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_QUEUES=2'));
+  assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_QUEUES=1'), 'the claim\'s queue pairs');
+  assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_MTU=1400'), 'the claim\'s MTU');
   assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_MODE=client'));
   assert.ok(oci.env.includes('VIO4WD_DRA_DEVICES=r-a'));
   // the socket the pod is told about is the relay's, in the mounted directory
@@ -305,25 +335,25 @@ test('kubelet\'s DRA manager registers the plugin and prepares the claim: the VF
   assert.equal(dev?.conditions?.find((k) => k.type === 'Ready')?.status, 'True', JSON.stringify(c.status?.devices));
   assert.equal(dev?.networkData?.hardwareAddress, MAC_VM);
   hostSocket = join(relayDir.source, sockEnv.split('/').pop()!);
+  // the claim's queues and MTU are applied, not only checked: r-a (2 queue pairs, MTU 1500 of its
+  // own) now offers 1 queue pair, and its VF runs at MTU 1400
+  assert.equal(await vhostQueueNum(hostSocket), 1, 'queue pairs r-a offers (vhost-user GET_QUEUE_NUM)');
+  assert.equal(await mtu('vfa'), 1400, 'the VF\'s MTU');
 });
 
 test('QEMU on the claimed relay\'s socket pings the peer behind the VF with the claim\'s MAC; another MAC gets nothing through', async () => {
   assert.ok(hostSocket, 'the claim was prepared (previous test)');
-  // the peer behind the stand-in PF, on another port of its bridge
-  await ns.addVeth('peer0', 'upp');
-  await ns.setMaster('upp', 'pf0');
-  await ns.addAddress('peer0', '10.0.9.1/24');
   const run = async (mac: string, count: number) => {
     const workDir = join(tmp.path, `guest-${mac.replaceAll(':', '')}`);
     mkdirSync(workDir, { recursive: true });
     const g = await Guest.start({
       name: 'dra-vm', netns: ns, workDir,
-      nics: [{ socketPath: hostSocket, mode: 'client', queues: 2, mac, ip: '10.0.9.2/24' }],
+      nics: [{ socketPath: hostSocket, mode: 'client', queues: 1, mac, ip: '10.0.9.2/24', mtu: 1400 }],
       job: { kind: 'ping', peer: '10.0.9.1', count, intervalS: 0.2 },
     });
     try {
       const ready = await g.waitForReady();
-      assert.deepEqual(ready.nics.map((n) => [n.name, n.mac, n.queues]), [['eth0', mac, 2]]);
+      assert.deepEqual(ready.nics.map((n) => [n.name, n.mac, n.queues]), [['eth0', mac, 1]]);
       return await g.waitForPingSummary();
     } finally {
       await g.stop();
@@ -348,10 +378,15 @@ test('an agent restart keeps the prepared claim: the plugin registers again, a r
   assert.deepEqual(again.cdiDevices, [`vio4wd.io/relay=${c.metadata.uid}-r-a`]);
   assert.deepEqual(await fdb('upa'), [MAC_VM]);
   assert.match(agent!.output, /prepared claims restored from the checkpoint/);
+  // the restarted agent gives r-a the claim's queues and MTU again
+  await until('r-a offering the claim\'s 1 queue pair again', async () => (await vhostQueueNum(hostSocket).catch(() => 0)) === 1);
+  assert.equal(await mtu('vfa'), 1400);
   h.send('unprepare');
   const un = await h.next(['unprepared', 'unprepareError']);
   assert.equal(un.event, 'unprepared', String(un.error));
   assert.deepEqual(await fdb('upa'), [DEFAULT_A], 'the VF is back on the pool default');
+  assert.equal(await vhostQueueNum(hostSocket), 2, 'r-a offers its own 2 queue pairs again');
+  assert.equal(await mtu('vfa'), 1500, 'and its own MTU');
   assert.equal(existsSync(join(dirs().cdi, `vio4wd.io-relay_${c.metadata.uid}.json`)), false, 'the CDI spec is gone');
   assert.equal(existsSync(join(dirs().metadata, c.metadata.uid)), false, 'the device metadata is gone');
   const cp = JSON.parse(readFileSync(join(dirs().state, 'dra-claims.json'), 'utf8')) as { claims: Record<string, unknown> };
@@ -376,6 +411,62 @@ test('a claim whose opaque config is wrong is refused with the field named, in t
   assert.equal(cond?.reason, 'InvalidConfig');
   assert.match(cond?.message ?? '', /mac: "52:54:00:zz:00:01" is not a MAC address/);
   assert.deepEqual(await fdb('upb'), before, 'nothing was programmed');
+  await h.stop();
+});
+
+test('a claim on a free VF: prepare makes its relay with the claim\'s queues, MTU and MAC, QEMU pings through it, unprepare deletes it and the VF is offered again', async () => {
+  await apply(claim('onvf', 'device.attributes["vio4wd.io"].onDemand', { mac: MAC_VF, queues: 2, mtu: 1400 }, VF_CLASS));
+  await apply(pod('vm-d', 'onvf'));
+  const c = await until('claim onvf allocated', async () => {
+    const x = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'onvf');
+    return (x.status?.reservedFor?.length ?? 0) > 0 ? x : undefined;
+  }).catch(async (err: unknown) => {
+    throw new Error(`${String(err)}\n${await diagnostics('vm-d')}`);
+  });
+  assert.deepEqual(c.status!.allocation!.devices.results.map((r) => [r.pool, r.device]), [[`${NODE}/dravf`, VF_DEVICE]]);
+  const h = harness('vm-d', 'd');
+  await h.next(['registered']);
+  const prep = await h.next(['prepared', 'prepareError']);
+  assert.equal(prep.event, 'prepared', `${prep.error}\n${h.log.slice(-2000)}`);
+  assert.deepEqual(prep.specErrors, {});
+  const oci = prep.oci as { mounts: { source: string; destination: string }[]; env: string[] };
+  const relayDir = oci.mounts.find((m) => m.destination === '/var/run/vio4wd/dra/onvf/nic');
+  assert.equal(relayDir?.source, join(tmp.path, 'ksock', VF_RELAY), 'the made relay\'s own socket directory');
+  const sock = join(relayDir.source, 'vhost-user.sock');
+  assert.ok(existsSync(sock), 'the relay serves its socket');
+  // made with the claim's values: 2 queue pairs offered, the VF at MTU 1400, receiving for the claim's MAC
+  assert.equal(await vhostQueueNum(sock), 2);
+  assert.equal(await mtu('vfc'), 1400);
+  assert.deepEqual(await fdb('upc'), [MAC_VF]);
+  const dev = (await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'onvf')).status?.devices?.find((d) => d.device === VF_DEVICE);
+  assert.equal(dev?.conditions?.find((k) => k.type === 'Ready')?.status, 'True', JSON.stringify(dev));
+  assert.equal(dev?.networkData?.hardwareAddress, MAC_VF);
+  // the made relay is the VF's device, not a device of its own
+  const l = await json<{ items: Slice[] }>('get', 'resourceslices');
+  assert.deepEqual(l.items.filter((x) => x.spec.nodeName === NODE).flatMap((x) => (x.spec.devices ?? []).map((d) => d.name)).sort(), ['r-a', 'r-b', VF_DEVICE]);
+
+  const workDir = join(tmp.path, 'guest-vf');
+  mkdirSync(workDir, { recursive: true });
+  const g = await Guest.start({
+    name: 'dra-vf-vm', netns: ns, workDir,
+    nics: [{ socketPath: sock, mode: 'client', queues: 2, mac: MAC_VF, ip: '10.0.9.3/24', mtu: 1400 }],
+    job: { kind: 'ping', peer: '10.0.9.1', count: 5, intervalS: 0.2 },
+  });
+  try {
+    const ready = await g.waitForReady();
+    assert.deepEqual(ready.nics.map((n) => [n.mac, n.queues]), [[MAC_VF, 2]]);
+    assert.deepEqual(await g.waitForPingSummary(), { sent: 5, received: 5, lost: 0 });
+  } finally {
+    await g.stop();
+  }
+
+  h.send('unprepare');
+  const un = await h.next(['unprepared', 'unprepareError']);
+  assert.equal(un.event, 'unprepared', String(un.error));
+  assert.equal(existsSync(relayDir.source), false, 'the relay and its directory are gone');
+  const after = await json<{ items: Slice[] }>('get', 'resourceslices');
+  assert.deepEqual(after.items.find((x) => x.spec.pool.name === `${NODE}/dravf`)?.spec.devices?.map((d) => d.name), [VF_DEVICE], 'the VF is offered again');
+  assert.doesNotMatch(agent!.output, /"relay":"dra\.vf-0000-00-0a-0".*relay not published/);
   await h.stop();
 });
 

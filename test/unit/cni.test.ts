@@ -79,13 +79,14 @@ test('the agent API refuses unknown fields, bad ids and MACs, naming the field',
 });
 
 /** A node with relays r1 (spec.mac) and r2 (none) and a VF programmer that records settings. */
-function node(allocatedTo?: (relay: string, resourceName: string | undefined) => Promise<PodRef[]>) {
+function node(allocatedTo?: (relay: string, resourceName: string | undefined) => Promise<PodRef[]>, over: Partial<AttachRelays> = {}) {
   const vf = new Map<string, VfSettings>([['r2', { mac: '02:00:00:00:00:b2', vlan: 0, spoofchk: true }]]);
   const shown = new Map<string, string | undefined>();
   const relays: AttachRelays = {
     relay: (n) => (n === 'r1' ? { socketPath: '/s1', phase: 'Ready', specMac: '02:00:00:00:00:a1', resourceName: 'vio4wd.io/pool' } : n === 'r2' ? { socketPath: '/s2', phase: 'Ready' } : undefined),
     port: async (n): Promise<VfPort> => ({ kind: 'devargs', devargs: `net_null_${n}` }),
     setMac: (n, m) => shown.set(n, m),
+    ...over,
   };
   const name = (p: VfPort) => (p.kind === 'devargs' ? p.devargs.slice('net_null_'.length) : p.pciAddress);
   const programmer: VfProgrammer = {
@@ -185,4 +186,24 @@ test('allocation check: the DRA driver, in process, attaches what the claim\'s a
   // the same request without the in-process flag (what the socket passes on) is checked
   const viaSocket = await svc.handle(req({ containerId: 'c9', ifName: 'net1', deviceId: 'r2', mac: '52:54:00:00:00:0a', pod: { namespace: 'x', name: 'y' } }));
   assert.ok(!viaSocket.ok && viaSocket.code === 104, JSON.stringify(viaSocket));
+});
+
+test('reconfigure (the DRA driver): queues and MTU that differ from the relay\'s are applied, not refused, and DEL gives the relay its own back', async () => {
+  const configured: [string, unknown][] = [];
+  const { svc, req } = node(undefined, {
+    relay: (n) => (n === 'r1' ? { socketPath: '/s1', phase: 'Ready', specMac: '02:00:00:00:00:a1', queues: 2, mtu: 1500 } : undefined),
+    configure: async (n, o) => void configured.push([n, o]),
+  });
+  // from the CNI socket (no reconfigure): an MTU the relay does not forward is refused, as before
+  const refused = await svc.handle(req({ mac: '52:54:00:00:00:01', mtu: 1400 }), { allocated: true });
+  assert.ok(!refused.ok && /mtu: the attachment asks for 1400 but relay "r1" forwards 1500/.test(refused.msg), JSON.stringify(refused));
+  const ok = await svc.handle(req({ mac: '52:54:00:00:00:01', mtu: 1400, queues: 2 }), { allocated: true, reconfigure: true });
+  assert.ok(ok.ok, JSON.stringify(ok));
+  assert.deepEqual(ok.attachment?.relayConfig, { mtu: 1400 }, 'only what differs from the relay\'s own');
+  assert.deepEqual(configured, [['r1', { mtu: 1400 }]]);
+  // a repeated ADD with the same values changes nothing
+  assert.ok((await svc.handle(req({ mac: '52:54:00:00:00:01', mtu: 1400, queues: 2 }), { allocated: true, reconfigure: true })).ok);
+  assert.equal(configured.length, 1);
+  assert.deepEqual(await svc.handle(req({ op: 'del' })), { ok: true, removed: 1 });
+  assert.deepEqual(configured, [['r1', { mtu: 1400 }], ['r1', undefined]], 'DEL: the relay\'s own queues and MTU again');
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { DraDriver, type ResourceClaim } from '../../src/dra/driver.js';
 import { ResourceSlicePublisher } from '../../src/dra/publisher.js';
 import type { SliceApi, StoredSlice } from '../../src/dra/kube.js';
-import type { ResourceSliceBody } from '../../src/dra/devices.js';
+import type { FreeVf, ResourceSliceBody } from '../../src/dra/devices.js';
 import type { RelayStatus, RelayView } from '../../src/relay/types.js';
 import type { AttachReply, AttachRequest } from '../../src/cni/protocol.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -179,5 +179,81 @@ test('publisher: writes only what changed, as a new pool generation; a deleted s
     assert.deepEqual([...api.store.values()][0]!.metadata.ownerReferences, [{ apiVersion: 'v1', kind: 'Node', name: 'n', uid: 'node-uid', controller: true }]);
   } finally {
     await pub.stop();
+  }
+});
+
+test('a free VF\'s device: prepare makes its relay with the claim\'s queues and MTU, unprepare deletes it; a failed prepare leaves nothing; a restart brings it back', async () => {
+  const vf: FreeVf = { resourceName: 'vio4wd.io/p', pciAddress: '0000:00:0a.0', devargs: 'net_af_packet_c,iface=vfc', maxQueues: 4, maxMtu: 2000, mode: 'server', policy: 'pol' };
+  const relayName = 'dra.vf-0000-00-0a-0';
+  const claim: ResourceClaim = {
+    metadata: { name: 'c1', namespace: 'vms', uid: 'u1' },
+    status: { allocation: { devices: { results: [{ request: 'nic', driver: 'vio4wd.io', pool: 'n/p', device: 'vf-0000-00-0a-0' }], config: [cfg({ mac: '52:54:00:00:00:07', queues: 2, mtu: 1400 }) as never] } } },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'dra-unit-'));
+  const relays = new Relays([]);
+  const made: string[] = [];
+  const calls: AttachRequest[] = [];
+  let failCreate = false;
+  const vfRelays = {
+    create: async (v: FreeVf, name: string, o: { queues: number; mtu?: number; namespace: string; claim: string }) => {
+      made.push(`create ${name} ${v.pciAddress} q${o.queues} mtu${o.mtu} ${o.namespace}/${o.claim}`);
+      relays.items.push(relay(name, { origin: 'dra', queues: o.queues, ...(o.mtu !== undefined ? { mtu: o.mtu } : {}) }));
+      if (failCreate) throw new Error('rte_eth_dev_configure failed');
+    },
+    remove: async (name: string) => {
+      made.push(`remove ${name}`);
+      relays.items = relays.items.filter((r) => r.name !== name);
+    },
+  };
+  const mk = (c: ResourceClaim) =>
+    new DraDriver({
+      relays,
+      devices: { relayOf: () => undefined, vfOf: (pool, device) => (pool === 'n/p' && device === 'vf-0000-00-0a-0' ? { vf, relay: relayName } : undefined) },
+      claims: { get: async () => c, reportStatus: async () => undefined },
+      attach: async (req): Promise<AttachReply> => {
+        calls.push(req);
+        return req.op === 'add' ? { ok: true, attachment: { deviceId: req.deviceId!, containerId: req.containerId!, ifName: req.ifName!, network: '', mac: req.mac!, vlan: 0, spoofchk: true, socketPath: '', since: '' } } : { ok: true, removed: 1 };
+      },
+      vfRelays,
+      cdiDir: join(dir, 'cdi'),
+      metadataDir: join(dir, 'md'),
+      statePath: join(dir, 'dra.json'),
+      logger: silentLogger(),
+    });
+  try {
+    // over the pool's limit: refused before anything is made
+    const over = await mk({ ...claim, status: { allocation: { devices: { results: claim.status!.allocation!.devices!.results!, config: [cfg({ mtu: 9000 }) as never] } } } }).prepare([ref]);
+    assert.match(over.u1!.error, /mtu: 9000 exceeds pool vio4wd\.io\/p's limit of 2000 \(VirtioForwarderPolicy pol spec\.limits\.maxMtu\)/);
+    assert.deepEqual(made, []);
+    const d = mk(claim);
+    await d.start();
+    const r = await d.prepare([ref]);
+    assert.equal(r.u1!.error, '');
+    assert.deepEqual(r.u1!.devices[0]!.cdi_device_ids, ['vio4wd.io/relay=u1-vf-0000-00-0a-0']);
+    assert.deepEqual(made, [`create ${relayName} 0000:00:0a.0 q2 mtu1400 vms/c1`]);
+    assert.deepEqual(calls.map((c) => [c.op, c.deviceId, c.mac, c.queues, c.mtu]), [['add', relayName, '52:54:00:00:00:07', 2, 1400]]);
+    const spec = JSON.parse(readFileSync(join(dir, 'cdi', 'vio4wd.io-relay_u1.json'), 'utf8')) as { devices: { containerEdits: { mounts: { hostPath: string }[] } }[] };
+    assert.equal(spec.devices[0]!.containerEdits.mounts[0]!.hostPath, `/run/s/${relayName}`, 'the made relay\'s socket directory');
+    // a new agent (restart) makes the relay again from the checkpoint
+    made.length = 0;
+    relays.items = [];
+    const d2 = mk(claim);
+    await d2.start();
+    await new Promise((res) => setImmediate(res));
+    assert.deepEqual(made, [`create ${relayName} 0000:00:0a.0 q2 mtu1400 vms/c1`]);
+    calls.length = 0;
+    made.length = 0;
+    assert.deepEqual(await d2.unprepare([ref]), { u1: { error: '' } });
+    assert.deepEqual(calls.map((c) => [c.op, c.containerId]), [['del', 'dra:u1']]);
+    assert.deepEqual(made, [`remove ${relayName}`], 'the VF is free again');
+    // a relay that cannot be made: the prepare fails naming why, and nothing stays
+    failCreate = true;
+    made.length = 0;
+    const bad = await mk(claim).prepare([ref]);
+    assert.match(bad.u1!.error, /making relay dra\.vf-0000-00-0a-0 on VF 0000:00:0a\.0 failed: rte_eth_dev_configure failed/);
+    assert.deepEqual(made, [`create ${relayName} 0000:00:0a.0 q2 mtu1400 vms/c1`, `remove ${relayName}`]);
+    assert.deepEqual(relays.items, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

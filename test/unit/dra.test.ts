@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClaimConfigError, configFor, parseRelayConfig } from '../../src/dra/config.js';
-import { deviceAttributes, deviceNameOf, draPoolName, poolSlices, publishedDevices } from '../../src/dra/devices.js';
+import { deviceAttributes, deviceNameOf, draPoolName, poolSlices, publishedDevices, relayNameOfVf, vfDeviceAttributes, vfDeviceName } from '../../src/dra/devices.js';
 import { cdiSpec, draPodSocketDir, metadataDocument, podMetadataPath, type PreparedDevice } from '../../src/dra/cdi.js';
 import { decideDevice } from '../../src/policy/index.js';
 import type { RelayStatus } from '../../src/relay/types.js';
@@ -117,4 +117,24 @@ test('pool policy for DRA devices: one policy must define the pool here, and the
   assert.match((decideDevice('vio4wd.io/slow', { pciAddress: '0000:3b:02.1' }, [p1], {}, node) as { message: string }).message, /no VirtioForwarderPolicy defines pool vio4wd\.io\/slow/);
   assert.match((decideDevice('vio4wd.io/fast', { pciAddress: '0000:3b:02.1' }, [p1, policy('p2', {})], {}, node) as { message: string }).message, /more than one VirtioForwarderPolicy \(p1, p2\)/);
   assert.equal(decideDevice('vio4wd.io/fast', { pciAddress: '0000:3b:02.1', pfName: 'ens1f0' }, [policy('p3', { vfs: { pfNames: ['ens1f0'] }, nodeSelector: { matchLabels: { a: 'b' } } })], {}, node).allowed, false, 'a policy for other nodes does not count');
+});
+
+test('devices: a free VF is a device of its own (onDemand), named after its address; a relay keeps a name a VF would take', () => {
+  const vf = { pciAddress: '0000:3b:02.1', pfName: 'ens1f0', vfIndex: 3, vendor: '8086', device: '154c', numaNode: 1 };
+  const free = { resourceName: 'vio4wd.io/fast', pciAddress: '0000:3b:02.1', vf, linkSpeedMbps: 25000, maxQueues: 8, mode: 'client' as const };
+  assert.equal(vfDeviceName('0000:3B:02.1'), 'vf-0000-3b-02-1');
+  assert.equal(relayNameOfVf('0000:3b:02.1'), 'dra.vf-0000-3b-02-1');
+  assert.deepEqual(vfDeviceAttributes(free), {
+    pool: { string: 'vio4wd.io/fast' }, socketMode: { string: 'client' }, maxQueues: { int: 8 }, onDemand: { bool: true }, pciAddress: { string: '0000:3b:02.1' },
+    numaNode: { int: 1 }, pfName: { string: 'ens1f0' }, vendor: { string: '8086' }, deviceId: { string: '154c' }, vfIndex: { int: 3 }, linkSpeedMbps: { int: 25000 },
+  });
+  const standIn = vfDeviceAttributes({ resourceName: 'vio4wd.io/fast', pciAddress: '0000:00:0a.0', devargs: 'net_af_packet_c,iface=vfc', maxQueues: 4, mode: 'server' });
+  assert.deepEqual(standIn.virtualDevice, { string: 'net_af_packet_c' });
+  const pools = publishedDevices('n1', [{ status: status('vf-0000-00-0a-0'), hw: {} }, { status: status('a'), hw: {} }], [free, { ...free, pciAddress: '0000:00:0a.0', vf: undefined }]);
+  const devs = pools.get('vio4wd.io/fast')!;
+  assert.deepEqual(devs.map((d) => [d.device.name, d.relay, d.vf?.pciAddress]), [
+    ['a', 'a', undefined],
+    ['vf-0000-00-0a-0', 'vf-0000-00-0a-0', undefined],
+    ['vf-0000-3b-02-1', 'dra.vf-0000-3b-02-1', '0000:3b:02.1'],
+  ]);
 });

@@ -225,3 +225,21 @@ test('with relayDirs (device plugin on) each relay gets a directory of its own, 
   assert.equal(existsSync(join(dir, 'vm1')), false);
   assert.equal(existsSync(join(dir, 'vm2')), true);
 });
+
+test('a pod attachment\'s queues and MTU (a DRA claim\'s) reach the engine and go again; the status keeps the relay\'s own', async (t) => {
+  const { engine, mgr } = setup(t);
+  mgr.apply({ ...tap('a'), queues: 2, mtu: 1500 });
+  await mgr.settled();
+  const st = await mgr.setAttachConfig('a', { queues: 1, mtu: 1400 });
+  assert.equal(st.phase, 'Ready');
+  const cfg = engine.configs.get(st.id)!;
+  assert.deepEqual([cfg.queues, cfg.vhostQueues, cfg.mtu], [1, 1, 1400], 'the relay serves and offers 1 queue pair, the VF gets MTU 1400');
+  assert.deepEqual([st.queues, st.mtu], [2, 1500], 'the status shows what the relay offers a pool');
+  await mgr.setAttachConfig('a', undefined);
+  const back = engine.configs.get(st.id)!;
+  assert.deepEqual([back.queues, back.vhostQueues, back.mtu], [2, undefined, 1500], 'its own again');
+  // an attach that fails with the attachment's values rejects with the reason
+  engine.failDevargs.set('net_tap_a,iface=a', 'EINVAL');
+  await assert.rejects(mgr.setAttachConfig('a', { mtu: 9000 }), /relay "a" did not attach: VFAttached/);
+  await assert.rejects(mgr.setAttachConfig('nope', undefined), /no relay named "nope"/);
+});
