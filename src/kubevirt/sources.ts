@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ValidationError, VioError, errorCode } from '../util/errors.js';
 import { networkOf, type Vmi } from './vmi.js';
 import { parseMac } from '../util/identifiers.js';
-import { MTU_MAX, MTU_MIN } from '../util/limits.js';
+import { MAX_QUEUES, MTU_MAX, MTU_MIN } from '../util/limits.js';
 import { splitJsonValues } from '../util/json-stream.js';
 import { INTERFACES_ANNOTATION, checkPath, explicitFromVmi, parseIntIn, parseMode, type ExplicitInterface, type VhostMode } from './explicit.js';
 
@@ -179,6 +179,9 @@ async function readDra(vmi: Vmi, iface: string, baseDir: string): Promise<DraRea
       if (mode?.string) info.mode = parseMode(`${field} vhost-user-mode`, mode.string);
       const mac = attr(dev, 'mac');
       if (mac?.string) info.mac = parseMac(mac.string, `${field} mac`);
+      // the claim's queue pairs: what the relay offers, so the domain asks for no more
+      const queues = attr(dev, 'queues');
+      if (queues && typeof queues.int === 'number') info.maxQueues = parseIntIn(`${field} queues`, queues.int, 1, MAX_QUEUES);
       return { found: info };
     }
   }

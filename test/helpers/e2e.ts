@@ -292,6 +292,9 @@ export function longestGap(replies: Reply[], from: number, to = Infinity): { gap
 export interface E2eOptions {
   /** agent log level (default info) */
   logLevel?: string;
+  /** the agent's DRA driver on (its kubelet plugin in dirs.dra), with these VF stand-ins
+   *  (PCI address -> devargs) for free VFs */
+  dra?: { standIns: Record<string, string> };
 }
 
 export interface E2eDirs {
@@ -314,6 +317,8 @@ export interface E2eDirs {
   cniState: string;
   /** kubelet's pod-resources API (which pod holds which device) */
   podResources: string;
+  /** the DRA driver's directories; podView: the KEP-5304 metadata as the sidecar's container sees it */
+  dra: { registry: string; plugin: string; cdi: string; metadata: string; state: string; podView: string };
 }
 
 export class E2eEnv {
@@ -368,8 +373,16 @@ export class E2eEnv {
       cniSocket: join(root, 'run', 'agent.sock'),
       cniState: join(root, 'state', 'attachments.json'),
       podResources: join(root, 'pod-resources', 'kubelet.sock'),
+      dra: {
+        registry: join(root, 'kubelet', 'plugins_registry'),
+        plugin: join(root, 'kubelet', 'plugins', 'vio4wd.io'),
+        cdi: join(root, 'cdi'),
+        metadata: join(root, 'dra-metadata'),
+        state: join(root, 'state', 'dra-claims.json'),
+        podView: join(root, 'dra-device-attributes'),
+      },
     };
-    for (const d of [this.dirs.sockets, this.dirs.plugins, this.dirs.devinfo, join(this.dirs.hooks, 'hook-sidecar-0'), join(root, 'podinfo'), join(root, 'pod-resources')]) await mkdir(d, { recursive: true });
+    for (const d of [this.dirs.sockets, this.dirs.plugins, this.dirs.devinfo, join(this.dirs.hooks, 'hook-sidecar-0'), join(root, 'podinfo'), join(root, 'pod-resources'), this.dirs.dra.podView]) await mkdir(d, { recursive: true });
 
     // the control plane, CRDs, the node object the scheduler needs
     this.kube = await startKube();
@@ -405,7 +418,7 @@ export class E2eEnv {
     this.sidecar = new LoggedProcess(
       spawnTracked(
         process.execPath,
-        [join(repo, 'bin/vio4wd.js'), 'kubevirt-sidecar', '--socket-dir', join(this.dirs.hooks, 'hook-sidecar-0'), '--network-info', this.dirs.networkInfo, '--network-info-timeout', '10', '--log-level', 'info'],
+        [join(repo, 'bin/vio4wd.js'), 'kubevirt-sidecar', '--socket-dir', join(this.dirs.hooks, 'hook-sidecar-0'), '--network-info', this.dirs.networkInfo, '--network-info-timeout', '10', '--dra-metadata-dir', this.dirs.dra.podView, '--log-level', 'info'],
         { cwd: repo },
       ),
     );
@@ -441,9 +454,12 @@ export class E2eEnv {
       control: { ipcDir: this.dirs.ipc },
       metrics: { address: '127.0.0.1:9464', podResourcesSocket: this.dirs.podResources },
       // the VF stand-ins are veths on bridges: vio4wd-cni programs their bridge FDB entries
-      sriov: { vfProgrammer: 'standin' },
+      sriov: { vfProgrammer: 'standin', ...(this.opts.dra ? { standIns: this.opts.dra.standIns } : {}) },
       cni: { enabled: true, socket: this.dirs.cniSocket, statePath: this.dirs.cniState },
       kubernetes: { allowVirtualDevices: TEST_VIRTUAL_DEVICES },
+      ...(this.opts.dra
+        ? { dra: { enabled: true, registryDir: this.dirs.dra.registry, pluginDir: this.dirs.dra.plugin, cdiDir: this.dirs.dra.cdi, metadataDir: this.dirs.dra.metadata, statePath: this.dirs.dra.state, resyncSeconds: 2 } }
+        : {}),
     };
     const a = await AgentProcess.start({
       config: this.agentConfigPath || config,

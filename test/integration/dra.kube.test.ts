@@ -9,7 +9,7 @@
 // Run: flock /tmp/vio4wd-it.lock node scripts/run-tests.mjs test/integration/dra.kube.test.ts
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { startKube, type KubeEnv } from '../helpers/kube.js';
@@ -31,6 +31,9 @@ const VF_ADDR = '0000:00:0a.0';
 const VF_DEVICE = 'vf-0000-00-0a-0';
 const VF_RELAY = 'dra.vf-0000-00-0a-0';
 const MAC_VF = '52:54:00:d4:a0:0c';
+/** a pool of one relay with 2 queue pairs, for a claim that asks fewer */
+const Q_POOL = 'vio4wd.io/draq';
+const Q_CLASS = 'draq.vio4wd.io';
 const DEFAULT_A = '02:00:00:0d:00:01'; // r-a's configured MAC: the pool default unprepare restores
 const MAC_VM = '52:54:00:d4:a0:01';
 
@@ -70,6 +73,7 @@ function agentConfig(): Record<string, unknown> {
     relays: [
       { name: 'r-a', vf: { devargs: 'net_af_packet_ra,iface=vfa,qpairs=2' }, mac: DEFAULT_A, queues: 2, mtu: 1500, numaNode: 0, resourceName: POOL },
       { name: 'r-b', vf: { devargs: 'net_af_packet_rb,iface=vfb' }, mac: '02:00:00:0d:00:02', queues: 1, numaNode: 0, resourceName: POOL },
+      { name: 'r-q', vf: { devargs: 'net_af_packet_rq,iface=vfq,qpairs=2' }, mac: '02:00:00:0d:00:04', queues: 2, numaNode: 0, resourceName: Q_POOL },
       // the policy allows only net_af_packet in the pool: this one is never offered
       { name: 'r-null', vf: { devargs: 'net_null_rn' }, mac: '02:00:00:0d:00:03', numaNode: 0, resourceName: POOL },
     ],
@@ -179,11 +183,17 @@ before(async () => {
     metadata: { name: 'dravf' },
     spec: { resourceName: VF_POOL, nodeSelector: { matchLabels: { 'vio4wd.io/dra': 'true' } }, vfs: { pciAddresses: [VF_ADDR] }, limits: { maxQueues: 2, maxMtu: 2000 }, namespaces: ['vms'] },
   });
+  await apply({
+    apiVersion: 'vio4wd.io/v1alpha1',
+    kind: 'VirtioForwarderPolicy',
+    metadata: { name: 'draq' },
+    spec: { resourceName: Q_POOL, nodeSelector: { matchLabels: { 'vio4wd.io/dra': 'true' } }, vfs: { virtualDevices: ['net_af_packet'] }, namespaces: ['vms'] },
+  });
   // the chart's DeviceClasses for those pools
   const rendered = await kube.helm('template', 't', join(process.cwd(), 'helm', 'vio4wd'), '--set', 'agent.dra.enabled=true', '--set-json',
-    `policies=[{"name":"dra","resourceName":"${POOL}","vfs":{"virtualDevices":["net_af_packet"]},"namespaces":["vms"]},{"name":"dravf","resourceName":"${VF_POOL}","vfs":{"pciAddresses":["${VF_ADDR}"]},"namespaces":["vms"]}]`);
+    `policies=[{"name":"dra","resourceName":"${POOL}","vfs":{"virtualDevices":["net_af_packet"]},"namespaces":["vms"]},{"name":"dravf","resourceName":"${VF_POOL}","vfs":{"pciAddresses":["${VF_ADDR}"]},"namespaces":["vms"]},{"name":"draq","resourceName":"${Q_POOL}","vfs":{"virtualDevices":["net_af_packet"]},"namespaces":["vms"]}]`);
   const classes = parseAllDocuments(rendered).map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } }).filter((o) => o?.kind === 'DeviceClass');
-  assert.deepEqual(classes.map((c) => c.metadata?.name), [CLASS, VF_CLASS]);
+  assert.deepEqual(classes.map((c) => c.metadata?.name), [CLASS, VF_CLASS, Q_CLASS]);
   for (const c of classes) await apply(c);
   // the agent's node, schedulable, with room for pods
   await apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: { 'vio4wd.io/dra': 'true', 'kubernetes.io/hostname': NODE } } });
@@ -197,7 +207,7 @@ before(async () => {
   ns = await Netns.create('dra');
   await ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   await ns.addBridge('pf0');
-  for (const [vf, up] of [['vfa', 'upa'], ['vfb', 'upb'], ['vfc', 'upc']] as const) {
+  for (const [vf, up] of [['vfa', 'upa'], ['vfb', 'upb'], ['vfc', 'upc'], ['vfq', 'upq']] as const) {
     await ns.addVeth(vf, up);
     await ns.setMaster(up, 'pf0');
   }
@@ -225,7 +235,7 @@ test('the agent publishes its relays as ResourceSlices with their attributes; th
     const l = await json<{ items: Slice[] }>('get', 'resourceslices');
     const mine = l.items.filter((s) => s.spec.nodeName === NODE && s.spec.driver === 'vio4wd.io');
     const relaysSlice = mine.find((x) => x.spec.pool.name === `${NODE}/dra`);
-    return mine.length === 2 && (relaysSlice?.spec.devices ?? []).length === 2 && mine;
+    return mine.length === 3 && (relaysSlice?.spec.devices ?? []).length === 2 && mine;
   });
   const s = slices.find((x) => x.spec.pool.name === `${NODE}/dra`)!;
   assert.equal(s.spec.pool.name, `${NODE}/dra`);
@@ -257,7 +267,7 @@ test('the agent publishes its relays as ResourceSlices with their attributes; th
 });
 
 test('the scheduler allocates a claim for a relay on NUMA node 0; a claim for NUMA node 1 stays unallocated with the scheduler\'s reason', async () => {
-  await apply(claim('numa0', 'device.attributes["vio4wd.io"].numaNode == 0 && device.attributes["vio4wd.io"].maxQueues >= 2', { mac: MAC_VM, queues: 1, mtu: 1400 }));
+  await apply(claim('numa0', 'device.attributes["vio4wd.io"].numaNode == 0 && device.attributes["vio4wd.io"].maxQueues >= 2', { mac: MAC_VM, queues: 2, mtu: 1400 }));
   await apply(pod('vm-a', 'numa0'));
   const c = await until('claim numa0 allocated and reserved', async () => {
     const x = await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'numa0');
@@ -304,7 +314,7 @@ test('kubelet\'s DRA manager registers the plugin and prepares the claim: the VF
   assert.equal(relayDir.source, join(tmp.path, 'sock', 'r-a'), 'the relay\'s own socket directory');
   assert.ok(oci.env.includes(`VIO4WD_DEVICE_R_A_SOCKET=${sockDir}/virtio-forwarder1.sock`) || oci.env.some((e) => new RegExp(`^VIO4WD_DEVICE_R_A_SOCKET=${sockDir}/[^/]+\\.sock$`).test(e)), oci.env.join('\n'));
   assert.ok(oci.env.includes(`VIO4WD_DEVICE_R_A_MAC=${MAC_VM}`));
-  assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_QUEUES=1'), 'the claim\'s queue pairs');
+  assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_QUEUES=2'), 'the claim\'s queue pairs');
   assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_MTU=1400'), 'the claim\'s MTU');
   assert.ok(oci.env.includes('VIO4WD_DEVICE_R_A_MODE=client'));
   assert.ok(oci.env.includes('VIO4WD_DRA_DEVICES=r-a'));
@@ -335,9 +345,8 @@ test('kubelet\'s DRA manager registers the plugin and prepares the claim: the VF
   assert.equal(dev?.conditions?.find((k) => k.type === 'Ready')?.status, 'True', JSON.stringify(c.status?.devices));
   assert.equal(dev?.networkData?.hardwareAddress, MAC_VM);
   hostSocket = join(relayDir.source, sockEnv.split('/').pop()!);
-  // the claim's queues and MTU are applied, not only checked: r-a (2 queue pairs, MTU 1500 of its
-  // own) now offers 1 queue pair, and its VF runs at MTU 1400
-  assert.equal(await vhostQueueNum(hostSocket), 1, 'queue pairs r-a offers (vhost-user GET_QUEUE_NUM)');
+  // the claim's MTU is applied, not only checked: r-a (MTU 1500 of its own) runs its VF at 1400
+  assert.equal(await vhostQueueNum(hostSocket), 2, 'queue pairs r-a offers (vhost-user GET_QUEUE_NUM)');
   assert.equal(await mtu('vfa'), 1400, 'the VF\'s MTU');
 });
 
@@ -348,12 +357,12 @@ test('QEMU on the claimed relay\'s socket pings the peer behind the VF with the 
     mkdirSync(workDir, { recursive: true });
     const g = await Guest.start({
       name: 'dra-vm', netns: ns, workDir,
-      nics: [{ socketPath: hostSocket, mode: 'client', queues: 1, mac, ip: '10.0.9.2/24', mtu: 1400 }],
+      nics: [{ socketPath: hostSocket, mode: 'client', queues: 2, mac, ip: '10.0.9.2/24', mtu: 1400 }],
       job: { kind: 'ping', peer: '10.0.9.1', count, intervalS: 0.2 },
     });
     try {
       const ready = await g.waitForReady();
-      assert.deepEqual(ready.nics.map((n) => [n.name, n.mac, n.queues]), [['eth0', mac, 1]]);
+      assert.deepEqual(ready.nics.map((n) => [n.name, n.mac, n.queues]), [['eth0', mac, 2]]);
       return await g.waitForPingSummary();
     } finally {
       await g.stop();
@@ -378,19 +387,36 @@ test('an agent restart keeps the prepared claim: the plugin registers again, a r
   assert.deepEqual(again.cdiDevices, [`vio4wd.io/relay=${c.metadata.uid}-r-a`]);
   assert.deepEqual(await fdb('upa'), [MAC_VM]);
   assert.match(agent!.output, /prepared claims restored from the checkpoint/);
-  // the restarted agent gives r-a the claim's queues and MTU again
-  await until('r-a offering the claim\'s 1 queue pair again', async () => (await vhostQueueNum(hostSocket).catch(() => 0)) === 1);
-  assert.equal(await mtu('vfa'), 1400);
+  // the restarted agent gives r-a the claim's MTU again
+  await until('r-a\'s VF at the claim\'s MTU again', async () => (await mtu('vfa')) === 1400);
   h.send('unprepare');
   const un = await h.next(['unprepared', 'unprepareError']);
   assert.equal(un.event, 'unprepared', String(un.error));
   assert.deepEqual(await fdb('upa'), [DEFAULT_A], 'the VF is back on the pool default');
-  assert.equal(await vhostQueueNum(hostSocket), 2, 'r-a offers its own 2 queue pairs again');
-  assert.equal(await mtu('vfa'), 1500, 'and its own MTU');
+  assert.equal(await mtu('vfa'), 1500, 'r-a\'s VF at its own MTU again');
   assert.equal(existsSync(join(dirs().cdi, `vio4wd.io-relay_${c.metadata.uid}.json`)), false, 'the CDI spec is gone');
   assert.equal(existsSync(join(dirs().metadata, c.metadata.uid)), false, 'the device metadata is gone');
   const cp = JSON.parse(readFileSync(join(dirs().state, 'dra-claims.json'), 'utf8')) as { claims: Record<string, unknown> };
   assert.deepEqual(cp.claims, {});
+  await h.stop();
+});
+
+test('a claim for fewer queue pairs than the relay serves: the relay offers that many until unprepare', async () => {
+  await apply(claim('oneq', 'device.attributes["vio4wd.io"].relay == "r-q"', { mac: '52:54:00:d4:a0:0d', queues: 1 }, Q_CLASS));
+  await apply(pod('vm-q', 'oneq'));
+  await until('claim oneq allocated', async () => (await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'oneq')).status?.reservedFor?.length);
+  const h = harness('vm-q', 'q');
+  await h.next(['registered']);
+  const r = await h.next(['prepared', 'prepareError']);
+  assert.equal(r.event, 'prepared', String(r.error));
+  const oci = r.oci as { mounts: { source: string; destination: string }[]; env: string[] };
+  assert.ok(oci.env.includes('VIO4WD_DEVICE_R_Q_QUEUES=1'), oci.env.join('\n'));
+  const dir = oci.mounts.find((m) => m.destination === '/var/run/vio4wd/dra/oneq/nic')!.source;
+  const sock = join(dir, readdirSync(dir).find((f) => f.endsWith('.sock'))!);
+  assert.equal(await vhostQueueNum(sock), 1, 'the claim\'s: QEMU refuses a device with more');
+  h.send('unprepare');
+  assert.equal((await h.next(['unprepared', 'unprepareError'])).event, 'unprepared');
+  assert.equal(await vhostQueueNum(sock), 2, 'r-q\'s own again');
   await h.stop();
 });
 
@@ -443,7 +469,7 @@ test('a claim on a free VF: prepare makes its relay with the claim\'s queues, MT
   assert.equal(dev?.networkData?.hardwareAddress, MAC_VF);
   // the made relay is the VF's device, not a device of its own
   const l = await json<{ items: Slice[] }>('get', 'resourceslices');
-  assert.deepEqual(l.items.filter((x) => x.spec.nodeName === NODE).flatMap((x) => (x.spec.devices ?? []).map((d) => d.name)).sort(), ['r-a', 'r-b', VF_DEVICE]);
+  assert.deepEqual(l.items.filter((x) => x.spec.nodeName === NODE).flatMap((x) => (x.spec.devices ?? []).map((d) => d.name)).sort(), ['r-a', 'r-b', 'r-q', VF_DEVICE]);
 
   const workDir = join(tmp.path, 'guest-vf');
   mkdirSync(workDir, { recursive: true });
