@@ -2,7 +2,7 @@
 // kube-apiserver, the real agent and the real engine (VF stand-ins are net_null devices, so no
 // kernel interface per relay). Prints one table; figures go into bench/RESULTS.md.
 //
-//   flock /tmp/vio4wd-cpu.lock node --import tsx bench/k8s-ready.ts [--sequential 100] [--bulk 64,256]
+//   node --import tsx bench/k8s-ready.ts [--sequential 100] [--bulk 64,256]
 //
 // "create" is measured from the moment the create request is sent; "kubectl" runs a sample of
 // relays through `kubectl apply` (which adds kubectl's own start-up, ~0.3-1 s on this machine).

@@ -7,7 +7,7 @@
 // the ping requests that got no reply, and the gap between the last reply on the old QEMU's
 // console and the first on the new one. Medians per backend and the downtime ratio at the end.
 //
-//   flock /tmp/vio4wd-cpu.lock node --import tsx bench/migration.ts [--rounds 5] [--out FILE]
+//   node --import tsx bench/migration.ts [--rounds 5] [--out FILE]
 //
 // Needs scripts/bootstrap (DPDK, QEMU, the test guest) and `npm run build` (the agent runs from
 // dist/). VIO4WD_ADDON selects another engine build.

@@ -1,6 +1,6 @@
 // Engine benchmark: hugepage memory and add/remove time as relays are added. Each relay gets a
 // net_vhost VF stand-in and a server socket (nobody connects). Prints one line per step.
-//   flock /tmp/vio4wd-cpu.lock taskset -c 1 node --import tsx bench/relays-memory.ts [--relays 64] [--pool-queue-pairs Q]
+//   taskset -c 1 node --import tsx bench/relays-memory.ts [--relays 64] [--pool-queue-pairs Q]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -5,7 +5,7 @@
 // relay, the agent's memory flat (RSS and JS heap after warm-up vs at the end), no file
 // descriptor, socket, device-info file, interface or device left behind.
 //
-// Run it alone on the machine's cores: flock /tmp/vio4wd-cpu.lock npm run soak
+// Run it alone on the machine's cores (no test run or other DPDK poller meanwhile): npm run soak
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

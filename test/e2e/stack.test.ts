@@ -15,7 +15,7 @@
 //   eth0 10.0.1.2 <- relay vms.vm1 (vhost-user client: QEMU is the socket server) -> vf1 ~ up1 10.0.1.1
 //   eth1 10.0.2.2 <- relay vms.vm2 (vhost-user server: QEMU is the client)        -> vf2 ~ up2 10.0.2.1
 //
-// Run: flock /tmp/vio4wd-cpu.lock node scripts/run-tests.mjs test/e2e/   (needs root, DPDK,
+// Run: node scripts/run-tests.mjs test/e2e/, with nothing else on the cores (needs root, DPDK,
 // hugepages, QEMU and the test control plane: scripts/bootstrap). The longer soak is `npm run soak`.
 // time limit: 30 min
 import { after, before, describe, test, type TestContext } from 'node:test';
