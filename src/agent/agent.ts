@@ -258,7 +258,9 @@ export class Agent {
       await this.control.start();
     }
 
-    if (c.coreScheduler.enabled) this.coreScheduler = startCoreScheduler(c.coreScheduler, { engine, relays, metrics: this.metrics, logger: log });
+    if (c.coreScheduler.enabled) {
+      this.coreScheduler = startCoreScheduler(c.coreScheduler, { engine, relays, metrics: this.metrics, logger: log, external: backend.placedByUpdate });
+    }
 
     let reconcilerStarted: Promise<void> | undefined;
     if (c.kubernetes.enabled) {

@@ -45,7 +45,12 @@ function sameVfs(status: RelayStatus | undefined, spec: RelaySpec | undefined, p
 export class AgentControlBackend implements ControlBackend {
   /** Relay ids whose VF a port control REMOVE is taking away. */
   private readonly releasing = new Set<number>();
-  constructor(private readonly o: AgentControlOptions) {}
+  /** Relays a core scheduling UPDATE placed (virtio-forwarder's core pinner or its scheduler
+   *  script): the built-in scheduler leaves them where that client put them. */
+  readonly placedByUpdate = new Set<string>();
+  constructor(private readonly o: AgentControlOptions) {
+    o.relays.on('removed', (name) => this.placedByUpdate.delete(name));
+  }
 
   async addVf(req: AddVfRequest): Promise<PortChange> {
     const mgr = this.o.relays;
@@ -175,7 +180,10 @@ export class AgentControlBackend implements ControlBackend {
       }
       return { name: s.name, cpus: [m.vfToVmCpu, m.vmToVfCpu] };
     });
-    for (const m of moves) mgr.setCpus(m.name, m.cpus);
+    for (const m of moves) {
+      mgr.setCpus(m.name, m.cpus);
+      this.placedByUpdate.add(m.name);
+    }
     await mgr.settled();
   }
 

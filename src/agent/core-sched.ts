@@ -8,7 +8,16 @@ import type { ResolvedConfig } from './config/load.js';
 
 export function startCoreScheduler(
   c: ResolvedConfig['coreScheduler'],
-  deps: { engine: Engine; relays: RelayManager; metrics: AgentMetrics | undefined; logger: Logger },
+  deps: {
+    engine: Engine;
+    relays: RelayManager;
+    metrics: AgentMetrics | undefined;
+    logger: Logger;
+    /** Relays a ZeroMQ core scheduling UPDATE placed: an outside balancer's (virtio-forwarder's
+     *  scheduler script) or an admin's (its core pinner). This one does not move them, so the
+     *  two never undo each other's moves. */
+    external?: ReadonlySet<string>;
+  },
 ): CoreScheduler {
   const { engine, relays, metrics } = deps;
   const logger = c.logLevel ? deps.logger.child({}, { level: c.logLevel }) : deps.logger;
@@ -23,7 +32,7 @@ export function startCoreScheduler(
       for (const s of relays.list()) {
         const info = engine.relay(s.id);
         if (!info) continue;
-        const pinned = !c.movePinned && (relays.spec(s.name)?.cpus?.length ?? 0) > 0;
+        const pinned = (deps.external?.has(s.name) ?? false) || (!c.movePinned && (relays.spec(s.name)?.cpus?.length ?? 0) > 0);
         out.push({ id: s.id, name: s.name, numaNode: info.numaNode, cpus: { ...info.cpus }, pinned });
       }
       return out;

@@ -7,7 +7,8 @@
 // they move, then drains them and counts sent = received.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { testTempDir } from '../helpers/netns.js';
@@ -190,6 +191,75 @@ test('skewed load: the core scheduler moves relays to the idle worker, losing no
   assert.equal(relayIn, sent, 'the relays received what testpmd sent');
   assert.equal(relayOut, received, 'and sent on what testpmd received');
   assert.deepEqual(cpus(end), cpus(now), 'no move without load');
+  await tp.quit();
+  tp = undefined;
+  assert.equal(await agent.stop(), 0);
+  agent = undefined;
+});
+
+test('virtio-forwarder\'s core pinner places relays over ZeroMQ, and the built-in scheduler leaves them there', async () => {
+  // the same agent, relays and load as above; this time a core pinner client (what
+  // virtioforwarder_core_pinner.py sends and reads: test/fixtures/control/core_pinner_client.py)
+  // places every direction on CPU 1 before the load starts
+  const ipc = join(tmp.path, 'ipc');
+  const sockDir = join(tmp.path, 'sock');
+  const vf = (i: number): string => join(tmp.path, `vf${i}.sock`);
+  agent = await AgentProcess.start({
+    config: join(tmp.path, 'virtioforwarder'),
+    workDir: tmp.path,
+    args: ['--metrics-address', METRICS, '--vf-stand-in', `0000:00:11.1=net_vhost1,iface=${vf(1)}`, `0000:00:11.2=net_vhost2,iface=${vf(2)}`],
+  });
+  const pb2 = join(tmp.path, 'pb2');
+  mkdirSync(pb2, { recursive: true });
+  execFileSync('protoc', [`--proto_path=${join(import.meta.dirname, '..', '..', 'proto', 'virtioforwarder')}`, `--python_out=${pb2}`, 'virtioforwarder.proto']);
+  const pinner = async (...maps: string[]): Promise<Record<string, unknown>> => {
+    const script = join(import.meta.dirname, '..', 'fixtures', 'control', 'core_pinner_client.py');
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('/usr/bin/python3', [script, pb2, `ipc://${ipc}/stats`, `ipc://${ipc}/core_sched`, '200', ...maps], { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    return JSON.parse(out) as Record<string, unknown>;
+  };
+  const stats = async (): Promise<RelayJson[]> => JSON.parse(await agent!.cli('stats', '--ipc-dir', ipc, '--json', '--delay', '0')) as RelayJson[];
+  const cpus = (rs: RelayJson[]): number[][] => rs.map((r) => [r.id, r.cpu?.vf_to_vm ?? -1, r.cpu?.vm_to_vf ?? -1]);
+  tp = await Testpmd.start({
+    cpu: 0,
+    fwd: 'io',
+    burst: BURST,
+    vdevs: [
+      `net_virtio_user0,path=${vf(1)}`,
+      `net_virtio_user1,path=${join(sockDir, 'virtio-forwarder1.sock')}`,
+      `net_virtio_user2,path=${vf(2)}`,
+      `net_virtio_user3,path=${join(sockDir, 'virtio-forwarder2.sock')}`,
+    ],
+    args: ['--no-flush-rx'],
+  });
+  await until('both relays active', async () => (await stats()).every((r) => r.vf_to_vm.internal_state === 'DPDK_READY' && r.vm_to_vf.internal_state === 'VIRTIO_READY'), { timeoutMs: 20_000, intervalMs: 200 });
+
+  // --print-core-map: the EAL cores are the workers, and every active relay's CPUs are among them
+  const map = await pinner();
+  assert.deepEqual([map.stats_status, map.eal_status, map.eal_cores], ['OK', 'OK', [0, 1]]);
+  assert.deepEqual(map.before, { 0: { VM2VF: [1, 2], VF2VM: [1, 2] }, 1: { VM2VF: [], VF2VM: [] } });
+  assert.deepEqual((map.rates as number[][]).map((r) => [r[0], r[1]]), [[1, 0], [2, 0]], 'relay ids and NUMA nodes as the scheduler script reads them');
+  // --virtio-cpu=1:1,1 --virtio-cpu=2:1,1: everything onto CPU 1
+  const placed = await pinner('1:1,1', '2:1,1');
+  assert.deepEqual(placed.update, { status: 'OK' });
+  assert.deepEqual(placed.after, { 0: { VM2VF: [], VF2VM: [] }, 1: { VM2VF: [1, 2], VF2VM: [1, 2] } });
+  // a CPU without a worker is refused whole, naming the workers
+  const bad = await pinner('1:0,0', '2:7,1');
+  assert.equal((bad.update as { status: string }).status, 'ERROR');
+  assert.match((bad.update as { error_code_source: string }).error_code_source, /CPU 7 runs no worker: use one of 0, 1/);
+  assert.deepEqual(bad.after, placed.after, 'nothing moved');
+
+  // load on all four directions, all on CPU 1, CPU 0 idle: the layout the scheduler fixed in the
+  // test above within a few intervals. It leaves the pinner's placement alone.
+  await tp.cmd(`start tx_first ${BURSTS}`);
+  await sleep(4500);
+  await tp.cmd('stop');
+  assert.deepEqual(cpus(await stats()), [[1, 1, 1], [2, 1, 1]]);
+  assert.equal(agent.logs().filter((l) => l.msg === 'relay moved to another worker CPU by the core scheduler').length, 0);
+  const ports = [];
+  for (let p = 0; p < PORTS; p++) ports.push(await tp.portStats(p));
+  assert.ok(ports.reduce((a, p) => a + p.txPackets, 0) > PORTS * BURST * BURSTS * 100, 'traffic flowed');
   await tp.quit();
   tp = undefined;
   assert.equal(await agent.stop(), 0);
