@@ -63,17 +63,12 @@ const MEMORY_EXPRESSION = `(() => {
 })()`;
 
 /**
- * Runs in the agent's namespace: connects to its inspector, forces a full GC, evaluates argv[1]
- * (by value) and prints it; with argv[2], first writes a heap snapshot to that file.
+ * Runs in the agent's namespace: connects to its inspector (DevTools URL argv[3]), forces a full
+ * GC, evaluates argv[1] (by value) and prints it; with argv[2], first writes a heap snapshot there.
  */
 const INSPECTOR_SCRIPT = `
-const [expr, snapshot] = process.argv.slice(1);
-let list;
-for (let i = 0; ; i++) {
-  try { list = await (await fetch('http://127.0.0.1:9229/json/list')).json(); break; }
-  catch (e) { if (i > 100) throw e; await new Promise((r) => setTimeout(r, 50)); }
-}
-const ws = new WebSocket(list[0].webSocketDebuggerUrl);
+const [expr, snapshot, wsUrl] = process.argv.slice(1);
+const ws = new WebSocket(wsUrl);
 await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
 const pending = new Map();
 const chunks = [];
@@ -202,8 +197,13 @@ export class AgentProcess {
       process.kill(this.pid, 'SIGUSR1');
       this.inspecting = true;
     }
+    // the inspector opens a moment after the signal
+    const list = await until('the agent\'s inspector on 127.0.0.1:9229', async () => {
+      const r = await this.http('http://127.0.0.1:9229/json/list');
+      return r.status === 200 ? (JSON.parse(r.body) as { webSocketDebuggerUrl: string }[]) : undefined;
+    }, { timeoutMs: 10_000 });
     const cmd = this.netns ? 'ip' : process.execPath;
-    const argv = [...(this.netns ? ['netns', 'exec', this.netns.name, process.execPath] : []), '--input-type=module', '-e', INSPECTOR_SCRIPT, expression, snapshotPath ?? ''];
+    const argv = [...(this.netns ? ['netns', 'exec', this.netns.name, process.execPath] : []), '--input-type=module', '-e', INSPECTOR_SCRIPT, expression, snapshotPath ?? '', list[0]!.webSocketDebuggerUrl];
     const { stdout } = await execFileP(cmd, argv, { encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 2 ** 20 });
     return stdout;
   }

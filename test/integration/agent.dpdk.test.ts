@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { Netns, testTempDir } from '../helpers/netns.js';
 import { Testpmd } from '../helpers/dpdk.js';
 import { AgentProcess } from '../helpers/agent.js';
+import { until } from '../helpers/wait.js';
 import { fuzzCases, runControlFuzz } from '../helpers/control.js';
 import { ControlClient, type EndpointName } from '../../src/control/index.js';
 import { HANDLERS } from '../../src/control/server.js';
@@ -169,12 +170,10 @@ test('N packets into a VF whose relay cannot deliver them: VF, relay and worker 
   const k1 = await ns.linkStats('vfb');
   assert.equal(k1.txPackets - k0.txPackets, N, 'the kernel sent exactly the pings into the VF stand-in');
   // until the relay has read them all
-  let m1 = '';
-  for (let i = 0; i < 50; i++) {
-    m1 = await scrape();
-    if (metric(m1, 'vio4wd_relay_dropped_packets_total', DROP) - metric(m0, 'vio4wd_relay_dropped_packets_total', DROP) >= N) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const m1 = await until('the relay to count the pings as dropped', async () => {
+    const m = await scrape();
+    return metric(m, 'vio4wd_relay_dropped_packets_total', DROP) - metric(m0, 'vio4wd_relay_dropped_packets_total', DROP) >= N ? m : undefined;
+  }, { timeoutMs: 10_000, intervalMs: 100 });
   const d = (name: string, labels: string): number => metric(m1, name, labels) - metric(m0, name, labels);
   assert.equal(d('vio4wd_vf_rx_packets_total', L), N, 'the VF driver received N');
   assert.equal(d('vio4wd_relay_rx_packets_total', `${L},direction="vf_to_vm"`), N, 'the relay read N from the VF');
