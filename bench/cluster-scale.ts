@@ -5,7 +5,8 @@
 // bench/RESULTS.md (section N).
 //
 //   flock /tmp/vio4wd-it.lock node --import tsx bench/cluster-scale.ts [--nodes 100] [--relays 64] \
-//     [--stream 300 --rate 10] [--quiet 60] [--json bench/results/FILE.json]
+//     [--stream 300 --rate 10] [--quiet 60] [--in-flight 64] [--apiserver-arg=--FLAG=V]... \
+//     [--json bench/results/FILE.json]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,9 @@ const { values } = parseArgs({
     stream: { type: 'string', default: '300' },
     rate: { type: 'string', default: '10' },
     quiet: { type: 'string', default: '60' },
+    'in-flight': { type: 'string', default: '64' },
+    // e.g. --apiserver-arg=--max-requests-inflight=1600 (a separate figure: the default is 400 + 200)
+    'apiserver-arg': { type: 'string', multiple: true, default: [] },
     json: { type: 'string' },
   },
 });
@@ -31,6 +35,8 @@ const r = await runClusterScale({
   stream: Number(values.stream),
   streamPerSecond: Number(values.rate),
   quietSeconds: Number(values.quiet),
+  inFlight: Number(values['in-flight']),
+  apiserverArgs: values['apiserver-arg'],
   timeoutMs: 1_200_000,
   log,
 });
@@ -42,6 +48,15 @@ const perSec = (q: Requests): string =>
     .slice(0, 8)
     .map(([k, v]) => `${k} ${(v / q.seconds).toFixed(1)}/s`)
     .join(', ');
+const b = r.burst.breakdown;
+const stage = (xs: number[]): string => `median ${ms(pct(xs, 50))}, p99 ${ms(pct(xs, 99))}`;
+const top = (rec: Record<string, number>, f: (v: number) => string, n = 6): string =>
+  Object.entries(rec)
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, n)
+    .map(([k, v]) => `${k} ${f(v)}`)
+    .join(', ');
+const aq = r.agents.map((a) => a.queue);
 const foreign = r.agents.reduce((a, x) => a + x.foreign, 0);
 const events = r.agents.map((a) => a.events);
 const rows: [string, string][] = [
@@ -49,7 +64,14 @@ const rows: [string, string][] = [
   ['burst: created (64 in flight)', `${(r.burst.createdMs / 1000).toFixed(1)} s`],
   ['burst: last Ready after the first create', `${(r.burst.allReadyMs / 1000).toFixed(1)} s (${r.burst.scheduledPerSecond.toFixed(0)} relays/s scheduled and Ready)`],
   ['burst: apply -> Ready', `median ${ms(pct(r.burst.applyToReadyMs, 50))}, p99 ${ms(pct(r.burst.applyToReadyMs, 99))}, max ${ms(Math.max(...r.burst.applyToReadyMs))}`],
-  ['burst: apiserver requests', `${r.burst.requests.writes} writes, ${r.burst.requests.reads} reads in ${r.burst.requests.seconds.toFixed(1)} s: ${perSec(r.burst.requests)}`],
+  ['burst: apply -> created (POST answered)', stage(b.stages.created)],
+  ['burst: apply -> spec.nodeName seen', stage(b.stages.scheduled)],
+  ['burst: apiserver requests', `${r.burst.requests.writes} writes (${b.writesPerRelay.toFixed(2)} per relay), ${r.burst.requests.reads} reads in ${r.burst.requests.seconds.toFixed(1)} s: ${perSec(r.burst.requests)}`],
+  ['burst: apiserver time per request (mean)', top(b.latencyMs, ms)],
+  ['burst: APF (dispatched, rejected, mean queue wait)', b.apf.map((l) => `${l.level} ${l.dispatched}/${l.rejected}/${ms(l.meanWaitMs)}`).join(', ')],
+  ['burst: CPU seconds', top(b.cpuSeconds, (v) => `${v.toFixed(1)} s`)],
+  ['burst: operator queue (relays)', `${b.operatorQueue.adds} keys queued, mean wait ${ms(b.operatorQueue.meanWaitMs)}, mean work ${ms(b.operatorQueue.meanWorkMs)}`],
+  ['agents\' queues (whole run)', `mean wait median ${ms(pct(aq.map((q) => q.meanWaitMs), 50))}, longest wait max ${ms(Math.max(...aq.map((q) => q.maxWaitMs)))}, deepest ${Math.max(...aq.map((q) => q.maxDepth))} keys`],
   [`stream (${r.stream.rate}/s): apply -> Ready`, `median ${ms(pct(r.stream.applyToReadyMs, 50))}, p99 ${ms(pct(r.stream.applyToReadyMs, 99))} (${r.stream.applyToReadyMs.length} relays)`],
   ['stream: apiserver requests', perSec(r.stream.requests)],
   [`quiet ${r.quiet.seconds} s: apiserver writes`, `${r.quiet.writes} (${r.quiet.operatorLeaseWrites} of them the operator's leader Lease): ${r.quiet.writesPerNodePer10s.toFixed(2)} per node per 10 s (${perSec(r.quiet)})`],
@@ -60,7 +82,7 @@ const rows: [string, string][] = [
   ['apiserver watch events sent (whole run)', Object.entries(r.watchEvents).map(([k, v]) => `${k} ${v}`).join(', ')],
 ];
 const w = Math.max(...rows.map(([k]) => k.length));
-process.stdout.write(`\nvio4wd cluster scale (one kube-apiserver 1.34 + etcd on this machine)\n`);
+process.stdout.write(`\nvio4wd cluster scale (one kube-apiserver 1.34 + etcd on this machine; apiserver flags: ${r.apiserverArgs.length ? r.apiserverArgs.join(' ') : 'defaults'})\n`);
 for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(w)}  ${v}\n`);
 if (values.json) {
   mkdirSync(dirname(values.json), { recursive: true });

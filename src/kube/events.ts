@@ -19,7 +19,7 @@ export const EventReason = {
   NodeLost: 'NodeLost',
   /** operator: the finalizer of a deleted relay without an agent removed */
   FinalizerRemoved: 'FinalizerRemoved',
-  /** agent: the relay forwards */
+  /** agent: the relay forwards (the Ready condition's reason; recorded as no Event: the status says it) */
   RelayReady: 'RelayReady',
   /** agent: the relay failed without a more precise reason */
   RelayFailed: 'RelayFailed',
@@ -86,8 +86,25 @@ export async function recordEvent(
   }
 }
 
-/** Records Events on VirtioRelays as one component (vio4wd-agent on a node, vio4wd-operator). */
+/** What the recorder holds back at most: more than that while the apiserver is slow, and the
+ *  newest Normal ones are dropped (a Warning is always queued), as client-go's broadcaster does. */
+const MAX_QUEUED = 1000;
+/** Events being written at once. */
+const IN_FLIGHT = 4;
+
+/**
+ * Records Events on VirtioRelays as one component (vio4wd-agent on a node, vio4wd-operator).
+ * Events are written in the background, a few at a time: a controller never waits for one (an
+ * Event is a write of its own, and in a burst of relays the apiserver's slowest), and under load
+ * the oldest are written first while Normal ones beyond MAX_QUEUED are dropped and counted.
+ */
 export class EventRecorder {
+  private readonly queue: (() => Promise<void>)[] = [];
+  private running = 0;
+  private idleWaiters: (() => void)[] = [];
+  /** Events dropped because too many were waiting. */
+  dropped = 0;
+
   constructor(
     private readonly core: CoreV1Api,
     private readonly log: Logger,
@@ -95,23 +112,39 @@ export class EventRecorder {
     private readonly host: string,
   ) {}
 
-  /** reason: an EventReason, or a failed relay's condition reason. */
+  /** reason: an EventReason, or a failed relay's condition reason. Resolves at once. */
   relay(obj: VirtioRelay, type: 'Normal' | 'Warning', reason: EventReason | Reason, message: string): Promise<void> {
-    return recordEvent(
-      this.core,
-      this.log,
-      this.component,
-      this.host,
-      {
-        apiVersion: API_VERSION,
-        kind: RELAY_KIND,
-        name: obj.metadata.name!,
-        namespace: obj.metadata.namespace!,
-        ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
-      },
-      type,
-      reason,
-      message,
-    );
+    if (type === 'Normal' && this.queue.length >= MAX_QUEUED) {
+      if (this.dropped++ === 0) this.log.warn({ reason, queued: this.queue.length }, 'too many events waiting for the apiserver; dropping Normal ones');
+      return Promise.resolve();
+    }
+    const target: EventTarget = {
+      apiVersion: API_VERSION,
+      kind: RELAY_KIND,
+      name: obj.metadata.name!,
+      namespace: obj.metadata.namespace!,
+      ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
+    };
+    this.queue.push(() => recordEvent(this.core, this.log, this.component, this.host, target, type, reason, message));
+    this.pump();
+    return Promise.resolve();
+  }
+
+  /** Resolves when every queued event has been written (or failed). */
+  flushed(): Promise<void> {
+    if (this.queue.length === 0 && this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (this.running < IN_FLIGHT && this.queue.length > 0) {
+      const write = this.queue.shift()!;
+      this.running++;
+      void write().finally(() => {
+        this.running--;
+        this.pump();
+      });
+    }
+    if (this.queue.length === 0 && this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 }

@@ -200,46 +200,91 @@ function fit(relay: PlacementRelay, node: PlacementNode, usage: NodeUsage, match
 }
 
 /**
- * Picks a node for a relay: among nodes that can take it, the one with the fewest relays, then
- * the most room for more like it, then by name. Unschedulable says what is missing, and why
- * each node was passed over.
+ * One view of the cluster for placing many relays: each node's usage is worked out once (from
+ * the relays assigned to it), and each placement is counted in before the next, so a pass over
+ * a burst of relays costs the cluster's size once, not once per relay.
  */
+export class PlacementSnapshot {
+  private readonly byNode = new Map<string, AssignedRelay[]>();
+  private readonly full = new Map<string, PlacementNode>();
+  private readonly usages = new Map<string, NodeUsage>();
+  /** node name -> its place in name order (ties between equal nodes go to the first) */
+  private readonly rank = new Map<string, number>();
+
+  /** nodes: as they report (before a pool policy narrows them); assigned: the relays on them. */
+  constructor(nodes: readonly PlacementNode[], assigned: readonly AssignedRelay[]) {
+    for (const n of nodes) this.full.set(n.name, n);
+    [...this.full.keys()].sort((a, b) => a.localeCompare(b)).forEach((name, i) => this.rank.set(name, i));
+    for (const a of assigned) {
+      const list = this.byNode.get(a.node);
+      if (list) list.push(a);
+      else this.byNode.set(a.node, [a]);
+    }
+  }
+
+  usage(node: PlacementNode): NodeUsage {
+    let u = this.usages.get(node.name);
+    if (!u) {
+      u = nodeUsage(this.full.get(node.name) ?? node, this.byNode.get(node.name) ?? []);
+      this.usages.set(node.name, u);
+    }
+    return u;
+  }
+
+  /**
+   * Picks a node for a relay: among nodes (as a pool policy left them) that can take it, the one
+   * with the fewest relays, then the most room for more like it, then by name. Unschedulable
+   * says what is missing, and why each node was passed over. A pick is counted in at once.
+   */
+  place(relay: PlacementRelay, nodes: readonly PlacementNode[]): Placement | Unschedulable {
+    let matcher: VfMatcher | null;
+    try {
+      matcher = matcherOf(relay.vf);
+    } catch (err) {
+      return { ok: false, message: errorMessage(err) };
+    }
+    const want = describeRequest(relay);
+    const missing = relay.vf.devargs !== undefined ? `no node can run the relay (${want})` : `no node has a free ${want}`;
+    if (nodes.length === 0) return { ok: false, message: `${missing}: no node runs the vio4wd agent` };
+    const why = new Map<string, number>();
+    let best: { node: string; load: number; headroom: number; vfs: PlacementVf[] } | undefined;
+    const rank = (n: PlacementNode): number => this.rank.get(n.name) ?? Infinity;
+    for (const node of [...nodes].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name))) {
+      if (node.unavailable) {
+        why.set(node.unavailable, (why.get(node.unavailable) ?? 0) + 1);
+        continue;
+      }
+      const usage = this.usage(node);
+      const f = fit(relay, node, usage, matcher);
+      if (typeof f === 'string') {
+        why.set(f, (why.get(f) ?? 0) + 1);
+        continue;
+      }
+      const better = !best || usage.relays < best.load || (usage.relays === best.load && f.headroom > best.headroom);
+      if (better) best = { node: node.name, load: usage.relays, headroom: f.headroom, vfs: f.vfs };
+    }
+    if (!best) {
+      const reasons = [...why.entries()].sort(([a, x], [b, y]) => y - x || a.localeCompare(b)).map(([r, n]) => `${n} ${r}`);
+      return { ok: false, message: `${missing} (0/${nodes.length} nodes available: ${reasons.join(', ')})` };
+    }
+    // counted in: the node has one relay more, and its VFs are taken
+    const u = this.usages.get(best.node)!;
+    u.relays++;
+    for (const vf of best.vfs) {
+      u.free.delete(vf.pciAddress);
+      u.claims.set(vf.pciAddress, relay.key);
+    }
+    const numas = new Set(best.vfs.map((v) => v.numaNode));
+    return {
+      ok: true,
+      node: best.node,
+      vfs: best.vfs.map((v) => v.pciAddress),
+      numaNode: numas.size === 1 ? [...numas][0]! : null,
+    };
+  }
+}
+
+/** One relay placed against the cluster as it is (PlacementSnapshot.place). */
 export function placeRelay(relay: PlacementRelay, nodes: readonly PlacementNode[], assigned: readonly AssignedRelay[]): Placement | Unschedulable {
-  let matcher: VfMatcher | null;
-  try {
-    matcher = matcherOf(relay.vf);
-  } catch (err) {
-    return { ok: false, message: errorMessage(err) };
-  }
-  const want = describeRequest(relay);
-  const missing = relay.vf.devargs !== undefined ? `no node can run the relay (${want})` : `no node has a free ${want}`;
-  if (nodes.length === 0) return { ok: false, message: `${missing}: no node runs the vio4wd agent` };
-  const why = new Map<string, number>();
-  let best: { node: string; load: number; headroom: number; vfs: PlacementVf[] } | undefined;
-  for (const node of [...nodes].sort((a, b) => a.name.localeCompare(b.name))) {
-    if (node.unavailable) {
-      why.set(node.unavailable, (why.get(node.unavailable) ?? 0) + 1);
-      continue;
-    }
-    const usage = nodeUsage(node, assigned);
-    const f = fit(relay, node, usage, matcher);
-    if (typeof f === 'string') {
-      why.set(f, (why.get(f) ?? 0) + 1);
-      continue;
-    }
-    const better =
-      !best || usage.relays < best.load || (usage.relays === best.load && f.headroom > best.headroom);
-    if (better) best = { node: node.name, load: usage.relays, headroom: f.headroom, vfs: f.vfs };
-  }
-  if (!best) {
-    const reasons = [...why.entries()].sort(([a, x], [b, y]) => y - x || a.localeCompare(b)).map(([r, n]) => `${n} ${r}`);
-    return { ok: false, message: `${missing} (0/${nodes.length} nodes available: ${reasons.join(', ')})` };
-  }
-  const numas = new Set(best.vfs.map((v) => v.numaNode));
-  return {
-    ok: true,
-    node: best.node,
-    vfs: best.vfs.map((v) => v.pciAddress),
-    numaNode: numas.size === 1 ? [...numas][0]! : null,
-  };
+  return new PlacementSnapshot(nodes, assigned).place(relay, nodes);
 }

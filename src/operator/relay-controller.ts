@@ -22,9 +22,10 @@ import {
   type VirtioRelay,
   type VirtioRelayStatus,
 } from '../kube/index.js';
-import { normalizeVf, placeRelay, usedByKey, type AssignedRelay, type PlacementNode } from './placement.js';
+import { PlacementSnapshot, type Placement, type Unschedulable } from './placement.js';
 import { AgentLiveness } from './liveness.js';
 import { applyPoolPolicy } from './pool-policy.js';
+import { assignedRelays, nodeOf, placementNodes, type Reservation } from './cluster-view.js';
 
 /** Annotation the operator writes with the VF(s) it counted for a relay (a hint for the agent). */
 export const SCHEDULED_VF_ANNOTATION = 'vio4wd.io/scheduled-vf';
@@ -51,7 +52,13 @@ export interface RelayControllerOptions {
   policies: Cache<VirtioForwarderPolicy>;
   logger: Logger;
   counters: SchedulerCounters;
+  /** Keys reconciled at the same time (default 32): relays waiting for a node are placed
+   *  together in one pass over the cluster, and their patches are this many in flight at most. */
   concurrency?: number;
+  /** A relay placed without a status gets phase Scheduled only when its agent has written none
+   *  this long after (default 2000 ms): a running agent's own write (Ready) comes first and makes
+   *  that write needless. One with a status already (Pending) is told at once. */
+  scheduledStatusAfterMs?: number;
   /** Unschedulable relays are retried when nodes change, and at least this often (default 60 s). */
   retryPendingMs?: number;
   /** Which agents renew their node Lease (shared with NodeCleanupController); default one of
@@ -59,22 +66,11 @@ export interface RelayControllerOptions {
   liveness?: AgentLiveness;
 }
 
-/** A node picked for a relay whose patch the informer may not show yet. */
-interface Reservation {
-  node: string;
-  vfs: string[];
-  /** resourceVersion the patch was conditioned on: a cached copy at it predates the patch. */
-  preRv: string;
-}
-
-/** spec.nodeName, with "" read as unset. */
-function nodeOf(r: VirtioRelay): string | undefined {
-  return r.spec?.nodeName || undefined;
-}
-
-function nodeReady(node: V1Node): boolean {
-  const c = node.status?.conditions?.find((x) => x.type === 'Ready');
-  return !c || c.status === 'True'; // no condition yet: a node without a kubelet report
+/** A relay waiting in the current placement pass. */
+interface Placing {
+  obj: VirtioRelay;
+  key: string;
+  done: (r: Promise<HandlerResult>) => void;
 }
 
 export class RelayController {
@@ -89,6 +85,10 @@ export class RelayController {
   private readonly lastFailure = new Map<string, string>();
   /** uid@node of relays already reported NodeLost */
   private readonly nodeLostNoted = new Set<string>();
+  /** relay key -> when it was placed without a status (scheduledStatusAfterMs) */
+  private readonly placedAt = new Map<string, number>();
+  /** relays to place in the next pass */
+  private placing: Placing[] = [];
   private readonly liveness: AgentLiveness;
   private ready = false;
   private stopped = false;
@@ -101,7 +101,7 @@ export class RelayController {
     this.counters = o.counters;
     this.liveness = o.liveness ?? new AgentLiveness();
     this.queue = new WorkQueue((k) => this.reconcile(k), {
-      concurrency: o.concurrency ?? 8,
+      concurrency: o.concurrency ?? 32,
       logger: this.log,
       maxDelayMs: 30_000,
       ...(o.queueObserver ? { observer: o.queueObserver } : {}),
@@ -134,6 +134,7 @@ export class RelayController {
     const key = objectKey(r);
     this.reservations.delete(key);
     this.lastFailure.delete(key);
+    this.placedAt.delete(key);
     this.enqueuePending(); // its VF may be free now
   }
 
@@ -176,6 +177,7 @@ export class RelayController {
     if (!obj) {
       this.reservations.delete(key);
       this.lastFailure.delete(key);
+      this.placedAt.delete(key);
       return;
     }
     const nodeName = nodeOf(obj);
@@ -195,7 +197,7 @@ export class RelayController {
 
     if (nodeName !== undefined) {
       if (nodeGone) return this.nodeLost(obj, key, nodeName);
-      return;
+      return this.tellScheduled(obj, key, nodeName);
     }
 
     const res = this.reservations.get(key);
@@ -203,23 +205,56 @@ export class RelayController {
     return this.schedule(obj, key);
   }
 
-  /** Places a relay without a node: reserve synchronously, then write spec.nodeName. */
-  private async schedule(obj: VirtioRelay, key: string): Promise<HandlerResult> {
-    const relay = { key, vf: obj.spec.vf, ...(obj.spec.numaNode !== undefined ? { numaNode: obj.spec.numaNode } : {}) };
-    // from here to the reservation nothing awaits: concurrent reconciles see each other's picks
-    const allowed = applyPoolPolicy(this.placementNodes(), { namespace: obj.metadata.namespace ?? '', spec: obj.spec }, this.o.policies.list(), (n) => this.nodes.get(n)?.metadata?.labels ?? {});
-    const result = placeRelay(relay, allowed.nodes, this.assignedRelays());
+  /** Joins the next placement pass: the relays reconciled meanwhile are placed together. */
+  private schedule(obj: VirtioRelay, key: string): Promise<HandlerResult> {
+    return new Promise((done) => {
+      this.placing.push({ obj, key, done: (r) => done(r) });
+      if (this.placing.length === 1) setImmediate(() => this.placePass());
+    });
+  }
+
+  /** One view of the cluster for every relay of the pass; each pick reserved before the next. */
+  private placePass(): void {
+    const batch = this.placing;
+    this.placing = [];
+    if (this.stopped) {
+      for (const p of batch) p.done(Promise.resolve());
+      return;
+    }
+    const nodes = placementNodes(this.nodes, this.vfns, this.liveness);
+    const snapshot = new PlacementSnapshot(nodes, assignedRelays(this.relays, this.vfns, this.reservations));
+    const policies = this.o.policies.list();
+    const labels = (n: string): Record<string, string> => this.nodes.get(n)?.metadata?.labels ?? {};
+    for (const { obj, key, done } of batch) {
+      try {
+        const relay = { key, vf: obj.spec.vf, ...(obj.spec.numaNode !== undefined ? { numaNode: obj.spec.numaNode } : {}) };
+        const allowed = applyPoolPolicy(nodes, { namespace: obj.metadata.namespace ?? '', spec: obj.spec }, policies, labels);
+        const result = snapshot.place(relay, allowed.nodes);
+        if (result.ok) this.reservations.set(key, { node: result.node, vfs: result.vfs, preRv: obj.metadata.resourceVersion ?? '' });
+        else this.reservations.delete(key);
+        done(this.placed(obj, key, result, allowed.denial));
+      } catch (err) {
+        done(Promise.reject(err instanceof Error ? err : new Error(String(err)))); // that key retries with backoff
+      }
+    }
+  }
+
+  /** Writes a pass's pick: spec.nodeName (and the finalizer the agent would add), or Pending. */
+  private async placed(obj: VirtioRelay, key: string, result: Placement | Unschedulable, denial: string | undefined): Promise<HandlerResult> {
     if (!result.ok) {
-      this.reservations.delete(key);
-      await this.unschedulable(obj, key, allowed.denial ? `${result.message}; ${allowed.denial}` : result.message);
+      await this.unschedulable(obj, key, denial ? `${result.message}; ${denial}` : result.message);
       return { requeueAfterMs: this.o.retryPendingMs ?? 60_000 };
     }
-    const preRv = obj.metadata.resourceVersion ?? '';
-    this.reservations.set(key, { node: result.node, vfs: result.vfs, preRv });
+    const finalizers = obj.metadata.finalizers ?? [];
     let updated: VirtioRelay;
     try {
+      // the agent's finalizer comes with the node (it guards what the agent will make there):
+      // one write instead of two; the agent adds it itself to a relay placed by hand
       updated = await this.patchRelay(obj, {
-        metadata: { annotations: { [SCHEDULED_VF_ANNOTATION]: result.vfs.length ? result.vfs.join(',') : null } },
+        metadata: {
+          annotations: { [SCHEDULED_VF_ANNOTATION]: result.vfs.length ? result.vfs.join(',') : null },
+          ...(finalizers.includes(FINALIZER) ? {} : { finalizers: [...finalizers, FINALIZER] }),
+        },
         spec: { nodeName: result.node },
       });
     } catch (err) {
@@ -235,10 +270,28 @@ export class RelayController {
     this.lastFailure.delete(key);
     const vfText = result.vfs.length ? ` with VF ${result.vfs.join(', ')}${result.numaNode !== null ? ` (NUMA node ${result.numaNode})` : ''}` : '';
     this.log.info({ relay: key, node: result.node, vfs: result.vfs, numaNode: result.numaNode }, 'scheduled');
-    await this.o.events.relay(obj, 'Normal', EventReason.Scheduled, `Successfully assigned ${key} to ${result.node}${vfText}`);
-    // Scheduled until the agent writes its own status; conditioned on our patch's version, so
-    // an agent that was faster is never overwritten
+    void this.o.events.relay(obj, 'Normal', EventReason.Scheduled, `Successfully assigned ${key} to ${result.node}${vfText}`);
+    if (!obj.status?.phase) {
+      this.placedAt.set(key, performance.now());
+      return this.tellScheduled(updated, key, result.node);
+    }
+    // it said Pending (or its lost node's state): that no longer holds
     await this.writeStatus(updated, { phase: 'Scheduled', message: `assigned to node ${result.node}; waiting for its agent` }, true);
+  }
+
+  /** Phase Scheduled for a relay placed without a status, once scheduledStatusAfterMs passed
+   *  without its agent's; conditioned on the version read, so an agent's write is never undone. */
+  private async tellScheduled(obj: VirtioRelay, key: string, node: string): Promise<HandlerResult> {
+    const at = this.placedAt.get(key);
+    if (at === undefined) return;
+    if (obj.status?.phase) {
+      this.placedAt.delete(key);
+      return;
+    }
+    const left = at + (this.o.scheduledStatusAfterMs ?? 2000) - performance.now();
+    if (left > 0) return { requeueAfterMs: Math.ceil(left) };
+    this.placedAt.delete(key);
+    await this.writeStatus(obj, { phase: 'Scheduled', message: `assigned to node ${node}; waiting for its agent` }, true);
   }
 
   private async unschedulable(obj: VirtioRelay, key: string, message: string): Promise<void> {
@@ -292,77 +345,6 @@ export class RelayController {
     this.nodeLostNoted.add(noted);
     // its agent is gone with the node: nobody else will say so in status
     if (obj.status?.phase !== 'Failed' || obj.status?.message !== message) await this.writeStatus(obj, { phase: 'Failed', message });
-  }
-
-  /** Nodes as placement sees them: every core Node, with its agent's report if it has one. */
-  private placementNodes(): PlacementNode[] {
-    const out: PlacementNode[] = [];
-    for (const node of this.nodes.list()) {
-      const name = node.metadata?.name;
-      if (!name) continue;
-      const vfn = this.vfns.get(name);
-      const st = vfn?.status;
-      let unavailable: string | undefined;
-      if (!vfn) unavailable = 'no vio4wd agent';
-      else if (node.metadata?.deletionTimestamp) unavailable = 'node being deleted';
-      else if (node.spec?.unschedulable) unavailable = 'node cordoned';
-      else if (!nodeReady(node)) unavailable = 'node not Ready';
-      else if (st?.engine?.up !== true) unavailable = 'engine not up';
-      else if (this.stale(name)) unavailable = 'agent not reporting';
-      out.push({
-        name,
-        ...(unavailable ? { unavailable } : {}),
-        vfs: (st?.vfs ?? []).map(normalizeVf),
-        ...(st?.relays?.total !== undefined ? { reportedRelays: st.relays.total } : {}),
-      });
-    }
-    return out;
-  }
-
-  private stale(node: string): boolean {
-    return this.liveness.stale(node);
-  }
-
-  /** Relays on nodes: from the cache, plus reservations the cache does not show yet. */
-  private assignedRelays(): AssignedRelay[] {
-    const reportedOn = new Map<string, Set<string>>();
-    const reported = (node: string): Set<string> => {
-      let s = reportedOn.get(node);
-      if (!s) {
-        s = new Set((this.vfns.get(node)?.status?.vfs ?? []).flatMap((vf) => (vf.usedBy ? [usedByKey(vf.usedBy)] : [])));
-        reportedOn.set(node, s);
-      }
-      return s;
-    };
-    const out: AssignedRelay[] = [];
-    for (const r of this.relays.list()) {
-      const key = objectKey(r);
-      let node = nodeOf(r);
-      let reserved: string[] | undefined;
-      const res = this.reservations.get(key);
-      if (res) {
-        if (r.metadata.resourceVersion === res.preRv || node === res.node) {
-          node = res.node;
-          reserved = res.vfs;
-          // the node reports the relay (or it needs no VF): the guess is not needed any more
-          if (nodeOf(r) === res.node && (res.vfs.length === 0 || reported(res.node).has(key))) {
-            this.reservations.delete(key);
-            reserved = undefined;
-          }
-        } else {
-          this.reservations.delete(key); // moved or cleared since
-        }
-      }
-      if (!node || !r.spec) continue;
-      out.push({
-        key,
-        node,
-        vf: r.spec.vf,
-        ...(r.spec.numaNode !== undefined ? { numaNode: r.spec.numaNode } : {}),
-        ...(reserved ? { reserved } : {}),
-      });
-    }
-    return out;
   }
 
   /** Merge patch conditioned on the cached resourceVersion (a 409 requeues with backoff). */

@@ -7,9 +7,9 @@
 //
 // SPEC: { leaseNamespace, agents: [{ node, kubeconfig, socketDir }] }. Prints "ready" once every
 // agent started. On stdin: "stop NODE" stops that node's agent (printing "stopped NODE"),
-// "report" prints one JSON line { report: [{ node, cached, foreign, events }] }: the relays each
-// agent's informer holds, how many of them belong to another node, and the watch events (adds
-// and updates) it received. Ends on SIGTERM or when stdin closes.
+// "report" prints one JSON line { report: [{ node, cached, foreign, events, queue }] }: the relays
+// each agent's informer holds, how many of them belong to another node, the watch events (adds
+// and updates) it received, and its work queue's adds, longest and mean wait and deepest queue. Ends on SIGTERM or when stdin closes.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { NodeReconciler } from '../../src/agent/node/reconciler.js';
@@ -36,10 +36,12 @@ interface Running {
   rec: NodeReconciler;
   relays: RelayManager;
   events: number;
+  queue: { adds: number; waits: number; waitSum: number; maxWait: number; maxDepth: number };
 }
 const running = new Map<string, Running>();
 
 async function startOne(a: Spec['agents'][number]): Promise<void> {
+  const q: Running['queue'] = { adds: 0, waits: 0, waitSum: 0, maxWait: 0, maxDepth: 0 };
   const relays = new RelayManager({ engine: new MemEngine(), logger: log, defaults: { socketDir: a.socketDir } });
   const rec = new NodeReconciler({
     clients: kubeClients(a.kubeconfig),
@@ -51,8 +53,19 @@ async function startOne(a: Spec['agents'][number]): Promise<void> {
     leaseNamespace: spec.leaseNamespace,
     checkpointPath: null,
     nodeStatus: async () => structuredClone(inventory),
+    queueObserver: {
+      added: () => void q.adds++,
+      depth: (n) => void (q.maxDepth = Math.max(q.maxDepth, n)),
+      waited: (s) => {
+        q.waits++;
+        q.waitSum += s;
+        q.maxWait = Math.max(q.maxWait, s);
+      },
+      worked: () => undefined,
+      retried: () => undefined,
+    },
   });
-  const r: Running = { node: a.node, rec, relays, events: 0 };
+  const r: Running = { node: a.node, rec, relays, events: 0, queue: q };
   // every add and update the informer's ListWatch delivers, counted by one more handler on it
   const lw = (rec as unknown as { informer: { lw: { on(ev: 'add' | 'update', h: (o: VirtioRelay) => void): void } } }).informer.lw;
   for (const ev of ['add', 'update'] as const) lw.on(ev, () => void r.events++);
@@ -63,7 +76,14 @@ async function startOne(a: Spec['agents'][number]): Promise<void> {
 function report(): unknown[] {
   return [...running.values()].map((r) => {
     const cached = (r.rec as unknown as { informer: { list(): VirtioRelay[] } }).informer.list();
-    return { node: r.node, cached: cached.length, foreign: cached.filter((o) => o.spec.nodeName !== r.node).length, events: r.events };
+    const q = r.queue;
+    return {
+      node: r.node,
+      cached: cached.length,
+      foreign: cached.filter((o) => o.spec.nodeName !== r.node).length,
+      events: r.events,
+      queue: { adds: q.adds, maxWaitMs: q.maxWait * 1000, meanWaitMs: q.waits ? (q.waitSum / q.waits) * 1000 : 0, maxDepth: q.maxDepth },
+    };
   });
 }
 

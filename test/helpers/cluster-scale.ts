@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Watch } from '@kubernetes/client-node';
 import { kubeClients } from '../../src/kube/index.js';
@@ -18,6 +19,7 @@ import { startKube, type KubeEnv } from './kube.js';
 import { testTempDir } from './netns.js';
 import { testPoolPolicy } from './policy.js';
 import { pct } from './node-scale.js';
+import { sleep, until } from './wait.js';
 
 export interface ClusterScaleOptions {
   nodes: number;
@@ -29,6 +31,10 @@ export interface ClusterScaleOptions {
   streamPerSecond?: number;
   /** seconds of the quiet window */
   quietSeconds?: number;
+  /** create requests in flight in the burst (default 64) */
+  inFlight?: number;
+  /** kube-apiserver flags; default none: its own defaults (400 + 200 requests in flight, APF on) */
+  apiserverArgs?: string[];
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -46,12 +52,38 @@ export interface AgentReport {
   cached: number;
   foreign: number;
   events: number;
+  /** the agent's work queue: keys queued, the longest wait and the mean wait (ms) */
+  queue: { adds: number; maxWaitMs: number; meanWaitMs: number; maxDepth: number };
+}
+
+export interface ApfLevel {
+  level: string;
+  dispatched: number;
+  rejected: number;
+  meanWaitMs: number;
+}
+
+/** Where a burst's time and work went. */
+export interface BurstBreakdown {
+  /** per relay: create sent -> created (the POST's answer), -> spec.nodeName seen, -> Ready seen (ms) */
+  stages: { created: number[]; scheduled: number[]; ready: number[] };
+  /** apiserver writes per relay */
+  writesPerRelay: number;
+  /** mean time the apiserver took per request kind (ms) */
+  latencyMs: Record<string, number>;
+  apf: ApfLevel[];
+  /** CPU seconds each part used during the burst */
+  cpuSeconds: Record<string, number>;
+  /** the operator's relay queue in the burst: keys queued and the mean wait and work per key (ms) */
+  operatorQueue: { adds: number; meanWaitMs: number; meanWorkMs: number };
 }
 
 export interface ClusterScaleResult {
   nodes: number;
   relays: number;
-  burst: { applyToReadyMs: number[]; allReadyMs: number; createdMs: number; requests: Requests; scheduledPerSecond: number };
+  burst: { applyToReadyMs: number[]; allReadyMs: number; createdMs: number; requests: Requests; scheduledPerSecond: number; breakdown: BurstBreakdown };
+  /** the kube-apiserver flags the run set (none: its defaults) */
+  apiserverArgs: string[];
   stream: { applyToReadyMs: number[]; rate: number; requests: Requests };
   /** writesPerNodePer10s: the writes less the operator's own (its leader-election Lease, renewed
    *  every 2 s: quiet seconds / 2 PUTs), per node and 10 s */
@@ -66,26 +98,50 @@ const NS = 'tenants';
 const SYS = 'vio4wd-system';
 const WRITE = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
 
-async function requestTotals(kube: KubeEnv): Promise<{ req: Map<string, number>; watch: Map<string, number> }> {
+/** What one scrape of the apiserver's /metrics says, summed over the labels kept. */
+interface ApiserverTotals {
+  /** "VERB resource[/sub]" -> requests (WATCH and CONNECT left out) */
+  req: Map<string, number>;
+  /** resource -> watch events sent */
+  watch: Map<string, number>;
+  /** "VERB resource[/sub]" -> seconds spent serving them (apiserver_request_duration_seconds_sum) */
+  seconds: Map<string, number>;
+  /** APF priority level -> [requests dispatched, requests rejected, seconds waited in its queues] */
+  apf: Map<string, [number, number, number]>;
+}
+
+async function apiserverTotals(kube: KubeEnv): Promise<ApiserverTotals> {
   const text = await kube.kubectl('get', '--raw', '/metrics');
-  const req = new Map<string, number>();
-  const watch = new Map<string, number>();
+  const t: ApiserverTotals = { req: new Map(), watch: new Map(), seconds: new Map(), apf: new Map() };
+  const add = (m: Map<string, number>, k: string, v: number): void => void m.set(k, (m.get(k) ?? 0) + v);
+  const apf = (level: string, i: 0 | 1 | 2, v: number): void => {
+    const a = t.apf.get(level) ?? [0, 0, 0];
+    a[i] += v;
+    t.apf.set(level, a);
+  };
   for (const line of text.split('\n')) {
-    const isReq = line.startsWith('apiserver_request_total{');
-    const isWatch = line.startsWith('apiserver_watch_events_total{');
-    if (!isReq && !isWatch) continue;
+    const brace = line.indexOf('{');
+    if (brace < 0 || line.startsWith('#')) continue;
+    const name = line.slice(0, brace);
+    if (
+      name !== 'apiserver_request_total' &&
+      name !== 'apiserver_watch_events_total' &&
+      name !== 'apiserver_request_duration_seconds_sum' &&
+      !name.startsWith('apiserver_flowcontrol_')
+    )
+      continue;
     const l = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (isReq) {
-      if (l.verb === 'WATCH' || l.verb === 'CONNECT') continue;
-      const key = `${l.verb} ${l.resource}${l.subresource ? `/${l.subresource}` : ''}`;
-      req.set(key, (req.get(key) ?? 0) + v);
-    } else {
-      const key = `${l.resource ?? l.kind}`;
-      watch.set(key, (watch.get(key) ?? 0) + v);
-    }
+    const key = `${l.verb} ${l.resource}${l.subresource ? `/${l.subresource}` : ''}`;
+    if (name === 'apiserver_watch_events_total') add(t.watch, `${l.resource ?? l.kind}`, v);
+    else if (l.verb === 'WATCH' || l.verb === 'CONNECT') continue;
+    else if (name === 'apiserver_request_total') add(t.req, key, v);
+    else if (name === 'apiserver_request_duration_seconds_sum') add(t.seconds, key, v);
+    else if (name === 'apiserver_flowcontrol_dispatched_requests_total') apf(l.priority_level!, 0, v);
+    else if (name === 'apiserver_flowcontrol_rejected_requests_total') apf(l.priority_level!, 1, v);
+    else if (name === 'apiserver_flowcontrol_request_wait_duration_seconds_sum') apf(l.priority_level!, 2, v);
   }
-  return { req, watch };
+  return t;
 }
 
 function diff(a: Map<string, number>, b: Map<string, number>, seconds: number): Requests {
@@ -100,6 +156,39 @@ function diff(a: Map<string, number>, b: Map<string, number>, seconds: number): 
     else reads += d;
   }
   return { seconds, byKey, writes, reads };
+}
+
+/** Per request kind: the mean time the apiserver took to serve one, in the window. */
+function meanLatency(a: ApiserverTotals, b: ApiserverTotals): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, s] of b.seconds) {
+    const n = (b.req.get(k) ?? 0) - (a.req.get(k) ?? 0);
+    if (n > 0) out[k] = ((s - (a.seconds.get(k) ?? 0)) / n) * 1000;
+  }
+  return out;
+}
+
+/** Per APF priority level: requests dispatched, rejected (429) and the mean wait in its queues. */
+function apfDiff(a: ApiserverTotals, b: ApiserverTotals): ApfLevel[] {
+  const out: ApfLevel[] = [];
+  for (const [level, [d, r, w]] of b.apf) {
+    const [d0, r0, w0] = a.apf.get(level) ?? [0, 0, 0];
+    if (d - d0 <= 0 && r - r0 <= 0) continue;
+    out.push({ level, dispatched: d - d0, rejected: r - r0, meanWaitMs: d - d0 > 0 ? ((w - w0) / (d - d0)) * 1000 : 0 });
+  }
+  return out.sort((x, y) => y.dispatched - x.dispatched);
+}
+
+/** CPU seconds (user + system) a process used so far. */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
 }
 
 function rssOf(pid: number): number {
@@ -134,7 +223,9 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
   const log = o.log ?? (() => undefined);
   const total = o.nodes * o.relaysPerNode;
   const timeoutMs = o.timeoutMs ?? 600_000;
-  const kube = await startKube({ apiserverArgs: ['--max-requests-inflight=1600', '--max-mutating-requests-inflight=800'] });
+  // a default kube-apiserver (400 + 200 requests in flight, shared out by APF) unless told
+  const apiserverArgs = o.apiserverArgs ?? [];
+  const kube = await startKube({ apiserverArgs });
   const tmp = testTempDir('clusterscale');
   const children: ChildProcess[] = [];
   const aborts: (() => void)[] = [];
@@ -164,10 +255,13 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     }
     log(`${o.nodes} nodes, ServiceAccounts and tokens made`);
 
-    // the operator, as `vio4wd operator` runs it
-    const operator = spawn(process.execPath, ['bin/vio4wd.js', 'operator', '--kubeconfig', kube.kubeconfigPath, '--namespace', SYS, '--identity', 'scale-op', '--log-level', 'error'], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    // the operator, as `vio4wd operator` runs it, with its metrics (the work queue's waits)
+    const opMetrics = `127.0.0.1:${await freePort()}`;
+    const operator = spawn(
+      process.execPath,
+      ['bin/vio4wd.js', 'operator', '--kubeconfig', kube.kubeconfigPath, '--namespace', SYS, '--identity', 'scale-op', '--log-level', 'error', '--metrics-address', opMetrics],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
     children.push(operator);
 
     const per = o.agentsPerProcess ?? 25;
@@ -186,16 +280,21 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     await Promise.all(groups.map((g) => g.next(/^ready$/, timeoutMs)));
     log(`${o.nodes} agents running in ${groups.length} processes`);
 
-    // Ready transitions of every relay, from one admin watch
+    // Ready transitions of every relay (and when its node was set), from one admin watch
     const readyAt = new Map<string, number>();
+    const scheduledAt = new Map<string, number>();
     const nodeOf = new Map<string, string>();
     type Obj = { metadata: { name: string }; spec?: { nodeName?: string }; status?: { phase?: string } };
-    const seen = (obj: Obj): void => {
-      if (obj.spec?.nodeName) nodeOf.set(obj.metadata.name, obj.spec.nodeName);
-      if (obj.status?.phase === 'Ready' && !readyAt.has(obj.metadata.name)) readyAt.set(obj.metadata.name, performance.now());
-      else if (obj.status?.phase !== 'Ready' && readyAt.has(obj.metadata.name) && moving.has(obj.metadata.name)) readyAt.delete(obj.metadata.name);
-    };
     const moving = new Set<string>();
+    const seen = (obj: Obj): void => {
+      const name = obj.metadata.name;
+      if (obj.spec?.nodeName) {
+        nodeOf.set(name, obj.spec.nodeName);
+        if (!scheduledAt.has(name)) scheduledAt.set(name, performance.now());
+      }
+      if (obj.status?.phase === 'Ready' && !readyAt.has(name)) readyAt.set(name, performance.now());
+      else if (obj.status?.phase !== 'Ready' && readyAt.has(name) && moving.has(name)) readyAt.delete(name);
+    };
     const watch = new Watch(admin.kc);
     let closed = false;
     const startWatch = async (): Promise<void> => {
@@ -208,17 +307,20 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     await startWatch();
     const listAll = async (): Promise<Obj[]> =>
       ((await admin.custom.listNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays' })) as { items: Obj[] }).items;
+    // the watch is the clock; a list every 10 s covers a watch that was re-established
     const waitReady = async (names: string[], what: string): Promise<void> => {
-      const end = Date.now() + timeoutMs;
       let listed = Date.now();
-      while (names.some((n) => !readyAt.has(n))) {
-        if (Date.now() > end) throw new Error(`${what}: ${names.filter((n) => !readyAt.has(n)).length} of ${names.length} relays not Ready in ${timeoutMs} ms`);
-        if (Date.now() - listed > 10_000) {
-          for (const r of await listAll()) seen(r);
-          listed = Date.now();
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await until(
+        `${what}: all ${names.length} relays Ready`,
+        async () => {
+          if (Date.now() - listed > 10_000) {
+            listed = Date.now();
+            for (const r of await listAll()) seen(r);
+          }
+          return names.every((n) => readyAt.has(n));
+        },
+        { timeoutMs, intervalMs: 100, detail: () => `${names.filter((n) => !readyAt.has(n)).length} of ${names.length} not Ready` },
+      );
     };
     const body = (name: string) => ({
       apiVersion: 'vio4wd.io/v1alpha1',
@@ -227,27 +329,53 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
       spec: { vf: { devargs: `net_null_${name.replace(/-/g, '_')}` }, queues: 1, reschedule: 'OnNodeLoss' },
     });
     const sentAt = new Map<string, number>();
+    const createdAt = new Map<string, number>();
     const create = async (name: string): Promise<void> => {
       sentAt.set(name, performance.now());
       await admin.custom.createNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays', body: body(name) });
+      createdAt.set(name, performance.now());
     };
+    const cpu = (): Record<string, number> => ({
+      'kube-apiserver': cpuOf(kube.apiserverPid()),
+      etcd: cpuOf(kube.etcdPid),
+      operator: cpuOf(operator.pid),
+      [`agents (${groups.length} processes)`]: groups.reduce((a, g) => a + cpuOf(g.child.pid), 0),
+      'load generator (this process)': (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+    });
 
     // 1) burst
     const burstNames = Array.from({ length: total }, (_, i) => `b${i}`);
-    const m0 = await requestTotals(kube);
+    const m0 = await apiserverTotals(kube);
+    const op0 = await operatorQueue(opMetrics);
+    const c0 = cpu();
     const t0 = performance.now();
     let next = 0;
     await Promise.all(
-      Array.from({ length: 64 }, async () => {
+      Array.from({ length: o.inFlight ?? 64 }, async () => {
         while (next < burstNames.length) await create(burstNames[next++]!);
       }),
     );
     const createdMs = performance.now() - t0;
     await waitReady(burstNames, 'burst');
     const allReadyMs = Math.max(...burstNames.map((n) => readyAt.get(n)!)) - t0;
-    const m1 = await requestTotals(kube);
+    const c1 = cpu();
+    const m1 = await apiserverTotals(kube);
+    const op1 = await operatorQueue(opMetrics);
     const burstRequests = diff(m0.req, m1.req, allReadyMs / 1000);
-    const applyToReadyMs = burstNames.map((n) => readyAt.get(n)! - sentAt.get(n)!);
+    const since = (at: Map<string, number>) => burstNames.map((n) => (at.get(n) ?? NaN) - sentAt.get(n)!);
+    const applyToReadyMs = since(readyAt);
+    const breakdown: BurstBreakdown = {
+      stages: { created: since(createdAt), scheduled: since(scheduledAt), ready: applyToReadyMs },
+      writesPerRelay: burstRequests.writes / total,
+      latencyMs: meanLatency(m0, m1),
+      apf: apfDiff(m0, m1),
+      cpuSeconds: Object.fromEntries(Object.keys(c1).map((k) => [k, c1[k]! - c0[k]!])),
+      operatorQueue: {
+        adds: op1.adds - op0.adds,
+        meanWaitMs: op1.adds > op0.adds ? ((op1.waitS - op0.waitS) / (op1.waitN - op0.waitN)) * 1000 : 0,
+        meanWorkMs: op1.workN > op0.workN ? ((op1.workS - op0.workS) / (op1.workN - op0.workN)) * 1000 : 0,
+      },
+    };
     const operatorRss = rssOf(operator.pid!);
     log(`burst: ${total} relays Ready ${(allReadyMs / 1000).toFixed(1)} s after the first create; p50 ${pct(applyToReadyMs, 50).toFixed(0)} ms, p99 ${pct(applyToReadyMs, 99).toFixed(0)} ms`);
 
@@ -257,22 +385,21 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     const s0 = performance.now();
     await Promise.all(
       streamNames.map(async (n, i) => {
-        const at = s0 + (i * 1000) / rate;
-        await new Promise((r) => setTimeout(r, Math.max(0, at - performance.now())));
+        await sleep(Math.max(0, s0 + (i * 1000) / rate - performance.now()));
         await create(n);
       }),
     );
     await waitReady(streamNames, 'stream');
-    const m2 = await requestTotals(kube);
+    const m2 = await apiserverTotals(kube);
     const streamRequests = diff(m1.req, m2.req, (performance.now() - s0) / 1000);
     const streamLat = streamNames.map((n) => readyAt.get(n)! - sentAt.get(n)!);
     log(`stream: ${streamNames.length} relays at ${rate}/s; p50 ${pct(streamLat, 50).toFixed(0)} ms, p99 ${pct(streamLat, 99).toFixed(0)} ms`);
 
     // 3) quiet: nothing changes
     const quietS = o.quietSeconds ?? 60;
-    const q0 = await requestTotals(kube);
-    await new Promise((r) => setTimeout(r, quietS * 1000));
-    const q1 = await requestTotals(kube);
+    const q0 = await apiserverTotals(kube);
+    await sleep(quietS * 1000);
+    const q1 = await apiserverTotals(kube);
     const quiet = diff(q0.req, q1.req, quietS);
     // the operator renews its leader-election Lease every 2 s (LeaderElector's default): not a node's
     const operatorLeaseWrites = Math.round(quietS / 2);
@@ -301,27 +428,29 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     }
     const l0 = performance.now();
     await admin.core.deleteNode({ name: lost });
-    const end = Date.now() + timeoutMs;
     let movedMs = NaN;
-    while (Date.now() < end) {
-      const items = await listAll();
-      for (const r of items) seen(r);
-      const mine = items.filter((r) => onLost.includes(r.metadata.name));
-      if (Number.isNaN(movedMs) && mine.every((r) => r.spec?.nodeName && r.spec.nodeName !== lost)) movedMs = performance.now() - l0;
-      if (mine.every((r) => r.status?.phase === 'Ready' && r.spec?.nodeName !== lost)) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await until(
+      `the ${onLost.length} relays of ${lost} moved to other nodes and Ready`,
+      async () => {
+        const items = await listAll();
+        for (const r of items) seen(r);
+        const mine = items.filter((r) => onLost.includes(r.metadata.name));
+        if (Number.isNaN(movedMs) && mine.every((r) => r.spec?.nodeName && r.spec.nodeName !== lost)) movedMs = performance.now() - l0;
+        return mine.every((r) => r.status?.phase === 'Ready' && r.spec?.nodeName !== lost);
+      },
+      { timeoutMs, intervalMs: 250 },
+    );
     const lostReadyMs = performance.now() - l0;
-    if (Number.isNaN(movedMs) || lostReadyMs > timeoutMs) throw new Error(`the ${onLost.length} relays of ${lost} were not moved and Ready in ${timeoutMs} ms`);
     log(`node lost: ${onLost.length} relays of ${lost} on other nodes in ${movedMs.toFixed(0)} ms, Ready in ${lostReadyMs.toFixed(0)} ms`);
-    const m3 = await requestTotals(kube);
+    const m3 = await apiserverTotals(kube);
     const watchEvents: Record<string, number> = {};
     for (const [k, v] of m3.watch) if (/virtiorelays|leases|virtioforwardernodes|events/.test(k)) watchEvents[k] = v;
 
     return {
       nodes: o.nodes,
       relays: total,
-      burst: { applyToReadyMs, allReadyMs, createdMs, requests: burstRequests, scheduledPerSecond: total / (allReadyMs / 1000) },
+      apiserverArgs,
+      burst: { applyToReadyMs, allReadyMs, createdMs, requests: burstRequests, scheduledPerSecond: total / (allReadyMs / 1000), breakdown },
       stream: { applyToReadyMs: streamLat, rate, requests: streamRequests },
       quiet: { ...quiet, writesPerNodePer10s, operatorLeaseWrites },
       agents: reports,
@@ -338,4 +467,31 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     await kube.stop();
     tmp.remove();
   }
+}
+
+/** The operator's relay queue, from its /metrics: keys queued, and wait and work time totals. */
+async function operatorQueue(address: string): Promise<{ adds: number; waitS: number; waitN: number; workS: number; workN: number }> {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const v = (name: string): number => {
+    const m = new RegExp(`^${name}\\{name="relays"\\} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  return {
+    adds: v('vio4wd_workqueue_adds_total'),
+    waitS: v('vio4wd_workqueue_queue_duration_seconds_sum'),
+    waitN: v('vio4wd_workqueue_queue_duration_seconds_count'),
+    workS: v('vio4wd_workqueue_work_duration_seconds_sum'),
+    workN: v('vio4wd_workqueue_work_duration_seconds_count'),
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -16,6 +16,7 @@ import { decide } from '../../src/policy/index.js';
 import { RelayManager } from '../../src/relay/index.js';
 import { silentLogger } from '../../src/util/log.js';
 import { MemEngine } from '../helpers/mem-engine.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const NODE = 'node-a';
 
@@ -45,11 +46,21 @@ class Fixture implements NodeKube {
     });
   }
 
-  async reconciler(t: TestContext): Promise<NodeReconciler> {
-    const r = new NodeReconciler({ kube: this, nodeName: NODE, relays: this.relays, logger: silentLogger(), socketDir: this.dir, allowVirtualDevices: ['net_tap'], nodeStatus: async () => ({ vfs: [], hugepages: [], workerCpus: [], engine: { up: true } }), checkpointPath: null });
+  async reconciler(t: TestContext, o: { transientHoldMs?: number; settle?: boolean } = {}): Promise<NodeReconciler> {
+    const r = new NodeReconciler({
+      kube: this,
+      nodeName: NODE,
+      relays: this.relays,
+      logger: silentLogger(),
+      socketDir: this.dir,
+      allowVirtualDevices: ['net_tap'],
+      nodeStatus: async () => ({ vfs: [], hugepages: [], workerCpus: [], engine: { up: true } }),
+      checkpointPath: null,
+      ...(o.transientHoldMs !== undefined ? { transientHoldMs: o.transientHoldMs } : {}),
+    });
     t.after(() => r.stop());
     await r.start();
-    await this.settle(r);
+    if (o.settle !== false) await this.settle(r);
     return r;
   }
 
@@ -130,14 +141,14 @@ const relay = (name: string, meta: Partial<VirtioRelay['metadata']> = {}): Virti
   spec: { nodeName: NODE, resourceName: 'vio4wd.io/taps', vf: { devargs: `net_tap_${name},iface=t${name}` } },
 });
 
-test('an allowed VirtioRelay gets the finalizer first, then its relay, then status Ready and one RelayReady event', async (t) => {
+test('an allowed VirtioRelay gets the finalizer first, then its relay, then one status write: Ready, and no Event', async (t) => {
   const f = new Fixture(t, [relay('r1')], [pool]);
   await f.reconciler(t);
   const acts = f.on('app/r1');
   assert.equal(acts[0], `patch app/r1 finalizers=["${FINALIZER}"]`, 'the finalizer guards the relay before it exists');
-  assert.equal(acts.at(-1), 'status app/r1 Ready (RelayReady)');
-  assert.ok(acts.slice(1).every((a) => a.startsWith('status ')), `only status writes after the finalizer: ${acts.join('; ')}`);
-  assert.deepEqual(f.events, ['Normal RelayReady app/r1']);
+  // Pending and Configuring pass within milliseconds: not written, the Ready write says it all
+  assert.deepEqual(acts.slice(1), ['status app/r1 Ready (RelayReady)']);
+  assert.deepEqual(f.events, [], 'Ready is in the status (condition Ready, reason RelayReady); Events are for failures');
   assert.equal(f.relays.get('app.r1')?.phase, 'Ready');
   assert.equal(f.relays.get('app.r1')?.socketPath, join(f.dir, 'app.r1', 'vhost-user.sock'), 'its socket in a directory of its own');
   assert.ok(f.nodeChanges > 0, 'the node publisher hears of the new relay');
@@ -179,4 +190,30 @@ test('a VirtioRelay that leaves this node (moved or gone) takes its relay along,
   assert.equal(f.relays.get('app.r6')?.phase, 'Ready', 'the other relay is untouched');
   assert.deepEqual(f.on('app/r5'), []);
   assert.deepEqual(f.on('app/r6'), []);
+});
+
+test('a VirtioRelay the operator placed with the finalizer costs one write: its Ready status', async (t) => {
+  const f = new Fixture(t, [relay('r7', { finalizers: [FINALIZER] })], [pool]);
+  await f.reconciler(t);
+  assert.deepEqual(f.on('app/r7'), ['status app/r7 Ready (RelayReady)']);
+  assert.equal(f.relays.get('app.r7')?.phase, 'Ready');
+});
+
+test('a relay slow to start shows Configuring after transientHoldMs, then Ready', async (t) => {
+  const f = new Fixture(t, [relay('r8', { finalizers: [FINALIZER] })], [pool]);
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const add = f.engine.addRelay.bind(f.engine);
+  f.engine.addRelay = async (cfg) => {
+    await gate;
+    return add(cfg);
+  };
+  t.after(() => open());
+  await f.reconciler(t, { transientHoldMs: 100, settle: false });
+  await sleep(30);
+  assert.deepEqual(f.on('app/r8'), [], 'held back at first');
+  await until('the Configuring status', () => f.on('app/r8').some((a) => a.startsWith('status app/r8 Configuring')), { timeoutMs: 5000, detail: () => f.actions.join('; ') });
+  open();
+  await until('the Ready status', () => f.on('app/r8').at(-1) === 'status app/r8 Ready (RelayReady)', 5000);
+  assert.deepEqual(f.events, []);
 });

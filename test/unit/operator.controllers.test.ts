@@ -10,6 +10,7 @@ import { NodeCleanupController } from '../../src/operator/node-cleanup.js';
 import { AgentLiveness } from '../../src/operator/liveness.js';
 import { ConflictError, FINALIZER, objectKey, type Cache, type NodeCondition, type RelayPatch, type VirtioForwarderNode, type VirtioForwarderPolicy, type VirtioRelay } from '../../src/kube/index.js';
 import { silentLogger } from '../../src/util/log.js';
+import { sleep, until } from '../helpers/wait.js';
 
 class MapCache<T extends { metadata?: { name?: string; namespace?: string } }> implements Cache<T> {
   readonly items = new Map<string, T>();
@@ -55,7 +56,7 @@ class Fixture {
     for (const s of this.stops.splice(0)) s();
   }
 
-  relayController(opts: { retryPendingMs?: number } = {}): RelayController {
+  relayController(opts: { retryPendingMs?: number; scheduledStatusAfterMs?: number } = {}): RelayController {
     const c = new RelayController({
       api: {
         relays: {
@@ -88,6 +89,7 @@ class Fixture {
       logger: silentLogger(),
       counters: this.counters,
       ...(opts.retryPendingMs !== undefined ? { retryPendingMs: opts.retryPendingMs } : {}),
+      ...(opts.scheduledStatusAfterMs !== undefined ? { scheduledStatusAfterMs: opts.scheduledStatusAfterMs } : {}),
     });
     this.stops.push(() => c.stop());
     return c;
@@ -144,16 +146,28 @@ async function run(c: RelayController | NodeCleanupController): Promise<void> {
   await c.queue.idle();
 }
 
-test('a relay without a node is given the node with a free matching VF: spec, annotation, status, event', async (t) => {
+test('a relay without a node is given the node with a free matching VF: spec, annotation, finalizer, event, then status', async (t) => {
   const f = new Fixture(t, { relays: [relay('vm1')], nodes: [node('n1'), node('n2')], vfns: [agent('n1', []), agent('n2', ['0000:3b:02.0'])] });
-  await run(f.relayController());
-  assert.deepEqual(f.actions, [
-    `patch app/vm1 ${JSON.stringify({ metadata: { annotations: { [SCHEDULED_VF_ANNOTATION]: '0000:3b:02.0' } }, spec: { nodeName: 'n2' } })}`,
-    'status app/vm1 Scheduled (guarded)',
-  ]);
+  await run(f.relayController({ scheduledStatusAfterMs: 50 }));
+  // one write places it, with the finalizer that guards what its agent will make
+  assert.deepEqual(f.actions, [`patch app/vm1 ${JSON.stringify({ metadata: { annotations: { [SCHEDULED_VF_ANNOTATION]: '0000:3b:02.0' }, finalizers: [FINALIZER] }, spec: { nodeName: 'n2' } })}`]);
+  // no agent wrote a status in scheduledStatusAfterMs: the operator says Scheduled
+  await until('status Scheduled', () => f.actions.includes('status app/vm1 Scheduled (guarded)'), 5000);
   assert.equal(f.events.length, 1);
   assert.match(f.events[0]!, /^Normal Scheduled app\/vm1: Successfully assigned app\/vm1 to n2 with VF 0000:3b:02\.0/);
   assert.equal(f.counters.scheduled, 1);
+});
+
+test('a placed relay whose agent writes its status in time gets no Scheduled status from the operator', async (t) => {
+  const f = new Fixture(t, { relays: [relay('vm1')], nodes: [node('n1')], vfns: [agent('n1', ['0000:3b:02.0'])] });
+  const c = f.relayController({ scheduledStatusAfterMs: 100 });
+  await run(c);
+  const cur = f.relays.get('vm1', 'app')!;
+  f.relays.put({ ...cur, metadata: { ...cur.metadata, resourceVersion: '999' }, status: { phase: 'Ready', nodeName: 'n1' } });
+  c.relayChanged(f.relays.get('vm1', 'app')!);
+  await sleep(300);
+  await c.queue.idle();
+  assert.deepEqual(f.actions.filter((a) => a.startsWith('status')), []);
 });
 
 test('a relay no node can take stays Pending with the reason, and the event is not repeated for the same reason', async (t) => {
@@ -291,7 +305,7 @@ test('pool policy: a relay goes only where a policy defines its pool for its nam
   await run(f.relayController());
   assert.deepEqual(
     f.actions.filter((a) => a.startsWith('patch')),
-    [`patch app/r1 ${JSON.stringify({ metadata: { annotations: { [SCHEDULED_VF_ANNOTATION]: '0000:02:00.1' } }, spec: { nodeName: 'node-b' } })}`],
+    [`patch app/r1 ${JSON.stringify({ metadata: { annotations: { [SCHEDULED_VF_ANNOTATION]: '0000:02:00.1' }, finalizers: [FINALIZER] }, spec: { nodeName: 'node-b' } })}`],
     'r1 on the node where its pool is defined, the other relays nowhere',
   );
   const failed = (k: string): string => f.events.find((e) => e.startsWith(`Warning FailedScheduling ${k}:`)) ?? '';

@@ -2,7 +2,7 @@
 // relays already assigned (some not yet reported), and what the relay asks for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeRequest, nodeUsage, normalizeVf, placeRelay, usedByKey, type AssignedRelay, type Placement, type PlacementNode, type PlacementRelay, type PlacementVf } from '../../src/operator/placement.js';
+import { PlacementSnapshot, describeRequest, nodeUsage, normalizeVf, placeRelay, usedByKey, type AssignedRelay, type Placement, type PlacementNode, type PlacementRelay, type PlacementVf } from '../../src/operator/placement.js';
 
 /** VFs of one PF: pf ens<bus>f0 at 0000:<bus>:02.<i>. */
 function vfs(pf: string, bus: string, count: number, numaNode: number | null, from = 0): PlacementVf[] {
@@ -172,6 +172,21 @@ test('64 relays placed one after another, each seeing the earlier ones: no VF tw
     assigned.push({ key: `t/r${i}`, node: r.node, vf: { selector: { vendor: '8086' } }, reserved: r.vfs });
   }
   assert.match(failed(placeRelay(relay('t/r80', { selector: { vendor: '8086' } }), nodes, assigned)), /0\/3 nodes available: 3 all matching VFs in use/);
+});
+
+test('one snapshot places a burst as one-after-another placement does: same nodes, same VFs', () => {
+  const nodes = [node('n1', [...vfs('ens1f0', '05', 16, 0), ...vfs('ens1f1', '85', 16, 1)]), node('n2', vfs('ens1f0', '06', 24, 0)), node('n3', vfs('ens1f0', '07', 24, 1))];
+  const before: AssignedRelay[] = [{ key: 't/old', node: 'n2', vf: { pciAddress: '0000:06:02.0' } }];
+  const assigned = [...before];
+  const snapshot = new PlacementSnapshot(nodes, before);
+  for (let i = 0; i < 81; i++) {
+    const rel = relay(`t/r${i}`, i % 3 === 0 ? { selector: { pfName: 'ens1f1' } } : { selector: { vendor: '8086' } });
+    const one = placeRelay(rel, nodes, assigned);
+    assert.deepEqual(snapshot.place(rel, nodes), one, `relay ${i}`);
+    if (one.ok) assigned.push({ key: rel.key, node: one.node, vf: rel.vf, reserved: one.vfs });
+  }
+  // 27 relays ask for ens1f1's 16 VFs (11 do not fit), 54 for any of the other 63 free VFs
+  assert.equal(assigned.length, 1 + 16 + 54);
 });
 
 test('an invalid selector is unschedulable with a message naming the field', () => {

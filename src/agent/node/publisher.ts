@@ -37,6 +37,9 @@ export interface NodePublisherOptions {
   leaseRenewSeconds?: number;
   /** Seconds between looks at the inventory (written only when it changed); default the renew interval. */
   refreshSeconds?: number;
+  /** Seconds at least between two writes for relay changes (default 5): relays that start
+   *  together (a burst of VirtioRelays) change the counts in one write, not one each. */
+  coalesceSeconds?: number;
 }
 
 export class NodePublisher {
@@ -51,6 +54,8 @@ export class NodePublisher {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** performance.now() of the last status write */
+  private lastWrite = -Infinity;
   /** Status writes done (tests, bench). */
   writes = 0;
 
@@ -105,13 +110,15 @@ export class NodePublisher {
     await this.informer.stop();
   }
 
-  /** Something in the status may have changed: publish within a second. */
+  /** Something in the status may have changed: publish within a second, or coalesceSeconds
+   *  after the last write if that is later. */
   changed(): void {
     if (this.soon || this.stopped) return;
+    const wait = Math.max(1000, this.lastWrite + (this.o.coalesceSeconds ?? 5) * 1000 - performance.now());
     this.soon = setTimeout(() => {
       this.soon = undefined;
       void this.publish();
-    }, 1000);
+    }, wait);
   }
 
   private async renewLease(): Promise<void> {
@@ -148,6 +155,7 @@ export class NodePublisher {
       const status = await this.desired(cur);
       const patch = mergePatchOf(cur.status ?? {}, status);
       if (patch === undefined) return;
+      this.lastWrite = performance.now();
       this.observe(await this.o.api.nodes.patchStatus(this.o.nodeName, patch));
       this.writes++;
     } catch (err) {

@@ -10,6 +10,7 @@ import {
   FINALIZER,
   NotFoundError,
   WorkQueue,
+  type HandlerResult,
   type KubeClients,
   type VirtioRelay,
   type VirtioRelayStatus,
@@ -59,6 +60,12 @@ export interface NodeReconcilerOptions {
   refreshSeconds?: number;
   concurrency?: number;
   /**
+   * A relay on its way to Ready for the first time on this node is not written in its passing
+   * phases (Pending, Configuring): its VirtioRelay gets one status write, when it is Ready (or
+   * Failed). One still on its way after this long is written as it is (default 3000 ms).
+   */
+  transientHoldMs?: number;
+  /**
    * File where the relays this node runs for VirtioRelays are kept (written after every change).
    * An agent that starts again, e.g. after a crash, runs them from here at once, before the
    * apiserver has answered, and reconciles them with the VirtioRelays once it has. Default:
@@ -89,6 +96,8 @@ export class NodeReconciler {
   private readonly owned = new Map<string, { key: string; spec?: RelaySpec }>();
   private readonly lastPhase = new Map<string, string>();
   private readonly lastGuest = new Map<string, boolean>();
+  /** relay name -> when its first passing phase was held back (transientHoldMs) */
+  private readonly heldSince = new Map<string, number>();
   /** The node's Lease and VirtioForwarderNode. */
   readonly publisher: NodePublisherView;
   private stopped = false;
@@ -179,7 +188,7 @@ export class NodeReconciler {
     return this.queue.idle();
   }
 
-  private async reconcile(key: string): Promise<void | { requeueAfterMs: number }> {
+  private async reconcile(key: string): Promise<HandlerResult> {
     if (this.stopped) return;
     // before the first list, a missing object means nothing (relays restored from the checkpoint
     // change meanwhile): start() queues every relay of this node once the informer has synced
@@ -242,8 +251,28 @@ export class NodeReconciler {
       return;
     }
     status = this.o.relays.get(rname) ?? status;
+    // its change to Ready (or Failed) queues it again, and that is the write
+    const hold = this.holdFor(current, status);
+    if (hold > 0) return { requeueAfterMs: hold };
     await this.writeStatus(current, toCrStatus(status, current, this.o.nodeName));
     await this.emitTransitions(current, status);
+  }
+
+  /** How much longer a relay's passing phase stays unwritten (transientHoldMs); 0: write now. */
+  private holdFor(obj: VirtioRelay, s: RelayStatus): number {
+    // only before this node's first write: a relay that ran here shows each change at once
+    const passing = (s.phase === 'Pending' || s.phase === 'Configuring') && obj.status?.nodeName !== this.o.nodeName;
+    if (!passing) {
+      this.heldSince.delete(s.name);
+      return 0;
+    }
+    const now = performance.now();
+    const since = this.heldSince.get(s.name) ?? now;
+    this.heldSince.set(s.name, since);
+    const left = since + (this.o.transientHoldMs ?? 3000) - now;
+    if (left > 0) return Math.ceil(left);
+    this.heldSince.delete(s.name);
+    return 0;
   }
 
   /** Failed with reason PolicyDenied (and one event), nothing else. */
@@ -261,6 +290,7 @@ export class NodeReconciler {
     if (this.owned.delete(rname)) this.scheduleCheckpoint();
     this.lastPhase.delete(rname);
     this.lastGuest.delete(rname);
+    this.heldSince.delete(rname);
     if (st?.socketPath) {
       const dir = st.socketPath.slice(0, st.socketPath.lastIndexOf('/'));
       if (dir.endsWith(`/${rname}`)) await rm(dir, { recursive: true, force: true });
@@ -288,9 +318,9 @@ export class NodeReconciler {
     if (prev !== s.phase) {
       this.lastPhase.set(s.name, s.phase);
       const ready = s.conditions.find((c) => c.type === 'Ready');
-      if (s.phase === 'Ready') {
-        await this.kube.event(obj, 'Normal', EventReason.RelayReady, `VF ${s.pciAddress ?? '?'} relayed to ${s.socketPath} (${s.mode} mode, ${s.queues} queue pair(s))`);
-      } else if (s.phase === 'Failed') {
+      // Ready is the status' news (condition Ready, reason RelayReady): an Event per relay
+      // would double the agent's writes; failures get one, for kubectl describe
+      if (s.phase === 'Failed') {
         await this.kube.event(obj, 'Warning', ready?.reason ?? EventReason.RelayFailed, ready?.message ?? 'relay failed');
       }
     }
