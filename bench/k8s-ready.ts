@@ -9,12 +9,13 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Watch } from '@kubernetes/client-node';
 import { startKube } from '../test/helpers/kube.js';
 import { testTempDir } from '../test/helpers/netns.js';
 import { AgentProcess } from '../test/helpers/agent.js';
 import { kubeClients } from '../src/kube/index.js';
 import { TEST_VIRTUAL_DEVICES, testPoolPolicy } from '../test/helpers/policy.js';
+import { RelayWatch } from '../test/helpers/relay-watch.js';
+import { pct } from '../test/helpers/node-scale.js';
 
 const { values } = parseArgs({
   options: { sequential: { type: 'string', default: '100' }, bulk: { type: 'string', default: '64,256' }, kubectl: { type: 'string', default: '10' } },
@@ -22,16 +23,10 @@ const { values } = parseArgs({
 const NS = 'bench';
 const NODE = 'bench-node';
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-}
-
-const kube = await startKube({ apiserverArgs: ['--max-requests-inflight=800', '--max-mutating-requests-inflight=400'] });
+const kube = await startKube();
 const tmp = testTempDir('k8sbench');
 let agent: AgentProcess | undefined;
-const readyAt = new Map<string, number>();
-const waiters = new Map<string, () => void>();
+let relays: RelayWatch | undefined;
 try {
   await kube.kubectl('apply', '-f', 'crds/');
   await kube.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/virtiorelays.vio4wd.io');
@@ -52,19 +47,9 @@ try {
     args: ['--node-name', NODE],
   });
   const clients = kubeClients(kube.kubeconfigPath);
-  // one watch timestamps every Ready transition
-  const watch = new Watch(clients.kc);
-  const req = await watch.watch(
-    `/apis/vio4wd.io/v1alpha1/namespaces/${NS}/virtiorelays`,
-    {},
-    (_type: string, obj: { metadata: { name: string }; status?: { phase?: string } }) => {
-      if (obj.status?.phase === 'Ready' && !readyAt.has(obj.metadata.name)) {
-        readyAt.set(obj.metadata.name, performance.now());
-        waiters.get(obj.metadata.name)?.();
-      }
-    },
-    () => undefined,
-  );
+  // one watch timestamps every Ready transition (test/helpers/relay-watch.ts)
+  const w = await RelayWatch.start(clients, NS);
+  relays = w;
   // queues: 1 or 2 one at a time; 1 each in the bulk runs, so that 256 relays fit the engine's
   // default mbuf pool (256 queue pairs; one more is refused with OutOfHugepages, as it should be)
   const body = (name: string, i: number, queues = 1 + (i % 2)) => ({
@@ -73,35 +58,9 @@ try {
     metadata: { name, namespace: NS },
     spec: { nodeName: NODE, vf: { devargs: `net_null_${name.replace(/-/g, '_')},no-rx=1` }, queues },
   });
-  const untilReady = (name: string) =>
-    new Promise<void>((resolve) => {
-      if (readyAt.has(name)) resolve();
-      else waiters.set(name, resolve);
-    });
-  const create = (name: string, i: number, queues?: number) =>
-    clients.custom.createNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays', body: body(name, i, queues) });
-  // a relay that fails never gets Ready: say which and why instead of waiting forever
-  const failed = async (): Promise<string[]> => {
-    const list = (await clients.custom.listNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays' })) as {
-      items: { metadata: { name: string }; status?: { phase?: string; message?: string } }[];
-    };
-    return list.items.filter((r) => r.status?.phase === 'Failed').map((r) => `${r.metadata.name}: ${r.status?.message ?? ''}`);
-  };
-  const allReady = async (names: string[], timeoutMs: number): Promise<void> => {
-    const end = Date.now() + timeoutMs;
-    const done = Promise.all(names.map(untilReady));
-    for (;;) {
-      const r = await Promise.race([done.then(() => true), new Promise<false>((res) => setTimeout(() => res(false), 1000))]);
-      if (r) return;
-      const bad = await failed();
-      if (bad.length || Date.now() > end) {
-        throw new Error(`${names.length - names.filter((n) => readyAt.has(n)).length} relays not Ready${bad.length ? `, ${bad.length} Failed, e.g. ${bad.slice(0, 3).join('; ')}` : ''}`);
-      }
-    }
-  };
   const deleteAll = async () => {
     await kube.kubectl('delete', 'virtiorelays', '--all', '-n', NS, '--wait=true', '--timeout=300s');
-    readyAt.clear();
+    w.forget([...w.readyAt.keys()]);
   };
 
   const rows: string[] = [];
@@ -110,10 +69,9 @@ try {
   const n = Number(values.sequential);
   for (let i = 0; i < n; i++) {
     const name = `seq-${i}`;
-    const t0 = performance.now();
-    await create(name, i);
-    await untilReady(name);
-    seq.push(readyAt.get(name)! - t0);
+    await w.create(body(name, i));
+    await w.untilReady([name], { timeoutMs: 60_000 });
+    seq.push(w.readyAt.get(name)! - w.sentAt.get(name)!);
     // keep the node's relay count low: this measures one relay's path, not capacity
     await clients.custom.deleteNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays', name });
   }
@@ -126,8 +84,8 @@ try {
     const name = `kubectl-${i}`;
     const t0 = performance.now();
     await kube.kubectlRun(['apply', '-f', '-'], { input: JSON.stringify(body(name, i)) });
-    await untilReady(name);
-    kc.push(readyAt.get(name)! - t0);
+    await w.untilReady([name], { timeoutMs: 60_000 });
+    kc.push(w.readyAt.get(name)! - t0);
   }
   if (kc.length) rows.push(`kubectl apply -> Ready (${kc.length} relays): median ${pct(kc, 50).toFixed(0)} ms, p99 ${pct(kc, 99).toFixed(0)} ms`);
   await deleteAll();
@@ -136,18 +94,17 @@ try {
   for (const count of values.bulk.split(',').map(Number).filter(Boolean)) {
     const names = Array.from({ length: count }, (_, i) => `bulk${count}-${i}`);
     const t0 = performance.now();
-    await Promise.all(names.map((nm, i) => create(nm, i, 1)));
-    const created = performance.now() - t0;
-    await allReady(names, 300_000);
-    const all = Math.max(...names.map((nm) => readyAt.get(nm)!)) - t0;
-    const each = names.map((nm) => readyAt.get(nm)! - t0);
+    const created = await w.createAll(names.map((nm) => body(nm, 0, 1)), count);
+    await w.untilReady(names, { timeoutMs: 300_000, what: `${count} at once` });
+    const all = Math.max(...names.map((nm) => w.readyAt.get(nm)!)) - t0;
+    const each = names.map((nm) => w.readyAt.get(nm)! - t0);
     rows.push(`${count} relays at once: all Ready in ${(all / 1000).toFixed(2)} s (created in ${(created / 1000).toFixed(2)} s; median relay ${(pct(each, 50) / 1000).toFixed(2)} s)`);
     await deleteAll();
   }
-  req.abort();
   process.stdout.write(`\nvio4wd Kubernetes benchmark (kube-apiserver ${kube.version}, real agent + engine, net_null VF stand-ins)\n`);
   for (const r of rows) process.stdout.write(`  ${r}\n`);
 } finally {
+  relays?.stop();
   await agent?.stop();
   await kube.stop();
   tmp.remove();

@@ -13,12 +13,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
-import { Watch } from '@kubernetes/client-node';
 import { kubeClients } from '../../src/kube/index.js';
 import { startKube, type KubeEnv } from './kube.js';
 import { testTempDir } from './netns.js';
 import { testPoolPolicy } from './policy.js';
 import { pct } from './node-scale.js';
+import { RelayWatch } from './relay-watch.js';
 import { sleep, until } from './wait.js';
 
 export interface ClusterScaleOptions {
@@ -281,60 +281,22 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     log(`${o.nodes} agents running in ${groups.length} processes`);
 
     // Ready transitions of every relay (and when its node was set), from one admin watch
-    const readyAt = new Map<string, number>();
     const scheduledAt = new Map<string, number>();
     const nodeOf = new Map<string, string>();
-    type Obj = { metadata: { name: string }; spec?: { nodeName?: string }; status?: { phase?: string } };
-    const moving = new Set<string>();
-    const seen = (obj: Obj): void => {
-      const name = obj.metadata.name;
-      if (obj.spec?.nodeName) {
-        nodeOf.set(name, obj.spec.nodeName);
-        if (!scheduledAt.has(name)) scheduledAt.set(name, performance.now());
-      }
-      if (obj.status?.phase === 'Ready' && !readyAt.has(name)) readyAt.set(name, performance.now());
-      else if (obj.status?.phase !== 'Ready' && readyAt.has(name) && moving.has(name)) readyAt.delete(name);
-    };
-    const watch = new Watch(admin.kc);
-    let closed = false;
-    const startWatch = async (): Promise<void> => {
-      const req = await watch.watch(`/apis/vio4wd.io/v1alpha1/namespaces/${NS}/virtiorelays`, {}, (_t: string, obj: Obj) => seen(obj), () => {
-        if (!closed) setTimeout(() => void startWatch().catch(() => undefined), 200);
-      });
-      aborts.push(() => req.abort());
-    };
-    aborts.unshift(() => (closed = true));
-    await startWatch();
-    const listAll = async (): Promise<Obj[]> =>
-      ((await admin.custom.listNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays' })) as { items: Obj[] }).items;
-    // the watch is the clock; a list every 10 s covers a watch that was re-established
-    const waitReady = async (names: string[], what: string): Promise<void> => {
-      let listed = Date.now();
-      await until(
-        `${what}: all ${names.length} relays Ready`,
-        async () => {
-          if (Date.now() - listed > 10_000) {
-            listed = Date.now();
-            for (const r of await listAll()) seen(r);
-          }
-          return names.every((n) => readyAt.has(n));
-        },
-        { timeoutMs, intervalMs: 100, detail: () => `${names.filter((n) => !readyAt.has(n)).length} of ${names.length} not Ready` },
-      );
-    };
+    const relays = await RelayWatch.start(admin, NS, (obj, at) => {
+      if (!obj.spec?.nodeName) return;
+      nodeOf.set(obj.metadata.name, obj.spec.nodeName);
+      if (!scheduledAt.has(obj.metadata.name)) scheduledAt.set(obj.metadata.name, at);
+    });
+    aborts.push(() => relays.stop());
+    const { readyAt, sentAt, createdAt } = relays;
+    const waitReady = (names: string[], what: string): Promise<void> => relays.untilReady(names, { timeoutMs, what, listEveryMs: 10_000 });
     const body = (name: string) => ({
       apiVersion: 'vio4wd.io/v1alpha1',
       kind: 'VirtioRelay',
       metadata: { name, namespace: NS },
       spec: { vf: { devargs: `net_null_${name.replace(/-/g, '_')}` }, queues: 1, reschedule: 'OnNodeLoss' },
     });
-    const sentAt = new Map<string, number>();
-    const createdAt = new Map<string, number>();
-    const create = async (name: string): Promise<void> => {
-      sentAt.set(name, performance.now());
-      await admin.custom.createNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays', body: body(name) });
-      createdAt.set(name, performance.now());
-    };
     const cpu = (): Record<string, number> => ({
       'kube-apiserver': cpuOf(kube.apiserverPid()),
       etcd: cpuOf(kube.etcdPid),
@@ -349,13 +311,7 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     const op0 = await operatorQueue(opMetrics);
     const c0 = cpu();
     const t0 = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: o.inFlight ?? 64 }, async () => {
-        while (next < burstNames.length) await create(burstNames[next++]!);
-      }),
-    );
-    const createdMs = performance.now() - t0;
+    const createdMs = await relays.createAll(burstNames.map(body), o.inFlight ?? 64);
     await waitReady(burstNames, 'burst');
     const allReadyMs = Math.max(...burstNames.map((n) => readyAt.get(n)!)) - t0;
     const c1 = cpu();
@@ -386,7 +342,7 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     await Promise.all(
       streamNames.map(async (n, i) => {
         await sleep(Math.max(0, s0 + (i * 1000) / rate - performance.now()));
-        await create(n);
+        await relays.create(body(n));
       }),
     );
     await waitReady(streamNames, 'stream');
@@ -415,25 +371,20 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     }
 
     // 4) a node lost: its agent stops, its Node goes
-    for (const r of await listAll()) seen(r);
+    await relays.list();
     const lost = nodes[0]!;
     const onLost = [...nodeOf].filter(([, n]) => n === lost).map(([name]) => name);
     const g = groupOf.get(lost)!;
     const stopped = g.next(new RegExp(`^stopped ${lost}$`), 60_000);
     g.send(`stop ${lost}`);
     await stopped;
-    for (const n of onLost) {
-      moving.add(n);
-      readyAt.delete(n);
-    }
     const l0 = performance.now();
     await admin.core.deleteNode({ name: lost });
     let movedMs = NaN;
     await until(
       `the ${onLost.length} relays of ${lost} moved to other nodes and Ready`,
       async () => {
-        const items = await listAll();
-        for (const r of items) seen(r);
+        const items = await relays.list();
         const mine = items.filter((r) => onLost.includes(r.metadata.name));
         if (Number.isNaN(movedMs) && mine.every((r) => r.spec?.nodeName && r.spec.nodeName !== lost)) movedMs = performance.now() - l0;
         return mine.every((r) => r.status?.phase === 'Ready' && r.spec?.nodeName !== lost);

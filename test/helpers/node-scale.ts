@@ -8,12 +8,13 @@
 // checkpoint (before and without the apiserver's help) and until the apiserver agrees.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Watch } from '@kubernetes/client-node';
 import { kubeClients } from '../../src/kube/index.js';
 import { AgentProcess } from './agent.js';
 import { startKube, type KubeEnv } from './kube.js';
 import { testTempDir } from './netns.js';
 import { TEST_VIRTUAL_DEVICES, testPoolPolicy } from './policy.js';
+import { RelayWatch } from './relay-watch.js';
+import { until } from './wait.js';
 
 export interface NodeScaleOptions {
   relays: number;
@@ -93,7 +94,8 @@ function metricsAddress(agent: AgentProcess): string {
 export async function runNodeScale(o: NodeScaleOptions): Promise<NodeScaleResult> {
   const log = o.log ?? (() => undefined);
   const n = o.relays;
-  const kube: KubeEnv = await startKube({ apiserverArgs: ['--max-requests-inflight=800', '--max-mutating-requests-inflight=400'] });
+  // a default kube-apiserver (its admin, as here, is exempt from APF's limits anyway)
+  const kube: KubeEnv = await startKube();
   const tmp = testTempDir('nodescale');
   let agent: AgentProcess | undefined;
   const abort: (() => void)[] = [];
@@ -127,32 +129,9 @@ export async function runNodeScale(o: NodeScaleOptions): Promise<NodeScaleResult
     log(`agent up: RSS ${(rssBeforeBytes / 2 ** 20).toFixed(1)} MiB, hugepages ${(hugepagesBeforeBytes / 2 ** 20).toFixed(0)} MiB`);
 
     const clients = kubeClients(kube.kubeconfigPath);
-    const readyAt = new Map<string, number>();
-    let onReady: (() => void) | undefined;
-    const seen = (obj: { metadata: { name: string }; status?: { phase?: string } }): void => {
-      if (obj.status?.phase === 'Ready' && !readyAt.has(obj.metadata.name)) {
-        readyAt.set(obj.metadata.name, performance.now());
-        onReady?.();
-      }
-    };
-    const watch = new Watch(clients.kc);
-    let closed = false;
-    // re-established when the apiserver ends it; a gap is covered by the lists below
-    const startWatch = async (): Promise<void> => {
-      const req = await watch.watch(`/apis/vio4wd.io/v1alpha1/namespaces/${NS}/virtiorelays`, {}, (_t: string, obj: Parameters<typeof seen>[0]) => seen(obj), () => {
-        if (!closed) setTimeout(() => void startWatch().catch(() => undefined), 200);
-      });
-      abort.push(() => req.abort());
-    };
-    abort.push(() => (closed = true));
-    await startWatch();
-    const listAll = async (): Promise<{ metadata: { name: string }; status?: { phase?: string; message?: string } }[]> =>
-      ((await clients.custom.listNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays' })) as {
-        items: { metadata: { name: string }; status?: { phase?: string; message?: string } }[];
-      }).items;
+    const relays = await RelayWatch.start(clients, NS);
+    abort.push(() => relays.stop());
     const names = Array.from({ length: n }, (_, i) => `r${i}`);
-    const sentAt = new Map<string, number>();
-    const t0 = performance.now();
     // server mode: the relay's socket is there at once (no client reconnecting to nobody)
     const body = (name: string) => ({
       apiVersion: 'vio4wd.io/v1alpha1',
@@ -160,36 +139,12 @@ export async function runNodeScale(o: NodeScaleOptions): Promise<NodeScaleResult
       metadata: { name, namespace: NS },
       spec: { nodeName: NODE, vf: { devargs: `net_null_${name},no-rx=1` }, vhostUser: { mode: 'server' }, queues: 1 },
     });
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < n) {
-        const name = names[next++]!;
-        sentAt.set(name, performance.now());
-        await clients.custom.createNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', namespace: NS, plural: 'virtiorelays', body: body(name) });
-      }
-    };
-    await Promise.all(Array.from({ length: o.inFlight ?? 32 }, worker));
-    const createdMs = performance.now() - t0;
+    const t0 = performance.now();
+    const createdMs = await relays.createAll(names.map(body), o.inFlight ?? 32);
     log(`${n} VirtioRelays created in ${(createdMs / 1000).toFixed(2)} s`);
-    const deadline = Date.now() + (o.timeoutMs ?? 600_000);
-    let listed = Date.now();
-    while (readyAt.size < n) {
-      if (Date.now() > deadline) {
-        const bad = (await listAll()).filter((r) => r.status?.phase !== 'Ready').slice(0, 3).map((r) => `${r.metadata.name}: ${r.status?.phase} ${r.status?.message ?? ''}`);
-        throw new Error(`${n - readyAt.size} of ${n} relays not Ready after ${o.timeoutMs ?? 600_000} ms, e.g. ${bad.join('; ')}`);
-      }
-      if (Date.now() - listed > 5000) {
-        for (const r of await listAll()) seen(r);
-        listed = Date.now();
-      }
-      await new Promise<void>((res) => {
-        onReady = res;
-        setTimeout(res, 1000);
-      });
-    }
-    onReady = undefined;
-    const allReadyMs = Math.max(...readyAt.values()) - t0;
-    const createToReadyMs = names.map((nm) => readyAt.get(nm)! - sentAt.get(nm)!);
+    await relays.untilReady(names, { timeoutMs: o.timeoutMs ?? 600_000, what: 'node scale' });
+    const allReadyMs = Math.max(...names.map((nm) => relays.readyAt.get(nm)!)) - t0;
+    const createToReadyMs = names.map((nm) => relays.readyAt.get(nm)! - relays.sentAt.get(nm)!);
     const m = await metrics(addr);
     const hugepagesAfterBytes = sample(m, 'vio4wd_engine_hugepage_bytes') ?? NaN;
     const rssAfterBytes = rssOf(agent.pid);
@@ -206,31 +161,35 @@ export async function runNodeScale(o: NodeScaleOptions): Promise<NodeScaleResult
     let relaysRestored = 0;
     let restoreAllReadyMs = NaN;
     let agentRunningMs = NaN;
-    const until = Date.now() + (o.timeoutMs ?? 600_000);
-    while (Date.now() < until && (Number.isNaN(restoreAllReadyMs) || Number.isNaN(agentRunningMs))) {
-      const logs = agent.logs();
-      if (Number.isNaN(restoredLoggedMs)) {
-        const l = logs.find((x) => x.msg.startsWith('relays restored from the checkpoint'));
-        if (l) {
-          restoredLoggedMs = performance.now() - s0;
-          relaysRestored = Number(l['relays']);
+    const restarted = agent;
+    await until(
+      'the restarted agent running every relay and reconciled with the apiserver',
+      async () => {
+        const logs = restarted.logs();
+        if (Number.isNaN(restoredLoggedMs)) {
+          const l = logs.find((x) => x.msg.startsWith('relays restored from the checkpoint'));
+          if (l) {
+            restoredLoggedMs = performance.now() - s0;
+            relaysRestored = Number(l['relays']);
+          }
         }
-      }
-      if (Number.isNaN(agentRunningMs) && logs.some((x) => x.msg === 'vio4wd agent running')) agentRunningMs = performance.now() - s0;
-      if (Number.isNaN(restoreAllReadyMs)) {
-        // the metrics server comes up before the reconciler: its address is in the log then
-        const a = logs.find((x) => x.msg === 'serving /metrics, /healthz, /readyz')?.['address'] as string | undefined;
-        if (a) {
-          addr = a;
-          const r = sample(await metrics(addr).catch(() => ''), 'vio4wd_relays', 'phase="Ready"');
-          if (r === n) restoreAllReadyMs = performance.now() - s0;
+        if (Number.isNaN(agentRunningMs) && logs.some((x) => x.msg === 'vio4wd agent running')) agentRunningMs = performance.now() - s0;
+        if (Number.isNaN(restoreAllReadyMs)) {
+          // the metrics server comes up before the reconciler: its address is in the log then
+          const a = logs.find((x) => x.msg === 'serving /metrics, /healthz and /readyz')?.['address'] as string | undefined;
+          if (a) {
+            addr = a;
+            if (sample(await metrics(addr).catch(() => ''), 'vio4wd_relays', 'phase="Ready"') === n) restoreAllReadyMs = performance.now() - s0;
+          }
         }
-      }
-      if (agent.exitCode !== null) throw new Error(`the agent exited after the restart:\n${agent.output.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (Number.isNaN(restoreAllReadyMs)) throw new Error(`the restarted agent did not run all ${n} relays in time`);
-    const notReadyAfter = (await listAll()).filter((r) => r.status?.phase !== 'Ready').length;
+        return !Number.isNaN(restoreAllReadyMs) && !Number.isNaN(agentRunningMs);
+      },
+      {
+        timeoutMs: o.timeoutMs ?? 600_000,
+        failIf: () => (restarted.exitCode !== null ? `the agent exited after the restart:\n${restarted.output.slice(-3000)}` : undefined),
+      },
+    );
+    const notReadyAfter = (await relays.list()).filter((r) => r.status?.phase !== 'Ready').length;
     const restartRss = rssOf(agent.pid);
     log(`restart: ${relaysRestored} restored (logged at ${restoredLoggedMs.toFixed(0)} ms), all Ready in the engine at ${restoreAllReadyMs.toFixed(0)} ms, agent running at ${agentRunningMs.toFixed(0)} ms`);
     return {
