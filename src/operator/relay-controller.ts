@@ -56,7 +56,7 @@ export interface RelayControllerOptions {
    *  together in one pass over the cluster, and their patches are this many in flight at most. */
   concurrency?: number;
   /** A relay placed without a status gets phase Scheduled only when its agent has written none
-   *  this long after (default 2000 ms): a running agent's own write (Ready) comes first and makes
+   *  this long after (default 5000 ms): a running agent's own write (Ready) comes first and makes
    *  that write needless. One with a status already (Pending) is told at once. */
   scheduledStatusAfterMs?: number;
   /** Unschedulable relays are retried when nodes change, and at least this often (default 60 s). */
@@ -126,8 +126,13 @@ export class RelayController {
     return this.relays.list().filter((r) => !nodeOf(r) && !r.metadata.deletionTimestamp && !this.reservations.has(objectKey(r))).length;
   }
 
+  /** Only what the operator acts on is queued: a relay without a node, being deleted, or on a
+   *  node that is gone. The many status updates of placed relays (their agents' writes) are not,
+   *  so in a burst the relays waiting for a node do not queue behind them. */
   relayChanged(r: VirtioRelay): void {
-    if (this.ready) this.queue.add(objectKey(r));
+    if (!this.ready) return;
+    const node = nodeOf(r);
+    if (node === undefined || r.metadata.deletionTimestamp || this.nodes.get(node) === undefined) this.queue.add(objectKey(r));
   }
 
   relayDeleted(r: VirtioRelay): void {
@@ -184,11 +189,14 @@ export class RelayController {
     const nodeGone = nodeName !== undefined && this.nodes.get(nodeName) === undefined;
 
     if (obj.metadata.deletionTimestamp) {
-      // no agent will remove the finalizer of a relay whose node is gone (or that has none)
-      if (obj.metadata.finalizers?.includes(FINALIZER) && (nodeName === undefined || nodeGone)) {
+      // the operator adds the agent's finalizer when it places a relay; no agent will remove it
+      // from a relay whose node is gone (or that has none), and none has to while no agent has
+      // reported the relay (an agent that took it meanwhile removes it when the object goes)
+      const unreported = nodeName !== undefined && obj.status?.nodeName !== nodeName;
+      if (obj.metadata.finalizers?.includes(FINALIZER) && (nodeName === undefined || nodeGone || unreported)) {
         await this.patchRelay(obj, { metadata: { finalizers: obj.metadata.finalizers.filter((f) => f !== FINALIZER) } });
         this.counters.finalizersRemoved++;
-        const why = nodeName ? `node ${nodeName} does not exist` : 'the relay has no node';
+        const why = nodeName === undefined ? 'the relay has no node' : nodeGone ? `node ${nodeName} does not exist` : `no agent has reported the relay on node ${nodeName}`;
         this.log.info({ relay: key, node: nodeName }, 'removed the finalizer of a deleted relay without an agent');
         await this.o.events.relay(obj, 'Normal', EventReason.FinalizerRemoved, `${why}, so no agent will clean up: removed finalizer ${FINALIZER} to let the deletion finish`);
       }
@@ -288,7 +296,7 @@ export class RelayController {
       this.placedAt.delete(key);
       return;
     }
-    const left = at + (this.o.scheduledStatusAfterMs ?? 2000) - performance.now();
+    const left = at + (this.o.scheduledStatusAfterMs ?? 5000) - performance.now();
     if (left > 0) return { requeueAfterMs: Math.ceil(left) };
     this.placedAt.delete(key);
     await this.writeStatus(obj, { phase: 'Scheduled', message: `assigned to node ${node}; waiting for its agent` }, true);

@@ -203,6 +203,31 @@ test('a relay on a deleted node moves when it asked to (OnNodeLoss) and stays wi
   assert.deepEqual([f.counters.rescheduled, f.counters.nodeLost], [1, 1]);
 });
 
+test('a deleted relay no agent has reported loses the finalizer the operator gave it; a reported one keeps it for its agent', async (t) => {
+  const f = new Fixture(t, {
+    relays: [
+      relay('new', { nodeName: 'n1' }, { deletionTimestamp: new Date(), finalizers: [FINALIZER] }),
+      { ...relay('running', { nodeName: 'n1' }, { deletionTimestamp: new Date(), finalizers: [FINALIZER] }), status: { phase: 'Ready', nodeName: 'n1' } },
+    ],
+    nodes: [node('n1')],
+    vfns: [agent('n1', [])],
+  });
+  await run(f.relayController());
+  assert.deepEqual(f.actions, [`patch app/new ${JSON.stringify({ metadata: { finalizers: [] } })}`]);
+  assert.match(f.events[0]!, /^Normal FinalizerRemoved app\/new: no agent has reported the relay on node n1/);
+});
+
+test('status updates of a placed relay are not queued: the operator has nothing to do for them', async (t) => {
+  const f = new Fixture(t, { relays: [relay('vm1', { nodeName: 'n1' })], nodes: [node('n1')], vfns: [agent('n1', [])] });
+  const c = f.relayController();
+  await run(c);
+  const before = c.queue.length;
+  c.relayChanged({ ...f.relays.get('vm1', 'app')!, status: { phase: 'Ready', nodeName: 'n1' } });
+  assert.equal(c.queue.length, before);
+  c.relayChanged(relay('pending'));
+  assert.equal(c.queue.length, before + 1, 'one without a node is');
+});
+
 test('a deleted relay whose node is gone loses its finalizer (no agent will clean up)', async (t) => {
   const f = new Fixture(t, {
     relays: [relay('vm1', { nodeName: 'gone' }, { deletionTimestamp: new Date(), finalizers: [FINALIZER, 'other/keep'] })],
