@@ -176,7 +176,7 @@ export async function runNodeScale(o: NodeScaleOptions): Promise<NodeScaleResult
         if (Number.isNaN(agentRunningMs) && logs.some((x) => x.msg === 'vio4wd agent running')) agentRunningMs = performance.now() - s0;
         if (Number.isNaN(restoreAllReadyMs)) {
           // the metrics server comes up before the reconciler: its address is in the log then
-          const a = logs.find((x) => x.msg === 'serving /metrics, /healthz and /readyz')?.['address'] as string | undefined;
+          const a = logs.find((x) => x.msg === 'serving /metrics, /healthz, /readyz')?.['address'] as string | undefined;
           if (a) {
             addr = a;
             if (sample(await metrics(addr).catch(() => ''), 'vio4wd_relays', 'phase="Ready"') === n) restoreAllReadyMs = performance.now() - s0;
@@ -187,6 +187,8 @@ export async function runNodeScale(o: NodeScaleOptions): Promise<NodeScaleResult
       {
         timeoutMs: o.timeoutMs ?? 600_000,
         failIf: () => (restarted.exitCode !== null ? `the agent exited after the restart:\n${restarted.output.slice(-3000)}` : undefined),
+        detail: () =>
+          `checkpoint read: ${!Number.isNaN(restoredLoggedMs)} (${relaysRestored} relays), all Ready in the engine: ${!Number.isNaN(restoreAllReadyMs)}, agent running: ${!Number.isNaN(agentRunningMs)}; metrics at ${addr}; the agent's last lines:\n${restarted.output.slice(-2000)}`,
       },
     );
     const notReadyAfter = (await relays.list()).filter((r) => r.status?.phase !== 'Ready').length;
