@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AttachmentService } from '../cni/index.js';
-import { DraDriver, KubeletPlugin, ResourceSlicePublisher, kubeClaimApi, kubeSliceApi, type PoolLimits, type RelayHardware } from '../dra/index.js';
+import { DeviceHealthReporter, DraDriver, KubeletPlugin, type HealthDevice, ResourceSlicePublisher, kubeClaimApi, kubeSliceApi, type PoolLimits, type RelayHardware } from '../dra/index.js';
 import { kubeClients, resources } from '../kube/index.js';
 import { decideDevice } from '../policy/index.js';
 import type { RelayManager, RelayStatus } from '../relay/index.js';
@@ -99,7 +99,17 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
     logger: log,
   });
   await driver.start();
-  const plugin = new KubeletPlugin({ driver, registryDir: c.dra.registryDir, pluginDir: c.dra.pluginDir, logger: log });
+  // the health kubelet shows in the pod's status: of what is published, and of what is prepared
+  const health = new DeviceHealthReporter({
+    relays,
+    devices: () => {
+      const all = new Map<string, HealthDevice>();
+      for (const d of publisher.published()) all.set(`${d.pool}\0${d.device.name}`, { pool: d.pool, device: d.device.name, relay: d.relay, onDemand: d.vf !== undefined });
+      for (const d of driver.preparedDevices()) all.set(`${d.pool}\0${d.device}`, d);
+      return [...all.values()];
+    },
+  });
+  const plugin = new KubeletPlugin({ driver, health, registryDir: c.dra.registryDir, pluginDir: c.dra.pluginDir, logger: log });
   await plugin.start();
   // the apiserver may be away for a long time: publishing starts in the background, once the
   // policies are known (before that every relay would look denied and its slice be deleted)

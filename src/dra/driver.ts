@@ -99,6 +99,11 @@ export class DraDriver {
     return [...this.prepared.keys()];
   }
 
+  /** The devices of the prepared claims, with their relays (the health stream). */
+  preparedDevices(): { pool: string; device: string; relay: string }[] {
+    return [...this.prepared.values()].flatMap((c) => c.devices.map((d) => ({ pool: d.pool, device: d.device, relay: d.relay })));
+  }
+
   prepare(claims: readonly ClaimRef[]): Promise<Record<string, PrepareResult>> {
     return this.serial(async () => {
       const out: Record<string, PrepareResult> = {};

@@ -8,3 +8,4 @@ export { DraDriver, type ClaimApi, type ClaimRef, type DraDriverOptions, type Po
 export { kubeClaimApi, kubeSliceApi, type SliceApi } from './kube.js';
 export { KubeletPlugin, type KubeletPluginOptions, type KubeletPluginState } from './plugin.js';
 export { ResourceSlicePublisher, type PublisherOptions } from './publisher.js';
+export { DeviceHealthReporter, type HealthDevice } from './health.js';

@@ -2,27 +2,32 @@
 // plugin watcher finds it, calls GetInfo, then NotifyRegistrationStatus) and the DRA service
 // socket it names, serving NodePrepareResources/NodeUnprepareResources as both v1.DRAPlugin and
 // v1beta1.DRAPlugin (kubelet 1.34 picks the first of the listed services it knows). A socket
-// that disappears (kubelet cleaning up, a node reboot's tmpfs) is served again.
+// that disappears (kubelet cleaning up, a node reboot's tmpfs) is served again. The DRA socket
+// also serves v1alpha1.DRAResourceHealth, the devices' health stream (health.ts).
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Server, ServerCredentials, status as grpcStatus, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status as grpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { fileIdentity } from '../deviceplugin/server.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { DRA_SOCKET, DRIVER_NAME, PLUGIN_TYPE, REGISTRATION_SOCKET, SUPPORTED_SERVICES } from './constants.js';
 import type { DraDriver } from './driver.js';
+import type { DeviceHealthReporter } from './health.js';
 import {
   services,
   type NodePrepareResourcesRequest,
   type NodePrepareResourcesResponse,
   type NodeUnprepareResourcesRequest,
   type NodeUnprepareResourcesResponse,
+  type NodeWatchResourcesResponse,
   type PluginInfo,
   type RegistrationStatus,
 } from './proto.js';
 
 export interface KubeletPluginOptions {
   driver: DraDriver;
+  /** The devices' health stream; absent: kubelet's NodeWatchResources is answered Unimplemented. */
+  health?: DeviceHealthReporter;
   registryDir: string;
   pluginDir: string;
   logger: Logger;
@@ -114,6 +119,17 @@ export class KubeletPlugin {
     const impl = this.draHandlers();
     server.addService(s.v1.service, impl);
     server.addService(s.v1beta1.service, impl);
+    const health = this.o.health;
+    if (health) {
+      server.addService(s.health.service, {
+        NodeWatchResources: (call: ServerWritableStream<object, NodeWatchResourcesResponse>) => {
+          this.log.info('kubelet watches the devices\' health');
+          const stop = health.watch((r) => call.write(r));
+          call.on('cancelled', stop);
+          call.on('error', stop);
+        },
+      });
+    }
     this.ids.dra = await this.bind(server, this.draSocket).catch((err: unknown) => {
       server.forceShutdown();
       throw err;

@@ -126,7 +126,14 @@ export class KubeletHarness {
     });
   }
 
-  send(cmd: 'prepare' | 'unprepare' | 'quit'): void {
+  /** What kubelet would write into the pod's containerStatuses[].allocatedResourcesStatus now. */
+  async health(): Promise<{ container: string; name: string; resourceID: string; health: string }[]> {
+    this.send('health');
+    const e = await this.next(['health']);
+    return (e.resources as { container: string; name: string; resourceID: string; health: string }[] | null) ?? [];
+  }
+
+  send(cmd: 'prepare' | 'unprepare' | 'health' | 'quit'): void {
     this.proc.child.stdin!.write(`${cmd}\n`);
   }
 

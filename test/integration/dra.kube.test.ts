@@ -133,14 +133,14 @@ function claim(name: string, cel: string, config?: Record<string, unknown>, devi
   };
 }
 
-function pod(name: string, claimName: string): object {
+function pod(name: string, claimName: string, podClaim = 'net'): object {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: 'vms' },
     spec: {
-      resourceClaims: [{ name: 'net', resourceClaimName: claimName }],
-      containers: [{ name: 'compute', image: 'virt-launcher', resources: { claims: [{ name: 'net' }] } }],
+      resourceClaims: [{ name: podClaim, resourceClaimName: claimName }],
+      containers: [{ name: 'compute', image: 'virt-launcher', resources: { claims: [{ name: podClaim }] } }],
     },
   };
 }
@@ -401,9 +401,10 @@ test('an agent restart keeps the prepared claim: the plugin registers again, a r
   await h.stop();
 });
 
-test('a claim for fewer queue pairs than the relay serves: the relay offers that many until unprepare', async () => {
+test('a claim for fewer queue pairs than the relay serves: the relay offers that many until unprepare; kubelet hears the device\'s health', async () => {
   await apply(claim('oneq', 'device.attributes["vio4wd.io"].relay == "r-q"', { mac: '52:54:00:d4:a0:0d', queues: 1 }, Q_CLASS));
-  await apply(pod('vm-q', 'oneq'));
+  // the pod's name for the claim is the claim's: kubelet 1.34 reports a device's health only then
+  await apply(pod('vm-q', 'oneq', 'oneq'));
   await until('claim oneq allocated', async () => (await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'oneq')).status?.reservedFor?.length);
   const h = harness('vm-q', 'q');
   await h.next(['registered']);
@@ -414,6 +415,19 @@ test('a claim for fewer queue pairs than the relay serves: the relay offers that
   const dir = oci.mounts.find((m) => m.destination === '/var/run/vio4wd/dra/oneq/nic')!.source;
   const sock = join(dir, readdirSync(dir).find((f) => f.endsWith('.sock'))!);
   assert.equal(await vhostQueueNum(sock), 1, 'the claim\'s: QEMU refuses a device with more');
+  // the device's health, as kubelet reads it from the plugin's stream and puts it in the pod's status
+  const claimUid = (await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'oneq')).metadata.uid;
+  let last: unknown;
+  const healthIs = (want: string) => waitUntil(`kubelet to see r-q ${want}`, async () => {
+    const r = (last = await h.health());
+    return r.length === 1 && r[0]!.health === want && r;
+  }, { timeoutMs: 30_000, intervalMs: 300, detail: () => `last: ${JSON.stringify(last)}\nharness: ${h.log.split('\n').filter((l) => /[Hh]ealth/.test(l)).slice(-10).join('\n')}` });
+  assert.deepEqual(await healthIs('Healthy'), [{ container: 'compute', name: 'claim:oneq', resourceID: `vio4wd.io/relay=${claimUid}-r-q`, health: 'Healthy' }]);
+  // the VF's link goes down: the relay is not healthy, and kubelet hears so
+  await ns.exec('ip', ['link', 'set', 'vfq', 'down']);
+  await healthIs('Unhealthy');
+  await ns.exec('ip', ['link', 'set', 'vfq', 'up']);
+  await healthIs('Healthy');
   h.send('unprepare');
   assert.equal((await h.next(['unprepared', 'unprepareError'])).event, 'unprepared');
   assert.equal(await vhostQueueNum(sock), 2, 'r-q\'s own again');

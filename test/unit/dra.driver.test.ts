@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DraDriver, type ResourceClaim } from '../../src/dra/driver.js';
 import { ResourceSlicePublisher } from '../../src/dra/publisher.js';
+import { DeviceHealthReporter } from '../../src/dra/health.js';
+import type { NodeWatchResourcesResponse } from '../../src/dra/proto.js';
 import type { SliceApi, StoredSlice } from '../../src/dra/kube.js';
 import type { FreeVf, ResourceSliceBody } from '../../src/dra/devices.js';
 import type { RelayStatus, RelayView } from '../../src/relay/types.js';
@@ -256,4 +258,34 @@ test('a free VF\'s device: prepare makes its relay with the claim\'s queues and 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('health stream: every published or prepared device, healthy while its relay is; sent at once, on a relay change and periodically', async () => {
+  const relays = new Relays([relay('r1'), relay('r2', { healthy: false }), relay('dra.vf-0000-00-0a-0', { origin: 'dra' })]);
+  const devices = [
+    { pool: 'n/p', device: 'r1', relay: 'r1' },
+    { pool: 'n/p', device: 'r2', relay: 'r2' },
+    { pool: 'n/vf', device: 'vf-0000-00-0a-0', relay: 'dra.vf-0000-00-0a-0', onDemand: true },
+    { pool: 'n/vf', device: 'vf-0000-00-0b-0', relay: 'dra.vf-0000-00-0b-0', onDemand: true },
+    { pool: 'n/p', device: 'gone', relay: 'gone' },
+  ];
+  const h = new DeviceHealthReporter({ relays, devices: () => devices, periodMs: 50, debounceMs: 5 });
+  const of = (r: NodeWatchResourcesResponse) => r.devices.map((d) => `${d.device.device_name}=${d.health}`);
+  assert.deepEqual(of({ devices: h.snapshot() }), ['r1=HEALTHY', 'r2=UNHEALTHY', 'vf-0000-00-0a-0=HEALTHY', 'vf-0000-00-0b-0=HEALTHY', 'gone=UNHEALTHY'], 'a prepared device whose relay is gone is unhealthy; a free VF without its relay is healthy');
+  assert.ok(Math.abs(h.snapshot()[0]!.last_updated_time - Date.now() / 1000) < 2);
+  const sent: NodeWatchResourcesResponse[] = [];
+  const stop = h.watch((r) => sent.push(r));
+  assert.equal(sent.length, 1, 'the whole list at once');
+  relays.items[0] = relay('r1', { healthy: false });
+  relays.emit('change', relays.items[0]);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(of(sent.at(-1)!).slice(0, 1), ['r1=UNHEALTHY'], 'a relay change goes out');
+  const n = sent.length;
+  await new Promise((r) => setTimeout(r, 120));
+  assert.ok(sent.length >= n + 2, 'resent periodically (kubelet forgets a report after 30 s)');
+  stop();
+  const m = sent.length;
+  relays.emit('change', relays.items[0]);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(sent.length, m, 'nothing after stop');
 });

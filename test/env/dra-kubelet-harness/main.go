@@ -10,10 +10,13 @@
 //	{"event":"registered","driver":...,"endpoint":...,"versions":[...]}
 //	{"event":"prepared","cdiDevices":[...],"oci":{"mounts":[...],"env":[...]}}   (or "prepareError")
 //	{"event":"unprepared"}                                                       (or "unprepareError")
+//	{"event":"health","resources":[{"name":...,"resourceID":...,"health":...}]}
 //
-// and waits for a line on stdin between prepare and unprepare ("unprepare", "prepare" again, or
-// "quit"), so a test can look at the node in between (or restart the plugin). Built by
-// test/env/build-dra-kubelet-harness.sh.
+// and waits for a line on stdin between prepare and unprepare ("unprepare", "prepare" again,
+// "health", or "quit"), so a test can look at the node in between (or restart the plugin).
+// The ResourceHealthStatus feature gate (alpha in 1.34) is on: the DRA manager reads the plugin's
+// DRAResourceHealth stream, and "health" prints what kubelet would write into the pod's
+// containerStatuses[].allocatedResourcesStatus. Built by test/env/build-dra-kubelet-harness.sh.
 package main
 
 import (
@@ -33,7 +36,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/features"
 	"k8s.io/kubernetes/pkg/kubelet/cm/dra"
 	"k8s.io/kubernetes/pkg/kubelet/pluginmanager"
 	"k8s.io/kubernetes/pkg/kubelet/pluginmanager/cache"
@@ -104,6 +109,9 @@ func main() {
 	defer cancel()
 	ctx = klog.NewContext(ctx, klog.Background())
 
+	if err := utilfeature.DefaultMutableFeatureGate.SetFromMap(map[string]bool{string(features.ResourceHealthStatus): true}); err != nil {
+		fail("feature gate %s: %v", features.ResourceHealthStatus, err)
+	}
 	mgr, err := dra.NewManager(klog.Background(), client, *stateDir)
 	if err != nil {
 		fail("dra.NewManager: %v", err)
@@ -187,6 +195,24 @@ func main() {
 		emit(map[string]any{"event": "unprepared"})
 	}
 
+	health := func() {
+		pod := getPod()
+		status := &v1.PodStatus{}
+		for _, c := range pod.Spec.Containers {
+			status.ContainerStatuses = append(status.ContainerStatuses, v1.ContainerStatus{Name: c.Name})
+		}
+		mgr.UpdateAllocatedResourcesStatus(pod, status)
+		var resources []map[string]any
+		for _, cs := range status.ContainerStatuses {
+			for _, rs := range cs.AllocatedResourcesStatus {
+				for _, r := range rs.Resources {
+					resources = append(resources, map[string]any{"container": cs.Name, "name": string(rs.Name), "resourceID": string(r.ResourceID), "health": string(r.Health)})
+				}
+			}
+		}
+		emit(map[string]any{"event": "health", "resources": resources})
+	}
+
 	prepare()
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -195,6 +221,8 @@ func main() {
 			prepare()
 		case "unprepare":
 			unprepare()
+		case "health":
+			health()
 		case "quit", "":
 			close(stop)
 			return
