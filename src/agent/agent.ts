@@ -1,30 +1,33 @@
 // The node agent's wiring: engine, relay manager, VF resolver, ZeroMQ control, metrics and,
 // in a cluster, the VirtioRelay reconciler and the kubelet device plugin. Roles meet only here.
-import { rm, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
-import { GIT_COMMIT, VERSION } from '../util/version.js';
+import { VERSION } from '../util/version.js';
 import { errorMessage } from '../util/errors.js';
 import { Engine } from '../engine/index.js';
 import type { EngineEvent } from '../engine/types.js';
 import { Reason, RelayManager, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
-import type { AgentMetrics, HttpServerHandle, MetricsSources } from '../metrics/index.js';
+import type { AgentMetrics, HttpServerHandle } from '../metrics/index.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
 import type { NodeReconciler } from './node/reconciler.js';
 import type { AttachServer, AttachmentService } from '../cni/index.js';
 import type { ResolvedConfig } from './config/load.js';
 import { HostVfResolver } from './vf-resolver.js';
 import { AgentControlBackend } from './control-backend.js';
-import { resolveOwner } from './owners.js';
-import { OvsdbMonitor, pciOfNetdev } from './ovsdb.js';
-import { bindConfiguredVfs, hugepages, nodeInventory } from './host.js';
+import { applyConfigRelays, resolveOwner } from './owners.js';
+import { startOvsdbControl, type OvsdbMonitor } from './ovsdb.js';
+import { bindConfiguredVfs, nodeInventory } from './host.js';
 import { startAttachments } from './attachments.js';
+import { metricsSources } from './metrics-sources.js';
 import { checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './node/checkpoint.js';
 import { prepareSocketRoot } from '../relay/socketdir.js';
 import type { DraHandle } from './dra.js';
 import { startCoreScheduler } from './core-sched.js';
 import type { CoreScheduler } from '../sched/index.js';
+import { HandoverClient, otherFilePrefix, type HandoverServer } from './handover.js';
+import { preloadControlPlane, serveHandover, takeOver } from './upgrade.js';
 
 /** The VF MTU virtio-forwarder sets when jumbo frames are on (its JUMBO_IP_MTU). */
 export const JUMBO_MTU = 9000;
@@ -64,6 +67,9 @@ export class Agent {
   /** run() while it is in progress: stop() lets it reach a safe point first */
   private running: Promise<void> | undefined;
   private requestStop: () => void = () => undefined;
+  private handover: HandoverServer | undefined;
+  /** the relays were handed to a new agent: this one only waits to be stopped */
+  drained = false;
   /** resolves when stop() is called: start-up waits that could last (the apiserver) give up */
   private readonly stopRequested = new Promise<void>((resolve) => (this.requestStop = resolve));
   private readonly onEngineEvent = (e: EngineEvent): void => {
@@ -117,11 +123,21 @@ export class Agent {
       await writeFile(c.pidFile, `${process.pid}\n`);
     }
     await bindConfiguredVfs(c.sriov.bindVfio, c.sriov.sysRoot, log);
+    // an agent that runs on this node already (an upgrade: docs/upgrade.md) hands its relays over
+    const from = c.handover.enabled
+      ? await HandoverClient.connect(c.handover.socket).catch((err: unknown) => {
+          log.warn({ err: errorMessage(err), socket: c.handover.socket }, 'handover: the running agent refused; starting on the checkpoint');
+          return undefined;
+        })
+      : undefined;
+    // two DPDK primaries on one node: hugepage files and runtime directory under distinct prefixes
+    const engineOptions = from ? { ...c.engine, filePrefix: otherFilePrefix(from.hello.filePrefix) } : c.engine;
+    if (from) log.info({ from: from.hello.pid, relays: from.hello.relays.length, filePrefix: engineOptions.filePrefix }, 'handover: an agent runs on this node; taking its relays over once this one is up');
 
     // The data path first: engine, then the relays of the config and of the checkpoint, before
     // anything they do not need is even loaded (the Kubernetes client alone takes ~0.8 s to load
     // on an idle core and holds the event loop meanwhile). Restart figures: bench/restart.ts.
-    this.engine = await Engine.start(c.engine, { logger: log });
+    this.engine = await Engine.start(engineOptions, { logger: log });
     this.engine.on('event', this.onEngineEvent);
     const engine = this.engine;
 
@@ -149,24 +165,18 @@ export class Agent {
     const relays = this.relays;
     this.trackMigrations(relays);
 
-    // static relays: a bad one is logged and marked Failed; the others start regardless
-    for (const spec of c.relays) {
-      try {
-        // owner/group names go through NSS here (the engine takes numbers)
-        const vu = spec.vhostUser;
-        if (typeof vu.owner === 'string') vu.owner = await resolveOwner(vu.owner, 'user', `relay ${spec.name}: vhostUser.owner`);
-        if (typeof vu.group === 'string') vu.group = await resolveOwner(vu.group, 'group', `relay ${spec.name}: vhostUser.group`);
-        relays.apply(spec);
-      } catch (err) {
-        log.error({ relay: spec.name, err: errorMessage(err) }, 'relay in the config was rejected');
-      }
-    }
-    // the VirtioRelays' relays of this agent's previous life, before the apiserver has answered
+    // the relays of the old agent (an upgrade), then those of the config and of this agent's
+    // previous life (the VirtioRelays' checkpoint), before the apiserver has answered
     let restored: CheckpointEntry[] | undefined;
-    if (c.kubernetes.enabled) {
-      await prepareSocketRoot(c.kubernetes.socketDir);
-      restored = await restoreCheckpoint(relays, checkpointPathFor(c.kubernetes.socketDir), c.nodeName, log);
+    if (c.kubernetes.enabled) await prepareSocketRoot(c.kubernetes.socketDir);
+    if (from) {
+      // initialise fully first (what loads later would hold the event loop mid-handover)
+      await preloadControlPlane(c.kubernetes.enabled);
+      const taken = await takeOver(from, relays, log);
+      restored = taken.flatMap((r) => (r.key ? [{ key: r.key, spec: r.spec }] : []));
     }
+    await applyConfigRelays(c.relays, relays, log);
+    if (!from && c.kubernetes.enabled) restored = await restoreCheckpoint(relays, checkpointPathFor(c.kubernetes.socketDir), c.nodeName, log);
     const attaching = relays.list().length;
     if (attaching) {
       const t0 = Date.now();
@@ -179,36 +189,7 @@ export class Agent {
 
     const { AgentMetrics, startMetricsServer } = await import('../metrics/index.js');
 
-    const sources: MetricsSources = {
-      relays: () => relays.list(),
-      stats: (id) => (engine.relay(id) ? engine.stats(id) : undefined),
-      engineUp: () => !this.stopping && this.engine !== undefined,
-      memory: () => {
-        const m = engine.memory();
-        return {
-          hugepageBytes: m.hugepageBytes,
-          mbufsInUse: m.mempools.reduce((a, p) => a + p.inUse, 0),
-          mbufsTotal: m.mempools.reduce((a, p) => a + p.size, 0),
-        };
-      },
-      ready: () => this.ready,
-      workers: () => engine.workers(),
-      tscHz: () => engine.tscHz(),
-      buildInfo: () => ({ version: VERSION, commit: GIT_COMMIT, dpdk: engine.version().dpdk, node: process.versions.node }),
-      hugepages: () => hugepages(c.sriov.sysRoot),
-    };
-    if (c.metrics.podResourcesSocket) {
-      // gRPC loads only here: a standalone agent does without it
-      const { RelayPodJoin } = await import('./pod-resources.js');
-      const join = new RelayPodJoin(c.metrics.podResourcesSocket);
-      let warned = false;
-      sources.relayPods = async () => {
-        const pods = await join.pods();
-        if (join.lastError && !warned) log.warn({ err: join.lastError }, 'no relay-to-pod join (vio4wd_relay_pod_info): kubelet pod-resources API not reachable');
-        warned = !!join.lastError;
-        return { ok: !join.lastError, pods };
-      };
-    }
+    const sources = await metricsSources(c, engine, relays, { up: () => !this.stopping && this.engine !== undefined, ready: () => this.ready }, log);
     this.metrics = new AgentMetrics(sources);
     if (c.metrics.enabled) {
       const authorize = c.metrics.authorization
@@ -227,21 +208,7 @@ export class Agent {
       dynamicSockets: c.control.dynamicSockets,
       cpuPins: c.cpuPins,
     });
-    if (c.control.ovsdb) {
-      // virtio-forwarder's OVSDB port control: ADD and REMOVE of the Interface's VF
-      const sysRoot = c.sriov.sysRoot;
-      this.ovsdb = new OvsdbMonitor({
-        socketPath: c.control.ovsdb,
-        logger: log,
-        add: async (p) => {
-          await backend.addVf({ virtioId: p.id, pciAddrs: [await pciOfNetdev(p.netdev, sysRoot)] });
-        },
-        remove: async (p) => {
-          await backend.removeVf({ virtioId: p.id, pciAddrs: [] });
-        },
-      });
-      this.ovsdb.start();
-    }
+    if (c.control.ovsdb) this.ovsdb = startOvsdbControl(c.control.ovsdb, c.sriov.sysRoot, backend, log);
     if (c.control.enabled) {
       const { ControlServer } = await import('../control/index.js');
       this.control = new ControlServer({
@@ -312,12 +279,27 @@ export class Agent {
     // the apiserver may not answer for a long time: a stop meanwhile ends the start-up here
     await Promise.race([Promise.all([reconcilerStarted, relays.settled()]), this.stopRequested]);
     if (this.stopping) return;
+    if (c.handover.enabled) await this.serveHandover(c.handover.socket);
     this.ready = true;
     const all = relays.list();
     log.info(
       { relays: all.length, ready: all.filter((r) => r.phase === 'Ready').length, failed: all.filter((r) => r.phase === 'Failed').length, metrics: this.metricsServer?.address },
       'vio4wd agent running',
     );
+  }
+
+  /** Serves the next agent's handover (an upgrade): see handover.ts and upgrade.ts. */
+  private async serveHandover(path: string): Promise<void> {
+    this.handover = await serveHandover(path, {
+      filePrefix: this.engine!.options.filePrefix ?? 'rte',
+      relays: this.relays!,
+      reconciler: () => this.reconciler,
+      drain: async () => {
+        this.drained = true;
+        this.ready = false;
+        await this.stopControlPlane();
+      },
+    }, this.log);
   }
 
   /** Counts live migrations: a guest leaving with dirty-page logging on, and arriving after. */
@@ -373,24 +355,40 @@ export class Agent {
     log.info('vio4wd agent stopping');
     clearTimeout(this.trimTimer);
     this.ready = false;
-    const step = async (what: string, f: () => Promise<unknown> | undefined) => {
-      try {
-        await f();
-      } catch (err) {
-        log.error({ err: errorMessage(err) }, `shutdown: ${what} failed`);
-      }
-    };
-    await step('reconciler', () => this.reconciler?.stop());
-    await step('device plugin', () => this.devicePlugins?.stop());
-    await step('DRA driver', () => this.dra?.stop());
-    await step('core scheduler', () => this.coreScheduler?.stop());
-    await step('ovsdb', () => this.ovsdb?.stop());
-    await step('control', () => this.control?.close());
-    await step('attachment API', () => this.attachServer?.close());
+    const step = (what: string, f: () => Promise<unknown> | undefined) => this.step(what, f);
+    this.handover?.close();
+    await this.stopControlPlane(false);
     await step('relays', () => this.relays?.close());
     await step('engine', () => this.engine?.stop());
     await step('metrics', () => this.metricsServer?.close());
-    if (this.config.pidFile) await step('pid file', () => rm(this.config.pidFile!, { force: true }));
+    // a new agent (handover) may have written its own PID there meanwhile
+    const pidFile = this.config.pidFile;
+    if (pidFile && (await readFile(pidFile, 'utf8').catch(() => '')).trim() === String(process.pid)) await step('pid file', () => rm(pidFile, { force: true }));
     log.info('vio4wd agent stopped');
+  }
+
+  private async step(what: string, f: () => Promise<unknown> | undefined): Promise<void> {
+    try {
+      await f();
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, `shutdown: ${what} failed`);
+    }
+  }
+
+  /** Stops everything but the data path; each part once (a drained agent stops again later). */
+  private async stopControlPlane(metrics = true): Promise<void> {
+    const parts: [string, () => Promise<unknown> | undefined][] = [
+      ['reconciler', () => this.reconciler?.stop()],
+      ['device plugin', () => this.devicePlugins?.stop()],
+      ['DRA driver', () => this.dra?.stop()],
+      ['core scheduler', () => this.coreScheduler?.stop()],
+      ['ovsdb', () => this.ovsdb?.stop()],
+      ['control', () => this.control?.close()],
+      ['attachment API', () => this.attachServer?.close()],
+      ...(metrics ? [['metrics', () => this.metricsServer?.close()] as [string, () => Promise<unknown> | undefined]] : []),
+    ];
+    for (const [what, f] of parts) await this.step(what, f);
+    this.reconciler = this.devicePlugins = this.dra = this.coreScheduler = this.ovsdb = this.control = this.attachServer = undefined;
+    if (metrics) this.metricsServer = undefined;
   }
 }

@@ -186,3 +186,25 @@ export async function pciOfNetdev(netdev: string, sysRoot = '/'): Promise<string
   if (!pci) throw new Error(`interface ${netdev} is not a PCI device's netdev (no ${join('/sys/class/net', netdev, 'device')})`);
   return formatPciAddress(pci);
 }
+
+/** virtio-forwarder's OVSDB port control: an Interface's VF is ADDed and REMOVEd through the
+ *  port-control backend under its relay number. */
+export function startOvsdbControl(
+  socketPath: string,
+  sysRoot: string,
+  backend: { addVf(r: { virtioId: number; pciAddrs: string[] }): Promise<unknown>; removeVf(r: { virtioId: number; pciAddrs: string[] }): Promise<unknown> },
+  logger: Logger,
+): OvsdbMonitor {
+  const m = new OvsdbMonitor({
+    socketPath,
+    logger,
+    add: async (p) => {
+      await backend.addVf({ virtioId: p.id, pciAddrs: [await pciOfNetdev(p.netdev, sysRoot)] });
+    },
+    remove: async (p) => {
+      await backend.removeVf({ virtioId: p.id, pciAddrs: [] });
+    },
+  });
+  m.start();
+  return m;
+}

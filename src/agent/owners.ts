@@ -2,7 +2,9 @@
 // users alike), as libc would resolve them; numbers pass through.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { ValidationError } from '../util/errors.js';
+import { ValidationError, errorMessage } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import type { RelaySpec } from '../relay/types.js';
 
 export interface ResolveOwnerOptions {
   /** getent binary (default: getent on PATH) */
@@ -35,4 +37,19 @@ function getent(bin: string, db: string, key: string): Promise<string | undefine
       reject(new Error(`getent ${db} ${key} failed: ${err.message}`));
     });
   });
+}
+
+/** Applies the relays of the config: a bad one is logged and marked Failed; the others start
+ *  regardless. Owner and group names go through NSS here (the engine takes numbers). */
+export async function applyConfigRelays(specs: RelaySpec[], relays: { apply(spec: RelaySpec): unknown }, log: Logger): Promise<void> {
+  for (const spec of specs) {
+    try {
+      const vu = spec.vhostUser;
+      if (typeof vu.owner === 'string') vu.owner = await resolveOwner(vu.owner, 'user', `relay ${spec.name}: vhostUser.owner`);
+      if (typeof vu.group === 'string') vu.group = await resolveOwner(vu.group, 'group', `relay ${spec.name}: vhostUser.group`);
+      relays.apply(spec);
+    } catch (err) {
+      log.error({ relay: spec.name, err: errorMessage(err) }, 'relay in the config was rejected');
+    }
+  }
 }

@@ -88,8 +88,9 @@ export class RelayManager extends RelayStore {
     return structuredClone(entry.status);
   }
 
-  /** Removes a relay: detaches it from the engine, then forgets it. Resolves when it is gone. */
-  async remove(name: string): Promise<boolean> {
+  /** Removes a relay: detaches it from the engine, then forgets it. Resolves when it is gone.
+   *  `handover`: another agent takes it over (docs/upgrade.md): its directory stays. */
+  async remove(name: string, opts: { handover?: boolean } = {}): Promise<boolean> {
     const entry = this.relays.get(name);
     if (!entry || entry.state.phase === 'removing') return false;
     entry.state = { phase: 'removing', attached: isAttached(entry.state) };
@@ -104,7 +105,7 @@ export class RelayManager extends RelayStore {
     if (this.relays.delete(entry)) {
       this.resolver?.release(name);
       // a directory of its own (relayDirs) goes with the relay; rmdir leaves one still in use
-      if (this.defaults.relayDirs && !entry.spec.vhostUser.socketPath) await rmdir(dirname(entry.socketPath)).catch(() => undefined);
+      if (this.defaults.relayDirs && !opts.handover && !entry.spec.vhostUser.socketPath) await rmdir(dirname(entry.socketPath)).catch(() => undefined);
       this.log.info({ relay: name, id: entry.id }, 'relay removed');
       this.emit('removed', name);
     }

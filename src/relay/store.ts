@@ -85,6 +85,11 @@ export abstract class RelayStore extends EventEmitter implements RelayView {
     return this.relays.values().map((e) => structuredClone(e.status));
   }
 
+  /** The specs of the relays, as applied (what another agent needs to run them). */
+  specs(): RelaySpec[] {
+    return this.relays.values().map((e) => structuredClone(e.spec));
+  }
+
   get(name: string): RelayStatus | undefined {
     const e = this.relays.get(name);
     return e ? structuredClone(e.status) : undefined;

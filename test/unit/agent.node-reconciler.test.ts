@@ -217,3 +217,28 @@ test('a relay slow to start shows Configuring after transientHoldMs, then Ready'
   await until('the Ready status', () => f.on('app/r8').at(-1) === 'status app/r8 Ready (RelayReady)', 5000);
   assert.deepEqual(f.events, []);
 });
+
+test('paused for a handover, the reconciler neither applies, removes nor writes; resumed, it catches up', async (t) => {
+  const f = new Fixture(t, [relay('h1'), relay('h2')], [pool]);
+  const r = await f.reconciler(t);
+  assert.deepEqual(r.entries().map((e) => e.key).sort(), ['app/h1', 'app/h2'], 'the handover hands the checkpoint entries over');
+  r.pause();
+  // the relay leaves the manager (handed to another agent), its VirtioRelay is deleted, a new one arrives
+  await f.relays.remove('app.h1', { handover: true });
+  assert.equal(existsSync(join(f.dir, 'app.h1')), true, 'a relay handed over keeps its socket directory');
+  f.actions.length = 0;
+  const cur = f.objects.get('app/h2')!;
+  f.change({ ...cur, metadata: { ...cur.metadata, deletionTimestamp: new Date() } }, 'app/h2');
+  f.change(relay('h3'), 'app/h3');
+  await new Promise((res) => setTimeout(res, 100));
+  assert.deepEqual(f.actions, [], 'nothing is written while paused');
+  assert.equal(f.relays.get('app.h1'), undefined, 'the handed-over relay is not brought back');
+  assert.equal(f.relays.get('app.h2')?.phase, 'Ready', 'the deleted one is not removed yet');
+  assert.equal(f.relays.get('app.h3'), undefined);
+  r.resume();
+  await new Promise((res) => setTimeout(res, 600));
+  await f.settle(r);
+  assert.equal(f.relays.get('app.h1')?.phase, 'Ready', 'resumed (the handover was abandoned), it runs its relays again');
+  assert.equal(f.relays.get('app.h2'), undefined);
+  assert.equal(f.relays.get('app.h3')?.phase, 'Ready');
+});

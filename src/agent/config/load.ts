@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { VioError } from '../../util/errors.js';
 import type { RelaySpec } from '../../relay/types.js';
@@ -37,6 +38,8 @@ export interface ResolvedConfig {
   nodeName: string;
   logLevel: string;
   pidFile?: string;
+  /** the upgrade handover (docs/upgrade.md) */
+  handover: { enabled: boolean; socket: string };
   engine: EngineOptions;
   vhostUser: {
     mode: 'client' | 'server';
@@ -73,6 +76,8 @@ export interface ResolvedConfig {
 }
 
 export const DEFAULT_IPC_DIR = '/var/run/virtio-forwarder';
+const DEFAULT_SOCKET_DIR = '/tmp/virtio-forwarder';
+const DEFAULT_K8S_SOCKET_DIR = '/var/run/vio4wd/sockets';
 
 export async function loadConfigFile(path: string): Promise<LoadedConfig> {
   let text: string;
@@ -188,10 +193,15 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
     nodeName: c.nodeName ?? process.env.NODE_NAME ?? hostname(),
     logLevel: c.log?.level ?? 'info',
     ...(c.pidFile ? { pidFile: c.pidFile } : {}),
+    handover: {
+      enabled: c.handover?.enabled ?? true,
+      // beside the relays' checkpoint: the host directory both agents of a node mount
+      socket: c.handover?.socket ?? join(c.kubernetes?.enabled ? (c.kubernetes.socketDir ?? DEFAULT_K8S_SOCKET_DIR) : (v.socketDir ?? DEFAULT_SOCKET_DIR), '.vio4wd-handover.sock'),
+    },
     engine,
     vhostUser: {
       mode: v.mode ?? 'server',
-      socketDir: v.socketDir ?? '/tmp/virtio-forwarder',
+      socketDir: v.socketDir ?? DEFAULT_SOCKET_DIR,
       socketNamePattern: v.socketNamePattern ?? 'virtio-forwarder%u.sock',
       precreateSockets: v.precreateSockets ?? 0,
       ...(v.owner !== undefined ? { owner: v.owner } : {}),
@@ -242,7 +252,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
     kubernetes: {
       enabled: c.kubernetes?.enabled ?? false,
       ...(c.kubernetes?.kubeconfig ? { kubeconfig: c.kubernetes.kubeconfig } : {}),
-      socketDir: c.kubernetes?.socketDir ?? '/var/run/vio4wd/sockets',
+      socketDir: c.kubernetes?.socketDir ?? DEFAULT_K8S_SOCKET_DIR,
       allowVirtualDevices: [...(c.kubernetes?.allowVirtualDevices ?? [])],
       leaseNamespace: c.kubernetes?.leaseNamespace ?? podNamespace(),
       leaseRenewSeconds: c.kubernetes?.leaseRenewSeconds ?? DEFAULT_LEASE_RENEW_SECONDS,

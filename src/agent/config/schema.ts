@@ -102,6 +102,15 @@ export const agentConfigSchema = {
       properties: { level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] } },
     },
     pidFile: { type: 'string', pattern: '^/', description: 'Write the agent PID here.' },
+    handover: {
+      type: 'object',
+      description: 'Upgrade handover between an old and a new agent on one node (docs/upgrade.md).',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean', description: 'Serve the handover socket, and take the relays over from an agent serving it at start (default true).' },
+        socket: { type: 'string', pattern: '^/', description: 'Unix socket (root-only) the agents meet at (default <socket root>/.vio4wd-handover.sock).' },
+      },
+    },
     engine: {
       type: 'object',
       description: 'DPDK EAL and engine settings.',

@@ -101,6 +101,8 @@ export class NodeReconciler {
   /** The node's Lease and VirtioForwarderNode. */
   readonly publisher: NodePublisherView;
   private stopped = false;
+  /** a handover to another agent is in progress (docs/upgrade.md) */
+  private paused = false;
   private readonly checkpoint: RelayCheckpoint | undefined;
   private readonly onRelayChange = (s: RelayStatus): void => {
     const key = this.owned.get(s.name)?.key;
@@ -112,9 +114,7 @@ export class NodeReconciler {
     this.log = o.logger.child({ component: 'node-reconciler', node: o.nodeName });
     const checkpointPath = o.checkpointPath === null ? undefined : (o.checkpointPath ?? checkpointPathFor(o.socketDir));
     if (checkpointPath) {
-      this.checkpoint = new RelayCheckpoint(checkpointPath, o.nodeName, this.log, () =>
-        [...this.owned.values()].flatMap((x) => (x.spec ? [{ key: x.key, spec: x.spec }] : [])),
-      );
+      this.checkpoint = new RelayCheckpoint(checkpointPath, o.nodeName, this.log, () => this.entries());
     }
     if (o.kube) this.kube = o.kube;
     else if (o.clients) this.kube = nodeKube({ clients: o.clients, nodeName: o.nodeName, component: AGENT_COMPONENT, virtualDevices: o.allowVirtualDevices ?? [], logger: this.log });
@@ -183,6 +183,22 @@ export class NodeReconciler {
     this.checkpoint?.schedule();
   }
 
+  /** The relays this node runs for VirtioRelays, with their keys (the checkpoint's entries). */
+  entries(): CheckpointEntry[] {
+    return [...this.owned.values()].flatMap((x) => (x.spec ? [{ key: x.key, spec: structuredClone(x.spec) }] : []));
+  }
+
+  /** A handover (docs/upgrade.md): no relay is applied or removed, nothing written, until
+   *  resume(); the checkpoint keeps every relay meanwhile. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const { key } of this.owned.values()) this.queue.add(key);
+  }
+
   /** Resolves when the queue is empty (tests). */
   idle(): Promise<void> {
     return this.queue.idle();
@@ -190,6 +206,7 @@ export class NodeReconciler {
 
   private async reconcile(key: string): Promise<HandlerResult> {
     if (this.stopped) return;
+    if (this.paused) return { requeueAfterMs: 500 };
     // before the first list, a missing object means nothing (relays restored from the checkpoint
     // change meanwhile): start() queues every relay of this node once the informer has synced
     if (!this.informer.hasSynced) return;
