@@ -434,6 +434,16 @@ Napi::Value AttachVf(const Napi::CallbackInfo &info) {
   return Submit(env, std::move(cmd));
 }
 
+// preparePools(numaNode, queuePairs) -> Promise<void>: the mbuf pools for relays to come
+Napi::Value PreparePools(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "preparePools(numaNode, queuePairs)");
+  CmdPtr cmd = NewCmd(VIO_CMD_PREPARE_POOLS);
+  cmd->u.pools.numa = info[0].As<Napi::Number>().Int32Value();
+  cmd->u.pools.queue_pairs = info[1].As<Napi::Number>().Int32Value();
+  return Submit(env, std::move(cmd));
+}
+
 Napi::Value Stop(const Napi::CallbackInfo &info) {
   return Submit(info.Env(), NewCmd(VIO_CMD_STOP));
 }
@@ -584,6 +594,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setRelayCpus", Napi::Function::New(env, SetRelayCpus));
   exports.Set("detachVf", Napi::Function::New(env, DetachVf));
   exports.Set("attachVf", Napi::Function::New(env, AttachVf));
+  exports.Set("preparePools", Napi::Function::New(env, PreparePools));
   exports.Set("stop", Napi::Function::New(env, Stop));
   exports.Set("relay", Napi::Function::New(env, Relay));
   exports.Set("relayIds", Napi::Function::New(env, RelayIds));

@@ -465,6 +465,7 @@ static const struct {
 	[VIO_CMD_SET_CPUS] = { on_relay_cmd, vio_cmd_set_cpus },
 	[VIO_CMD_DETACH_VF] = { on_relay_cmd, vio_cmd_detach_vf },
 	[VIO_CMD_ATTACH_VF] = { on_relay_cmd, vio_cmd_attach_vf },
+	[VIO_CMD_PREPARE_POOLS] = { on_relay_cmd, vio_cmd_prepare_pools },
 };
 
 static bool on_relay_cmd(struct vio_cmd *cmd, int state)

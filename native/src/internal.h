@@ -195,6 +195,7 @@ struct vio_relay *vio_relay_by_path_locked(const char *path);
  * sets r->mp and r->pool_chunk */
 int vio_pool_reserve(struct vio_relay *r, struct vio_error *e);
 void vio_pool_release(struct vio_relay *r);
+void vio_cmd_prepare_pools(struct vio_cmd *cmd);
 void vio_pool_free_all(void);
 uint32_t vio_pool_size(unsigned n_lcores);
 

@@ -98,6 +98,27 @@ int vio_pool_reserve(struct vio_relay *r, struct vio_error *e)
 			"%u each) are full; raise poolQueuePairs", r->id, VIO_POOL_CHUNKS, numa, cap);
 }
 
+/* Creates now the pools that relays of `queue_pairs` queue pairs on `numa` will need, so that
+ * adding them later costs no pool creation (a few hundred ms for the default pool): a new agent
+ * does it before it takes relays over from an old one (docs/upgrade.md). */
+void vio_cmd_prepare_pools(struct vio_cmd *cmd)
+{
+	int numa = cmd->u.pools.numa;
+	uint32_t cap = eng.opts.pool_queue_pairs;
+	uint32_t need = cmd->u.pools.queue_pairs > 0 ? (uint32_t)cmd->u.pools.queue_pairs : 1;
+	uint32_t room = 0;
+
+	if (numa < 0 || numa >= VIO_NUMA_MAX) {
+		vio_fail(&cmd->err, VIO_EINVAL, "numaNode: %d is out of range 0..%d", numa, VIO_NUMA_MAX - 1);
+		return;
+	}
+	for (int c = 0; c < VIO_POOL_CHUNKS && room < need; c++) {
+		if (!eng.pools[numa][c] && !pool_create(numa, c, &cmd->err))
+			return;
+		room += cap - eng.pool_qp_used[numa][c];
+	}
+}
+
 void vio_pool_release(struct vio_relay *r)
 {
 	if (!r->mp)

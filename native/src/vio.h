@@ -231,6 +231,7 @@ enum vio_cmd_type {
 	VIO_CMD_STOP,
 	VIO_CMD_DETACH_VF, /* u.id: detach the VF side, keep the vhost-user side */
 	VIO_CMD_ATTACH_VF, /* u.add (id and vf fields only): attach a VF, replacing one attached */
+	VIO_CMD_PREPARE_POOLS, /* u.pools: make the mbuf pools for relays to come now (handover) */
 };
 
 struct vio_cmd;
@@ -245,6 +246,10 @@ struct vio_cmd {
 			int id;
 			int cpu_vf_to_vm, cpu_vm_to_vf; /* -1 = keep */
 		} cpus;
+		struct {
+			int numa;
+			int queue_pairs; /* of the relays to come on that NUMA node */
+		} pools;
 		int id;
 	} u;
 	/* results */

@@ -27,7 +27,7 @@ import type { DraHandle } from './dra.js';
 import { startCoreScheduler } from './core-sched.js';
 import type { CoreScheduler } from '../sched/index.js';
 import { HandoverClient, otherFilePrefix, type HandoverServer } from './handover.js';
-import { preloadControlPlane, serveHandover, takeOver } from './upgrade.js';
+import { preloadControlPlane, preparePools, serveHandover, takeOver } from './upgrade.js';
 
 /** The VF MTU virtio-forwarder sets when jumbo frames are on (its JUMBO_IP_MTU). */
 export const JUMBO_MTU = 9000;
@@ -172,6 +172,7 @@ export class Agent {
     if (from) {
       // initialise fully first (what loads later would hold the event loop mid-handover)
       await preloadControlPlane(c.kubernetes.enabled);
+      await preparePools(engine, from.hello.relays, log);
       const taken = await takeOver(from, relays, log);
       restored = taken.flatMap((r) => (r.key ? [{ key: r.key, spec: r.spec }] : []));
     }

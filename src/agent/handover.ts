@@ -18,6 +18,10 @@ export interface HandoverRelay {
   spec: RelaySpec;
   /** namespace/name of the VirtioRelay (the node reconciler's checkpoint entry) */
   key?: string;
+  /** where its memory is and how many queue pairs it has: the new agent makes the mbuf pools
+   *  for them before the first relay moves */
+  numaNode?: number;
+  queues?: number;
 }
 
 export interface HandoverHello {

@@ -12,7 +12,9 @@ export const TAKE_TIMEOUT_MS = 10_000;
 
 /** What takeOver needs of the relay manager. */
 export interface HandoverRelays {
-  apply(spec: RelaySpec): RelayStatus;
+  apply(spec: RelaySpec, opts?: { vfLater?: boolean }): RelayStatus;
+  replaceVf(name: string, vf: RelaySpec['vf']): Promise<RelayStatus>;
+  settled(): Promise<void>;
   remove(name: string, opts?: { handover?: boolean }): Promise<boolean>;
   get(name: string): RelayStatus | undefined;
   on(event: 'change', listener: (s: RelayStatus) => void): unknown;
@@ -53,15 +55,42 @@ export async function takeOver(client: HandoverClient, relays: HandoverRelays, l
     const name = r.spec.name;
     const t = performance.now();
     let released = false;
+    // a client-mode relay connects to QEMU first: QEMU accepts the connection the moment the
+    // old agent's closes and renegotiates while this agent attaches the VF
+    let vhostFirst = !client.lost && r.spec.vhostUser.mode === 'client';
+    if (vhostFirst) {
+      try {
+        relays.apply(r.spec, { vfLater: true });
+        await relays.settled();
+        vhostFirst = relays.get(name)?.conditions.some((c) => c.type === 'SocketReady' && c.status === 'True') ?? false;
+      } catch (err) {
+        log.warn({ relay: name, err: errorMessage(err) }, 'handover: socket not opened ahead of the VF');
+        vhostFirst = false;
+      }
+      if (!vhostFirst) await relays.remove(name, { handover: true });
+    }
     if (!client.lost) {
       try {
         released = await client.release(name);
       } catch (err) {
         log.error({ relay: name, err: errorMessage(err) }, 'handover: the old agent did not release a relay; giving back what was taken');
+        if (vhostFirst) await relays.remove(name, { handover: true });
         for (const x of taken) await relays.remove(x.spec.name, { handover: true });
         client.abandon();
         throw new Error(`handover from agent ${client.hello.pid} failed at relay ${name}: ${errorMessage(err)}`, { cause: err });
       }
+    }
+    if (vhostFirst) {
+      taken.push(r);
+      const st = await relays.replaceVf(name, r.spec.vf).catch(async (err: unknown) => {
+        // attach it the ordinary way (the engine retries a VF that is not free yet)
+        log.warn({ relay: name, err: errorMessage(err) }, 'handover: VF not attached in place; attaching the relay anew');
+        await relays.remove(name, { handover: true });
+        relays.apply(r.spec);
+        return attached(relays, name, TAKE_TIMEOUT_MS);
+      });
+      log.info({ relay: name, ms: Math.round((performance.now() - t) * 10) / 10, phase: st?.phase, vhostFirst }, 'handover: relay taken over');
+      continue;
     }
     try {
       relays.apply(r.spec);
@@ -105,7 +134,8 @@ export async function serveHandover(path: string, d: HandoverDeps, log: Logger):
         const keys = new Map(reconciler?.entries().map((e) => [e.spec.name, e.key]));
         return d.relays.specs().map((spec): HandoverRelay => {
           const key = keys.get(spec.name);
-          return key ? { spec, key } : { spec };
+          const st = d.relays.get(spec.name);
+          return { spec, ...(key ? { key } : {}), ...(st?.numaNode !== undefined ? { numaNode: st.numaNode } : {}), ...(st ? { queues: st.queues } : {}) };
         });
       },
       release: async (name) => {
@@ -142,4 +172,21 @@ export async function preloadControlPlane(kubernetes: boolean): Promise<void> {
       ? [import('./node/reconciler.js'), import('../kube/index.js'), import('../kube/workqueue-metrics.js'), import('../deviceplugin/index.js'), import('./pod-resources.js')]
       : []),
   ]);
+}
+
+/** Makes the mbuf pools the relays to take over need before the first one moves (making one
+ *  takes a few hundred ms, which the first relay on a NUMA node would otherwise wait for). */
+export async function preparePools(engine: { preparePools(numaNode: number, queuePairs: number): Promise<void> }, relays: readonly HandoverRelay[], log: Logger): Promise<void> {
+  const perNode = new Map<number, number>();
+  for (const r of relays) perNode.set(r.numaNode ?? 0, (perNode.get(r.numaNode ?? 0) ?? 0) + (r.queues ?? 1));
+  for (const [numa, queuePairs] of perNode) {
+    const t0 = performance.now();
+    try {
+      await engine.preparePools(numa, queuePairs);
+      log.info({ numaNode: numa, queuePairs, ms: Math.round(performance.now() - t0) }, 'handover: mbuf pools made for the relays to take over');
+    } catch (err) {
+      // the relays then make what they need, as on any start
+      log.warn({ numaNode: numa, queuePairs, err: errorMessage(err) }, 'handover: mbuf pools not made ahead');
+    }
+  }
 }

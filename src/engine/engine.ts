@@ -136,9 +136,11 @@ export class Engine extends EventEmitter {
   async addRelay(cfg: RelayConfig): Promise<RelayInfo> {
     this.guard();
     validateRelayConfig(cfg, this.workerCpus());
+    const t0 = performance.now();
     try {
       const info = await this.native.addRelay(cfg);
-      this.log.debug({ relay: cfg.id, port: info.portName, socket: info.socketPath, cpus: info.cpus }, 'relay added');
+      // ms: on the engine's control thread, queueing included (handover figures: bench/handover.ts)
+      this.log.debug({ relay: cfg.id, port: info.portName, socket: info.socketPath, cpus: info.cpus, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'relay added');
       return info;
     } catch (err) {
       throw fromNative(err);
@@ -149,9 +151,10 @@ export class Engine extends EventEmitter {
   async removeRelay(id: number): Promise<void> {
     this.guard();
     if (!Number.isInteger(id)) throw new EngineError('EINVAL', `${JSON.stringify(id)} is not a relay id`, { field: 'id' });
+    const t0 = performance.now();
     try {
       await this.native.removeRelay(id);
-      this.log.debug({ relay: id }, 'relay removed');
+      this.log.debug({ relay: id, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'relay removed');
     } catch (err) {
       throw fromNative(err);
     }
@@ -183,6 +186,20 @@ export class Engine extends EventEmitter {
       const info = await this.native.detachVf(id);
       this.log.info({ relay: id }, 'VF detached, vhost-user side kept');
       return info;
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** Creates now the mbuf pools that relays with `queuePairs` queue pairs in all on NUMA node
+   *  `numaNode` will need (the first relay on a node otherwise pays a few hundred ms for it):
+   *  an agent taking relays over from another does it first (docs/upgrade.md). */
+  async preparePools(numaNode: number, queuePairs: number): Promise<void> {
+    this.guard();
+    if (!Number.isInteger(numaNode) || numaNode < 0) throw new EngineError('EINVAL', `numaNode: ${JSON.stringify(numaNode)} is not a NUMA node`, { field: 'numaNode' });
+    if (!Number.isInteger(queuePairs) || queuePairs < 1) throw new EngineError('EINVAL', `queuePairs: ${JSON.stringify(queuePairs)} is not a positive integer`, { field: 'queuePairs' });
+    try {
+      await this.native.preparePools(numaNode, queuePairs);
     } catch (err) {
       throw fromNative(err);
     }

@@ -57,6 +57,7 @@ export interface NativeAddon {
   setRelayCpus(id: number, vfToVm: number, vmToVf: number): Promise<RelayInfo>;
   detachVf(id: number): Promise<RelayInfo>;
   attachVf(id: number, vf: VfSource): Promise<RelayInfo>;
+  preparePools(numaNode: number, queuePairs: number): Promise<void>;
   stop(): Promise<void>;
   relay(id: number): RelayInfo | undefined;
   relayIds(): number[];

@@ -23,7 +23,6 @@ import { RelayStore, effectiveSpec, type Entry } from './store.js';
  * needs every cycle of a core it may share with the agent to send the guest's last state.
  */
 export const MIGRATION_QUIET_MS = 100;
-
 const now = (): string => new Date().toISOString();
 
 export class RelayManager extends RelayStore {
@@ -49,7 +48,7 @@ export class RelayManager extends RelayStore {
    * everything that can only be found out by trying (VF missing, out of memory) shows up as
    * phase Failed with a reason, retried with backoff.
    */
-  apply(input: RelaySpec): RelayStatus {
+  apply(input: RelaySpec, opts: { vfLater?: boolean } = {}): RelayStatus {
     if (this.closed) throw new VioError('ESHUTDOWN', 'relay manager is shutting down');
     const spec = normalizeSpec(input, this.defaults);
     const existing = this.relays.get(spec.name);
@@ -80,6 +79,7 @@ export class RelayManager extends RelayStore {
       // a relay of the same name still being removed: this one starts after it is gone
       chain: existing?.chain ?? Promise.resolve(),
       status: initialStatus(spec, id, socketPath, this.defaults),
+      ...(opts.vfLater ? { vfLater: true } : {}), // the socket now, the VF by replaceVf(): docs/upgrade.md
     };
     this.relays.set(entry);
     this.log.info({ relay: spec.name, id, origin: spec.origin, socket: socketPath }, 'relay added');
@@ -88,8 +88,7 @@ export class RelayManager extends RelayStore {
     return structuredClone(entry.status);
   }
 
-  /** Removes a relay: detaches it from the engine, then forgets it. Resolves when it is gone.
-   *  `handover`: another agent takes it over (docs/upgrade.md): its directory stays. */
+  /** Removes a relay from the engine, then forgets it (`handover`: its directory stays, docs/upgrade.md). */
   async remove(name: string, opts: { handover?: boolean } = {}): Promise<boolean> {
     const entry = this.relays.get(name);
     if (!entry || entry.state.phase === 'removing') return false;
@@ -254,9 +253,11 @@ export class RelayManager extends RelayStore {
       if (resolved?.numaNode !== undefined && spec.numaNode === undefined) entry.status.numaNode = resolved.numaNode;
       await ensureSocketDir(entry.socketPath, spec, this.defaults);
       const cfg = engineConfig(spec, entry.id, entry.socketPath, resolved, this.defaults);
-      const info = await this.engine.addRelay(cfg);
+      const { vf: _later, ...noVf } = cfg; // vfLater: the VF comes by replaceVf()
+      const info = await this.engine.addRelay(entry.vfLater ? noVf : cfg);
       const applied = { appliedKey: key, appliedCpus: cpusKey(cfg.cpus) };
-      this.setState(entry, resolved ? { phase: 'attached', ...applied } : { phase: 'vf-released', ...applied, since: now() });
+      this.setState(entry, resolved && !entry.vfLater ? { phase: 'attached', ...applied } : { phase: 'vf-released', ...applied, since: now() });
+      entry.vfLater = false;
       entry.attempt = 0;
       entry.vfAttempt = 0;
       entry.status.numaNode = info.numaNode;
@@ -396,6 +397,4 @@ export class RelayManager extends RelayStore {
   }
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
+const stripUndefined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;

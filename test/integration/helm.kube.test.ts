@@ -284,6 +284,8 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   const { text, objs } = await render();
   const ds = find(objs, 'DaemonSet', 'vio4wd-agent');
   const pod = ds.spec.template.spec;
+  // upgrades hand the relays over from the old agent to a new one beside it (docs/upgrade.md)
+  assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
   const c = pod.containers[0];
   assert.equal(c.image, 'ghcr.io/vio4wd/vio4wd:0.1.0');
   assert.deepEqual(c.args.slice(0, 2), ['agent', '--kubernetes']);
@@ -305,7 +307,10 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.equal(c.resources.requests['hugepages-2Mi'], '1Gi');
   assert.equal(c.resources.limits['hugepages-2Mi'], '1Gi', 'hugepage limits equal requests');
   assert.deepEqual([c.livenessProbe.httpGet.path, c.readinessProbe.httpGet.path], ['/healthz', '/readyz']);
-  assert.equal(c.ports.find((p: Obj) => p.name === 'metrics').containerPort, 9464);
+  // on the host network a declared port is a host port, which would keep an upgrade's new pod
+  // (maxSurge) off the node: none is declared, the probes name the port by number
+  assert.equal(c.ports, undefined);
+  assert.equal(c.readinessProbe.httpGet.port, 9464);
   // the ConfigMap is a config the agent accepts, and it agrees with the mounts and the probes
   const cfg = agentConfig(objs, 'vio4wd-agent');
   assert.equal(cfg.kubernetes.enabled, true);

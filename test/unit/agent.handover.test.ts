@@ -8,7 +8,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayManager, type RelaySpec } from '../../src/relay/index.js';
-import type { RelayConfig, RelayInfo } from '../../src/engine/types.js';
+import type { RelayConfig, RelayInfo, VfSource } from '../../src/engine/types.js';
 import { VioError } from '../../src/util/errors.js';
 import { silentLogger } from '../../src/util/log.js';
 import { HandoverClient, HandoverServer, otherFilePrefix } from '../../src/agent/handover.js';
@@ -25,13 +25,22 @@ class NodeEngine extends MemEngine {
   ) {
     super();
   }
-  override async addRelay(cfg: RelayConfig): Promise<RelayInfo> {
-    const vf = cfg.vf.devargs ?? '';
+  private hold(vf: string): void {
     const owner = this.held.get(vf);
     if (owner && owner !== this) throw new VioError('EBUSY', `${vf} is held by the ${owner.label} agent`);
-    const info = await super.addRelay(cfg);
     this.held.set(vf, this);
     this.log.push(`${this.label} attach ${vf}`);
+  }
+  override async addRelay(cfg: RelayConfig): Promise<RelayInfo> {
+    // vfLater: the socket alone (a client-mode relay taken over: the VF comes by attachVf)
+    if (!cfg.vfLater) this.hold(cfg.vf.devargs ?? '');
+    else this.log.push(`${this.label} socket ${cfg.vf.devargs ?? ''}`);
+    return super.addRelay(cfg);
+  }
+  override async attachVf(id: number, vf: VfSource): Promise<RelayInfo> {
+    this.hold(vf.devargs ?? '');
+    const info = await super.attachVf(id, vf);
+    this.configs.set(id, { ...this.configs.get(id)!, vf });
     return info;
   }
   override async removeRelay(id: number): Promise<void> {
@@ -106,7 +115,8 @@ test('a new agent takes every relay over, one at a time: released by the old one
     const rel = n.log.indexOf(`old release ${vf}`);
     assert.ok(rel >= 0 && n.log[rel + 1] === `new attach ${vf}`, n.log.join('\n'));
   }
-  assert.deepEqual(n.log.slice(3).map((l) => l.split(' ')[1]), ['release', 'attach', 'release', 'attach', 'release', 'attach']);
+  // a client-mode relay's socket opens in the new agent before the old one lets go of the VF
+  assert.deepEqual(n.log.slice(3).map((l) => l.split(' ').slice(0, 2).join(' ')), ['new socket', 'old release', 'new attach', 'new socket', 'old release', 'new attach', 'new socket', 'old release', 'new attach']);
   assert.equal(await HandoverClient.connect(n.socket), undefined, 'the old agent stopped serving the handover socket');
 });
 
