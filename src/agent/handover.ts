@@ -224,6 +224,7 @@ export class HandoverClient {
   private constructor(
     private readonly lines: Lines,
     readonly hello: HandoverHello,
+    private readonly path: string,
   ) {}
 
   /**
@@ -248,12 +249,28 @@ export class HandoverClient {
       return undefined;
     }
     const relays = (m.relays as unknown[]).filter((r): r is HandoverRelay => !!r && typeof r === 'object' && typeof (r as HandoverRelay).spec?.name === 'string');
-    return new HandoverClient(lines, { pid: Number(m.pid), filePrefix: m.filePrefix, relays });
+    return new HandoverClient(lines, { pid: Number(m.pid), filePrefix: m.filePrefix, relays }, path);
   }
 
   /** The old agent is gone (killed, or the connection broke). */
   get lost(): boolean {
     return this.lines.ended;
+  }
+
+  /**
+   * After the old agent went away: waits until it has no socket open any more (it listens on
+   * the handover socket until the kernel closes its files, VFs, vhost-user sockets and ports
+   * alike, the listener among the last), so that nothing the new agent opens next finds one of
+   * them still held. A live old agent that only dropped the connection is waited for `timeoutMs`.
+   */
+  async waitGone(timeoutMs = 5000): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (await live(this.path)) {
+      if (Date.now() > end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    return true;
   }
 
   /** Asks the old agent to release a relay; false when it is gone (it released everything). */

@@ -24,6 +24,15 @@ export interface HandoverRelays {
 const settledStatus = (s: RelayStatus | undefined): boolean =>
   !!s && (s.phase === 'Failed' || s.conditions.some((c) => c.type === 'VFAttached' && c.status === 'True'));
 
+/** The old agent went away midway: wait until its files are closed (VFs, sockets, ports). */
+async function oldAgentGone(client: HandoverClient, log: Logger): Promise<true> {
+  const t0 = performance.now();
+  const gone = await client.waitGone();
+  if (gone) log.warn({ from: client.hello.pid, ms: Math.round(performance.now() - t0) }, 'handover: the old agent went away midway; its VFs and sockets are free');
+  else log.warn({ from: client.hello.pid }, 'handover: the old agent dropped the connection but still listens; taking its relays anyway');
+  return true;
+}
+
 /** Resolves when the relay's VF and socket are in the engine (or it failed, or time ran out). */
 function attached(relays: HandoverRelays, name: string, timeoutMs: number): Promise<RelayStatus | undefined> {
   return new Promise((resolve) => {
@@ -51,12 +60,14 @@ function attached(relays: HandoverRelays, name: string, timeoutMs: number): Prom
 export async function takeOver(client: HandoverClient, relays: HandoverRelays, log: Logger): Promise<HandoverRelay[]> {
   const taken: HandoverRelay[] = [];
   const t0 = performance.now();
+  let gone = false;
   for (const r of client.hello.relays) {
     const name = r.spec.name;
     const t = performance.now();
     let released = false;
     // a client-mode relay connects to QEMU first: QEMU accepts the connection the moment the
     // old agent's closes and renegotiates while this agent attaches the VF
+    if (client.lost && !gone) gone = await oldAgentGone(client, log);
     let vhostFirst = !client.lost && r.spec.vhostUser.mode === 'client';
     if (vhostFirst) {
       try {
@@ -72,6 +83,7 @@ export async function takeOver(client: HandoverClient, relays: HandoverRelays, l
     if (!client.lost) {
       try {
         released = await client.release(name);
+        if (!released) gone = await oldAgentGone(client, log);
       } catch (err) {
         log.error({ relay: name, err: errorMessage(err) }, 'handover: the old agent did not release a relay; giving back what was taken');
         if (vhostFirst) await relays.remove(name, { handover: true });
@@ -104,8 +116,10 @@ export async function takeOver(client: HandoverClient, relays: HandoverRelays, l
     log.info({ relay: name, ms: Math.round((performance.now() - t) * 10) / 10, phase: st?.phase }, 'handover: relay taken over');
   }
   if (client.lost) {
+    if (!gone) await oldAgentGone(client, log);
     log.warn({ from: client.hello.pid, relays: taken.length }, 'handover interrupted: the old agent went away; this agent runs every relay it had');
   } else if (!(await client.done())) {
+    await oldAgentGone(client, log);
     log.warn({ from: client.hello.pid }, 'handover: the old agent went away before it closed its ports');
   }
   log.info({ from: client.hello.pid, relays: taken.length, ms: Math.round(performance.now() - t0) }, 'handover: every relay taken over');

@@ -134,7 +134,11 @@ test('the old agent killed midway: the new one runs every relay it had', async (
         buf = buf.slice(nl + 1);
         if (m.op === 'hello') sock.write(`${JSON.stringify({ op: 'hello', pid: 1, filePrefix: 'vio4wd-b', relays })}\n`);
         else if (m.op === 'release' && m.name === 'r1') sock.write(`${JSON.stringify({ op: 'released', name: 'r1', ms: 1 })}\n`);
-        else sock.destroy();
+        else {
+          // it dies: its connection and its listener close
+          sock.destroy();
+          server.close();
+        }
       }
     });
   });
