@@ -12,9 +12,7 @@ export const TAKE_TIMEOUT_MS = 10_000;
 
 /** What takeOver needs of the relay manager. */
 export interface HandoverRelays {
-  apply(spec: RelaySpec, opts?: { vfLater?: boolean }): RelayStatus;
-  replaceVf(name: string, vf: RelaySpec['vf']): Promise<RelayStatus>;
-  settled(): Promise<void>;
+  apply(spec: RelaySpec): RelayStatus;
   remove(name: string, opts?: { handover?: boolean }): Promise<boolean>;
   get(name: string): RelayStatus | undefined;
   on(event: 'change', listener: (s: RelayStatus) => void): unknown;
@@ -65,44 +63,17 @@ export async function takeOver(client: HandoverClient, relays: HandoverRelays, l
     const name = r.spec.name;
     const t = performance.now();
     let released = false;
-    // a client-mode relay connects to QEMU first: QEMU accepts the connection the moment the
-    // old agent's closes and renegotiates while this agent attaches the VF
     if (client.lost && !gone) gone = await oldAgentGone(client, log);
-    let vhostFirst = !client.lost && r.spec.vhostUser.mode === 'client';
-    if (vhostFirst) {
-      try {
-        relays.apply(r.spec, { vfLater: true });
-        await relays.settled();
-        vhostFirst = relays.get(name)?.conditions.some((c) => c.type === 'SocketReady' && c.status === 'True') ?? false;
-      } catch (err) {
-        log.warn({ relay: name, err: errorMessage(err) }, 'handover: socket not opened ahead of the VF');
-        vhostFirst = false;
-      }
-      if (!vhostFirst) await relays.remove(name, { handover: true });
-    }
     if (!client.lost) {
       try {
         released = await client.release(name);
         if (!released) gone = await oldAgentGone(client, log);
       } catch (err) {
         log.error({ relay: name, err: errorMessage(err) }, 'handover: the old agent did not release a relay; giving back what was taken');
-        if (vhostFirst) await relays.remove(name, { handover: true });
         for (const x of taken) await relays.remove(x.spec.name, { handover: true });
         client.abandon();
         throw new Error(`handover from agent ${client.hello.pid} failed at relay ${name}: ${errorMessage(err)}`, { cause: err });
       }
-    }
-    if (vhostFirst) {
-      taken.push(r);
-      const st = await relays.replaceVf(name, r.spec.vf).catch(async (err: unknown) => {
-        // attach it the ordinary way (the engine retries a VF that is not free yet)
-        log.warn({ relay: name, err: errorMessage(err) }, 'handover: VF not attached in place; attaching the relay anew');
-        await relays.remove(name, { handover: true });
-        relays.apply(r.spec);
-        return attached(relays, name, TAKE_TIMEOUT_MS);
-      });
-      log.info({ relay: name, ms: Math.round((performance.now() - t) * 10) / 10, phase: st?.phase, vhostFirst }, 'handover: relay taken over');
-      continue;
     }
     try {
       relays.apply(r.spec);

@@ -23,6 +23,7 @@ import { RelayStore, effectiveSpec, type Entry } from './store.js';
  * needs every cycle of a core it may share with the agent to send the guest's last state.
  */
 export const MIGRATION_QUIET_MS = 100;
+
 const now = (): string => new Date().toISOString();
 
 export class RelayManager extends RelayStore {
@@ -48,7 +49,7 @@ export class RelayManager extends RelayStore {
    * everything that can only be found out by trying (VF missing, out of memory) shows up as
    * phase Failed with a reason, retried with backoff.
    */
-  apply(input: RelaySpec, opts: { vfLater?: boolean } = {}): RelayStatus {
+  apply(input: RelaySpec): RelayStatus {
     if (this.closed) throw new VioError('ESHUTDOWN', 'relay manager is shutting down');
     const spec = normalizeSpec(input, this.defaults);
     const existing = this.relays.get(spec.name);
@@ -79,7 +80,6 @@ export class RelayManager extends RelayStore {
       // a relay of the same name still being removed: this one starts after it is gone
       chain: existing?.chain ?? Promise.resolve(),
       status: initialStatus(spec, id, socketPath, this.defaults),
-      ...(opts.vfLater ? { vfLater: true } : {}), // the socket now, the VF by replaceVf(): docs/upgrade.md
     };
     this.relays.set(entry);
     this.log.info({ relay: spec.name, id, origin: spec.origin, socket: socketPath }, 'relay added');
@@ -253,11 +253,9 @@ export class RelayManager extends RelayStore {
       if (resolved?.numaNode !== undefined && spec.numaNode === undefined) entry.status.numaNode = resolved.numaNode;
       await ensureSocketDir(entry.socketPath, spec, this.defaults);
       const cfg = engineConfig(spec, entry.id, entry.socketPath, resolved, this.defaults);
-      const { vf: _later, ...noVf } = cfg; // vfLater: the VF comes by replaceVf()
-      const info = await this.engine.addRelay(entry.vfLater ? noVf : cfg);
+      const info = await this.engine.addRelay(cfg);
       const applied = { appliedKey: key, appliedCpus: cpusKey(cfg.cpus) };
-      this.setState(entry, resolved && !entry.vfLater ? { phase: 'attached', ...applied } : { phase: 'vf-released', ...applied, since: now() });
-      entry.vfLater = false;
+      this.setState(entry, resolved ? { phase: 'attached', ...applied } : { phase: 'vf-released', ...applied, since: now() });
       entry.attempt = 0;
       entry.vfAttempt = 0;
       entry.status.numaNode = info.numaNode;
@@ -397,4 +395,6 @@ export class RelayManager extends RelayStore {
   }
 }
 
-const stripUndefined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -32,8 +32,6 @@ export interface Entry {
   vfMac?: string;
   /** A pod attachment's queue pairs and MTU (a DRA claim's): they win over the spec's. */
   attachConfig?: AttachConfig;
-  /** attach the vhost-user side alone; the VF comes by replaceVf() (docs/upgrade.md) */
-  vfLater?: boolean;
 }
 
 /** What a pod attachment may set on the relay it holds, beside the VF's MAC. */
