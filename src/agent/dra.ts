@@ -82,7 +82,7 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
     if (!policy) return undefined;
     const s = relays.list().find((r) => r.resourceName === resourceName);
     const d = s ? decision(s, {}) : undefined;
-    return d?.allowed ? { policy: d.policy, ...d.limits } : undefined;
+    return d?.allowed ? { policy: d.policy, ...d.limits, namespaces: d.namespaces } : undefined;
   };
   const driver = new DraDriver({
     relays,

@@ -193,6 +193,10 @@ export class DraDriver {
           throw new PrepareError(r, `${errorMessage(err)}; kubelet retries`, 'NotReady');
         }
         const limits = this.o.poolLimits?.(status.resourceName);
+        const ns = limits?.namespaces;
+        if (ns && !ns.includes('*') && !ns.includes(ref.namespace)) {
+          throw new PrepareError(r, `namespace ${ref.namespace} may not use pool ${status.resourceName} (VirtioForwarderPolicy ${limits.policy} spec.namespaces): ask the cluster admin, or claim a device of a pool your namespace may use`, 'PolicyDenied');
+        }
         const { queues, mtu } = checkQueuesMtu(claimRef, r, cfg, { ...limits, maxQueues: status.queues, policy: limits?.policy ?? '?' }, status.queues, status.mtu, status.resourceName, limits?.maxQueues);
         planned.push({ d: { ...base, relay, resourceName: status.resourceName, queues, ...(mtu !== undefined ? { mtu } : {}) }, spoofchk: cfg.spoofchk ?? true });
       }

@@ -46,6 +46,8 @@ export interface DeviceLookup {
 }
 
 export interface PoolLimits {
+  /** namespaces whose claims may use the pool (VirtioForwarderPolicy spec.namespaces; "*": any) */
+  namespaces?: string[];
   maxQueues?: number;
   maxMtu?: number;
   policy: string;

@@ -139,7 +139,7 @@ function poolOf(name: string, policy: string, p: VirtioForwarderPolicySpec, virt
   };
 }
 
-export type DeviceDecision = { allowed: true; policy: string; limits: { maxQueues?: number; maxMtu?: number } } | { allowed: false; message: string };
+export type DeviceDecision = { allowed: true; policy: string; limits: { maxQueues?: number; maxMtu?: number }; namespaces: string[] } | { allowed: false; message: string };
 
 /**
  * Decides whether a relay's VF may be offered as a DRA device of `poolName` on this node: exactly
@@ -161,13 +161,14 @@ export function decideDevice(
   const pname = policy.metadata.name ?? '?';
   const p = policy.spec;
   const limits = { ...(p.limits?.maxQueues !== undefined ? { maxQueues: p.limits.maxQueues } : {}), ...(p.limits?.maxMtu !== undefined ? { maxMtu: p.limits.maxMtu } : {}) };
+  const namespaces = [...p.namespaces];
   if (vf.devargs !== undefined) {
     const allowed = (p.vfs.virtualDevices ?? []).filter((d) => node.virtualDevices.includes(d));
     if (!allowedVirtualDriver(vf.devargs, allowed)) return { allowed: false, message: `virtual device "${vf.devargs}" is not allowed in pool ${poolName} (VirtioForwarderPolicy ${pname} spec.vfs.virtualDevices and the agent's kubernetes.allowVirtualDevices)` };
-    return { allowed: true, policy: pname, limits };
+    return { allowed: true, policy: pname, limits, namespaces };
   }
   if (!vf.pciAddress) return { allowed: false, message: 'the relay has no VF yet' };
   const pool = poolOf(poolName, pname, p, []);
   if (!vfInPoolLocal(vf as { pciAddress: string }, pool)) return { allowed: false, message: `VF ${vf.pciAddress} is not one pool ${poolName} may draw on (VirtioForwarderPolicy ${pname} spec.vfs)` };
-  return { allowed: true, policy: pname, limits };
+  return { allowed: true, policy: pname, limits, namespaces };
 }

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DraDriver, type ResourceClaim } from '../../src/dra/driver.js';
+import { DraDriver, type PoolLimits, type ResourceClaim } from '../../src/dra/driver.js';
 import { ResourceSlicePublisher } from '../../src/dra/publisher.js';
 import { DeviceHealthReporter } from '../../src/dra/health.js';
 import type { NodeWatchResourcesResponse } from '../../src/dra/proto.js';
@@ -36,7 +36,7 @@ function relay(name: string, over: Partial<RelayStatus> = {}): RelayStatus {
 
 const cfg = (p: Record<string, unknown>) => ({ source: 'FromClaim', opaque: { driver: 'vio4wd.io', parameters: { apiVersion: 'vio4wd.io/v1alpha1', kind: 'RelayConfig', ...p } } });
 
-function setup(claim: ResourceClaim) {
+function setup(claim: ResourceClaim, limits: PoolLimits = { policy: 'pol', maxQueues: 2 }) {
   const dir = mkdtempSync(join(tmpdir(), 'dra-unit-'));
   const calls: AttachRequest[] = [];
   const reports: unknown[] = [];
@@ -50,7 +50,7 @@ function setup(claim: ResourceClaim) {
         calls.push(req);
         return req.op === 'add' ? { ok: true, attachment: { deviceId: req.deviceId!, containerId: req.containerId!, ifName: req.ifName!, network: '', mac: req.mac ?? '02:00:00:00:00:99', vlan: 0, spoofchk: true, socketPath: '', since: '' } } : { ok: true, removed: 1 };
       },
-      poolLimits: () => ({ policy: 'pol', maxQueues: 2 }),
+      poolLimits: () => limits,
       cdiDir: join(dir, 'cdi'),
       metadataDir: join(dir, 'md'),
       statePath: join(dir, 'state', 'dra.json'),
@@ -77,6 +77,19 @@ test('prepare: a bad configuration programs nothing and is reported on the devic
     assert.deepEqual(s.calls, [], 'no VF was touched');
     assert.deepEqual(s.reports, [[{ pool: 'n/p', device: 'r1', ready: false, reason: 'InvalidConfig', message: r.u1!.error }]]);
     assert.equal(existsSync(join(s.dir, 'cdi')), false);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('prepare: a claim from a namespace the pool policy does not list is refused, and nothing is programmed', async () => {
+  const s = setup(claimWith([cfg({ mac: '52:54:00:00:00:01' })]), { policy: 'pol', namespaces: ['tenant-a'] });
+  try {
+    const d = s.mk();
+    const r = await d.prepare([ref]);
+    assert.match(r.u1!.error, /namespace vms may not use pool vio4wd\.io\/p \(VirtioForwarderPolicy pol spec\.namespaces\)/);
+    assert.deepEqual(s.calls, []);
+    assert.equal((s.reports[0] as { reason: string }[])[0]!.reason, 'PolicyDenied');
   } finally {
     s.cleanup();
   }

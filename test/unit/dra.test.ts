@@ -109,7 +109,7 @@ test('pool policy for DRA devices: one policy must define the pool here, and the
   const policy = (name: string, spec: Record<string, unknown>): VirtioForwarderPolicy => ({ apiVersion: 'vio4wd.io/v1alpha1', kind: 'VirtioForwarderPolicy', metadata: { name }, spec: { resourceName: 'vio4wd.io/fast', namespaces: ['*'], vfs: {}, ...spec } }) as VirtioForwarderPolicy;
   const node = { virtualDevices: ['net_af_packet'] };
   const p1 = policy('p1', { vfs: { pfNames: ['ens1f0'], virtualDevices: ['net_af_packet'] }, limits: { maxQueues: 4 } });
-  assert.deepEqual(decideDevice('vio4wd.io/fast', { pciAddress: '0000:3b:02.1', pfName: 'ens1f0' }, [p1], {}, node), { allowed: true, policy: 'p1', limits: { maxQueues: 4 } });
+  assert.deepEqual(decideDevice('vio4wd.io/fast', { pciAddress: '0000:3b:02.1', pfName: 'ens1f0' }, [p1], {}, node), { allowed: true, policy: 'p1', limits: { maxQueues: 4 }, namespaces: ['*'] });
   assert.match((decideDevice('vio4wd.io/fast', { pciAddress: '0000:3b:02.1', pfName: 'ens2' }, [p1], {}, node) as { message: string }).message, /VF 0000:3b:02\.1 is not one pool vio4wd\.io\/fast may draw on \(VirtioForwarderPolicy p1 spec\.vfs\)/);
   assert.equal(decideDevice('vio4wd.io/fast', { devargs: 'net_af_packet0,iface=v' }, [p1], {}, node).allowed, true);
   assert.equal(decideDevice('vio4wd.io/fast', { devargs: 'net_af_packet0,iface=v' }, [p1], {}, { virtualDevices: [] }).allowed, false, 'the node must allow the driver too');
