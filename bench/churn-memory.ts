@@ -80,7 +80,7 @@ try {
       kB(s.proc.fileKb).padStart(5),
       kB(trimmedKb).padStart(7),
       `${MiB(g.heapUsedBytes)}/${MiB(g.heapTotalBytes)}`.padStart(10),
-      `${MiB(g.spaces.new_space?.size ?? 0)}`.padStart(5),
+      `${MiB(Object.values(g.beforeGc?.spaces ?? {}).reduce((t, x) => t + x.size, 0))}(${MiB(g.beforeGc?.spaces.new_space?.size ?? NaN)})`.padStart(11),
       `${MiB(g.nativeHeap?.inUseBytes ?? NaN)}/${MiB(g.nativeHeap?.freeBytes ?? NaN)}`.padStart(10),
       String(g.nativeHeap?.arenas ?? '').padStart(6),
       `${kB(o.heapKb)}/${kB(o.arenasKb)}(${o.arenaHeaps})/${kB(o.fileKb)}/${kB(o.otherAnonKb)}`.padStart(26),
@@ -90,7 +90,7 @@ try {
   };
   process.stdout.write(`churn-memory: ${ROUNDS} rounds of 2 relays, a sample every ${EVERY}, MALLOC_ARENA_MAX=${arenaMax ?? AGENT_ENV.MALLOC_ARENA_MAX}; MiB\n`);
   process.stdout.write(
-    `round    RSS   anon  file trimmed  heap used/committed  new  C heap use/free arenas  mappings: heap/arenas(n)/file/other  grown most since the last sample (kB)\n`,
+    `round    RSS   anon  file trimmed  heap used/committed after GC  V8 before GC(young)  C heap use/free arenas  mappings: heap/arenas(n)/file/other  grown most since the last sample (kB)\n`,
   );
   await sample(0, false);
   for (let i = 0; i < ROUNDS; i++) {

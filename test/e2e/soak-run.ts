@@ -25,10 +25,11 @@ export interface MemorySample {
   /** the RSS's anonymous and file-backed parts (/proc/<pid>/status) */
   anonKb: number;
   fileKb: number;
-  /** after a full GC: the JS heap used, V8's committed heap (all spaces; the young generation) */
+  /** V8's committed heap (all spaces) and its young generation as the agent ran (with the RSS) */
+  v8Bytes: number;
+  youngBytes: number;
+  /** after a full GC: the JS heap used (what the agent retains) */
   heapUsedBytes: number;
-  heapCommittedBytes: number;
-  newSpaceBytes: number;
   /** after the same GC: malloc's heap in use and taken from the system (mallinfo2), its arenas */
   cInUseBytes: number;
   cSystemBytes: number;
@@ -107,9 +108,9 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
       rssKb: p.rssKb,
       anonKb: p.anonKb,
       fileKb: p.fileKb,
+      v8Bytes: Object.values(m.beforeGc?.spaces ?? {}).reduce((t, x) => t + x.size, 0),
+      youngBytes: (m.beforeGc?.spaces.new_space?.size ?? NaN) + (m.beforeGc?.spaces.new_large_object_space?.size ?? 0),
       heapUsedBytes: m.heapUsedBytes,
-      heapCommittedBytes: Object.values(m.spaces).reduce((t, x) => t + x.size, 0),
-      newSpaceBytes: m.spaces.new_space?.size ?? NaN,
       cInUseBytes: c?.inUseBytes ?? NaN,
       cSystemBytes: c ? c.arenaBytes + c.mmapBytes : NaN,
       arenas: c?.arenas ?? NaN,
@@ -214,9 +215,9 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
   );
   const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
   o.report(
-    'soak memory samples (s: RSS = anon + file MiB | after a GC: JS heap used / V8 committed (young) | C heap in use / from the system (arenas) MiB | rounds): ' +
+    'soak memory samples (s: RSS = anon + file | V8 committed (young) | JS heap after a GC | C heap in use / from the system (arenas), MiB | rounds): ' +
       samples
-        .map((x) => `${Math.round(x.atMs / 1000)}: ${mib(x.rssKb * 1024)} = ${mib(x.anonKb * 1024)} + ${mib(x.fileKb * 1024)} | ${mib(x.heapUsedBytes)} / ${mib(x.heapCommittedBytes)} (${mib(x.newSpaceBytes)}) | ${mib(x.cInUseBytes)} / ${mib(x.cSystemBytes)} (${x.arenas}) | ${x.iterations}`)
+        .map((x) => `${Math.round(x.atMs / 1000)}: ${mib(x.rssKb * 1024)} = ${mib(x.anonKb * 1024)} + ${mib(x.fileKb * 1024)} | ${mib(x.v8Bytes)} (${mib(x.youngBytes)}) | ${mib(x.heapUsedBytes)} | ${mib(x.cInUseBytes)} / ${mib(x.cSystemBytes)} (${x.arenas}) | ${x.iterations}`)
         .join(', '),
   );
   return result;

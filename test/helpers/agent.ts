@@ -50,6 +50,9 @@ export interface AgentMemory {
   spaces: Record<string, { size: number; physical: number; used: number }>;
   /** the addon's mallinfo2 (Engine.nativeHeap), absent before the agent loaded the addon */
   nativeHeap?: { arenaBytes: number; mmapBytes: number; inUseBytes: number; freeBytes: number; arenas: number };
+  /** the same just before the GC: what was resident as the agent ran (the young generation at
+   *  the size V8 had grown it to; a forced full GC shrinks it) */
+  beforeGc?: Omit<AgentMemory, 'beforeGc'>;
 }
 
 /** Runs in the agent: its memory as V8 and malloc see it, as JSON. */
@@ -64,10 +67,11 @@ const MEMORY_EXPRESSION = `(() => {
 
 /**
  * Runs in the agent's namespace: connects to its inspector (DevTools URL argv[3]), forces a full
- * GC, evaluates argv[1] (by value) and prints it; with argv[2], first writes a heap snapshot there.
+ * GC, evaluates argv[1] (by value) and prints it; with argv[2], first writes a heap snapshot there;
+ * with argv[4] ('before'), evaluates it before the GC too and prints both as a JSON array.
  */
 const INSPECTOR_SCRIPT = `
-const [expr, snapshot, wsUrl] = process.argv.slice(1);
+const [expr, snapshot, wsUrl, before] = process.argv.slice(1);
 const ws = new WebSocket(wsUrl);
 await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
 const pending = new Map();
@@ -79,16 +83,21 @@ ws.onmessage = (m) => {
   else pending.get(d.id)?.(d);
 };
 const call = (method, params = {}) => new Promise((r) => { pending.set(++id, r); ws.send(JSON.stringify({ id, method, params })); });
+const evaluate = async () => {
+  const ev = await call('Runtime.evaluate', { expression: expr, returnByValue: true });
+  if (ev.result.exceptionDetails) throw new Error(JSON.stringify(ev.result.exceptionDetails));
+  return ev.result.result.value;
+};
 await call('HeapProfiler.enable');
+const first = before ? await evaluate() : undefined;
 await call('HeapProfiler.collectGarbage');
 if (snapshot) {
   await call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
   process.getBuiltinModule('fs').writeFileSync(snapshot, chunks.join(''));
 }
-const ev = await call('Runtime.evaluate', { expression: expr, returnByValue: true });
+const value = await evaluate();
 ws.close();
-if (ev.result.exceptionDetails) throw new Error(JSON.stringify(ev.result.exceptionDetails));
-process.stdout.write(String(ev.result.result.value));`;
+process.stdout.write(before ? JSON.stringify([first, value]) : String(value));`;
 
 export class AgentProcess {
   private out = '';
@@ -179,7 +188,8 @@ export class AgentProcess {
    * protocol.
    */
   async memoryAfterGc(): Promise<AgentMemory> {
-    return JSON.parse(await this.evaluateAfterGc(MEMORY_EXPRESSION)) as AgentMemory;
+    const [before, after] = (JSON.parse(await this.evaluateAfterGc(MEMORY_EXPRESSION, undefined, true)) as string[]).map((x) => JSON.parse(x) as AgentMemory);
+    return { ...after!, beforeGc: before! };
   }
 
   /** The JS heap used and committed right after a full GC (see memoryAfterGc). */
@@ -190,9 +200,10 @@ export class AgentProcess {
 
   /**
    * A full GC in the agent, then `expression` evaluated in it (a string, returned by value).
-   * `snapshotPath` also writes a heap snapshot there (after the GC), for bench/churn-memory.ts.
+   * `snapshotPath` also writes a heap snapshot there (after the GC), for bench/churn-memory.ts;
+   * `alsoBefore` evaluates it before the GC too and returns both as a JSON array.
    */
-  async evaluateAfterGc(expression: string, snapshotPath?: string): Promise<string> {
+  async evaluateAfterGc(expression: string, snapshotPath?: string, alsoBefore = false): Promise<string> {
     if (!this.inspecting) {
       process.kill(this.pid, 'SIGUSR1');
       this.inspecting = true;
@@ -203,7 +214,7 @@ export class AgentProcess {
       return r.status === 200 ? (JSON.parse(r.body) as { webSocketDebuggerUrl: string }[]) : undefined;
     }, { timeoutMs: 10_000 });
     const cmd = this.netns ? 'ip' : process.execPath;
-    const argv = [...(this.netns ? ['netns', 'exec', this.netns.name, process.execPath] : []), '--input-type=module', '-e', INSPECTOR_SCRIPT, expression, snapshotPath ?? '', list[0]!.webSocketDebuggerUrl];
+    const argv = [...(this.netns ? ['netns', 'exec', this.netns.name, process.execPath] : []), '--input-type=module', '-e', INSPECTOR_SCRIPT, expression, snapshotPath ?? '', list[0]!.webSocketDebuggerUrl, alsoBefore ? 'before' : ''];
     const { stdout } = await execFileP(cmd, argv, { encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 2 ** 20 });
     return stdout;
   }
