@@ -17,6 +17,8 @@ export interface SoakOptions {
   /** ping interval, seconds */
   intervalS?: number;
   report: (msg: string) => void;
+  /** RSS growth allowed from the warm-up to the end (default RSS_GROWTH_LIMIT_KB) */
+  rssGrowthLimitKb?: number;
 }
 
 export interface MemorySample {
@@ -71,19 +73,24 @@ function fdCount(pid: number): number {
 }
 
 /**
- * Growth allowed between the warmed-up agent and the end of the soak. Issue #20 found the RSS
- * growing with the heap flat: every Kubernetes API call got a new TLS connection and OpenSSL
- * context (native memory, freed only when V8 collects the small JS objects holding it), and what
- * relays' set-up freed stayed in malloc's arenas. With keep-alive connections and the arenas
- * trimmed after removals the 10-minute soak grows <= 2 MiB after warm-up (bench/RESULTS.md K);
- * the short soak in the suite holds this bound on a loaded machine.
+ * Growth allowed between the warmed-up agent and the end of the short soak in the suite, a bound
+ * it holds on a loaded machine. Issue #20 found the RSS growing with the heap flat: every
+ * Kubernetes API call got a new TLS connection and OpenSSL context, and what relays' set-up freed
+ * stayed in malloc's arenas, one per thread (16 on 2 cores). With keep-alive connections, the
+ * arenas trimmed after removals and capped at 2 (MALLOC_ARENA_MAX, AGENT_ENV) the churn leaves
+ * the RSS flat after a few hundred relays, but an arena can still take a one-time step of 3-5 MiB
+ * (bench/churn-memory.ts), which a 60 s soak may catch between its windows. `npm run soak` (10
+ * minutes) asserts the issue's target instead: SOAK_TARGET_KB (bench/RESULTS.md K).
  */
 export const RSS_GROWTH_LIMIT_KB = 8 * 1024;
+/** Issue #20's target for the 10-minute soak: RSS growth after the warm-up at most 2 MiB. */
+export const SOAK_TARGET_KB = 2 * 1024;
 // The heap figure is heapUsed right after a full GC forced through the inspector (what the agent
 // retains), the lowest in each window.
 export const HEAP_GROWTH_LIMIT_BYTES = 4 * 1024 * 1024;
 
 export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<SoakResult> {
+  const rssLimitKb = o.rssGrowthLimitKb ?? RSS_GROWTH_LIMIT_KB;
   const ping = new GuestPing(g, 'SOAK');
   const baseline = {
     sockets: e.socketTree(),
@@ -198,7 +205,7 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
       // the ping in flight when it was stopped may count as lost
       assert.ok(this.ping.lost <= 1, `ping: ${this.ping.received}/${this.ping.sent}`);
       assert.deepEqual(this.leftovers, [], 'nothing left behind');
-      assert.ok(this.rssEndKb - this.rssWarmKb < RSS_GROWTH_LIMIT_KB, `agent RSS grew ${this.rssEndKb - this.rssWarmKb} kB (limit ${RSS_GROWTH_LIMIT_KB})`);
+      assert.ok(this.rssEndKb - this.rssWarmKb <= rssLimitKb, `agent RSS grew ${this.rssEndKb - this.rssWarmKb} kB (limit ${rssLimitKb})`);
       assert.ok(this.heapEndBytes - this.heapWarmBytes < HEAP_GROWTH_LIMIT_BYTES, `agent heap grew ${this.heapEndBytes - this.heapWarmBytes} bytes (limit ${HEAP_GROWTH_LIMIT_BYTES})`);
       assert.ok(this.fds.after <= this.fds.before + 4, `agent file descriptors ${this.fds.before} -> ${this.fds.after}`);
       // the agent runs with the image's malloc settings (AGENT_ENV), which the RSS bound assumes
@@ -210,7 +217,7 @@ export async function runSoak(e: E2eEnv, g: Guest, o: SoakOptions): Promise<Soak
     `soak ${Math.round((Date.now() - start) / 1000)} s: ${iterations} rounds, ${relaysCycled} relays created+deleted (round median ${result.cycleMs.median} ms, max ${result.cycleMs.max} ms); ` +
       `ping ${s.received}/${s.sent} (missing ${result.ping.missing.length}); ` +
       `agent RSS ${(result.rssWarmKb / 1024).toFixed(1)} MiB after a ${Math.round(warmupMs / 1000)} s warm-up -> ${(result.rssEndKb / 1024).toFixed(1)} MiB at the end ` +
-      `(growth ${((result.rssEndKb - result.rssWarmKb) / 1024).toFixed(2)} MiB, limit ${RSS_GROWTH_LIMIT_KB / 1024}), ` +
+      `(growth ${((result.rssEndKb - result.rssWarmKb) / 1024).toFixed(2)} MiB, limit ${rssLimitKb / 1024}), ` +
       `heap after GC ${(result.heapWarmBytes / 2 ** 20).toFixed(1)} -> ${(result.heapEndBytes / 2 ** 20).toFixed(1)} MiB; fds ${fdsBefore} -> ${fdsAfter}; leftovers: ${leftovers.length ? leftovers.join('; ') : 'none'}`,
   );
   const mib = (b: number): string => (b / 2 ** 20).toFixed(1);

@@ -2,8 +2,9 @@
 // The whole stack as in the story (test/helpers/e2e.ts), one guest pinging through relay vm1
 // every 0.2 s, and VirtioRelays created, scheduled, attached, advertised, allocated and deleted
 // in a loop for VIO4WD_SOAK_SECONDS (default 600). Must hold: no ping lost on the untouched
-// relay, the agent's memory flat (RSS and JS heap after warm-up vs at the end), no file
-// descriptor, socket, device-info file, interface or device left behind.
+// relay, the agent's memory flat (RSS at most 2 MiB more at the end than after the warm-up, over
+// the full 10 minutes: issue #20's target; JS heap after GC), no file descriptor, socket,
+// device-info file, interface or device left behind.
 //
 // Run it alone on the machine's cores (no test run or other DPDK poller meanwhile): npm run soak
 import { after, before, test } from 'node:test';
@@ -12,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Guest } from '../helpers/guest.js';
 import { E2eEnv, NAMESPACE, vhostUserNics } from '../helpers/e2e.js';
-import { runSoak } from './soak-run.js';
+import { RSS_GROWTH_LIMIT_KB, SOAK_TARGET_KB, runSoak } from './soak-run.js';
 
 const SECONDS = Number(process.env.VIO4WD_SOAK_SECONDS ?? 600);
 const FIX = 'test/fixtures/kubevirt';
@@ -54,6 +55,8 @@ test(`soak: relays created and deleted for ${SECONDS} s while a guest pings thro
   const r = await runSoak(e, guest, {
     durationMs: SECONDS * 1000,
     peer: '10.0.1.1',
+    // the issue's target holds for the full 10 minutes; a shorter run keeps the suite's bound
+    rssGrowthLimitKb: SECONDS >= 600 ? SOAK_TARGET_KB : RSS_GROWTH_LIMIT_KB,
     report: (m) => {
       t.diagnostic(m);
       console.log(`# soak: ${m}`);
