@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <malloc.h>
 #include <memory>
@@ -586,8 +587,24 @@ Napi::Value TrimNativeHeap(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
 }
 
+// glibc raises its mmap threshold to the size of each mmap'd block freed (up to 32 MiB), and the
+// trim threshold to twice that: after the first few MiB-sized block came and went, blocks of that
+// size were carved from the arenas, and a thread arena's top kept up to twice it resident, which
+// malloc_trim does not give back (it trims only the main arena's top). In relay churn this was a
+// one-time step of 3-7 MiB at a random point (bench/churn-memory.ts). Fixed thresholds (glibc's
+// starting values) keep large blocks mmap'd and tops trimmed; MALLOC_MMAP_THRESHOLD_,
+// MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES in the environment win.
+constexpr int kMallocThreshold = 128 * 1024;
+
+void FixMallocThresholds() {
+  if (getenv("GLIBC_TUNABLES") != nullptr) return;
+  if (getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, kMallocThreshold);
+  if (getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) mallopt(M_TRIM_THRESHOLD, kMallocThreshold);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   g_js_thread = pthread_self();
+  FixMallocThresholds();
   exports.Set("start", Napi::Function::New(env, Start));
   exports.Set("addRelay", Napi::Function::New(env, AddRelay));
   exports.Set("removeRelay", Napi::Function::New(env, RemoveRelay));
