@@ -7,7 +7,7 @@ import { VERSION } from '../util/version.js';
 import { errorMessage } from '../util/errors.js';
 import { Engine } from '../engine/index.js';
 import type { EngineEvent } from '../engine/types.js';
-import { Reason, RelayManager, type RelayStatus } from '../relay/index.js';
+import { Reason, RelayManager, viewWithout, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
 import type { AgentMetrics, HttpServerHandle } from '../metrics/index.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
@@ -260,7 +260,8 @@ export class Agent {
     if (c.devicePlugin.enabled) {
       const { DevicePluginManager } = await import('../deviceplugin/index.js');
       this.devicePlugins = new DevicePluginManager({
-        view: relays,
+        // the relays the DRA driver made for claims are the claims' pods', not kubelet's to allocate
+        view: viewWithout(relays, 'dra'),
         pluginDir: c.devicePlugin.pluginDir,
         deviceInfoDir: c.devicePlugin.devinfoDir,
         logger: log,

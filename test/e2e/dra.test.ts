@@ -161,6 +161,8 @@ test('story (DRA): ResourceClaim -> kube-scheduler -> kubelet prepares a free VF
   assert.deepEqual(await g.waitForPingSummary(), { sent: 5, received: 5, lost: 0 }, e.agentTail());
   await g.stop();
   guest = undefined;
+  // the node also runs the device plugin: the relay made for the claim is not kubelet's to allocate
+  assert.deepEqual(e.kubelet.devices(POOL) ?? [], [], 'the device plugin does not offer the made relay');
 
   // the pod goes: kubelet unprepares, the relay made for the claim is deleted, the VF is free
   h.send('unprepare');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RelayManager } from '../../src/relay/index.js';
+import { RelayManager, viewWithout } from '../../src/relay/index.js';
 import { MemEngine } from '../helpers/mem-engine.js';
 import type { RelaySpec, RelayStatus } from '../../src/relay/index.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -242,4 +242,23 @@ test('a pod attachment\'s queues and MTU (a DRA claim\'s) reach the engine and g
   engine.failDevargs.set('net_tap_a,iface=a', 'EINVAL');
   await assert.rejects(mgr.setAttachConfig('a', { mtu: 9000 }), /relay "a" did not attach: VFAttached/);
   await assert.rejects(mgr.setAttachConfig('nope', undefined), /no relay named "nope"/);
+});
+
+test('viewWithout: the relays of one origin are not in the view, nor in its change events', async (t) => {
+  const { mgr } = setup(t);
+  mgr.apply(tap('a'));
+  mgr.apply({ ...tap('b'), origin: 'dra' });
+  await mgr.settled();
+  const v = viewWithout(mgr, 'dra');
+  assert.deepEqual(v.list().map((s) => s.name), ['a']);
+  assert.equal(v.get('b'), undefined);
+  assert.equal(v.get('a')?.name, 'a');
+  const seen: string[] = [];
+  const l = (s: RelayStatus) => seen.push(s.name);
+  v.on('change', l);
+  mgr.setAttachedMac('a', '52:54:00:00:00:0a');
+  mgr.setAttachedMac('b', '52:54:00:00:00:0b');
+  v.off('change', l);
+  mgr.setAttachedMac('a', undefined);
+  assert.deepEqual(seen, ['a']);
 });
