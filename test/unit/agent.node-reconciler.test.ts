@@ -242,3 +242,23 @@ test('paused for a handover, the reconciler neither applies, removes nor writes;
   assert.equal(f.relays.get('app.h2'), undefined);
   assert.equal(f.relays.get('app.h3')?.phase, 'Ready');
 });
+
+test('a VirtioRelay whose relay name is taken by a relay of another origin (a DRA claim\'s) is Failed and takes nothing over', async (t) => {
+  // namespace "dra", VirtioRelay "vf-0000-00-0a-0": relay name dra.vf-0000-00-0a-0, the name of
+  // the relay the DRA driver made for a free VF's claim (another tenant's VM is on its socket)
+  const draPool: VirtioForwarderPolicy = { metadata: { name: 'dra-ns' }, spec: { ...pool.spec, namespaces: ['dra'] } };
+  const obj: VirtioRelay = { metadata: { ...relay('vf-0000-00-0a-0').metadata, namespace: 'dra' }, spec: { ...relay('x').spec, vf: { devargs: 'net_tap_x,iface=tx' } } };
+  const f = new Fixture(t, [obj], [draPool]);
+  f.relays.apply({ name: 'dra.vf-0000-00-0a-0', origin: 'dra', ident: 'dra:vms/claim1', vf: { devargs: 'net_tap_claim,iface=tclaim' }, vhostUser: { mode: 'server' } });
+  await f.relays.settled();
+  const r = await f.reconciler(t);
+  assert.deepEqual(f.on('dra/vf-0000-00-0a-0').filter((a) => a.startsWith('status')), ['status dra/vf-0000-00-0a-0 Failed (InvalidSpec)']);
+  const kept = f.relays.get('dra.vf-0000-00-0a-0');
+  assert.equal(kept?.origin, 'dra', 'the claim\'s relay keeps its origin');
+  assert.equal(f.relays.spec('dra.vf-0000-00-0a-0')?.vf.devargs, 'net_tap_claim,iface=tclaim', 'and its VF');
+  assert.deepEqual(f.events, ['Warning InvalidSpec dra/vf-0000-00-0a-0']);
+  // the VirtioRelay's deletion leaves the claim's relay alone
+  f.change(undefined, 'dra/vf-0000-00-0a-0');
+  await f.settle(r);
+  assert.equal(f.relays.get('dra.vf-0000-00-0a-0')?.origin, 'dra');
+});

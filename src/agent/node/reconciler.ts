@@ -254,6 +254,10 @@ export class NodeReconciler {
 
     let status: RelayStatus | undefined;
     try {
+      // a relay of this name that is not a VirtioRelay's (a DRA claim's for a free VF, the
+      // config's) is another owner's: never taken over (its guest would get this VF)
+      const other = this.o.relays.get(rname);
+      if (other && other.origin !== 'kubernetes') throw new Error(`relay name ${rname} is taken on this node by a relay of origin ${other.origin} (${other.origin === 'dra' ? 'a DRA claim\'s relay for a free VF' : 'the agent\'s own'}): rename the VirtioRelay or use another namespace`);
       status = this.o.relays.apply(spec);
       this.owned.set(rname, { key, spec });
       this.scheduleCheckpoint();
