@@ -8,7 +8,8 @@
 // A connection that ends before "done" is an interrupted handover: the old agent runs again
 // what it had released. One that ends before "closed" leaves the new agent to run every relay.
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
 import type { RelaySpec } from '../relay/types.js';
@@ -219,6 +220,34 @@ export class HandoverServer {
   }
 }
 
+/**
+ * Whether the socket at `path` can only be this agent's user's (root's): a socket of that user,
+ * 0600, in a directory of that user that no one else may write to (or sticky). The peer's hello
+ * carries relay specs the new agent applies as root (VF devargs, socket paths and owners), so a
+ * socket someone else could have planted (e.g. in a /tmp/virtio-forwarder another user made) is
+ * refused, naming why. False: there is none.
+ */
+async function trustedSocket(path: string): Promise<boolean> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return false;
+  const uid = process.getuid?.() ?? 0;
+  const dir = dirname(path);
+  const ds = await lstat(dir);
+  const why = !st.isSocket()
+    ? ' is not a socket'
+    : st.uid !== uid
+      ? ` is owned by uid ${st.uid}`
+      : st.mode & 0o077
+        ? ` has mode 0${(st.mode & 0o777).toString(8)}`
+        : !ds.isDirectory() || ds.uid !== uid
+          ? `: its directory ${dir} is not a directory of uid ${uid}`
+          : ds.mode & 0o022 && !(ds.mode & 0o1000)
+            ? `: its directory ${dir} is writable by others (mode 0${(ds.mode & 0o7777).toString(8)})`
+            : undefined;
+  if (why) throw new Error(`handover socket ${path}${why}: not trusted (another user could have made it, and the relays it offers would run as root); remove it and make ${dir} root's, mode 0755, or set handover.socket to such a directory`);
+  return true;
+}
+
 /** The starting (new) agent's side of a handover. */
 export class HandoverClient {
   private constructor(
@@ -232,6 +261,7 @@ export class HandoverClient {
    * start, or a restart after a crash: then the checkpoint is the source).
    */
   static async connect(path: string, timeoutMs = 10_000): Promise<HandoverClient | undefined> {
+    if (!(await trustedSocket(path))) return undefined;
     const sock = await new Promise<Socket | undefined>((resolve) => {
       const s = connect(path);
       s.once('connect', () => resolve(s));

@@ -3,7 +3,7 @@
 // time, as a real VF (or a tap stand-in) is. The real agents and DPDK: test/integration/handover.*.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +142,7 @@ test('the old agent killed midway: the new one runs every relay it had', async (
     });
   });
   await new Promise<void>((r) => server.listen(n.socket, r));
+  chmodSync(n.socket, 0o600); // root-only, as HandoverServer makes it
   t.after(() => server.close());
   const client = await HandoverClient.connect(n.socket);
   assert.ok(client);
@@ -197,6 +198,33 @@ test('one handover at a time; a second server on a live socket is refused', asyn
   const other = new HandoverServer(n.socket, { filePrefix: 'x', begin: async () => [], release: async () => undefined, finish: async () => undefined, abort: async () => undefined }, silentLogger());
   await assert.rejects(other.listen(), /is served by another agent/);
   first.abandon();
+});
+
+test('a handover socket another user could have made is not trusted: its relays are never taken', async (t) => {
+  // the peer's hello carries relay specs the new agent applies as root (VF devargs, socket
+  // paths and owners): a socket planted in a directory others can write to must not be asked
+  const dir = mkdtempSync(join(tmpdir(), 'vio4wd-handover-planted-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const planted = { op: 'hello', pid: 1, filePrefix: 'x', relays: [{ spec: { ...spec('evil'), vf: { devargs: 'net_pcap0,tx_pcap=/etc/passwd' } } }] };
+  const server = createServer((s: Socket) => s.once('data', () => s.end(`${JSON.stringify(planted)}\n`)));
+  t.after(() => server.close());
+  const path = join(dir, '.vio4wd-handover.sock');
+  await new Promise<void>((res) => server.listen(path, res));
+  chmodSync(path, 0o600);
+  chmodSync(dir, 0o777); // as /tmp/virtio-forwarder made by someone else, or group/world-writable
+  await assert.rejects(HandoverClient.connect(path), /handover socket .*\.vio4wd-handover\.sock: its directory .* is writable by others/);
+  chmodSync(dir, 0o755);
+  chmodSync(path, 0o666);
+  await assert.rejects(HandoverClient.connect(path), /handover socket .* has mode 0666/);
+  chownSync(path, 65534, 65534);
+  chmodSync(path, 0o600);
+  await assert.rejects(HandoverClient.connect(path), /handover socket .* is owned by uid 65534/);
+  chownSync(path, process.getuid!(), process.getgid!());
+  const ok = await HandoverClient.connect(path);
+  assert.equal(ok?.hello.relays[0]?.spec.name, 'evil', 'a root-only socket in a root-only directory is asked');
+  ok?.abandon();
+  // none at all: no agent serves it
+  assert.equal(await HandoverClient.connect(join(dir, 'none.sock')), undefined);
 });
 
 test('file prefixes alternate between two', () => {
