@@ -600,6 +600,8 @@ export class E2eEnv {
       for (const n of readdirSync(dir).sort()) {
         // the agent's relay checkpoint: its state, not a leak
         if (rel === '' && n.startsWith('.vio4wd-relays.json')) continue;
+        // the running agent's upgrade handover socket (docs/upgrade.md): its own, not a leak
+        if (rel === '' && n === '.vio4wd-handover.sock') continue;
         const p = join(dir, n);
         const st = lstatSync(p);
         if (st.isDirectory()) {
