@@ -6,7 +6,7 @@ import { VioError } from '../util/errors.js';
 import type { RelayDefaults, ResolvedVf, VfResolver } from './contracts.js';
 import { initialConditions } from './conditions.js';
 import { allowedVirtualDriver, virtualDeviceDenied } from '../util/vf-pool.js';
-import { prepareRelayDir } from './socketdir.js';
+import { prepareRelayDir, prepareSharedSocketDir } from './socketdir.js';
 import type { RelaySpec, RelayStatus } from './types.js';
 
 /** The VF of a spec as the engine attaches it: through the resolver (real VFs), else as given.
@@ -47,7 +47,7 @@ export async function ensureSocketDir(socketPath: string, spec: RelaySpec, defau
     return;
   }
   if (managed) {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await prepareSharedSocketDir(dir);
     return;
   }
   try {

@@ -39,3 +39,22 @@ export async function prepareSocketRoot(root: string): Promise<void> {
   if (!st.isDirectory()) throw new VioError('EEXIST', `socket root ${root} is not a directory`);
   if (st.mode & 0o022) await chmod(root, 0o755);
 }
+
+/**
+ * The agent's shared socket directory (no directory per relay: the virtio-forwarder layout,
+ * /tmp/virtio-forwarder by default), made if missing. An existing one must be the agent's own
+ * and not writable by everyone without the sticky bit: whoever owns it could swap the relays'
+ * sockets for their own.
+ */
+export async function prepareSharedSocketDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const st = await lstat(dir);
+  if (!st.isDirectory()) throw new VioError('EEXIST', `socket directory ${dir} is not a directory (a symlink or a file): remove it, the agent makes it`);
+  const uid = process.getuid?.() ?? 0;
+  if (st.uid !== uid) {
+    throw new VioError('EPERM', `socket directory ${dir} belongs to uid ${st.uid}, not the agent (uid ${uid}): its owner could replace the relays' sockets; remove it (the agent makes it) or set vhostUser.socketDir`);
+  }
+  if (st.mode & 0o002 && !(st.mode & 0o1000)) {
+    throw new VioError('EPERM', `socket directory ${dir} is writable by everyone without the sticky bit (mode 0${(st.mode & 0o7777).toString(8)}): chmod 0755 it (or 1777)`);
+  }
+}
