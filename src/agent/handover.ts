@@ -112,7 +112,7 @@ class Lines {
 }
 
 /** True when something accepts connections at `path`. */
-function live(path: string): Promise<boolean> {
+export function live(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
     s.once('connect', () => {

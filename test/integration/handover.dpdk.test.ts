@@ -9,13 +9,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Netns, testTempDir } from '../helpers/netns.js';
 import { Testpmd } from '../helpers/dpdk.js';
 import { AgentProcess } from '../helpers/agent.js';
 import { Pinger } from '../helpers/pinger.js';
 import { killOnFirstRelease } from '../helpers/handover.js';
+import { live as accepts } from '../../src/agent/handover.js';
 import { until } from '../helpers/wait.js';
 
 const MAC1 = '52:54:00:a0:00:01';
@@ -60,17 +60,6 @@ interface RelayJson {
 async function relaysOf(a: AgentProcess): Promise<number[]> {
   const ls = JSON.parse(await a.cli('relay', 'ls', '--ipc-dir', ipc, '--json')) as RelayJson[];
   return ls.filter((r) => r.vf?.pci_addr_str).map((r) => r.id).sort((x, y) => x - y);
-}
-
-function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 async function pingsFlow(what: string): Promise<void> {
