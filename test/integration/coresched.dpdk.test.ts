@@ -96,22 +96,7 @@ test('skewed load: the core scheduler moves relays to the idle worker, losing no
   const cpus = (rs: RelayJson[]): number[][] => rs.map((r) => [r.id, r.cpu?.vf_to_vm ?? -1, r.cpu?.vm_to_vf ?? -1]);
   assert.deepEqual(cpus(await stats()), [[1, 0, 0], [2, 0, 0]], 'pinned to CPU 0 at start');
 
-  // port pairs 0<->1 and 2<->3: each VF side forwards to its VM side and back, so the packets
-  // sent first circle through all four relay directions until testpmd stops
-  tp = await Testpmd.start({
-    cpu: 0,
-    fwd: 'io',
-    burst: BURST,
-    vdevs: [
-      `net_virtio_user0,path=${vf(1)}`,
-      `net_virtio_user1,path=${join(sockDir, 'virtio-forwarder1.sock')}`,
-      `net_virtio_user2,path=${vf(2)}`,
-      `net_virtio_user3,path=${join(sockDir, 'virtio-forwarder2.sock')}`,
-    ],
-    // packets waiting in rx queues are counted, not thrown away, when forwarding starts again
-    args: ['--no-flush-rx'],
-  });
-  await until('both relays forwarding (VF and guest side up)', async () => (await stats()).every((r) => r.vf_to_vm.internal_state === 'DPDK_READY' && r.vm_to_vf.internal_state === 'VIRTIO_READY'), { timeoutMs: 20_000, intervalMs: 200 });
+  tp = await startLoop(stats, 'both relays forwarding (VF and guest side up)');
   const quietMoves = agent.logs().filter((l) => l.msg === 'relay moved to another worker CPU by the core scheduler').length;
   assert.equal(quietMoves, 0, 'no load, no moves');
 
@@ -202,7 +187,6 @@ test('virtio-forwarder\'s core pinner places relays over ZeroMQ, and the built-i
   // virtioforwarder_core_pinner.py sends and reads: test/fixtures/control/core_pinner_client.py)
   // places every direction on CPU 1 before the load starts
   const ipc = join(tmp.path, 'ipc');
-  const sockDir = join(tmp.path, 'sock');
   const vf = (i: number): string => join(tmp.path, `vf${i}.sock`);
   agent = await AgentProcess.start({
     config: join(tmp.path, 'virtioforwarder'),
@@ -221,19 +205,7 @@ test('virtio-forwarder\'s core pinner places relays over ZeroMQ, and the built-i
   };
   const stats = async (): Promise<RelayJson[]> => JSON.parse(await agent!.cli('stats', '--ipc-dir', ipc, '--json', '--delay', '0')) as RelayJson[];
   const cpus = (rs: RelayJson[]): number[][] => rs.map((r) => [r.id, r.cpu?.vf_to_vm ?? -1, r.cpu?.vm_to_vf ?? -1]);
-  tp = await Testpmd.start({
-    cpu: 0,
-    fwd: 'io',
-    burst: BURST,
-    vdevs: [
-      `net_virtio_user0,path=${vf(1)}`,
-      `net_virtio_user1,path=${join(sockDir, 'virtio-forwarder1.sock')}`,
-      `net_virtio_user2,path=${vf(2)}`,
-      `net_virtio_user3,path=${join(sockDir, 'virtio-forwarder2.sock')}`,
-    ],
-    args: ['--no-flush-rx'],
-  });
-  await until('both relays active', async () => (await stats()).every((r) => r.vf_to_vm.internal_state === 'DPDK_READY' && r.vm_to_vf.internal_state === 'VIRTIO_READY'), { timeoutMs: 20_000, intervalMs: 200 });
+  tp = await startLoop(stats, 'both relays active');
 
   // --print-core-map: the EAL cores are the workers, and every active relay's CPUs are among them
   const map = await pinner();
@@ -265,3 +237,28 @@ test('virtio-forwarder\'s core pinner places relays over ZeroMQ, and the built-i
   assert.equal(await agent.stop(), 0);
   agent = undefined;
 });
+
+/**
+ * testpmd on CPU 0 with port pairs 0<->1 and 2<->3: each VF side forwards to its VM side and
+ * back, so the packets sent first circle through all four relay directions until testpmd stops;
+ * resolves once both relays are up on both sides.
+ */
+async function startLoop(stats: () => Promise<RelayJson[]>, what: string): Promise<Testpmd> {
+  const sockDir = join(tmp.path, 'sock');
+  const vf = (i: number): string => join(tmp.path, `vf${i}.sock`);
+  const t = await Testpmd.start({
+    cpu: 0,
+    fwd: 'io',
+    burst: BURST,
+    vdevs: [
+      `net_virtio_user0,path=${vf(1)}`,
+      `net_virtio_user1,path=${join(sockDir, 'virtio-forwarder1.sock')}`,
+      `net_virtio_user2,path=${vf(2)}`,
+      `net_virtio_user3,path=${join(sockDir, 'virtio-forwarder2.sock')}`,
+    ],
+    // packets waiting in rx queues are counted, not thrown away, when forwarding starts again
+    args: ['--no-flush-rx'],
+  });
+  await until(what, async () => (await stats()).every((r) => r.vf_to_vm.internal_state === 'DPDK_READY' && r.vm_to_vf.internal_state === 'VIRTIO_READY'), { timeoutMs: 20_000, intervalMs: 200 });
+  return t;
+}
