@@ -30,9 +30,9 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { AgentProcess, type LogLine } from '../test/helpers/agent.js';
 import { Testpmd } from '../test/helpers/dpdk.js';
+import { Pinger } from '../test/helpers/pinger.js';
 import { Cleanups, sleep, until } from '../test/helpers/e2e.js';
 import { BENCH_NS as NS, benchRelay as relay, startBenchAgent } from './lib/agent-proc.js';
 
@@ -108,20 +108,9 @@ try {
   await vm.cmd('start');
 
   // the traffic source: a ping every 10 ms, each reply timestamped by ping itself (-D)
-  const replies: { at: number; seq: number }[] = [];
-  const pinger = spawn('ip', ['netns', 'exec', ns.name, 'ping', '-D', '-n', '-i', '0.01', GUEST1], { stdio: ['ignore', 'pipe', 'pipe'] });
-  cleanups.add('ping', () => pinger.kill('SIGKILL'));
-  let buf = '';
-  pinger.stdout.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      const m = /^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+)/.exec(line);
-      if (m) replies.push({ at: Number(m[1]) * 1000, seq: Number(m[2]) });
-    }
-  });
+  const pinger = new Pinger(ns.name, GUEST1);
+  cleanups.add('ping', () => pinger.stop());
+  const replies = pinger.replies;
   await until('the guest stand-in answers pings through r1', () => replies.length > 10, 30_000, 50);
   await listening(sock2, 10_000);
 
