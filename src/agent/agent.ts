@@ -20,6 +20,7 @@ import { applyConfigRelays, resolveOwner } from './owners.js';
 import { startOvsdbControl, type OvsdbMonitor } from './ovsdb.js';
 import { bindConfiguredVfs, nodeInventory } from './host.js';
 import { startAttachments } from './attachments.js';
+import { holdersAt } from './pod-resources.js';
 import { metricsSources } from './metrics-sources.js';
 import { checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './node/checkpoint.js';
 import { prepareSocketRoot } from '../relay/socketdir.js';
@@ -265,6 +266,7 @@ export class Agent {
         pluginDir: c.devicePlugin.pluginDir,
         deviceInfoDir: c.devicePlugin.devinfoDir,
         logger: log,
+        ...(c.devicePlugin.podResourcesSocket ? { holders: holdersAt(c.devicePlugin.podResourcesSocket) } : {}),
       });
       await this.devicePlugins.start();
     }

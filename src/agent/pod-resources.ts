@@ -50,6 +50,11 @@ export function listPodResources(socketPath: string, timeoutMs = 2000): Promise<
   });
 }
 
+/** A pod-resources List at `socketPath` for each call (the device plugin's namespace check). */
+export function holdersAt(socketPath: string): () => Promise<DeviceAllocation[]> {
+  return () => listPodResources(socketPath);
+}
+
 /** The pod of each relay, from List results no older than maxAgeMs; failures are remembered
  *  (lastError) and leave the join empty rather than failing a scrape. */
 export class RelayPodJoin {

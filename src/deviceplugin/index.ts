@@ -10,6 +10,7 @@ export {
 } from './constants.js';
 export { DevicePluginError, type DevicePluginErrorCode } from './errors.js';
 export { deviceInfo, deviceInfoFileName, deviceEnvPrefix, podMode, podSocketDir, podSocketPath, type VhostUserDeviceInfo } from './allocate.js';
+export { checkHolders, relayNamespace, type DeviceHolder, type ListHolders } from './holders.js';
 export { parsePool, resourceNameOf, type Pool } from './pool.js';
 export { preferredAllocation, type PreferredRequest } from './preferred.js';
 export { PROTO_PATH, LOADER_OPTIONS, v1beta1 } from './proto.js';

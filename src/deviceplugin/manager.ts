@@ -10,6 +10,7 @@ import { DEFAULT_DEVICE_INFO_DIR, DEFAULT_DEVICE_PLUGIN_DIR, KUBELET_SOCKET, MAX
 import { DeviceInfoFiles } from './deviceinfo.js';
 import { parsePool, type Pool } from './pool.js';
 import { PoolPlugin, fileIdentity } from './server.js';
+import type { ListHolders } from './holders.js';
 import { CoalescedRunner } from '../util/coalesce.js';
 
 export interface DevicePluginManagerOptions {
@@ -24,6 +25,9 @@ export interface DevicePluginManagerOptions {
   pollIntervalMs?: number;
   /** Watch the device-plugin directory with fs.watch (default true); false: periodic checks only. */
   watch?: boolean;
+  /** kubelet's pod-resources List. Given, PreStartContainer refuses a VirtioRelay's relay to a
+   *  pod of another namespace (devicePlugin.namespaceCheck). */
+  holders?: ListHolders;
 }
 
 /** What one check of the sockets saw, for status and tests. */
@@ -44,6 +48,7 @@ export class DevicePluginManager {
   private readonly pollIntervalMs: number;
   private readonly useWatch: boolean;
   private readonly files: DeviceInfoFiles;
+  private readonly holders: ListHolders | undefined;
   private readonly plugins = new Map<string, PoolPlugin>();
   private running = false;
   private watcher: FSWatcher | null = null;
@@ -74,6 +79,7 @@ export class DevicePluginManager {
     this.pollIntervalMs = opts.pollIntervalMs ?? 500;
     this.useWatch = opts.watch ?? true;
     this.files = new DeviceInfoFiles(this.deviceInfoDir, this.log);
+    this.holders = opts.holders;
   }
 
   /**
@@ -190,7 +196,7 @@ export class DevicePluginManager {
     }
     for (const [rn, pool] of wanted) {
       if (!this.plugins.has(rn)) {
-        this.plugins.set(rn, new PoolPlugin(pool, this.view, this.pluginDir, this.files, this.log));
+        this.plugins.set(rn, new PoolPlugin(pool, this.view, this.pluginDir, this.files, this.log, this.holders));
         this.log.info({ resource: rn, socket: join(this.pluginDir, pool.socketName) }, 'pool appeared');
       }
     }

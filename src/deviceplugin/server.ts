@@ -18,6 +18,7 @@ import { containerResponse, podSocketDir, resolveDevices } from './allocate.js';
 import { API_VERSION, HEALTHY, UNHEALTHY } from './constants.js';
 import type { DeviceInfoFiles } from './deviceinfo.js';
 import { DevicePluginError } from './errors.js';
+import { checkHolders, type ListHolders } from './holders.js';
 import { resourceNameOf, type Pool } from './pool.js';
 import { preferredAllocation } from './preferred.js';
 import {
@@ -31,12 +32,16 @@ import {
   type ListAndWatchResponse,
   type PreferredAllocationRequest__Output,
   type PreferredAllocationResponse,
+  type PreStartContainerRequest__Output,
 } from './proto.js';
 
 export const PLUGIN_OPTIONS: Required<DevicePluginOptions> = {
   pre_start_required: false,
   get_preferred_allocation_available: true,
 };
+
+/** The options of a plugin that checks, before a container starts, which pod holds its relays. */
+export const CHECKING_OPTIONS: Required<DevicePluginOptions> = { ...PLUGIN_OPTIONS, pre_start_required: true };
 
 /** kubelet's answer to Register must come within this time. */
 const REGISTER_TIMEOUT_MS = 3000;
@@ -79,6 +84,8 @@ export class PoolPlugin {
     private readonly pluginDir: string,
     private readonly deviceInfo: DeviceInfoFiles,
     logger: Logger,
+    /** pod-resources List: with it, a relay is refused to a pod of another namespace */
+    private readonly holders?: ListHolders,
   ) {
     this.socketPath = join(pluginDir, pool.socketName);
     this.log = logger.child({ resource: pool.resourceName });
@@ -151,7 +158,7 @@ export class PoolPlugin {
     try {
       await new Promise<void>((resolve, reject) => {
         client.Register(
-          { version: API_VERSION, endpoint: this.pool.socketName, resource_name: this.pool.resourceName, options: PLUGIN_OPTIONS },
+          { version: API_VERSION, endpoint: this.pool.socketName, resource_name: this.pool.resourceName, options: this.options() },
           { deadline: Date.now() + REGISTER_TIMEOUT_MS },
           (err) => (err ? reject(err) : resolve()),
         );
@@ -181,14 +188,27 @@ export class PoolPlugin {
 
   private handlers(): DevicePluginHandlers {
     return {
-      GetDevicePluginOptions: (_call, cb) => cb(null, PLUGIN_OPTIONS),
+      GetDevicePluginOptions: (_call, cb) => cb(null, this.options()),
       ListAndWatch: (call) => this.listAndWatch(call),
       GetPreferredAllocation: (call, cb) => this.unary(cb, 'GetPreferredAllocation', () => this.preferred(call.request)),
       Allocate: (call, cb) => {
         void this.unaryAsync(cb, 'Allocate', () => this.allocate(call.request));
       },
-      PreStartContainer: (_call, cb) => cb(null, {}),
+      PreStartContainer: (call, cb) => {
+        void this.unaryAsync(cb, 'PreStartContainer', () => this.preStart(call.request));
+      },
     };
+  }
+
+  private options(): Required<DevicePluginOptions> {
+    return this.holders ? CHECKING_OPTIONS : PLUGIN_OPTIONS;
+  }
+
+  /** Before the container starts: every VirtioRelay's relay goes only to a pod of its namespace. */
+  private async preStart(req: PreStartContainerRequest__Output): Promise<object> {
+    if (!this.holders) return {};
+    await checkHolders(this.pool, req.devices_ids, (id) => this.view.get(id), this.holders);
+    return {};
   }
 
   private listAndWatch(call: ServerWritableStream<Empty__Output, ListAndWatchResponse>): void {

@@ -33,7 +33,10 @@ export type VioErrorCode =
   /** device plugin requests */
   | 'EUNKNOWNDEVICE'
   | 'EUNHEALTHY'
-  | 'EDEVINFO';
+  | 'EDEVINFO'
+  /** a pod of another namespace holds a VirtioRelay's relay / kubelet lists no holder (device plugin) */
+  | 'EFORBIDDEN'
+  | 'ENOHOLDER';
 
 export type ErrorCode = SystemErrorCode | VioErrorCode;
 

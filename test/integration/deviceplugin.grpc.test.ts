@@ -12,6 +12,8 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import { DevicePluginManager } from '../../src/deviceplugin/index.js';
 import type { RelayStatus, RelayView } from '../../src/relay/types.js';
 import { TestKubelet } from '../helpers/kubelet.js';
+import { PodResourcesServer, listReply, type Holding } from '../helpers/pod-resources.js';
+import { listPodResources } from '../../src/agent/pod-resources.js';
 import { until } from '../helpers/wait.js';
 
 const DEFAULT = 'vio4wd.io/vhostuser';
@@ -72,7 +74,7 @@ function relay(env: Pick<Env, 'sockRoot'>, name: string, o: Partial<RelayStatus>
 /** A test kubelet, an in-memory relay view and a manager, all in fresh temp dirs, cleaned up after. */
 async function setup(
   t: TestContext,
-  opts: { relays?: (env: Pick<Env, 'sockRoot'>) => RelayStatus[]; kubelet?: boolean; watch?: boolean } = {},
+  opts: { relays?: (env: Pick<Env, 'sockRoot'>) => RelayStatus[]; kubelet?: boolean; watch?: boolean; podResources?: string } = {},
 ): Promise<Env> {
   const root = await mkdtemp(join(tmpdir(), 'vio4wd-dp-'));
   const pluginDir = join(root, 'device-plugins');
@@ -82,7 +84,14 @@ async function setup(
   const relays = new MemoryRelays();
   for (const r of opts.relays?.({ sockRoot }) ?? []) relays.set(r);
   const kubelet = opts.kubelet === false ? (undefined as unknown as TestKubelet) : await TestKubelet.start(pluginDir);
-  const manager = new DevicePluginManager({ view: relays, pluginDir, deviceInfoDir: devinfo, watch: opts.watch ?? true });
+  const podSocket = opts.podResources;
+  const manager = new DevicePluginManager({
+    view: relays,
+    pluginDir,
+    deviceInfoDir: devinfo,
+    watch: opts.watch ?? true,
+    ...(podSocket ? { holders: () => listPodResources(podSocket) } : {}),
+  });
   const env = { kubelet, relays, manager, devinfo, sockRoot };
   t.after(async () => {
     await env.manager.stop();
@@ -387,4 +396,51 @@ test('bad requests fail with a gRPC error naming the device or field', async (t)
   await assert.rejects(kubelet.preferred(DEFAULT, []), grpcError(grpcStatus.INVALID_ARGUMENT, 'container_requests is empty'));
   // a refused request writes no device-info
   assert.equal(existsSync(devinfo) ? (await readdir(devinfo)).length : 0, 0);
+});
+
+test('a VirtioRelay\'s relay is refused before start to a pod of another namespace', async (t) => {
+  // kubelet's Allocate names no pod: any pod requesting the pool's resource may be handed any of
+  // its relays. PreStartContainer (required now) asks kubelet's pod-resources API who holds them.
+  const tmp = await mkdtemp(join(tmpdir(), 'vio4wd-dp-pr-'));
+  t.after(() => rm(tmp, { recursive: true, force: true }));
+  const holdings: Holding[] = [];
+  const pr = await PodResourcesServer.start(join(tmp, 'kubelet.sock'), () => listReply(holdings));
+  t.after(() => pr.stop());
+  const env = await setup(t, {
+    podResources: pr.socket,
+    relays: (e) => [
+      relay(e, 'vms.vm1', { origin: 'kubernetes', ident: 'vms/vm1' }),
+      relay(e, 'vms.vm2', { origin: 'kubernetes', ident: 'vms/vm2' }),
+      relay(e, 'admin1', { origin: 'config' }),
+    ],
+  });
+  const { kubelet } = env;
+  await env.manager.start();
+  await kubelet.until('registration', () => kubelet.registrationsFor(DEFAULT).length === 1);
+  const checking = { ...OPTIONS, pre_start_required: true };
+  assert.deepEqual(kubelet.registrationsFor(DEFAULT)[0]?.request.options, checking, 'kubelet is told to call PreStartContainer');
+  assert.deepEqual(await kubelet.options(DEFAULT), checking);
+
+  // a pod of namespace "intruder" got vms/vm1's relay: refused, naming relay, namespaces and the fix
+  await kubelet.allocate(DEFAULT, [['vms.vm1']]);
+  holdings.push({ namespace: 'intruder', pod: 'snoop', resourceName: DEFAULT, deviceIds: ['vms.vm1'] });
+  await assert.rejects(
+    kubelet.preStart(DEFAULT, ['vms.vm1']),
+    grpcError(grpcStatus.PERMISSION_DENIED, '"vms.vm1"', 'VirtioRelay vms/vm1', 'pod intruder/snoop', 'own namespace', 'create a VirtioRelay in namespace intruder'),
+  );
+  // the pod of the relay's own namespace starts
+  holdings.push({ namespace: 'vms', pod: 'virt-launcher-vm2', resourceName: DEFAULT, deviceIds: ['vms.vm2'] });
+  await kubelet.preStart(DEFAULT, ['vms.vm2']);
+  // the node admin's relays (agent config, port control) have no namespace: any pod may get them
+  const calls = pr.calls;
+  await kubelet.preStart(DEFAULT, ['admin1']);
+  assert.equal(pr.calls, calls, 'no pod-resources call for an admin relay');
+  // kubelet lists no holder (pod-resources not mounted, or a lie): fails closed, naming the fix
+  holdings.length = 0;
+  const t0 = Date.now();
+  await assert.rejects(kubelet.preStart(DEFAULT, ['vms.vm2']), grpcError(grpcStatus.FAILED_PRECONDITION, 'lists no pod holding device(s) vms.vm2', 'agent.podResources.enabled', 'devicePlugin.namespaceCheck: false'));
+  assert.ok(Date.now() - t0 >= 1500, 'waited for kubelet to list the allocation before refusing');
+  // kubelet's pod-resources socket gone: also refused, naming it
+  await pr.stop();
+  await assert.rejects(kubelet.preStart(DEFAULT, ['vms.vm2']), grpcError(grpcStatus.FAILED_PRECONDITION, 'cannot ask', 'pod-resources'));
 });

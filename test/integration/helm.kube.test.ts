@@ -156,7 +156,7 @@ const ALL: Obj = {
     socketDir: '/run/vfwd/sockets',
     allowVirtualDevices: ['net_tap'],
     leaseRenewSeconds: 5,
-    devicePlugin: { pluginDir: '/data/kubelet/device-plugins', devinfoDir: '/run/devinfo/dp' },
+    devicePlugin: { pluginDir: '/data/kubelet/device-plugins', devinfoDir: '/run/devinfo/dp', namespaceCheck: false },
     podResources: { dir: '/data/kubelet/pod-resources' },
     hugepages: { dir: '/mnt/huge1g', size: '1Gi', amount: '2Gi' },
     vfioDir: '/dev/vfio-test',
@@ -317,6 +317,8 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   assert.equal(cfg.kubernetes.socketDir, '/var/run/vio4wd/sockets');
   assert.equal(cfg.devicePlugin.pluginDir, '/var/lib/kubelet/device-plugins');
   assert.equal(cfg.devicePlugin.devinfoDir, '/var/run/k8s.cni.cncf.io/devinfo/dp');
+  // a VirtioRelay's relay only to a pod of its namespace: checked against kubelet's pod-resources
+  assert.equal(cfg.devicePlugin.podResourcesSocket, '/var/lib/kubelet/pod-resources/kubelet.sock');
   assert.equal(cfg.engine.hugeDir, '/dev/hugepages');
   // loopback by default; the kubelet probes it there (host network)
   assert.equal(cfg.metrics.address, '127.0.0.1:9464');
@@ -425,6 +427,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.deepEqual(pol.spec, policySpec);
   assert.ok(objs.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'vfwd-test-metrics-reader'), 'a metrics-reader role for scrapers when metrics are exposed');
   assert.equal(cfg.metrics.podResourcesSocket, '/data/kubelet/pod-resources/kubelet.sock');
+  assert.equal(cfg.devicePlugin.podResourcesSocket, undefined, 'namespaceCheck: false');
   const rule = find(objs, 'PrometheusRule', 'vfwd-test');
   assert.equal(rule.metadata.labels.release, 'prometheus');
   assert.ok(rule.spec.groups.some((g: Obj) => g.rules.some((r: Obj) => r.alert === 'Vio4wdWorkerSaturated')));

@@ -358,3 +358,14 @@ test('VIRTIOFWD_BINARY and the socket name pattern', () => {
   assert.throws(() => resolveEnv('VIRTIOFWD_SOCKET_FNAME_PATTERN=vm%u1.sock\n'), /digit after %u/);
   assert.throws(() => resolveEnv('VIRTIOFWD_SOCKET_FNAME_PATTERN=a/vm%u.sock\n'), /no \//);
 });
+
+test('devicePlugin.namespaceCheck: on with kubernetes, asks kubelet\'s pod-resources socket, refuses a config without one', () => {
+  const k8s = (extra: string) => resolveConfig(parseConfigText(`engine:\n  workerCpus: [1]\nkubernetes:\n  enabled: true\n${extra}`, 'x.yaml').config);
+  assert.equal(k8s('').devicePlugin.podResourcesSocket, '/var/lib/kubelet/pod-resources/kubelet.sock');
+  assert.equal(k8s('cni:\n  podResourcesSocket: /k/pr.sock\n').devicePlugin.podResourcesSocket, '/k/pr.sock');
+  assert.equal(k8s('devicePlugin:\n  podResourcesSocket: /k/dp.sock\n').devicePlugin.podResourcesSocket, '/k/dp.sock');
+  assert.equal(k8s('devicePlugin:\n  namespaceCheck: false\n').devicePlugin.podResourcesSocket, undefined);
+  assert.throws(() => k8s('metrics:\n  podResourcesSocket: ""\ncni:\n  allocationCheck: false\n'), /devicePlugin\.podResourcesSocket.*devicePlugin\.namespaceCheck: false/s);
+  // standalone: no kubelet, no check
+  assert.equal(resolveConfig(parseConfigText('engine:\n  workerCpus: [1]\ndevicePlugin:\n  enabled: true\n', 'x.yaml').config).devicePlugin.podResourcesSocket, undefined);
+});

@@ -83,7 +83,7 @@ app.kubernetes.io/component: {{ index . 1 }}
   "log" (dict "level" $a.logLevel)
   "engine" $engine
   "kubernetes" (dict "enabled" true "socketDir" $a.socketDir "allowVirtualDevices" $a.allowVirtualDevices "leaseRenewSeconds" (int $a.leaseRenewSeconds))
-  "devicePlugin" (dict "enabled" $a.devicePlugin.enabled "pluginDir" $a.devicePlugin.pluginDir "devinfoDir" $a.devicePlugin.devinfoDir)
+  "devicePlugin" (dict "enabled" $a.devicePlugin.enabled "pluginDir" $a.devicePlugin.pluginDir "devinfoDir" $a.devicePlugin.devinfoDir "namespaceCheck" $a.devicePlugin.namespaceCheck)
   "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
   "metrics" (dict "enabled" true "address" (printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" $exposed) (int $a.metrics.port)) "authorization" $exposed "podResourcesSocket" (ternary (printf "%s/kubelet.sock" $a.podResources.dir) "" $a.podResources.enabled))
   "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac "vfProgrammer" (default "netlink" $a.sriov.vfProgrammer))
@@ -92,6 +92,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 -}}
 {{- if and $a.cni.enabled $a.cni.allocationCheck (not $a.podResources.enabled) -}}
 {{- fail "agent.cni.allocationCheck needs kubelet's pod-resources API: set agent.podResources.enabled=true (the default), or agent.cni.allocationCheck=false (then a network config can name any relay of the node as deviceID)" -}}
+{{- end -}}
+{{- if and $a.devicePlugin.enabled $a.devicePlugin.namespaceCheck (not $a.podResources.enabled) -}}
+{{- fail "agent.devicePlugin.namespaceCheck needs kubelet's pod-resources API: set agent.podResources.enabled=true (the default), or agent.devicePlugin.namespaceCheck=false (then a pod of any namespace may be given any relay of a pool)" -}}
 {{- end -}}
 {{- toYaml (mergeOverwrite $cfg (deepCopy $a.extraConfig)) -}}
 {{- end -}}

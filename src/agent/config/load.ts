@@ -70,7 +70,9 @@ export interface ResolvedConfig {
   cpuPins: Record<number, number[]>;
   coreScheduler: { enabled: boolean; intervalSeconds: number; sensitivity: number; globalNuma: boolean; minLoad: number; movePinned: boolean; logLevel?: string };
   kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[]; leaseNamespace: string; leaseRenewSeconds: number };
-  devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string };
+  /** podResourcesSocket: with it (devicePlugin.namespaceCheck), a VirtioRelay's relay is refused
+   *  at PreStartContainer to a pod of another namespace. */
+  devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string; podResourcesSocket?: string };
   dra: { enabled: boolean; kubeconfig?: string; registryDir: string; pluginDir: string; cdiDir: string; metadataDir: string; statePath: string; resyncSeconds: number };
   relays: RelaySpec[];
 }
@@ -261,6 +263,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       enabled: c.devicePlugin?.enabled ?? c.kubernetes?.enabled ?? false,
       pluginDir: c.devicePlugin?.pluginDir ?? '/var/lib/kubelet/device-plugins',
       devinfoDir: c.devicePlugin?.devinfoDir ?? '/var/run/k8s.cni.cncf.io/devinfo/dp',
+      ...namespaceCheck(c),
     },
     dra: {
       enabled: c.dra?.enabled ?? false,
@@ -345,6 +348,23 @@ function allocationCheck(c: AgentConfig): { allocationCheck: boolean; podResourc
     ]);
   }
   return { allocationCheck: true, podResourcesSocket: socket };
+}
+
+/** devicePlugin.namespaceCheck (default: with kubernetes.enabled) and the pod-resources socket it asks. */
+function namespaceCheck(c: AgentConfig): { podResourcesSocket?: string } {
+  const enabled = c.devicePlugin?.enabled ?? c.kubernetes?.enabled ?? false;
+  if (!enabled || !(c.devicePlugin?.namespaceCheck ?? c.kubernetes?.enabled ?? false)) return {};
+  const socket = c.devicePlugin?.podResourcesSocket ?? c.cni?.podResourcesSocket ?? podResources(c.metrics?.podResourcesSocket, true).podResourcesSocket;
+  if (!socket) {
+    throw new ConfigError('config', [
+      {
+        field: 'devicePlugin.podResourcesSocket',
+        message:
+          "devicePlugin.namespaceCheck needs kubelet's pod-resources socket, and metrics.podResourcesSocket is empty: give devicePlugin.podResourcesSocket (e.g. /var/lib/kubelet/pod-resources/kubelet.sock), or set devicePlugin.namespaceCheck: false where no kubelet runs (then a pod of any namespace may be given any relay of a pool)",
+      },
+    ]);
+  }
+  return { podResourcesSocket: socket };
 }
 
 /** The pod-resources socket: as configured ('' = none), else kubelet's default on a Kubernetes node. */

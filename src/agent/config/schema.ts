@@ -304,6 +304,12 @@ export const agentConfigSchema = {
         enabled: { type: 'boolean' },
         pluginDir: { type: 'string', pattern: '^/' },
         devinfoDir: { type: 'string', pattern: '^/' },
+        namespaceCheck: {
+          type: 'boolean',
+          description:
+            "Before a container starts (PreStartContainer), check with kubelet's pod-resources API that a VirtioRelay's relay went to a pod of the relay's namespace; refuse it otherwise. Default: with kubernetes.enabled. Off only where no kubelet runs.",
+        },
+        podResourcesSocket: { type: 'string', pattern: '^/', description: "kubelet's pod-resources socket for namespaceCheck (default: cni.podResourcesSocket, else metrics.podResourcesSocket, else /var/lib/kubelet/pod-resources/kubelet.sock)." },
       },
     },
     dra: {
