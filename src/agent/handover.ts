@@ -8,8 +8,9 @@
 // A connection that ends before "done" is an interrupted handover: the old agent runs again
 // what it had released. One that ends before "closed" leaves the new agent to run every relay.
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { chmod, lstat, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { chmod, lstat, mkdtemp, rename, rmdir, unlink } from 'node:fs/promises';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
 import type { RelaySpec } from '../relay/types.js';
@@ -123,12 +124,20 @@ export function live(path: string): Promise<boolean> {
   });
 }
 
+/** A file's identity: device, inode and change time (an inode number is soon used again). */
+function fileIdent(path: string): string {
+  const st = lstatSync(path, { bigint: true });
+  return `${st.dev}:${st.ino}:${st.ctimeNs}`;
+}
+
 /**
  * Serves the handover socket (the old agent's side). Refuses to start while another agent
  * serves it (that one is being handed over from); a socket file nobody listens on is removed.
  */
 export class HandoverServer {
   private server: Server | undefined;
+  /** the socket file this server made (close() removes only that one): fileIdent */
+  private ident: string | undefined;
   private busy = false;
   private readonly log: Logger;
 
@@ -140,24 +149,52 @@ export class HandoverServer {
     this.log = logger.child({ component: 'handover' });
   }
 
+  /**
+   * Listens at `path`. The socket is made in a directory of its own (0700, beside `path`),
+   * made 0600 there, then renamed into place: at `path` it is never reachable by anyone but
+   * root, whatever the umask (listen() makes a socket file with the process's umask).
+   */
   async listen(): Promise<void> {
     if (await live(this.path)) throw new Error(`handover socket ${this.path} is served by another agent`);
     await unlink(this.path).catch(() => undefined);
+    const dir = await mkdtemp(join(dirname(this.path), `.${basename(this.path)}.`));
+    const tmp = join(dir, 's');
     const server = createServer((sock) => void this.serve(sock));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => resolve());
-    });
-    // root-only: the peer can make this agent stop forwarding
-    await chmod(this.path, 0o600);
-    this.server = server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(tmp, () => resolve());
+      });
+      // root-only: the peer can make this agent stop forwarding
+      await chmod(tmp, 0o600);
+      await rename(tmp, this.path);
+      this.ident = fileIdent(this.path);
+      this.server = server;
+    } catch (err) {
+      server.close();
+      throw err;
+    } finally {
+      await rmdir(dir).catch(() => undefined);
+    }
   }
 
-  /** Stops listening (the socket file goes with it: libuv unlinks it); a handover in
-   *  progress keeps its connection. */
+  /**
+   * Stops listening; a handover in progress keeps its connection. The socket file is removed
+   * only while it is still this server's (same device and inode): after a handover the next
+   * agent serves its own socket at the same path, which this one must never remove. (libuv
+   * unlinks the path it listened on when it closes: that is the temporary name, gone already.)
+   */
   close(): void {
-    this.server?.close();
+    if (!this.server) return;
+    this.server.close();
     this.server = undefined;
+    const id = this.ident;
+    this.ident = undefined;
+    try {
+      if (id && fileIdent(this.path) === id) unlinkSync(this.path);
+    } catch {
+      // gone already
+    }
   }
 
   private async serve(sock: Socket): Promise<void> {

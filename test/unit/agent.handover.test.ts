@@ -3,7 +3,7 @@
 // time, as a real VF (or a tap stand-in) is. The real agents and DPDK: test/integration/handover.*.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -225,6 +225,45 @@ test('a handover socket another user could have made is not trusted: its relays 
   ok?.abandon();
   // none at all: no agent serves it
   assert.equal(await HandoverClient.connect(join(dir, 'none.sock')), undefined);
+});
+
+test('the handover socket is root-only from the moment it appears, and close() removes only its own file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vio4wd-handover-own-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, '.vio4wd-handover.sock');
+  const source = { filePrefix: 'x', begin: async () => [], release: async () => undefined, finish: async () => undefined, abort: async () => undefined };
+  // a lax umask: a socket made at the path itself would be 0777 until the chmod
+  const umask = process.umask(0);
+  t.after(() => process.umask(umask));
+  const seen = new Set<string>();
+  let watching = true;
+  const watch = (async () => {
+    while (watching) {
+      try {
+        seen.add((statSync(path).mode & 0o777).toString(8));
+      } catch {
+        // not there yet
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  const old = new HandoverServer(path, source, silentLogger());
+  await old.listen();
+  watching = false;
+  await watch;
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  assert.deepEqual([...seen].filter((m) => m !== '600'), [], 'the socket never showed another mode at its path');
+  assert.deepEqual(readdirSync(dir), ['.vio4wd-handover.sock'], 'no temporary directory left beside it');
+  // after a handover the new agent serves its own socket at the same path; the old agent's
+  // close() (its shutdown, later) must leave that one alone
+  unlinkSync(path);
+  const next = new HandoverServer(path, source, silentLogger());
+  await next.listen();
+  t.after(() => next.close());
+  old.close();
+  assert.ok(await HandoverClient.connect(path).then((c) => (c?.abandon(), !!c)), "the new agent's socket is still served");
+  next.close();
+  assert.deepEqual(readdirSync(dir), [], 'its own socket goes with it');
 });
 
 test('file prefixes alternate between two', () => {
