@@ -43,6 +43,7 @@
 #include <rte_vhost.h>
 
 #include "internal.h"
+#include "sockown.h"
 
 static struct vio_relay *relay_of_vid_locked(int vid)
 {
@@ -504,15 +505,12 @@ int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struc
 		return vio_fail(e, VIO_EIO, "relay %d: rte_vhost_driver_start(%s) failed (DPDK's log "
 				"names the cause)", r->id, r->path);
 	if (!c->client) {
-		if ((c->owner >= 0 || c->group >= 0) &&
-		    chown(r->path, c->owner >= 0 ? (uid_t)c->owner : (uid_t)-1,
-			  c->group >= 0 ? (gid_t)c->group : (gid_t)-1) != 0)
-			return vio_fail(e, VIO_EIO, "relay %d: chown(%s, %lld, %lld) failed: %s", r->id,
-					r->path, (long long)c->owner, (long long)c->group,
-					strerror(errno));
-		if (c->perm >= 0 && chmod(r->path, (mode_t)c->perm) != 0)
-			return vio_fail(e, VIO_EIO, "relay %d: chmod(%s, 0%llo) failed: %s", r->id,
-					r->path, (long long)c->perm, strerror(errno));
+		/* never through a symlink put in the socket's place (sockown.c) */
+		char why[VIO_PATH_MAX + 160];
+		if ((c->owner >= 0 || c->group >= 0 || c->perm >= 0) &&
+		    vio_socket_own(r->path, c->owner, c->group, c->perm, why, sizeof(why)) != 0)
+			return vio_fail(e, errno == EPERM ? VIO_EEXIST : VIO_EIO, "relay %d: %s",
+					r->id, why);
 		wake_vhost_thread();
 	}
 	return 0;
