@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { startKube, waitUntil, type KubeEnv } from '../helpers/kube.js';
 import { parseConfigText, resolveConfig } from '../../src/agent/config/load.js';
+import { engineSizing } from '../../src/engine/sizing.js';
 
 const CHART = 'helm/vio4wd';
 const NS = 'vio4wd-system';
@@ -158,10 +159,11 @@ const ALL: Obj = {
     leaseRenewSeconds: 5,
     devicePlugin: { pluginDir: '/data/kubelet/device-plugins', devinfoDir: '/run/devinfo/dp', namespaceCheck: false },
     podResources: { dir: '/data/kubelet/pod-resources' },
-    hugepages: { dir: '/mnt/huge1g', size: '1Gi', amount: '2Gi' },
+    // 100 relays on each of 2 NUMA nodes need 1Gi each (the sizing itself: helm.sizing.test.ts)
+    hugepages: { dir: '/mnt/huge1g', size: '1Gi', amount: '2Gi', relays: 100, numaNodes: 2 },
     vfioDir: '/dev/vfio-test',
     sysDir: '/host-sys',
-    engine: { workerCpus: [2, 3], mainCpu: 0, inMemory: false, socketMemMb: [1024, 0], extraEalArgs: ['--iova-mode=va'] },
+    engine: { workerCpus: [2, 3], mainCpu: 0, inMemory: false, socketMemMb: [1024, 0], extraEalArgs: ['--iova-mode=va'], poolQueuePairs: 64, rxDescriptors: 128, txDescriptors: 512, jumbo: true },
     sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' },
     cni: { binDir: '/usr/libexec/cni', type: 'vfwd', socketDir: '/run/vfwd/cni', stateDir: '/var/lib/vfwd', allocationCheck: false },
     dra: { enabled: true, kubeletDir: '/data/kubelet', cdiDir: '/run/cdi-test', metadataDir: '/run/vfwd/dra', stateDir: '/var/lib/vfwd-dra', deviceClasses: true },
@@ -304,8 +306,10 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
     assert.ok(vol, `no hostPath volume for ${p}`);
     assert.equal(mounts[vol], p, `${p} is mounted at the same path in the agent`);
   }
-  assert.equal(c.resources.requests['hugepages-2Mi'], '1Gi');
-  assert.equal(c.resources.limits['hugepages-2Mi'], '1Gi', 'hugepage limits equal requests');
+  // what 512 relays need by vio4wd doctor's formula (helm.sizing.test.ts checks it for more sizes)
+  const need = `${engineSizing({ relays: 512, workers: 1 }).pages2M * 2}Mi`;
+  assert.equal(c.resources.requests['hugepages-2Mi'], need);
+  assert.equal(c.resources.limits['hugepages-2Mi'], need, 'hugepage limits equal requests');
   assert.deepEqual([c.livenessProbe.httpGet.path, c.readinessProbe.httpGet.path], ['/healthz', '/readyz']);
   // on the host network a declared port is a host port, which would keep an upgrade's new pod
   // (maxSurge) off the node: none is declared, the probes name the port by number
@@ -396,6 +400,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.deepEqual(cfg.engine.socketMemMb, [1024, 0]);
   assert.deepEqual(cfg.engine.extraEalArgs, ['--iova-mode=va']);
   assert.equal(cfg.engine.hugeDir, '/mnt/huge1g');
+  assert.deepEqual([cfg.engine.poolQueuePairs, cfg.engine.rxDescriptors, cfg.engine.txDescriptors, cfg.engine.jumbo], [64, 128, 512, true]);
   assert.equal(cfg.engine.tso, true, 'extraConfig merged');
   assert.equal(cfg.vhostUser.perm, '0660', 'extraConfig merged');
   assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, standIns: {}, vfProgrammer: 'standin' });
