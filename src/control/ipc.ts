@@ -1,7 +1,7 @@
 // Files behind ipc:// endpoints: the directory only root or the configured group may enter
 // (mode 0750), socket files that group may connect to (mode 0660), refusing to steal a socket
 // another live process serves, and removing stale ones.
-import { chmod, chown, lstat, mkdir, readFile, rmdir, unlink } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, readFile, rmdir, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
@@ -16,6 +16,20 @@ export function ipcPath(address: string): string | undefined {
   const p = address.slice('ipc://'.length);
   if (p === '' || p.startsWith('@')) return undefined;
   return p;
+}
+
+/**
+ * Who besides root and the ipc group could reach an endpoint: 'network' for a tcp:// address
+ * beyond loopback (`tcp://*:5555`, `tcp://0.0.0.0:5555`, `tcp://eth0:5555`), 'local' for tcp://
+ * on loopback and abstract ipc://@names (no file, so no permissions: every local process may
+ * connect), undefined for an ipc:// path (its directory and socket modes decide).
+ */
+export function endpointExposure(address: string): 'network' | 'local' | undefined {
+  if (address.startsWith('ipc://')) return ipcPath(address) === undefined ? 'local' : undefined;
+  if (!address.startsWith('tcp://')) return 'network';
+  const hostPort = address.slice('tcp://'.length);
+  const host = hostPort.slice(0, hostPort.lastIndexOf(':'));
+  return /^(127\.[0-9.]+|localhost|lo|\[?::1\]?)$/.test(host) ? 'local' : 'network';
 }
 
 /** A group name or gid as a gid; names are looked up in /etc/group. */
@@ -76,6 +90,9 @@ export async function prepareIpc(address: string, opts: { gid?: number; log: Log
     opts.log.info({ dir, mode: IPC_DIR_MODE.toString(8), gid: opts.gid }, 'created IPC directory');
   } else if (!st.isDirectory()) {
     throw new VioError('ENOTDIR', `IPC directory ${dir} is not a directory; choose another endpoint address`);
+  } else if (st.mode & 0o002 && !(st.mode & 0o1000)) {
+    // anyone could swap the socket file for a symlink before its owner and mode are set
+    throw new VioError('EPERM', `IPC directory ${dir} is writable by every user without the sticky bit (mode 0${(st.mode & 0o7777).toString(8)}): anyone could replace the endpoint's socket; chmod 0750 it (or 1777), or choose another endpoint address`);
   } else if (st.mode & 0o007) {
     opts.log.warn({ dir, mode: (st.mode & 0o777).toString(8) }, 'IPC directory is open to every user; anyone may reach the control endpoints (chmod 0750 it)');
   }
@@ -93,7 +110,11 @@ export async function prepareIpc(address: string, opts: { gid?: number; log: Log
 
 /** After bind: the socket file gets mode 0660 and the configured group. */
 export async function secureIpcSocket(p: PreparedIpc, gid: number | undefined): Promise<void> {
-  if (gid !== undefined) await chown(p.path, process.getuid?.() ?? 0, gid);
+  // never through a link put in the socket's place (chmod has no lchmod on Linux: check first;
+  // the directory is one only root may write, or sticky, so the socket cannot be swapped after)
+  const st = await lstat(p.path);
+  if (!st.isSocket()) throw new VioError('EEXIST', `${p.path} is not the socket just bound (a ${st.isSymbolicLink() ? 'symlink' : 'file'}): someone replaced it; left alone`);
+  if (gid !== undefined) await lchown(p.path, process.getuid?.() ?? 0, gid);
   await chmod(p.path, IPC_SOCKET_MODE);
 }
 

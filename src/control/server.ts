@@ -18,7 +18,7 @@ import type { EndpointHandler, HandlerContext } from './handler.js';
 import { portControlEndpoint } from './portControl.js';
 import { statsEndpoint } from './stats.js';
 import { configEndpoint, coreSchedEndpoint } from './cpus.js';
-import { cleanupIpc, prepareIpc, resolveGroup, secureIpcSocket, type PreparedIpc } from './ipc.js';
+import { cleanupIpc, endpointExposure, prepareIpc, resolveGroup, secureIpcSocket, type PreparedIpc } from './ipc.js';
 import { MAX_RELAYS } from '../util/limits.js';
 
 export const HANDLERS: Record<EndpointName, EndpointHandler> = {
@@ -104,6 +104,9 @@ export class ControlServer {
     }
     this.bound.push(b);
     if (ipc) await secureIpcSocket(ipc, gid);
+    if (endpointExposure(address) === 'local') {
+      this.log.warn({ endpoint: name, address }, 'every local user may connect to this endpoint (no file permissions on tcp:// or abstract ipc://@): use an ipc:// path to limit it to root and control.group');
+    }
     b.loop = this.serve(b);
   }
 

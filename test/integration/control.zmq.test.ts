@@ -294,3 +294,25 @@ test('CLI: clear errors when no agent is there', async () => {
   // --endpoint wins over --ipc-dir
   assert.equal(await ok(['relay', 'ls', '--ipc-dir', join(tmp, 'nothing-here'), '--endpoint', endpoints.stats as string]), 'no relays\n');
 });
+
+test('who may connect: a world-writable IPC directory without the sticky bit is refused, tcp:// and abstract sockets are logged as open to every local user', async () => {
+  // anyone may write the directory: anyone could swap the socket for a symlink before its mode is set
+  const open = join(tmp, 'open');
+  execFileSync('install', ['-d', '-m', '0777', open]);
+  await assert.rejects(
+    startControlServer({ backend, endpoints: { stats: `ipc://${open}/stats`, portControl: '', coreSched: '' } }),
+    (e: { code: string; message: string }) => e.code === 'EPERM' && /writable by every user without the sticky bit \(mode 0777\).*chmod 0750/.test(e.message),
+  );
+  assert.ok(!existsSync(join(open, 'stats')), 'nothing bound there');
+  // sticky (as /tmp): others cannot remove or rename root's socket
+  const sticky = join(tmp, 'sticky');
+  execFileSync('install', ['-d', '-m', '1777', sticky]);
+  const s = await startControlServer({ backend, logger, endpoints: { stats: `ipc://${sticky}/stats`, portControl: 'tcp://127.0.0.1:0', coreSched: 'ipc://@vio4wd-test-core-sched' } });
+  try {
+    assert.equal((statSync(join(sticky, 'stats')).mode & 0o777).toString(8), '660');
+    const warned = logs.filter((l) => /every local user may connect/.test(l.msg)).map((l) => l.endpoint);
+    assert.deepEqual(warned.sort(), ['coreSched', 'portControl']);
+  } finally {
+    await s.close();
+  }
+});

@@ -106,6 +106,7 @@ VIO4WD_CORE_SCHED_SENSITIVITY=25
 VIO4WD_CORE_SCHED_LOG_LEVEL=6
 VIO4WD_CORE_SCHED_POLL_INTERVAL=5
 VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT=true
+VIO4WD_ZMQ_ALLOW_REMOTE=
 `;
   // the test covers the whole list that PROTOCOLS.md gives
   for (const k of KNOWN_VARIABLES) assert.match(text, new RegExp(`\\b${k}=`), k);
@@ -195,7 +196,7 @@ test('the shipped settings file as it comes: its defaults and what vio4wd says a
     'VIRTIOFWD_ZMQ_STATS_EP=ipc:///var/run/virtio-forwarder/stats',
     'VIRTIOFWD_ZMQ_CORE_SCHED_EP=ipc:///var/run/virtio-forwarder/core_sched', 'VIRTIOFWD_SOCKET_DIR=/tmp/virtio-forwarder',
     'VIRTIOFWD_SOCKET_FNAME_PATTERN=', 'VIRTIOFWD_BINARY=/usr/bin/virtio-forwarder', 'VIRTIOFWD_MASTER_LCORE=',
-    'VIRTIOFWD_VHOST_CLIENT=y', 'VIRTIOFWD_ZERO_COPY=', 'VIRTIOFWD_BIND_VFIO_PCI=',
+    'VIRTIOFWD_VHOST_CLIENT=y', 'VIRTIOFWD_ZERO_COPY=', 'VIRTIOFWD_BIND_VFIO_PCI=', 'VIO4WD_ZMQ_ALLOW_REMOTE=',
   ].join('\n');
   for (const k of KNOWN_VARIABLES) assert.match(shipped, new RegExp(`^${k}=`, 'm'), k);
   const { r, warnings } = resolveEnv(shipped);
@@ -368,4 +369,24 @@ test('devicePlugin.namespaceCheck: on with kubernetes, asks kubelet\'s pod-resou
   assert.throws(() => k8s('metrics:\n  podResourcesSocket: ""\ncni:\n  allocationCheck: false\n'), /devicePlugin\.podResourcesSocket.*devicePlugin\.namespaceCheck: false/s);
   // standalone: no kubelet, no check
   assert.equal(resolveConfig(parseConfigText('engine:\n  workerCpus: [1]\ndevicePlugin:\n  enabled: true\n', 'x.yaml').config).devicePlugin.podResourcesSocket, undefined);
+});
+
+test('a ZeroMQ endpoint beyond loopback is refused unless control.allowRemote says so', () => {
+  const cfg = (extra: string) => resolveConfig(parseConfigText(`engine:\n  workerCpus: [1]\ncontrol:\n${extra}`, 'x.yaml').config);
+  for (const a of ['tcp://*:5555', 'tcp://0.0.0.0:5555', 'tcp://eth0:5555', 'tcp://10.0.0.1:5555', 'tcp://[::]:5555']) {
+    assert.throws(() => cfg(`  portControl: "${a}"\n`), (e: Error) => /control\.portControl/.test(e.message) && e.message.includes(a) && /control the relays as root.*control\.allowRemote: true/s.test(e.message), a);
+  }
+  assert.throws(() => cfg('  stats: "tcp://*:5556"\n'), /control\.stats.*read every relay/s);
+  assert.equal(cfg('  portControl: "tcp://*:5555"\n  allowRemote: true\n').control.portControl, 'tcp://*:5555');
+  for (const a of ['tcp://127.0.0.1:5555', 'tcp://localhost:5555', 'tcp://[::1]:5555', 'ipc:///run/x/port_control', 'ipc://@abstract']) {
+    assert.equal(cfg(`  portControl: "${a}"\n`).control.portControl, a);
+  }
+  // off: not served, nothing to refuse
+  assert.equal(cfg('  enabled: false\n  portControl: "tcp://*:5555"\n').control.enabled, false);
+});
+
+test('virtio-forwarder settings: a tcp:// endpoint beyond loopback needs VIO4WD_ZMQ_ALLOW_REMOTE', () => {
+  const env = (extra: string) => resolveConfig(parseConfigText(`VIRTIOFWD_CPU_MASK=1\nVIRTIOFWD_ZMQ_PORT_CONTROL_EP=tcp://0.0.0.0:5555\n${extra}`, '/etc/default/virtioforwarder').config);
+  assert.throws(() => env(''), /control\.portControl.*VIO4WD_ZMQ_ALLOW_REMOTE=y/s);
+  assert.equal(env('VIO4WD_ZMQ_ALLOW_REMOTE=y\n').control.portControl, 'tcp://0.0.0.0:5555');
 });

@@ -151,6 +151,7 @@ export const KNOWN_VARIABLES = [
   'VIRTIOFWD_SOCKET_FNAME_PATTERN', 'VIRTIOFWD_BINARY', 'VIRTIOFWD_MASTER_LCORE', 'VIRTIOFWD_VHOST_CLIENT',
   'VIRTIOFWD_ZERO_COPY', 'VIRTIOFWD_BIND_VFIO_PCI', 'VIO4WD_CORE_SCHED_ENABLE', 'VIO4WD_CORE_SCHED_SENSITIVITY',
   'VIO4WD_CORE_SCHED_LOG_LEVEL', 'VIO4WD_CORE_SCHED_POLL_INTERVAL', 'VIO4WD_CORE_SCHED_GLOBAL_NUMA_OPT',
+  'VIO4WD_ZMQ_ALLOW_REMOTE',
 ] as const;
 
 /** Queue pairs offered to the guest by relays made the virtio-forwarder way (its own limit). */
@@ -310,6 +311,8 @@ export function envToConfig(parsed: EnvParseResult): EnvConversion {
   ep('VIRTIOFWD_ZMQ_STATS_EP', 'stats');
   ep('VIRTIOFWD_ZMQ_CORE_SCHED_EP', 'coreSched');
   ep('VIRTIOFWD_ZMQ_CONFIG_EP', 'config');
+  // vio4wd's own: a tcp:// endpoint beyond loopback is refused without it (control.allowRemote)
+  if (flag('VIO4WD_ZMQ_ALLOW_REMOTE')) control.allowRemote = true;
   const ipcPortControl = flag('VIRTIOFWD_IPC_PORT_CONTROL');
   const zmqPortControl = control.portControl !== '' && !(control.portControl === undefined && ipcPortControl === false);
   if (!zmqPortControl) {

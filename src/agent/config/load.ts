@@ -14,6 +14,7 @@ import { ConfigError, checkConfig } from './validate.js';
 import { DROP_IN_GUEST_QUEUES, envToConfig, looksLikeEnvFile, parseEnvFile } from './envfile.js';
 import { DEFAULT_AGENT_SOCKET } from '../../cni/protocol.js';
 import { CORE_SCHED_DEFAULTS } from '../../sched/scheduler.js';
+import { endpointExposure } from '../../control/ipc.js';
 
 /** Lease renewals by default (kubelet's interval; src/kube/node-lease.ts has the same). */
 export const DEFAULT_LEASE_RENEW_SECONDS = 10;
@@ -186,6 +187,15 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
     throw new ConfigError('config', [
       { field: 'metrics.address', message: `${metricsAddress} is beyond loopback and would serve every relay's metrics to anyone: set metrics.authorization: true (needs the apiserver), or metrics.allowUnauthenticated: true on a trusted network` },
     ]);
+  }
+  // port control is root's power over the node (VFs, sockets anywhere): no unauthenticated
+  // listener beyond loopback unless the node admin says so
+  for (const k of ['portControl', 'stats', 'coreSched', 'config'] as const) {
+    const a = c.control?.[k];
+    if ((c.control?.enabled ?? true) && a && endpointExposure(a) === 'network' && !c.control?.allowRemote) {
+      const fix = `use ipc://PATH (mode 0660, group control.group) or tcp://127.0.0.1:PORT, or set control.allowRemote: true (VIO4WD_ZMQ_ALLOW_REMOTE=y in a virtio-forwarder settings file) on a trusted network`;
+      throw new ConfigError('config', [{ field: `control.${k}`, message: `${a} lets anyone who reaches the port ${k === 'stats' ? 'read every relay' : 'control the relays as root'}, without authentication: ${fix}` }]);
+    }
   }
   if (c.metrics?.authorization && !(c.kubernetes?.enabled ?? false)) {
     throw new ConfigError('config', [{ field: 'metrics.authorization', message: 'needs the apiserver: set kubernetes.enabled: true (or --kubernetes)' }]);

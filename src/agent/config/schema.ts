@@ -176,6 +176,10 @@ export const agentConfigSchema = {
         coreSched: endpoint,
         config: endpoint,
         dynamicSockets: { type: 'boolean', description: 'Allow ADD_SOCK/REMOVE_SOCK.' },
+        allowRemote: {
+          type: 'boolean',
+          description: 'Serve an endpoint on a tcp:// address beyond loopback. ZeroMQ has no authentication here: anyone who reaches the port controls the relays as root. Default false (refused).',
+        },
         ovsdb: {
           type: 'string',
           pattern: '^/',
