@@ -372,14 +372,23 @@ static const struct rte_vhost_device_ops ops = {
 	.destroy_connection = destroy_connection,
 };
 
-/* Waking rte_vhost's socket thread. In DPDK 22.11 that thread polls the sockets with a 1 s
- * timeout and is not woken when a server socket is added (a connection is, a listening socket
- * is not): a QEMU that connects to a new server socket at once, e.g. its reconnect after an agent
- * restart, waits up to 1 s for the first reply, with its vCPUs stopped. So the engine keeps one
- * private server socket in the same thread; connecting to it and hanging up wakes the poll,
- * which then takes in the new socket. The socket is created with the first server-mode relay
- * (WAKE_DIR/wake-<pid>.sock; files of processes that are gone are removed then) and removed when
- * the engine stops. Without it (e.g. WAKE_DIR cannot be created) a new socket waits as before.
+/* Waking rte_vhost's socket thread. In DPDK 22.11 that thread poll()s the sockets with a 1 s
+ * timeout and is woken neither when a server socket is added (a connection is, a listening
+ * socket is not) nor when a socket is removed:
+ * - a QEMU that connects to a new server socket at once, e.g. its reconnect after an agent
+ *   restart, waits up to 1 s for the first reply, with its vCPUs stopped;
+ * - rte_vhost_driver_unregister close()s the socket's connection while that thread sits in
+ *   poll() on it, and a poll() in progress holds a reference to every file it waits on (Linux
+ *   fs/select.c, __pollwait: get_file), released when poll() returns. So the socket is really
+ *   closed, and QEMU told (HUP), only at the poll's next return: up to 1 s later. In an upgrade
+ *   handover QEMU (the vhost-user server of a client-mode relay) takes the new agent's
+ *   connection only after it has seen the old one close: the relay's gap was 0.1-0.9 s instead
+ *   of a few ms (bench/RESULTS.md section P).
+ * So the engine keeps one private server socket in the same thread; connecting to it and
+ * hanging up wakes the poll, which then takes in a new socket or lets go of a removed one. The
+ * socket is created with the first relay (WAKE_DIR/wake-<pid>.sock; files of processes that are
+ * gone are removed then) and removed when the engine stops. Without it (e.g. WAKE_DIR cannot be
+ * created) a new socket waits as before, and a removed one stays open up to 1 s.
  * DPDK 24.07 moved that thread to epoll (lib/vhost/fd_man.c): a socket added there is watched at
  * once, so there is nothing to wake. But from then on rte_vhost_driver_unregister of the last
  * socket also ends the thread, and waits for it, up to its 1 s epoll timeout (the next register
@@ -436,7 +445,8 @@ static void wake_init(void)
 	return;
 fail:
 	RTE_LOG(WARNING, USER1, "vio4wd: no wake-up socket in " WAKE_DIR " (%s): %s\n", strerror(errno),
-		VIO_VHOST_WAKE ? "a QEMU connecting to a new server socket may wait up to 1 s" :
+		VIO_VHOST_WAKE ? "a QEMU connecting to a new server socket may wait up to 1 s, and "
+				 "one whose relay was removed may see its socket close up to 1 s later" :
 				 "removing the last relay may take up to 1 s");
 	wake_failed = true;
 }
@@ -473,8 +483,7 @@ void vio_vhost_wake_fini(void)
 int vio_vhost_register(struct vio_relay *r, const struct vio_relay_cfg *c, struct vio_error *e)
 {
 	uint64_t flags = c->client ? RTE_VHOST_USER_CLIENT : 0;
-	if (!c->client || !VIO_VHOST_WAKE)
-		wake_init();
+	wake_init();
 	int ret = rte_vhost_driver_register(r->path, flags);
 
 	if (ret != 0)
@@ -530,4 +539,8 @@ void vio_vhost_unregister(struct vio_relay *r)
 		RTE_LOG(ERR, USER1, "vio4wd: relay %d: rte_vhost_driver_unregister(%s) still failed "
 			"after 5 s (a vhost callback kept running); gave up: the socket may stay "
 			"registered in DPDK until the engine stops\n", r->id, r->path);
+	else
+		/* the socket thread's poll() still holds the closed connection open: let it go now,
+		 * so that the VM sees it close at once (see the wake socket above) */
+		wake_vhost_thread();
 }
