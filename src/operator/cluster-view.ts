@@ -92,3 +92,19 @@ export function assignedRelays(relays: Cache<VirtioRelay>, vfns: Cache<VirtioFor
   }
   return out;
 }
+
+/** What of an agent's report can make room for a relay that did not fit: its engine being up and
+ *  its VFs (which, who uses them). Its counts (relays.total, written every few seconds while relays
+ *  come) cannot, so a change in them alone retries nothing. */
+export function agentRoomKey(vfn: VirtioForwarderNode): string {
+  const st = vfn.status;
+  const vfs = (st?.vfs ?? []).map((v) => `${v.pciAddress}|${v.pfName ?? ''}|${v.vfIndex ?? ''}|${v.vendor ?? ''}|${v.device ?? ''}|${v.numaNode ?? ''}|${v.usedBy ?? ''}`);
+  return `${st?.engine?.up === true ? 'up' : 'down'};${vfs.join(',')}`;
+}
+
+/** What of a core Node placement reads: being deleted, cordoned, Ready, its labels (pool policies). */
+export function nodeRoomKey(node: V1Node): string {
+  const labels = Object.entries(node.metadata?.labels ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  const deleting = node.metadata?.deletionTimestamp ? 'deleting' : '';
+  return `${deleting};${node.spec?.unschedulable ? 'cordoned' : ''};${nodeReady(node) ? 'ready' : ''};${JSON.stringify(labels)}`;
+}

@@ -25,7 +25,7 @@ import {
 import { PlacementSnapshot, type Placement, type Unschedulable } from './placement.js';
 import { AgentLiveness } from './liveness.js';
 import { applyPoolPolicy } from './pool-policy.js';
-import { assignedRelays, nodeOf, placementNodes, type Reservation } from './cluster-view.js';
+import { agentRoomKey, assignedRelays, nodeOf, nodeRoomKey, placementNodes, type Reservation } from './cluster-view.js';
 
 /** Annotation the operator writes with the VF(s) it counted for a relay (a hint for the agent). */
 export const SCHEDULED_VF_ANNOTATION = 'vio4wd.io/scheduled-vf';
@@ -81,8 +81,12 @@ export class RelayController {
   private readonly nodes: Cache<V1Node>;
   private readonly counters: SchedulerCounters;
   private readonly reservations = new Map<string, Reservation>();
-  /** relay key -> last FailedScheduling message recorded as an event */
+  /** relay key -> last FailedScheduling message recorded: the relays that did not fit, the only
+   *  ones a change elsewhere (enqueuePending) has to try again */
   private readonly lastFailure = new Map<string, string>();
+  /** node name -> what placement last saw of its agent's report / its Node (agentRoomKey, nodeRoomKey) */
+  private readonly agentRoom = new Map<string, string>();
+  private readonly nodeRoom = new Map<string, string>();
   /** uid@node of relays already reported NodeLost */
   private readonly nodeLostNoted = new Set<string>();
   /** relay key -> when it was placed without a status (scheduledStatusAfterMs) */
@@ -126,9 +130,8 @@ export class RelayController {
     return this.relays.list().filter((r) => !nodeOf(r) && !r.metadata.deletionTimestamp && !this.reservations.has(objectKey(r))).length;
   }
 
-  /** Only what the operator acts on is queued: a relay without a node, being deleted, or on a
-   *  node that is gone. The many status updates of placed relays (their agents' writes) are not,
-   *  so in a burst the relays waiting for a node do not queue behind them. */
+  /** Only a relay without a node, being deleted, or on a node that is gone is queued: not the
+   *  agents' many status updates, which relays waiting for a node would queue behind. */
   relayChanged(r: VirtioRelay): void {
     if (!this.ready) return;
     const node = nodeOf(r);
@@ -143,27 +146,49 @@ export class RelayController {
     this.enqueuePending(); // its VF may be free now
   }
 
-  /** A VirtioForwarderNode was added or changed (an agent writes it only when something
-   *  changed): maybe room for pending relays. */
-  agentChanged(): void {
+  /** An agent's report: room for relays that did not fit only if its engine or VFs changed. */
+  agentChanged(vfn?: VirtioForwarderNode): void {
+    const name = vfn?.metadata.name;
+    if (vfn && name) {
+      const key = agentRoomKey(vfn);
+      if (this.agentRoom.get(name) === key) return;
+      this.agentRoom.set(name, key);
+    }
     this.enqueuePending();
   }
 
-  agentDeleted(): void {
+  agentDeleted(vfn: VirtioForwarderNode): void {
+    if (vfn.metadata.name) this.agentRoom.delete(vfn.metadata.name);
+  }
+
+  /** A core Node was added or changed: room only when what placement reads of it changed. */
+  nodeChanged(node: V1Node): void {
+    const name = node.metadata?.name;
+    if (name) {
+      const key = nodeRoomKey(node);
+      if (this.nodeRoom.get(name) === key) return;
+      this.nodeRoom.set(name, key);
+    }
     this.enqueuePending();
   }
 
   nodeDeleted(name: string): void {
+    this.nodeRoom.delete(name);
     if (!this.ready) return;
     this.log.info({ node: name }, 'node deleted');
     for (const r of this.relays.list()) if (nodeOf(r) === name) this.queue.add(objectKey(r));
     this.enqueuePending();
   }
 
-  /** Relays without a node get another try. */
+  /** Relays that did not fit get another try (the others without a node are queued already). */
   enqueuePending(): void {
     if (!this.ready) return;
-    for (const r of this.relays.list()) if (!nodeOf(r)) this.queue.add(objectKey(r));
+    for (const key of this.lastFailure.keys()) {
+      const [namespace, name] = key.split('/') as [string, string];
+      const r = this.relays.get(name, namespace);
+      if (!r) this.lastFailure.delete(key);
+      else if (!nodeOf(r)) this.queue.add(key);
+    }
   }
 
   private async reconcile(key: string): Promise<HandlerResult> {

@@ -57,7 +57,7 @@ export class Scheduler {
       logger: this.log,
       onAdd: (n) => this.agentChanged(n),
       onUpdate: (n) => this.agentChanged(n),
-      onDelete: () => this.placement.agentDeleted(),
+      onDelete: (n) => this.placement.agentDeleted(n),
     });
     // a new or changed pool policy may make room for a pending relay
     this.policies = api.policies.informer({
@@ -87,9 +87,9 @@ export class Scheduler {
       logger: this.log,
       onAdd: (n) => {
         if (n.metadata?.name) this.cleanup.nodeAdded(n.metadata.name);
-        this.placement.enqueuePending();
+        this.placement.nodeChanged(n);
       },
-      onUpdate: () => this.placement.enqueuePending(),
+      onUpdate: (n) => this.placement.nodeChanged(n),
       onDelete: (n) => this.nodeDeleted(n.metadata?.name),
     });
     const shared = {
@@ -153,7 +153,7 @@ export class Scheduler {
   private agentChanged(vfn: VirtioForwarderNode): void {
     const name = vfn.metadata.name;
     if (!name) return;
-    this.placement.agentChanged();
+    this.placement.agentChanged(vfn);
     this.cleanup.agentChanged(name);
   }
 

@@ -182,6 +182,41 @@ test('a relay no node can take stays Pending with the reason, and the event is n
   assert.equal(c.pendingCount(), 1);
 });
 
+test('a node change retries only the relays that did not fit, and only when it can make room', async (t) => {
+  const n1 = agent('n1', ['0000:3b:02.0']);
+  const f = new Fixture(t, { relays: [relay('fits'), relay('nofit')], nodes: [node('n1')], vfns: [n1] });
+  const c = f.relayController({ retryPendingMs: 60_000 });
+  await run(c);
+  assert.equal(f.counters.failedScheduling, 1);
+  const added: string[] = [];
+  const add = c.queue.add.bind(c.queue);
+  c.queue.add = (k: string) => void (added.push(k), add(k));
+  c.agentChanged(n1); // as first seen: what it reports now
+  await c.queue.idle();
+  added.length = 0;
+  // a relay created meanwhile whose own add event is on its way: not queued by a node change
+  f.relays.put(relay('new'));
+  // the agent's counts changed (written every few seconds in a burst): no room made, nothing queued
+  const counted = structuredClone(n1);
+  counted.status!.relays = { total: 1 };
+  c.agentChanged(counted);
+  assert.deepEqual(added, []);
+  // its VF list changed (a VF freed, a new VF): the relay that did not fit is tried again, alone
+  const more = structuredClone(counted);
+  more.status!.vfs!.push({ pciAddress: '0000:3b:02.1', pfName: 'ens1f0', vfIndex: 1, vendor: '8086', device: '154c', numaNode: 0 });
+  f.vfns.put(more);
+  c.agentChanged(more);
+  assert.deepEqual(added, ['app/nofit']);
+  await c.queue.idle();
+  assert.ok(f.actions.some((a) => a.startsWith('patch app/nofit') && a.includes('"nodeName":"n1"')), f.actions.join('\n'));
+  // a Node update that placement does not read (e.g. its status heartbeat) queues nothing; a cordon would
+  added.length = 0;
+  const n = node('n1');
+  c.nodeChanged(n);
+  c.nodeChanged({ ...n, status: { ...n.status, conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: new Date() }] } });
+  assert.deepEqual(added, []);
+});
+
 test('two relays, one free VF: the reservation keeps the second from taking the same VF', async (t) => {
   const f = new Fixture(t, { relays: [relay('a'), relay('b')], nodes: [node('n1')], vfns: [agent('n1', ['0000:3b:02.0'])] });
   await run(f.relayController({ retryPendingMs: 60_000 }));
