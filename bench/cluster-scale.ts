@@ -6,11 +6,15 @@
 //
 //   flock /tmp/vio4wd-it.lock node --import tsx bench/cluster-scale.ts [--nodes 100] [--relays 64] \
 //     [--stream 300 --rate 10] [--quiet 60] [--in-flight 64] [--apiserver-arg=--FLAG=V]... [--operator-admin] \
-//     [--json bench/results/FILE.json]
+//     [--creator admin|kubeadm|serviceaccount] [--no-flowschema] [--json bench/results/FILE.json]
+//
+// --creator: who creates the relays. admin (default) is in system:masters, exempt from API Priority
+// and Fairness; kubeadm is a user in kubeadm:cluster-admins (kubeadm >= 1.29's admin.conf) and
+// serviceaccount a GitOps controller's ServiceAccount: neither is exempt, as in most clusters.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runClusterScale, type Requests } from '../test/helpers/cluster-scale.js';
+import { runClusterScale, type Creator, type Requests } from '../test/helpers/cluster-scale.js';
 import { pct } from '../test/helpers/node-scale.js';
 
 const { values } = parseArgs({
@@ -26,9 +30,13 @@ const { values } = parseArgs({
     'apiserver-arg': { type: 'string', multiple: true, default: [] },
     // the operator as the admin (exempt from APF) instead of the chart's ServiceAccount
     'operator-admin': { type: 'boolean', default: false },
+    creator: { type: 'string', default: 'admin' },
+    // without the chart's APF FlowSchema (the agents and the operator then in workload-low)
+    'no-flowschema': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
+if (!['admin', 'kubeadm', 'serviceaccount'].includes(values.creator)) throw new Error(`--creator ${values.creator}: write admin, kubeadm or serviceaccount`);
 const log = (l: string): void => void process.stderr.write(`[cluster-scale] ${l}\n`);
 const r = await runClusterScale({
   nodes: Number(values.nodes),
@@ -40,6 +48,8 @@ const r = await runClusterScale({
   inFlight: Number(values['in-flight']),
   apiserverArgs: values['apiserver-arg'],
   operatorServiceAccount: !values['operator-admin'],
+  creator: values.creator as Creator,
+  flowSchema: !values['no-flowschema'],
   timeoutMs: 1_200_000,
   log,
 });
@@ -64,7 +74,9 @@ const foreign = r.agents.reduce((a, x) => a + x.foreign, 0);
 const events = r.agents.map((a) => a.events);
 const rows: [string, string][] = [
   ['cluster', `${r.nodes} nodes (own ServiceAccount token each), ${r.relays} VirtioRelays, real operator as ${r.operatorIdentity}`],
-  ['burst: created (64 in flight)', `${(r.burst.createdMs / 1000).toFixed(1)} s`],
+  ['relays created by', r.creatorIdentity],
+  ['agents\' and operator\'s APF level', r.flowSchema ? "the chart's FlowSchema and priority level (vio4wd)" : 'none of the chart: service-accounts -> workload-low'],
+  ['burst: created (64 in flight)', `${(r.burst.createdMs / 1000).toFixed(1)} s${r.creates429 ? ` (${r.creates429} creates rejected by APF with 429 and sent again)` : ''}`],
   ['burst: last Ready after the first create', `${(r.burst.allReadyMs / 1000).toFixed(1)} s (${r.burst.scheduledPerSecond.toFixed(0)} relays/s scheduled and Ready)`],
   ['burst: apply -> Ready', `median ${ms(pct(r.burst.applyToReadyMs, 50))}, p99 ${ms(pct(r.burst.applyToReadyMs, 99))}, max ${ms(Math.max(...r.burst.applyToReadyMs))}`],
   ['burst: apply -> created (POST answered)', stage(b.stages.created)],
@@ -72,6 +84,14 @@ const rows: [string, string][] = [
   ['burst: apiserver requests', `${r.burst.requests.writes} writes (${b.writesPerRelay.toFixed(2)} per relay), ${r.burst.requests.reads} reads in ${r.burst.requests.seconds.toFixed(1)} s: ${perSec(r.burst.requests)}`],
   ['burst: apiserver time per request (mean)', top(b.latencyMs, ms)],
   ['burst: APF (dispatched, rejected, mean queue wait)', b.apf.map((l) => `${l.level} ${l.dispatched}/${l.rejected}/${ms(l.meanWaitMs)}`).join(', ')],
+  [
+    'burst: APF seats (mean per request, exec; limit)',
+    b.apf.map((l) => `${l.level} ${(l.meanSeats ?? 0).toFixed(1)} seats, ${ms(l.meanExecMs ?? 0)}; ${l.currentSeats ?? '?'} of nominal ${l.nominalSeats ?? '?'}`).join(', '),
+  ],
+  [
+    'burst: APF flow schemas (requests)',
+    b.apf.map((l) => `${l.level}: ${top(l.flowSchemas ?? {}, (v) => String(v), 4)}`).join('; '),
+  ],
   ['burst: CPU seconds', top(b.cpuSeconds, (v) => `${v.toFixed(1)} s`)],
   ['burst: operator queue (relays)', `${b.operatorQueue.adds} keys queued, mean wait ${ms(b.operatorQueue.meanWaitMs)}, mean work ${ms(b.operatorQueue.meanWorkMs)}`],
   ['agents\' queues (whole run)', `mean wait median ${ms(pct(aq.map((q) => q.meanWaitMs), 50))}, longest wait max ${ms(Math.max(...aq.map((q) => q.maxWaitMs)))}, deepest ${Math.max(...aq.map((q) => q.maxDepth))} keys`],

@@ -13,6 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
+import { parseAllDocuments, stringify } from 'yaml';
 import { kubeClients } from '../../src/kube/index.js';
 import { startKube, type KubeEnv } from './kube.js';
 import { testTempDir } from './netns.js';
@@ -37,9 +38,17 @@ export interface ClusterScaleOptions {
   apiserverArgs?: string[];
   /** the operator under the chart's ServiceAccount and RBAC (default); false: as the admin */
   operatorServiceAccount?: boolean;
+  /** who creates the relays: 'admin' (system:masters, exempt from APF; default), 'kubeadm' (a
+   *  user in kubeadm:cluster-admins, as kubeadm >= 1.29's admin.conf: APF's global-default), or
+   *  'serviceaccount' (a GitOps controller's ServiceAccount bound to cluster-admin: workload-low) */
+  creator?: Creator;
+  /** the chart's FlowSchema and priority level for the agents and the operator (default true) */
+  flowSchema?: boolean;
   timeoutMs?: number;
   log?: (line: string) => void;
 }
+
+export type Creator = 'admin' | 'kubeadm' | 'serviceaccount';
 
 export interface Requests {
   seconds: number;
@@ -63,6 +72,14 @@ export interface ApfLevel {
   dispatched: number;
   rejected: number;
   meanWaitMs: number;
+  /** the flow schemas whose requests it served, and how many */
+  flowSchemas: Record<string, number>;
+  /** mean seats a request was estimated to occupy (a write with many watchers: up to 10) */
+  meanSeats: number;
+  /** mean execution time (ms), and the level's seat limit at the end (nominal, current) */
+  meanExecMs: number;
+  nominalSeats: number;
+  currentSeats: number;
 }
 
 /** Where a burst's time and work went. */
@@ -88,6 +105,11 @@ export interface ClusterScaleResult {
   apiserverArgs: string[];
   /** who the operator was: the chart's ServiceAccount, or the admin (exempt from APF) */
   operatorIdentity: string;
+  /** who created the relays, and how many creates APF rejected (429) and were sent again */
+  creatorIdentity: string;
+  creates429: number;
+  /** the chart's FlowSchema was applied */
+  flowSchema: boolean;
   stream: { applyToReadyMs: number[]; rate: number; requests: Requests };
   /** writesPerNodePer10s: the writes less the operator's own (its leader-election Lease, renewed
    *  every 2 s: quiet seconds / 2 PUTs), per node and 10 s */
@@ -110,17 +132,20 @@ interface ApiserverTotals {
   watch: Map<string, number>;
   /** "VERB resource[/sub]" -> seconds spent serving them (apiserver_request_duration_seconds_sum) */
   seconds: Map<string, number>;
-  /** APF priority level -> [requests dispatched, requests rejected, seconds waited in its queues] */
-  apf: Map<string, [number, number, number]>;
+  /** APF priority level -> [dispatched, rejected, seconds waited in its queues, estimated seats
+   *  sum, estimated seats count, execution seconds sum, execution count, nominal seats, current seats] */
+  apf: Map<string, number[]>;
+  /** "level flowSchema" -> requests dispatched */
+  apfFlows: Map<string, number>;
 }
 
 async function apiserverTotals(kube: KubeEnv): Promise<ApiserverTotals> {
   const text = await kube.kubectl('get', '--raw', '/metrics');
-  const t: ApiserverTotals = { req: new Map(), watch: new Map(), seconds: new Map(), apf: new Map() };
+  const t: ApiserverTotals = { req: new Map(), watch: new Map(), seconds: new Map(), apf: new Map(), apfFlows: new Map() };
   const add = (m: Map<string, number>, k: string, v: number): void => void m.set(k, (m.get(k) ?? 0) + v);
-  const apf = (level: string, i: 0 | 1 | 2, v: number): void => {
-    const a = t.apf.get(level) ?? [0, 0, 0];
-    a[i] += v;
+  const apf = (level: string, i: number, v: number): void => {
+    const a = t.apf.get(level) ?? [0, 0, 0, 0, 0, 0, 0, 0, 0];
+    a[i]! += v;
     t.apf.set(level, a);
   };
   for (const line of text.split('\n')) {
@@ -141,9 +166,17 @@ async function apiserverTotals(kube: KubeEnv): Promise<ApiserverTotals> {
     else if (l.verb === 'WATCH' || l.verb === 'CONNECT') continue;
     else if (name === 'apiserver_request_total') add(t.req, key, v);
     else if (name === 'apiserver_request_duration_seconds_sum') add(t.seconds, key, v);
-    else if (name === 'apiserver_flowcontrol_dispatched_requests_total') apf(l.priority_level!, 0, v);
-    else if (name === 'apiserver_flowcontrol_rejected_requests_total') apf(l.priority_level!, 1, v);
+    else if (name === 'apiserver_flowcontrol_dispatched_requests_total') {
+      apf(l.priority_level!, 0, v);
+      add(t.apfFlows, `${l.priority_level} ${l.flow_schema}`, v);
+    } else if (name === 'apiserver_flowcontrol_rejected_requests_total') apf(l.priority_level!, 1, v);
     else if (name === 'apiserver_flowcontrol_request_wait_duration_seconds_sum') apf(l.priority_level!, 2, v);
+    else if (name === 'apiserver_flowcontrol_work_estimated_seats_sum') apf(l.priority_level!, 3, v);
+    else if (name === 'apiserver_flowcontrol_work_estimated_seats_count') apf(l.priority_level!, 4, v);
+    else if (name === 'apiserver_flowcontrol_request_execution_seconds_sum') apf(l.priority_level!, 5, v);
+    else if (name === 'apiserver_flowcontrol_request_execution_seconds_count') apf(l.priority_level!, 6, v);
+    else if (name === 'apiserver_flowcontrol_nominal_limit_seats') apf(l.priority_level!, 7, v);
+    else if (name === 'apiserver_flowcontrol_current_limit_seats') apf(l.priority_level!, 8, v);
   }
   return t;
 }
@@ -175,10 +208,29 @@ function meanLatency(a: ApiserverTotals, b: ApiserverTotals): Record<string, num
 /** Per APF priority level: requests dispatched, rejected (429) and the mean wait in its queues. */
 function apfDiff(a: ApiserverTotals, b: ApiserverTotals): ApfLevel[] {
   const out: ApfLevel[] = [];
-  for (const [level, [d, r, w]] of b.apf) {
-    const [d0, r0, w0] = a.apf.get(level) ?? [0, 0, 0];
-    if (d - d0 <= 0 && r - r0 <= 0) continue;
-    out.push({ level, dispatched: d - d0, rejected: r - r0, meanWaitMs: d - d0 > 0 ? ((w - w0) / (d - d0)) * 1000 : 0 });
+  for (const [level, now] of b.apf) {
+    const then = a.apf.get(level) ?? [];
+    const at = (i: number): number => now[i] ?? 0;
+    const delta = (i: number): number => at(i) - (then[i] ?? 0);
+    if (delta(0) <= 0 && delta(1) <= 0) continue;
+    const flowSchemas: Record<string, number> = {};
+    for (const [k, v] of b.apfFlows) {
+      const [lv, fs] = k.split(' ') as [string, string];
+      const n = v - (a.apfFlows.get(k) ?? 0);
+      if (lv === level && n > 0) flowSchemas[fs] = n;
+    }
+    const mean = (x: number, n: number): number => (delta(n) > 0 ? delta(x) / delta(n) : 0);
+    out.push({
+      level,
+      dispatched: delta(0),
+      rejected: delta(1),
+      meanWaitMs: mean(2, 0) * 1000,
+      flowSchemas,
+      meanSeats: mean(3, 4),
+      meanExecMs: mean(5, 6) * 1000,
+      nominalSeats: at(7),
+      currentSeats: at(8),
+    });
   }
   return out.sort((x, y) => y.dispatched - x.dispatched);
 }
@@ -229,7 +281,8 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
   const timeoutMs = o.timeoutMs ?? 600_000;
   // a default kube-apiserver (400 + 200 requests in flight, shared out by APF) unless told
   const apiserverArgs = o.apiserverArgs ?? [];
-  const kube = await startKube({ apiserverArgs });
+  const creator = o.creator ?? 'admin';
+  const kube = await startKube({ apiserverArgs, ...(creator === 'kubeadm' ? { users: [{ name: 'kubeadm-admin', groups: ['kubeadm:cluster-admins'] }] } : {}) });
   const tmp = testTempDir('clusterscale');
   const children: ChildProcess[] = [];
   const aborts: (() => void)[] = [];
@@ -268,6 +321,18 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
       await kube.kubectlRun(['apply', '-f', '-'], { input: opRbac });
       opKubeconfig = kube.kubeconfigForToken('operator', await kube.serviceAccountToken(SYS, 'vio4wd-operator', { durationSeconds: 7200 }));
     }
+    if (o.flowSchema !== false) {
+      // the chart's APF FlowSchema and priority level (templates/flowcontrol.yaml); in a cluster
+      // every agent runs as the chart's one agent ServiceAccount, here each node has its own:
+      // they take the agent's place among the FlowSchema's subjects
+      const text = await kube.helm('template', 'vio4wd', 'helm/vio4wd', '--namespace', SYS, '--show-only', 'templates/flowcontrol.yaml');
+      const docs = parseAllDocuments(text).map((d) => d.toJS() as { kind: string; spec: { rules: { subjects: { serviceAccount?: { name: string } }[] }[] } });
+      for (const fs of docs.filter((d) => d.kind === 'FlowSchema')) {
+        const rule = fs.spec.rules[0]!;
+        rule.subjects = [...rule.subjects.filter((x) => x.serviceAccount?.name !== 'vio4wd-agent'), ...nodes.map((n) => ({ kind: 'ServiceAccount', serviceAccount: { name: n, namespace: SYS } }))];
+      }
+      await kube.kubectlRun(['apply', '-f', '-'], { input: docs.map((d) => stringify(d)).join('---\n') });
+    }
     const opMetrics = `127.0.0.1:${await freePort()}`;
     const operator = spawn(
       process.execPath,
@@ -292,6 +357,33 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     await Promise.all(groups.map((g) => g.next(/^ready$/, timeoutMs)));
     log(`${o.nodes} agents running in ${groups.length} processes`);
 
+    // who creates the relays: the admin is in system:masters (APF-exempt); kubeadm >= 1.29 binds
+    // its admin.conf user's group kubeadm:cluster-admins to cluster-admin instead, and a GitOps
+    // controller is a ServiceAccount: both are subject to APF like the operator and the agents
+    let creatorClients = admin;
+    let creatorIdentity = 'admin (system:masters, APF-exempt)';
+    if (creator === 'kubeadm') {
+      await kube.kubectl('create', 'clusterrolebinding', 'kubeadm:cluster-admins', '--clusterrole=cluster-admin', '--group=kubeadm:cluster-admins');
+      creatorClients = kubeClients(kube.users['kubeadm-admin']!.kubeconfigPath);
+      creatorIdentity = 'kubeadm-admin (group kubeadm:cluster-admins, bound to cluster-admin)';
+    } else if (creator === 'serviceaccount') {
+      await kube.kubectl('create', 'namespace', 'gitops');
+      await kube.kubectl('create', 'serviceaccount', 'bulk-apply', '-n', 'gitops');
+      await kube.kubectl('create', 'clusterrolebinding', 'gitops-bulk-apply', '--clusterrole=cluster-admin', '--serviceaccount=gitops:bulk-apply');
+      creatorClients = kubeClients(kube.kubeconfigForToken('bulk-apply', await kube.serviceAccountToken('gitops', 'bulk-apply', { durationSeconds: 7200 })));
+      creatorIdentity = 'system:serviceaccount:gitops:bulk-apply (bound to cluster-admin)';
+    }
+    if (creator !== 'admin') {
+      await until('the creator may create VirtioRelays', async () => {
+        try {
+          await creatorClients.custom.listNamespacedCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', plural: 'virtiorelays', namespace: NS });
+          return true;
+        } catch {
+          return false;
+        }
+      }, { timeoutMs: 30_000, intervalMs: 200 });
+    }
+
     // Ready transitions of every relay (and when its node was set), from one admin watch
     const scheduledAt = new Map<string, number>();
     const nodeOf = new Map<string, string>();
@@ -299,7 +391,7 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
       if (!obj.spec?.nodeName) return;
       nodeOf.set(obj.metadata.name, obj.spec.nodeName);
       if (!scheduledAt.has(obj.metadata.name)) scheduledAt.set(obj.metadata.name, at);
-    });
+    }, creatorClients);
     aborts.push(() => relays.stop());
     const { readyAt, sentAt, createdAt } = relays;
     const waitReady = (names: string[], what: string): Promise<void> => relays.untilReady(names, { timeoutMs, what, listEveryMs: 10_000 });
@@ -416,6 +508,9 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
       relays: total,
       apiserverArgs,
       operatorIdentity: o.operatorServiceAccount !== false ? `system:serviceaccount:${SYS}:vio4wd-operator` : 'admin (system:masters)',
+      creatorIdentity,
+      creates429: relays.throttled,
+      flowSchema: o.flowSchema !== false,
       burst: { applyToReadyMs, allReadyMs, createdMs, requests: burstRequests, scheduledPerSecond: total / (allReadyMs / 1000), breakdown },
       stream: { applyToReadyMs: streamLat, rate, requests: streamRequests },
       quiet: { ...quiet, writesPerNodePer10s, operatorLeaseWrites },

@@ -21,6 +21,8 @@ export class RelayWatch {
   /** relay -> its create request sent, and answered */
   readonly sentAt = new Map<string, number>();
   readonly createdAt = new Map<string, number>();
+  /** creates the apiserver answered 429 (APF: too many requests) and that were sent again */
+  throttled = 0;
   private readonly aborts: (() => void)[] = [];
   private closed = false;
 
@@ -28,11 +30,13 @@ export class RelayWatch {
     private readonly clients: KubeClients,
     readonly namespace: string,
     private readonly observe?: (obj: RelayObject, at: number) => void,
+    private readonly creator: KubeClients = clients,
   ) {}
 
-  /** Starts the watch; observe sees every object the watch or a list brings, with its time. */
-  static async start(clients: KubeClients, namespace: string, observe?: (obj: RelayObject, at: number) => void): Promise<RelayWatch> {
-    const w = new RelayWatch(clients, namespace, observe);
+  /** Starts the watch; observe sees every object the watch or a list brings, with its time.
+   *  creator: who creates the relays (default: the watch's client). */
+  static async start(clients: KubeClients, namespace: string, observe?: (obj: RelayObject, at: number) => void, creator?: KubeClients): Promise<RelayWatch> {
+    const w = new RelayWatch(clients, namespace, observe, creator);
     await w.watch();
     return w;
   }
@@ -52,7 +56,19 @@ export class RelayWatch {
   async create(body: { metadata: { name: string } }): Promise<void> {
     const name = body.metadata.name;
     this.sentAt.set(name, performance.now());
-    await this.clients.custom.createNamespacedCustomObject({ ...API, namespace: this.namespace, body });
+    // a 429 (APF rejected it) is sent again after the Retry-After the apiserver asks for, as
+    // client-go and kubectl do; the relay's time still counts from the first send
+    for (;;) {
+      try {
+        await this.creator.custom.createNamespacedCustomObject({ ...API, namespace: this.namespace, body });
+        break;
+      } catch (err) {
+        const e = err as { code?: number; headers?: Record<string, string> };
+        if (e.code !== 429) throw err;
+        this.throttled++;
+        await new Promise((r) => setTimeout(r, Math.min(10, Number(e.headers?.['retry-after'] ?? 1) || 1) * 1000));
+      }
+    }
     this.createdAt.set(name, performance.now());
   }
 
