@@ -6,7 +6,7 @@
 //
 //   flock /tmp/vio4wd-it.lock node --import tsx bench/cluster-scale.ts [--nodes 100] [--relays 64] \
 //     [--stream 300 --rate 10] [--quiet 60] [--in-flight 64] [--apiserver-arg=--FLAG=V]... [--operator-admin] \
-//     [--creator admin|kubeadm|serviceaccount] [--no-flowschema] [--json bench/results/FILE.json]
+//     [--creator admin|kubeadm|serviceaccount] [--no-flowschema] [--operator-concurrency 32] [--json bench/results/FILE.json]
 //
 // --creator: who creates the relays. admin (default) is in system:masters, exempt from API Priority
 // and Fairness; kubeadm is a user in kubeadm:cluster-admins (kubeadm >= 1.29's admin.conf) and
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     creator: { type: 'string', default: 'admin' },
     // without the chart's APF FlowSchema (the agents and the operator then in workload-low)
     'no-flowschema': { type: 'boolean', default: false },
+    // the operator's --concurrency (relays placed at once; default 32)
+    'operator-concurrency': { type: 'string' },
     json: { type: 'string' },
   },
 });
@@ -50,6 +52,7 @@ const r = await runClusterScale({
   operatorServiceAccount: !values['operator-admin'],
   creator: values.creator as Creator,
   flowSchema: !values['no-flowschema'],
+  ...(values['operator-concurrency'] ? { operatorConcurrency: Number(values['operator-concurrency']) } : {}),
   timeoutMs: 1_200_000,
   log,
 });

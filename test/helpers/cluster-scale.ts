@@ -42,6 +42,8 @@ export interface ClusterScaleOptions {
    *  user in kubeadm:cluster-admins, as kubeadm >= 1.29's admin.conf: APF's global-default), or
    *  'serviceaccount' (a GitOps controller's ServiceAccount bound to cluster-admin: workload-low) */
   creator?: Creator;
+  /** the operator's --concurrency (relays placed at once; its default 32) */
+  operatorConcurrency?: number;
   /** the chart's FlowSchema and priority level for the agents and the operator (default true) */
   flowSchema?: boolean;
   timeoutMs?: number;
@@ -336,7 +338,7 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
     const opMetrics = `127.0.0.1:${await freePort()}`;
     const operator = spawn(
       process.execPath,
-      ['bin/vio4wd.js', 'operator', '--kubeconfig', opKubeconfig, '--namespace', SYS, '--identity', 'scale-op', '--log-level', 'error', '--metrics-address', opMetrics],
+      ['bin/vio4wd.js', 'operator', '--kubeconfig', opKubeconfig, '--namespace', SYS, '--identity', 'scale-op', '--log-level', 'error', '--metrics-address', opMetrics, ...(o.operatorConcurrency ? ['--concurrency', String(o.operatorConcurrency)] : [])],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(operator);

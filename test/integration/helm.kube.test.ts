@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpsRequest } from 'node:https';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { startKube, waitUntil, type KubeEnv } from '../helpers/kube.js';
 import { parseConfigText, resolveConfig } from '../../src/agent/config/load.js';
@@ -131,6 +132,20 @@ function find(objs: Obj[], kind: string, name?: string): Obj {
   return o;
 }
 
+/** GET path with a bearer token: the status and the APF FlowSchema and priority level (uids) the apiserver used. */
+function apfHeaders(token: string, path: string): Promise<{ status: number; flowSchema: string; priorityLevel: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(`${kube.server}${path}`, { ca: readFileSync(kube.caFile), headers: { Authorization: `Bearer ${token}` } }, (res) => {
+      res.resume();
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, flowSchema: String(res.headers['x-kubernetes-pf-flowschema-uid'] ?? ''), priorityLevel: String(res.headers['x-kubernetes-pf-prioritylevel-uid'] ?? '') }),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function dryRun(text: string, namespace = NS): Promise<void> {
   const r = await kube.kubectlRun(['apply', '--dry-run=server', '--validate=strict', '-n', namespace, '-f', '-'], { input: text, check: false });
   assert.equal(r.code, 0, `kubectl apply --dry-run=server: ${r.stderr}`);
@@ -207,6 +222,7 @@ const ALL: Obj = {
     dashboard: { enabled: true, labels: { grafana_dashboard: 'vio4wd' }, namespace: 'monitoring' },
   },
   kubevirt: { bindingName: 'fastnic', sidecarImage: 'registry.example.com/net/sidecar:1' },
+  flowControl: { nominalConcurrencyShares: 20, lendablePercent: 0, matchingPrecedence: 500 },
   policies: [
     {
       name: 'fast',
@@ -226,6 +242,7 @@ const DISABLED: Obj = {
   serviceAccount: { agent: { create: false, name: 'existing-agent' }, operator: { create: false, name: 'existing-operator' } },
   rbac: { create: false },
   metrics: { service: { enabled: false } },
+  flowControl: { enabled: false },
 };
 
 const OFF: Obj = { agent: { enabled: false }, operator: { enabled: false } };
@@ -256,6 +273,20 @@ test('helm install is the whole installation: CRDs from the chart, then every ob
     assert.ok(got.split('\n').includes(n), `${n} missing after helm install: ${got}`);
   }
   await kube.kubectl('get', 'clusterrole/vio4wd-agent', 'clusterrole/vio4wd-operator', 'clusterrolebinding/vio4wd-agent', 'role/vio4wd-operator-leader-election', '-n', 'vio4wd-install');
+  // the apiserver puts the agent's and the operator's requests in the chart's priority level,
+  // and other users' (here the admin's ServiceAccount-less token) elsewhere: it says which in
+  // the X-Kubernetes-PF-* headers of every answer
+  const uid = async (what: string): Promise<string> => (await kube.kubectl('get', what, '-o', 'jsonpath={.metadata.uid}')).trim();
+  const [fsUid, plUid] = [await uid('flowschema/vio4wd'), await uid('prioritylevelconfiguration/vio4wd')];
+  for (const sa of ['vio4wd-agent', 'vio4wd-operator']) {
+    const h = await apfHeaders(await kube.serviceAccountToken('vio4wd-install', sa), '/apis/vio4wd.io/v1alpha1/virtiorelays?limit=1');
+    assert.deepEqual([h.status, h.flowSchema, h.priorityLevel], [200, fsUid, plUid], `${sa}'s request`);
+  }
+  await kube.kubectl('create', 'serviceaccount', 'someone-else', '-n', 'vio4wd-install');
+  const other = await apfHeaders(await kube.serviceAccountToken('vio4wd-install', 'someone-else'), '/apis/vio4wd.io/v1alpha1/virtiorelays?limit=1');
+  assert.equal(other.status, 403);
+  assert.notEqual(other.flowSchema, fsUid, 'another ServiceAccount of the namespace is not in the chart\'s level');
+  assert.equal(other.flowSchema, await uid('flowschema/service-accounts'));
   const u = await kube.helmRun(['uninstall', 'vio4wd', '--namespace', 'vio4wd-install'], { check: false });
   assert.equal(u.code, 0, u.stderr);
   await waitUntil('uninstall removed the ClusterRoles', async () => (await kube.kubectlRun(['get', 'clusterrole/vio4wd-agent'], { check: false })).code !== 0);
@@ -461,6 +492,12 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.equal(find(objs, 'PodDisruptionBudget').spec.minAvailable, 2);
   const role = find(objs, 'Role', 'vfwd-test-operator-leader-election');
   assert.deepEqual(role.rules[1].resourceNames, ['vfwd-leader']);
+  // API Priority and Fairness: the two ServiceAccounts in a level of their own
+  const fs = find(objs, 'FlowSchema', 'vfwd-test');
+  assert.deepEqual(fs.spec.rules[0].subjects.map((x: Obj) => x.serviceAccount), [{ name: 'vfwd-node', namespace: NS }, { name: 'vfwd-ctl', namespace: NS }]);
+  assert.deepEqual([fs.spec.matchingPrecedence, fs.spec.priorityLevelConfiguration.name, fs.spec.distinguisherMethod.type], [500, 'vfwd-test', 'ByUser']);
+  const plc = find(objs, 'PriorityLevelConfiguration', 'vfwd-test').spec.limited;
+  assert.deepEqual([plc.nominalConcurrencyShares, plc.lendablePercent], [20, 0]);
   assert.equal(find(objs, 'ServiceAccount', 'vfwd-node').metadata.annotations['example.com/sa'], 'agent');
   assert.equal(find(objs, 'ServiceAccount', 'vfwd-ctl').metadata.annotations['example.com/sa'], 'operator');
   const sm = find(objs, 'ServiceMonitor');

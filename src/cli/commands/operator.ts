@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { createLogger } from '../../util/log.js';
+import { ValidationError } from '../../util/errors.js';
 import type { Operator } from '../../operator/operator.js';
 
 export interface OperatorCliOptions {
@@ -13,6 +14,8 @@ export interface OperatorCliOptions {
   identity: string;
   metricsAddress?: string;
   logLevel?: string;
+  /** relays placed (their patches in flight) at the same time */
+  concurrency?: string;
 }
 
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -39,9 +42,16 @@ export async function startOperator(opts: OperatorCliOptions): Promise<Operator>
     leaseName: opts.leaseName,
     identity: opts.identity,
     ...(opts.metricsAddress ? { metricsAddress: opts.metricsAddress } : {}),
+    ...(opts.concurrency !== undefined ? { scheduler: { concurrency: concurrencyOf(opts.concurrency) } } : {}),
   });
   await op.start();
   return op;
+}
+
+function concurrencyOf(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new ValidationError('--concurrency', `"${text}" is not a whole number from 1 to 1024 (relays placed at the same time; default 32)`);
+  return n;
 }
 
 export function register(program: Command): void {
@@ -55,6 +65,7 @@ export function register(program: Command): void {
       new Option('--identity <id>', 'this replica\'s name in the Lease, unique among replicas').env('POD_NAME').default(`${hostname()}_${process.pid}`, 'hostname_pid'),
     )
     .option('--metrics-address <host:port>', 'serve /metrics, /healthz and /readyz here, e.g. :8080')
+    .option('--concurrency <n>', 'relays reconciled (placement patches in flight) at the same time, 1-1024 (default 32)')
     .addOption(new Option('--log-level <level>', 'pino log level').env('VIO4WD_LOG_LEVEL'))
     .action(async (opts: OperatorCliOptions) => {
       const op = await startOperator(opts);
