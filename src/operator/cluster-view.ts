@@ -3,7 +3,7 @@
 // the operator's own picks (reservations) that the caches do not show yet.
 import type { V1Node } from '@kubernetes/client-node';
 import { objectKey, type Cache, type VirtioForwarderNode, type VirtioRelay } from '../kube/index.js';
-import { normalizeVf, usedByKey, type AssignedRelay, type PlacementNode } from './placement.js';
+import { PlacementSnapshot, normalizeVf, usedByKey, type AssignedRelay, type PlacementNode } from './placement.js';
 import type { AgentLiveness } from './liveness.js';
 
 /** A node picked for a relay whose patch the informer may not show yet. */
@@ -107,4 +107,46 @@ export function nodeRoomKey(node: V1Node): string {
   const labels = Object.entries(node.metadata?.labels ?? {}).sort(([a], [b]) => a.localeCompare(b));
   const deleting = node.metadata?.deletionTimestamp ? 'deleting' : '';
   return `${deleting};${node.spec?.unschedulable ? 'cordoned' : ''};${nodeReady(node) ? 'ready' : ''};${JSON.stringify(labels)}`;
+}
+
+/**
+ * The placement view (nodes and PlacementSnapshot) kept from one placement pass to the next, so a
+ * burst placed a few relays per pass does not rebuild it from every relay each time (3 ms at 6,400
+ * relays and 100 nodes, per pass). It is built again when something may have changed room
+ * (invalidate: an agent's VFs or engine, a Node, a Lease, a relay deleted or moved, a failed
+ * placement), and at least every maxAgeMs (an agent's Lease running out is no event).
+ */
+export class PlacementView {
+  private built: { nodes: PlacementNode[]; snapshot: PlacementSnapshot; at: number; nodeOf: Map<string, string> } | undefined;
+
+  constructor(
+    private readonly relays: Cache<VirtioRelay>,
+    private readonly vfns: Cache<VirtioForwarderNode>,
+    private readonly nodes: Cache<V1Node>,
+    private readonly liveness: AgentLiveness,
+    private readonly reservations: Map<string, Reservation>,
+    private readonly maxAgeMs = 1000,
+  ) {}
+
+  current(): { nodes: PlacementNode[]; snapshot: PlacementSnapshot } {
+    const now = performance.now();
+    if (!this.built || now - this.built.at > this.maxAgeMs) {
+      const nodes = placementNodes(this.nodes, this.vfns, this.liveness);
+      const assigned = assignedRelays(this.relays, this.vfns, this.reservations);
+      this.built = { nodes, snapshot: new PlacementSnapshot(nodes, assigned), at: now, nodeOf: new Map(assigned.map((a) => [a.key, a.node])) };
+    }
+    return this.built;
+  }
+
+  invalidate(): void {
+    this.built = undefined;
+  }
+
+  /** A relay's update: the view holds while it has the relay where it is (or is to be: a pick of
+   *  the view's whose patch has landed, a new relay without a node); else it is built again. */
+  relayChanged(key: string, node: string | undefined): void {
+    if (!this.built) return;
+    const known = this.built.nodeOf.get(key) ?? this.reservations.get(key)?.node;
+    if (known !== node) this.invalidate();
+  }
 }

@@ -22,10 +22,10 @@ import {
   type VirtioRelay,
   type VirtioRelayStatus,
 } from '../kube/index.js';
-import { PlacementSnapshot, type Placement, type Unschedulable } from './placement.js';
+import type { Placement, Unschedulable } from './placement.js';
 import { AgentLiveness } from './liveness.js';
 import { applyPoolPolicy } from './pool-policy.js';
-import { agentRoomKey, assignedRelays, nodeOf, nodeRoomKey, placementNodes, type Reservation } from './cluster-view.js';
+import { PlacementView, agentRoomKey, nodeOf, nodeRoomKey, type Reservation } from './cluster-view.js';
 
 /** Annotation the operator writes with the VF(s) it counted for a relay (a hint for the agent). */
 export const SCHEDULED_VF_ANNOTATION = 'vio4wd.io/scheduled-vf';
@@ -77,7 +77,6 @@ export class RelayController {
   readonly queue: WorkQueue;
   private readonly log: Logger;
   private readonly relays: Cache<VirtioRelay>;
-  private readonly vfns: Cache<VirtioForwarderNode>;
   private readonly nodes: Cache<V1Node>;
   private readonly counters: SchedulerCounters;
   private readonly reservations = new Map<string, Reservation>();
@@ -93,17 +92,16 @@ export class RelayController {
   private readonly placedAt = new Map<string, number>();
   /** relays to place in the next pass */
   private placing: Placing[] = [];
-  private readonly liveness: AgentLiveness;
+  private readonly view: PlacementView;
   private ready = false;
   private stopped = false;
 
   constructor(private readonly o: RelayControllerOptions) {
     this.log = o.logger;
     this.relays = o.relays;
-    this.vfns = o.vfns;
     this.nodes = o.nodes;
     this.counters = o.counters;
-    this.liveness = o.liveness ?? new AgentLiveness();
+    this.view = new PlacementView(o.relays, o.vfns, o.nodes, o.liveness ?? new AgentLiveness(), this.reservations);
     this.queue = new WorkQueue((k) => this.reconcile(k), {
       concurrency: o.concurrency ?? 32,
       logger: this.log,
@@ -133,8 +131,9 @@ export class RelayController {
   /** Only a relay without a node, being deleted, or on a node that is gone is queued: not the
    *  agents' many status updates, which relays waiting for a node would queue behind. */
   relayChanged(r: VirtioRelay): void {
-    if (!this.ready) return;
     const node = nodeOf(r);
+    this.view.relayChanged(objectKey(r), node);
+    if (!this.ready) return;
     if (node === undefined || r.metadata.deletionTimestamp || this.nodes.get(node) === undefined) this.queue.add(objectKey(r));
   }
 
@@ -182,6 +181,7 @@ export class RelayController {
 
   /** Relays that did not fit get another try (the others without a node are queued already). */
   enqueuePending(): void {
+    this.view.invalidate(); // what made room for them changes the view too
     if (!this.ready) return;
     for (const key of this.lastFailure.keys()) {
       const [namespace, name] = key.split('/') as [string, string];
@@ -254,8 +254,7 @@ export class RelayController {
       for (const p of batch) p.done(Promise.resolve());
       return;
     }
-    const nodes = placementNodes(this.nodes, this.vfns, this.liveness);
-    const snapshot = new PlacementSnapshot(nodes, assignedRelays(this.relays, this.vfns, this.reservations));
+    const { nodes, snapshot } = this.view.current();
     const policies = this.o.policies.list();
     const labels = (n: string): Record<string, string> => this.nodes.get(n)?.metadata?.labels ?? {};
     for (const { obj, key, done } of batch) {
@@ -292,6 +291,7 @@ export class RelayController {
       });
     } catch (err) {
       this.reservations.delete(key);
+      this.view.invalidate(); // it counted the pick in
       if (err instanceof InvalidError) {
         // e.g. nodeName "" set by the user, which CEL keeps from changing
         await this.unschedulable(obj, key, `cannot assign node ${result.node}: ${err.message}`);

@@ -8,6 +8,7 @@ import type { V1Lease, V1Node } from '@kubernetes/client-node';
 import { RelayController, SCHEDULED_VF_ANNOTATION, type SchedulerCounters } from '../../src/operator/relay-controller.js';
 import { NodeCleanupController } from '../../src/operator/node-cleanup.js';
 import { AgentLiveness } from '../../src/operator/liveness.js';
+import { PlacementView, type Reservation } from '../../src/operator/cluster-view.js';
 import { ConflictError, FINALIZER, objectKey, type Cache, type NodeCondition, type RelayPatch, type VirtioForwarderNode, type VirtioForwarderPolicy, type VirtioRelay } from '../../src/kube/index.js';
 import { silentLogger } from '../../src/util/log.js';
 import { sleep, until } from '../helpers/wait.js';
@@ -215,6 +216,51 @@ test('a node change retries only the relays that did not fit, and only when it c
   c.nodeChanged(n);
   c.nodeChanged({ ...n, status: { ...n.status, conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: new Date() }] } });
   assert.deepEqual(added, []);
+});
+
+test('the placement view is kept from pass to pass while nothing changes room, and built again when something does', (t) => {
+  const f = new Fixture(t, { relays: [relay('a', { nodeName: 'n1' }), relay('b')], nodes: [node('n1'), node('n2')], vfns: [agent('n1', ['0000:3b:02.0']), agent('n2', ['0000:3c:02.0'])] });
+  const reservations = new Map<string, Reservation>();
+  const view = new PlacementView(f.relays, f.vfns, f.nodes, f.liveness, reservations, 60_000);
+  const first = view.current();
+  assert.equal(view.current(), first, 'nothing changed: the same view');
+  // a pick of the view (b to n2): its patch landing, an agent's status write, a new relay without a node
+  assert.ok(first.snapshot.place({ key: 'app/b', vf: { selector: { pfName: 'ens1f0' } } }, first.nodes).ok);
+  reservations.set('app/b', { node: 'n2', vfs: ['0000:3c:02.0'], preRv: '1' });
+  view.relayChanged('app/b', 'n2');
+  view.relayChanged('app/a', 'n1');
+  view.relayChanged('app/c', undefined);
+  assert.equal(view.current(), first, 'what the view knows already: the same view');
+  // a relay moved (or put on a node by hand): built again, from the caches
+  view.relayChanged('app/a', 'n2');
+  const second = view.current();
+  assert.notEqual(second, first);
+  view.invalidate();
+  assert.notEqual(view.current(), second, 'invalidate: built again');
+  // and at least every maxAgeMs
+  const young = new PlacementView(f.relays, f.vfns, f.nodes, f.liveness, reservations, 0);
+  const v = young.current();
+  const until = performance.now() + 2;
+  while (performance.now() < until);
+  assert.notEqual(young.current(), v);
+});
+
+test('a VF freed by a deleted relay goes to the relay that did not fit (the kept view is built again)', async (t) => {
+  const f = new Fixture(t, { relays: [relay('a')], nodes: [node('n1')], vfns: [agent('n1', ['0000:3b:02.0'])] });
+  const c = f.relayController({ retryPendingMs: 60_000 });
+  await run(c);
+  assert.ok(f.actions.some((x) => x.startsWith('patch app/a') && x.includes('"nodeName":"n1"')));
+  // b comes in a later pass: the kept view counts a's VF, so b does not fit
+  f.relays.put(relay('b'));
+  c.relayChanged(f.relays.get('b', 'app')!);
+  await c.queue.idle();
+  assert.equal(f.counters.failedScheduling, 1);
+  // a goes: its VF is free, and b gets it
+  const a = f.relays.get('a', 'app')!;
+  f.relays.items.delete('app/a');
+  c.relayDeleted(a);
+  await c.queue.idle();
+  assert.ok(f.actions.some((x) => x.startsWith('patch app/b') && x.includes('"nodeName":"n1"') && x.includes('0000:3b:02.0')), f.actions.join('\n'));
 });
 
 test('two relays, one free VF: the reservation keeps the second from taking the same VF', async (t) => {
