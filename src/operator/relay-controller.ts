@@ -67,11 +67,7 @@ export interface RelayControllerOptions {
 }
 
 /** A relay waiting in the current placement pass. */
-interface Placing {
-  obj: VirtioRelay;
-  key: string;
-  done: (r: Promise<HandlerResult>) => void;
-}
+type Placing = { obj: VirtioRelay; key: string; done: (r: Promise<HandlerResult>) => void };
 
 export class RelayController {
   readonly queue: WorkQueue;
@@ -131,10 +127,12 @@ export class RelayController {
   /** Only a relay without a node, being deleted, or on a node that is gone is queued: not the
    *  agents' many status updates, which relays waiting for a node would queue behind. */
   relayChanged(r: VirtioRelay): void {
-    const node = nodeOf(r);
-    this.view.relayChanged(objectKey(r), node);
+    const [key, node] = [objectKey(r), nodeOf(r)];
+    this.view.relayChanged(key, node);
     if (!this.ready) return;
-    if (node === undefined || r.metadata.deletionTimestamp || this.nodes.get(node) === undefined) this.queue.add(objectKey(r));
+    // its agent wrote a status: no Scheduled to write, so no look after scheduledStatusAfterMs
+    if (r.status?.phase && this.placedAt.delete(key)) this.queue.forget(key);
+    if (node === undefined || r.metadata.deletionTimestamp || this.nodes.get(node) === undefined) this.queue.add(key);
   }
 
   relayDeleted(r: VirtioRelay): void {

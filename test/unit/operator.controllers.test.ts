@@ -165,10 +165,14 @@ test('a placed relay whose agent writes its status in time gets no Scheduled sta
   await run(c);
   const cur = f.relays.get('vm1', 'app')!;
   f.relays.put({ ...cur, metadata: { ...cur.metadata, resourceVersion: '999' }, status: { phase: 'Ready', nodeName: 'n1' } });
+  const added: string[] = [];
+  const add = c.queue.add.bind(c.queue);
+  c.queue.add = (k: string) => void (added.push(k), add(k));
   c.relayChanged(f.relays.get('vm1', 'app')!);
   await sleep(300);
   await c.queue.idle();
   assert.deepEqual(f.actions.filter((a) => a.startsWith('status')), []);
+  assert.deepEqual(added, [], 'nor a look at it after scheduledStatusAfterMs: one key per placed relay');
 });
 
 test('a relay no node can take stays Pending with the reason, and the event is not repeated for the same reason', async (t) => {
