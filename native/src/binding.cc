@@ -548,6 +548,22 @@ Napi::Value Memory(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// The settings the running engine took (vio_query_settings), named as start() names them.
+Napi::Value Settings(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  vio_settings s;
+  ThrowIf(env, vio_query_settings(&s), "");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mergeableRxBuffers", s.mrg_rxbuf);
+  o.Set("tso", s.tso);
+  o.Set("jumbo", s.jumbo);
+  o.Set("rxDescriptors", s.rx_desc);
+  o.Set("txDescriptors", s.tx_desc);
+  o.Set("poolQueuePairs", s.pool_queue_pairs);
+  o.Set("idleSweepMicros", s.idle_sweep_us);
+  return o;
+}
+
 Napi::Value Version(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), vio_dpdk_version());
 }
@@ -618,6 +634,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats));
   exports.Set("workers", Napi::Function::New(env, Workers));
   exports.Set("memory", Napi::Function::New(env, Memory));
+  exports.Set("settings", Napi::Function::New(env, Settings));
   exports.Set("nativeHeap", Napi::Function::New(env, NativeHeap));
   exports.Set("trimNativeHeap", Napi::Function::New(env, TrimNativeHeap));
   exports.Set("version", Napi::Function::New(env, Version));

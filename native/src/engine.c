@@ -716,6 +716,25 @@ enum vio_err vio_query_memory(struct vio_memory_info *out)
 	return VIO_OK;
 }
 
+enum vio_err vio_query_settings(struct vio_settings *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&eng.lock);
+	if (!running_locked()) {
+		pthread_mutex_unlock(&eng.lock);
+		return VIO_ENOTSTARTED;
+	}
+	out->mrg_rxbuf = eng.opts.mrg_rxbuf;
+	out->tso = eng.opts.tso;
+	out->jumbo = eng.opts.jumbo;
+	out->rx_desc = eng.opts.rx_desc;
+	out->tx_desc = eng.opts.tx_desc;
+	out->pool_queue_pairs = eng.opts.pool_queue_pairs;
+	out->idle_sweep_us = eng.opts.idle_sweep_us;
+	pthread_mutex_unlock(&eng.lock);
+	return VIO_OK;
+}
+
 const char *vio_dpdk_version(void)
 {
 	return rte_version();

@@ -277,6 +277,14 @@ int vio_query_ids(int *ids, int max);
 enum vio_err vio_query_stats(int id, struct vio_relay_stats *out);
 int vio_query_workers(struct vio_worker_info *out, int max);
 enum vio_err vio_query_memory(struct vio_memory_info *out);
+/* The running engine's settings: what vio_start was given (the binding's defaults applied). */
+struct vio_settings {
+	bool mrg_rxbuf, tso, jumbo;
+	uint16_t rx_desc, tx_desc;
+	uint32_t pool_queue_pairs;
+	uint32_t idle_sweep_us;
+};
+enum vio_err vio_query_settings(struct vio_settings *out);
 const char *vio_dpdk_version(void);
 /* TSC ticks per second: the unit of vio_worker_info's cycle counts */
 uint64_t vio_tsc_hz(void);

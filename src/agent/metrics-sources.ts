@@ -27,6 +27,7 @@ export async function metricsSources(
         mbufsTotal: m.mempools.reduce((a, p) => a + p.size, 0),
       };
     },
+    settings: () => (state.up() ? engine.settings() : undefined),
     ready: state.ready,
     workers: () => engine.workers(),
     tscHz: () => engine.tscHz(),

@@ -13,6 +13,7 @@ import { loadAddon, type NativeAddon, type NativeEvent } from './native.js';
 import type {
   EngineEvent,
   EngineOptions,
+  EngineSettings,
   GuestArrival,
   GuestDeparture,
   MemoryInfo,
@@ -99,7 +100,7 @@ export class Engine extends EventEmitter {
     } catch (err) {
       throw fromNative(err);
     }
-    log.info({ workerCpus: opts.workerCpus, mainCpu: plan.mainCpu, ealArgs: plan.args, dpdk: engine.version().dpdk, ms: Date.now() - t0 }, 'engine started');
+    log.info({ workerCpus: opts.workerCpus, mainCpu: plan.mainCpu, ealArgs: plan.args, settings: engine.settings(), dpdk: engine.version().dpdk, ms: Date.now() - t0 }, 'engine started');
     return engine;
   }
 
@@ -253,6 +254,16 @@ export class Engine extends EventEmitter {
     if (this.stopped) throw new EngineError('ENOTSTARTED', 'engine stopped');
     try {
       return this.native.memory();
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** The settings the engine runs with, as the engine itself reports them. */
+  settings(): EngineSettings {
+    if (this.stopped) throw new EngineError('ENOTSTARTED', 'engine stopped');
+    try {
+      return this.native.settings();
     } catch (err) {
       throw fromNative(err);
     }

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './errors.js';
-import type { MemoryInfo, NativeHeapInfo, RelayConfig, RelayInfo, RelayStats, VfSource, WorkerInfo } from './types.js';
+import type { EngineSettings, MemoryInfo, NativeHeapInfo, RelayConfig, RelayInfo, RelayStats, VfSource, WorkerInfo } from './types.js';
 
 /** An event as the addon posts it (EngineEvent plus fields of other types left out). */
 export interface NativeEvent {
@@ -64,6 +64,7 @@ export interface NativeAddon {
   stats(id: number): RelayStats;
   workers(): WorkerInfo[];
   memory(): MemoryInfo;
+  settings(): EngineSettings;
   nativeHeap(): NativeHeapInfo;
   /** malloc_trim(0): true when memory went back to the system */
   trimNativeHeap(): boolean;

@@ -228,6 +228,19 @@ export interface WorkerInfo {
   wakeups: number;
 }
 
+/** The settings the running engine took (native vio_query_settings): what a config asked for,
+ *  with the engine's defaults where it asked nothing. */
+export interface EngineSettings {
+  mergeableRxBuffers: boolean;
+  tso: boolean;
+  jumbo: boolean;
+  rxDescriptors: number;
+  txDescriptors: number;
+  poolQueuePairs: number;
+  /** The idle sweep period: the longest an idle queue waits for its next poll (0: none). */
+  idleSweepMicros: number;
+}
+
 export interface MemoryInfo {
   mempools: { numaNode: number; name: string; size: number; inUse: number; bytes: number }[];
   /** Hugepage memory the EAL has mapped, bytes (its memsegs: what the engine takes from the

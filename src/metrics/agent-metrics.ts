@@ -43,6 +43,8 @@ function scraped<L extends string>(
   else new Gauge<L>(config);
 }
 
+const scaleMicros = (us: number | undefined): number | undefined => (us === undefined ? undefined : us / 1e6);
+
 export class AgentMetrics {
   readonly registry = new Registry();
   private readonly migrations: Counter<'relay' | 'direction'>;
@@ -243,6 +245,10 @@ export class AgentMetrics {
       ] as const) {
         scraped(r, 'gauge', name, help, [], () => [[{}, mem()?.[pick]]]);
       }
+    }
+    if (src.settings) {
+      const settings = src.settings.bind(src);
+      scraped(r, 'gauge', 'vio4wd_engine_idle_sweep_seconds', 'The idle sweep period the engine runs with (engine.idleSweepMicros): the longest a waking idle queue waits for its first poll; 0 polls every queue on every pass', [], () => [[{}, scaleMicros(settings()?.idleSweepMicros)]]);
     }
     if (src.buildInfo) {
       const info = src.buildInfo.bind(src);

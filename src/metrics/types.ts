@@ -10,6 +10,8 @@ export interface MetricsSources {
   engineUp(): boolean;
   /** Hugepage bytes mapped and mbufs in use, when known. */
   memory?(): { hugepageBytes: number; mbufsInUse: number; mbufsTotal: number } | undefined;
+  /** The engine's idle sweep period (what it runs with), when it runs. */
+  settings?(): { idleSweepMicros: number } | undefined;
   /** Ready for /readyz: started and the configured relays reconciled once. */
   ready(): boolean;
   /** The poll-mode workers' load counters, and the TSC rate their cycle counts are in. */

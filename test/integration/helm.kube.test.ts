@@ -178,7 +178,7 @@ const ALL: Obj = {
     hugepages: { dir: '/mnt/huge1g', size: '1Gi', amount: '2Gi', relays: 100, numaNodes: 2 },
     vfioDir: '/dev/vfio-test',
     sysDir: '/host-sys',
-    engine: { workerCpus: [2, 3], mainCpu: 0, inMemory: false, socketMemMb: [1024, 0], extraEalArgs: ['--iova-mode=va'], poolQueuePairs: 64, rxDescriptors: 128, txDescriptors: 512, jumbo: true },
+    engine: { workerCpus: [2, 3], mainCpu: 0, inMemory: false, socketMemMb: [1024, 0], extraEalArgs: ['--iova-mode=va'], poolQueuePairs: 64, rxDescriptors: 128, txDescriptors: 512, jumbo: true, idleSweepMicros: 500 },
     sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' },
     cni: { binDir: '/usr/libexec/cni', type: 'vfwd', socketDir: '/run/vfwd/cni', stateDir: '/var/lib/vfwd', allocationCheck: false },
     dra: { enabled: true, kubeletDir: '/data/kubelet', cdiDir: '/run/cdi-test', metadataDir: '/run/vfwd/dra', stateDir: '/var/lib/vfwd-dra', deviceClasses: true },
@@ -431,7 +431,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.deepEqual(cfg.engine.socketMemMb, [1024, 0]);
   assert.deepEqual(cfg.engine.extraEalArgs, ['--iova-mode=va']);
   assert.equal(cfg.engine.hugeDir, '/mnt/huge1g');
-  assert.deepEqual([cfg.engine.poolQueuePairs, cfg.engine.rxDescriptors, cfg.engine.txDescriptors, cfg.engine.jumbo], [64, 128, 512, true]);
+  assert.deepEqual([cfg.engine.poolQueuePairs, cfg.engine.rxDescriptors, cfg.engine.txDescriptors, cfg.engine.jumbo, cfg.engine.idleSweepMicros], [64, 128, 512, true, 500]);
   assert.equal(cfg.engine.tso, true, 'extraConfig merged');
   assert.equal(cfg.vhostUser.perm, '0660', 'extraConfig merged');
   assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, standIns: {}, vfProgrammer: 'standin' });

@@ -6,58 +6,38 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments, stringify } from 'yaml';
 import type { DoctorReport } from '../../src/doctor/index.js';
 import { parseConfigText, resolveConfig } from '../../src/agent/config/load.js';
+import { agentConfigText, helmTemplate, type Obj } from '../helpers/helm.js';
 
-const CHART = 'helm/vio4wd';
-const CACHE = process.env.VIO4WD_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vio4wd');
-/** helm as scripts/bootstrap installs it (test/env/lib.sh: HELM_BIN). */
-const HELM = join(CACHE, 'kube', 'bin', 'helm');
 const ENTRY = "import { main } from './src/cli/main.ts'; process.exitCode = await main(['node', 'vio4wd', ...process.argv.slice(1)]);";
-
-/* eslint-disable @typescript-eslint/no-explicit-any -- manifests are walked as plain data */
-type Obj = Record<string, any>;
 
 let tmp: string;
 let n = 0;
 
 before(() => {
-  assert.ok(existsSync(HELM), `no helm at ${HELM}: run scripts/bootstrap (test profile)`);
   tmp = mkdtempSync(join(tmpdir(), 'vio4wd-sizing-'));
   mkdirSync(join(tmp, 'host'));
-  // helm's caches and config stay here
-  for (const d of ['cache', 'config', 'data']) mkdirSync(join(tmp, d));
 });
 
 after(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-function helm(values: Obj): { code: number | null; stdout: string; stderr: string } {
-  const file = join(tmp, `values-${++n}.yaml`);
-  writeFileSync(file, stringify(values));
-  const env = { ...process.env, HELM_CACHE_HOME: join(tmp, 'cache'), HELM_CONFIG_HOME: join(tmp, 'config'), HELM_DATA_HOME: join(tmp, 'data') };
-  const r = spawnSync(HELM, ['template', 'vio4wd', CHART, '--namespace', 'vio4wd-system', '--values', file], { encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const helm = helmTemplate;
 
 /** The agent's hugepage resources and its config file, as `helm template` renders them. */
 function render(values: Obj): { requests: Obj; limits: Obj; config: string } {
   const r = helm(values);
   assert.equal(r.code, 0, `helm template: ${r.stderr}`);
-  const objs = parseAllDocuments(r.stdout)
-    .map((d) => d.toJS() as Obj | null)
-    .filter((o): o is Obj => !!o);
-  const ds = objs.find((o) => o.kind === 'DaemonSet');
-  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'vio4wd-agent');
-  assert.ok(ds && cm, 'the agent DaemonSet and its ConfigMap are rendered');
+  const ds = r.objs.find((o) => o.kind === 'DaemonSet');
+  assert.ok(ds, 'the agent DaemonSet is rendered');
   const res = ds.spec.template.spec.containers[0].resources as Obj;
   const pick = (o: Obj | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([k]) => k.startsWith('hugepages-')));
-  return { requests: pick(res.requests), limits: pick(res.limits), config: cm.data['agent.yaml'] as string };
+  return { requests: pick(res.requests), limits: pick(res.limits), config: agentConfigText(r.objs) };
 }
 
 /** Pages per NUMA node `vio4wd doctor` says `relays` relays need with this agent config. */

@@ -79,7 +79,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if not (kindIs "invalid" $a.engine.mainCpu) }}{{ $_ := set $engine "mainCpu" $a.engine.mainCpu }}{{ end -}}
 {{- with $a.engine.socketMemMb }}{{ $_ := set $engine "socketMemMb" . }}{{ end -}}
 {{- with $a.engine.extraEalArgs }}{{ $_ := set $engine "extraEalArgs" . }}{{ end -}}
-{{- range $k := list "poolQueuePairs" "rxDescriptors" "txDescriptors" }}{{ if not (kindIs "invalid" (get $a.engine $k)) }}{{ $_ := set $engine $k (int (get $a.engine $k)) }}{{ end }}{{ end -}}
+{{- range $k := list "poolQueuePairs" "rxDescriptors" "txDescriptors" "idleSweepMicros" }}{{ if not (kindIs "invalid" (get $a.engine $k)) }}{{ $_ := set $engine $k (int (get $a.engine $k)) }}{{ end }}{{ end -}}
 {{- if $a.engine.jumbo }}{{ $_ := set $engine "jumbo" true }}{{ end -}}
 {{- $cfg := dict
   "log" (dict "level" $a.logLevel)
