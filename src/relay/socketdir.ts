@@ -1,7 +1,8 @@
 // A relay's own socket directory: created with the owner, group and mode its pool sets, and
 // checked to be a real directory (not a symlink planted by someone else) every time.
-import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { execFile } from 'node:child_process';
+import { chmod, chown, lstat, mkdir, rmdir, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { VioError } from '../util/errors.js';
 
 /** Modes a relay directory may have: owner-only writes, or group writes with setgid. */
@@ -57,4 +58,32 @@ export async function prepareSharedSocketDir(dir: string): Promise<void> {
   if (st.mode & 0o002 && !(st.mode & 0o1000)) {
     throw new VioError('EPERM', `socket directory ${dir} is writable by everyone without the sticky bit (mode 0${(st.mode & 0o7777).toString(8)}): chmod 0755 it (or 1777)`);
   }
+}
+
+/**
+ * Removes a relay's directory. Its group (QEMU's, so the tenant's pod that had it mounted) may
+ * have left anything in it: node's recursive rm walks by path, so a directory swapped for a
+ * symlink while it runs would make it delete the link target's files as root. The socket is
+ * unlinked and the directory removed; anything else there goes with coreutils rm, which walks by
+ * directory descriptor and never follows a link (`--one-file-system`: nor a mount point).
+ * Resolves to the number of leftovers handed to rm (0: the directory held only the socket).
+ */
+export async function removeRelayDir(dir: string, socketFile: string): Promise<number> {
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) return 0;
+  await unlink(join(dir, socketFile)).catch(() => undefined);
+  try {
+    await rmdir(dir);
+    return 0;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 0;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+  }
+  await new Promise<void>((resolve, reject) =>
+    execFile('rm', ['-rf', '--one-file-system', '--', dir], { timeout: 60_000 }, (err, _out, stderr) =>
+      err ? reject(new VioError('EIO', `rm -rf ${dir} failed: ${stderr.trim() || err.message}`)) : resolve(),
+    ),
+  );
+  return 1;
 }

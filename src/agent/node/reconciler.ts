@@ -1,7 +1,6 @@
 // The node agent's Kubernetes loop: VirtioRelays scheduled to this node become relays in
 // RelayManager; their status, events and finalizers follow what the relay does. It also
 // keeps the node's Lease and VirtioForwarderNode (publisher.ts).
-import { rm } from 'node:fs/promises';
 import type { Logger } from '../../util/log.js';
 import { errorMessage } from '../../util/errors.js';
 import type { RelaySpec, RelayStatus } from '../../relay/types.js';
@@ -19,10 +18,10 @@ import {
 import { RelayCheckpoint, checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './checkpoint.js';
 import { failedStatus, sameStatus, toCrStatus } from './status.js';
 import { nodeKube, type NodeKube, type NodePolicyView, type NodePublisherView, type RelayCache } from './kube.js';
-import { AGENT_COMPONENT, relayName, relaySpecOf } from './relay-spec.js';
+import { AGENT_COMPONENT, SOCKET_FILE, relayName, relaySpecOf } from './relay-spec.js';
 import type { NodeInventory } from './publisher.js';
 import type { PluginState } from './conditions.js';
-import { prepareSocketRoot } from '../../relay/socketdir.js';
+import { prepareSocketRoot, removeRelayDir } from '../../relay/socketdir.js';
 
 /** What the reconciler needs from RelayManager. */
 export interface NodeRelays {
@@ -314,7 +313,8 @@ export class NodeReconciler {
     this.heldSince.delete(rname);
     if (st?.socketPath) {
       const dir = st.socketPath.slice(0, st.socketPath.lastIndexOf('/'));
-      if (dir.endsWith(`/${rname}`)) await rm(dir, { recursive: true, force: true });
+      // never node's rm -r: the pod that had the directory may have left links in it
+      if (dir.endsWith(`/${rname}`) && (await removeRelayDir(dir, SOCKET_FILE))) this.log.info({ relay: rname, dir }, 'relay directory held more than its socket: removed without following links');
     }
   }
 
