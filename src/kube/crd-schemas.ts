@@ -108,12 +108,14 @@ export const virtioRelaySpecSchema = {
       ],
     },
     queues: { type: 'integer', description: `Queue pairs, 1..${MAX_QUEUES} (default 1).` },
-    mac: { type: 'string', description: 'The VM\'s MAC address; set on the VF so frames pass it (the relay rewrites nothing).' },
+    mac: { type: 'string', description: 'The VM\'s MAC address; set on the VF so frames pass it (the relay rewrites nothing).', maxLength: 17 },
     mtu: mtuSchema,
     resourceName: {
       type: 'string',
       description: 'The pool: the device-plugin resource the socket is offered as (default vio4wd.io/vhostuser). A VirtioForwarderPolicy for this pool must select the node and list the relay\'s namespace.',
       pattern: '^vio4wd\\.io/[a-zA-Z0-9._-]+$',
+      // a pool name is at most 63 characters (an extended resource name's)
+      maxLength: 73,
     },
     numaNode: { type: 'integer', description: 'NUMA node for the relay\'s memory and workers (default: the VF\'s).', minimum: 0 },
     cpus: relayCpusSchema,

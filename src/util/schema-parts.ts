@@ -29,10 +29,11 @@ export const devargsSchema = {
 
 /** The fields of a VF selector (util/vf-selector.ts checks them again, with the fix). */
 export const vfSelectorProperties = {
-  pfName: { type: 'string', description: 'Name of the PF netdev, e.g. ens1f0.', minLength: 1 },
+  // IFNAMSIZ - 1: no netdev name is longer
+  pfName: { type: 'string', description: 'Name of the PF netdev, e.g. ens1f0.', minLength: 1, maxLength: 15 },
   vendor: { type: 'string', description: 'PCI vendor id of the VF (hex), e.g. 8086.', pattern: PCI_ID_PATTERN },
   device: { type: 'string', description: 'PCI device id of the VF (hex), e.g. 154c.', pattern: PCI_ID_PATTERN },
-  vfIndexRange: { type: 'string', description: 'VF index range on the PF, e.g. 0-7 or 3.', pattern: '^[0-9]+(-[0-9]+)?$' },
+  vfIndexRange: { type: 'string', description: 'VF index range on the PF, e.g. 0-7 or 3.', pattern: '^[0-9]+(-[0-9]+)?$', maxLength: 11 },
 } as const;
 
 export const socketPermSchema = { type: 'string', description: 'Socket permissions in octal, e.g. 0660.', pattern: '^0?[0-7]{3}$' } as const;
@@ -43,6 +44,7 @@ export const macSchema = {
   type: 'string',
   description: 'The VM\'s MAC address; set on the VF so frames pass it (the relay rewrites nothing).',
   pattern: MAC_PATTERN,
+  maxLength: 17,
 } as const;
 
 export const mtuSchema = { type: 'integer', description: `MTU of the VF and the guest interface, ${MTU_MIN}..${MTU_MAX}.`, minimum: MTU_MIN, maximum: MTU_MAX } as const;

@@ -89,3 +89,13 @@ test('kubectl get shows node, VF, socket, phase and age; short names and field s
   const vfn = await kube.kubectlRun(['get', 'vfn']);
   assert.match(vfn.stderr, /No resources found/);
 });
+
+test('tenant strings are bounded: the apiserver refuses longer ones, naming the field', async () => {
+  // what an agent copies into messages, logs and events stays short
+  assert.match(await rejected(relay('pf', { vf: { selector: { pfName: 'a'.repeat(16) } } })), /spec.vf.selector.pfName: Too long: may not be (longer than|more than) 15/);
+  assert.match(await rejected(relay('range', { vf: { selector: { vfIndexRange: `0-${'9'.repeat(20)}` } } })), /spec.vf.selector.vfIndexRange: Too long/);
+  assert.match(await rejected(relay('longmac', { vf: { devargs: 'x' }, mac: `52:54:00:12:34:56${':00'.repeat(1000)}` })), /spec.mac: Too long/);
+  assert.match(await rejected(relay('pool', { vf: { devargs: 'x' }, resourceName: `vio4wd.io/${'p'.repeat(64)}` })), /spec.resourceName: Too long/);
+  assert.match(await rejected(relay('devargs', { vf: { devargs: `net_tap0,iface=${'x'.repeat(600)}` } })), /spec.vf.devargs: Too long/);
+  await kube.kubectlRun(['apply', '-f', '-'], { input: relay('bounded', { vf: { selector: { pfName: 'a'.repeat(15), vfIndexRange: '4095-4095' } }, resourceName: `vio4wd.io/${'p'.repeat(63)}` }) });
+});
