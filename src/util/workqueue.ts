@@ -36,8 +36,8 @@ export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
   private readonly active = new Set<string>();
-  /** Keys added again while being processed: run once more afterwards. */
-  private readonly dirty = new Set<string>();
+  /** Keys added again while being processed: run once more afterwards (true: at the front). */
+  private readonly dirty = new Map<string, boolean>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** When each queued key was queued (performance.now()), for the wait time. */
@@ -58,7 +58,9 @@ export class WorkQueue {
     this.maxDelayMs = opts.maxDelayMs ?? 30_000;
   }
 
-  add(key: string): void {
+  /** Queues a key (once). first: ahead of the keys waiting (moved there if it waits already),
+   *  for a change that finishes work already begun, which a burst of new keys should not delay. */
+  add(key: string, o: { first?: boolean } = {}): void {
     if (this.stopped) return;
     const t = this.timers.get(key);
     if (t) {
@@ -66,12 +68,19 @@ export class WorkQueue {
       this.timers.delete(key);
     }
     if (this.active.has(key)) {
-      this.dirty.add(key);
+      this.dirty.set(key, this.dirty.get(key) === true || o.first === true);
       return;
     }
-    if (this.queued.has(key)) return;
+    if (this.queued.has(key)) {
+      if (o.first && this.queue[0] !== key) {
+        this.queue.splice(this.queue.indexOf(key), 1);
+        this.queue.unshift(key);
+      }
+      return;
+    }
     this.queued.add(key);
-    this.queue.push(key);
+    if (o.first) this.queue.unshift(key);
+    else this.queue.push(key);
     this.since.set(key, performance.now());
     this.opts.observer?.added();
     this.opts.observer?.depth(this.queue.length);
@@ -167,8 +176,11 @@ export class WorkQueue {
       this.active.delete(key);
       this.running--;
     }
-    if (this.dirty.delete(key)) this.add(key);
-    else if (retryAfter !== undefined) this.addAfter(key, retryAfter);
+    const again = this.dirty.get(key);
+    if (again !== undefined) {
+      this.dirty.delete(key);
+      this.add(key, { first: again });
+    } else if (retryAfter !== undefined) this.addAfter(key, retryAfter);
     this.pump();
   }
 }

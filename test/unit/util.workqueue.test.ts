@@ -39,3 +39,23 @@ test('forget() drops a queued key that has not run yet; a stopped queue runs not
   await sleep(20);
   assert.deepEqual(ran, ['first']);
 });
+
+test('add(first) serves a key ahead of those waiting, also one queued already or running', async () => {
+  const ran: string[] = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const q = new WorkQueue(async (k) => {
+    ran.push(k);
+    if (k === 'busy') await gate;
+  }, { concurrency: 1 });
+  q.add('busy'); // holds the only worker
+  for (const k of ['n1', 'n2', 'n3', 'ready']) q.add(k);
+  q.add('ready', { first: true }); // queued already: moved to the front
+  q.add('late', { first: true }); // new: at the front, ahead of ready
+  q.add('busy', { first: true }); // running: once more afterwards, at the front
+  q.add('n3'); // a plain add keeps its place
+  release();
+  await q.idle();
+  assert.deepEqual(ran, ['busy', 'busy', 'late', 'ready', 'n1', 'n2', 'n3']);
+  q.stop();
+});

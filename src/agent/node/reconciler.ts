@@ -104,8 +104,10 @@ export class NodeReconciler {
   private paused = false;
   private readonly checkpoint: RelayCheckpoint | undefined;
   private readonly onRelayChange = (s: RelayStatus): void => {
+    // the engine's word on a relay already applied (Ready, failed, a guest): its status write
+    // goes ahead of the first looks at relays still waiting in a burst
     const key = this.owned.get(s.name)?.key;
-    if (key) this.queue.add(key);
+    if (key) this.queue.add(key, { first: true });
     this.publisher.changed();
   };
 
