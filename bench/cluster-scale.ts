@@ -6,7 +6,7 @@
 //
 //   flock /tmp/vio4wd-it.lock node --import tsx bench/cluster-scale.ts [--nodes 100] [--relays 64] \
 //     [--stream 300 --rate 10] [--quiet 60] [--in-flight 64] [--apiserver-arg=--FLAG=V]... [--operator-admin] \
-//     [--creator admin|kubeadm|serviceaccount] [--no-flowschema] [--operator-concurrency 32] [--json bench/results/FILE.json]
+//     [--creator admin|kubeadm|serviceaccount] [--no-flowschema] [--flowcontrol-set flowControl.K=V]... [--operator-concurrency 32] [--json bench/results/FILE.json]
 //
 // --creator: who creates the relays. admin (default) is in system:masters, exempt from API Priority
 // and Fairness; kubeadm is a user in kubeadm:cluster-admins (kubeadm >= 1.29's admin.conf) and
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     creator: { type: 'string', default: 'admin' },
     // without the chart's APF FlowSchema (the agents and the operator then in workload-low)
     'no-flowschema': { type: 'boolean', default: false },
+    // chart values for it, e.g. --flowcontrol-set flowControl.lendablePercent=0
+    'flowcontrol-set': { type: 'string', multiple: true, default: [] },
     // the operator's --concurrency (relays placed at once; default 32)
     'operator-concurrency': { type: 'string' },
     json: { type: 'string' },
@@ -52,6 +54,7 @@ const r = await runClusterScale({
   operatorServiceAccount: !values['operator-admin'],
   creator: values.creator as Creator,
   flowSchema: !values['no-flowschema'],
+  flowControlSet: values['flowcontrol-set'],
   ...(values['operator-concurrency'] ? { operatorConcurrency: Number(values['operator-concurrency']) } : {}),
   timeoutMs: 1_200_000,
   log,
@@ -78,7 +81,7 @@ const events = r.agents.map((a) => a.events);
 const rows: [string, string][] = [
   ['cluster', `${r.nodes} nodes (own ServiceAccount token each), ${r.relays} VirtioRelays, real operator as ${r.operatorIdentity}`],
   ['relays created by', r.creatorIdentity],
-  ['agents\' and operator\'s APF level', r.flowSchema ? "the chart's FlowSchema and priority level (vio4wd)" : 'none of the chart: service-accounts -> workload-low'],
+  ['agents\' and operator\'s APF level', r.flowSchema ? `the chart's FlowSchema and priority level (vio4wd)${values['flowcontrol-set'].length ? ` with ${values['flowcontrol-set'].join(' ')}` : ''}` : 'none of the chart: service-accounts -> workload-low'],
   ['burst: created (64 in flight)', `${(r.burst.createdMs / 1000).toFixed(1)} s${r.creates429 ? ` (${r.creates429} creates rejected by APF with 429 and sent again)` : ''}`],
   ['burst: last Ready after the first create', `${(r.burst.allReadyMs / 1000).toFixed(1)} s (${r.burst.scheduledPerSecond.toFixed(0)} relays/s scheduled and Ready)`],
   ['burst: apply -> Ready', `median ${ms(pct(r.burst.applyToReadyMs, 50))}, p99 ${ms(pct(r.burst.applyToReadyMs, 99))}, max ${ms(Math.max(...r.burst.applyToReadyMs))}`],

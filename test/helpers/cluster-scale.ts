@@ -46,6 +46,8 @@ export interface ClusterScaleOptions {
   operatorConcurrency?: number;
   /** the chart's FlowSchema and priority level for the agents and the operator (default true) */
   flowSchema?: boolean;
+  /** helm --set values for it, e.g. ['flowControl.lendablePercent=0'] */
+  flowControlSet?: string[];
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -327,7 +329,8 @@ export async function runClusterScale(o: ClusterScaleOptions): Promise<ClusterSc
       // the chart's APF FlowSchema and priority level (templates/flowcontrol.yaml); in a cluster
       // every agent runs as the chart's one agent ServiceAccount, here each node has its own:
       // they take the agent's place among the FlowSchema's subjects
-      const text = await kube.helm('template', 'vio4wd', 'helm/vio4wd', '--namespace', SYS, '--show-only', 'templates/flowcontrol.yaml');
+      const sets = (o.flowControlSet ?? []).flatMap((v) => ['--set', v]);
+      const text = await kube.helm('template', 'vio4wd', 'helm/vio4wd', '--namespace', SYS, '--show-only', 'templates/flowcontrol.yaml', ...sets);
       const docs = parseAllDocuments(text).map((d) => d.toJS() as { kind: string; spec: { rules: { subjects: { serviceAccount?: { name: string } }[] }[] } });
       for (const fs of docs.filter((d) => d.kind === 'FlowSchema')) {
         const rule = fs.spec.rules[0]!;
