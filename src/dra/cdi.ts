@@ -9,6 +9,7 @@ import { deviceEnvPrefix, podMode } from '../deviceplugin/allocate.js';
 import { CONTAINER_SOCKET_ROOT } from '../deviceplugin/constants.js';
 import { envName } from '../deviceplugin/pool.js';
 import type { RelayStatus } from '../relay/types.js';
+import { VioError } from '../util/errors.js';
 import { CDI_KIND, DRIVER_NAME, METADATA_API_VERSION, POD_METADATA_ROOT } from './constants.js';
 
 /** The CDI spec version written: env and mounts need no newer one. */
@@ -69,12 +70,21 @@ export function podMetadataPath(claim: ClaimIdentity, request: string): string {
   return posix.join(POD_METADATA_ROOT, dir, parent, `${DRIVER_NAME}-metadata.json`);
 }
 
+/** A claim's UID or request name as part of a file name: one path component, never `.`/`..`
+ *  (a UID `..` would make an unprepare remove the metadata directory's parent). */
+function fileNamePart(field: string, v: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(v) || v.includes('..')) {
+    throw new VioError('EINVAL', `${field}: ${JSON.stringify(v.slice(0, 80))} is not a ResourceClaim UID or request name (letters, digits, "-", "_", "."); kubelet sends the apiserver's`);
+  }
+  return v;
+}
+
 export function cdiSpecPath(cdiDir: string, claimUid: string): string {
-  return join(cdiDir, `${CDI_KIND.replace('/', '-')}_${claimUid}.json`);
+  return join(cdiDir, `${CDI_KIND.replace('/', '-')}_${fileNamePart('claim uid', claimUid)}.json`);
 }
 
 export function metadataHostPath(metadataDir: string, claimUid: string, request: string): string {
-  return join(metadataDir, claimUid, `${request.split('/')[0]!}-metadata.json`);
+  return join(metadataDir, fileNamePart('claim uid', claimUid), `${fileNamePart('request', request.split('/')[0]!)}-metadata.json`);
 }
 
 /** The device-plugin environment of one device (docs/deviceplugin.md), for the DRA path. */
@@ -172,7 +182,7 @@ export async function writeClaimFiles(cdiDir: string, metadataDir: string, claim
     const r = x.d.request.split('/')[0]!;
     byRequest.set(r, [...(byRequest.get(r) ?? []), x]);
   }
-  await mkdir(join(metadataDir, claim.uid), { recursive: true, mode: 0o755 });
+  await mkdir(join(metadataDir, fileNamePart('claim uid', claim.uid)), { recursive: true, mode: 0o755 });
   for (const [request, devs] of byRequest) {
     const path = metadataHostPath(metadataDir, claim.uid, request);
     await writeAtomic(path, `${JSON.stringify(metadataDocument(claim, request, devs), null, 2)}\n`, 0o644);
@@ -188,5 +198,5 @@ export async function writeClaimFiles(cdiDir: string, metadataDir: string, claim
 /** Removes what writeClaimFiles wrote for a claim (missing files are fine). */
 export async function removeClaimFiles(cdiDir: string, metadataDir: string, claimUid: string): Promise<void> {
   await rm(cdiSpecPath(cdiDir, claimUid), { force: true });
-  await rm(join(metadataDir, claimUid), { recursive: true, force: true });
+  await rm(join(metadataDir, fileNamePart('claim uid', claimUid)), { recursive: true, force: true });
 }

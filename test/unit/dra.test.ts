@@ -6,7 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClaimConfigError, configFor, parseRelayConfig } from '../../src/dra/config.js';
 import { deviceAttributes, deviceNameOf, draPoolName, poolSlices, publishedDevices, relayNameOfVf, vfDeviceAttributes, vfDeviceName } from '../../src/dra/devices.js';
-import { cdiSpec, draPodSocketDir, metadataDocument, podMetadataPath, type PreparedDevice } from '../../src/dra/cdi.js';
+import { cdiSpec, cdiSpecPath, draPodSocketDir, metadataDocument, podMetadataPath, removeClaimFiles, type PreparedDevice } from '../../src/dra/cdi.js';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { decideDevice } from '../../src/policy/index.js';
 import type { RelayStatus } from '../../src/relay/types.js';
 import type { VirtioForwarderPolicy } from '../../src/kube/crd-schemas.js';
@@ -137,4 +140,23 @@ test('devices: a free VF is a device of its own (onDemand), named after its addr
     ['vf-0000-00-0a-0', 'vf-0000-00-0a-0', undefined],
     ['vf-0000-3b-02-1', 'dra.vf-0000-3b-02-1', '0000:3b:02.1'],
   ]);
+});
+
+test('a claim UID or request that is not one file name component is refused before any file is touched', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'vio4wd-dra-uid-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const metadataDir = join(root, 'run', 'dra');
+  const cdiDir = join(root, 'cdi');
+  mkdirSync(join(metadataDir, 'u1'), { recursive: true });
+  mkdirSync(cdiDir);
+  writeFileSync(join(root, 'run', 'sockets-of-every-relay'), '');
+  // "..": the unprepare of such a claim would have removed the metadata directory's parent
+  for (const uid of ['..', '', '.', '../run', 'a/b', '.hidden']) {
+    await assert.rejects(removeClaimFiles(cdiDir, metadataDir, uid), /claim uid: .* is not a ResourceClaim UID/, JSON.stringify(uid));
+  }
+  assert.ok(existsSync(join(root, 'run', 'sockets-of-every-relay')) && existsSync(join(metadataDir, 'u1')));
+  assert.throws(() => cdiSpecPath(cdiDir, '../../etc/x'), /claim uid/);
+  await removeClaimFiles(cdiDir, metadataDir, 'u1');
+  assert.ok(!existsSync(join(metadataDir, 'u1')));
+  assert.equal(cdiSpecPath('/var/run/cdi', '0f3c0a6e-7a8b-4c1d-9e2f-1234567890ab'), '/var/run/cdi/vio4wd.io-relay_0f3c0a6e-7a8b-4c1d-9e2f-1234567890ab.json');
 });
