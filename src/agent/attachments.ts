@@ -3,7 +3,7 @@
 import type { Logger } from '../util/log.js';
 import type { RelayManager, RelayStatus } from '../relay/index.js';
 import { findVf, vfProgrammer, type VfPort } from '../sriov/index.js';
-import { resourceNameOf } from '../deviceplugin/index.js';
+import { relayNamespace, resourceNameOf } from '../deviceplugin/index.js';
 import { listPodResources } from './pod-resources.js';
 import type { AttachServer, AttachmentService } from '../cni/index.js';
 import type { ResolvedConfig } from './config/load.js';
@@ -46,7 +46,16 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
         const s = relays.get(name);
         const spec = relays.spec(name);
         if (!s || !spec) return undefined;
-        return { socketPath: s.socketPath, phase: s.phase, queues: s.queues, resourceName: resourceNameOf(spec), ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}) };
+        const namespace = relayNamespace(s);
+        return {
+          socketPath: s.socketPath,
+          phase: s.phase,
+          queues: s.queues,
+          resourceName: resourceNameOf(spec),
+          ...(s.mtu !== undefined ? { mtu: s.mtu } : {}),
+          ...(spec.mac ? { specMac: spec.mac.toLowerCase() } : {}),
+          ...(namespace !== undefined ? { namespace } : {}),
+        };
       },
       port,
       setMac: (name, mac) => {

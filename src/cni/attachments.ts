@@ -13,7 +13,7 @@ import { readIfExists } from '../util/files.js';
 /** What the service needs from the relays of this node (the agent wires in RelayManager). */
 export interface AttachRelays {
   /** The relay's socket, MTU, spec MAC and resource; undefined when no relay has that name. */
-  relay(name: string): { socketPath: string; queues?: number; mtu?: number; specMac?: string; phase: string; resourceName?: string } | undefined;
+  relay(name: string): { socketPath: string; queues?: number; mtu?: number; specMac?: string; phase: string; resourceName?: string; namespace?: string } | undefined;
   /** Where the relay's VF is; throws CniError TryAgainLater while the relay has no VF yet. */
   port(name: string): Promise<VfPort>;
   /** Shows the attachment's MAC on the relay (status.mac, and what a re-attached VF gets). */
@@ -134,6 +134,22 @@ export class AttachmentService {
     }
   }
 
+  /** A MAC that a relay of another namespace's pod holds is not given to a second VF: the PF
+   *  switches frames by MAC, so that VF could take the other namespace's traffic (spoof check
+   *  passes: it is the VF's own MAC). The same namespace may (a migration's source and target). */
+  private checkMacOwner(name: string, namespace: string | undefined, mac: string): void {
+    if (namespace === undefined) return;
+    for (const [other, a] of this.byRelay) {
+      if (other === name || a.mac !== mac) continue;
+      const ns = this.o.relays.relay(other)?.namespace ?? a.pod?.namespace;
+      if (ns === undefined || ns === namespace) continue;
+      throw new CniError(
+        CniCode.InvalidConfig,
+        `mac: ${mac} is already the MAC of relay "${other}" of namespace ${ns}: a second VF with it would receive that namespace's frames; give this VM (namespace ${namespace}) another MAC`,
+      );
+    }
+  }
+
   private find(containerId: string, ifName: string): Attachment | undefined {
     for (const a of this.byRelay.values()) if (a.containerId === containerId && a.ifName === ifName) return a;
     return undefined;
@@ -172,6 +188,7 @@ export class AttachmentService {
     if (!mac) {
       throw new CniError(CniCode.InvalidConfig, `relay "${name}" has no MAC to give its VF: pass the VM's MAC (runtimeConfig.mac, with "capabilities": {"mac": true} in the network config) or set the VirtioRelay's spec.mac`);
     }
+    this.checkMacOwner(name, relay.namespace, mac);
     if (!sameConfig) await this.configure(name, relayConfig);
     try {
       await this.program(name, port, mac, vlan, spoofchk);

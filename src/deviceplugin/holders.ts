@@ -21,12 +21,14 @@ export interface DeviceHolder {
 /** One pod-resources List: every device of every container on the node. */
 export type ListHolders = () => Promise<DeviceHolder[]>;
 
-/** The namespace of the VirtioRelay a relay was made for; undefined for the node admin's own
- *  relays (agent config, port control), which any pod of the node may be given. */
+/** The namespace of the VirtioRelay (or ResourceClaim: ident dra:<ns>/<claim>) a relay was made
+ *  for; undefined for the node admin's own relays (agent config, port control), which any pod of
+ *  the node may be given. */
 export function relayNamespace(status: Pick<RelayStatus, 'origin' | 'ident'>): string | undefined {
-  if (status.origin !== 'kubernetes' || !status.ident) return undefined;
-  const slash = status.ident.indexOf('/');
-  return slash > 0 ? status.ident.slice(0, slash) : undefined;
+  if ((status.origin !== 'kubernetes' && status.origin !== 'dra') || !status.ident) return undefined;
+  const ident = status.origin === 'dra' ? status.ident.replace(/^dra:/, '') : status.ident;
+  const slash = ident.indexOf('/');
+  return slash > 0 ? ident.slice(0, slash) : undefined;
 }
 
 export interface HolderCheckOptions {

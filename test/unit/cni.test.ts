@@ -207,3 +207,26 @@ test('reconfigure (the DRA driver): queues and MTU that differ from the relay\'s
   assert.deepEqual(await svc.handle(req({ op: 'del' })), { ok: true, removed: 1 });
   assert.deepEqual(configured, [['r1', { mtu: 1400 }], ['r1', undefined]], 'DEL: the relay\'s own queues and MTU again');
 });
+
+test('a MAC another namespace\'s relay holds is not given to a second VF; the same namespace may (migration)', async () => {
+  const ns: Record<string, string | undefined> = { r1: 'tenant-a', r2: 'tenant-b', r3: 'tenant-a', r4: undefined };
+  const { svc, vf, req } = node(undefined, {
+    relay: (n) => (n in ns ? { socketPath: `/s-${n}`, phase: 'Ready', ...(ns[n] ? { namespace: ns[n] } : {}) } : undefined),
+  });
+  const victim = '52:54:00:aa:bb:01';
+  assert.equal((await svc.handle(req({ mac: victim, pod: { namespace: 'tenant-a', name: 'vm-a' } }))).ok, true);
+  // tenant-b's VM asks for tenant-a's MAC: refused before its VF is touched
+  const stolen = await svc.handle(req({ containerId: 'c2', deviceId: 'r2', mac: victim, pod: { namespace: 'tenant-b', name: 'evil' } }));
+  assert.ok(!stolen.ok && stolen.code === 7, JSON.stringify(stolen));
+  assert.match(!stolen.ok ? stolen.msg : '', /mac: 52:54:00:aa:bb:01 is already the MAC of relay "r1" of namespace tenant-a.*give this VM \(namespace tenant-b\) another MAC/);
+  assert.equal(vf.get('r2')?.mac, '02:00:00:00:00:b2', 'the refused VF keeps its own MAC');
+  assert.equal(vf.get('r1')?.mac, victim);
+  // the same VM migrating to another relay of its namespace keeps its MAC
+  assert.equal((await svc.handle(req({ containerId: 'c3', deviceId: 'r3', mac: victim, pod: { namespace: 'tenant-a', name: 'vm-a-target' } }))).ok, true);
+  // the node admin's relays (no namespace) are not checked
+  assert.equal((await svc.handle(req({ containerId: 'c4', deviceId: 'r4', mac: victim }))).ok, true);
+  // once tenant-a's attachments are gone the MAC is free
+  await svc.handle(req({ op: 'del' }));
+  await svc.handle(req({ op: 'del', containerId: 'c3', deviceId: 'r3' }));
+  assert.equal((await svc.handle(req({ containerId: 'c2', deviceId: 'r2', mac: victim, pod: { namespace: 'tenant-b', name: 'vm-b' } }))).ok, true);
+});
