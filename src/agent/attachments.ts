@@ -5,6 +5,7 @@ import type { RelayManager, RelayStatus } from '../relay/index.js';
 import { findVf, vfProgrammer, type VfPort } from '../sriov/index.js';
 import { relayNamespace, resourceNameOf } from '../deviceplugin/index.js';
 import { listPodResources } from './pod-resources.js';
+import { macTakenBy } from './node/relay-spec.js';
 import type { AttachServer, AttachmentService } from '../cni/index.js';
 import type { ResolvedConfig } from './config/load.js';
 
@@ -61,6 +62,7 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
       setMac: (name, mac) => {
         relays.setAttachedMac(name, mac);
       },
+      macTaken: (name, namespace, mac) => macTakenBy(relays.list(), name, namespace, mac, 'mac'),
       configure: async (name, o) => {
         await relays.setAttachConfig(name, o);
       },

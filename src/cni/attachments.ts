@@ -18,6 +18,9 @@ export interface AttachRelays {
   port(name: string): Promise<VfPort>;
   /** Shows the attachment's MAC on the relay (status.mac, and what a re-attached VF gets). */
   setMac(name: string, mac: string | undefined): void;
+  /** Why `mac` may not go to relay `name` of `namespace` (another namespace's relay has it, by
+   *  its spec.mac or its pod's); undefined: it may. Absent: only attachments are compared. */
+  macTaken?(name: string, namespace: string, mac: string): string | undefined;
   /** Gives the relay an attachment's queue pairs and MTU (undefined: its own again); resolves
    *  once the relay runs with them. Absent: attachments cannot change them. */
   configure?(name: string, o: { queues?: number; mtu?: number } | undefined): Promise<void>;
@@ -139,6 +142,8 @@ export class AttachmentService {
    *  passes: it is the VF's own MAC). The same namespace may (a migration's source and target). */
   private checkMacOwner(name: string, namespace: string | undefined, mac: string): void {
     if (namespace === undefined) return;
+    const taken = this.o.relays.macTaken?.(name, namespace, mac);
+    if (taken) throw new CniError(CniCode.InvalidConfig, taken);
     for (const [other, a] of this.byRelay) {
       if (other === name || a.mac !== mac) continue;
       const ns = this.o.relays.relay(other)?.namespace ?? a.pod?.namespace;

@@ -262,3 +262,26 @@ test('a VirtioRelay whose relay name is taken by a relay of another origin (a DR
   await f.settle(r);
   assert.equal(f.relays.get('dra.vf-0000-00-0a-0')?.origin, 'dra');
 });
+
+test('a VirtioRelay asking for the MAC another namespace\'s relay has is Failed with PolicyDenied and programs nothing; the same namespace may', async (t) => {
+  const both: VirtioForwarderPolicy = { ...pool, spec: { ...pool.spec, namespaces: ['app', 'other'] } };
+  const withMac = (name: string, namespace: string, mac: string): VirtioRelay => {
+    const r = relay(name, { namespace, uid: `uid-${namespace}-${name}` });
+    return { ...r, spec: { ...r.spec, mac } };
+  };
+  const f = new Fixture(t, [withMac('vm', 'app', '52:54:00:aa:bb:01')], [both]);
+  const r = await f.reconciler(t);
+  assert.equal(f.relays.get('app.vm')?.phase, 'Ready');
+  // another namespace's relay with that MAC (upper case too): denied, no relay, no VF
+  f.change(withMac('thief', 'other', '52:54:00:AA:BB:01'), 'other/thief');
+  await f.settle(r);
+  assert.deepEqual(f.on('other/thief'), ['status other/thief Failed (PolicyDenied)']);
+  assert.equal(f.relays.get('other.thief'), undefined);
+  assert.equal(f.engine.relays.size, 1, 'nothing reached the engine');
+  // the victim keeps running
+  assert.equal(f.relays.get('app.vm')?.phase, 'Ready');
+  // a second relay of the same namespace with that MAC (a migration's target) runs
+  f.change(withMac('vm2', 'app', '52:54:00:aa:bb:01'), 'app/vm2');
+  await f.settle(r);
+  assert.equal(f.relays.get('app.vm2')?.phase, 'Ready');
+});

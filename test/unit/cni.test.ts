@@ -230,3 +230,19 @@ test('a MAC another namespace\'s relay holds is not given to a second VF; the sa
   await svc.handle(req({ op: 'del', containerId: 'c3', deviceId: 'r3' }));
   assert.equal((await svc.handle(req({ containerId: 'c2', deviceId: 'r2', mac: victim, pod: { namespace: 'tenant-b', name: 'vm-b' } }))).ok, true);
 });
+
+test('a MAC another namespace\'s VirtioRelay has by its spec.mac is refused to a pod too (the agent asks its relays)', async () => {
+  const asked: string[] = [];
+  const { svc, vf, req } = node(undefined, {
+    relay: (n) => (n === 'r2' ? { socketPath: '/s2', phase: 'Ready', namespace: 'tenant-b' } : undefined),
+    macTaken: (name, namespace, mac) => {
+      asked.push(`${name} ${namespace} ${mac}`);
+      return mac === '52:54:00:aa:bb:01' ? 'mac: 52:54:00:aa:bb:01 is already the MAC of relay tenant-a.vm of namespace tenant-a on this node' : undefined;
+    },
+  });
+  const r = await svc.handle(req({ deviceId: 'r2', mac: '52:54:00:aa:bb:01', pod: { namespace: 'tenant-b', name: 'evil' } }));
+  assert.ok(!r.ok && r.code === 7 && /relay tenant-a.vm of namespace tenant-a/.test(r.msg), JSON.stringify(r));
+  assert.equal(vf.get('r2')?.mac, '02:00:00:00:00:b2');
+  assert.equal((await svc.handle(req({ deviceId: 'r2', mac: '52:54:00:aa:bb:02', pod: { namespace: 'tenant-b', name: 'vm-b' } }))).ok, true);
+  assert.deepEqual(asked, ['r2 tenant-b 52:54:00:aa:bb:01', 'r2 tenant-b 52:54:00:aa:bb:02']);
+});

@@ -18,7 +18,7 @@ import {
 import { RelayCheckpoint, checkpointPathFor, restoreCheckpoint, type CheckpointEntry } from './checkpoint.js';
 import { failedStatus, sameStatus, toCrStatus } from './status.js';
 import { nodeKube, type NodeKube, type NodePolicyView, type NodePublisherView, type RelayCache } from './kube.js';
-import { AGENT_COMPONENT, SOCKET_FILE, relayName, relaySpecOf } from './relay-spec.js';
+import { AGENT_COMPONENT, SOCKET_FILE, macTakenBy, relayName, relaySpecOf } from './relay-spec.js';
 import type { NodeInventory } from './publisher.js';
 import type { PluginState } from './conditions.js';
 import { prepareSocketRoot, removeRelayDir } from '../../relay/socketdir.js';
@@ -234,7 +234,9 @@ export class NodeReconciler {
 
     // the pool policy first: a denied relay gets nothing on this node, not even a finalizer
     const decision = this.policy.decide(namespace, obj.spec);
-    const spec = decision.allowed ? await relaySpecOf(obj, rname, decision, this.o.socketDir) : decision;
+    const allowed = decision.allowed ? await relaySpecOf(obj, rname, decision, this.o.socketDir) : decision;
+    const macTaken = 'allowed' in allowed || !allowed.mac ? undefined : macTakenBy(this.o.relays.list(), rname, namespace, allowed.mac);
+    const spec = macTaken ? { allowed: false as const, message: macTaken } : allowed;
     if ('allowed' in spec) {
       if (this.owned.has(rname) || this.o.relays.get(rname)?.origin === 'kubernetes') {
         // the admin revoked it (policy or node labels changed): it stops here

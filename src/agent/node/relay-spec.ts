@@ -7,6 +7,8 @@ import { relayVfOf } from '../../relay/spec.js';
 import type { VirtioRelay } from '../../kube/index.js';
 import type { PolicyDecision } from '../../policy/index.js';
 import { resolveOwner } from '../owners.js';
+import type { RelayStatus } from '../../relay/types.js';
+import { relayNamespace } from '../../deviceplugin/index.js';
 
 export const SOCKET_FILE = 'vhost-user.sock';
 /** Events' source and the field manager of the agent's writes. */
@@ -62,4 +64,22 @@ socketDir: string,
   if (s.cpus !== undefined) spec.cpus = [...s.cpus];
   if (obj.metadata.generation !== undefined) spec.generation = obj.metadata.generation;
   return spec;
+}
+
+/**
+ * Why `mac` may not go to a relay of `namespace`: a relay of another namespace on this node has
+ * it (its spec.mac, or its pod's). The PF switches frames by MAC, so a second VF with it would
+ * receive that namespace's frames (spoof check passes: it is the VF's own MAC). Relays of one
+ * namespace may share one (a migration's source and target); the node admin's are not counted.
+ */
+export function macTakenBy(relays: readonly Pick<RelayStatus, 'name' | 'mac' | 'origin' | 'ident'>[], self: string, namespace: string, mac: string, field = 'spec.mac'): string | undefined {
+  const m = mac.toLowerCase();
+  for (const s of relays) {
+    if (s.name === self || s.mac?.toLowerCase() !== m) continue;
+    const ns = relayNamespace(s);
+    if (ns !== undefined && ns !== namespace) {
+      return `${field}: ${m} is already the MAC of relay ${s.name} of namespace ${ns} on this node: a second VF with it would receive that namespace's frames; give this relay (namespace ${namespace}) another MAC`;
+    }
+  }
+  return undefined;
 }
