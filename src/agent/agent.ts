@@ -6,6 +6,7 @@ import type { Logger } from '../util/log.js';
 import { VERSION } from '../util/version.js';
 import { errorMessage } from '../util/errors.js';
 import { Engine } from '../engine/index.js';
+import { startEngine } from './engine-start.js';
 import type { EngineEvent } from '../engine/types.js';
 import { Reason, RelayManager, viewWithout, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
@@ -138,7 +139,7 @@ export class Agent {
     // The data path first: engine, then the relays of the config and of the checkpoint, before
     // anything they do not need is even loaded (the Kubernetes client alone takes ~0.8 s to load
     // on an idle core and holds the event loop meanwhile). Restart figures: bench/restart.ts.
-    this.engine = await Engine.start(engineOptions, { logger: log });
+    this.engine = await startEngine(engineOptions, { logger: log });
     this.engine.on('event', this.onEngineEvent);
     const engine = this.engine;
 

@@ -52,7 +52,10 @@ export class HostVfResolver implements VfResolver {
       if (!pick) {
         const sel = Object.entries(vf.selector).map(([k, v]) => `${k}=${String(v)}`).join(',');
         const counts = pool ? `${all.length} of ${found.length} VF(s) in pool ${pool.name}` : `${all.length} VF(s) found`;
-        throw new VioError('ENODEV', `no free VF on this node matches selector ${sel} (${counts}, ${inUse.length} in use)`);
+        const fix = found.length === 0
+          ? 'this node has no SR-IOV VFs: create them (echo 8 > /sys/class/net/<pf>/device/sriov_numvfs; vio4wd doctor lists the PFs) or let the relay go to a node that has free ones'
+          : 'free a VF of another relay, create more VFs (sriov_numvfs), or widen the selector (kubectl get vfn <node> -o yaml lists the VFs)';
+        throw new VioError('ENODEV', `vf.selector: no free VF on this node matches ${sel} (${counts}, ${inUse.length} in use): ${fix}`);
       }
       vfs = [pick];
     } else {
@@ -63,7 +66,7 @@ export class HostVfResolver implements VfResolver {
         if (!found) {
           // a tenant may name any PCI address: one that is no VF is refused, never probed
           if (pool) throw new VioError('EPERM', `vf.pciAddress: ${a} is not a VF of pool ${pool.name} on this node (no such VF)`);
-          throw new VioError('ENODEV', `VF ${a} is not on this node (no such PCI device, or not a VF): check the address with 'vio4wd doctor'`);
+          throw new VioError('ENODEV', `vf.pciAddress: VF ${a} is not on this node (no such PCI device, or not a VF): check the address (lspci -D | grep 'Virtual Function' lists this node's VFs)`);
         }
         if (pool && !vfInPool(found, pool)) {
           throw new VioError('EPERM', `vf.pciAddress: VF ${a} (PF ${found.pfName}, ${found.vendor}:${found.device}) is not in pool ${pool.name} (VirtioForwarderPolicy ${pool.policy} spec.vfs)`);

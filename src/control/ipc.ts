@@ -36,7 +36,7 @@ export function endpointExposure(address: string): 'network' | 'local' | undefin
 export async function resolveGroup(group: string | number, groupFile = '/etc/group'): Promise<number> {
   if (typeof group === 'number' || /^\d+$/.test(group)) {
     const gid = Number(group);
-    if (!Number.isInteger(gid) || gid < 0) throw new ValidationError('control.ipcGroup', `${group} is not a group id`);
+    if (!Number.isInteger(gid) || gid < 0) throw new ValidationError('control.group', `${group} is not a group id`);
     return gid;
   }
   const text = await readFile(groupFile, 'utf8').catch(() => '');
@@ -44,7 +44,7 @@ export async function resolveGroup(group: string | number, groupFile = '/etc/gro
     const [name, , gid] = line.split(':');
     if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
   }
-  throw new ValidationError('control.ipcGroup', `no group named "${group}" in ${groupFile}; create it (groupadd ${group}) or give a numeric gid`);
+  throw new ValidationError('control.group', `no group named "${group}" in ${groupFile}; create it (groupadd ${group}) or give a numeric gid`);
 }
 
 /** True when something accepts connections on the unix socket at path. */
