@@ -1,7 +1,7 @@
 // A relay's own socket directory: created with the owner, group and mode its pool sets, and
 // checked to be a real directory (not a symlink planted by someone else) every time.
 import { execFile } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, rmdir, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VioError } from '../util/errors.js';
 
@@ -86,4 +86,35 @@ export async function removeRelayDir(dir: string, socketFile: string): Promise<n
     ),
   );
   return 1;
+}
+
+/** The mount a path lives on, from /proc/self/mountinfo: its mount point, type and per-mount
+ *  options (nosymfollow among them); undefined when mountinfo cannot be read. */
+export async function mountOf(path: string, mountinfo = '/proc/self/mountinfo'): Promise<{ mountPoint: string; fsType: string; options: string[] } | undefined> {
+  const text = await readFile(mountinfo, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  let best: { mountPoint: string; fsType: string; options: string[] } | undefined;
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    const dash = f.indexOf('-');
+    if (f.length < 7 || dash < 6) continue;
+    const mountPoint = f[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const inside = mountPoint === '/' || path === mountPoint || path.startsWith(`${mountPoint}/`);
+    // later lines are mounted over earlier ones at the same point
+    if (inside && (!best || mountPoint.length >= best.mountPoint.length)) best = { mountPoint, fsType: f[dash + 1] ?? '', options: f[5]!.split(',') };
+  }
+  return best;
+}
+
+/**
+ * Why the socket root should be a mount of its own with `nosymfollow`, or undefined when it is.
+ * A pod has its relay's directory mounted read-write; in vhost-user client mode the relay (root)
+ * connects to the path where QEMU makes its socket, and connect() follows a symlink the pod put
+ * there instead: to another VM's socket, or any socket of the host. On a nosymfollow mount the
+ * kernel refuses that (ELOOP); a size limit also keeps pods from filling the host's /run.
+ */
+export async function socketRootRisk(root: string, mountinfo?: string): Promise<string | undefined> {
+  const m = await mountOf(root, mountinfo);
+  if (!m || m.options.includes('nosymfollow')) return undefined;
+  return `socket root ${root} is on ${m.fsType} ${m.mountPoint} without nosymfollow: a pod could put a symlink where QEMU's socket belongs in its relay's directory, and a client-mode relay (root) would connect to the socket it names (another VM's). Mount a tmpfs of its own there before the agent starts: mount -t tmpfs -o nosymfollow,nodev,noexec,nosuid,size=16m,mode=0755 tmpfs ${root} (docs/security.md)`;
 }

@@ -21,7 +21,7 @@ import { nodeKube, type NodeKube, type NodePolicyView, type NodePublisherView, t
 import { AGENT_COMPONENT, SOCKET_FILE, macTakenBy, relayName, relaySpecOf } from './relay-spec.js';
 import type { NodeInventory } from './publisher.js';
 import type { PluginState } from './conditions.js';
-import { prepareSocketRoot, removeRelayDir } from '../../relay/socketdir.js';
+import { prepareSocketRoot, removeRelayDir, socketRootRisk } from '../../relay/socketdir.js';
 
 /** What the reconciler needs from RelayManager. */
 export interface NodeRelays {
@@ -146,6 +146,8 @@ export class NodeReconciler {
   async start(): Promise<void> {
     this.o.relays.on('change', this.onRelayChange);
     await prepareSocketRoot(this.o.socketDir);
+    const risk = await socketRootRisk(this.o.socketDir);
+    if (risk) this.log.warn({ socketDir: this.o.socketDir }, risk);
     await this.restoreCheckpoint();
     await this.policy.start();
     await this.informer.start();
