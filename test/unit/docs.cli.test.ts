@@ -125,3 +125,38 @@ test('the check can fail: a misspelt flag, a missing subcommand, a bad virtio-fo
   assert.equal(check(program, ['vio4wd', 'relay', 'add', '--id', '3', '--pci', '0000:05:08.1']), undefined);
   assert.deepEqual(tokens('vio4wd relay ls|add [--json]'), [['vio4wd', 'relay', 'ls', '--json'], ['vio4wd', 'relay', 'add', '--json']]);
 });
+
+/** Every command of the program (groups and leaves), but commander's own `help`. */
+function allCommands(cmd: Command): Command[] {
+  return cmd.commands.filter((c) => c.name() !== 'help').flatMap((c) => [c, ...allCommands(c)]);
+}
+
+/** A command's whole --help, with the text added after it (its Examples). */
+function helpOf(cmd: Command): string {
+  let out = '';
+  cmd.configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
+  cmd.outputHelp();
+  return out;
+}
+
+test('every command\'s --help has examples, and each example is a valid command line', async () => {
+  const program = await buildProgram();
+  const cmds = allCommands(program);
+  assert.ok(cmds.length >= 12, cmds.map((c) => c.name()).join(' '));
+  const wrong: string[] = [];
+  for (const cmd of cmds) {
+    const help = helpOf(cmd);
+    const ex = help.split('\nExamples:\n')[1];
+    if (ex === undefined) {
+      wrong.push(`vio4wd ${commandPath(cmd)}: no Examples in --help`);
+      continue;
+    }
+    const lines = ex.split('\n').map((l) => l.trim().replace(/\s+#.*$/, '').replace(/^(\w+=\S*\s+)+/, '').replace(/\s*<\s*\S+$/, '')).filter((l) => l.startsWith('vio4wd'));
+    if (lines.length === 0) wrong.push(`vio4wd ${commandPath(cmd)}: no vio4wd line among its examples`);
+    for (const l of lines) {
+      const why = check(program, l.split(/\s+/).map((w) => w.replace(/^"(.*)"$/, '$1')));
+      if (why) wrong.push(`vio4wd ${commandPath(cmd)} --help: ${l}: ${why}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});

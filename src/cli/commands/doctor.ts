@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { exitStatus, formatReport, hugepagesForRelays, runDoctor } from '../../doctor/index.js';
 import { loadConfigFile, resolveConfig } from '../../agent/config/load.js';
 import { MAX_RELAYS } from '../../util/limits.js';
+import { examples } from '../help.js';
 
 export interface DoctorCliOptions {
   json?: boolean;
@@ -54,6 +55,7 @@ export function register(program: Command): void {
     .option('--root <dir>', 'read proc/, sys/ and the DPDK files under this directory instead of /', '/')
     .option('--relays <n>', 'relays to size hugepages for (default: those in --config, else 1)', relayCount)
     .option('--config <file>', 'agent config (YAML or /etc/default/virtioforwarder style) whose relays to size hugepages for')
+    .addHelpText('after', examples('vio4wd doctor', 'vio4wd doctor --config /etc/default/virtioforwarder', 'vio4wd doctor --relays 256 --json'))
     .action(async (opts: DoctorCliOptions) => {
       process.exitCode = await doctorCommand(opts, (s) => process.stdout.write(s));
     });

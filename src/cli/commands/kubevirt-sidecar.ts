@@ -1,4 +1,5 @@
 // `vio4wd kubevirt-sidecar`: the KubeVirt network binding plugin (hook sidecar) of src/kubevirt.
+import { examples } from '../help.js';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../../util/log.js';
@@ -92,6 +93,7 @@ export function register(program: Command): void {
     )
     .option('--max-queues <n>', 'queue pairs per NIC at most (the relay\'s limit)', queues, MAX_QUEUES)
     .option('--log-level <level>', 'pino log level (env VIO4WD_LOG_LEVEL)')
+    .addHelpText('after', examples('vio4wd kubevirt-sidecar   # as KubeVirt starts it: no arguments', 'vio4wd kubevirt-sidecar --interface net1=/var/run/vio4wd/vhostuser-0/vhost-user.sock --log-level debug'))
     .action(async (opts: SidecarCliOptions) => {
       let done!: () => void;
       const finished = new Promise<void>((resolve) => (done = resolve));

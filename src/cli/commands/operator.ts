@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { createLogger } from '../../util/log.js';
 import { ValidationError } from '../../util/errors.js';
 import type { Operator } from '../../operator/operator.js';
+import { examples } from '../help.js';
 
 export interface OperatorCliOptions {
   kubeconfig?: string;
@@ -67,6 +68,7 @@ export function register(program: Command): void {
     .option('--metrics-address <host:port>', 'serve /metrics, /healthz and /readyz here, e.g. :8080')
     .option('--concurrency <n>', 'relays reconciled (placement patches in flight) at the same time, 1-1024 (default 32)')
     .addOption(new Option('--log-level <level>', 'pino log level').env('VIO4WD_LOG_LEVEL'))
+    .addHelpText('after', examples('vio4wd operator --metrics-address :8080', 'vio4wd operator --kubeconfig ~/.kube/config --namespace vio4wd-system --concurrency 64'))
     .action(async (opts: OperatorCliOptions) => {
       const op = await startOperator(opts);
       await new Promise<void>((resolve) => {

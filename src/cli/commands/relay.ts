@@ -1,5 +1,6 @@
 // `vio4wd relay ls|add|rm|query-pci`: clients of the agent's port-control and stats endpoints,
 // speaking virtio-forwarder's protocol (so they work against virtio-forwarder too).
+import { examples } from '../help.js';
 import { Command, InvalidArgumentError } from 'commander';
 import {
   PortControlRequest_Op as Op,
@@ -80,6 +81,12 @@ function portCommand(op: 'add' | 'rm'): Command {
     .option('--bond-name <name>', 'bond device name (two or more --pci)')
     .option('--strict', 'fail when the request would change nothing (conditional=false)');
   if (op === 'add') cmd.option('--bond-mode <mode>', 'bond mode 0..6 (default 1, active-backup)', intArg('--bond-mode', 0, 6));
+  cmd.addHelpText(
+    'after',
+    op === 'add'
+      ? examples('vio4wd relay add --id 3 --pci 0000:05:08.1', 'vio4wd relay add --id 4 --pci 0000:05:08.2 --pci 0000:85:08.2 --bond-name bond4 --bond-mode 1', 'vio4wd relay add --socket /tmp/virtio-forwarder/vm7.sock --pci 0000:05:08.3')
+      : examples('vio4wd relay rm --id 3 --pci 0000:05:08.1', 'vio4wd relay rm --id 4 --bond-name bond4', 'vio4wd relay rm --socket /tmp/virtio-forwarder/vm7.sock --pci 0000:05:08.3'),
+  );
   clientOptions(cmd, 'port control');
   cmd.action(async (f: PortFlags) => {
     const req = portRequest(op, f);
@@ -96,9 +103,12 @@ function portCommand(op: 'add' | 'rm'): Command {
 }
 
 export function register(program: Command): void {
-  const relay = new Command('relay').description("list, add and remove relays through the agent's ZeroMQ control endpoints");
+  const relay = new Command('relay')
+    .description("list, add and remove relays through the agent's ZeroMQ control endpoints")
+    .addHelpText('after', examples('vio4wd relay ls', 'vio4wd relay add --id 3 --pci 0000:05:08.1', 'vio4wd relay rm --id 3 --pci 0000:05:08.1', 'vio4wd relay add --help'));
 
   const ls = new Command('ls').description('list relays (from the stats endpoint)').option('--active-only', 'only fully active relays');
+  ls.addHelpText('after', examples('vio4wd relay ls', 'vio4wd relay ls --active-only --json', 'vio4wd relay ls --ipc-dir /var/run/virtio-forwarder'));
   clientOptions(ls, 'stats');
   ls.action(async (f: ClientFlags & { activeOnly?: boolean }) => {
     const res = await clientFor(f, 'stats').stats({ include_inactive: !f.activeOnly });
@@ -132,6 +142,7 @@ export function register(program: Command): void {
   const query = new Command('query-pci')
     .description('print the PCI address of the VF relayed to a vhost-user socket')
     .requiredOption('--socket <path>', 'vhost-user socket path');
+  query.addHelpText('after', examples('vio4wd relay query-pci --socket /tmp/virtio-forwarder/virtio-forwarder3.sock'));
   clientOptions(query, 'port control');
   query.action(async (f: ClientFlags & { socket: string }) => {
     const res = checkPort(await clientFor(f, 'portControl').portControl({ op: Op.QUERY_PCI, vhost_path: f.socket }), 'query-pci');

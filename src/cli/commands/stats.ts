@@ -17,6 +17,7 @@ import {
   type StatsResponse_Worker,
 } from '../../control/index.js';
 import { VioError, remoteErrorCode } from '../../util/errors.js';
+import { examples } from '../help.js';
 
 export interface ClientFlags {
   endpoint?: string;
@@ -192,6 +193,7 @@ export function register(program: Command): void {
     .option('--count <n>', 'with --watch: stop after this many refreshes', intArg('--count', 1))
     .option('--active-only', 'leave out relays that are not fully active')
     .option('--workers', 'the worker view instead: each poll-mode worker\'s busy %, relay directions, packets and drops (busy % over --delay)');
+  cmd.addHelpText('after', examples('vio4wd stats', 'vio4wd stats --watch', 'vio4wd stats --relay 3 --delay 1000 --json', 'vio4wd stats --workers'));
   clientOptions(cmd, 'stats');
   cmd.action(async (flags: StatsFlags) => {
     const client = clientFor(flags, 'stats');
