@@ -22,3 +22,11 @@ test('docs/sizing.md: every row of the relays -> hugepages table is what the for
   // the chart's default (values.yaml: relays 512) is the row the docs quote
   assert.match(text, new RegExp(`hugepages-2Mi: ${hugepagesForRelays(512, { workers: 1 }) * 2}Mi`));
 });
+
+test('docs/install.md quotes the formula for the first relay and for the chart\'s default', () => {
+  const text = readFileSync('docs/install.md', 'utf8').replace(/\s+/g, ' ');
+  const one = hugepagesForRelays(1, { workers: 1 });
+  const chart = hugepagesForRelays(512, { workers: 1 });
+  assert.match(text, new RegExp(`the first relay needs ${one} x 2 MiB pages \\(${one * 2} MiB`));
+  assert.match(text, new RegExp(`512 relays ${chart} pages \\(${chart * 2} MiB`));
+});
