@@ -17,7 +17,8 @@ export function hugetlbfsMounts(root = '/'): string[] {
  * names `field`); undefined when it is one (or none is configured: EAL then finds the mount).
  */
 export function hugeDirProblem(hugeDir: string | undefined, field: string, root = '/'): string | undefined {
-  if (hugeDir === undefined) return undefined;
+  // no /proc to read (a chroot): nothing to tell, DPDK's own error will say it
+  if (hugeDir === undefined || new Host(root).text('proc/mounts') === null) return undefined;
   const mounts = hugetlbfsMounts(root);
   const norm = (p: string) => p.replace(/\/+$/, '') || '/';
   if (mounts.map(norm).includes(norm(hugeDir))) return undefined;

@@ -33,6 +33,9 @@ test('a hugeDir that is no hugetlbfs mount names the setting and the mount there
   );
   const none = host(t, { mounts: ['tmpfs /tmp tmpfs rw 0 0'], free: 1024 });
   assert.match(hugeDirProblem('/mnt/huge', 'engine.hugeDir', none.root) ?? '', /no hugetlbfs is mounted: mount -t hugetlbfs -o pagesize=2M nodev \/dev\/hugepages/);
+  const noProc = SysfsTree.create();
+  t.after(() => noProc.cleanup());
+  assert.equal(hugeDirProblem('/mnt/huge', 'engine.hugeDir', noProc.root), undefined, 'no /proc to read: nothing said');
 });
 
 test('a failed DPDK start is explained by the host: no mount, no free hugepages, each with its fix', (t) => {
