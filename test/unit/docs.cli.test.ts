@@ -160,3 +160,10 @@ test('every command\'s --help has examples, and each example is a valid command 
   }
   assert.deepEqual(wrong, []);
 });
+
+test('every `npm run` script the docs name is in package.json', () => {
+  const scripts = Object.keys((JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts);
+  const named = new Set(markdownFiles().flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/\bnpm run ([a-z][\w:-]*)/g)].map((m) => m[1]!)));
+  assert.ok(named.size >= 5, [...named].join(' '));
+  assert.deepEqual([...named].filter((s) => !scripts.includes(s)), []);
+});
