@@ -1,5 +1,6 @@
 // Loads the agent's configuration from YAML or from a virtio-forwarder settings file (told apart
 // by content), validates it, and fills in defaults.
+import { envFieldName } from './env-fields.js';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -95,7 +96,7 @@ export async function loadConfigFile(path: string): Promise<LoadedConfig> {
 export function parseConfigText(text: string, source: string): LoadedConfig {
   if (looksLikeEnvFile(text)) {
     const { config, warnings } = envToConfig(parseEnvFile(text));
-    const problems = checkConfig(config);
+    const problems = checkConfig(config).map((p) => ({ ...p, field: envFieldName(p.field) }));
     if (problems.length) throw new ConfigError(source, problems);
     return { format: 'virtioforwarder', config, warnings };
   }

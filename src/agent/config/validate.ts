@@ -93,6 +93,7 @@ function describe(e: ErrorObject, root: unknown): ConfigProblem {
     case 'exclusiveMaximum':
       return { field: fieldName(e.instancePath), message: `${JSON.stringify(actual)} ${e.message ?? 'is out of range'}${hint}` };
     case 'pattern':
+      if (params.pattern === '^/') return { field: fieldName(e.instancePath), message: `${JSON.stringify(actual)} is not an absolute path: start it with /` };
       return { field: fieldName(e.instancePath), message: `${JSON.stringify(actual)} has the wrong form${hint || ` (must match ${String(params.pattern)})`}` };
     case 'minItems':
       return { field: fieldName(e.instancePath), message: `needs at least ${String(params.limit)} item(s)${hint}` };
