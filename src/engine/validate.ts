@@ -93,7 +93,7 @@ export function validateRelayConfig(cfg: RelayConfig, workerCpus: number[]): voi
       const c = cfg.cpus[d];
       if (c === undefined) continue;
       if (!isInt(c) || !workerCpus.includes(c))
-        throw new ValidationError(`cpus.${d}`, `CPU ${String(c)} runs no worker (worker CPUs: ${workerCpus.join(',')})`);
+        throw new ValidationError(`cpus.${d}`, `CPU ${String(c)} runs no worker (worker CPUs: ${workerCpus.join(',')}): pin to one of those, or leave cpus out and the engine picks one`);
     }
   }
 }
