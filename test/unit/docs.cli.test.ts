@@ -167,3 +167,11 @@ test('every `npm run` script the docs name is in package.json', () => {
   assert.ok(named.size >= 5, [...named].join(' '));
   assert.deepEqual([...named].filter((s) => !scripts.includes(s)), []);
 });
+
+test('the README\'s command table lists every vio4wd command', async () => {
+  const program = await buildProgram();
+  const readme = readFileSync('README.md', 'utf8');
+  const table = readme.slice(readme.indexOf('## The `vio4wd` command'), readme.indexOf('## Standalone'));
+  const listed = new Set([...table.matchAll(/^\| `vio4wd ([a-z-]+)/gm)].map((m) => m[1]!));
+  assert.deepEqual(program.commands.map((c) => c.name()).filter((n) => n !== 'help' && !listed.has(n)), []);
+});
