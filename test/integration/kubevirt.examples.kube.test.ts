@@ -1,5 +1,5 @@
 // examples/kubevirt against a real kube-apiserver that serves KubeVirt 1.7.0's own CRDs
-// (generated from its Go module by test/env) and the NetworkAttachmentDefinition CRD: the server
+// (generated from its Go module by test/env), the NetworkAttachmentDefinition CRD and vio4wd's: the server
 // accepts every example with strict field validation, and keeps the fields the binding relies on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +10,7 @@ let kube: KubeEnv;
 
 before(async () => {
   kube = await startKube();
+  await kube.kubectl('apply', '-f', 'crds/');
   // three KubeVirt CRDs are too big for client-side apply's annotation: create them
   await kube.kubectl('create', '-f', kube.bin.kubevirtCrds);
   await kube.kubectl('create', '-f', 'test/fixtures/kubevirt/nad-crd.yaml');
@@ -25,6 +26,10 @@ test('the apiserver accepts every example (server-side dry run, strict fields)',
   const out = await kube.kubectl('apply', '--dry-run=server', '--validate=strict', '-f', 'examples/kubevirt/');
   for (const obj of [
     'kubevirt.kubevirt.io/kubevirt',
+    'virtioforwarderpolicy.vio4wd.io/pool-a',
+    'virtioforwarderpolicy.vio4wd.io/pool-b',
+    'virtiorelay.vio4wd.io/pool-a-0',
+    'virtiorelay.vio4wd.io/pool-b-1',
     'networkattachmentdefinition.k8s.cni.cncf.io/vio4wd-pool-a',
     'networkattachmentdefinition.k8s.cni.cncf.io/vio4wd-pool-b',
     'virtualmachine.kubevirt.io/vm-vio4wd-one',
