@@ -12,6 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { decide, DEFAULT_POOL } from '../../src/policy/index.js';
 import { vfInPool } from '../../src/util/vf-pool.js';
 import type { VirtioForwarderPolicy, VirtioRelaySpec } from '../../src/kube/index.js';
+import { explicitFromVmi, INTERFACES_ANNOTATION } from '../../src/kubevirt/explicit.js';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; spec: Record<string, unknown>; items?: Obj[] };
 
@@ -72,5 +73,31 @@ test('every pool the KubeVirt VMs and example pods ask for has relays for their 
     assert.ok(policies.some((p) => p.spec.resourceName === pool), `a VirtioForwarderPolicy defines ${pool}`);
     const have = relays.filter((r) => ((r.spec.resourceName as string | undefined) ?? DEFAULT_POOL) === pool).length;
     assert.ok(have >= n + 1, `${pool}: ${have} relays for ${n} NIC(s) and a migration target`);
+  }
+});
+
+test('the VMs\' vio4wd.io/interfaces annotations are what the sidecar reads, for their vio4wd NICs, within their relays', () => {
+  const vms = all.filter((o) => o.kind === 'VirtualMachine' && (o.spec.template as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations?.[INTERFACES_ANNOTATION]);
+  assert.ok(vms.length >= 1);
+  for (const vm of vms) {
+    const tpl = vm.spec.template as {
+      metadata: { annotations: Record<string, string> };
+      spec: { domain: { devices: { interfaces: { name: string; binding?: { name: string } }[] } }; networks: { name: string; multus?: { networkName: string } }[] };
+    };
+    const byName = explicitFromVmi({ metadata: { annotations: tpl.metadata.annotations } } as Parameters<typeof explicitFromVmi>[0]);
+    const nics = tpl.spec.domain.devices.interfaces.filter((i) => i.binding?.name === 'vio4wd').map((i) => i.name);
+    const nads = all.filter((o) => o.kind === 'NetworkAttachmentDefinition');
+    for (const [name, e] of byName) {
+      assert.ok(nics.includes(name), `${vm.metadata.name}: ${name} is a vio4wd NIC`);
+      // the relays of the NIC's pool serve the queues and carry the MTU the annotation gives the NIC
+      const net = tpl.spec.networks.find((n) => n.name === name)?.multus?.networkName;
+      const pool = nads.find((n) => n.metadata.name === net)?.metadata.annotations?.['k8s.v1.cni.cncf.io/resourceName'];
+      const mine = relays.filter((r) => r.spec.resourceName === pool);
+      assert.ok(mine.length > 0, `${vm.metadata.name}: ${name}'s pool ${pool} has relays`);
+      for (const r of mine) {
+        if (e.queues !== undefined) assert.ok(((r.spec.queues as number | undefined) ?? 1) >= e.queues, `${r.metadata.name} serves the ${e.queues} queue pairs ${name} asks for`);
+        if (e.mtu !== undefined) assert.equal(r.spec.mtu, e.mtu, `${r.metadata.name} carries ${name}'s MTU ${e.mtu}`);
+      }
+    }
   }
 });
