@@ -247,6 +247,7 @@ export class Agent {
         logger: log,
         socketDir: c.kubernetes.socketDir,
         allowVirtualDevices: c.kubernetes.allowVirtualDevices,
+        nosymfollowSocketRoot: c.kubernetes.nosymfollowSocketRoot,
         nodeStatus: () => this.nodeInventory(),
         ...(c.devicePlugin.enabled ? { devicePlugins: () => this.devicePlugins?.pools().map((p) => ({ resourceName: p.resourceName, registered: p.registered })) ?? [] } : {}),
         leaseNamespace: c.kubernetes.leaseNamespace,

@@ -118,3 +118,25 @@ export async function socketRootRisk(root: string, mountinfo?: string): Promise<
   if (!m || m.options.includes('nosymfollow')) return undefined;
   return `socket root ${root} is on ${m.fsType} ${m.mountPoint} without nosymfollow: a pod could put a symlink where QEMU's socket belongs in its relay's directory, and a client-mode relay (root) would connect to the socket it names (another VM's). Mount a tmpfs of its own there before the agent starts: mount -t tmpfs -o nosymfollow,nodev,noexec,nosuid,size=16m,mode=0755 tmpfs ${root} (docs/security.md)`;
 }
+
+/**
+ * The agent's own view of the socket root made nosymfollow: the root bind-mounted onto itself and
+ * remounted with nosymfollow, in the agent's mount namespace. In a container (the chart's, with
+ * the default mount propagation) the host and kubelet see nothing of it, while every path the
+ * agent and its engine resolve below the root stops at a symlink. Nothing done when the root is
+ * nosymfollow already. Resolves to a warning when it still is not (no CAP_SYS_ADMIN, old kernel).
+ */
+export async function pinSocketRoot(root: string): Promise<string | undefined> {
+  if ((await socketRootRisk(root)) === undefined) return undefined;
+  const mount = (args: string[]): Promise<void> =>
+    new Promise((resolve, reject) =>
+      execFile('mount', args, { timeout: 10_000 }, (err, _out, stderr) => (err ? reject(new Error(stderr.trim() || err.message)) : resolve())),
+    );
+  try {
+    await mount(['--bind', root, root]);
+    await mount(['-o', 'remount,bind,nosymfollow', root]);
+  } catch (err) {
+    return `kubernetes.nosymfollowSocketRoot: cannot remount ${root} nosymfollow (${(err as Error).message}); ${(await socketRootRisk(root)) ?? ''}`;
+  }
+  return socketRootRisk(root);
+}

@@ -350,6 +350,7 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
   const cfg = agentConfig(objs, 'vio4wd-agent');
   assert.equal(cfg.kubernetes.enabled, true);
   assert.equal(cfg.kubernetes.socketDir, '/var/run/vio4wd/sockets');
+  assert.equal(cfg.kubernetes.nosymfollowSocketRoot, true, "the agent's own view of the socket root follows no pod's symlink");
   assert.equal(cfg.devicePlugin.pluginDir, '/var/lib/kubelet/device-plugins');
   assert.equal(cfg.devicePlugin.devinfoDir, '/var/run/k8s.cni.cncf.io/devinfo/dp');
   // a VirtioRelay's relay only to a pod of its namespace: checked against kubelet's pod-resources

@@ -390,3 +390,9 @@ test('virtio-forwarder settings: a tcp:// endpoint beyond loopback needs VIO4WD_
   assert.throws(() => env(''), /control\.portControl.*VIO4WD_ZMQ_ALLOW_REMOTE=y/s);
   assert.equal(env('VIO4WD_ZMQ_ALLOW_REMOTE=y\n').control.portControl, 'tcp://0.0.0.0:5555');
 });
+
+test('kubernetes.nosymfollowSocketRoot: off unless asked (the chart asks)', () => {
+  const k8s = (extra: string) => resolveConfig(parseConfigText(`engine:\n  workerCpus: [1]\nkubernetes:\n  enabled: true\n${extra}`, 'x.yaml').config);
+  assert.equal(k8s('').kubernetes.nosymfollowSocketRoot, false);
+  assert.equal(k8s('  nosymfollowSocketRoot: true\n').kubernetes.nosymfollowSocketRoot, true);
+});

@@ -14,8 +14,9 @@ import { join } from 'node:path';
 const PROBE = `
 import net from 'node:net';
 import { mkdirSync, symlinkSync } from 'node:fs';
-import { socketRootRisk } from './src/relay/socketdir.ts';
+import { pinSocketRoot, socketRootRisk } from './src/relay/socketdir.ts';
 const root = process.argv[1];
+const pinned = process.argv[2] === 'pin' ? ((await pinSocketRoot(root)) ?? null) : undefined;
 const victim = root + '/victim.vm/vhost-user.sock';
 mkdirSync(root + '/victim.vm');
 mkdirSync(root + '/attacker.vm');
@@ -28,20 +29,20 @@ const got = await new Promise((r) => {
   c.on('error', (e) => r(e.code));
 });
 const risk = await socketRootRisk(root);
-console.log(JSON.stringify({ got, risk: risk ?? null }));
+console.log(JSON.stringify({ got, risk: risk ?? null, pinned }));
 srv.close();
 `;
 
-function probe(options: string): { got: string; risk: string | null } {
+function probe(options: string, pin = false): { got: string; risk: string | null; pinned?: string | null } {
   const dir = mkdtempSync(join(tmpdir(), 'vio4wd-sockroot-'));
   try {
     const root = join(dir, 'sockets');
     const out = execFileSync(
       'unshare',
-      ['-m', '--propagation', 'private', 'sh', '-c', `mkdir "$1" && mount -t tmpfs -o "${options}" tmpfs "$1" && exec "$2" --import tsx --input-type=module -e "$3" "$1"`, 'sh', root, process.execPath, PROBE],
+      ['-m', '--propagation', 'private', 'sh', '-c', `mkdir "$1" && mount -t tmpfs -o "${options}" tmpfs "$1" && exec "$2" --import tsx --input-type=module -e "$3" "$1" "$4"`, 'sh', root, process.execPath, PROBE, pin ? 'pin' : ''],
       { encoding: 'utf8' },
     );
-    return JSON.parse(out.trim().split('\n').at(-1)!) as { got: string; risk: string | null };
+    return JSON.parse(out.trim().split('\n').at(-1)!) as { got: string; risk: string | null; pinned?: string | null };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -54,4 +55,11 @@ test('on a plain mount a symlink in a relay directory reaches another VM\'s sock
   const safe = probe('size=1m,mode=0755,nosymfollow');
   assert.equal(safe.got, 'ELOOP', 'the kernel does not follow the link');
   assert.equal(safe.risk, null, 'no warning');
+});
+
+test('kubernetes.nosymfollowSocketRoot: the agent remounts its own view of a plain socket root nosymfollow, and the link is refused', () => {
+  const pinned = probe('size=1m,mode=0755', true);
+  assert.equal(pinned.pinned, null, 'remounted without a warning');
+  assert.equal(pinned.got, 'ELOOP');
+  assert.equal(pinned.risk, null);
 });

@@ -84,7 +84,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $cfg := dict
   "log" (dict "level" $a.logLevel)
   "engine" $engine
-  "kubernetes" (dict "enabled" true "socketDir" $a.socketDir "allowVirtualDevices" $a.allowVirtualDevices "leaseRenewSeconds" (int $a.leaseRenewSeconds))
+  "kubernetes" (dict "enabled" true "socketDir" $a.socketDir "nosymfollowSocketRoot" true "allowVirtualDevices" $a.allowVirtualDevices "leaseRenewSeconds" (int $a.leaseRenewSeconds))
   "devicePlugin" (dict "enabled" $a.devicePlugin.enabled "pluginDir" $a.devicePlugin.pluginDir "devinfoDir" $a.devicePlugin.devinfoDir "namespaceCheck" $a.devicePlugin.namespaceCheck)
   "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
   "metrics" (dict "enabled" true "address" (printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" $exposed) (int $a.metrics.port)) "authorization" $exposed "podResourcesSocket" (ternary (printf "%s/kubelet.sock" $a.podResources.dir) "" $a.podResources.enabled))

@@ -71,7 +71,7 @@ export interface ResolvedConfig {
   cni: { enabled: boolean; socket: string; statePath: string; allocationCheck: boolean; podResourcesSocket?: string };
   cpuPins: Record<number, number[]>;
   coreScheduler: { enabled: boolean; intervalSeconds: number; sensitivity: number; globalNuma: boolean; minLoad: number; movePinned: boolean; logLevel?: string };
-  kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[]; leaseNamespace: string; leaseRenewSeconds: number };
+  kubernetes: { enabled: boolean; kubeconfig?: string; socketDir: string; allowVirtualDevices: string[]; nosymfollowSocketRoot: boolean; leaseNamespace: string; leaseRenewSeconds: number };
   /** podResourcesSocket: with it (devicePlugin.namespaceCheck), a VirtioRelay's relay is refused
    *  at PreStartContainer to a pod of another namespace. */
   devicePlugin: { enabled: boolean; pluginDir: string; devinfoDir: string; podResourcesSocket?: string };
@@ -267,6 +267,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       ...(c.kubernetes?.kubeconfig ? { kubeconfig: c.kubernetes.kubeconfig } : {}),
       socketDir: c.kubernetes?.socketDir ?? DEFAULT_K8S_SOCKET_DIR,
       allowVirtualDevices: [...(c.kubernetes?.allowVirtualDevices ?? [])],
+      nosymfollowSocketRoot: c.kubernetes?.nosymfollowSocketRoot ?? false,
       leaseNamespace: c.kubernetes?.leaseNamespace ?? podNamespace(),
       leaseRenewSeconds: c.kubernetes?.leaseRenewSeconds ?? DEFAULT_LEASE_RENEW_SECONDS,
     },

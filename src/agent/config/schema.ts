@@ -287,6 +287,11 @@ export const agentConfigSchema = {
           description: 'DPDK virtual-device drivers (devargs) VirtioRelays may use on this node, e.g. [net_tap] for tests and demos; default none. A pool\'s VirtioForwarderPolicy must list them too. A virtual device reaches the host (net_tap creates interfaces, net_af_packet opens any netdev): never on nodes that serve tenants.',
           items: { type: 'string', pattern: '^net_[a-z0-9_]+$' },
         },
+        nosymfollowSocketRoot: {
+          type: 'boolean',
+          description:
+            "Bind-mount the socket root onto itself with nosymfollow in the agent's own mount namespace (its container's: the host and kubelet see nothing of it), so that a client-mode relay never follows a symlink a pod put in its directory. Default false; the chart sets it. Needs CAP_SYS_ADMIN.",
+        },
         leaseNamespace: {
           type: 'string',
           pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',

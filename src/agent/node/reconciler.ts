@@ -21,7 +21,7 @@ import { nodeKube, type NodeKube, type NodePolicyView, type NodePublisherView, t
 import { AGENT_COMPONENT, SOCKET_FILE, macTakenBy, relayName, relaySpecOf } from './relay-spec.js';
 import type { NodeInventory } from './publisher.js';
 import type { PluginState } from './conditions.js';
-import { prepareSocketRoot, removeRelayDir, socketRootRisk } from '../../relay/socketdir.js';
+import { pinSocketRoot, prepareSocketRoot, removeRelayDir, socketRootRisk } from '../../relay/socketdir.js';
 
 /** What the reconciler needs from RelayManager. */
 export interface NodeRelays {
@@ -46,6 +46,8 @@ export interface NodeReconcilerOptions {
   /** DPDK virtual-device drivers VirtioRelays may use on this node at all (the agent config's
    *  kubernetes.allowVirtualDevices); default none. */
   allowVirtualDevices?: readonly string[];
+  /** Remount the agent's own view of the socket root nosymfollow (kubernetes.nosymfollowSocketRoot). */
+  nosymfollowSocketRoot?: boolean;
   /** The node's inventory for VirtioForwarderNode (VFs, hugepages, workers, engine). */
   nodeStatus: () => Promise<NodeInventory>;
   /** The device plugin's pools and whether kubelet has them; leave out when it is off. */
@@ -146,7 +148,7 @@ export class NodeReconciler {
   async start(): Promise<void> {
     this.o.relays.on('change', this.onRelayChange);
     await prepareSocketRoot(this.o.socketDir);
-    const risk = await socketRootRisk(this.o.socketDir);
+    const risk = this.o.nosymfollowSocketRoot ? await pinSocketRoot(this.o.socketDir) : await socketRootRisk(this.o.socketDir);
     if (risk) this.log.warn({ socketDir: this.o.socketDir }, risk);
     await this.restoreCheckpoint();
     await this.policy.start();
