@@ -1,5 +1,5 @@
 // The agent's engine start with the host's hugepage set-up explained: a configured hugepage
-// directory that is no hugetlbfs mount is refused before DPDK starts, naming the setting, and a
+// directory outside every hugetlbfs mount is refused before DPDK starts, naming the setting, and a
 // DPDK start that fails is followed by what the doctor finds wrong with the host's hugepages.
 import { Engine, EngineError, type EngineDeps, type EngineOptions } from '../engine/index.js';
 import { hugeDirProblem, hugepageProblems } from '../doctor/index.js';

@@ -13,7 +13,7 @@ export function hugetlbfsMounts(root = '/'): string[] {
 }
 
 /**
- * A configured hugepage directory that is not a hugetlbfs mount, as a message with the fix (which
+ * A configured hugepage directory that is not in a hugetlbfs mount, as a message with the fix (which
  * names `field`); undefined when it is one (or none is configured: EAL then finds the mount).
  */
 export function hugeDirProblem(hugeDir: string | undefined, field: string, root = '/'): string | undefined {
@@ -21,9 +21,11 @@ export function hugeDirProblem(hugeDir: string | undefined, field: string, root 
   if (hugeDir === undefined || new Host(root).text('proc/mounts') === null) return undefined;
   const mounts = hugetlbfsMounts(root);
   const norm = (p: string) => p.replace(/\/+$/, '') || '/';
-  if (mounts.map(norm).includes(norm(hugeDir))) return undefined;
+  // a directory inside a hugetlbfs mount is fine too (DPDK >= 21.08 takes sub-directories)
+  const dir = norm(hugeDir);
+  if (mounts.map(norm).some((m) => dir === m || dir.startsWith(m === '/' ? '/' : `${m}/`))) return undefined;
   const found = mounts.length > 0 ? `hugetlbfs is mounted at ${mounts.join(', ')}: set ${field} to ${mounts.length > 1 ? 'one of these' : 'it'}, or leave it out (the engine finds the mount)` : 'no hugetlbfs is mounted: mount -t hugetlbfs -o pagesize=2M nodev /dev/hugepages (`vio4wd doctor` checks the host)';
-  return `${hugeDir} is not a hugetlbfs mount point; ${found}`;
+  return `${hugeDir} is not in a hugetlbfs mount; ${found}`;
 }
 
 /**

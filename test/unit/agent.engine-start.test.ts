@@ -27,9 +27,11 @@ test('a hugeDir that is no hugetlbfs mount names the setting and the mount there
   const tree = host(t, { mounts: [HUGETLBFS, 'tmpfs /tmp tmpfs rw 0 0'], free: 1024 });
   assert.equal(hugeDirProblem(undefined, 'engine.hugeDir', tree.root), undefined);
   assert.equal(hugeDirProblem('/dev/hugepages/', 'engine.hugeDir', tree.root), undefined);
+  assert.equal(hugeDirProblem('/dev/hugepages/vio4wd', 'engine.hugeDir', tree.root), undefined, 'a sub-directory of the mount (DPDK takes those)');
+  assert.notEqual(hugeDirProblem('/dev/hugepagesX', 'engine.hugeDir', tree.root), undefined);
   assert.equal(
     hugeDirProblem('/mnt/huge', 'engine.hugeDir', tree.root),
-    '/mnt/huge is not a hugetlbfs mount point; hugetlbfs is mounted at /dev/hugepages: set engine.hugeDir to it, or leave it out (the engine finds the mount)',
+    '/mnt/huge is not in a hugetlbfs mount; hugetlbfs is mounted at /dev/hugepages: set engine.hugeDir to it, or leave it out (the engine finds the mount)',
   );
   const none = host(t, { mounts: ['tmpfs /tmp tmpfs rw 0 0'], free: 1024 });
   assert.match(hugeDirProblem('/mnt/huge', 'engine.hugeDir', none.root) ?? '', /no hugetlbfs is mounted: mount -t hugetlbfs -o pagesize=2M nodev \/dev\/hugepages/);
@@ -64,5 +66,5 @@ test('the agent refuses a hugeDir that is not this machine\'s hugetlbfs mount be
   );
   assert.equal(err.code, 'EINVAL');
   assert.equal(err.field, 'engine.hugeDir (VIRTIOFWD_HUGETLBFS_MOUNT_POINT, -H)');
-  assert.match(err.message, new RegExp(`/var/empty-not-hugetlbfs is not a hugetlbfs mount point; hugetlbfs is mounted at ${mounts[0]!.replace(/[/.]/g, '\\$&')}`));
+  assert.match(err.message, new RegExp(`/var/empty-not-hugetlbfs is not in a hugetlbfs mount; hugetlbfs is mounted at ${mounts[0]!.replace(/[/.]/g, '\\$&')}`));
 });
