@@ -166,6 +166,11 @@ export class AttachmentService {
     if (!relay) {
       throw new CniError(CniCode.RelayNotFound, `deviceID "${name}": no relay of that ID on this node; the pod must request the pool's resource (vio4wd.io/<pool>) so that the device plugin allocates a relay, and the attachment must name that pool in k8s.v1.cni.cncf.io/resourceName`);
     }
+    if (relay.namespace !== undefined && req.pod && req.pod.namespace !== relay.namespace) {
+      // kubelet may hand a pool's relay to a pod of any namespace (PreStartContainer refuses the
+      // container later): its VF is not touched for that pod
+      throw new CniError(CniCode.RelayNotAllocated, `relay "${name}" belongs to namespace ${relay.namespace}; pod ${req.pod.namespace}/${req.pod.name} may not attach it: create a VirtioRelay in namespace ${req.pod.namespace}`);
+    }
     if (!opts.allocated) await this.checkAllocated(name, relay.resourceName, req.pod);
     if (!opts.reconfigure && req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
       throw new CniError(CniCode.InvalidConfig, `mtu: the attachment asks for ${req.mtu} but relay "${name}" forwards ${relay.mtu}; set the VirtioRelay's spec.mtu to ${req.mtu} or drop mtu from the network config`);

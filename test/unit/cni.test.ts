@@ -246,3 +246,12 @@ test('a MAC another namespace\'s VirtioRelay has by its spec.mac is refused to a
   assert.equal((await svc.handle(req({ deviceId: 'r2', mac: '52:54:00:aa:bb:02', pod: { namespace: 'tenant-b', name: 'vm-b' } }))).ok, true);
   assert.deepEqual(asked, ['r2 tenant-b 52:54:00:aa:bb:01', 'r2 tenant-b 52:54:00:aa:bb:02']);
 });
+
+test('a relay of one namespace is not attached to a pod of another, even when kubelet allocated it there', async () => {
+  const { svc, vf, req } = node(async () => [{ namespace: 'intruder', name: 'snoop' }], {
+    relay: (n) => (n === 'r2' ? { socketPath: '/s2', phase: 'Ready', namespace: 'vms', resourceName: 'vio4wd.io/pool' } : undefined),
+  });
+  const r = await svc.handle(req({ deviceId: 'r2', mac: '52:54:00:aa:bb:09', vlan: 42, pod: { namespace: 'intruder', name: 'snoop' } }));
+  assert.ok(!r.ok && r.code === 104 && /relay "r2" belongs to namespace vms; pod intruder\/snoop may not attach it/.test(r.msg), JSON.stringify(r));
+  assert.deepEqual(vf.get('r2'), { mac: '02:00:00:00:00:b2', vlan: 0, spoofchk: true }, 'its VF keeps MAC and VLAN');
+});
