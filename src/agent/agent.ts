@@ -8,7 +8,7 @@ import { errorMessage } from '../util/errors.js';
 import { Engine } from '../engine/index.js';
 import { startEngine } from './engine-start.js';
 import type { EngineEvent } from '../engine/types.js';
-import { Reason, RelayManager, viewWithout, type RelayStatus } from '../relay/index.js';
+import { FreezableView, Reason, RelayManager, viewWithout, type RelayStatus } from '../relay/index.js';
 import type { ControlServer } from '../control/index.js';
 import type { AgentMetrics, HttpServerHandle } from '../metrics/index.js';
 import type { DevicePluginManager } from '../deviceplugin/index.js';
@@ -70,6 +70,7 @@ export class Agent {
   private running: Promise<void> | undefined;
   private requestStop: () => void = () => undefined;
   private handover: HandoverServer | undefined;
+  private holds: { pluginView?: FreezableView; backend?: AgentControlBackend } = {}; // still in a handover
   /** the relays were handed to a new agent: this one only waits to be stopped */
   drained = false;
   /** resolves when stop() is called: start-up waits that could last (the apiserver) give up */
@@ -137,8 +138,7 @@ export class Agent {
     if (from) log.info({ from: from.hello.pid, relays: from.hello.relays.length, filePrefix: engineOptions.filePrefix }, 'handover: an agent runs on this node; taking its relays over once this one is up');
 
     // The data path first: engine, then the relays of the config and of the checkpoint, before
-    // anything they do not need is even loaded (the Kubernetes client alone takes ~0.8 s to load
-    // on an idle core and holds the event loop meanwhile). Restart figures: bench/restart.ts.
+    // anything they do not need loads (the Kubernetes client alone holds the event loop ~0.8 s).
     this.engine = await startEngine(engineOptions, { logger: log });
     this.engine.on('event', this.onEngineEvent);
     const engine = this.engine;
@@ -204,13 +204,13 @@ export class Agent {
       });
     }
 
-    const backend = new AgentControlBackend({
+    const backend = (this.holds.backend = new AgentControlBackend({
       relays,
       engine: { stats: (id) => (engine.relay(id) ? engine.stats(id) : undefined), workers: () => engine.workers() },
       mode: v.mode,
       dynamicSockets: c.control.dynamicSockets,
       cpuPins: c.cpuPins,
-    });
+    }));
     if (c.control.ovsdb) this.ovsdb = startOvsdbControl(c.control.ovsdb, c.sriov.sysRoot, backend, log);
     if (c.control.enabled) {
       const { ControlServer } = await import('../control/index.js');
@@ -264,7 +264,7 @@ export class Agent {
       const { DevicePluginManager } = await import('../deviceplugin/index.js');
       this.devicePlugins = new DevicePluginManager({
         // the relays the DRA driver made for claims are the claims' pods', not kubelet's to allocate
-        view: viewWithout(relays, 'dra'),
+        view: (this.holds.pluginView = new FreezableView(viewWithout(relays, 'dra'))),
         pluginDir: c.devicePlugin.pluginDir,
         deviceInfoDir: c.devicePlugin.devinfoDir,
         logger: log,
@@ -300,10 +300,11 @@ export class Agent {
       filePrefix: this.engine!.options.filePrefix ?? 'rte',
       relays: this.relays!,
       reconciler: () => this.reconciler,
+      holds: () => [this.holds.pluginView, this.holds.backend],
       drain: async () => {
         this.drained = true;
         this.ready = false;
-        await this.stopControlPlane();
+        await this.stopControlPlane(true, true);
       },
     }, this.log);
   }
@@ -322,10 +323,9 @@ export class Agent {
     relays.on('removed', (n: string) => {
       guest.delete(n);
       this.metrics?.forgetRelay(n);
-      // what the relay's set-up allocated natively (DPDK's device probe, vhost, TLS for the
-      // status writes) was freed into malloc's arenas, which keep it: hand it back shortly
-      // after (at most once per delay under churn), so that relay churn leaves the RSS flat
-      // (issue #20, bench/RESULTS.md K)
+      // what the relay's set-up allocated natively (DPDK's device probe, vhost, TLS) went back to
+      // malloc's arenas, which keep it: hand it back soon after (at most once per delay), so
+      // that relay churn leaves the RSS flat (issue #20, bench/RESULTS.md K)
       this.trimTimer ??= setTimeout(() => {
         this.trimTimer = undefined;
         Engine.trimNativeHeap();
@@ -381,11 +381,11 @@ export class Agent {
     }
   }
 
-  /** Stops everything but the data path; each part once (a drained agent stops again later). */
-  private async stopControlPlane(metrics = true): Promise<void> {
+  /** Stops all but the data path, each part once; `handover`: device-info files stay (docs/upgrade.md). */
+  private async stopControlPlane(metrics = true, handover = false): Promise<void> {
     const parts: [string, () => Promise<unknown> | undefined][] = [
       ['reconciler', () => this.reconciler?.stop()],
-      ['device plugin', () => this.devicePlugins?.stop()],
+      ['device plugin', () => this.devicePlugins?.stop({ keepDeviceInfo: handover })],
       ['DRA driver', () => this.dra?.stop()],
       ['core scheduler', () => this.coreScheduler?.stop()],
       ['ovsdb', () => this.ovsdb?.stop()],

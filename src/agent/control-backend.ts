@@ -48,11 +48,45 @@ export class AgentControlBackend implements ControlBackend {
   /** Relays a core scheduling UPDATE placed (virtio-forwarder's core pinner or its scheduler
    *  script): the built-in scheduler leaves them where that client put them. */
   readonly placedByUpdate = new Set<string>();
+  /** a handover gives the relays to a new agent (docs/upgrade.md): changes are refused */
+  private frozen = false;
+  /** changes in progress (a handover waits for them before it lists the relays) */
+  private readonly changing = new Set<Promise<unknown>>();
   constructor(private readonly o: AgentControlOptions) {
     o.relays.on('removed', (name) => this.placedByUpdate.delete(name));
   }
 
-  async addVf(req: AddVfRequest): Promise<PortChange> {
+  /**
+   * Refuses every relay change from now on (EAGAIN: retry; the new agent answers on the same
+   * endpoints once it has the relays), after the changes in progress end (at most `waitMs`).
+   */
+  async freeze(waitMs = 3000): Promise<void> {
+    this.frozen = true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.changing]), new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** The handover was given up: changes are taken again. */
+  thaw(): void {
+    this.frozen = false;
+  }
+
+  private change<T>(f: () => Promise<T>): Promise<T> {
+    if (this.frozen) {
+      return Promise.reject(new VioError('EAGAIN', 'a handover to a new agent (an upgrade) is in progress on this node: nothing was changed; retry in a few seconds, the new agent answers on the same endpoint'));
+    }
+    const p = f();
+    this.changing.add(p);
+    void p.finally(() => this.changing.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  addVf(req: AddVfRequest): Promise<PortChange> {
+    return this.change(() => this.doAddVf(req));
+  }
+
+  private async doAddVf(req: AddVfRequest): Promise<PortChange> {
     const mgr = this.o.relays;
     const existing = mgr.getById(req.virtioId);
     const vf = { pciAddresses: req.pciAddrs, ...(req.bondMode !== undefined ? { bondMode: req.bondMode } : {}), ...(req.bondName ? { bondName: req.bondName } : {}) };
@@ -96,7 +130,11 @@ export class AgentControlBackend implements ControlBackend {
     throw new VioError(codeForReason(why?.reason), why?.message ?? 'the relay could not be attached');
   }
 
-  async removeVf(req: RemoveVfRequest): Promise<PortChange> {
+  removeVf(req: RemoveVfRequest): Promise<PortChange> {
+    return this.change(() => this.doRemoveVf(req));
+  }
+
+  private async doRemoveVf(req: RemoveVfRequest): Promise<PortChange> {
     const mgr = this.o.relays;
     const existing = mgr.getById(req.virtioId);
     if (!existing || isVfReleased(existing)) return 'unchanged';
@@ -117,7 +155,11 @@ export class AgentControlBackend implements ControlBackend {
     }
   }
 
-  async addSocket(req: AddSocketRequest): Promise<PortChange> {
+  addSocket(req: AddSocketRequest): Promise<PortChange> {
+    return this.change(() => this.doAddSocket(req));
+  }
+
+  private async doAddSocket(req: AddSocketRequest): Promise<PortChange> {
     this.requireDynamic();
     const mgr = this.o.relays;
     const existing = mgr.list().find((s) => s.socketPath === req.vhostPath);
@@ -138,7 +180,11 @@ export class AgentControlBackend implements ControlBackend {
     return 'changed';
   }
 
-  async removeSocket(req: RemoveSocketRequest): Promise<PortChange> {
+  removeSocket(req: RemoveSocketRequest): Promise<PortChange> {
+    return this.change(() => this.doRemoveSocket(req));
+  }
+
+  private async doRemoveSocket(req: RemoveSocketRequest): Promise<PortChange> {
     this.requireDynamic();
     const mgr = this.o.relays;
     const existing = mgr.list().find((s) => s.socketPath === req.vhostPath);
@@ -168,7 +214,11 @@ export class AgentControlBackend implements ControlBackend {
       .sort((a, b) => a.relay - b.relay);
   }
 
-  async updateCpuMap(map: RelayCpu[]): Promise<void> {
+  updateCpuMap(map: RelayCpu[]): Promise<void> {
+    return this.change(() => this.doUpdateCpuMap(map));
+  }
+
+  private async doUpdateCpuMap(map: RelayCpu[]): Promise<void> {
     const workers = new Set(this.o.engine.workers().map((w) => w.cpu));
     const mgr = this.o.relays;
     // check everything first: an UPDATE is applied whole or not at all

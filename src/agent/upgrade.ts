@@ -103,6 +103,9 @@ export interface HandoverDeps {
   relays: HandoverRelays & { specs(): RelaySpec[] };
   /** the node reconciler, when there is one: paused while the relays move */
   reconciler: () => { pause(): void; resume(): void; entries(): CheckpointEntry[] } | undefined;
+  /** what else holds still while the relays move (the device plugin's view of the relays: kubelet
+   *  keeps seeing them Healthy; port control: a change is refused with "retry") */
+  holds: () => ({ freeze(): unknown; thaw(): void } | undefined)[];
   /** every relay was taken: stop every listener the new agent binds (ports, sockets) */
   drain: () => Promise<void>;
 }
@@ -116,6 +119,7 @@ export async function serveHandover(path: string, d: HandoverDeps, log: Logger):
       begin: async () => {
         const reconciler = d.reconciler();
         reconciler?.pause();
+        await Promise.all(d.holds().map((h) => h?.freeze()));
         const keys = new Map(reconciler?.entries().map((e) => [e.spec.name, e.key]));
         return d.relays.specs().map((spec): HandoverRelay => {
           const key = keys.get(spec.name);
@@ -132,6 +136,7 @@ export async function serveHandover(path: string, d: HandoverDeps, log: Logger):
       },
       abort: async (released) => {
         for (const r of released) d.relays.apply(r.spec);
+        for (const h of d.holds()) h?.thaw();
         d.reconciler()?.resume();
       },
     },

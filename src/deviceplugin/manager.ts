@@ -99,8 +99,9 @@ export class DevicePluginManager {
     await this.reconcile();
   }
 
-  /** Stops every server (removing its socket and ending ListAndWatch) and removes device-info files. */
-  async stop(): Promise<void> {
+  /** Stops every server (removing its socket and ending ListAndWatch) and removes device-info
+   *  files, unless `keepDeviceInfo` (a handover: the new agent's plugin takes them over). */
+  async stop(opts: { keepDeviceInfo?: boolean } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
     this.view.off('change', this.onChange);
@@ -114,7 +115,7 @@ export class DevicePluginManager {
     await this.runner.settled();
     for (const p of this.plugins.values()) await p.stop();
     this.plugins.clear();
-    await this.files.removeAll();
+    if (!opts.keepDeviceInfo) await this.files.removeAll();
     this.log.info('device plugin manager stopped');
   }
 

@@ -6,4 +6,4 @@ export type { RelayEngine, VfResolver, ResolvedVf, RelayDefaults, RelayManagerOp
 export type * from './types.js';
 export type { AttachConfig } from './store.js';
 export { Reason, codeForReason } from './reasons.js';
-export { viewWithout } from './view.js';
+export { FreezableView, viewWithout } from './view.js';

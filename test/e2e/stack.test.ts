@@ -20,7 +20,8 @@
 // time limit: 30 min
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { Guest } from '../helpers/guest.js';
 import {
@@ -42,6 +43,9 @@ import {
 } from '../helpers/e2e.js';
 import { runSoak } from './soak-run.js';
 import type { VirtioRelay } from '../../src/kube/index.js';
+import { ControlClient, PortControlRequest_Op, PortControlResponse_Status } from '../../src/control/index.js';
+import { live } from '../../src/agent/handover.js';
+import type { AgentProcess } from '../helpers/agent.js';
 
 const FIX = 'test/fixtures/kubevirt';
 const VM1 = 'vm1';
@@ -557,6 +561,172 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     assert.deepEqual(await e.kubelet.sockets(), ['kubelet.sock', 'vio4wd.io_vhostuser.sock']);
     assert.deepEqual(readdirSync(e.dirs.ipc).sort(), ipcBefore);
     assert.deepEqual(e.hugepageFiles(), []);
+  }
+
+  test('agent upgraded with a handover: a second agent takes the relays over while the first runs (Kubernetes mode)', { timeout: 180_000 }, async (t) => {
+    const e = need(env, 'the environment');
+    const g = need(guest, 'the guest');
+    await pinNeighbours(e, g, true);
+    try {
+      await agentHandover(t, e, g);
+    } finally {
+      await pinNeighbours(e, g, false);
+    }
+  });
+
+  // docs/upgrade.md: what a DaemonSet rolling update with maxSurge does on one node. The new
+  // agent starts beside the old one, takes the relays over one at a time, binds the ports the
+  // old one let go of; then the old pod is deleted (SIGTERM).
+  async function agentHandover(t: TestContext, e: E2eEnv, g: Guest): Promise<void> {
+    const [p1, p2] = await pingBoth(g, 0.05, 10);
+    const statusBefore = new Map<string, VirtioRelay>();
+    for (const n of [VM1, VM2]) statusBefore.set(n, (await e.getRelay(n))!);
+    const treeBefore = e.socketTree();
+    const ipcBefore = readdirSync(e.dirs.ipc).sort();
+    const handoverSock = join(e.dirs.sockets, '.vio4wd-handover.sock');
+    const identOf = (p: string): string => {
+      const st = lstatSync(p, { bigint: true });
+      return `${st.ino}:${st.ctimeNs}`;
+    };
+    const sockBefore = identOf(handoverSock);
+    const regsBefore = e.kubelet.registrationsFor(RESOURCE).length;
+    const historyFrom = e.kubelet.history.length;
+    const old = e.agent;
+    const ctl = new ControlClient({ endpoints: { portControl: `ipc://${e.dirs.ipc}/port_control` }, timeoutMs: 10_000 });
+
+    // the VirtioRelays and the node's VirtioForwarderNode through the whole handover
+    const seen: { name: string; phase?: string; socketPath?: string; at: number }[] = [];
+    const nodeSeen: { total?: number; ready?: number; at: number }[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        try {
+          for (const n of [VM1, VM2]) {
+            const r = await e.getRelay(n);
+            seen.push({ name: n, phase: r?.status?.phase, socketPath: r?.status?.socketPath, at: Date.now() });
+          }
+          const vfn = (await e.api.custom.getClusterCustomObject({ group: 'vio4wd.io', version: 'v1alpha1', plural: 'virtioforwardernodes', name: NODE })) as { status?: { relays?: { total: number; ready: number } } };
+          nodeSeen.push({ total: vfn.status?.relays?.total, ready: vfn.status?.relays?.ready, at: Date.now() });
+        } catch {
+          /* the apiserver is up; a failed read just skips a sample */
+        }
+        await sleep(100);
+      }
+    })();
+
+    // port control while the relays move: REMOVE of vm1's VF (a VF stand-in: named by the bond
+    // name, as it has no PCI address), sent the moment the old agent has frozen its relay set;
+    // it must not be applied to the agent that is giving the relays away
+    const relayId1 = statusBefore.get(VM1)!.status!.relayId!;
+    const remove = (id: number) => ctl.portControl({ op: PortControlRequest_Op.REMOVE, virtio_id: id, name: 'e2e' });
+    const during = old.waitForLog(/"msg":"handover: a new agent takes the relays over"/, 60_000, old.output.length).then(async () => {
+      const at = Date.now();
+      return { reply: await remove(relayId1), at };
+    });
+    during.catch(() => undefined);
+
+    const spawnAt = Date.now();
+    let b: AgentProcess;
+    try {
+      b = await e.startAgent();
+    } catch (err) {
+      throw new Error(`the new agent did not start: ${(err as Error).message}\n--- old agent\n${old.output.slice(-6000)}`, { cause: err });
+    }
+    const runningAt = Date.now();
+    try {
+      const taken = b.logs().find((l) => l.msg === 'handover: every relay taken over');
+      assert.equal(taken?.relays, 2, `the new agent took both relays over:\n${e.agentTail(8000)}`);
+      const doneLine = old.logs().find((l) => /^handover done/.test(l.msg));
+      assert.ok(doneLine, `the old agent handed over:\n${old.output.slice(-6000)}`);
+      const drainedAt = Date.parse(String(doneLine.time));
+
+      // port control during the handover: a clear "retry", nothing applied
+      const { reply, at: askedAt } = await during;
+      assert.ok(askedAt < drainedAt, 'the request was sent while the handover ran');
+      assert.equal(reply.status, PortControlResponse_Status.ERROR, `REMOVE during the handover was refused: ${JSON.stringify(reply)}`);
+      assert.equal(reply.error_code, osConstants.errno.EAGAIN, `EAGAIN: ${JSON.stringify(reply)}`);
+      assert.match(reply.error_code_source ?? '', /handover.*retry/i);
+      // the retry reaches the new agent on the same endpoint (a REMOVE of no relay: unchanged)
+      const retry = await remove(1000);
+      assert.equal(retry.status, PortControlResponse_Status.OK, `the new agent answers port control: ${JSON.stringify(retry)}`);
+
+      await e.waitDevices('both relays Healthy from the new plugin', (d) => d.get(ID1) === 'Healthy' && d.get(ID2) === 'Healthy');
+      await p1.more(20);
+      await p2.more(20);
+
+      // the DaemonSet deletes the old pod: SIGTERM, a clean exit that takes nothing of the new agent's
+      const exitAt = Date.now();
+      assert.equal(await old.stop(), 0, `the old agent exits cleanly:\n${old.output.slice(-4000)}`);
+      const errors = old.logs().filter((l) => l.level >= 50);
+      assert.deepEqual(errors.map((l) => l.msg), [], 'the old agent logged no error');
+      await p1.more(10);
+      await p2.more(10);
+      watching = false;
+      await watcher;
+      const s1 = await p1.stop();
+      const s2 = await p2.stop();
+
+      // the guest's view: how long each relay was out
+      const gap1 = longestGap(p1.replies(), spawnAt);
+      const gap2 = longestGap(p2.replies(), spawnAt);
+      const moved = (id: string): number => Number(b.logs().find((l) => l.msg === 'handover: relay taken over' && l.relay === id)?.ms ?? NaN);
+      const hist = e.kubelet.history.slice(historyFrom).filter((h) => h.resourceName === RESOURCE);
+      const ended = hist.find((h) => h.devices === null);
+      const relisted = hist.find((h) => ended && h.at >= ended.at && h.devices);
+      report(
+        t,
+        `handover: new agent running ${runningAt - spawnAt} ms after spawn; client-mode relay (eth0) gap ${gap1.gapMs} ms (taken in ${moved(ID1)} ms), ` +
+          `server-mode relay (eth1) gap ${gap2.gapMs} ms (taken in ${moved(ID2)} ms); pings eth0 ${s1.received}/${s1.sent}, eth1 ${s2.received}/${s2.sent}; ` +
+          `kubelet: old plugin's stream ended -> new plugin's first list ${ended && relisted ? relisted.at - ended.at : NaN} ms; old agent stopped in ${Date.now() - exitAt} ms`,
+      );
+      // bounds a loaded 2-core machine holds (docs/upgrade.md: ~0.5 s client mode, QEMU's
+      // reconnect interval of 1 s plus that in server mode)
+      assert.ok(gap1.gapMs < 3000, `eth0 (client mode) out for ${gap1.gapMs} ms`);
+      assert.ok(gap2.gapMs < 4000, `eth1 (server mode) out for ${gap2.gapMs} ms`);
+
+      // the VirtioRelays stayed Ready with their socket all along; afterwards as before
+      const off = seen.filter((x) => x.phase !== 'Ready' || x.socketPath !== statusBefore.get(x.name)!.status!.socketPath);
+      assert.deepEqual(off, [], 'every VirtioRelay stayed Ready, same socket, through the handover');
+      for (const n of [VM1, VM2]) {
+        const bs = statusBefore.get(n)!.status!;
+        const now = (await e.getRelay(n))!.status!;
+        assert.deepEqual(
+          [now.phase, now.socketPath, now.socketMode, now.deviceId, now.nodeName, now.guestConnected, now.observedGeneration, now.pciAddress],
+          [bs.phase, bs.socketPath, bs.socketMode, bs.deviceId, bs.nodeName, bs.guestConnected, bs.observedGeneration, bs.pciAddress],
+          `${n}: status after the handover`,
+        );
+      }
+      // the node: its VirtioForwarderNode never counted fewer relays, its Lease is renewed by the new agent
+      assert.deepEqual(nodeSeen.filter((x) => x.total !== 2 || x.ready !== 2), [], 'VirtioForwarderNode counted 2 Ready relays throughout');
+      const lease = (await e.api.coordination.listLeaseForAllNamespaces({ labelSelector: 'vio4wd.io/lease=node' })).items.find((l) => l.metadata?.name === NODE);
+      const renewed = new Date(String(lease?.spec?.renewTime)).getTime();
+      assert.ok(renewed > drainedAt, `the node Lease was renewed after the old agent let go (${lease?.spec?.renewTime} vs ${doneLine.time})`);
+
+      // kubelet: one new registration, and the devices never went away or unhealthy
+      const regs = e.kubelet.registrationsFor(RESOURCE);
+      assert.equal(regs.length, regsBefore + 1, 'the new agent registered its device plugin once');
+      const bad = hist.filter((h) => h.devices && !(h.devices.length === 2 && h.devices.every((d) => d.health === 'Healthy')));
+      assert.deepEqual(bad.map((h) => h.devices?.map((d) => `${d.ID}:${d.health}`)), [], 'every device list kubelet got during the handover had both devices Healthy');
+      // the pod's device-info files (written at Allocate) are still there for Multus
+      for (const id of [ID1, ID2]) assert.ok(existsSync(e.deviceInfoPath(id)), `device-info file of ${id} kept`);
+
+      // the checkpoint is the new agent's: written after the old one had let go, with both relays
+      const cp = join(e.dirs.sockets, '.vio4wd-relays.json');
+      await until('the new agent wrote the checkpoint', () => statSync(cp).mtimeMs > drainedAt, 10_000);
+      const entries = (JSON.parse(readFileSync(cp, 'utf8')) as { relays: { key: string }[] }).relays.map((r) => r.key).sort();
+      assert.deepEqual(entries, [`${NAMESPACE}/${VM1}`, `${NAMESPACE}/${VM2}`]);
+
+      // nothing leaked; the handover socket is the new agent's (served), the old one's gone
+      assert.deepEqual(e.socketTree(), treeBefore, 'the socket root after the handover: as before');
+      assert.notEqual(identOf(handoverSock), sockBefore, "the old agent's handover socket is gone");
+      assert.ok(await live(handoverSock), 'the new agent serves the handover socket for the next upgrade');
+      assert.deepEqual(await e.kubelet.sockets(), ['kubelet.sock', 'vio4wd.io_vhostuser.sock']);
+      assert.deepEqual(readdirSync(e.dirs.ipc).sort(), ipcBefore);
+      assert.deepEqual(e.hugepageFiles(), [], 'no hugepage files of either agent');
+    } finally {
+      watching = false;
+      if (old.exitCode === null) await old.stop();
+    }
   }
 
   test('kubelet restarts: the device plugin registers again and Allocate still works', { timeout: 60_000 }, async (t) => {

@@ -37,8 +37,19 @@ interface PluginConnection {
 
 const CALL_TIMEOUT_MS = 5000;
 
+/** One event of a plugin's ListAndWatch as kubelet sees it: a device list, or the stream's end. */
+export interface ListEvent {
+  resourceName: string;
+  /** Date.now() when it arrived */
+  at: number;
+  /** the devices sent; null: the stream ended (the plugin went away) */
+  devices: Device__Output[] | null;
+}
+
 export class TestKubelet {
   readonly registrations: Registration[] = [];
+  /** Every list and stream end of every plugin connection so far, oldest first. */
+  readonly history: ListEvent[] = [];
   private server: Server | null = null;
   private readonly conns = new Map<string, PluginConnection>();
   private readonly events = new EventEmitter();
@@ -94,9 +105,11 @@ export class TestKubelet {
     this.conns.set(req.resource_name, conn);
     stream.on('data', (res: ListAndWatchResponse__Output) => {
       conn.lists.push(res.devices);
+      this.history.push({ resourceName: req.resource_name, at: Date.now(), devices: res.devices });
       this.events.emit('update');
     });
     const end = (): void => {
+      if (!conn.ended) this.history.push({ resourceName: req.resource_name, at: Date.now(), devices: null });
       conn.ended = true;
       this.events.emit('update');
     };
@@ -107,6 +120,7 @@ export class TestKubelet {
   private disconnect(resourceName: string): void {
     const c = this.conns.get(resourceName);
     if (!c) return;
+    c.ended = true; // replaced by a new registration: not the plugin going away
     c.stream.cancel();
     c.client.close();
     this.conns.delete(resourceName);

@@ -80,6 +80,7 @@ async function oldAgent(t: TestContext, n: ReturnType<typeof node>, names: strin
       filePrefix: 'vio4wd',
       relays: old.mgr,
       reconciler: () => ({ pause: () => calls.push('pause'), resume: () => calls.push('resume'), entries: () => [{ key: 'vms/r1', spec: spec('r1') }] }),
+      holds: () => [{ freeze: () => calls.push('freeze'), thaw: () => calls.push('thaw') }, undefined],
       drain: async () => {
         calls.push('drain');
       },
@@ -101,14 +102,14 @@ test('a new agent takes every relay over, one at a time: released by the old one
   assert.equal(client.hello.filePrefix, 'vio4wd');
   assert.deepEqual(client.hello.relays.map((r) => r.spec.name).sort(), ['r1', 'r2', 'r3']);
   assert.equal(client.hello.relays.find((r) => r.spec.name === 'r1')?.key, 'vms/r1', 'a VirtioRelay carries its key');
-  assert.deepEqual(old.calls, ['pause'], 'the old agent freezes its relay set when the handover begins');
+  assert.deepEqual(old.calls, ['pause', 'freeze'], 'the old agent freezes its relay set, device plugin view and port control when the handover begins');
 
   const fresh = n.manager('new');
   const taken = await takeOver(client, fresh.mgr, silentLogger());
   assert.equal(taken.length, 3);
   assert.deepEqual(ready(fresh.mgr), ['r1', 'r2', 'r3']);
   assert.deepEqual(old.mgr.list(), [], 'the old agent holds no relay');
-  assert.deepEqual(old.calls, ['pause', 'drain'], 'the old agent drained its ports after the last relay');
+  assert.deepEqual(old.calls, ['pause', 'freeze', 'drain'], 'the old agent drained its ports after the last relay');
   // one at a time: each VF left the old agent just before the new one attached it
   for (const x of ['r1', 'r2', 'r3']) {
     const vf = `net_tap_${x},iface=${x}`;
@@ -169,7 +170,7 @@ test('the new agent killed midway: the old one runs again what it had released',
   await fresh.mgr.close();
   await waitFor(() => ready(old.mgr).length === 3, () => `old agent runs ${ready(old.mgr).join(',')}`);
   assert.deepEqual(ready(old.mgr), ['r1', 'r2', 'r3']);
-  assert.deepEqual(old.calls, ['pause', 'resume'], 'the old agent resumed its reconciler and did not drain');
+  assert.deepEqual(old.calls, ['pause', 'freeze', 'thaw', 'resume'], 'the old agent thawed, resumed its reconciler and did not drain');
   // and it serves the next attempt
   const again = await HandoverClient.connect(n.socket);
   assert.ok(again);

@@ -121,7 +121,7 @@ class Fixture implements NodeKube {
    *  status changed (publisher.ts's own tests and the .kube test cover what it writes). */
   nodeChanges = 0;
   nodePublisher() {
-    return { start: async () => undefined, stop: async () => undefined, changed: () => void this.nodeChanges++, writes: 0 };
+    return { start: async () => undefined, stop: async () => undefined, changed: () => void this.nodeChanges++, hold: () => undefined, writes: 0 };
   }
 
   policy() {

@@ -57,6 +57,8 @@ export interface NodePublisherView {
   stop(): Promise<void>;
   /** Something the status shows changed: published soon. */
   changed(): void;
+  /** Holds the status writes (a handover) or lets them go again. */
+  hold(on: boolean): void;
   /** Status writes done so far. */
   readonly writes: number;
 }

@@ -54,6 +54,8 @@ export class NodePublisher {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** a handover is in progress: the status waits (the relays are moving), the Lease does not */
+  private held = false;
   /** performance.now() of the last status write */
   private lastWrite = -Infinity;
   /** Status writes done (tests, bench). */
@@ -110,10 +112,17 @@ export class NodePublisher {
     await this.informer.stop();
   }
 
+  /** Holds the status writes (a handover: relay counts would drop as the relays leave) or lets
+   *  them go again (the handover was given up), with one publish then. */
+  hold(on: boolean): void {
+    this.held = on;
+    if (!on) this.changed();
+  }
+
   /** Something in the status may have changed: publish within a second, or coalesceSeconds
    *  after the last write if that is later. */
   changed(): void {
-    if (this.soon || this.stopped) return;
+    if (this.soon || this.stopped || this.held) return;
     const wait = Math.max(1000, this.lastWrite + (this.o.coalesceSeconds ?? 5) * 1000 - performance.now());
     this.soon = setTimeout(() => {
       this.soon = undefined;
@@ -145,7 +154,7 @@ export class NodePublisher {
   }
 
   private async publishOnce(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.held) return;
     try {
       let cur = this.current;
       if (!cur) {

@@ -197,10 +197,12 @@ export class NodeReconciler {
    *  resume(); the checkpoint keeps every relay meanwhile. */
   pause(): void {
     this.paused = true;
+    this.publisher.hold(true);
   }
 
   resume(): void {
     this.paused = false;
+    this.publisher.hold(false);
     for (const { key } of this.owned.values()) this.queue.add(key);
   }
 
