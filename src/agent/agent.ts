@@ -300,7 +300,7 @@ export class Agent {
       filePrefix: this.engine!.options.filePrefix ?? 'rte',
       relays: this.relays!,
       reconciler: () => this.reconciler,
-      holds: () => [this.holds.pluginView, this.holds.backend],
+      holds: () => [this.holds.pluginView, this.holds.backend, this.attachments],
       drain: async () => {
         this.drained = true;
         this.ready = false;

@@ -63,6 +63,8 @@ export class AttachmentService {
   private readonly log: Logger;
   /** One request at a time: ADD/DEL of the same relay must not interleave. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** an upgrade handover moves the relays to a new agent (docs/upgrade.md): no change here */
+  private frozen = false;
 
   constructor(private readonly o: AttachmentServiceOptions) {
     this.log = o.logger.child({ component: 'cni' });
@@ -122,7 +124,22 @@ export class AttachmentService {
     return run;
   }
 
+  /** Refuses ADD, DEL and GC from now on ("try again later": the new agent reads the state
+   *  file this one wrote), once the request in progress is answered. */
+  async freeze(): Promise<void> {
+    this.frozen = true;
+    await this.queue;
+  }
+
+  /** The handover was given up: requests are served again. */
+  thaw(): void {
+    this.frozen = false;
+  }
+
   private async dispatch(req: AttachRequest, opts: HandleOptions): Promise<AttachReply> {
+    if (this.frozen && req.op !== 'status' && req.op !== 'check') {
+      throw new CniError(CniCode.TryAgainLater, `${req.op.toUpperCase()}: a handover to a new agent (an upgrade) is in progress on this node: nothing was changed; try again in a few seconds (the new agent answers on the same socket)`);
+    }
     switch (req.op) {
       case 'status':
         return { ok: true };

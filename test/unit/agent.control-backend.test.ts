@@ -174,3 +174,39 @@ test('internal_state walks virtio-forwarder\'s states and transitions, the trans
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a handover freezes port control: a change in progress ends first, later ones get EAGAIN until thawed', async () => {
+  const { dir, engine, relays, backend } = setup();
+  try {
+    await backend.addVf({ virtioId: 2, pciAddrs: ['0000:05:00.1'] });
+    // a REMOVE under way when the handover begins: the freeze waits for it (the relay list the
+    // new agent gets must not carry a VF this REMOVE is taking away)
+    let open!: () => void;
+    engine.hold = new Promise<void>((r) => (open = r));
+    const removing = backend.removeVf({ virtioId: 2, pciAddrs: ['0000:05:00.1'] });
+    let frozen = false;
+    const freezing = backend.freeze().then(() => (frozen = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(frozen, false, 'the freeze waits for the REMOVE in progress');
+    engine.hold = undefined;
+    open();
+    assert.equal(await removing, 'changed');
+    await freezing;
+    // now every change is refused, untouched, with a reason that says to retry
+    const refused = /EAGAIN|handover to a new agent .* in progress on this node: nothing was changed; retry/;
+    await assert.rejects(backend.addVf({ virtioId: 2, pciAddrs: ['0000:05:00.2'] }), (err: VioError) => err.code === 'EAGAIN' && refused.test(err.message));
+    await assert.rejects(backend.removeVf({ virtioId: 2, pciAddrs: [] }), { code: 'EAGAIN' });
+    await assert.rejects(backend.addSocket({ vhostPath: join(dir, 'x.sock'), pciAddrs: ['0000:05:00.3'] }), { code: 'EAGAIN' });
+    await assert.rejects(backend.removeSocket({ vhostPath: join(dir, 'x.sock'), pciAddrs: [] }), { code: 'EAGAIN' });
+    await assert.rejects(backend.updateCpuMap([{ relay: 2, vfToVmCpu: 1, vmToVfCpu: 1 }]), { code: 'EAGAIN' });
+    assert.equal(relays.getById(2)?.pciAddress, undefined, 'nothing was applied');
+    // reads still answer
+    assert.equal(backend.relayStates([2]).length, 1);
+    // the handover was given up: changes go through again
+    backend.thaw();
+    assert.equal(await backend.addVf({ virtioId: 2, pciAddrs: ['0000:05:00.2'] }), 'changed');
+  } finally {
+    await relays.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

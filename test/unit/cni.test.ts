@@ -128,6 +128,22 @@ test('attachments: one pod per relay, DEL restores spec.mac or the VF\'s first M
   assert.equal(svc.list().length, 0);
 });
 
+test('attachments during an upgrade handover: ADD, DEL and GC say try again later (11) and change nothing', async () => {
+  const { svc, vf, req } = node();
+  assert.equal((await svc.handle(req({ mac: '52:54:00:00:00:01' }))).ok, true);
+  await svc.freeze();
+  for (const r of [req({ deviceId: 'r2', containerId: 'c2' }), req({ op: 'del' }), { version: 1 as const, op: 'gc' as const, network: 'n', valid: [] }]) {
+    const reply = await svc.handle(r);
+    assert.ok(!reply.ok && reply.code === 11 && /handover to a new agent .* try again/.test(reply.msg), `${r.op}: ${JSON.stringify(reply)}`);
+  }
+  assert.deepEqual((await svc.handle({ version: 1, op: 'status' })).ok, true, 'STATUS still answers');
+  assert.equal(vf.get('r1')?.mac, '52:54:00:00:00:01', 'the attachment stays');
+  assert.equal(vf.has('r2'), true);
+  assert.equal(vf.get('r2')?.mac, '02:00:00:00:00:b2', 'r2 was not programmed');
+  svc.thaw();
+  assert.deepEqual(await svc.handle(req({ op: 'del' })), { ok: true, removed: 1 });
+});
+
 test('CNI_ARGS name the pod: K8S_POD_NAMESPACE and K8S_POD_NAME, both or none', () => {
   assert.deepEqual(podOf('IgnoreUnknown=1;K8S_POD_NAMESPACE=tenant-1;K8S_POD_NAME=vm-a;K8S_POD_INFRA_CONTAINER_ID=abc'), { namespace: 'tenant-1', name: 'vm-a' });
   assert.equal(podOf('K8S_POD_NAME=vm-a'), undefined);
