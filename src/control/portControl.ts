@@ -64,6 +64,8 @@ export function validatePortControl(
   if (hasName) {
     if (name === '') throw invalid('name', 'empty bond name; leave the field out for a single VF');
     if (Buffer.byteLength(name) > MAX_BOND_NAME) throw invalid('name', `bond name longer than ${MAX_BOND_NAME} bytes`);
+    // it becomes a DPDK device name: nothing DPDK's devargs parsing reads (",", "=", spaces)
+    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw invalid('name', `bond name ${JSON.stringify(name)} may hold only letters, digits, "_", "-" and ".", e.g. net_bonding0`);
     if (pciAddrs.length === 1) throw invalid('name', 'a bond name needs two or more PCI addresses; leave it out for one VF');
   }
   const hasMode = has(msg, 'mode');

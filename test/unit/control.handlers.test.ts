@@ -335,3 +335,10 @@ test('stats, vio4wd extension: VF counters and workers only when asked, busy sha
   assert.ok(Math.abs((now.worker?.[0]?.busy_ratio ?? 0) - 1000 / 10000) < 1e-9);
   assert.doesNotThrow(() => codec('virtioforwarder.StatsResponse').encode(ext));
 });
+
+test('a bond name reaches DPDK as a device name: characters its devargs parsing reads are refused', () => {
+  for (const name of ['net_bonding0,mode=4', 'a=b', 'two words', 'x/y', 'net\nbonding']) {
+    assert.throws(() => validatePortControl({ op: Op.ADD, virtio_id: 2, pci_addrs: [pci(5), pci(6)], name }, LIMITS), /name.*may hold only letters, digits/, JSON.stringify(name));
+  }
+  assert.equal(validatePortControl({ op: Op.ADD, virtio_id: 2, pci_addrs: [pci(5), pci(6)], name: 'net_bonding-a.1' }, LIMITS).op.kind, 'addVf');
+});

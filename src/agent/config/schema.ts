@@ -53,7 +53,7 @@ export const relaySchema = {
         pciAddress: pciAddressSchema,
         pciAddresses: { ...pciAddressesSchema, description: 'Several VFs: bonded.' },
         bondMode: bondModeSchema,
-        bondName: { type: 'string', minLength: 1, description: 'Bond device name.' },
+        bondName: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9_.-]+$', description: 'Bond device name (a DPDK device name: letters, digits, "_", "-", ".").' },
         devargs: devargsSchema,
         selector: {
           type: 'object',
