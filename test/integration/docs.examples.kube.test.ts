@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { startKube, type KubeEnv } from '../helpers/kube.js';
 import { codeBlocks, markdownFiles } from '../helpers/markdown.js';
 
@@ -103,4 +103,24 @@ test('the check can fail: a misspelt field of a docs object is refused with its 
   const r = await dryRun(bad);
   assert.notEqual(r.code, 0);
   assert.match(r.out, /unknown field "spec\.namespace"/);
+});
+
+test('docs/install.md lists every host path and API resource the chart gives the agent', async () => {
+  const text = await kube.helm('template', 'vio4wd', 'helm/vio4wd', '--namespace', 'vio4wd-system', '--set', 'agent.dra.enabled=true');
+  const docs = readFileSync('docs/install.md', 'utf8');
+  const section = (from: string, to: string) => docs.slice(docs.indexOf(from), docs.indexOf(to));
+  const paths = section('## 4. What the agent', '## 5. RBAC');
+  const rbac = section('## 5. RBAC', '### API Priority');
+  type Obj = { kind: string; metadata: { name: string }; spec: { template: { spec: { volumes: { hostPath?: { path: string } }[] } } }; rules: { resources: string[] }[] };
+  const objs = parseAllDocuments(text).map((d) => d.toJS() as Obj).filter(Boolean);
+  const hostPaths = objs.filter((o) => o.kind === 'DaemonSet').flatMap((d) => d.spec.template.spec.volumes.flatMap((v) => (v.hostPath ? [v.hostPath.path] : [])));
+  assert.ok(hostPaths.length >= 10, hostPaths.join(' '));
+  assert.deepEqual(hostPaths.filter((p) => !paths.includes(`\`${p}\``)), [], 'host paths missing from the table in section 4');
+  for (const role of objs.filter((o) => o.kind === 'ClusterRole')) {
+    const sa = role.metadata.name;
+    const rows = rbac.split('\n').filter((l) => l.startsWith(`| \`${sa}\``)).join('\n');
+    assert.ok(rows, `section 5 has a row for ${sa}`);
+    const resources = [...new Set(role.rules.flatMap((r) => r.resources))];
+    assert.deepEqual(resources.filter((r) => !new RegExp(`\\b${r.replace('/', '\\/')}\\b`).test(rows)), [], `${sa}'s resources missing from section 5`);
+  }
 });
