@@ -51,3 +51,15 @@ test('every variable the docs name is read by the code', () => {
   assert.equal(read('VIRTIOFWD_NO_SUCH_SETTING'), false);
   assert.equal(read('VIO4WD_DEVICE_R1_SOCKET'), true);
 });
+
+test('docs/cni.md\'s error table has every code vio4wd-cni returns', async () => {
+  const { CniCode } = await import('../../src/cni/protocol.js');
+  const table = readFileSync('docs/cni.md', 'utf8').split('## Errors')[1]!.split('\n## ')[0]!;
+  const shown = new Set([...table.matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1])));
+  const returned = new Set<number>();
+  for (const f of files('src/cni').concat(files('src/agent'))) {
+    for (const m of readFileSync(f, 'utf8').matchAll(/CniCode\.(\w+)/g)) returned.add(CniCode[m[1] as keyof typeof CniCode]);
+  }
+  assert.ok(returned.size >= 8);
+  assert.deepEqual([...returned].filter((c) => c !== undefined && !shown.has(c)).sort((a, b) => a - b), []);
+});
