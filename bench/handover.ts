@@ -2,7 +2,11 @@
 // its relays over, N times, under a QEMU guest pinged through two relays every 10 ms; then the
 // same stand restarted N/2 times (SIGKILL, spawn again: relays from the config) as the reference.
 //
-//   timeout 1500 flock /tmp/vio4wd-it.lock node --import tsx bench/handover.ts [--handovers 10] [--restarts 4] [--idle 4] [--json FILE]
+//   timeout 1500 flock /tmp/vio4wd-it.lock node --import tsx bench/handover.ts [--handovers 10] [--restarts 4] [--idle 4] [--json FILE] [--trace DIR]
+//
+// --trace DIR keeps the evidence of each round: both agents' output (roundN-old.log, -new.log)
+// and QEMU's vhost-user and chardev trace events with wall-clock times (qemu.trace): when QEMU
+// saw the old connection close and took the new one.
 //
 // Every part is real: `vio4wd agent` (standalone: the data path and the handover are the
 // DaemonSet's) on the real DPDK engine inside a test network namespace, hugepages, the same
@@ -17,17 +21,22 @@
 //   release    the old agent's engine removes the relay (workers off it, VF closed, socket released)
 //   attach     the new agent's engine adds it (VF probed and started, socket registered, polled)
 //   step       the new agent's request to release -> the relay attached in the new agent
+// and the engine's phases of each (its debug lines, ms since the command began): release:
+// workers off it, socket unregistered, port (VF) detached; attach: port attached, port started,
+// socket registered, polled.
 // Per handover: gap = the longest time without a ping reply through the relay, from the new
 // agent's spawn to 2 s after it runs (replies every 10 ms: a gap of ~10 ms is no gap).
 import { parseArgs } from 'node:util';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Netns, testTempDir } from '../test/helpers/netns.js';
 import { AgentProcess, type LogLine } from '../test/helpers/agent.js';
 import { STAND_NICS, prepareStand, standRelay, startStand, type Stand } from '../test/helpers/handover.js';
 import { Cleanups, sleep, until } from '../test/helpers/e2e.js';
 
-const { values } = parseArgs({ options: { handovers: { type: 'string', default: '10' }, restarts: { type: 'string', default: '4' }, idle: { type: 'string', default: '4' }, json: { type: 'string' } } });
+const { values } = parseArgs({ options: { handovers: { type: 'string', default: '10' }, restarts: { type: 'string', default: '4' }, idle: { type: 'string', default: '4' }, json: { type: 'string' }, trace: { type: 'string' } } });
+const TRACE = values.trace;
+if (TRACE) mkdirSync(TRACE, { recursive: true });
 const HANDOVERS = Number(values.handovers);
 const RESTARTS = Number(values.restarts);
 const IDLE = Number(values.idle);
@@ -44,10 +53,34 @@ interface Round {
   /** first "release" request -> "every relay taken over" */
   handoverMs: number;
   gap: Record<'client' | 'server', number>;
-  relays: Record<string, { release?: number; attach?: number; step?: number }>;
+  relays: Record<string, { release?: number; attach?: number; step?: number; phases?: Record<string, number> }>;
   /** the client-mode relay's handover, ms after the old agent began to release it: the last
-   *  reply before, attached in the new agent, the guest connected again, the first reply after */
-  timeline?: { lastReply: number; attached: number; guestConnected: number; firstReply: number };
+   *  reply before, attached in the new agent, the guest connected again, the first reply after;
+   *  with --trace, QEMU's view of its NIC: the old connection closed, the new one taken */
+  timeline?: { lastReply: number; attached: number; guestConnected: number; firstReply: number; qemuClosed?: number; qemuOpened?: number };
+}
+
+/** The engine's phase lines (native/src/relay.c, debug level), ms since the command began. */
+const PHASES: [string, RegExp][] = [
+  ['workersOff', /relay (\d+): workers off it after ([\d.]+) ms/],
+  ['unregistered', /relay (\d+) removed: socket unregistered ([\d.]+)/],
+  ['detached', /relay (\d+) removed: .*port detached ([\d.]+)/],
+  ['portAttached', /relay (\d+) added: port attached ([\d.]+)/],
+  ['portStarted', /relay (\d+) added: .*port started ([\d.]+)/],
+  ['registered', /relay (\d+) added: .*socket registered ([\d.]+)/],
+  ['polled', /relay (\d+) added: .*polled ([\d.]+)/],
+];
+
+/** QEMU trace (`-msg timestamp=on`): epoch ms of each `vhost_user_event` of a chardev. */
+function qemuEvents(chardev: string): { at: number; event: number }[] {
+  if (!TRACE || !existsSync(join(TRACE, 'qemu.trace'))) return [];
+  const out: { at: number; event: number }[] = [];
+  const re = new RegExp(`@(\\d+\\.\\d+):vhost_user_event chr: ${chardev} got event: (\\d+)`);
+  for (const line of readFileSync(join(TRACE, 'qemu.trace'), 'utf8').split('\n')) {
+    const m = re.exec(line);
+    if (m) out.push({ at: Number(m[1]) * 1000, event: Number(m[2]) });
+  }
+  return out;
 }
 
 const cleanups = new Cleanups();
@@ -65,7 +98,8 @@ try {
   const idle = Array.from({ length: IDLE }, (_, i) => `idle${i + 1}`);
   const config = {
     log: { level: 'debug' },
-    engine: { workerCpus: [1], mainCpu: 0, noPci: true, filePrefix: `vio4wd-hb${process.pid}` },
+    // the engine's own phase lines (USER1, debug); DPDK's libraries and drivers as usual
+    engine: { workerCpus: [1], mainCpu: 0, noPci: true, filePrefix: `vio4wd-hb${process.pid}`, logLevel: 8, extraEalArgs: ['--log-level=lib.*:5', '--log-level=pmd.*:5', '--log-level=user1:8'] },
     vhostUser: { mode: 'server', socketDir: sockDir },
     control: { ipcDir: join(tmp.path, 'ipc') },
     metrics: { address: '127.0.0.1:9464' },
@@ -85,7 +119,11 @@ try {
     return a;
   };
   let current = await start(true);
-  const stand: Stand = await startStand(ns, { client: join(sockDir, 'vm-client.sock'), server: join(sockDir, 'virtio-forwarder2.sock') }, 'hobench');
+  // vhu0 is the client-mode relay's NIC (STAND_NICS order), vhu1 the server-mode one's
+  const qemuTrace = TRACE
+    ? ['-msg', 'timestamp=on', '-D', join(TRACE, 'qemu.trace'), ...['vhost_user_event', 'qio_channel_socket_accept*', 'vhost_dev_start', 'vhost_dev_stop'].flatMap((e) => ['-trace', e])]
+    : [];
+  const stand: Stand = await startStand(ns, { client: join(sockDir, 'vm-client.sock'), server: join(sockDir, 'virtio-forwarder2.sock') }, 'hobench', qemuTrace);
   cleanups.add('guest', () => stand.stop());
   const bothFlow = async (what: string): Promise<void> => {
     const from = Date.now();
@@ -124,11 +162,19 @@ try {
     const release = byRelay(oldLogs, 'relay removed');
     const attach = byRelay(logs, 'relay added');
     const step = byRelay(logs, 'handover: relay taken over');
+    const phases = new Map<string, Record<string, number>>();
+    for (const l of [...oldLogs, ...logs]) {
+      for (const [key, re] of PHASES) {
+        const m = re.exec(String(l.msg ?? ''));
+        if (m) phases.set(m[1]!, { ...phases.get(m[1]!), [key]: Number(m[2]) });
+      }
+    }
     for (const [id, name] of idOf) {
       round.relays[name] = {
         ...(release.has(id) ? { release: release.get(id)! } : {}),
         ...(attach.has(id) ? { attach: attach.get(id)! } : {}),
         ...(step.has(name) ? { step: step.get(name)! } : {}),
+        ...(phases.has(id) ? { phases: phases.get(id)! } : {}),
       };
     }
     if (kind === 'handover') {
@@ -145,12 +191,25 @@ try {
         guestConnected: at((l) => l.relay === 'client' && l.guestConnected === 'True'),
         firstReply: (replies.find((r) => r.at > t0)?.at ?? NaN) - t0,
       };
+      const ev = qemuEvents('vhu0').filter((e) => e.at >= t0 - 50);
+      const closed = ev.find((e) => e.event === 4);
+      const opened = ev.find((e) => e.event === 1 && (!closed || e.at >= closed.at));
+      if (closed) round.timeline.qemuClosed = Math.round(closed.at - t0);
+      if (opened) round.timeline.qemuOpened = Math.round(opened.at - t0);
+    }
+    if (TRACE) {
+      writeFileSync(join(TRACE, `round${i + 1}-old.log`), old.output);
+      writeFileSync(join(TRACE, `round${i + 1}-new.log`), current.output);
     }
     rounds.push(round);
     process.stdout.write(
       `${kind} ${i + 1}/${total}: running ${round.runningMs} ms; gap client ${round.gap.client.toFixed(0)} ms, server ${round.gap.server.toFixed(0)} ms; ` +
         `client relay release ${round.relays.client?.release ?? '-'} attach ${round.relays.client?.attach ?? '-'} step ${round.relays.client?.step ?? '-'} ms` +
-        (round.timeline ? `; after release began: last reply ${round.timeline.lastReply.toFixed(0)}, attached ${round.timeline.attached}, guest connected ${round.timeline.guestConnected}, first reply ${round.timeline.firstReply.toFixed(0)} ms` : '') +
+        (round.timeline
+          ? `; after release began: last reply ${round.timeline.lastReply.toFixed(0)}, ` +
+            (round.timeline.qemuClosed !== undefined ? `QEMU saw the close ${round.timeline.qemuClosed}, took the new connection ${round.timeline.qemuOpened ?? '-'}, ` : '') +
+            `attached ${round.timeline.attached.toFixed(0)}, guest connected ${round.timeline.guestConnected.toFixed(0)}, first reply ${round.timeline.firstReply.toFixed(0)} ms`
+          : '') +
         '\n',
     );
     if (kind === 'handover') {
@@ -169,6 +228,22 @@ try {
   lines.push(row('handover: release in the old agent (any relay)', all((x) => x.release)));
   lines.push(row('handover: attach in the new agent (any relay)', all((x) => x.attach)));
   lines.push(row('handover: step, request -> attached (any relay)', all((x) => x.step)));
+  const phase = (k: string) => all((x) => x.phases?.[k]);
+  for (const [k, label] of [
+    ['workersOff', 'release: workers off it'],
+    ['unregistered', 'release: + socket unregistered'],
+    ['detached', 'release: + port (VF) detached'],
+    ['portAttached', 'attach: port (VF) attached'],
+    ['portStarted', 'attach: + port started'],
+    ['registered', 'attach: + socket registered'],
+    ['polled', 'attach: + polled'],
+  ] as const)
+    if (phase(k).length) lines.push(row(`  ${label} (any relay)`, phase(k)));
+  const tl = hs.map((r) => r.timeline).filter((t) => t !== undefined);
+  if (tl.some((t) => t.qemuClosed !== undefined)) {
+    lines.push(row('QEMU: release began -> old conn. closed', tl.map((t) => t.qemuClosed ?? NaN)));
+    lines.push(row('QEMU: release began -> new conn. taken', tl.map((t) => t.qemuOpened ?? NaN)));
+  }
   lines.push(row('handover: all relays', hs.map((r) => r.handoverMs)));
   lines.push(row('handover: spawn -> new agent running', hs.map((r) => r.runningMs)));
   if (rs.length) {

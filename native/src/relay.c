@@ -269,6 +269,12 @@ static int validate(const struct vio_relay_cfg *c, struct vio_error *e)
 	return 0;
 }
 
+/* ms since `t0` (timer cycles), for the phase timings of add and remove (debug log) */
+static double ms_since(uint64_t t0)
+{
+	return (double)(rte_get_timer_cycles() - t0) * 1000.0 / (double)rte_get_timer_hz();
+}
+
 static void set_table(int id, struct vio_relay *r)
 {
 	pthread_mutex_lock(&eng.lock);
@@ -322,20 +328,26 @@ void vio_cmd_add(struct vio_cmd *cmd)
 	set_table(r->id, r);
 
 	int sock = 0;
+	uint64_t t0 = rte_get_timer_cycles();
+	double t_attach = 0, t_pool = 0, t_start = 0, t_vhost = 0;
 	if (!c->no_vf) {
 		if (vio_port_attach(r, c, e) != 0)
 			goto fail;
 		r->port_attached = true;
 		sock = rte_eth_dev_socket_id(r->port_id);
 	}
+	t_attach = ms_since(t0);
 	r->numa = c->numa >= 0 ? c->numa : (sock >= 0 && sock < VIO_NUMA_MAX ? sock : 0);
 	if (vio_pool_reserve(r, e) != 0)
 		goto fail;
 	reserved = true;
+	t_pool = ms_since(t0);
 	if (!c->no_vf && vio_port_start(r, e) != 0)
 		goto fail;
+	t_start = ms_since(t0);
 	if (vio_vhost_register(r, c, e) != 0)
 		goto fail;
+	t_vhost = ms_since(t0);
 
 	int w0 = c->cpu_vf_to_vm >= 0 ? worker_of_cpu(c->cpu_vf_to_vm) : pick_worker(r->numa, -1);
 	if (c->cpu_vf_to_vm < 0)
@@ -362,6 +374,10 @@ void vio_cmd_add(struct vio_cmd *cmd)
 	r->ready = true;
 	vio_fill_info_locked(r, &cmd->info);
 	pthread_mutex_unlock(&eng.lock);
+	/* ms since the command began, each phase's end (handover figures: bench/handover.ts) */
+	RTE_LOG(DEBUG, USER1, "vio4wd: relay %d added: port attached %.1f, pool %.1f, port started "
+		"%.1f, socket registered %.1f, polled %.1f ms\n", r->id, t_attach, t_pool, t_start,
+		t_vhost, ms_since(t0));
 	return;
 
 fail:
@@ -376,14 +392,20 @@ fail:
 
 /* ---- remove ---------------------------------------------------------------------------- */
 
-static void teardown(struct vio_relay *r)
+static void teardown(struct vio_relay *r, uint64_t t0)
 {
+	int id = r->id;
 	vio_vhost_unregister(r);
+	double t_vhost = ms_since(t0);
 	set_table(r->id, NULL);
 	if (r->port_attached)
 		vio_port_detach(r);
+	double t_port = ms_since(t0);
 	vio_pool_release(r);
 	free_relay(r);
+	/* ms since the command began, each phase's end (handover figures: bench/handover.ts) */
+	RTE_LOG(DEBUG, USER1, "vio4wd: relay %d removed: socket unregistered %.1f, port detached "
+		"%.1f, pool released %.1f ms\n", id, t_vhost, t_port, ms_since(t0));
 }
 
 void vio_cmd_remove(struct vio_cmd *cmd)
@@ -395,6 +417,7 @@ void vio_cmd_remove(struct vio_cmd *cmd)
 		vio_fail(&cmd->err, VIO_ENOENT, "relay %d does not exist", id);
 		return;
 	}
+	uint64_t t0 = rte_get_timer_cycles();
 	pthread_mutex_lock(&eng.lock);
 	r->polled = false;
 	r->ready = false;
@@ -405,7 +428,8 @@ void vio_cmd_remove(struct vio_cmd *cmd)
 	while (publish((1ULL << r->worker[0]) | (1ULL << r->worker[1]), &cmd->err) != 0)
 		usleep(1000);
 	cmd->err.code = VIO_OK;
-	teardown(r);
+	RTE_LOG(DEBUG, USER1, "vio4wd: relay %d: workers off it after %.1f ms\n", r->id, ms_since(t0));
+	teardown(r, t0);
 }
 
 /* at stop: workers are stopped, nothing polls any more */
@@ -419,7 +443,7 @@ void vio_remove_all(void)
 		r->polled = false;
 		r->ready = false;
 		pthread_mutex_unlock(&eng.lock);
-		teardown(r);
+		teardown(r, rte_get_timer_cycles());
 	}
 	for (unsigned w = 0; w < eng.n_workers; w++)
 		eng.workers[w].directions = 0;

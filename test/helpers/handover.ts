@@ -44,14 +44,16 @@ export interface Stand {
 
 /**
  * Boots the guest on the relays' sockets (they must exist or be about to: QEMU waits for a
- * relay that listens) and starts pinging it through both relays.
+ * relay that listens) and starts pinging it through both relays. `qemuArgs` are added to QEMU's
+ * command line (e.g. trace events: bench/handover.ts --trace).
  */
-export async function startStand(ns: Netns, sockets: Record<'client' | 'server', string>, name = 'handover'): Promise<Stand> {
+export async function startStand(ns: Netns, sockets: Record<'client' | 'server', string>, name = 'handover', qemuArgs: string[] = []): Promise<Stand> {
   const guest = await Guest.start({
     name,
     netns: ns,
     nics: STAND_NICS.map((n) => ({ socketPath: sockets[n.mode], mode: n.mode === 'client' ? ('server' as const) : ('client' as const), ip: `${n.guestIp}/24`, mac: n.mac })),
     job: { kind: 'shell' },
+    extraArgs: qemuArgs,
   });
   try {
     await guest.waitForReady(240_000);
