@@ -386,8 +386,12 @@ static const struct rte_vhost_device_ops ops = {
  *   of a few ms (bench/RESULTS.md section P).
  * So the engine keeps one private server socket in the same thread; connecting to it and
  * hanging up wakes the poll, which then takes in a new socket or lets go of a removed one. The
- * socket is created with the first relay (WAKE_DIR/wake-<pid>.sock; files of processes that are
- * gone are removed then) and removed when the engine stops. Without it (e.g. WAKE_DIR cannot be
+ * socket is created with the first relay of either mode (WAKE_DIR/wake-<pid>.sock; files of
+ * processes that are gone are removed then) and removed when the engine stops. With the first
+ * relay, because the wake socket itself is added without a wake-up: it is polled only from the
+ * next rebuild of the poll set, which a client-mode relay's connection makes at once; made only
+ * with a later server-mode relay, it was not polled yet and woke nothing (restarts: QEMU stopped
+ * 0.5-0.7 s on its redial; bench/RESULTS.md P2). Without it (e.g. WAKE_DIR cannot be
  * created) a new socket waits as before, and a removed one stays open up to 1 s.
  * DPDK 24.07 moved that thread to epoll (lib/vhost/fd_man.c): a socket added there is watched at
  * once, so there is nothing to wake. But from then on rte_vhost_driver_unregister of the last
