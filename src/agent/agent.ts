@@ -390,7 +390,7 @@ export class Agent {
       ['core scheduler', () => this.coreScheduler?.stop()],
       ['ovsdb', () => this.ovsdb?.stop()],
       ['control', () => this.control?.close()],
-      ['attachment API', () => this.attachServer?.close()],
+      ['attachment API', () => Promise.all([this.attachServer?.close(), this.attachments?.stop()])],
       ...(metrics ? [['metrics', () => this.metricsServer?.close()] as [string, () => Promise<unknown> | undefined]] : []),
     ];
     for (const [what, f] of parts) await this.step(what, f);

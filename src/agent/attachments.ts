@@ -6,8 +6,10 @@ import { findVf, vfProgrammer, type VfPort } from '../sriov/index.js';
 import { relayNamespace, resourceNameOf } from '../deviceplugin/index.js';
 import { listPodResources } from './pod-resources.js';
 import { macTakenBy } from './node/relay-spec.js';
-import type { AttachServer, AttachmentService } from '../cni/index.js';
+import type { AttachServer, AttachmentService, VfLimitsSource } from '../cni/index.js';
 import type { ResolvedConfig } from './config/load.js';
+import { DEFAULT_POOL, vfLimitsFor, vfLimitsOf, vfSettingsDenied, type VfLimits } from '../policy/index.js';
+import { errorMessage } from '../util/errors.js';
 
 /** Starts the attachment service, and its socket when cni.enabled; the caller closes the server on shutdown. */
 export async function startAttachments(c: ResolvedConfig, relays: RelayManager, log: Logger): Promise<{ service: AttachmentService; server: AttachServer | undefined }> {
@@ -31,6 +33,7 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
   const podSocket = c.cni.allocationCheck ? c.cni.podResourcesSocket : undefined;
   const service = new AttachmentService({
     programmer,
+    limits: await vfLimitsSource(c, log),
     // a fresh List on every ADD: the allocation of a pod being created is seconds old
     ...(podSocket
       ? {
@@ -81,4 +84,38 @@ export async function startAttachments(c: ResolvedConfig, relays: RelayManager, 
   const server = new AttachServer({ path: c.cni.socket, handle: (r) => service.handle(r), logger: log });
   await server.start();
   return { service, server };
+}
+
+/**
+ * Where the attachments' VF limits come from: in a cluster, the pool's VirtioForwarderPolicy
+ * (watched here, with the node's labels), else the agent config's sriov.vfLimits.
+ */
+async function vfLimitsSource(c: ResolvedConfig, log: Logger): Promise<VfLimitsSource> {
+  const node = c.sriov.vfLimits;
+  const source = (limits: (rn: string | undefined) => VfLimits, stop?: () => Promise<void>): VfLimitsSource => ({
+    denied: (rn, subject, req) => vfSettingsDenied(req, limits(rn), `${subject}${rn ? ` of pool ${rn}` : ''}`),
+    ...(stop ? { stop } : {}),
+  });
+  if (!c.kubernetes.enabled) return source(() => vfLimitsOf(node, 'the agent config\'s sriov.vfLimits', 'the node admin'));
+  const { CniCode, CniError } = await import('../cni/index.js');
+  const { kubeClients, resources } = await import('../kube/index.js');
+  const { NodePolicy } = await import('./node/policy.js');
+  const clients = kubeClients(c.kubernetes.kubeconfig);
+  const policy = new NodePolicy({
+    clients,
+    policies: resources(clients, 'vio4wd-agent').policies,
+    nodeName: c.nodeName,
+    allowances: { virtualDevices: c.kubernetes.allowVirtualDevices },
+    logger: log,
+    onChange: () => undefined,
+  });
+  // the apiserver may be away for long: attachments wait for the first list, nothing else does
+  policy.start().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'attachments: cannot watch the VirtioForwarderPolicies'));
+  return source(
+    (rn) => {
+      if (!policy.hasSynced) throw new CniError(CniCode.TryAgainLater, 'the agent has not read the VirtioForwarderPolicies from the apiserver yet, so it cannot tell which VLANs the pool allows: try again');
+      return vfLimitsFor(rn ?? DEFAULT_POOL, policy.policyObjects(), policy.nodeLabels(), node);
+    },
+    () => policy.stop(),
+  );
 }

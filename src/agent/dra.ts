@@ -92,6 +92,7 @@ export async function startDra(c: ResolvedConfig, relays: RelayManager, attachme
     // and the claim's queues and MTU are applied to the relay (not only checked)
     attach: (req) => attachments.handle(req, { allocated: true, reconfigure: true }),
     poolLimits,
+    vfSettingsDenied: (rn, subject, req) => attachments.vfSettingsDenied(rn, subject, req),
     ...(policy ? { vfRelays: vfRelays(c, relays, policy) } : {}),
     cdiDir: c.dra.cdiDir,
     metadataDir: c.dra.metadataDir,

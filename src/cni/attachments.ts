@@ -6,48 +6,13 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { errorMessage } from '../util/errors.js';
-import type { VfPort, VfProgrammer } from '../sriov/programmer.js';
+import type { VfPort } from '../sriov/programmer.js';
 import { CniCode, CniError, errorReply, type AttachReply, type AttachRequest, type Attachment, type PodRef } from './protocol.js';
 import { readIfExists } from '../util/files.js';
+import type { VfSettingsRequest } from '../policy/vf-settings.js';
+import type { AttachmentServiceOptions, HandleOptions } from './attachment-types.js';
 
-/** What the service needs from the relays of this node (the agent wires in RelayManager). */
-export interface AttachRelays {
-  /** The relay's socket, MTU, spec MAC and resource; undefined when no relay has that name. */
-  relay(name: string): { socketPath: string; queues?: number; mtu?: number; specMac?: string; phase: string; resourceName?: string; namespace?: string } | undefined;
-  /** Where the relay's VF is; throws CniError TryAgainLater while the relay has no VF yet. */
-  port(name: string): Promise<VfPort>;
-  /** Shows the attachment's MAC on the relay (status.mac, and what a re-attached VF gets). */
-  setMac(name: string, mac: string | undefined): void;
-  /** Why `mac` may not go to relay `name` of `namespace` (another namespace's relay has it, by
-   *  its spec.mac or its pod's); undefined: it may. Absent: only attachments are compared. */
-  macTaken?(name: string, namespace: string, mac: string): string | undefined;
-  /** Gives the relay an attachment's queue pairs and MTU (undefined: its own again); resolves
-   *  once the relay runs with them. Absent: attachments cannot change them. */
-  configure?(name: string, o: { queues?: number; mtu?: number } | undefined): Promise<void>;
-}
-
-/** How an in-process caller asks (the DRA driver). */
-export interface HandleOptions {
-  /** The caller knows the relay was allocated to this attachment (a claim's allocation): kubelet's pod-resources are not asked. */
-  allocated?: boolean;
-  /** Queue pairs and MTU that differ from the relay's are applied to it (until DEL), not refused. */
-  reconfigure?: boolean;
-}
-
-export interface AttachmentServiceOptions {
-  relays: AttachRelays;
-  programmer: VfProgrammer;
-  /**
-   * The pods kubelet allocated a relay to (its device under the relay's resource name), from
-   * kubelet's pod-resources API. Set: ADD attaches a relay only to a pod that holds it, so a
-   * network config that writes another pod's relay as deviceID cannot reprogram its VF.
-   * Unset (cni.allocationCheck: false): no check, for runtimes outside Kubernetes.
-   */
-  allocatedTo?: (relay: string, resourceName: string | undefined) => Promise<PodRef[]>;
-  /** The checkpoint file (JSON, mode 0600); null: none (tests of pure logic). */
-  statePath: string | null;
-  logger: Logger;
-}
+export type { AttachRelays, AttachmentServiceOptions, HandleOptions, VfLimitsSource } from './attachment-types.js';
 
 interface Checkpoint {
   version: 1;
@@ -66,7 +31,7 @@ export class AttachmentService {
   /** an upgrade handover moves the relays to a new agent (docs/upgrade.md): no change here */
   private frozen = false;
 
-  constructor(private readonly o: AttachmentServiceOptions) {
+  constructor(private o: AttachmentServiceOptions) {
     this.log = o.logger.child({ component: 'cni' });
   }
 
@@ -189,6 +154,12 @@ export class AttachmentService {
       throw new CniError(CniCode.RelayNotAllocated, `relay "${name}" belongs to namespace ${relay.namespace}; pod ${req.pod.namespace}/${req.pod.name} may not attach it: create a VirtioRelay in namespace ${req.pod.namespace}`);
     }
     if (!opts.allocated) await this.checkAllocated(name, relay.resourceName, req.pod);
+    // the admin's limits before anything reads or writes the VF
+    const denied = this.vfSettingsDenied(relay.resourceName, `relay "${name}"`, { vlan: req.vlan ?? 0, spoofchk: req.spoofchk ?? true });
+    if (denied) {
+      this.log.warn({ relay: name, pod: req.pod ? `${req.pod.namespace}/${req.pod.name}` : undefined, err: denied }, 'ADD refused by the pool policy');
+      throw new CniError(CniCode.PolicyDenied, denied);
+    }
     if (!opts.reconfigure && req.mtu !== undefined && relay.mtu !== undefined && req.mtu !== relay.mtu) {
       throw new CniError(CniCode.InvalidConfig, `mtu: the attachment asks for ${req.mtu} but relay "${name}" forwards ${relay.mtu}; set the VirtioRelay's spec.mtu to ${req.mtu} or drop mtu from the network config`);
     }
@@ -244,6 +215,22 @@ export class AttachmentService {
     await this.save();
     this.log.info({ relay: name, container: a.containerId, ifName: a.ifName, mac, vlan, vf: port.kind === 'pci' ? port.pciAddress : port.devargs }, 'relay attached to a pod: VF programmed');
     return { ...a };
+  }
+
+  /**
+   * Why the admin's limits refuse these VF settings for a relay of pool `resourceName`, or
+   * undefined: the one decision for every path that programs a VF (vio4wd-cni's ADD, a DRA claim,
+   * which asks before it makes a relay). Throws CniError TryAgainLater while the limits are unknown.
+   */
+  vfSettingsDenied(resourceName: string | undefined, subject: string, req: VfSettingsRequest): string | undefined {
+    return this.o.limits.denied(resourceName, subject, req);
+  }
+
+  /** Stops watching the limits' source. */
+  async stop(): Promise<void> {
+    const stop = this.o.limits.stop;
+    this.o = { ...this.o, limits: { ...this.o.limits, stop: undefined } };
+    await stop?.();
   }
 
   /** With allocatedTo set: refuses the ADD unless kubelet gave the relay to the pod that asks. */

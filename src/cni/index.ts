@@ -2,7 +2,7 @@
 // (server.ts, protocol.ts) and the attachments it keeps (attachments.ts).
 export { runPlugin, askAgent, SUPPORTED_VERSIONS, type AskAgent, type PluginIo, type PluginOutcome } from './plugin.js';
 export { AttachServer, type AttachServerOptions } from './server.js';
-export { AttachmentService, type AttachRelays, type AttachmentServiceOptions } from './attachments.js';
+export { AttachmentService, type AttachRelays, type AttachmentServiceOptions, type VfLimitsSource } from './attachments.js';
 export {
   AGENT_SOCKET_ENV,
   DEFAULT_AGENT_SOCKET,

@@ -32,6 +32,8 @@ export const CniCode = {
   AttachmentMissing: 103,
   /** kubelet did not allocate the relay to the pod that asks for it. */
   RelayNotAllocated: 104,
+  /** the pool policy does not allow the VF settings asked for (VLAN, spoof checking). */
+  PolicyDenied: 105,
 } as const;
 
 export type Op = 'add' | 'del' | 'check' | 'status' | 'gc';

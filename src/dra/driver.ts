@@ -29,6 +29,9 @@ export interface DraDriverOptions {
   attach: (req: AttachRequest) => Promise<AttachReply>;
   /** The admin's limits for a pool on this node (VirtioForwarderPolicy spec.limits), if any. */
   poolLimits?: (resourceName: string) => PoolLimits | undefined;
+  /** Why the pool policy refuses a claim's VLAN or spoof checking for a relay of a pool, or undefined
+   *  (the attachment service's decision, asked before a relay is made). */
+  vfSettingsDenied?: (resourceName: string, subject: string, req: { vlan: number; spoofchk: boolean }) => string | undefined;
   /** Makes and deletes the relays of free VFs' devices; absent: such devices cannot be prepared. */
   vfRelays?: VfRelays;
   cdiDir: string;
@@ -179,6 +182,7 @@ export class DraDriver {
           // a free VF: its relay is made for this claim, with the claim's queues and MTU
           const { vf, relay } = found.vf;
           const { queues, mtu } = checkQueuesMtu(claimRef, r, cfg, { maxQueues: vf.maxQueues, ...(vf.maxMtu !== undefined ? { maxMtu: vf.maxMtu } : {}), policy: vf.policy ?? '?' }, 1, undefined, vf.resourceName);
+          this.checkVfSettings(claimRef, r, vf.resourceName, base.vlan, cfg.spoofchk ?? true);
           planned.push({ d: { ...base, relay, resourceName: vf.resourceName, queues, ...(mtu !== undefined ? { mtu } : {}) }, spoofchk: cfg.spoofchk ?? true, create: vf });
           continue;
         }
@@ -198,6 +202,7 @@ export class DraDriver {
           throw new PrepareError(r, `namespace ${ref.namespace} may not use pool ${status.resourceName} (VirtioForwarderPolicy ${limits.policy} spec.namespaces): ask the cluster admin, or claim a device of a pool your namespace may use`, 'PolicyDenied');
         }
         const { queues, mtu } = checkQueuesMtu(claimRef, r, cfg, { ...limits, maxQueues: status.queues, policy: limits?.policy ?? '?' }, status.queues, status.mtu, status.resourceName, limits?.maxQueues);
+        this.checkVfSettings(claimRef, r, status.resourceName, base.vlan, cfg.spoofchk ?? true);
         planned.push({ d: { ...base, relay, resourceName: status.resourceName, queues, ...(mtu !== undefined ? { mtu } : {}) }, spoofchk: cfg.spoofchk ?? true });
       }
       // 2. make the relays of free VFs, then program each VF (and the relay's queues and MTU)
@@ -278,6 +283,12 @@ export class DraDriver {
       this.log.warn({ claim: claimRef, reason, err: msg }, 'claim not prepared');
       return { devices: [], error: msg };
     }
+  }
+
+  /** The pool policy's VLAN and spoof-check limits, before anything is made or programmed. */
+  private checkVfSettings(claimRef: string, r: { pool: string; device: string; request: string }, resourceName: string, vlan: number, spoofchk: boolean): void {
+    const denied = this.o.vfSettingsDenied?.(resourceName, `claim ${claimRef} (request ${r.request}, device ${r.device})`, { vlan, spoofchk });
+    if (denied) throw new PrepareError(r, denied, 'PolicyDenied');
   }
 
   private async report(ref: ClaimRef, devices: DeviceStatusReport[]): Promise<void> {

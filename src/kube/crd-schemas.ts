@@ -24,6 +24,8 @@ export const POLICY_KIND = 'VirtioForwarderPolicy';
 export const POLICY_PLURAL = 'virtioforwarderpolicies';
 
 const pci = pciAddressSchema;
+/** A VLAN id 0..4094 as text (0: untagged). */
+const VLAN_ID = '(0|[1-9][0-9]{0,2}|[1-3][0-9]{3}|40[0-8][0-9]|409[0-4])';
 
 /** A Kubernetes-style condition (metav1.Condition's shape); typeText names the types it takes. */
 function conditionSchema<const D extends string, const R extends string>(typeText: D, reasonExample: R) {
@@ -319,6 +321,23 @@ export const virtioForwarderPolicySpecSchema = {
       properties: {
         maxQueues: { type: 'integer', description: `Most queue pairs per relay, 1..${MAX_QUEUES}.`, minimum: 1, maximum: MAX_QUEUES },
         maxMtu: { type: 'integer', description: `Largest MTU, ${MTU_MIN}..${MTU_MAX}.`, minimum: MTU_MIN, maximum: MTU_MAX },
+        allowedVlans: {
+          type: 'array',
+          description:
+            'VLANs a pod attachment (vio4wd-cni\'s vlan, a DRA claim\'s RelayConfig vlan) may put a VF of the pool on: ids 0..4094 (0: untagged) and ranges such as "100-199". Default ["0"]: untagged only. List 0 too to keep untagged attachments allowed.',
+          maxItems: 256,
+          items: {
+            // an id as a number or a string, or a range "a-b": the apiserver's int-or-string
+            // (pattern binds strings only, minimum/maximum numbers only)
+            'x-kubernetes-int-or-string': true,
+            anyOf: [{ type: 'integer' }, { type: 'string' }],
+            allOf: [{ minimum: 0, maximum: 4094 }, { pattern: `^${VLAN_ID}(-${VLAN_ID})?$` }],
+          },
+        },
+        allowSpoofchkOff: {
+          type: 'boolean',
+          description: 'May a pod attachment turn the VF\'s spoof checking off (spoofchk: false), so its VM sends from any source MAC? Default false.',
+        },
       },
     },
     socket: {

@@ -135,6 +135,8 @@ export function crdObjects(): Record<string, unknown>[] {
       columns: [
         { name: 'Pool', type: 'string', jsonPath: '.spec.resourceName', description: 'Device-plugin resource of the pool' },
         { name: 'Namespaces', type: 'string', jsonPath: '.spec.namespaces', description: 'Namespaces that may use the pool' },
+        { name: 'VLANs', type: 'string', jsonPath: '.spec.limits.allowedVlans', description: 'VLANs pod attachments may put a VF on (empty: untagged only)', priority: 1 },
+        { name: 'Spoofchk-Off', type: 'boolean', jsonPath: '.spec.limits.allowSpoofchkOff', description: 'May pod attachments turn spoof checking off', priority: 1 },
       ],
     }),
   ];

@@ -3,8 +3,10 @@
 // node agent enforces them and the operator or a DRA driver can reuse them.
 import type { VirtioForwarderPolicy, VirtioForwarderPolicySpec, VirtioRelaySpec } from '../kube/crd-schemas.js';
 import { allowedVirtualDriver, vfInPool as vfInPoolLocal, type VfPool } from '../util/vf-pool.js';
+import { vfLimitsOf, type VfLimits, type WrittenVfLimits } from './vf-settings.js';
 
 export { allowedVirtualDriver, vfInPool, type VfPool } from '../util/vf-pool.js';
+export * from './vf-settings.js';
 
 /** The pool a VirtioRelay without spec.resourceName lands in. */
 export const DEFAULT_POOL = 'vio4wd.io/vhostuser';
@@ -171,4 +173,22 @@ export function decideDevice(
   const pool = poolOf(poolName, pname, p, []);
   if (!vfInPoolLocal(vf as { pciAddress: string }, pool)) return { allowed: false, message: `VF ${vf.pciAddress} is not one pool ${poolName} may draw on (VirtioForwarderPolicy ${pname} spec.vfs)` };
   return { allowed: true, policy: pname, limits, namespaces };
+}
+
+/**
+ * The limits for a relay of `pool` on this node: its VirtioForwarderPolicy's spec.limits when
+ * exactly one policy defines the pool here; the node admin's (agent config sriov.vfLimits) when
+ * none does (relays of the agent's own config, agents outside a cluster); the defaults when two do.
+ */
+export function vfLimitsFor(pool: string, policies: readonly VirtioForwarderPolicy[], nodeLabels: Record<string, string>, node: WrittenVfLimits | undefined): VfLimits {
+  const matching = policiesForPool(policies, pool, nodeLabels);
+  if (matching.length === 1) {
+    const p = matching[0]!;
+    return vfLimitsOf(p.spec.limits, `VirtioForwarderPolicy ${p.metadata.name ?? '?'} spec.limits`, 'the cluster admin');
+  }
+  if (matching.length > 1) {
+    const names = matching.map((p) => p.metadata.name).join(', ');
+    return { ...vfLimitsOf(undefined, `VirtioForwarderPolicy ${names}`, 'the cluster admin'), note: `pool ${pool} is defined on this node by more than one VirtioForwarderPolicy (${names}): the cluster admin must make their nodeSelectors disjoint` };
+  }
+  return vfLimitsOf(node, 'the agent config\'s sriov.vfLimits', 'the node admin');
 }

@@ -30,14 +30,14 @@ let pod1: Netns;
 let pod2: Netns;
 let pod3: Netns;
 
-function agentConfig(cniExtra: Record<string, unknown> = {}): Record<string, unknown> {
+function agentConfig(cniExtra: Record<string, unknown> = {}, vfLimits?: Record<string, unknown>): Record<string, unknown> {
   return {
     log: { level: 'info' },
     engine: { workerCpus: [1], mainCpu: 0, inMemory: true, noPci: true },
     vhostUser: { mode: 'server', socketDir: join(tmp.path, 'sock') },
     control: { enabled: false },
     metrics: { enabled: false },
-    sriov: { vfProgrammer: 'standin' },
+    sriov: { vfProgrammer: 'standin', ...(vfLimits ? { vfLimits } : {}) },
     cni: { enabled: true, socket, statePath: join(tmp.path, 'state', 'attachments.json'), ...cniExtra },
     relays: [
       { name: 'r-a', vf: { devargs: 'net_af_packet_ra,iface=vfa' }, mac: DEFAULT_A, resourceName: 'vio4wd.io/pool' },
@@ -185,6 +185,54 @@ test('malformed input: each error is CNI error JSON with a code and a message th
   assert.match(parsed[1]!.msg, /ifName: "a\/b" is not a valid interface name/);
   assert.match(parsed[2]!.msg, /install the vio4wd-cni that ships with this agent/);
   assert.equal(agent!.exitCode, null, 'the agent is still running');
+});
+
+/** The attachments of the agent's checkpoint: relay, MAC, VLAN, spoof check. */
+function checkpointed(): [string, string, number, boolean][] {
+  const cp = JSON.parse(readFileSync(join(tmp.path, 'state', 'attachments.json'), 'utf8')) as { attachments: { deviceId: string; mac: string; vlan: number; spoofchk: boolean }[] };
+  return cp.attachments.map((a) => [a.deviceId, a.mac, a.vlan, a.spoofchk]);
+}
+
+test('the node admin\'s VF limits: a VLAN or spoofchk off they do not allow is refused (code 105) and no VF changes; allowed, it is applied', async () => {
+  const held: [string, string, number, boolean][] = [['r-a', MAC_A, 0, true], ['r-b', MAC_B, 0, true]];
+  assert.deepEqual(checkpointed(), held);
+  const stranger = await cni.pod('vlan');
+  // the defaults (no sriov.vfLimits): untagged only, spoof checking on; the holder of r-b cannot
+  // move it to another VLAN, and a pod asking for a held relay hears the policy first
+  const cases: [string, Netns, Record<string, unknown>, RegExp][] = [
+    ['a VLAN', pod2, poolConf('r-b', { vlan: 100 }), /vlan: 100 is not allowed for relay "r-b" of pool vio4wd\.io\/pool: the agent config's sriov\.vfLimits\.allowedVlans allows 0 \(untagged only\); use an allowed VLAN, or ask the node admin to add 100 to the agent config's sriov\.vfLimits\.allowedVlans/],
+    ['spoofchk off', pod2, poolConf('r-b', { spoofchk: false }), /spoofchk: false \(spoof checking off\) is not allowed for relay "r-b" of pool vio4wd\.io\/pool: the agent config's sriov\.vfLimits\.allowSpoofchkOff is not true/],
+    ['a VLAN on another pod\'s relay', stranger, poolConf('r-a', { vlan: 7 }), /vlan: 7 is not allowed for relay "r-a"/],
+  ];
+  for (const [what, pod, conf, re] of cases) {
+    cni.writeConf('tagged', conf);
+    const r = await cni.run('add', 'tagged', pod, { capArgs: { mac: MAC_B } });
+    assert.notEqual(r.code, 0, `${what}: ADD must fail`);
+    assert.match(r.stderr, re, what);
+  }
+  // the plugin's CNI error JSON carries the code
+  const { runPlugin } = await import('../../src/cni/plugin.js');
+  const out = await runPlugin({
+    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c-vlan', CNI_IFNAME: 'net1', CNI_NETNS: `/var/run/netns/${stranger.name}`, VIO4WD_AGENT_SOCKET: socket },
+    stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'tagged', type: 'vio4wd', deviceID: 'r-a', vlan: 4000, runtimeConfig: { mac: MAC_B } }),
+  });
+  assert.equal((JSON.parse(out.stdout) as { code: number }).code, 105);
+  assert.deepEqual([await fdb('upa'), await fdb('upb')], [[MAC_A], [MAC_B]], 'no VF was touched');
+  assert.deepEqual(checkpointed(), held, 'the attachments are as they were');
+
+  // the node admin allows spoof checking off (not VLANs): the holder's ADD applies it
+  await agent!.stop();
+  agent = await AgentProcess.start({ config: agentConfig({}, { allowSpoofchkOff: true }), workDir: tmp.path, netns: ns });
+  cni.writeConf('pool', poolConf('r-b', { spoofchk: false }));
+  const off = await cni.run('add', 'pool', pod2, { capArgs: { mac: MAC_B } });
+  assert.equal(off.code, 0, off.stderr);
+  assert.deepEqual(checkpointed(), [held[0], ['r-b', MAC_B, 0, false]]);
+  cni.writeConf('pool', poolConf('r-b', { vlan: 100 }));
+  const tagged = await cni.run('add', 'pool', pod2, { capArgs: { mac: MAC_B } });
+  assert.match(tagged.stderr, /vlan: 100 is not allowed for relay "r-b"/, 'VLANs are still not allowed');
+  cni.writeConf('pool', poolConf('r-b'));
+  assert.equal((await cni.run('add', 'pool', pod2, { capArgs: { mac: MAC_B } })).code, 0, 'spoof checking on again');
+  assert.deepEqual(checkpointed(), held);
 });
 
 test('the plugin\'s error output is CNI error JSON (code, msg) as the spec defines it', async () => {

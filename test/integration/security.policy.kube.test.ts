@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { E2eEnv, NAMESPACE, NODE, until } from '../helpers/e2e.js';
 import { Testpmd } from '../helpers/dpdk.js';
 import type { VirtioRelay } from '../../src/kube/crd-schemas.js';
@@ -209,4 +210,69 @@ test('relay directories are never world-writable: the socket root 0755, a relay 
   const dir = statSync(`${e.dirs.sockets}/${NAMESPACE}.${BASE}`);
   assert.equal(dir.mode & 0o7777, 0o2770);
   assert.equal(statSync(baseSocket).mode & 0o777, 0o660);
+});
+
+test('a pod\'s network config gets no VLAN and no spoof checking off beyond its pool\'s policy; the admin\'s change applies at the next ADD', async () => {
+  const POLICY = 'test-vhostuser'; // the e2e pool (test/helpers/policy.ts), which sets no limits
+  // the admin's fields: ids as numbers or strings and ranges; the apiserver refuses what is no VLAN
+  const limited = (limits: Record<string, unknown>) => JSON.stringify({ apiVersion: 'vio4wd.io/v1alpha1', kind: 'VirtioForwarderPolicy', metadata: { name: 'vlan-check' }, spec: { resourceName: 'vio4wd.io/vlan-check', namespaces: ['x'], vfs: { pfNames: ['ens1f0'] }, limits } });
+  for (const [bad, want] of [[['4095'], /spec\.limits\.allowedVlans\[0\]: Invalid value: "4095": spec\.limits\.allowedVlans\[0\] in body should match/], [[4095], /spec\.limits\.allowedVlans\[0\]: Invalid value: 4095: spec\.limits\.allowedVlans\[0\] in body should be less than or equal to 4094/]] as const) {
+    const r = await e.kube.kubectlRun(['apply', '--dry-run=server', '-f', '-'], { input: limited({ allowedVlans: bad }), check: false });
+    assert.notEqual(r.code, 0, JSON.stringify(bad));
+    assert.match(r.stderr, want);
+  }
+  assert.equal((await e.kube.kubectlRun(['apply', '--dry-run=server', '-f', '-'], { input: limited({ allowedVlans: [0, '100', '200-299'], allowSpoofchkOff: false }), check: false })).code, 0);
+  assert.equal((await e.kube.kubectlRun(['apply', '--dry-run=server', '-f', 'examples/virtioforwarderpolicy.yaml'], { check: false })).code, 0, 'the example is accepted');
+
+  // a VirtioRelay of the pool on a VF stand-in (a veth whose peer is a port of a bridge: the PF),
+  // allocated to a pod by kubelet; vio4wd-cni adds the pod's network with the tenant's config
+  const NAME = 'tagged';
+  const ID = `${NAMESPACE}.${NAME}`;
+  const OWN = '02:00:00:5e:c0:0a';
+  const POD_MAC = '52:54:00:5e:c0:0a';
+  await e.ns.addBridge('pfv');
+  await e.ns.addVeth('vfv', 'upv');
+  await e.ns.setMaster('upv', 'pfv');
+  await e.createRelay(NAME, { nodeName: NODE, vf: { devargs: 'net_af_packet_tg,iface=vfv' }, vhostUser: { mode: 'server' }, mac: OWN });
+  await e.waitReady(NAME);
+  const pod = await e.allocate([ID]);
+  const sandbox = await e.cni.pod('tagged');
+  const fdb = async (): Promise<string[]> => (JSON.parse(await e.ns.exec('bridge', ['-j', 'fdb', 'show', 'dev', 'upv'])) as { mac: string; state?: string }[]).filter((x) => x.state === 'static').map((x) => x.mac);
+  const add = (conf: Record<string, unknown>) => {
+    e.cni.writeConf('tenant-net', { cniVersion: '1.0.0', type: 'vio4wd', capabilities: { mac: true }, deviceID: ID, ...conf });
+    return e.cni.run('add', 'tenant-net', sandbox, { capArgs: { mac: POD_MAC }, cniArgs: pod.cniArgs });
+  };
+  const before = await fdb();
+  const vlan = await add({ vlan: 100 });
+  assert.notEqual(vlan.code, 0);
+  assert.match(vlan.stderr, /vlan: 100 is not allowed for relay "vms\.tagged" of pool vio4wd\.io\/vhostuser: VirtioForwarderPolicy test-vhostuser spec\.limits\.allowedVlans allows 0 \(untagged only\); use an allowed VLAN, or ask the cluster admin to add 100/);
+  const spoof = await add({ spoofchk: false });
+  assert.notEqual(spoof.code, 0);
+  assert.match(spoof.stderr, /spoofchk: false \(spoof checking off\) is not allowed for relay "vms\.tagged" of pool vio4wd\.io\/vhostuser: VirtioForwarderPolicy test-vhostuser spec\.limits\.allowSpoofchkOff is not true/);
+  assert.deepEqual(await fdb(), before, 'the refused ADDs did not touch the VF');
+  assert.equal((await e.getRelay(NAME))?.status?.mac, OWN, 'the relay shows its own MAC still');
+
+  // the admin allows spoof checking off and VLANs 100-101 in the pool: kubectl shows it, the next ADD gets it
+  try {
+    await e.kube.kubectl('patch', 'vfp', POLICY, '--type', 'merge', '-p', JSON.stringify({ spec: { limits: { allowedVlans: [0, '100-101'], allowSpoofchkOff: true } } }));
+    assert.match(await e.kube.kubectl('get', 'vfp', POLICY, '-o', 'wide'), /\[0,"100-101"\]\s+true\s/);
+    const off = await until('the agent applies the changed policy', async () => {
+      const r = await add({ spoofchk: false });
+      return r.code === 0 ? r : undefined;
+    }, 30_000);
+    assert.equal((JSON.parse(off.stdout) as { interfaces: { mac: string }[] }).interfaces[0]!.mac, POD_MAC);
+    assert.deepEqual(await fdb(), [POD_MAC]);
+    const cp = JSON.parse(readFileSync(e.dirs.cniState, 'utf8')) as { attachments: { deviceId: string; vlan: number; spoofchk: boolean }[] };
+    assert.deepEqual(cp.attachments.filter((a) => a.deviceId === ID).map((a) => [a.vlan, a.spoofchk]), [[0, false]]);
+    // VLAN 100 passes the policy now and reaches the VF programmer (a stand-in VF cannot tag)
+    const tagged = await add({ vlan: 100 });
+    assert.match(tagged.stderr, /the stand-in VF .* cannot tag VLAN 100/);
+    assert.doesNotMatch(tagged.stderr, /is not allowed/);
+    const del = await e.cni.run('del', 'tenant-net', sandbox, { capArgs: { mac: POD_MAC }, cniArgs: pod.cniArgs });
+    assert.equal(del.code, 0, del.stderr);
+    assert.deepEqual(await fdb(), [OWN], 'DEL puts the pool default back');
+  } finally {
+    await e.kube.kubectlRun(['patch', 'vfp', POLICY, '--type', 'json', '-p', '[{"op":"remove","path":"/spec/limits"}]'], { check: false });
+    await e.kube.kubectlRun(['delete', 'vr', '-n', NAMESPACE, NAME, '--wait=true', '--timeout=60s'], { check: false });
+  }
 });

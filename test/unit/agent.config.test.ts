@@ -278,6 +278,18 @@ test('coreScheduler in a YAML config: defaults, and bad values named', () => {
   assert.match(problems('coreScheduler:\n  interval: 5\n').join('\n'), /coreScheduler/);
 });
 
+test('sriov.vfLimits: default untagged only and spoof checking on; ids and ranges; a bad range is named', () => {
+  assert.deepEqual(resolveConfig(parseConfigText('engine:\n  workerCpus: [1]\n', 'x.yaml').config).sriov.vfLimits, { allowedVlans: ['0'], allowSpoofchkOff: false });
+  const r = resolveConfig(parseConfigText('sriov:\n  vfLimits:\n    allowedVlans: [0, 100, "200-299"]\n    allowSpoofchkOff: true\n', 'x.yaml').config);
+  assert.deepEqual(r.sriov.vfLimits, { allowedVlans: [0, 100, '200-299'], allowSpoofchkOff: true });
+  assert.throws(
+    () => resolveConfig(parseConfigText('sriov:\n  vfLimits:\n    allowedVlans: ["300-200"]\n', 'x.yaml').config),
+    (e: unknown) => e instanceof ConfigError && /sriov\.vfLimits\.allowedVlans: sriov\.vfLimits\.allowedVlans\[0\]: "300-200" is not a VLAN id or range: write 0 \(untagged\), 1\.\.4094, or "100-199"/.test(e.message),
+  );
+  assert.match(problems('sriov:\n  vfLimits:\n    allowedVlans: [5000]\n').join('\n'), /sriov\.vfLimits\.allowedVlans\[0\]/);
+  assert.match(problems('sriov:\n  vfLimits:\n    allowTrust: true\n').join('\n'), /sriov\.vfLimits\.allowTrust: unknown field/);
+});
+
 test('VIRTIOFWD_CPU_PINS: array, one-item array, scalar, ";"-separated and empty forms', () => {
   const pins = (v: string) => resolveEnv(`VIRTIOFWD_CPU_MASK=1,2\nVIRTIOFWD_CPU_PINS=${v}\n`).r.cpuPins;
   assert.deepEqual(pins('(0:1,1 1:1,2 2:2,1)'), { 0: [1, 1], 1: [1, 2], 2: [2, 1] });

@@ -8,6 +8,7 @@ import { podOf, runPlugin, type AskAgent } from '../../src/cni/plugin.js';
 import { AttachmentService, type AttachRelays } from '../../src/cni/attachments.js';
 import { CniError, parseRequest, type AttachRequest, type PodRef } from '../../src/cni/protocol.js';
 import type { VfPort, VfProgrammer, VfSettings } from '../../src/sriov/programmer.js';
+import { vfLimitsOf, vfSettingsDenied, type WrittenVfLimits } from '../../src/policy/vf-settings.js';
 
 const env = (cmd: string, more: Record<string, string> = {}) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '/var/run/netns/p1', ...more });
 const conf = (o: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: '1.0.0', name: 'pool-a', type: 'vio4wd', deviceID: 'r1', ...o });
@@ -79,7 +80,7 @@ test('the agent API refuses unknown fields, bad ids and MACs, naming the field',
 });
 
 /** A node with relays r1 (spec.mac) and r2 (none) and a VF programmer that records settings. */
-function node(allocatedTo?: (relay: string, resourceName: string | undefined) => Promise<PodRef[]>, over: Partial<AttachRelays> = {}) {
+function node(allocatedTo?: (relay: string, resourceName: string | undefined) => Promise<PodRef[]>, over: Partial<AttachRelays> = {}, written: WrittenVfLimits = { allowedVlans: ['0', '7'] }) {
   const vf = new Map<string, VfSettings>([['r2', { mac: '02:00:00:00:00:b2', vlan: 0, spoofchk: true }]]);
   const shown = new Map<string, string | undefined>();
   const relays: AttachRelays = {
@@ -94,7 +95,9 @@ function node(allocatedTo?: (relay: string, resourceName: string | undefined) =>
     program: async (p, s) => void vf.set(name(p), s),
     readMac: async (p) => vf.get(name(p))?.mac,
   };
-  const svc = new AttachmentService({ relays, programmer, statePath: null, logger: pino({ level: 'silent' }), ...(allocatedTo ? { allocatedTo } : {}) });
+  // the pool policy's limits, decided by src/policy as the agent wires it
+  const limits = { denied: (_rn: string | undefined, subject: string, r: { vlan: number; spoofchk: boolean }) => vfSettingsDenied(r, vfLimitsOf(written, 'VirtioForwarderPolicy p spec.limits', 'the cluster admin'), subject) };
+  const svc = new AttachmentService({ relays, programmer, limits, statePath: null, logger: pino({ level: 'silent' }), ...(allocatedTo ? { allocatedTo } : {}) });
   const req = (o: Partial<AttachRequest>): AttachRequest => ({ version: 1, op: 'add', containerId: 'c1', ifName: 'net1', network: 'n', deviceId: 'r1', ...o });
   return { svc, vf, shown, req };
 }
@@ -142,6 +145,38 @@ test('attachments during an upgrade handover: ADD, DEL and GC say try again late
   assert.equal(vf.get('r2')?.mac, '02:00:00:00:00:b2', 'r2 was not programmed');
   svc.thaw();
   assert.deepEqual(await svc.handle(req({ op: 'del' })), { ok: true, removed: 1 });
+});
+
+test('pool policy: a VLAN or spoofchk off the policy does not allow is refused (105) before the VF is touched', async () => {
+  const { svc, vf, shown, req } = node(undefined, {}, { allowedVlans: ['0', '100-199'] });
+  const cases: [Partial<AttachRequest>, RegExp][] = [
+    [{ vlan: 200 }, /^vlan: 200 is not allowed for relay "r1": VirtioForwarderPolicy p spec\.limits\.allowedVlans allows 0, 100-199; use an allowed VLAN, or ask the cluster admin to add 200 to VirtioForwarderPolicy p spec\.limits\.allowedVlans$/],
+    [{ vlan: 150, spoofchk: false }, /^spoofchk: false \(spoof checking off\) is not allowed for relay "r1": VirtioForwarderPolicy p spec\.limits\.allowSpoofchkOff is not true; leave spoofchk out \(on\), or ask the cluster admin/],
+  ];
+  for (const [o, re] of cases) {
+    const r = await svc.handle(req({ mac: '52:54:00:00:00:01', ...o }));
+    assert.ok(!r.ok && r.code === 105, JSON.stringify(r));
+    assert.match(!r.ok ? r.msg : '', re);
+  }
+  assert.equal(vf.get('r1'), undefined, 'nothing programmed');
+  assert.equal(shown.get('r1'), undefined);
+  assert.equal(svc.list().length, 0, 'no attachment kept');
+  // inside the policy: programmed as asked
+  assert.ok((await svc.handle(req({ mac: '52:54:00:00:00:01', vlan: 150 }))).ok);
+  assert.deepEqual(vf.get('r1'), { mac: '52:54:00:00:00:01', vlan: 150, spoofchk: true });
+  // a held attachment cannot be moved to a VLAN outside the policy by a repeated ADD
+  const moved = await svc.handle(req({ mac: '52:54:00:00:00:01', vlan: 4000 }));
+  assert.ok(!moved.ok && moved.code === 105, JSON.stringify(moved));
+  assert.deepEqual(vf.get('r1'), { mac: '52:54:00:00:00:01', vlan: 150, spoofchk: true }, 'the attachment keeps its VLAN');
+
+  // the defaults (a policy that says nothing): untagged, spoof checking on
+  const d = node(undefined, {}, {});
+  const tagged = await d.svc.handle(d.req({ mac: '52:54:00:00:00:01', vlan: 1 }));
+  assert.ok(!tagged.ok && /^vlan: 1 is not allowed for relay "r1": VirtioForwarderPolicy p spec\.limits\.allowedVlans allows 0 \(untagged only\)/.test(tagged.msg), JSON.stringify(tagged));
+  // spoof checking off where the policy allows it
+  const off = node(undefined, {}, { allowSpoofchkOff: true });
+  assert.ok((await off.svc.handle(off.req({ mac: '52:54:00:00:00:01', spoofchk: false }))).ok);
+  assert.deepEqual(off.vf.get('r1'), { mac: '52:54:00:00:00:01', vlan: 0, spoofchk: false });
 });
 
 test('CNI_ARGS name the pod: K8S_POD_NAMESPACE and K8S_POD_NAME, both or none', () => {

@@ -17,6 +17,7 @@ import type { FreeVf, ResourceSliceBody } from '../../src/dra/devices.js';
 import type { RelayStatus, RelayView } from '../../src/relay/types.js';
 import type { AttachReply, AttachRequest } from '../../src/cni/protocol.js';
 import { silentLogger } from '../../src/util/log.js';
+import { vfLimitsOf, vfSettingsDenied } from '../../src/policy/vf-settings.js';
 
 class Relays extends EventEmitter implements RelayView {
   constructor(public items: RelayStatus[]) {
@@ -230,6 +231,8 @@ test('a free VF\'s device: prepare makes its relay with the claim\'s queues and 
         return req.op === 'add' ? { ok: true, attachment: { deviceId: req.deviceId!, containerId: req.containerId!, ifName: req.ifName!, network: '', mac: req.mac!, vlan: 0, spoofchk: true, socketPath: '', since: '' } } : { ok: true, removed: 1 };
       },
       vfRelays,
+      // the pool policy allows VLAN 100 and untagged, spoof checking on (src/policy decides)
+      vfSettingsDenied: (rn, subject, req) => vfSettingsDenied(req, vfLimitsOf({ allowedVlans: ['0', '100'] }, 'VirtioForwarderPolicy pol spec.limits', 'the cluster admin'), `${subject} of pool ${rn}`),
       cdiDir: join(dir, 'cdi'),
       metadataDir: join(dir, 'md'),
       statePath: join(dir, 'dra.json'),
@@ -240,6 +243,16 @@ test('a free VF\'s device: prepare makes its relay with the claim\'s queues and 
     const over = await mk({ ...claim, status: { allocation: { devices: { results: claim.status!.allocation!.devices!.results!, config: [cfg({ mtu: 9000 }) as never] } } } }).prepare([ref]);
     assert.match(over.u1!.error, /mtu: 9000 exceeds pool vio4wd\.io\/p's limit of 2000 \(VirtioForwarderPolicy pol spec\.limits\.maxMtu\)/);
     assert.deepEqual(made, []);
+    // a VLAN or spoof checking off the pool policy does not allow: refused before anything is made
+    for (const [c, re] of [
+      [{ vlan: 200 }, /^vlan: 200 is not allowed for claim vms\/c1 \(request nic, device vf-0000-00-0a-0\) of pool vio4wd\.io\/p: VirtioForwarderPolicy pol spec\.limits\.allowedVlans allows 0, 100;/],
+      [{ vlan: 100, spoofchk: false }, /^spoofchk: false \(spoof checking off\) is not allowed for claim vms\/c1 .*allowSpoofchkOff is not true/],
+    ] as const) {
+      const denied = await mk({ ...claim, status: { allocation: { devices: { results: claim.status!.allocation!.devices!.results!, config: [cfg({ mac: '52:54:00:00:00:07', ...c }) as never] } } } }).prepare([ref]);
+      assert.match(denied.u1!.error, re);
+    }
+    assert.deepEqual(made, [], 'no relay made');
+    assert.equal(calls.length, 0, 'no VF programmed');
     const d = mk(claim);
     await d.start();
     const r = await d.prepare([ref]);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, symlinkSync, mkdirSync, chmodSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { allowedVirtualDriver, decide, selectorMatches, vfInPool, type VfPool } from '../../src/policy/index.js';
+import { allowedVirtualDriver, decide, parseVlanRanges, selectorMatches, vfInPool, vfLimitsFor, vfSettingsDenied, type VfPool } from '../../src/policy/index.js';
 import type { VirtioForwarderPolicy, VirtioForwarderPolicySpec } from '../../src/kube/crd-schemas.js';
 import { prepareRelayDir, prepareSocketRoot } from '../../src/relay/socketdir.js';
 import { resolveOwner } from '../../src/agent/owners.js';
@@ -80,6 +80,44 @@ test('queues and MTU above the pool limits are denied', () => {
   assert.ok(!m.allowed);
   assert.match(m.message, /^spec\.mtu: 9000 exceeds the pool's limit of 1500/);
   assert.ok(decide({ namespace: 'team-a', spec: { vf: { selector: {} }, resourceName: 'vio4wd.io/fast', queues: 4, mtu: 1500 } }, p, {}, NODE).allowed);
+});
+
+test('VF settings: allowedVlans takes ids and ranges, 0 is untagged; a bad entry names its index', () => {
+  assert.deepEqual(parseVlanRanges([0, '100', '200-299', ' 4094 '], 'f'), [[0, 0], [100, 100], [200, 299], [4094, 4094]]);
+  for (const bad of ['4095', '10-5', 'x', '-1', '1-2-3', '']) {
+    assert.throws(() => parseVlanRanges(['0', bad], 'spec.limits.allowedVlans'), new RegExp(`^Error: spec\\.limits\\.allowedVlans\\[1\\]: ${JSON.stringify(bad).replace(/[-[\]]/g, '\\$&')} is not a VLAN id or range`), bad);
+  }
+});
+
+test('VF settings: the pool\'s policy limits them; without one the node admin\'s config does; two policies allow only the defaults', () => {
+  const a = policy('fast', { limits: { allowedVlans: ['0', 10, '100-199'], allowSpoofchkOff: true } });
+  const lim = vfLimitsFor('vio4wd.io/fast', [a], {}, { allowedVlans: ['0-4094'], allowSpoofchkOff: true });
+  const ask = (vlan: number, spoofchk = true) => vfSettingsDenied({ vlan, spoofchk }, lim, 'relay "r"');
+  for (const ok of [0, 10, 100, 150, 199]) assert.equal(ask(ok), undefined, String(ok));
+  assert.equal(ask(150, false), undefined, 'spoofchk off allowed by this policy');
+  assert.equal(
+    ask(200),
+    'vlan: 200 is not allowed for relay "r": VirtioForwarderPolicy fast spec.limits.allowedVlans allows 0, 10, 100-199; use an allowed VLAN, or ask the cluster admin to add 200 to VirtioForwarderPolicy fast spec.limits.allowedVlans',
+  );
+  // a policy that says nothing: untagged only, spoof checking on; the node's config does not widen it
+  const plain = vfLimitsFor('vio4wd.io/fast', [policy('fast', {})], {}, { allowedVlans: ['0-4094'], allowSpoofchkOff: true });
+  assert.match(vfSettingsDenied({ vlan: 5, spoofchk: true }, plain, 'relay "r"') ?? '', /allowedVlans allows 0 \(untagged only\)/);
+  assert.match(vfSettingsDenied({ vlan: 0, spoofchk: false }, plain, 'relay "r"') ?? '', /^spoofchk: false \(spoof checking off\) is not allowed for relay "r": VirtioForwarderPolicy fast spec\.limits\.allowSpoofchkOff is not true; leave spoofchk out \(on\), or ask the cluster admin to set VirtioForwarderPolicy fast spec\.limits\.allowSpoofchkOff: true$/);
+  // a policy that lists only tagged VLANs refuses untagged attachments
+  const tagged = vfLimitsFor('vio4wd.io/fast', [policy('fast', { limits: { allowedVlans: ['100'] } })], {}, undefined);
+  assert.match(vfSettingsDenied({ vlan: 0, spoofchk: true }, tagged, 'relay "r"') ?? '', /^vlan: 0 \(untagged\) is not allowed .* \(set vlan in the network config or the claim\)/);
+  // no policy defines the pool here (a relay of the agent's own config): the node admin's limits
+  const none = vfLimitsFor('vio4wd.io/other', [a], {}, { allowedVlans: ['300'] });
+  assert.equal(vfSettingsDenied({ vlan: 300, spoofchk: true }, none, 'relay "r"'), undefined);
+  assert.match(vfSettingsDenied({ vlan: 301, spoofchk: true }, none, 'relay "r"') ?? '', /the agent config's sriov\.vfLimits\.allowedVlans allows 300; .*ask the node admin to add 301/);
+  assert.match(vfSettingsDenied({ vlan: 1, spoofchk: true }, vfLimitsFor('vio4wd.io/other', [], {}, undefined), 'x') ?? '', /sriov\.vfLimits\.allowedVlans allows 0 \(untagged only\)/);
+  // two policies for the pool on this node: nothing beyond the defaults, and the message says why
+  const two = vfLimitsFor('vio4wd.io/fast', [a, policy('fast2', { limits: { allowedVlans: ['0-4094'] } })], {}, undefined);
+  assert.equal(vfSettingsDenied({ vlan: 0, spoofchk: true }, two, 'x'), undefined);
+  assert.match(vfSettingsDenied({ vlan: 10, spoofchk: true }, two, 'x') ?? '', /^vlan: 10 is not allowed for x: pool vio4wd\.io\/fast is defined on this node by more than one VirtioForwarderPolicy \(fast, fast2\): the cluster admin must make their nodeSelectors disjoint/);
+  // a policy whose list does not parse (written past the CRD's pattern): defaults, with the entry named
+  const broken = vfLimitsFor('vio4wd.io/fast', [policy('fast', { limits: { allowedVlans: ['300-200'] } })], {}, undefined);
+  assert.match(vfSettingsDenied({ vlan: 250, spoofchk: true }, broken, 'x') ?? '', /VirtioForwarderPolicy fast spec\.limits\.allowedVlans\[0\]: "300-200" is not a VLAN id or range/);
 });
 
 test('a VF is in a pool by PF name, PCI address or vendor:device; anything else is not', () => {

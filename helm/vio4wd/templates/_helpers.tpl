@@ -88,7 +88,7 @@ app.kubernetes.io/component: {{ index . 1 }}
   "devicePlugin" (dict "enabled" $a.devicePlugin.enabled "pluginDir" $a.devicePlugin.pluginDir "devinfoDir" $a.devicePlugin.devinfoDir "namespaceCheck" $a.devicePlugin.namespaceCheck)
   "control" (dict "enabled" $a.control.enabled "ipcDir" $a.control.ipcDir)
   "metrics" (dict "enabled" true "address" (printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" $exposed) (int $a.metrics.port)) "authorization" $exposed "podResourcesSocket" (ternary (printf "%s/kubelet.sock" $a.podResources.dir) "" $a.podResources.enabled))
-  "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac "vfProgrammer" (default "netlink" $a.sriov.vfProgrammer))
+  "sriov" (dict "bindVfio" $a.sriov.bindVfio "setMac" $a.sriov.setMac "vfProgrammer" (default "netlink" $a.sriov.vfProgrammer) "vfLimits" (default (dict) $a.sriov.vfLimits))
   "cni" (dict "enabled" $a.cni.enabled "socket" (printf "%s/agent.sock" $a.cni.socketDir) "statePath" (printf "%s/attachments.json" $a.cni.stateDir) "allocationCheck" $a.cni.allocationCheck)
   "dra" (dict "enabled" $a.dra.enabled "registryDir" (printf "%s/plugins_registry" $a.dra.kubeletDir) "pluginDir" (printf "%s/plugins/vio4wd.io" $a.dra.kubeletDir) "cdiDir" $a.dra.cdiDir "metadataDir" $a.dra.metadataDir "statePath" (printf "%s/dra-claims.json" $a.dra.stateDir))
 -}}

@@ -16,6 +16,7 @@ import { DROP_IN_GUEST_QUEUES, envToConfig, looksLikeEnvFile, parseEnvFile } fro
 import { DEFAULT_AGENT_SOCKET } from '../../cni/protocol.js';
 import { CORE_SCHED_DEFAULTS } from '../../sched/scheduler.js';
 import { endpointExposure } from '../../control/ipc.js';
+import { DEFAULT_ALLOWED_VLANS, parseVlanRanges, type WrittenVfLimits } from '../../policy/vf-settings.js';
 
 /** Lease renewals by default (kubelet's interval; src/kube/node-lease.ts has the same). */
 export const DEFAULT_LEASE_RENEW_SECONDS = 10;
@@ -66,7 +67,7 @@ export interface ResolvedConfig {
   };
   /** podResourcesSocket: kubelet's pod-resources socket; undefined = no relay-to-pod join. */
   metrics: { enabled: boolean; address: string; authorization: boolean; podResourcesSocket?: string; tls?: { certFile: string; keyFile: string } };
-  sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string>; vfProgrammer: 'netlink' | 'standin' };
+  sriov: { sysRoot: string; bindVfio: string[]; setMac: boolean; standIns: Record<string, string>; vfProgrammer: 'netlink' | 'standin'; vfLimits: WrittenVfLimits };
   /** allocationCheck: ADD only for the pod kubelet allocated the relay to, asked at podResourcesSocket. */
   cni: { enabled: boolean; socket: string; statePath: string; allocationCheck: boolean; podResourcesSocket?: string };
   cpuPins: Record<number, number[]>;
@@ -177,6 +178,11 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
     }
     ids.set(r.id, i);
   });
+  try {
+    parseVlanRanges(c.sriov?.vfLimits?.allowedVlans ?? [], 'sriov.vfLimits.allowedVlans');
+  } catch (err) {
+    throw new ConfigError('config', [{ field: 'sriov.vfLimits.allowedVlans', message: (err as Error).message }]);
+  }
   relays.push(...precreatedSockets(v.precreateSockets ?? 0, ids, cpuPins, v.mode ?? 'server', c.kubernetes?.enabled ?? false));
 
   // the metrics name every tenant's relays: beyond loopback only to callers the apiserver
@@ -245,6 +251,7 @@ export function resolveConfig(c: AgentConfig): ResolvedConfig {
       setMac: c.sriov?.setMac ?? true,
       standIns: Object.fromEntries(Object.entries((c.sriov?.standIns ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v])),
       vfProgrammer: c.sriov?.vfProgrammer ?? 'netlink',
+      vfLimits: { allowedVlans: [...(c.sriov?.vfLimits?.allowedVlans ?? DEFAULT_ALLOWED_VLANS)], allowSpoofchkOff: c.sriov?.vfLimits?.allowSpoofchkOff ?? false },
     },
     cni: {
       enabled: c.cni?.enabled ?? c.kubernetes?.enabled ?? false,

@@ -230,6 +230,20 @@ export const agentConfigSchema = {
           enum: ['netlink', 'standin'],
           description: 'How a VF is programmed for pod attachments: netlink (real VFs, through the PF) or standin (test VFs: a veth on a bridge).',
         },
+        vfLimits: {
+          type: 'object',
+          description:
+            "What pod attachments (vio4wd-cni, DRA claims) may set on the VF of a relay whose pool no VirtioForwarderPolicy defines on this node (the relays of this config; every relay of an agent outside a cluster). A pool's policy sets its own (spec.limits.allowedVlans, allowSpoofchkOff).",
+          additionalProperties: false,
+          properties: {
+            allowedVlans: {
+              type: 'array',
+              description: 'VLAN ids 0..4094 (0: untagged) and ranges such as "100-199" an attachment may put the VF on. Default ["0"]: untagged only.',
+              items: { oneOf: [{ type: 'integer', minimum: 0, maximum: 4094 }, { type: 'string', pattern: '^[0-9]{1,4}(-[0-9]{1,4})?$' }] },
+            },
+            allowSpoofchkOff: { type: 'boolean', description: 'May an attachment turn the VF\'s spoof checking off (spoofchk: false)? Default false.' },
+          },
+        },
       },
     },
     cni: {
