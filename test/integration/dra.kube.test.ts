@@ -454,6 +454,30 @@ test('a claim whose opaque config is wrong is refused with the field named, in t
   await h.stop();
 });
 
+test('a claim asking for a VLAN or spoof checking off its pool\'s policy does not allow is refused at prepare with PolicyDenied; the VF is untouched', async () => {
+  // r-b is free again (no kube-controller-manager here: the claim's finalizer goes by hand)
+  await kube.kubectl('delete', 'pod', '-n', 'vms', 'vm-c', '--force', '--grace-period=0');
+  await kube.kubectlRun(['patch', 'resourceclaim', '-n', 'vms', 'bad', '--type=merge', '-p', '{"metadata":{"finalizers":null}}'], { check: false });
+  await kube.kubectl('delete', 'resourceclaim', '-n', 'vms', 'bad', '--wait=true');
+  await apply(claim('tagged', 'device.attributes["vio4wd.io"].relay == "r-b"', { mac: '52:54:00:d4:a0:0e', vlan: 100, spoofchk: false }));
+  await apply(pod('vm-t', 'tagged'));
+  await until('claim tagged allocated', async () => (await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'tagged')).status?.reservedFor?.length).catch(async (err: unknown) => {
+    throw new Error(`${String(err)}\n${await diagnostics('vm-t')}`);
+  });
+  const before = await fdb('upb');
+  const h = harness('vm-t', 't');
+  await h.next(['registered']);
+  const r = await h.next(['prepared', 'prepareError']);
+  assert.equal(r.event, 'prepareError');
+  const want = /vlan: 100 is not allowed for claim vms\/tagged \(request nic, device r-b\) of pool vio4wd\.io\/dra: VirtioForwarderPolicy dra spec\.limits\.allowedVlans allows 0 \(untagged only\); use an allowed VLAN, or ask the cluster admin to add 100 to VirtioForwarderPolicy dra spec\.limits\.allowedVlans/;
+  assert.match(r.error ?? '', want);
+  const cond = (await json<Claim>('get', 'resourceclaim', '-n', 'vms', 'tagged')).status?.devices?.find((d) => d.device === 'r-b')?.conditions?.find((k) => k.type === 'Ready');
+  assert.deepEqual([cond?.status, cond?.reason], ['False', 'PolicyDenied']);
+  assert.match(cond?.message ?? '', new RegExp(`^${want.source}`), 'the claim\'s status says why');
+  assert.deepEqual(await fdb('upb'), before, 'nothing was programmed');
+  await h.stop();
+});
+
 test('a claim on a free VF: prepare makes its relay with the claim\'s queues, MTU and MAC, QEMU pings through it, unprepare deletes it and the VF is offered again', async () => {
   await apply(claim('onvf', 'device.attributes["vio4wd.io"].onDemand', { mac: MAC_VF, queues: 2, mtu: 1400 }, VF_CLASS));
   await apply(pod('vm-d', 'onvf'));

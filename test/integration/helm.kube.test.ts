@@ -179,7 +179,7 @@ const ALL: Obj = {
     vfioDir: '/dev/vfio-test',
     sysDir: '/host-sys',
     engine: { workerCpus: [2, 3], mainCpu: 0, inMemory: false, socketMemMb: [1024, 0], extraEalArgs: ['--iova-mode=va'], poolQueuePairs: 64, rxDescriptors: 128, txDescriptors: 512, jumbo: true, idleSweepMicros: 500 },
-    sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin' },
+    sriov: { bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, vfProgrammer: 'standin', vfLimits: { allowedVlans: [0, '100-199'], allowSpoofchkOff: true } },
     cni: { binDir: '/usr/libexec/cni', type: 'vfwd', socketDir: '/run/vfwd/cni', stateDir: '/var/lib/vfwd', allocationCheck: false },
     dra: { enabled: true, kubeletDir: '/data/kubelet', cdiDir: '/run/cdi-test', metadataDir: '/run/vfwd/dra', stateDir: '/var/lib/vfwd-dra', deviceClasses: true },
     control: { ipcDir: '/run/vfwd/ipc' },
@@ -371,6 +371,7 @@ test('default values: the agent DaemonSet mounts the host paths, requests hugepa
     "vio4wd-cni's socket is where the plugin looks by default; ADD is checked against kubelet's allocations",
   );
   assert.equal(cfg.sriov.vfProgrammer, 'netlink');
+  assert.deepEqual(cfg.sriov.vfLimits, { allowedVlans: ['0'], allowSpoofchkOff: false }, 'pod attachments: untagged only, spoof checking on');
   assert.equal(cfg.metrics.podResourcesSocket, '/var/lib/kubelet/pod-resources/kubelet.sock', "the relay-to-pod join asks kubelet's socket in the mounted directory");
   assert.equal(c.volumeMounts.find((m: Obj) => m.mountPath === '/var/lib/kubelet/pod-resources').readOnly, true);
   assert.ok(!objs.some((o) => o.kind === 'PrometheusRule' || o.metadata.labels?.grafana_dashboard), 'no rules and no dashboard unless enabled');
@@ -435,7 +436,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.deepEqual([cfg.engine.poolQueuePairs, cfg.engine.rxDescriptors, cfg.engine.txDescriptors, cfg.engine.jumbo, cfg.engine.idleSweepMicros], [64, 128, 512, true, 500]);
   assert.equal(cfg.engine.tso, true, 'extraConfig merged');
   assert.equal(cfg.vhostUser.perm, '0660', 'extraConfig merged');
-  assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, standIns: {}, vfProgrammer: 'standin' });
+  assert.deepEqual(cfg.sriov, { sysRoot: '/', bindVfio: ['ens1f0:4', '0000:3b:02.1'], setMac: false, standIns: {}, vfProgrammer: 'standin', vfLimits: { allowedVlans: [0, '100-199'], allowSpoofchkOff: true } });
   assert.deepEqual(cfg.cni, { enabled: true, socket: '/run/vfwd/cni/agent.sock', statePath: '/var/lib/vfwd/attachments.json', allocationCheck: false });
   assert.equal(cfg.control.ipcDir, '/run/vfwd/ipc');
   assert.equal(cfg.kubernetes.socketDir, '/run/vfwd/sockets');
