@@ -22,8 +22,8 @@ test('adds, retries, depth, wait and work times of a work queue', async () => {
   q.add('bad');
   q.add('good');
   q.add('good'); // already queued: not added twice
-  await q.idle();
-  await new Promise((r) => setTimeout(r, 60)); // the retry's backoff
+  // the retry comes after its backoff (5 ms, later on a loaded machine): wait for it, then idle
+  for (const until = Date.now() + 10_000; calls < 3 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 5));
   await q.idle();
   q.stop();
   assert.equal(calls, 3);
