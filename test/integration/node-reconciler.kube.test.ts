@@ -221,6 +221,40 @@ test('kubectl wait reads Ready; the Lease is renewed while the status, at rest, 
   assert.equal(rec.publisher.writes, writes);
 });
 
+test('paused for a handover: the VirtioForwarderNode keeps its counts as the relays leave, the Lease is renewed; resumed, the relay runs on', async () => {
+  const vfnRelays = async () => (JSON.parse(await kube.kubectl('get', 'vfnode', 'node-a', '-o', 'json')) as { status?: { relays?: { total: number; ready: number } } }).status?.relays;
+  // the one relay running here now (the earlier tests' "bad", fixed), its VirtioRelay Ready
+  const counts = await until('VirtioForwarderNode counts a Ready relay', async () => {
+    const r = await vfnRelays();
+    return r?.ready === 1 && r.total === 1 && r;
+  });
+  const name = mgr.list()[0]!.name;
+  const vr = name.slice('app.'.length);
+  const spec = mgr.spec(name)!;
+  assert.equal((await getVr(vr)).status?.phase, 'Ready');
+  // docs/upgrade.md: the old agent pauses its reconciler, then releases each relay to the new one
+  rec.pause();
+  try {
+    const before = await renewTime();
+    await mgr.remove(name, { handover: true });
+    // a relay change is published within a second (coalesced after the last write): wait longer
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.deepEqual(await vfnRelays(), counts, 'no count dropped while the relay was with the other agent');
+    assert.notEqual(await renewTime(), before, 'the Lease is still renewed');
+    assert.equal((await getVr(vr)).status?.phase, 'Ready', 'the VirtioRelay is not written either');
+  } finally {
+    // the handover was given up: the relay runs here again
+    try {
+      mgr.apply(spec);
+    } finally {
+      rec.resume();
+    }
+  }
+  await until(`${name} Ready again here`, async () => mgr.get(name)?.phase === 'Ready');
+  await until('VirtioForwarderNode counts it Ready', async () => (await vfnRelays())?.ready === 1);
+  assert.equal((await getVr(vr)).status?.phase, 'Ready');
+});
+
 test('conditions someone else set (the operator\'s AgentNotReporting) are levelled back by the live agent', async () => {
   const before = await getVfn();
   const unknown = before.status!.conditions!.map((c) => ({ ...c, status: 'Unknown', reason: 'AgentNotReporting', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }));
