@@ -222,7 +222,7 @@ const ALL: Obj = {
     dashboard: { enabled: true, labels: { grafana_dashboard: 'vio4wd' }, namespace: 'monitoring' },
   },
   kubevirt: { bindingName: 'fastnic', sidecarImage: 'registry.example.com/net/sidecar:1' },
-  flowControl: { nominalConcurrencyShares: 20, lendablePercent: 0, matchingPrecedence: 500 },
+  flowControl: { nominalConcurrencyShares: 20, lendablePercent: 30, matchingPrecedence: 500 },
   policies: [
     {
       name: 'fast',
@@ -499,7 +499,7 @@ test('every option shows in the rendered manifests, which the apiserver accepts'
   assert.deepEqual(fs.spec.rules[0].subjects.map((x: Obj) => x.serviceAccount), [{ name: 'vfwd-node', namespace: NS }, { name: 'vfwd-ctl', namespace: NS }]);
   assert.deepEqual([fs.spec.matchingPrecedence, fs.spec.priorityLevelConfiguration.name, fs.spec.distinguisherMethod.type], [500, 'vfwd-test', 'ByUser']);
   const plc = find(objs, 'PriorityLevelConfiguration', 'vfwd-test').spec.limited;
-  assert.deepEqual([plc.nominalConcurrencyShares, plc.lendablePercent], [20, 0]);
+  assert.deepEqual([plc.nominalConcurrencyShares, plc.lendablePercent], [20, 30]);
   assert.equal(find(objs, 'ServiceAccount', 'vfwd-node').metadata.annotations['example.com/sa'], 'agent');
   assert.equal(find(objs, 'ServiceAccount', 'vfwd-ctl').metadata.annotations['example.com/sa'], 'operator');
   const sm = find(objs, 'ServiceMonitor');
