@@ -320,6 +320,10 @@ describe('e2e: a VM through the whole stack', { timeout: 1_500_000 }, () => {
     const preferred = await e.kubelet.preferred(RESOURCE, [{ available_deviceIDs: [ID1, ID2], must_include_deviceIDs: [], allocation_size: 2 }]);
     assert.deepEqual([...preferred.container_responses[0]!.deviceIDs].sort(), [ID1, ID2]);
 
+    // kubelet hands the pool's relays to a pod of any namespace: the agent refuses another
+    // namespace's pod before its container starts
+    await assert.rejects(e.allocate([ID1], 'snoop', 'intruder'), (err: { code?: number; message: string }) => err.code === 7 /* PERMISSION_DENIED */ && /VirtioRelay vms\/vm1, but kubelet allocated it to pod intruder\/snoop/.test(err.message));
+
     // Allocate for the virt-launcher pod's compute container
     const p = await e.allocate([ID1, ID2]);
     pod = p;

@@ -555,11 +555,19 @@ export class E2eEnv {
   }
 
   /** Allocate for one container of a pod (as for a virt-launcher pod; pod-resources then reports
-   *  the devices as the pod's) and read the device-info files written. */
-  async allocate(ids: string[], podName = `virt-launcher-${this.holdings.length + 1}`): Promise<PodView> {
+   *  the devices as the pod's), PreStartContainer as kubelet calls it before the container
+   *  starts, and read the device-info files written. */
+  async allocate(ids: string[], podName = `virt-launcher-${this.holdings.length + 1}`, namespace = NAMESPACE): Promise<PodView> {
     const res = await this.kubelet.allocate(RESOURCE, [ids]);
-    const pod = { namespace: 'vms', name: podName };
-    this.holdings.push({ namespace: pod.namespace, pod: pod.name, resourceName: RESOURCE, deviceIds: [...ids] });
+    const pod = { namespace, name: podName };
+    const holding = { namespace: pod.namespace, pod: pod.name, resourceName: RESOURCE, deviceIds: [...ids] };
+    this.holdings.push(holding);
+    try {
+      await this.kubelet.preStart(RESOURCE, ids);
+    } catch (err) {
+      this.holdings.splice(this.holdings.indexOf(holding), 1); // kubelet does not start the container
+      throw err;
+    }
     const info = new Map<string, DeviceInfo>();
     for (const id of ids) info.set(id, JSON.parse(await readFile(this.deviceInfoPath(id), 'utf8')) as DeviceInfo);
     return new PodView(res, info, pod);
