@@ -23,15 +23,9 @@ export interface NativeEvent {
   message?: string;
 }
 
-export interface NativeStartOptions {
+/** What start() takes: the settings the engine reports back (EngineSettings), and its EAL. */
+export interface NativeStartOptions extends EngineSettings {
   ealArgs: string[];
-  mergeableRxBuffers: boolean;
-  tso: boolean;
-  jumbo: boolean;
-  rxDescriptors: number;
-  txDescriptors: number;
-  poolQueuePairs: number;
-  idleSweepMicros: number;
   /** DPDK's log lines as 'log' events instead of stderr. */
   logEvents?: boolean;
 }

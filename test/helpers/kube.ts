@@ -300,6 +300,16 @@ export async function startKube(options: StartKubeOptions = {}): Promise<KubeEnv
  * apiserver makes true a little later: RBAC bindings reach the authorizer's cache, a CRD becomes
  * served, a controller writes status.
  */
+/** vio4wd's CRDs, KubeVirt's (from the test environment) and the NetworkAttachmentDefinition
+ *  CRD, all Established: what the examples of docs/ and examples/ are checked against. */
+export async function installExampleCrds(kube: KubeEnv): Promise<void> {
+  await kube.kubectl('apply', '-f', 'crds/');
+  // three KubeVirt CRDs are too big for client-side apply's annotation: create them
+  await kube.kubectl('create', '-f', kube.bin.kubevirtCrds);
+  await kube.kubectl('create', '-f', 'test/fixtures/kubevirt/nad-crd.yaml');
+  await kube.kubectl('wait', '--for=condition=Established', 'crd', '--all', '--timeout=120s');
+}
+
 export async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000, intervalMs = 100): Promise<void> {
   await until(what, check, { timeoutMs, intervalMs });
 }

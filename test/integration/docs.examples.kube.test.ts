@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { startKube, type KubeEnv } from '../helpers/kube.js';
+import { installExampleCrds, startKube, type KubeEnv } from '../helpers/kube.js';
 import { codeBlocks, markdownFiles } from '../helpers/markdown.js';
 
 let kube: KubeEnv;
@@ -33,11 +33,7 @@ const KUBE_EXAMPLES = () => yamlFiles('examples').filter((f) => f !== 'examples/
 
 before(async () => {
   kube = await startKube();
-  await kube.kubectl('apply', '-f', 'crds/');
-  // three KubeVirt CRDs are too big for client-side apply's annotation: create them
-  await kube.kubectl('create', '-f', kube.bin.kubevirtCrds);
-  await kube.kubectl('create', '-f', 'test/fixtures/kubevirt/nad-crd.yaml');
-  await kube.kubectl('wait', '--for=condition=Established', 'crd', '--all', '--timeout=120s');
+  await installExampleCrds(kube);
   for (const ns of ['kubevirt', 'vms']) await kube.kubectl('create', 'namespace', ns);
   // a Pod needs its namespace's default ServiceAccount (no controller runs here)
   for (const ns of ['default', 'vms']) await kube.kubectlRun(['create', 'serviceaccount', 'default', '-n', ns], { check: false });

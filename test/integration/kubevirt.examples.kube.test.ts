@@ -4,17 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startKube, type KubeEnv } from '../helpers/kube.js';
+import { installExampleCrds, startKube, type KubeEnv } from '../helpers/kube.js';
 
 let kube: KubeEnv;
 
 before(async () => {
   kube = await startKube();
-  await kube.kubectl('apply', '-f', 'crds/');
-  // three KubeVirt CRDs are too big for client-side apply's annotation: create them
-  await kube.kubectl('create', '-f', kube.bin.kubevirtCrds);
-  await kube.kubectl('create', '-f', 'test/fixtures/kubevirt/nad-crd.yaml');
-  await kube.kubectl('wait', '--for=condition=Established', 'crd', '--all', '--timeout=120s');
+  await installExampleCrds(kube);
   await kube.kubectl('create', 'namespace', 'kubevirt');
 });
 
